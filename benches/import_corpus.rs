@@ -1,0 +1,204 @@
+//! End-to-end import benchmark on the main corpus (enron + spamassassin + usrp-users,
+//! 16,276 messages, ~262 MB): runs the real binary and reports import msg/s and MB/s,
+//! peak RSS, stored and on-disk size, the ratio to `tar | zstd -19` of the same
+//! folders, a no-change re-import, export and verify rates.
+//!
+//! `cargo bench --bench import_corpus`. Corpus from `$MAILVAULT_CORPUS` or
+//! `../shared/corpus` (unpacked into the target dir on first use). The solid
+//! `zstd -19` size is computed once and cached next to the unpacked corpus.
+//! `MAILVAULT_BENCH_RUNS` (default 3) import runs; the median is reported.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const FOLDERS: [&str; 3] = [
+    "enron-skilling-j",
+    "spamassassin-public-corpus",
+    "usrp-users-list-2019-2021",
+];
+
+fn target_dir() -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+fn corpus_root() -> Option<PathBuf> {
+    if let Ok(d) = std::env::var("MAILVAULT_CORPUS") {
+        return Some(PathBuf::from(d));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/unpack.sh");
+    if !script.exists() {
+        return None;
+    }
+    let dest = target_dir().join("bench-corpus");
+    let st = Command::new("bash")
+        .arg(script)
+        .arg(&dest)
+        .stdout(Stdio::null())
+        .status()
+        .ok()?;
+    st.success().then_some(dest)
+}
+
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives the rusage
+fn run_measured(args: &[&str], archive: &Path) -> (Duration, u64, String) {
+    use std::io::Read;
+    let t = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailvault"))
+        .arg("--archive")
+        .arg(archive)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn mailvault");
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let mut status = 0;
+    // SAFETY: FFI with pointers to locals; the pid is our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(r, child.id() as i32);
+    assert_eq!(status, 0, "mailvault {args:?} failed");
+    (t.elapsed(), usage.ru_maxrss as u64 * 1024, out)
+}
+
+fn solid_zstd19(root: &Path) -> Option<u64> {
+    let cache = root.join(".solid-zstd19-bytes");
+    if let Ok(s) = std::fs::read_to_string(&cache) {
+        return s.trim().parse().ok();
+    }
+    if std::env::var("MAILVAULT_BENCH_SKIP_SOLID").is_ok() {
+        return None;
+    }
+    eprintln!("computing tar | zstd -19 of the main set once (a few minutes)…");
+    let out = Command::new("sh")
+        .current_dir(root)
+        .arg("-c")
+        .arg(format!("tar -cf - {} | zstd -19 -T0 -c | wc -c", FOLDERS.join(" ")))
+        .output()
+        .ok()?;
+    let n: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    std::fs::write(&cache, n.to_string()).ok();
+    Some(n)
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s.lines().last().unwrap_or("{}")).expect("JSON output")
+}
+
+fn main() {
+    // `cargo bench` passes harness flags such as --bench; nothing to parse.
+    let Some(root) = corpus_root() else {
+        eprintln!("import_corpus: no corpus (set MAILVAULT_CORPUS or provide ../shared/corpus); nothing measured");
+        return;
+    };
+    let paths: Vec<String> = FOLDERS
+        .iter()
+        .map(|f| root.join(f).to_string_lossy().into_owned())
+        .collect();
+    let raw_bytes: u64 = FOLDERS
+        .iter()
+        .flat_map(|f| walkdir::WalkDir::new(root.join(f)).into_iter().filter_map(|e| e.ok()))
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let runs: usize = std::env::var("MAILVAULT_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = vec!["import", "-q", "--json"];
+    args.extend(paths.iter().map(String::as_str));
+
+    let mut results = Vec::new();
+    let mut last_archive = PathBuf::new();
+    for i in 0..runs {
+        let archive = tmp.path().join(format!("run{i}"));
+        let (t, rss, out) = run_measured(&args, &archive);
+        let s = json(&out);
+        results.push((t, rss, s));
+        if i + 1 < runs {
+            std::fs::remove_dir_all(&archive).ok();
+        }
+        last_archive = archive;
+    }
+    results.sort_by_key(|r| r.0);
+    let (t, rss, s) = &results[results.len() / 2];
+    let msgs = s["messages"].as_u64().unwrap();
+    let stats = json(&run_measured(&["stats", "--json"], &last_archive).2);
+    let stored = stats["stored_bytes"].as_u64().unwrap();
+    let disk = stats["disk_bytes"].as_u64().unwrap();
+
+    let (t2, _, out2) = run_measured(&args, &last_archive);
+    let s2 = json(&out2);
+    let stats2 = json(&run_measured(&["stats", "--json"], &last_archive).2);
+    let (tv, rss_v, _) = run_measured(&["verify", "-q"], &last_archive);
+    let export_dir = tmp.path().join("export");
+    let (te, rss_e, _) = run_measured(
+        &["export", "-q", "--format", "eml", "--out", export_dir.to_str().unwrap()],
+        &last_archive,
+    );
+    let solid = solid_zstd19(&root);
+
+    let secs = t.as_secs_f64();
+    let mb = raw_bytes as f64 / 1e6;
+    println!(
+        "\nimport_corpus: main set = {} (median of {runs} runs)",
+        FOLDERS.join(" + ")
+    );
+    println!("  messages            {msgs} ({:.1} MB of files)", mb);
+    println!(
+        "  import              {:.2} s  {:.0} msg/s  {:.1} MB/s  peak RSS {:.0} MB",
+        secs,
+        msgs as f64 / secs,
+        mb / secs,
+        *rss as f64 / 1e6
+    );
+    println!(
+        "  all runs (s)        {:?}",
+        results
+            .iter()
+            .map(|r| (r.0.as_secs_f64() * 100.0).round() / 100.0)
+            .collect::<Vec<_>>()
+    );
+    println!(
+        "  stored (blobs)      {:.1} MB = {:.1}% of raw",
+        stored as f64 / 1e6,
+        stored as f64 * 100.0 / raw_bytes as f64
+    );
+    println!(
+        "  on disk (archive)   {:.1} MB = {:.1}% of raw",
+        disk as f64 / 1e6,
+        disk as f64 * 100.0 / raw_bytes as f64
+    );
+    if let Some(z) = solid {
+        println!(
+            "  tar | zstd -19      {:.1} MB;  on-disk / solid = {:.2}x  (stored / solid = {:.2}x)",
+            z as f64 / 1e6,
+            disk as f64 / z as f64,
+            stored as f64 / z as f64
+        );
+    }
+    println!(
+        "  re-import           {:.2} s, {} new messages, stored bytes +{}, on disk +{:.2}%",
+        t2.as_secs_f64(),
+        s2["new_messages"],
+        stats2["stored_bytes"].as_u64().unwrap() - stored,
+        (stats2["disk_bytes"].as_u64().unwrap() as f64 - disk as f64) * 100.0 / disk as f64
+    );
+    println!(
+        "  verify              {:.2} s  {:.0} msg/s  peak RSS {:.0} MB",
+        tv.as_secs_f64(),
+        msgs as f64 / tv.as_secs_f64(),
+        rss_v as f64 / 1e6
+    );
+    println!(
+        "  export eml          {:.2} s  {:.0} msg/s  peak RSS {:.0} MB",
+        te.as_secs_f64(),
+        msgs as f64 / te.as_secs_f64(),
+        rss_e as f64 / 1e6
+    );
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds mailvault and runs it on the bundled real sample (500 messages, see
+# demo/sample/ORIGIN.md): import into a fresh embedded archive, statistics, verify,
+# export. No server needed. Set MAILVAULT_DEMO_ARCHIVE to keep the archive somewhere.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mailvault-target}"
+
+if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq libclang-dev;
+  else echo "demo.sh: needs libclang: sudo apt-get install -y libclang-dev" >&2; exit 1; fi
+fi
+cargo build --release --quiet
+mv="$CARGO_TARGET_DIR/release/mailvault"
+work=$(mktemp -d)
+archive="${MAILVAULT_DEMO_ARCHIVE:-$work/archive}"
+
+set -x
+"$mv" --archive "$archive" import demo/sample/spamassassin --account spamassassin
+"$mv" --archive "$archive" import demo/sample/enron --account enron
+# The same files again: nothing new is stored.
+"$mv" --archive "$archive" import demo/sample/enron --account enron
+"$mv" --archive "$archive" stats
+"$mv" --archive "$archive" verify
+"$mv" --archive "$archive" export --format mbox --out "$work/export" --account enron
+set +x
+id=$("$mv" --archive "$archive" stats --json >/dev/null; ls "$work/export/enron" | head -n 3)
+echo "exported mbox files: $id"
+echo "archive kept at: $archive"

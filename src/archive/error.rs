@@ -1,0 +1,54 @@
+//! Errors of the storage layer. Each names the archive path or the message/part id.
+
+use std::path::PathBuf;
+use thiserror::Error;
+
+use crate::codec::DecodeError;
+
+#[derive(Debug, Error)]
+pub enum ArchiveError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("archive {path}: RocksDB error: {source}")]
+    Db {
+        path: PathBuf,
+        #[source]
+        source: rocksdb::Error,
+    },
+    #[error("archive {path} is in use by another mailvault process (RocksDB lock held)")]
+    Locked { path: PathBuf },
+    #[error("{path} is not a mailvault archive: {reason}")]
+    NotAnArchive { path: PathBuf, reason: String },
+    #[error(
+        "archive {path} has format version {found}, but this mailvault {ours} reads format version {supported} only; \
+         use a mailvault release that supports format {found}"
+    )]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+        ours: &'static str,
+    },
+    #[error("message {id}: {what}")]
+    Corrupt { id: String, what: String },
+    #[error("stored record {key}: {source}")]
+    Decode {
+        key: String,
+        #[source]
+        source: DecodeError,
+    },
+    #[error("no message with id {0}")]
+    NotFound(String),
+    #[error("id prefix {prefix:?} matches more than one message; give more characters")]
+    Ambiguous { prefix: String },
+    #[error("id {0:?} is not a hex id prefix of at least 4 characters")]
+    BadId(String),
+    #[error("invalid {what} name {name:?}: names must be non-empty and contain no NUL byte")]
+    InvalidName { what: &'static str, name: String },
+}
+
+pub type Result<T, E = ArchiveError> = std::result::Result<T, E>;

@@ -1,0 +1,362 @@
+//! Storing a batch of messages: hash, split, dedup, compress (in parallel), then one
+//! synced RocksDB `WriteBatch` with blobs, records, placements, ingest-log entries
+//! and counters. Either the whole batch is durable or none of it is.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use rocksdb::WriteBatch;
+use tracing::{debug, warn};
+
+use super::blob::{self, Dict};
+use super::{check_name, Archive, ArchiveError, Result};
+use crate::keys;
+use crate::mime::{self, Cut};
+use crate::model::{Hash32, MessageId, PartId, RawMessage};
+use crate::records::{IngestEntry, IngestKind, MessageRecord, PartRecord, PartRef, PlacementRecord};
+
+/// What one batch changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IngestReport {
+    /// Messages offered (including duplicates).
+    pub messages: u64,
+    pub new_messages: u64,
+    /// Offered messages already in the archive (or earlier in the same batch).
+    pub duplicates: u64,
+    pub new_placements: u64,
+    /// Existing placements whose flags or dates changed.
+    pub updated_placements: u64,
+    pub new_parts: u64,
+    /// Parts found already stored (shared attachments, list bodies).
+    pub deduplicated_parts: u64,
+    pub bytes_in: u64,
+    /// Blob bytes this batch added to the archive.
+    pub stored_bytes: u64,
+}
+
+impl IngestReport {
+    pub fn add(&mut self, o: &IngestReport) {
+        self.messages += o.messages;
+        self.new_messages += o.new_messages;
+        self.duplicates += o.duplicates;
+        self.new_placements += o.new_placements;
+        self.updated_placements += o.updated_placements;
+        self.new_parts += o.new_parts;
+        self.deduplicated_parts += o.deduplicated_parts;
+        self.bytes_in += o.bytes_in;
+        self.stored_bytes += o.stored_bytes;
+    }
+}
+
+/// A new message split into skeleton and part payloads, verified to rebuild.
+struct Prepared {
+    id: MessageId,
+    raw_len: u64,
+    skeleton: Vec<u8>,
+    parts: Vec<(PartRef, Vec<u8>)>,
+}
+
+fn prepare(id: MessageId, raw: &[u8], min_part: usize) -> Prepared {
+    let cuts: Vec<Cut> = mime::split(raw, min_part);
+    let skeleton = mime::skeleton(raw, &cuts);
+    let payloads: Vec<Vec<u8>> = cuts.iter().map(|c| c.payload(raw)).collect();
+    let splices = mime::splices(&cuts);
+    // The split must rebuild to the very bytes we were given; if it does not (a bug,
+    // never expected), the message is stored whole.
+    let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+    let rebuilt_ok = mime::splice(&skeleton, &splices, &refs, raw.len() as u64)
+        .map(|b| Hash32::of(&b) == id)
+        .unwrap_or(false);
+    if !rebuilt_ok {
+        warn!(message = %id, "MIME split did not rebuild exactly; storing the message whole");
+        return Prepared {
+            id,
+            raw_len: raw.len() as u64,
+            skeleton: raw.to_vec(),
+            parts: Vec::new(),
+        };
+    }
+    let parts = splices
+        .into_iter()
+        .zip(payloads)
+        .map(|(splice, payload)| {
+            (
+                PartRef {
+                    splice,
+                    part: PartId::of(&payload),
+                },
+                payload,
+            )
+        })
+        .collect();
+    Prepared {
+        id,
+        raw_len: raw.len() as u64,
+        skeleton,
+        parts,
+    }
+}
+
+impl Archive {
+    /// Stores a batch durably. `now` is the time recorded as first/last seen.
+    pub fn ingest(&mut self, batch: &[RawMessage], now: i64) -> Result<IngestReport> {
+        let mut report = IngestReport {
+            messages: batch.len() as u64,
+            bytes_in: batch.iter().map(|m| m.raw.len() as u64).sum(),
+            ..Default::default()
+        };
+        for m in batch {
+            for p in &m.placements {
+                check_name("account", &p.account)?;
+                check_name("mailbox", &p.mailbox)?;
+            }
+        }
+
+        // 1. Which messages are new (not stored, first in this batch)?
+        let mut seen: HashSet<MessageId> = HashSet::new();
+        let unique: Vec<&RawMessage> = batch.iter().filter(|m| seen.insert(m.id)).collect();
+        let present = self.exists_many(keys::CF_MESSAGES, unique.iter().map(|m| m.id))?;
+        let new: Vec<&RawMessage> = unique
+            .iter()
+            .zip(&present)
+            .filter(|(_, p)| !**p)
+            .map(|(m, _)| *m)
+            .collect();
+        report.new_messages = new.len() as u64;
+        report.duplicates = report.messages - report.new_messages;
+
+        // 2. Split and verify, in parallel.
+        let min_part = self.config.min_part;
+        let prepared: Vec<Prepared> = new.par_iter().map(|m| prepare(m.id, &m.raw, min_part)).collect();
+
+        // 3. Train the dictionary on the first batch large enough.
+        let mut wb = WriteBatch::default();
+        let mut counters = self.counters.clone();
+        let mut new_dict: Option<Arc<Dict>> = None;
+        if self.dicts.current.is_none() && prepared.len() >= blob::DICT_MIN_SAMPLES {
+            let samples: Vec<&[u8]> = prepared.iter().map(|p| p.skeleton.as_slice()).collect();
+            if let Some(bytes) = blob::train(&samples) {
+                let id = counters.dictionaries as u32 + 1;
+                debug!(
+                    dict = id,
+                    bytes = bytes.len(),
+                    samples = samples.len(),
+                    "trained zstd dictionary"
+                );
+                wb.put_cf(self.cf(keys::CF_DICTIONARIES), keys::dictionary(id), &bytes);
+                counters.dictionaries += 1;
+                new_dict = Some(Arc::new(Dict::new(id, &bytes)));
+            }
+        }
+        let dict = new_dict.clone().or_else(|| self.dicts.current.clone());
+
+        // 4. Which parts are new?
+        let mut part_seen: HashSet<PartId> = HashSet::new();
+        let mut candidate_parts: Vec<(&PartRef, &[u8])> = Vec::new();
+        for p in &prepared {
+            for (r, payload) in &p.parts {
+                if part_seen.insert(r.part) {
+                    candidate_parts.push((r, payload));
+                }
+            }
+        }
+        let parts_present = self.exists_many(keys::CF_PARTS, candidate_parts.iter().map(|(r, _)| r.part))?;
+        let new_parts: Vec<(&PartRef, &[u8])> = candidate_parts
+            .into_iter()
+            .zip(parts_present)
+            .filter(|(_, present)| !present)
+            .map(|(p, _)| p)
+            .collect();
+        let total_refs: u64 = prepared.iter().map(|p| p.parts.len() as u64).sum();
+        report.new_parts = new_parts.len() as u64;
+        report.deduplicated_parts = total_refs - report.new_parts;
+
+        // 5. Compress skeletons and new parts, in parallel.
+        let d = dict.as_deref();
+        let skeleton_blobs: Vec<std::io::Result<Vec<u8>>> = prepared
+            .par_iter()
+            .map(|p| blob::encode(&p.skeleton, d, false))
+            .collect();
+        let part_blobs: Vec<std::io::Result<Vec<u8>>> = new_parts
+            .par_iter()
+            .map(|(_, payload)| blob::encode(payload, d, true))
+            .collect();
+        let compress_err = |id: &Hash32, e: std::io::Error| ArchiveError::Corrupt {
+            id: id.to_hex(),
+            what: format!("zstd compression failed: {e}"),
+        };
+
+        // 6. One write batch.
+        let (blobs, messages, parts) = (
+            self.cf(keys::CF_BLOBS),
+            self.cf(keys::CF_MESSAGES),
+            self.cf(keys::CF_PARTS),
+        );
+        let log = self.cf(keys::CF_INGEST_LOG);
+        for ((r, payload), b) in new_parts.iter().zip(part_blobs) {
+            let b = b.map_err(|e| compress_err(&r.part, e))?;
+            counters.stored_bytes += b.len() as u64;
+            report.stored_bytes += b.len() as u64;
+            counters.unique_bytes += payload.len() as u64;
+            wb.put_cf(blobs, keys::blob(keys::BLOB_PART, &r.part), &b);
+            let rec = PartRecord {
+                payload_len: payload.len() as u64,
+                first_seen: now,
+            };
+            wb.put_cf(parts, keys::by_hash(&r.part), rec.encode());
+        }
+        counters.parts += report.new_parts;
+        let mut new_ids: HashSet<MessageId> = HashSet::new();
+        for (p, b) in prepared.iter().zip(skeleton_blobs) {
+            let b = b.map_err(|e| compress_err(&p.id, e))?;
+            counters.stored_bytes += b.len() as u64;
+            report.stored_bytes += b.len() as u64;
+            counters.unique_bytes += p.skeleton.len() as u64;
+            counters.raw_bytes += p.raw_len;
+            wb.put_cf(blobs, keys::blob(keys::BLOB_SKELETON, &p.id), &b);
+            let seq = counters.next_seq;
+            counters.next_seq += 1;
+            let rec = MessageRecord {
+                raw_len: p.raw_len,
+                seq,
+                first_seen: now,
+                parts: p.parts.iter().map(|(r, _)| r.clone()).collect(),
+            };
+            wb.put_cf(messages, keys::by_hash(&p.id), rec.encode());
+            let entry = IngestEntry {
+                kind: IngestKind::Message,
+                message: p.id,
+            };
+            wb.put_cf(log, keys::ingest_seq(seq), entry.encode());
+            new_ids.insert(p.id);
+        }
+        counters.messages += report.new_messages;
+
+        self.stage_placements(batch, &new_ids, now, &mut wb, &mut counters, &mut report)?;
+
+        wb.put_cf(self.cf(keys::CF_META), keys::META_COUNTERS, counters.encode());
+        self.write(wb)?;
+        self.counters = counters;
+        if let Some(d) = new_dict {
+            self.dicts.by_id.insert(d.id, d.clone());
+            self.dicts.current = Some(d);
+        }
+        Ok(report)
+    }
+
+    /// Adds new placements and updates changed ones (flags, internal date) in `wb`.
+    fn stage_placements(
+        &self,
+        batch: &[RawMessage],
+        new_ids: &HashSet<MessageId>,
+        now: i64,
+        wb: &mut WriteBatch,
+        counters: &mut crate::records::Counters,
+        report: &mut IngestReport,
+    ) -> Result<()> {
+        let pcf = self.cf(keys::CF_PLACEMENTS);
+        let rcf = self.cf(keys::CF_PLACEMENTS_BY_MESSAGE);
+        let log = self.cf(keys::CF_INGEST_LOG);
+        // Later entries for the same key in one batch win.
+        let mut staged: HashMap<Vec<u8>, (usize, usize)> = HashMap::new();
+        let mut order: Vec<Vec<u8>> = Vec::new();
+        for (mi, m) in batch.iter().enumerate() {
+            for (pi, p) in m.placements.iter().enumerate() {
+                let key = keys::placement(&p.account, &p.mailbox, &p.source, &m.id);
+                if staged.insert(key.clone(), (mi, pi)).is_none() {
+                    order.push(key);
+                }
+            }
+        }
+        let existing = self
+            .db
+            .multi_get_cf(order.iter().map(|k| (pcf, k.as_slice())))
+            .into_iter()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.db_error(e))?;
+        let mut logged: HashSet<MessageId> = HashSet::new();
+        for (key, old) in order.iter().zip(existing) {
+            let (mi, pi) = staged[key];
+            let m = &batch[mi];
+            let spec = &m.placements[pi];
+            let old = old
+                .map(|v| PlacementRecord::decode(&v))
+                .transpose()
+                .map_err(|source| ArchiveError::Decode {
+                    key: format!("placement of {}", m.id),
+                    source,
+                })?;
+            let rec = match &old {
+                None => PlacementRecord {
+                    message: m.id,
+                    flags: spec.flags.clone(),
+                    internal_date: spec.internal_date,
+                    first_seen: now,
+                    last_seen: now,
+                    deleted_at: None,
+                },
+                Some(o) => PlacementRecord {
+                    message: m.id,
+                    flags: spec.flags.clone(),
+                    internal_date: spec.internal_date.or(o.internal_date),
+                    first_seen: o.first_seen,
+                    last_seen: now,
+                    deleted_at: None,
+                },
+            };
+            let changed = match &old {
+                None => {
+                    report.new_placements += 1;
+                    counters.placements += 1;
+                    counters.placement_raw_bytes += m.raw.len() as u64;
+                    true
+                }
+                Some(o) if o.message != m.id => {
+                    // A source reused an identity for other bytes (should not happen
+                    // within one UIDVALIDITY): the newer bytes win; the old message
+                    // stays archived, reachable from its other placements.
+                    warn!(old = %o.message, new = %m.id, "placement identity reused for different bytes");
+                    wb.delete_cf(rcf, keys::placement_by_message(&o.message, key));
+                    report.updated_placements += 1;
+                    true
+                }
+                Some(o) => {
+                    let changed =
+                        o.flags != rec.flags || o.internal_date != rec.internal_date || o.deleted_at.is_some();
+                    if changed {
+                        report.updated_placements += 1;
+                    }
+                    changed
+                }
+            };
+            // last_seen moves on every sighting; unchanged placements are rewritten
+            // only when something users see changed, to keep re-imports cheap.
+            if changed {
+                wb.put_cf(pcf, key, rec.encode());
+                wb.put_cf(rcf, keys::placement_by_message(&m.id, key), b"");
+                if !new_ids.contains(&m.id) && logged.insert(m.id) {
+                    let seq = counters.next_seq;
+                    counters.next_seq += 1;
+                    let entry = IngestEntry {
+                        kind: IngestKind::Placement,
+                        message: m.id,
+                    };
+                    wb.put_cf(log, keys::ingest_seq(seq), entry.encode());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// For each id, whether `cf` has it.
+    fn exists_many(&self, cf: &str, ids: impl Iterator<Item = Hash32>) -> Result<Vec<bool>> {
+        let handle = self.cf(cf);
+        let keys: Vec<[u8; 32]> = ids.map(|h| h.0).collect();
+        self.db
+            .multi_get_cf(keys.iter().map(|k| (handle, &k[..])))
+            .into_iter()
+            .map(|r| r.map(|v| v.is_some()).map_err(|e| self.db_error(e)))
+            .collect()
+    }
+}

@@ -1,0 +1,114 @@
+//! The archive directory: a marker file naming the format version, RocksDB under
+//! `db/`. The marker is read before RocksDB is touched, so a newer format is refused
+//! without any chance of modifying it.
+//!
+//! ```text
+//! ARCHIVE/
+//!   mailvault-archive.toml   format = "mailvault-archive", format_version = 1
+//!   db/                      RocksDB (column families: schemas/store-v1.toml)
+//! ```
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{ArchiveError, Result};
+
+/// The only format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+pub const MARKER_FILE: &str = "mailvault-archive.toml";
+pub const FORMAT_NAME: &str = "mailvault-archive";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    format: String,
+    format_version: u32,
+    created_by: String,
+}
+
+pub fn db_dir(dir: &Path) -> PathBuf {
+    dir.join("db")
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
+    move |source| ArchiveError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Checks the marker of an existing archive. `Ok(false)` when `dir` does not exist
+/// or is empty (a new archive may be created there).
+pub fn check(dir: &Path) -> Result<bool> {
+    let marker = dir.join(MARKER_FILE);
+    match fs::read_to_string(&marker) {
+        Ok(text) => {
+            let m: Marker = toml::from_str(&text).map_err(|e| ArchiveError::NotAnArchive {
+                path: dir.to_path_buf(),
+                reason: format!("{} is unreadable: {}", marker.display(), e.message()),
+            })?;
+            if m.format != FORMAT_NAME {
+                return Err(ArchiveError::NotAnArchive {
+                    path: dir.to_path_buf(),
+                    reason: format!("{} names format {:?}", marker.display(), m.format),
+                });
+            }
+            if m.format_version != FORMAT_VERSION {
+                return Err(unsupported(dir, m.format_version));
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A marker temp file alone is an interrupted `init`: still empty.
+            let tmp_name = format!("{MARKER_FILE}.tmp");
+            let empty = match fs::read_dir(dir) {
+                Ok(entries) => entries
+                    .filter_map(|e| e.ok())
+                    .all(|e| e.file_name().to_string_lossy() == tmp_name),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+                Err(e) => return Err(io(dir)(e)),
+            };
+            if empty {
+                Ok(false)
+            } else {
+                Err(ArchiveError::NotAnArchive {
+                    path: dir.to_path_buf(),
+                    reason: format!("the directory is not empty and has no {MARKER_FILE}"),
+                })
+            }
+        }
+        Err(e) => Err(io(&marker)(e)),
+    }
+}
+
+pub fn unsupported(dir: &Path, found: u32) -> ArchiveError {
+    ArchiveError::UnsupportedVersion {
+        path: dir.to_path_buf(),
+        found,
+        supported: FORMAT_VERSION,
+        ours: env!("CARGO_PKG_VERSION"),
+    }
+}
+
+/// Writes the marker of a new archive durably (temp file, fsync, rename, fsync dir).
+pub fn write_marker(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let m = Marker {
+        format: FORMAT_NAME.into(),
+        format_version: FORMAT_VERSION,
+        created_by: format!("mailvault {}", env!("CARGO_PKG_VERSION")),
+    };
+    let text = format!(
+        "# This directory is a mailvault archive. Do not edit.\n{}",
+        toml::to_string(&m).expect("marker serialises")
+    );
+    let tmp = dir.join(format!("{MARKER_FILE}.tmp"));
+    let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(text.as_bytes()).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, dir.join(MARKER_FILE)).map_err(io(dir))?;
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! The archive: content-addressed, part-deduplicated, dictionary-compressed storage
+//! of raw messages, with their placements, in RocksDB (layout: `schemas/store-v1.toml`).
+//!
+//! Synchronous by design: async callers wrap it in `spawn_blocking`. One process owns
+//! an archive at a time (RocksDB's lock). Writes happen in batches, each one RocksDB
+//! `WriteBatch` written with sync, so a crash leaves the archive at a batch boundary.
+//! Nothing is ever deleted: placements are marked deleted-at-source, messages stay.
+
+mod blob;
+mod error;
+mod ingest;
+pub mod layout;
+mod read;
+pub mod testing;
+mod verify;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, DB};
+
+pub use blob::{looks_incompressible, LEVEL as ZSTD_LEVEL};
+pub use error::{ArchiveError, Result};
+pub use ingest::IngestReport;
+pub use read::{PlacementEntry, PlacementFilter};
+pub use verify::VerifyReport;
+
+use crate::keys::{self, ALL_CFS};
+use crate::records::Counters;
+use blob::{Dict, Dicts};
+
+/// Tunables; the defaults are what the README's figures were measured with.
+#[derive(Clone, Debug)]
+pub struct ArchiveConfig {
+    /// Leaf bodies at least this long are stored as separate, deduplicated parts.
+    pub min_part: usize,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        ArchiveConfig {
+            min_part: crate::mime::DEFAULT_MIN_PART,
+        }
+    }
+}
+
+/// An open archive.
+pub struct Archive {
+    dir: PathBuf,
+    db: DB,
+    counters: Counters,
+    dicts: Dicts,
+    config: ArchiveConfig,
+}
+
+fn cf_options(name: &str) -> Options {
+    let mut o = Options::default();
+    if name == keys::CF_BLOBS {
+        // Blob values are zstd frames already: no second compression, and large
+        // values go to RocksDB's blob files instead of being rewritten by compaction.
+        o.set_compression_type(rocksdb::DBCompressionType::None);
+        o.set_enable_blob_files(true);
+        o.set_min_blob_size(2048);
+        o.set_blob_file_size(256 << 20);
+        o.set_blob_compression_type(rocksdb::DBCompressionType::None);
+        o.set_write_buffer_size(64 << 20);
+    } else {
+        o.set_compression_type(rocksdb::DBCompressionType::Zstd);
+    }
+    o
+}
+
+impl Archive {
+    /// Opens the archive at `dir`, creating it when `dir` is missing or empty.
+    pub fn open_or_create(dir: &Path) -> Result<Archive> {
+        Self::open_with(dir, true, ArchiveConfig::default())
+    }
+
+    /// Opens an existing archive; refuses a directory that is not one.
+    pub fn open(dir: &Path) -> Result<Archive> {
+        Self::open_with(dir, false, ArchiveConfig::default())
+    }
+
+    pub fn open_with(dir: &Path, create: bool, config: ArchiveConfig) -> Result<Archive> {
+        let exists = layout::check(dir)?;
+        if !exists {
+            if !create {
+                return Err(ArchiveError::NotAnArchive {
+                    path: dir.to_path_buf(),
+                    reason: "no archive there yet (run `mailvault init` or an import)".into(),
+                });
+            }
+            layout::write_marker(dir)?;
+        }
+        let db_path = layout::db_dir(dir);
+        let db_err = |source: rocksdb::Error| {
+            if source.to_string().contains("lock") {
+                ArchiveError::Locked {
+                    path: dir.to_path_buf(),
+                }
+            } else {
+                ArchiveError::Db {
+                    path: dir.to_path_buf(),
+                    source,
+                }
+            }
+        };
+        // A newer format may have added column families: refuse rather than ignore.
+        if let Ok(existing) = DB::list_cf(&Options::default(), &db_path) {
+            if let Some(unknown) = existing
+                .iter()
+                .find(|n| *n != "default" && !ALL_CFS.contains(&n.as_str()))
+            {
+                return Err(ArchiveError::NotAnArchive {
+                    path: dir.to_path_buf(),
+                    reason: format!("unknown column family {unknown:?} (written by a newer mailvault?)"),
+                });
+            }
+        }
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_background_jobs(2);
+        opts.set_keep_log_file_num(3);
+        let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n)));
+        let db = DB::open_cf_descriptors(&opts, &db_path, cfs).map_err(db_err)?;
+        let mut archive = Archive {
+            dir: dir.to_path_buf(),
+            db,
+            counters: Counters::default(),
+            dicts: Dicts::default(),
+            config,
+        };
+        archive.load_meta()?;
+        Ok(archive)
+    }
+
+    fn load_meta(&mut self) -> Result<()> {
+        let meta = self.cf(keys::CF_META);
+        match self
+            .db
+            .get_cf(meta, keys::META_FORMAT_VERSION)
+            .map_err(|e| self.db_error(e))?
+        {
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_slice()).map(u32::from_be_bytes).map_err(|_| {
+                    ArchiveError::NotAnArchive {
+                        path: self.dir.clone(),
+                        reason: "meta/format_version is not a 4-byte integer".into(),
+                    }
+                })?;
+                if found != layout::FORMAT_VERSION {
+                    return Err(layout::unsupported(&self.dir, found));
+                }
+            }
+            None => {
+                let mut wb = rocksdb::WriteBatch::default();
+                wb.put_cf(meta, keys::META_FORMAT_VERSION, layout::FORMAT_VERSION.to_be_bytes());
+                wb.put_cf(meta, keys::META_COUNTERS, Counters::default().encode());
+                self.write(wb)?;
+            }
+        }
+        if let Some(v) = self
+            .db
+            .get_cf(meta, keys::META_COUNTERS)
+            .map_err(|e| self.db_error(e))?
+        {
+            self.counters = Counters::decode(&v).map_err(|source| ArchiveError::Decode {
+                key: "meta/counters".into(),
+                source,
+            })?;
+        }
+        let dcf = self.cf(keys::CF_DICTIONARIES);
+        let mut dicts = Dicts::default();
+        for item in self.db.iterator_cf(dcf, rocksdb::IteratorMode::Start) {
+            let (k, v) = item.map_err(|e| self.db_error(e))?;
+            let id = <[u8; 4]>::try_from(&k[..])
+                .map(u32::from_be_bytes)
+                .map_err(|_| ArchiveError::Corrupt {
+                    id: "dictionaries".into(),
+                    what: "a dictionary key is not 4 bytes".into(),
+                })?;
+            let d = Arc::new(Dict::new(id, &v));
+            dicts.current = Some(d.clone());
+            dicts.by_id.insert(id, d);
+        }
+        self.dicts = dicts;
+        Ok(())
+    }
+
+    pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
+        self.db.cf_handle(name).expect("every v1 column family is opened")
+    }
+
+    pub(crate) fn db_error(&self, source: rocksdb::Error) -> ArchiveError {
+        ArchiveError::Db {
+            path: self.dir.clone(),
+            source,
+        }
+    }
+
+    /// Writes one batch durably (WAL fsync before returning).
+    pub(crate) fn write(&self, wb: rocksdb::WriteBatch) -> Result<()> {
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(wb, &wo).map_err(|e| self.db_error(e))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Running totals (exact: updated in the same batch as the data).
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Bytes the archive occupies on disk (all files under its directory).
+    pub fn disk_bytes(&self) -> u64 {
+        walkdir::WalkDir::new(&self.dir)
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.metadata().ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Flushes memtables so that `disk_bytes` reflects everything written.
+    pub fn flush(&self) -> Result<()> {
+        for name in ALL_CFS {
+            self.db.flush_cf(self.cf(name)).map_err(|e| self.db_error(e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks an account or mailbox name for use in keys.
+pub(crate) fn check_name(what: &'static str, name: &str) -> Result<()> {
+    if name.is_empty() || name.contains('\0') {
+        return Err(ArchiveError::InvalidName {
+            what,
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}

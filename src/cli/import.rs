@@ -1,0 +1,122 @@
+//! `import` and `export`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use mailvault::archive::PlacementFilter;
+use mailvault::export::{self, ExportFormat};
+use mailvault::import::{import_paths, BatchLimits};
+use mailvault::source::{LocalOptions, MboxFormat};
+
+use super::{human_bytes, open_archive, Cli, Ui};
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// mbox files, maildirs, .eml files, or directories holding any of them
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Account name recorded on the placements
+    #[arg(long, default_value = "local")]
+    account: String,
+    /// Put every message into this folder (default: derived from the path)
+    #[arg(long)]
+    folder: Option<String>,
+    /// Quoting convention of mbox files (mboxo and mboxrd differ only on `>>From `)
+    #[arg(long, value_enum, default_value_t = MboxFormat::Mboxrd)]
+    mbox_format: MboxFormat,
+    /// Print the summary as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn import(cli: &Cli, ui: &Ui, a: &ImportArgs) -> Result<ExitCode> {
+    for p in &a.paths {
+        if !p.exists() {
+            bail!("{}: no such file or directory", p.display());
+        }
+    }
+    let mut archive = open_archive(cli, true)?;
+    let opts = LocalOptions {
+        account: a.account.clone(),
+        folder: a.folder.clone(),
+        mbox_format: a.mbox_format,
+    };
+    let pb = ui.progress(None, "importing");
+    let summary = import_paths(&mut archive, &a.paths, &opts, BatchLimits::default(), &mut |r| {
+        pb.set_position(r.messages);
+    })
+    .with_context(|| format!("importing into {}", archive.dir().display()))?;
+    pb.finish_and_clear();
+    if !ui.quiet {
+        const SHOWN: usize = 20;
+        for (path, why) in summary.skipped.iter().chain(&summary.warnings).take(SHOWN) {
+            eprintln!("mailvault: {}: {why}", path.display());
+        }
+        let notes = summary.skipped.len() + summary.warnings.len();
+        if notes > SHOWN {
+            eprintln!("mailvault: … and {} more (-v logs every one)", notes - SHOWN);
+        }
+    }
+    let r = &summary.report;
+    if a.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        let secs = summary.elapsed.as_secs_f64().max(1e-6);
+        println!(
+            "imported {} messages: {} new, {} duplicates, {} new placements, {} updated; {} in, {} stored; {:.0} msg/s, {:.1} MB/s in {:.2} s{}",
+            r.messages,
+            r.new_messages,
+            r.duplicates,
+            r.new_placements,
+            r.updated_placements,
+            human_bytes(r.bytes_in),
+            human_bytes(r.stored_bytes),
+            r.messages as f64 / secs,
+            r.bytes_in as f64 / secs / 1e6,
+            secs,
+            if summary.skipped.is_empty() {
+                String::new()
+            } else {
+                format!("; {} files skipped", summary.skipped.len())
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Output format
+    #[arg(long, value_enum)]
+    format: ExportFormat,
+    /// Output directory (created if missing)
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Only these accounts (repeatable)
+    #[arg(long)]
+    account: Vec<String>,
+    /// Only these folders (repeatable)
+    #[arg(long)]
+    folder: Vec<String>,
+}
+
+pub fn export(cli: &Cli, ui: &Ui, a: &ExportArgs) -> Result<ExitCode> {
+    let archive = open_archive(cli, false)?;
+    let filter = PlacementFilter {
+        accounts: a.account.clone(),
+        mailboxes: a.folder.clone(),
+    };
+    let pb = ui.progress(None, "exporting");
+    let s = export::export(&archive, &filter, a.format, &a.out, &mut |n| pb.set_position(n))?;
+    pb.finish_and_clear();
+    println!(
+        "exported {} messages ({}) to {}",
+        s.messages,
+        human_bytes(s.bytes),
+        a.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

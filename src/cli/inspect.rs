@@ -1,0 +1,131 @@
+//! `show`, `stats` and `verify`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+
+use mailvault::archive::layout::FORMAT_VERSION;
+use mailvault::mime;
+
+use super::{human_bytes, open_archive, Cli, Ui};
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// Message id, or an unambiguous prefix of at least 4 hex characters
+    id: String,
+    /// Only the header section
+    #[arg(long)]
+    headers: bool,
+}
+
+pub fn show(cli: &Cli, a: &ShowArgs) -> Result<ExitCode> {
+    let archive = open_archive(cli, false)?;
+    let id = archive.resolve(&a.id)?;
+    let raw = archive.get_raw(&id)?;
+    let bytes = if a.headers {
+        &raw[..mime::body_start(&raw).unwrap_or(raw.len())]
+    } else {
+        &raw[..]
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Print as one JSON object
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn stats(cli: &Cli, a: &StatsArgs) -> Result<ExitCode> {
+    let archive = open_archive(cli, true)?;
+    archive.flush()?;
+    let c = archive.counters();
+    let disk = archive.disk_bytes();
+    let saved = c.placement_raw_bytes.saturating_sub(c.unique_bytes);
+    let ratio = if c.raw_bytes == 0 {
+        0.0
+    } else {
+        c.stored_bytes as f64 / c.raw_bytes as f64
+    };
+    if a.json {
+        let v = serde_json::json!({
+            "archive": archive.dir(),
+            "format_version": FORMAT_VERSION,
+            "messages": c.messages,
+            "placements": c.placements,
+            "parts": c.parts,
+            "raw_bytes": c.raw_bytes,
+            "placement_raw_bytes": c.placement_raw_bytes,
+            "unique_bytes": c.unique_bytes,
+            "stored_bytes": c.stored_bytes,
+            "dedup_saved_bytes": saved,
+            "ratio": ratio,
+            "disk_bytes": disk,
+            "dictionaries": c.dictionaries,
+        });
+        println!("{v}");
+    } else {
+        let rows = [
+            ("archive", archive.dir().display().to_string()),
+            ("format version", FORMAT_VERSION.to_string()),
+            ("messages", c.messages.to_string()),
+            ("placements", c.placements.to_string()),
+            ("parts", c.parts.to_string()),
+            ("raw bytes", human_bytes(c.raw_bytes)),
+            (
+                "stored bytes",
+                format!("{} ({:.1}% of raw)", human_bytes(c.stored_bytes), ratio * 100.0),
+            ),
+            ("saved by dedup", human_bytes(saved)),
+            ("on disk", human_bytes(disk)),
+            ("dictionaries", c.dictionaries.to_string()),
+        ];
+        for (k, v) in rows {
+            println!("{k:<16}{v}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Print the report as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn verify(cli: &Cli, ui: &Ui, a: &VerifyArgs) -> Result<ExitCode> {
+    let archive = open_archive(cli, false)?;
+    let pb = ui.progress(Some(archive.counters().messages), "verifying");
+    let r = archive.verify(|n| pb.set_position(n))?;
+    pb.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        for p in &r.problems {
+            println!("{p}");
+        }
+        println!(
+            "verified {} messages, {} parts, {} placements: {}",
+            r.messages_checked,
+            r.parts_checked,
+            r.placements_checked,
+            if r.is_clean() {
+                "clean".to_string()
+            } else {
+                format!("{} problems", r.problems.len())
+            }
+        );
+    }
+    Ok(if r.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}

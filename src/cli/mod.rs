@@ -1,0 +1,154 @@
+//! Command-line interface: argument parsing, logging set-up, archive location, exit
+//! codes. Errors from the library are reported here with `anyhow` context.
+//!
+//! Exit codes: 0 success; 1 error; 2 usage error; 3 `verify` found damage.
+
+mod import;
+mod inspect;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use mailvault::archive::Archive;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mailvault",
+    version,
+    about = "Archive mail once, byte-exact: import, search, export, verify"
+)]
+pub struct Cli {
+    /// Archive directory [default: $MAILVAULT_ARCHIVE, else the user data directory]
+    #[arg(long, global = true, env = "MAILVAULT_ARCHIVE", value_name = "DIR")]
+    archive: Option<PathBuf>,
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors on stderr; no progress bars
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create an archive (other commands create one on first use too)
+    Init,
+    /// Import mbox files, maildirs, and .eml files or folders of them
+    Import(import::ImportArgs),
+    /// Write archived messages out as .eml files, a maildir or mbox files
+    Export(import::ExportArgs),
+    /// Print one message's raw bytes (by id or unambiguous id prefix)
+    Show(inspect::ShowArgs),
+    /// Counts and sizes of the archive
+    Stats(inspect::StatsArgs),
+    /// Rebuild and rehash every message and part; name each damaged one
+    Verify(inspect::VerifyArgs),
+}
+
+/// Output settings shared by commands.
+pub struct Ui {
+    pub quiet: bool,
+}
+
+impl Ui {
+    pub fn progress(&self, len: Option<u64>, what: &str) -> indicatif::ProgressBar {
+        if self.quiet {
+            return indicatif::ProgressBar::hidden();
+        }
+        let pb = match len {
+            Some(n) => indicatif::ProgressBar::new(n),
+            None => indicatif::ProgressBar::new_spinner(),
+        };
+        let template = match len {
+            Some(_) => "{spinner} {msg} {pos}/{len} [{elapsed_precise}] {per_sec} eta {eta}",
+            None => "{spinner} {msg} {pos} [{elapsed_precise}] {per_sec}",
+        };
+        pb.set_style(indicatif::ProgressStyle::with_template(template).expect("valid template"));
+        pb.set_message(what.to_string());
+        pb
+    }
+}
+
+fn archive_dir(cli: &Cli) -> Result<PathBuf> {
+    if let Some(d) = &cli.archive {
+        return Ok(d.clone());
+    }
+    let dirs = directories::ProjectDirs::from("", "", "mailvault")
+        .context("no home directory to put the default archive in; give --archive DIR")?;
+    Ok(dirs.data_dir().join("archive"))
+}
+
+fn open_archive(cli: &Cli, create: bool) -> Result<Archive> {
+    let dir = archive_dir(cli)?;
+    let a = if create {
+        Archive::open_or_create(&dir)
+    } else {
+        Archive::open(&dir)
+    };
+    a.with_context(|| format!("opening archive {}", dir.display()))
+}
+
+fn init_logging(cli: &Cli) {
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("mailvault={level},warn")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let ui = Ui { quiet: cli.quiet };
+    let result = match &cli.command {
+        Command::Init => init(&cli),
+        Command::Import(a) => import::import(&cli, &ui, a),
+        Command::Export(a) => import::export(&cli, &ui, a),
+        Command::Show(a) => inspect::show(&cli, a),
+        Command::Stats(a) => inspect::stats(&cli, a),
+        Command::Verify(a) => inspect::verify(&cli, &ui, a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mailvault: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init(cli: &Cli) -> Result<ExitCode> {
+    let a = open_archive(cli, true)?;
+    println!("archive ready at {}", a.dir().display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `12.3 MB` style sizes (decimal units, as `du --si`).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

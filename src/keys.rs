@@ -1,0 +1,197 @@
+//! RocksDB key layouts, one function per column family (declared in
+//! `schemas/store-v1.toml`, checked by `tests/schema_store.rs`).
+//!
+//! Keys sort the way we scan them: integers are big-endian; account and mailbox
+//! names are NUL-terminated (names containing NUL are refused by the caller), so a
+//! prefix of `account\0` or `account\0mailbox\0` selects one account or folder.
+
+use crate::model::{Hash32, SourceKey};
+
+/// Column family names of format version 1, in creation order.
+pub const CF_META: &str = "meta";
+pub const CF_MESSAGES: &str = "messages";
+pub const CF_PARTS: &str = "parts";
+pub const CF_BLOBS: &str = "blobs";
+pub const CF_PLACEMENTS: &str = "placements";
+pub const CF_PLACEMENTS_BY_MESSAGE: &str = "placements_by_message";
+pub const CF_CURSORS: &str = "cursors";
+pub const CF_INGEST_LOG: &str = "ingest_log";
+pub const CF_DICTIONARIES: &str = "dictionaries";
+
+pub const ALL_CFS: [&str; 9] = [
+    CF_META,
+    CF_MESSAGES,
+    CF_PARTS,
+    CF_BLOBS,
+    CF_PLACEMENTS,
+    CF_PLACEMENTS_BY_MESSAGE,
+    CF_CURSORS,
+    CF_INGEST_LOG,
+    CF_DICTIONARIES,
+];
+
+/// `meta` keys.
+pub const META_FORMAT_VERSION: &[u8] = b"format_version";
+pub const META_COUNTERS: &[u8] = b"counters";
+
+/// Blob kinds: the first byte of a `blobs` key.
+pub const BLOB_SKELETON: u8 = b's';
+pub const BLOB_PART: u8 = b'p';
+
+/// `blobs`: kind byte + 32-byte hash (message id for skeletons, part id for parts).
+pub fn blob(kind: u8, id: &Hash32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.push(kind);
+    k.extend_from_slice(&id.0);
+    k
+}
+
+/// `messages` and `parts`: the 32-byte hash itself.
+pub fn by_hash(id: &Hash32) -> Vec<u8> {
+    id.0.to_vec()
+}
+
+/// Prefix of every placement of one account (and optionally one mailbox).
+pub fn placement_prefix(account: &str, mailbox: Option<&str>) -> Vec<u8> {
+    let mut k = Vec::with_capacity(account.len() + 2 + mailbox.map_or(0, str::len));
+    k.extend_from_slice(account.as_bytes());
+    k.push(0);
+    if let Some(m) = mailbox {
+        k.extend_from_slice(m.as_bytes());
+        k.push(0);
+    }
+    k
+}
+
+/// Source-kind tag bytes inside a placement key.
+pub const SRC_LOCAL: u8 = b'L';
+pub const SRC_IMAP: u8 = b'I';
+pub const SRC_POP3: u8 = b'P';
+
+/// `placements`: `account\0mailbox\0` + source tag + identity:
+/// `L` message id (32) + occurrence (u32 BE); `I` uidvalidity (u32 BE) + uid (u32 BE);
+/// `P` UIDL bytes.
+pub fn placement(account: &str, mailbox: &str, source: &SourceKey, id: &Hash32) -> Vec<u8> {
+    let mut k = placement_prefix(account, Some(mailbox));
+    match source {
+        SourceKey::Local { occurrence } => {
+            k.push(SRC_LOCAL);
+            k.extend_from_slice(&id.0);
+            k.extend_from_slice(&occurrence.to_be_bytes());
+        }
+        SourceKey::Imap { uidvalidity, uid } => {
+            k.push(SRC_IMAP);
+            k.extend_from_slice(&uidvalidity.to_be_bytes());
+            k.extend_from_slice(&uid.to_be_bytes());
+        }
+        SourceKey::Pop3 { uidl } => {
+            k.push(SRC_POP3);
+            k.extend_from_slice(uidl.as_bytes());
+        }
+    }
+    k
+}
+
+/// A placement key split back into its parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlacementKeyParts {
+    pub account: String,
+    pub mailbox: String,
+    pub source: SourceKey,
+}
+
+/// Parses a `placements` key; `None` if it is not of the v1 layout.
+pub fn parse_placement(key: &[u8]) -> Option<PlacementKeyParts> {
+    let a_end = memchr::memchr(0, key)?;
+    let rest = &key[a_end + 1..];
+    let m_end = memchr::memchr(0, rest)?;
+    let account = std::str::from_utf8(&key[..a_end]).ok()?.to_string();
+    let mailbox = std::str::from_utf8(&rest[..m_end]).ok()?.to_string();
+    let src = &rest[m_end + 1..];
+    let (&tag, body) = src.split_first()?;
+    let source = match tag {
+        SRC_LOCAL if body.len() == 36 => SourceKey::Local {
+            occurrence: u32::from_be_bytes(body[32..36].try_into().ok()?),
+        },
+        SRC_IMAP if body.len() == 8 => SourceKey::Imap {
+            uidvalidity: u32::from_be_bytes(body[0..4].try_into().ok()?),
+            uid: u32::from_be_bytes(body[4..8].try_into().ok()?),
+        },
+        SRC_POP3 => SourceKey::Pop3 {
+            uidl: std::str::from_utf8(body).ok()?.to_string(),
+        },
+        _ => return None,
+    };
+    Some(PlacementKeyParts {
+        account,
+        mailbox,
+        source,
+    })
+}
+
+/// `placements_by_message`: message id (32) + the full placement key.
+pub fn placement_by_message(id: &Hash32, placement_key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(32 + placement_key.len());
+    k.extend_from_slice(&id.0);
+    k.extend_from_slice(placement_key);
+    k
+}
+
+/// `cursors`: `account\0mailbox\0` (same prefix shape as placements).
+pub fn cursor(account: &str, mailbox: &str) -> Vec<u8> {
+    placement_prefix(account, Some(mailbox))
+}
+
+/// `ingest_log`: sequence number, u64 big-endian.
+pub fn ingest_seq(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+/// `dictionaries`: dictionary id, u32 big-endian.
+pub fn dictionary(id: u32) -> [u8; 4] {
+    id.to_be_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn placement_key_roundtrip(account in "[^\0]{0,20}", mailbox in "[^\0]{0,20}",
+                                   uv in any::<u32>(), uid in any::<u32>(), occ in any::<u32>(),
+                                   uidl in "[!-~]{1,70}") {
+            let id = Hash32::of(b"x");
+            for source in [SourceKey::Imap { uidvalidity: uv, uid }, SourceKey::Local { occurrence: occ }, SourceKey::Pop3 { uidl: uidl.clone() }] {
+                let k = placement(&account, &mailbox, &source, &id);
+                let p = parse_placement(&k).unwrap();
+                prop_assert_eq!(&p.account, &account);
+                prop_assert_eq!(&p.mailbox, &mailbox);
+                prop_assert_eq!(p.source, source);
+                prop_assert!(k.starts_with(&placement_prefix(&account, Some(&mailbox))));
+            }
+        }
+
+        #[test]
+        fn parse_placement_never_panics(key in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let _ = parse_placement(&key);
+        }
+    }
+
+    #[test]
+    fn imap_keys_sort_by_uid() {
+        let id = Hash32::of(b"x");
+        let a = placement("a", "INBOX", &SourceKey::Imap { uidvalidity: 1, uid: 9 }, &id);
+        let b = placement(
+            "a",
+            "INBOX",
+            &SourceKey::Imap {
+                uidvalidity: 1,
+                uid: 10,
+            },
+            &id,
+        );
+        assert!(a < b);
+    }
+}

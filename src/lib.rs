@@ -1,0 +1,22 @@
+//! mailvault: a mail archive that keeps every message once, byte-exact.
+//!
+//! Layers (dependencies point down only; see `README.md` and `schemas/`):
+//!
+//! | layer | modules | rule |
+//! |---|---|---|
+//! | L4 interface | `cli` (binary `main.rs`) | clap; `anyhow` only here |
+//! | L2 adapters | [`source`] (mbox, maildir, eml), [`export`] | file I/O |
+//! | L1 storage | [`archive`] | synchronous; RocksDB + zstd |
+//! | L0 pure | [`model`], [`codec`], [`keys`], [`records`], [`mime`] | no I/O, property-tested |
+//!
+//! The archive is append-only: nothing once archived is removed by any command.
+
+pub mod archive;
+pub mod codec;
+pub mod export;
+pub mod import;
+pub mod keys;
+pub mod mime;
+pub mod model;
+pub mod records;
+pub mod source;

@@ -1,0 +1,220 @@
+//! Shared helpers for the integration tests: run the real binary, find test data,
+//! measure a child's peak memory.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The `mailvault` binary built for these tests.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mailvault"))
+}
+
+/// A command running `mailvault --archive ARCHIVE ARGS…`.
+pub fn cmd(archive: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("--archive").arg(archive).args(args);
+    c.env_remove("MAILVAULT_ARCHIVE").env_remove("RUST_LOG");
+    c.stdin(Stdio::null());
+    c
+}
+
+pub fn run(archive: &Path, args: &[&str]) -> Output {
+    cmd(archive, args).output().expect("mailvault runs")
+}
+
+/// Runs and asserts success; returns stdout.
+pub fn ok(archive: &Path, args: &[&str]) -> String {
+    let out = run(archive, args);
+    assert!(
+        out.status.success(),
+        "mailvault {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// `stats --json` as a JSON value.
+pub fn stats(archive: &Path) -> serde_json::Value {
+    serde_json::from_str(&ok(archive, &["stats", "--json"])).expect("stats json")
+}
+
+pub fn stat_u64(archive: &Path, key: &str) -> u64 {
+    stats(archive)[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("stats has {key}"))
+}
+
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The bundled demo sample (500 real messages).
+pub fn demo_sample() -> PathBuf {
+    manifest_dir().join("demo/sample")
+}
+
+/// Unpacks a `.tar.zst` into `dest` once (under a file lock shared by all test
+/// binaries), using the system `tar` and `zstd`.
+fn unpack_once(archive: &Path, dest: &Path) {
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    let lock = File::create(dest.with_extension("lock")).unwrap();
+    lock.lock().unwrap();
+    let done = dest.join(".unpacked");
+    if !done.exists() {
+        let _ = std::fs::remove_dir_all(dest);
+        std::fs::create_dir_all(dest).unwrap();
+        let st = Command::new("tar")
+            .arg("-I")
+            .arg("zstd -d --long=27")
+            .arg("-xf")
+            .arg(archive)
+            .arg("-C")
+            .arg(dest)
+            .status()
+            .expect("tar runs (install tar and zstd: scripts/test.sh does)");
+        assert!(st.success(), "unpacking {}", archive.display());
+        File::create(&done).unwrap();
+    }
+}
+
+/// The bundled edge cases (permissively licensed subset), unpacked.
+pub fn edge_cases() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dest = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("edge-cases");
+        unpack_once(&manifest_dir().join("tests/data/edge-cases.tar.zst"), &dest);
+        dest
+    })
+}
+
+/// The unpacked shared corpus (a directory holding `enron-skilling-j`,
+/// `spamassassin-public-corpus`, `usrp-users-list-2019-2021` and the `edge-*`/`pkg-*`
+/// folders): `$MAILVAULT_CORPUS`, else `../shared/corpus` unpacked on first use with
+/// its `unpack.sh`. `None`, after saying so on stderr, when neither exists.
+pub fn corpus_root() -> Option<PathBuf> {
+    static ROOT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        if let Ok(dir) = std::env::var("MAILVAULT_CORPUS") {
+            return Some(PathBuf::from(dir));
+        }
+        let script = manifest_dir().join("../shared/corpus/unpack.sh");
+        if !script.exists() {
+            eprintln!("NOTE: no shared corpus: set MAILVAULT_CORPUS to an unpacked corpus or provide ../shared/corpus");
+            return None;
+        }
+        let dest = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("corpus");
+        std::fs::create_dir_all(&dest).unwrap();
+        let lock = File::create(dest.with_extension("lock")).unwrap();
+        lock.lock().unwrap();
+        let done = dest.join(".unpacked");
+        if !done.exists() {
+            let st = Command::new("bash")
+                .arg(&script)
+                .arg(&dest)
+                .stdout(Stdio::null())
+                .status()
+                .expect("bash runs");
+            assert!(st.success(), "{} failed (needs tar and zstd)", script.display());
+            File::create(&done).unwrap();
+        }
+        Some(dest)
+    })
+    .clone()
+}
+
+/// One folder of the shared corpus, if present.
+pub fn shared_corpus(folder: &str) -> Option<PathBuf> {
+    let p = corpus_root()?.join(folder);
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!("NOTE: corpus folder {} is missing", p.display());
+        None
+    }
+}
+
+/// The edge-case folders of the shared corpus (with the Hunny samples).
+pub fn shared_edge_cases() -> Option<Vec<PathBuf>> {
+    let root = corpus_root()?;
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&root)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with("edge-") || n.starts_with("pkg-")
+        })
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    (!v.is_empty()).then_some(v)
+}
+
+/// Runs `cmd` to completion and returns its output and peak RSS in bytes (from
+/// `wait4`'s rusage of that one child).
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives the rusage
+pub fn output_with_peak_rss(mut cmd: Command) -> (std::process::ExitStatus, u64, Vec<u8>, Vec<u8>) {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let t = std::thread::spawn(move || {
+        let mut e = Vec::new();
+        stderr.read_to_end(&mut e).ok();
+        e
+    });
+    let mut out = Vec::new();
+    stdout.read_to_end(&mut out).ok();
+    let err = t.join().unwrap();
+    let mut status = 0;
+    // SAFETY: plain FFI call with valid pointers to locals; the pid is our child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(r, child.id() as i32, "wait4");
+    (
+        std::process::ExitStatus::from_raw(status),
+        usage.ru_maxrss as u64 * 1024,
+        out,
+        err,
+    )
+}
+
+/// A small deterministic PRNG (xorshift64*) for randomised test rounds.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Seeded from `$MAILVAULT_TEST_SEED` or the clock; the seed is printed so a
+    /// failing round can be replayed.
+    pub fn from_env(name: &str) -> Rng {
+        let seed = std::env::var("MAILVAULT_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        eprintln!("{name}: MAILVAULT_TEST_SEED={seed}");
+        Rng(seed)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545F4914F6CDD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}

@@ -1,0 +1,67 @@
+//! Damage is found and named; unknown formats are refused (issue 2, item 6).
+
+mod common;
+
+use std::fs;
+
+use common::*;
+use mailvault::archive::Archive;
+
+#[test]
+fn flipped_byte_is_named_by_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    ok(&a, &["import", demo_sample().to_str().unwrap()]);
+    let victim = {
+        let arch = Archive::open(&a).unwrap();
+        let ids = arch.message_ids().unwrap();
+        let victim = ids[ids.len() / 2];
+        assert!(arch.testing_flip_skeleton_byte(&victim, 10).unwrap());
+        victim
+    };
+    let out = run(&a, &["verify"]);
+    assert_eq!(out.status.code(), Some(3), "verify exits 3 on damage");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&victim.to_hex()),
+        "verify output names the message:\n{text}"
+    );
+    assert!(text.contains("1 problems"), "{text}");
+    // Reading that message fails with the id; others still read.
+    let shown = run(&a, &["show", &victim.to_hex()]);
+    assert!(!shown.status.success());
+    assert!(String::from_utf8_lossy(&shown.stderr).contains(&victim.to_hex()));
+}
+
+#[test]
+fn future_format_version_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    ok(&a, &["init"]);
+    let marker = a.join("mailvault-archive.toml");
+    let text = fs::read_to_string(&marker).unwrap();
+    fs::write(&marker, text.replace("format_version = 1", "format_version = 2")).unwrap();
+    let out = run(&a, &["stats"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("format version 2") && err.contains("reads format version 1"),
+        "{err}"
+    );
+    fs::write(&marker, text).unwrap();
+
+    // The database's own record of the version is checked too.
+    Archive::open(&a).unwrap().testing_set_db_format_version(7).unwrap();
+    let err = String::from_utf8_lossy(&run(&a, &["stats"]).stderr).into_owned();
+    assert!(err.contains("format version 7"), "{err}");
+}
+
+#[test]
+fn a_directory_that_is_not_an_archive_is_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("notes.txt"), "mine").unwrap();
+    let out = run(tmp.path(), &["import", demo_sample().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a mailvault archive"));
+    assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1, "nothing written");
+}

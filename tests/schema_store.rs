@@ -1,0 +1,128 @@
+//! The storage layout in `schemas/store-v1.toml` is what the code writes: column
+//! families in order, and the exact bytes of each example key and record.
+//! `MAILVAULT_BLESS=1` prints the examples' current bytes (for a deliberate change,
+//! which is a format change: bump the version).
+
+use mailvault::keys;
+use mailvault::mime::{B64Layout, Splice, Transform};
+use mailvault::model::{Flags, Hash32, SourceKey};
+use mailvault::records::*;
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn examples() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let m = Hash32::of(b"m");
+    let p = Hash32::of(b"p");
+    vec![
+        ("key.messages", "id(\"m\")", keys::by_hash(&m)),
+        ("key.blobs.part", "part id(\"p\")", keys::blob(keys::BLOB_PART, &p)),
+        ("key.blobs.skeleton", "message id(\"m\")", keys::blob(keys::BLOB_SKELETON, &m)),
+        ("key.placements.local", "acct / INBOX / Local occurrence 1 of id(\"m\")", keys::placement("acct", "INBOX", &SourceKey::Local { occurrence: 1 }, &m)),
+        ("key.placements.imap", "acct / Sent / uidvalidity 7, uid 42", keys::placement("acct", "Sent", &SourceKey::Imap { uidvalidity: 7, uid: 42 }, &m)),
+        ("key.placements.pop3", "acct / INBOX / UIDL abc", keys::placement("acct", "INBOX", &SourceKey::Pop3 { uidl: "abc".into() }, &m)),
+        ("key.cursors", "acct / INBOX", keys::cursor("acct", "INBOX")),
+        ("key.ingest_log", "seq 5", keys::ingest_seq(5).to_vec()),
+        ("key.dictionaries", "dict 1", keys::dictionary(1).to_vec()),
+        (
+            "value.messages",
+            "raw_len 9000, seq 3, first_seen 1700000000, parts: identity at 100 len 2500 id(\"p\"); base64 76/CRLF/final at 3000 len 5000 id(\"p\")",
+            MessageRecord {
+                raw_len: 9000,
+                seq: 3,
+                first_seen: 1_700_000_000,
+                parts: vec![
+                    PartRef { splice: Splice { offset: 100, len: 2500, transform: Transform::Identity }, part: p },
+                    PartRef {
+                        splice: Splice { offset: 3000, len: 5000, transform: Transform::Base64(B64Layout { line_len: 76, crlf: true, final_eol: true }) },
+                        part: p,
+                    },
+                ],
+            }
+            .encode(),
+        ),
+        ("value.parts", "payload_len 2500, first_seen 1700000000", PartRecord { payload_len: 2500, first_seen: 1_700_000_000 }.encode()),
+        (
+            "value.placements",
+            "id(\"m\"), Seen+Flagged, keyword $Forwarded, date 1600000000, seen 1700000000..1700000100, not deleted",
+            PlacementRecord {
+                message: m,
+                flags: Flags { system: Flags::SEEN | Flags::FLAGGED, keywords: vec!["$Forwarded".into()] },
+                internal_date: Some(1_600_000_000),
+                first_seen: 1_700_000_000,
+                last_seen: 1_700_000_100,
+                deleted_at: None,
+            }
+            .encode(),
+        ),
+        ("value.cursors", "uidvalidity 7, highest uid 42, modseq 99, at 1700000000", CursorRecord { uidvalidity: 7, highest_uid: 42, highest_modseq: 99, updated_at: 1_700_000_000 }.encode()),
+        ("value.ingest_log", "message stored, id(\"m\")", IngestEntry { kind: IngestKind::Message, message: m }.encode()),
+        (
+            "value.counters",
+            "messages 1, placements 2, parts 3, raw 4, placement_raw 5, unique 6, stored 7, next_seq 8, dictionaries 9",
+            Counters { messages: 1, placements: 2, parts: 3, raw_bytes: 4, placement_raw_bytes: 5, unique_bytes: 6, stored_bytes: 7, next_seq: 8, dictionaries: 9 }.encode(),
+        ),
+        ("value.blobs", "zstd with dictionary 1, payload_len 3, data \"xyz\"", BlobHeader { codec: Codec::ZstdDict, dict_id: 1, payload_len: 3 }.encode(b"xyz")),
+    ]
+}
+
+fn schema() -> toml::Table {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/store-v1.toml")).unwrap();
+    text.parse().expect("store-v1.toml parses")
+}
+
+#[test]
+fn column_families_match() {
+    let s = schema();
+    assert_eq!(
+        s["format_version"].as_integer(),
+        Some(mailvault::archive::layout::FORMAT_VERSION as i64)
+    );
+    assert_eq!(s["marker_file"].as_str(), Some(mailvault::archive::layout::MARKER_FILE));
+    let names: Vec<&str> = s["column_family"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, keys::ALL_CFS.to_vec());
+}
+
+#[test]
+fn example_bytes_match() {
+    let ex = examples();
+    if std::env::var("MAILVAULT_BLESS").is_ok() {
+        for (name, input, bytes) in &ex {
+            println!(
+                "\n[[example]]\nname = \"{name}\"\ninput = {:?}\nhex = \"{}\"",
+                input,
+                hex(bytes)
+            );
+        }
+    }
+    let s = schema();
+    let declared: Vec<(String, String)> = s
+        .get("example")
+        .and_then(|e| e.as_array())
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    (
+                        e["name"].as_str().unwrap().to_string(),
+                        e["hex"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        declared.len(),
+        ex.len(),
+        "every example is declared once (MAILVAULT_BLESS=1 prints them)"
+    );
+    for ((name, _, bytes), (dname, dhex)) in ex.iter().zip(&declared) {
+        assert_eq!(name, dname, "example order");
+        assert_eq!(&hex(bytes), dhex, "{name}: code and schemas/store-v1.toml disagree");
+    }
+}
