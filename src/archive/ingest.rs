@@ -60,14 +60,12 @@ struct Prepared {
 fn prepare(id: MessageId, raw: &[u8], min_part: usize) -> Prepared {
     let cuts: Vec<Cut> = mime::split(raw, min_part);
     let skeleton = mime::skeleton(raw, &cuts);
-    let payloads: Vec<Vec<u8>> = cuts.iter().map(|c| c.payload(raw)).collect();
     let splices = mime::splices(&cuts);
+    let payloads: Vec<Vec<u8>> = cuts.into_iter().map(|c| c.into_payload(raw)).collect();
     // The split must rebuild to the very bytes we were given; if it does not (a bug,
     // never expected), the message is stored whole.
     let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-    let rebuilt_ok = mime::splice(&skeleton, &splices, &refs, raw.len() as u64)
-        .map(|b| Hash32::of(&b) == id)
-        .unwrap_or(false);
+    let rebuilt_ok = mime::splice_hash(&skeleton, &splices, &refs, raw.len() as u64).is_ok_and(|h| h == id.0);
     if !rebuilt_ok {
         warn!(message = %id, "MIME split did not rebuild exactly; storing the message whole");
         return Prepared {
@@ -126,10 +124,12 @@ impl Archive {
         report.new_messages = new.len() as u64;
         report.duplicates = report.messages - report.new_messages;
 
+        let t0 = std::time::Instant::now();
         // 2. Split and verify, in parallel.
         let min_part = self.config.min_part;
         let prepared: Vec<Prepared> = new.par_iter().map(|m| prepare(m.id, &m.raw, min_part)).collect();
 
+        let t_split = t0.elapsed();
         // 3. Train the dictionary on the first batch large enough.
         let mut wb = WriteBatch::default();
         let mut counters = self.counters.clone();
@@ -172,6 +172,7 @@ impl Archive {
         report.new_parts = new_parts.len() as u64;
         report.deduplicated_parts = total_refs - report.new_parts;
 
+        let t_dict = t0.elapsed();
         // 5. Compress skeletons and new parts, in parallel.
         let d = dict.as_deref();
         let skeleton_blobs: Vec<std::io::Result<Vec<u8>>> = prepared
@@ -187,6 +188,7 @@ impl Archive {
             what: format!("zstd compression failed: {e}"),
         };
 
+        let t_compress = t0.elapsed();
         // 6. One write batch.
         let (blobs, messages, parts) = (
             self.cf(keys::CF_BLOBS),
@@ -236,7 +238,18 @@ impl Archive {
         self.stage_placements(batch, &new_ids, now, &mut wb, &mut counters, &mut report)?;
 
         wb.put_cf(self.cf(keys::CF_META), keys::META_COUNTERS, counters.encode());
+        let t_stage = t0.elapsed();
         self.write(wb)?;
+        debug!(
+            messages = batch.len(),
+            new = report.new_messages,
+            split_ms = t_split.as_millis() as u64,
+            dict_ms = (t_dict - t_split).as_millis() as u64,
+            compress_ms = (t_compress - t_dict).as_millis() as u64,
+            stage_ms = (t_stage - t_compress).as_millis() as u64,
+            write_ms = (t0.elapsed() - t_stage).as_millis() as u64,
+            "batch stored"
+        );
         self.counters = counters;
         if let Some(d) = new_dict {
             self.dicts.by_id.insert(d.id, d.clone());

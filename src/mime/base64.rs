@@ -20,9 +20,9 @@ pub struct B64Layout {
 }
 
 /// If `body` starts with base64 text that re-encodes exactly, returns its length
-/// (including the final line break, if any) and its layout. Text after it (blank
-/// lines, a signature a broken mailer appended) is left to the caller.
-pub fn detect(body: &[u8]) -> Option<(usize, B64Layout)> {
+/// (including the final line break, if any), its layout and the decoded bytes. Text
+/// after it (blank lines, a signature a broken mailer appended) is left to the caller.
+pub fn detect(body: &[u8]) -> Option<(usize, B64Layout, Vec<u8>)> {
     let Some(first_end) = memchr::memchr(b'\n', body) else {
         // One line without a line break.
         let layout = B64Layout {
@@ -30,10 +30,8 @@ pub fn detect(body: &[u8]) -> Option<(usize, B64Layout)> {
             crlf: false,
             final_eol: false,
         };
-        let decoded = decode_lines(body)?;
-        let mut again = Vec::with_capacity(body.len());
-        encode_into(&decoded, layout, &mut again);
-        return (!body.is_empty() && again == body).then_some((body.len(), layout));
+        let decoded = STANDARD.decode(body).ok()?;
+        return (!body.is_empty() && reencodes_to(&decoded, layout, body)).then_some((body.len(), layout, decoded));
     };
     let crlf = first_end > 0 && body[first_end - 1] == b'\r';
     let eol_len = if crlf { 2 } else { 1 };
@@ -78,9 +76,39 @@ pub fn detect(body: &[u8]) -> Option<(usize, B64Layout)> {
     };
     let region = &body[..pos];
     let decoded = decode_lines(region)?;
-    let mut again = Vec::with_capacity(region.len());
-    encode_into(&decoded, layout, &mut again);
-    (again == region).then_some((pos, layout))
+    reencodes_to(&decoded, layout, region).then_some((pos, layout, decoded))
+}
+
+/// Does encoding `decoded` with `layout` give exactly `text`? Compares line by line
+/// when lines hold whole base64 quanta, so no second copy of a large body is made.
+fn reencodes_to(decoded: &[u8], layout: B64Layout, text: &[u8]) -> bool {
+    let line_len = usize::from(layout.line_len);
+    if line_len % 4 != 0 {
+        let mut again = Vec::with_capacity(text.len());
+        encode_into(decoded, layout, &mut again);
+        return again == text;
+    }
+    let eol: &[u8] = if layout.crlf { b"\r\n" } else { b"\n" };
+    let per_line = line_len / 4 * 3;
+    let mut pos = 0;
+    let mut buf = vec![0u8; line_len];
+    let mut chunks = decoded.chunks(per_line).peekable();
+    while let Some(chunk) = chunks.next() {
+        let Ok(n) = STANDARD.encode_slice(chunk, &mut buf) else {
+            return false;
+        };
+        if text.get(pos..pos + n) != Some(&buf[..n]) {
+            return false;
+        }
+        pos += n;
+        if chunks.peek().is_some() || layout.final_eol {
+            if text.get(pos..pos + eol.len()) != Some(eol) {
+                return false;
+            }
+            pos += eol.len();
+        }
+    }
+    pos == text.len()
 }
 
 fn is_b64(c: u8) -> bool {
@@ -89,7 +117,8 @@ fn is_b64(c: u8) -> bool {
 
 /// Decodes base64 text, ignoring line breaks. `None` if it is not canonical base64.
 pub fn decode_lines(text: &[u8]) -> Option<Vec<u8>> {
-    let joined: Vec<u8> = text.iter().copied().filter(|c| !matches!(c, b'\r' | b'\n')).collect();
+    let mut joined = Vec::with_capacity(text.len());
+    joined.extend(text.iter().copied().filter(|c| !matches!(c, b'\r' | b'\n')));
     STANDARD.decode(joined).ok()
 }
 
@@ -134,10 +163,14 @@ mod tests {
             };
             let mut body = wrap(&data, layout);
             let len = body.len();
-            assert_eq!(detect(&body), Some((len, layout)), "{layout:?}");
+            assert_eq!(detect(&body), Some((len, layout, data.clone())), "{layout:?}");
             if final_eol {
                 body.extend_from_slice(b"\r\n\r\n"); // trailing blank lines stay outside
-                assert_eq!(detect(&body), Some((len, layout)), "{layout:?} + blank lines");
+                assert_eq!(
+                    detect(&body),
+                    Some((len, layout, data.clone())),
+                    "{layout:?} + blank lines"
+                );
             }
         }
         assert_eq!(
@@ -148,7 +181,8 @@ mod tests {
                     line_len: 4,
                     crlf: false,
                     final_eol: false
-                }
+                },
+                b"ABC".to_vec()
             ))
         );
     }
@@ -169,16 +203,16 @@ mod tests {
                                  line_len in 4u16..120, crlf: bool, final_eol: bool) {
             let layout = B64Layout { line_len: line_len / 4 * 4, crlf, final_eol };
             let body = wrap(&data, layout);
-            let (len, got) = detect(&body).expect("wrapped base64 is detected");
+            let (len, got, decoded) = detect(&body).expect("wrapped base64 is detected");
             prop_assert_eq!(len, body.len());
+            prop_assert_eq!(&decoded, &data);
             prop_assert_eq!(decode_lines(&body[..len]).unwrap(), data);
             prop_assert_eq!(wrap(&decode_lines(&body).unwrap(), got), body);
         }
 
         #[test]
         fn detect_is_exact_or_none(body in proptest::collection::vec(prop_oneof![Just(b'A'), Just(b'='), Just(b'\n'), Just(b'\r'), Just(b'Q'), Just(b'/')], 0..300)) {
-            if let Some((len, layout)) = detect(&body) {
-                let decoded = decode_lines(&body[..len]).unwrap();
+            if let Some((len, layout, decoded)) = detect(&body) {
                 prop_assert_eq!(wrap(&decoded, layout), body[..len].to_vec());
             }
         }

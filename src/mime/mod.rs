@@ -49,18 +49,25 @@ pub struct Cut {
     pub start: usize,
     pub end: usize,
     pub transform: Transform,
+    /// The decoded bytes of a base64 body (kept from detection, not decoded twice).
+    decoded: Option<Vec<u8>>,
 }
 
 impl Cut {
     /// The canonical payload stored for this cut: the body bytes, or the decoded
     /// binary for a base64 body.
     pub fn payload(&self, raw: &[u8]) -> Vec<u8> {
-        let body = &raw[self.start..self.end];
-        match self.transform {
-            Transform::Identity => body.to_vec(),
-            // `split` only emits Base64 after a successful decode; decoding again
-            // cannot fail, but if it did the identity payload keeps bytes exact.
-            Transform::Base64(_) => base64::decode_lines(body).unwrap_or_else(|| body.to_vec()),
+        match &self.decoded {
+            Some(d) => d.clone(),
+            None => raw[self.start..self.end].to_vec(),
+        }
+    }
+
+    /// Like [`Cut::payload`], without copying a decoded body.
+    pub fn into_payload(self, raw: &[u8]) -> Vec<u8> {
+        match self.decoded {
+            Some(d) => d,
+            None => raw[self.start..self.end].to_vec(),
         }
     }
 }
@@ -94,12 +101,13 @@ fn walk(raw: &[u8], start: usize, end: usize, depth: usize, min_part: usize, cut
                 return;
             }
             if base64 {
-                if let Some((len, layout)) = base64::detect(&raw[body_start..end]) {
+                if let Some((len, layout, decoded)) = base64::detect(&raw[body_start..end]) {
                     if len >= min_part {
                         cuts.push(Cut {
                             start: body_start,
                             end: body_start + len,
                             transform: Transform::Base64(layout),
+                            decoded: Some(decoded),
                         });
                         return;
                     }
@@ -109,6 +117,7 @@ fn walk(raw: &[u8], start: usize, end: usize, depth: usize, min_part: usize, cut
                 start: body_start,
                 end,
                 transform: Transform::Identity,
+                decoded: None,
             });
         }
     }
@@ -209,42 +218,78 @@ pub enum SpliceError {
 /// inserted at its offset. `payloads[i]` belongs to `splices[i]`.
 pub fn splice(skeleton: &[u8], splices: &[Splice], payloads: &[&[u8]], raw_len: u64) -> Result<Vec<u8>, SpliceError> {
     let mut out = Vec::with_capacity(usize::try_from(raw_len).unwrap_or(0).min(1 << 31));
+    splice_into(skeleton, splices, payloads, raw_len, &mut |b: &[u8]| {
+        out.extend_from_slice(b)
+    })?;
+    Ok(out)
+}
+
+/// BLAKE3 of the message [`splice`] would build, without building it.
+pub fn splice_hash(
+    skeleton: &[u8],
+    splices: &[Splice],
+    payloads: &[&[u8]],
+    raw_len: u64,
+) -> Result<[u8; 32], SpliceError> {
+    let mut h = blake3::Hasher::new();
+    splice_into(skeleton, splices, payloads, raw_len, &mut |b: &[u8]| {
+        h.update(b);
+    })?;
+    Ok(*h.finalize().as_bytes())
+}
+
+/// The splice itself, feeding the pieces of the message in order to `sink`.
+fn splice_into(
+    skeleton: &[u8],
+    splices: &[Splice],
+    payloads: &[&[u8]],
+    raw_len: u64,
+    sink: &mut dyn FnMut(&[u8]),
+) -> Result<(), SpliceError> {
+    let mut written = 0u64;
     let mut sk = 0usize;
+    let mut buf = Vec::new();
     for (index, (s, payload)) in splices.iter().zip(payloads).enumerate() {
         let gap = s
             .offset
-            .checked_sub(out.len() as u64)
+            .checked_sub(written)
             .and_then(|g| usize::try_from(g).ok())
             .filter(|g| sk + g <= skeleton.len())
             .ok_or(SpliceError::OutOfOrder {
                 index,
                 offset: s.offset,
-                pos: out.len() as u64,
+                pos: written,
             })?;
-        out.extend_from_slice(&skeleton[sk..sk + gap]);
+        sink(&skeleton[sk..sk + gap]);
         sk += gap;
-        let before = out.len();
-        match s.transform {
-            Transform::Identity => out.extend_from_slice(payload),
-            Transform::Base64(layout) => base64::encode_into(payload, layout, &mut out),
-        }
-        let got = (out.len() - before) as u64;
-        if got != s.len {
+        written += gap as u64;
+        let piece: &[u8] = match s.transform {
+            Transform::Identity => payload,
+            Transform::Base64(layout) => {
+                buf.clear();
+                base64::encode_into(payload, layout, &mut buf);
+                &buf
+            }
+        };
+        if piece.len() as u64 != s.len {
             return Err(SpliceError::LengthMismatch {
                 index,
-                got,
+                got: piece.len() as u64,
                 expected: s.len,
             });
         }
+        sink(piece);
+        written += s.len;
     }
-    out.extend_from_slice(&skeleton[sk..]);
-    if out.len() as u64 != raw_len {
+    sink(&skeleton[sk..]);
+    written += (skeleton.len() - sk) as u64;
+    if written != raw_len {
         return Err(SpliceError::TotalLength {
-            got: out.len() as u64,
+            got: written,
             expected: raw_len,
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The splice list for `cuts` (offsets in raw coordinates).

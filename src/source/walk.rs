@@ -77,17 +77,64 @@ fn is_hidden(name: &std::ffi::OsStr) -> bool {
     name.to_string_lossy().starts_with('.')
 }
 
-/// Does the start of a file look like a message: a header field or a `From ` line?
+/// Header fields that mark a file as mail (at least one must be present).
+const MAIL_FIELDS: [&str; 16] = [
+    "from",
+    "to",
+    "cc",
+    "subject",
+    "date",
+    "message-id",
+    "received",
+    "return-path",
+    "mime-version",
+    "content-type",
+    "delivered-to",
+    "reply-to",
+    "sender",
+    "in-reply-to",
+    "references",
+    "x-from",
+];
+
+/// Does the start of a file look like a message? Either a `From ` line, or a header
+/// section: every line up to the first empty one (or the end of `head`) is a header
+/// field (`name:`, obsolete `name :`) or a folded continuation, and at least one
+/// field is a common mail field.
 pub fn looks_like_mail(head: &[u8]) -> bool {
     let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
     if head.starts_with(b"From ") {
         return true;
     }
-    let name_len = head
-        .iter()
-        .take_while(|&&c| (b'!'..=b'~').contains(&c) && c != b':')
-        .count();
-    name_len > 0 && head[name_len..].iter().find(|&&c| c != b' ' && c != b'\t') == Some(&b':')
+    let mut known = false;
+    let mut lines = head.split(|&c| c == b'\n').peekable();
+    let mut first = true;
+    while let Some(line) = lines.next() {
+        if lines.peek().is_none() && !head.ends_with(b"\n") {
+            break; // a partial last line of the sample
+        }
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if matches!(line[0], b' ' | b'\t') {
+            if first {
+                return false;
+            }
+            continue;
+        }
+        first = false;
+        let name_len = line
+            .iter()
+            .take_while(|&&c| (b'!'..=b'~').contains(&c) && c != b':')
+            .count();
+        if name_len == 0 || line[name_len..].iter().find(|&&c| c != b' ' && c != b'\t') != Some(&b':') {
+            return false;
+        }
+        let name = String::from_utf8_lossy(&line[..name_len]).to_ascii_lowercase();
+        known |= MAIL_FIELDS.contains(&name.as_str());
+    }
+    known
 }
 
 impl Reader<'_, '_> {
@@ -197,6 +244,8 @@ impl Reader<'_, '_> {
             return Ok(());
         }
         let mut raw = head;
+        let len = f.metadata().map(|m| m.len() as usize).unwrap_or(0);
+        raw.reserve_exact(len.saturating_sub(raw.len()));
         f.read_to_end(&mut raw).map_err(io_err(path))?;
         let folder = self.folder(folder);
         self.emit(raw, vec![folder], Flags::default(), mtime(path))?;
@@ -321,6 +370,10 @@ mod tests {
             (b"phish_id,url\n", false),
             (b"# README\n", false),
             (b"HELO example.com\r\n", false),
+            (b"Origin: GitHub x\nUnderlying data: y\n", false),
+            (b"messages: 6046\nfiles: 6046\nbytes(on disk): 1\n", false),
+            (b"Message-ID: <1@x>\r\nDate: Mon\r\nX-Folder: \\a\\b\r\n\r\nbody", true),
+            (b"X-Custom: a\n\tfolded\nSubject: s\n\nbody", true),
         ] {
             assert_eq!(looks_like_mail(head), want, "{:?}", String::from_utf8_lossy(head));
         }
