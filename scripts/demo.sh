@@ -24,6 +24,5 @@ set -x
 "$mv" --archive "$archive" verify
 "$mv" --archive "$archive" export --format mbox --out "$work/export" --account enron
 set +x
-id=$("$mv" --archive "$archive" stats --json >/dev/null; ls "$work/export/enron" | head -n 3)
-echo "exported mbox files: $id"
-echo "archive kept at: $archive"
+echo "exported mbox files:"; find "$work/export" -name '*.mbox' | sed "s|$work/||"
+echo "archive: $archive"

@@ -333,6 +333,8 @@ pub struct Counters {
     pub placement_raw_bytes: u64,
     /// Skeleton bytes plus distinct part payload bytes, before compression.
     pub unique_bytes: u64,
+    /// Encoded bytes of message parts found already stored (part-level dedup).
+    pub part_dedup_bytes: u64,
     /// Bytes of every stored blob value (compressed, with headers).
     pub stored_bytes: u64,
     /// The next ingest-log sequence number.
@@ -342,7 +344,16 @@ pub struct Counters {
 }
 
 impl Counters {
-    fn fields_mut(&mut self) -> [&mut u64; 9] {
+    /// Raw bytes a copy-everything archive would hold but this one does not, because
+    /// a message or a part was already stored: whole-message duplicates (placements
+    /// beyond the first) plus parts shared between messages.
+    pub fn dedup_saved_bytes(&self) -> u64 {
+        self.placement_raw_bytes.saturating_sub(self.raw_bytes) + self.part_dedup_bytes
+    }
+}
+
+impl Counters {
+    fn fields_mut(&mut self) -> [&mut u64; 10] {
         [
             &mut self.messages,
             &mut self.placements,
@@ -350,6 +361,7 @@ impl Counters {
             &mut self.raw_bytes,
             &mut self.placement_raw_bytes,
             &mut self.unique_bytes,
+            &mut self.part_dedup_bytes,
             &mut self.stored_bytes,
             &mut self.next_seq,
             &mut self.dictionaries,

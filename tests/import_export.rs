@@ -186,6 +186,11 @@ fn shared_attachment_is_stored_once() {
     assert_eq!(stat_u64(&archive, "messages"), 2);
     assert_eq!(stat_u64(&archive, "parts"), 1, "one stored attachment");
     assert!(s2 - s1 < 50_000, "second message added {} bytes", s2 - s1);
+    let saved = stat_u64(&archive, "dedup_saved_bytes");
+    assert!(
+        saved >= b64.len() as u64,
+        "stats credits the shared attachment ({saved} bytes saved)"
+    );
     // Both come back exactly.
     for (raw, _) in [(&a, "a"), (&b, "b")] {
         let out = run(&archive, &["show", &Hash32::of(raw).to_hex()]);

@@ -60,8 +60,8 @@ fn examples() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("value.ingest_log", "message stored, id(\"m\")", IngestEntry { kind: IngestKind::Message, message: m }.encode()),
         (
             "value.counters",
-            "messages 1, placements 2, parts 3, raw 4, placement_raw 5, unique 6, stored 7, next_seq 8, dictionaries 9",
-            Counters { messages: 1, placements: 2, parts: 3, raw_bytes: 4, placement_raw_bytes: 5, unique_bytes: 6, stored_bytes: 7, next_seq: 8, dictionaries: 9 }.encode(),
+            "messages 1, placements 2, parts 3, raw 4, placement_raw 5, unique 6, part_dedup 10, stored 7, next_seq 8, dictionaries 9",
+            Counters { messages: 1, placements: 2, parts: 3, raw_bytes: 4, placement_raw_bytes: 5, unique_bytes: 6, part_dedup_bytes: 10, stored_bytes: 7, next_seq: 8, dictionaries: 9 }.encode(),
         ),
         ("value.blobs", "zstd with dictionary 1, payload_len 3, data \"xyz\"", BlobHeader { codec: Codec::ZstdDict, dict_id: 1, payload_len: 3 }.encode(b"xyz")),
     ]

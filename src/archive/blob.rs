@@ -10,8 +10,9 @@ use zstd::dict::{DecoderDictionary, EncoderDictionary};
 
 use crate::records::{BlobHeader, Codec};
 
-/// zstd level for new blobs. Measured on the main corpus (README): level 9 with a
-/// dictionary is within a few percent of level 19 at several times the speed.
+/// zstd level for new blobs. Measured on the main corpus (README): level 3 imports
+/// at ~5,200 msg/s for an archive 1.21x the size of solid `zstd -19`; level 9 gave
+/// 1.17x at ~3,300 msg/s, level 6 1.17x at ~3,400 msg/s.
 pub const LEVEL: i32 = 3;
 /// Size of a trained dictionary.
 pub const DICT_SIZE: usize = 112 * 1024;

@@ -171,6 +171,13 @@ impl Archive {
         let total_refs: u64 = prepared.iter().map(|p| p.parts.len() as u64).sum();
         report.new_parts = new_parts.len() as u64;
         report.deduplicated_parts = total_refs - report.new_parts;
+        let fresh: HashSet<PartId> = new_parts.iter().map(|(r, _)| r.part).collect();
+        let mut first_use: HashSet<PartId> = HashSet::new();
+        for r in prepared.iter().flat_map(|p| p.parts.iter().map(|(r, _)| r)) {
+            if !(fresh.contains(&r.part) && first_use.insert(r.part)) {
+                counters.part_dedup_bytes += r.splice.len;
+            }
+        }
 
         let t_dict = t0.elapsed();
         // 5. Compress skeletons and new parts, in parallel.

@@ -47,7 +47,7 @@ pub fn stats(cli: &Cli, a: &StatsArgs) -> Result<ExitCode> {
     archive.flush()?;
     let c = archive.counters();
     let disk = archive.disk_bytes();
-    let saved = c.placement_raw_bytes.saturating_sub(c.unique_bytes);
+    let saved = c.dedup_saved_bytes();
     let ratio = if c.raw_bytes == 0 {
         0.0
     } else {
@@ -63,6 +63,7 @@ pub fn stats(cli: &Cli, a: &StatsArgs) -> Result<ExitCode> {
             "raw_bytes": c.raw_bytes,
             "placement_raw_bytes": c.placement_raw_bytes,
             "unique_bytes": c.unique_bytes,
+            "part_dedup_bytes": c.part_dedup_bytes,
             "stored_bytes": c.stored_bytes,
             "dedup_saved_bytes": saved,
             "ratio": ratio,
