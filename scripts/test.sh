@@ -39,4 +39,13 @@ cargo fmt --all -- --check
 echo "== cargo clippy (release profile, shares the test build)"
 cargo clippy --release --all-targets -- -D warnings
 echo "== cargo test --release"
-cargo test --release -- "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --release -- "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over every test binary (unit, integration, doc tests).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -74,6 +74,21 @@ impl Cut {
 
 /// Finds the leaf bodies of `raw` at least `min_part` bytes long, in order, without
 /// overlaps. Never panics, on any input.
+///
+/// ```
+/// use mailvault::mime::{split, skeleton, splice, splices};
+/// let body = "All work and no play. ".repeat(200);
+/// let raw = format!("Subject: hi\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+///                    --b\r\nContent-Type: text/plain\r\n\r\n{body}\r\n--b--\r\n");
+/// let cuts = split(raw.as_bytes(), 2048);
+/// assert_eq!(cuts.len(), 1);
+/// assert_eq!(&raw.as_bytes()[cuts[0].start..cuts[0].end], body.as_bytes());
+/// // Skeleton + parts rebuild the message exactly.
+/// let payloads: Vec<Vec<u8>> = cuts.iter().map(|c| c.payload(raw.as_bytes())).collect();
+/// let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+/// let sk = skeleton(raw.as_bytes(), &cuts);
+/// assert_eq!(splice(&sk, &splices(&cuts), &refs, raw.len() as u64).unwrap(), raw.as_bytes());
+/// ```
 pub fn split(raw: &[u8], min_part: usize) -> Vec<Cut> {
     let mut cuts = Vec::new();
     walk(raw, 0, raw.len(), 0, min_part.max(1), &mut cuts);
