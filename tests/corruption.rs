@@ -65,3 +65,17 @@ fn a_directory_that_is_not_an_archive_is_left_alone() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a mailvault archive"));
     assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1, "nothing written");
 }
+
+#[test]
+fn a_second_writer_is_refused_with_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let first = Archive::open_or_create(&a).unwrap();
+    let err = Archive::open(&a).err().expect("second open fails").to_string();
+    assert!(err.contains("in use by another mailvault process"), "{err}");
+    let out = run(&a, &["stats"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another mailvault process"));
+    drop(first);
+    ok(&a, &["stats"]);
+}

@@ -149,16 +149,6 @@ MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\
     .into_bytes()
 }
 
-fn base64_lines(data: &[u8]) -> String {
-    use base64::Engine;
-    let s = base64::engine::general_purpose::STANDARD.encode(data);
-    s.as_bytes()
-        .chunks(76)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect::<Vec<_>>()
-        .join("\r\n")
-}
-
 /// Two deliveries of one message differ in their Received lines and share a 1 MB
 /// attachment: the second adds less than 5% of the attachment's size.
 #[test]
@@ -242,14 +232,7 @@ fn maildir_roundtrip_keeps_folders_and_flags() {
     fs::create_dir_all(md.join("cur")).unwrap();
     let a1 = tmp.path().join("a1");
     ok(&a1, &["import", md.to_str().unwrap(), "--account", "me"]);
-    let arch = mailvault::archive::Archive::open(&a1).unwrap();
-    let mut got: Vec<(String, String)> = arch
-        .placements(&Default::default())
-        .unwrap()
-        .into_iter()
-        .map(|p| (p.key.mailbox, p.record.flags.to_maildir_letters()))
-        .collect();
-    got.sort();
+    let got = folders_and_flags(&a1);
     assert_eq!(
         got,
         vec![
@@ -258,20 +241,24 @@ fn maildir_roundtrip_keeps_folders_and_flags() {
             ("Work/2020".into(), "RT".into())
         ]
     );
-    drop(arch);
     let out = tmp.path().join("out");
     ok(&a1, &["export", "--format", "maildir", "--out", out.to_str().unwrap()]);
     let a2 = tmp.path().join("a2");
     ok(&a2, &["import", out.join("me").to_str().unwrap(), "--account", "me"]);
-    let arch2 = mailvault::archive::Archive::open(&a2).unwrap();
-    let mut got2: Vec<(String, String)> = arch2
+    assert_eq!(folders_and_flags(&a2), got);
+}
+
+/// (folder, maildir flag letters) of every placement, sorted.
+fn folders_and_flags(archive: &Path) -> Vec<(String, String)> {
+    let arch = mailvault::archive::Archive::open(archive).unwrap();
+    let mut v: Vec<(String, String)> = arch
         .placements(&Default::default())
         .unwrap()
         .into_iter()
         .map(|p| (p.key.mailbox, p.record.flags.to_maildir_letters()))
         .collect();
-    got2.sort();
-    assert_eq!(got2, got);
+    v.sort();
+    v
 }
 
 /// Google Takeout: X-Gmail-Labels become folders and flags.

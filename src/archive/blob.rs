@@ -145,7 +145,8 @@ impl<'d> Encoder<'d> {
     }
 }
 
-/// Compresses one payload (a fresh context; for one-off use and tests).
+/// Compresses one payload with a fresh context (tests).
+#[cfg(test)]
 pub fn encode(payload: &[u8], dict: Option<&Dict>, try_stored: bool) -> std::io::Result<Vec<u8>> {
     Encoder::new(dict)?.encode(payload, try_stored)
 }

@@ -96,6 +96,18 @@ fn prepare(id: MessageId, raw: &[u8], min_part: usize) -> Prepared {
     }
 }
 
+/// Encodes with a worker's encoder, or reports why the encoder could not be made.
+fn encode_with(
+    enc: &mut std::io::Result<blob::Encoder<'_>>,
+    payload: &[u8],
+    try_stored: bool,
+) -> std::io::Result<Vec<u8>> {
+    match enc {
+        Ok(e) => e.encode(payload, try_stored),
+        Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+    }
+}
+
 impl Archive {
     /// Stores a batch durably. `now` is the time recorded as first/last seen.
     pub fn ingest(&mut self, batch: &[RawMessage], now: i64) -> Result<IngestReport> {
@@ -182,13 +194,17 @@ impl Archive {
         let t_dict = t0.elapsed();
         // 5. Compress skeletons and new parts, in parallel.
         let d = dict.as_deref();
+        // One zstd context per worker thread, not per blob.
         let skeleton_blobs: Vec<std::io::Result<Vec<u8>>> = prepared
             .par_iter()
-            .map(|p| blob::encode(&p.skeleton, d, false))
+            .map_init(|| blob::Encoder::new(d), |enc, p| encode_with(enc, &p.skeleton, false))
             .collect();
         let part_blobs: Vec<std::io::Result<Vec<u8>>> = new_parts
             .par_iter()
-            .map(|(_, payload)| blob::encode(payload, d, true))
+            .map_init(
+                || blob::Encoder::new(d),
+                |enc, (_, payload)| encode_with(enc, payload, true),
+            )
             .collect();
         let compress_err = |id: &Hash32, e: std::io::Error| ArchiveError::Corrupt {
             id: id.to_hex(),

@@ -94,7 +94,8 @@ impl Archive {
         }
         let db_path = layout::db_dir(dir);
         let db_err = |source: rocksdb::Error| {
-            if source.to_string().contains("lock") {
+            let text = source.to_string();
+            if text.contains("While lock file") || text.contains("lock hold by current process") {
                 ArchiveError::Locked {
                     path: dir.to_path_buf(),
                 }

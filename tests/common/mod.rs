@@ -218,3 +218,14 @@ impl Rng {
         self.next() % n.max(1)
     }
 }
+
+/// `data` in base64, wrapped at 76 characters with CRLF (no final line break).
+pub fn base64_lines(data: &[u8]) -> String {
+    use base64::Engine;
+    let s = base64::engine::general_purpose::STANDARD.encode(data);
+    s.as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
