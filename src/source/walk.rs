@@ -41,6 +41,7 @@ pub fn read_paths(paths: &[PathBuf], opts: &LocalOptions, sink: &mut Sink<'_>) -
         occurrences: HashMap::new(),
     };
     for path in paths {
+        let _span = tracing::info_span!("source", path = %path.display(), account = %opts.account).entered();
         let meta = fs::metadata(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => SourceError::Missing { path: path.clone() },
             _ => SourceError::Io {
