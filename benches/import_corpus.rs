@@ -8,62 +8,18 @@
 //! `zstd -19` size is computed once and cached next to the unpacked corpus.
 //! `MAILVAULT_BENCH_RUNS` (default 3) import runs; the median is reported.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+
+use common::{corpus_root, json, run_measured};
 
 const FOLDERS: [&str; 3] = [
     "enron-skilling-j",
     "spamassassin-public-corpus",
     "usrp-users-list-2019-2021",
 ];
-
-fn target_dir() -> PathBuf {
-    std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
-
-fn corpus_root() -> Option<PathBuf> {
-    if let Ok(d) = std::env::var("MAILVAULT_CORPUS") {
-        return Some(PathBuf::from(d));
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/unpack.sh");
-    if !script.exists() {
-        return None;
-    }
-    let dest = target_dir().join("bench-corpus");
-    let st = Command::new("bash")
-        .arg(script)
-        .arg(&dest)
-        .stdout(Stdio::null())
-        .status()
-        .ok()?;
-    st.success().then_some(dest)
-}
-
-#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives the rusage
-fn run_measured(args: &[&str], archive: &Path) -> (Duration, u64, String) {
-    use std::io::Read;
-    let t = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailvault"))
-        .arg("--archive")
-        .arg(archive)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn mailvault");
-    let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    let mut status = 0;
-    // SAFETY: FFI with pointers to locals; the pid is our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(r, child.id() as i32);
-    assert_eq!(status, 0, "mailvault {args:?} failed");
-    (t.elapsed(), usage.ru_maxrss as u64 * 1024, out)
-}
 
 fn solid_zstd19(root: &Path) -> Option<u64> {
     let cache = root.join(".solid-zstd19-bytes");
@@ -85,10 +41,6 @@ fn solid_zstd19(root: &Path) -> Option<u64> {
     Some(n)
 }
 
-fn json(s: &str) -> serde_json::Value {
-    serde_json::from_str(s.lines().last().unwrap_or("{}")).expect("JSON output")
-}
-
 fn main() {
     // `cargo bench` passes harness flags such as --bench; nothing to parse.
     let Some(root) = corpus_root() else {
@@ -99,18 +51,14 @@ fn main() {
         .iter()
         .map(|f| root.join(f).to_string_lossy().into_owned())
         .collect();
-    let raw_bytes: u64 = FOLDERS
-        .iter()
-        .flat_map(|f| walkdir::WalkDir::new(root.join(f)).into_iter().filter_map(|e| e.ok()))
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
-        .sum();
+    let raw_bytes: u64 = FOLDERS.iter().map(|f| common::du(&root.join(f))).sum();
     let runs: usize = std::env::var("MAILVAULT_BENCH_RUNS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     let tmp = tempfile::tempdir().unwrap();
-    let mut args = vec!["import", "-q", "--json"];
+    // Import alone (the search index is measured by benches/search_corpus.rs).
+    let mut args = vec!["import", "-q", "--json", "--no-index"];
     args.extend(paths.iter().map(String::as_str));
 
     let mut results = Vec::new();

@@ -6,8 +6,9 @@
 //! |---|---|---|
 //! | L4 interface | `cli` (binary `main.rs`) | clap; `anyhow` only here |
 //! | L2 adapters | [`source`] (mbox, maildir, eml), [`export`] | file I/O |
-//! | L1 storage | [`archive`] | synchronous; RocksDB + zstd |
-//! | L0 pure | [`model`], [`codec`], [`keys`], [`records`], [`mime`] | no I/O, property-tested |
+//! | L3 orchestration | [`import`] | reader thread + batched atomic ingest |
+//! | L1 storage | [`archive`], [`index`] | synchronous; RocksDB + zstd; tantivy |
+//! | L0 pure | [`model`], [`codec`], [`keys`], [`records`], [`mime`], [`query`] | no I/O, property-tested |
 //!
 //! The archive is append-only: nothing once archived is removed by any command.
 
@@ -15,8 +16,10 @@ pub mod archive;
 pub mod codec;
 pub mod export;
 pub mod import;
+pub mod index;
 pub mod keys;
 pub mod mime;
 pub mod model;
+pub mod query;
 pub mod records;
 pub mod source;

@@ -51,6 +51,7 @@ pub struct Archive {
     counters: Counters,
     dicts: Dicts,
     config: ArchiveConfig,
+    read_only: bool,
 }
 
 fn cf_options(name: &str) -> Options {
@@ -79,6 +80,34 @@ impl Archive {
     /// Opens an existing archive; refuses a directory that is not one.
     pub fn open(dir: &Path) -> Result<Archive> {
         Self::open_with(dir, false, ArchiveConfig::default())
+    }
+
+    /// Opens an existing archive for reading only: takes no lock, so it works while
+    /// another process writes (it sees the archive as it was when opened).
+    pub fn open_read_only(dir: &Path) -> Result<Archive> {
+        if !layout::check(dir)? {
+            return Err(ArchiveError::NotAnArchive {
+                path: dir.to_path_buf(),
+                reason: "no archive there yet (run `mailvault init` or an import)".into(),
+            });
+        }
+        let db =
+            DB::open_cf_for_read_only(&Options::default(), layout::db_dir(dir), ALL_CFS, false).map_err(|source| {
+                ArchiveError::Db {
+                    path: dir.to_path_buf(),
+                    source,
+                }
+            })?;
+        let mut archive = Archive {
+            dir: dir.to_path_buf(),
+            db,
+            counters: Counters::default(),
+            dicts: Dicts::default(),
+            config: ArchiveConfig::default(),
+            read_only: true,
+        };
+        archive.load_meta()?;
+        Ok(archive)
     }
 
     pub fn open_with(dir: &Path, create: bool, config: ArchiveConfig) -> Result<Archive> {
@@ -131,6 +160,7 @@ impl Archive {
             counters: Counters::default(),
             dicts: Dicts::default(),
             config,
+            read_only: false,
         };
         archive.load_meta()?;
         Ok(archive)
@@ -153,6 +183,12 @@ impl Archive {
                 if found != layout::FORMAT_VERSION {
                     return Err(layout::unsupported(&self.dir, found));
                 }
+            }
+            None if self.read_only => {
+                return Err(ArchiveError::NotAnArchive {
+                    path: self.dir.clone(),
+                    reason: "the database has no format version (an interrupted `init`?)".into(),
+                })
             }
             None => {
                 let mut wb = rocksdb::WriteBatch::default();
@@ -202,6 +238,9 @@ impl Archive {
 
     /// Writes one batch durably (WAL fsync before returning).
     pub(crate) fn write(&self, wb: rocksdb::WriteBatch) -> Result<()> {
+        if self.read_only {
+            return Err(ArchiveError::ReadOnly { path: self.dir.clone() });
+        }
         let mut wo = rocksdb::WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(wb, &wo).map_err(|e| self.db_error(e))

@@ -7,19 +7,22 @@ use super::{blob, Archive, ArchiveError, Result};
 use crate::keys::{self, PlacementKeyParts};
 use crate::mime;
 use crate::model::{hex_to_bytes, Hash32, MessageId};
-use crate::records::{MessageRecord, PlacementRecord};
+use crate::records::{IngestEntry, MessageRecord, PlacementRecord};
 
 /// Which placements to list.
 #[derive(Clone, Debug, Default)]
 pub struct PlacementFilter {
     pub accounts: Vec<String>,
     pub mailboxes: Vec<String>,
+    /// Only placements of these messages (e.g. the matches of a search).
+    pub messages: Option<std::collections::HashSet<MessageId>>,
 }
 
 impl PlacementFilter {
-    fn matches(&self, p: &PlacementKeyParts) -> bool {
+    fn matches(&self, p: &PlacementKeyParts, rec: &PlacementRecord) -> bool {
         (self.accounts.is_empty() || self.accounts.contains(&p.account))
             && (self.mailboxes.is_empty() || self.mailboxes.contains(&p.mailbox))
+            && self.messages.as_ref().is_none_or(|m| m.contains(&rec.message))
     }
 }
 
@@ -158,14 +161,13 @@ impl Archive {
                 id: "placements".into(),
                 what: format!("unparseable placement key {:?}", String::from_utf8_lossy(&k)),
             })?;
-            if !filter.matches(&key) {
-                continue;
-            }
             let record = PlacementRecord::decode(&v).map_err(|source| ArchiveError::Decode {
                 key: format!("placement {}/{}", key.account, key.mailbox),
                 source,
             })?;
-            out.push(PlacementEntry { key, record });
+            if filter.matches(&key, &record) {
+                out.push(PlacementEntry { key, record });
+            }
         }
         Ok(out)
     }
@@ -188,6 +190,33 @@ impl Archive {
                 continue;
             };
             out.push(PlacementEntry { key, record });
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` ingest-log entries with sequence numbers from `from` on.
+    pub fn ingest_log(&self, from: u64, limit: usize) -> Result<Vec<(u64, IngestEntry)>> {
+        let start = keys::ingest_seq(from);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(
+            self.cf(keys::CF_INGEST_LOG),
+            IteratorMode::From(&start, Direction::Forward),
+        ) {
+            let (k, v) = item.map_err(|e| self.db_error(e))?;
+            let seq = <[u8; 8]>::try_from(&k[..])
+                .map(u64::from_be_bytes)
+                .map_err(|_| ArchiveError::Corrupt {
+                    id: "ingest_log".into(),
+                    what: format!("key of {} bytes", k.len()),
+                })?;
+            let entry = IngestEntry::decode(&v).map_err(|source| ArchiveError::Decode {
+                key: format!("ingest_log/{seq}"),
+                source,
+            })?;
+            out.push((seq, entry));
+            if out.len() >= limit {
+                break;
+            }
         }
         Ok(out)
     }

@@ -30,6 +30,9 @@ pub struct ImportArgs {
     /// Print the summary as JSON
     #[arg(long)]
     json: bool,
+    /// Do not update the search index now (the next search catches up)
+    #[arg(long)]
+    no_index: bool,
 }
 
 pub fn import(cli: &Cli, ui: &Ui, a: &ImportArgs) -> Result<ExitCode> {
@@ -50,6 +53,9 @@ pub fn import(cli: &Cli, ui: &Ui, a: &ImportArgs) -> Result<ExitCode> {
     })
     .with_context(|| format!("importing into {}", archive.dir().display()))?;
     pb.finish_and_clear();
+    if !a.no_index {
+        super::search::updated_index(&archive, ui)?;
+    }
     if !ui.quiet {
         const SHOWN: usize = 20;
         for (path, why) in summary.skipped.iter().chain(&summary.warnings).take(SHOWN) {
@@ -101,13 +107,26 @@ pub struct ExportArgs {
     /// Only these folders (repeatable)
     #[arg(long)]
     folder: Vec<String>,
+    /// Only messages matching this search query
+    #[arg(long, value_name = "QUERY")]
+    query: Option<String>,
 }
 
 pub fn export(cli: &Cli, ui: &Ui, a: &ExportArgs) -> Result<ExitCode> {
-    let archive = open_archive(cli, false)?;
+    let archive = super::open_archive_read_only(cli)?;
+    let messages = match &a.query {
+        Some(q) => Some(
+            super::search::updated_index(&archive, ui)?
+                .matching_ids(q)?
+                .into_iter()
+                .collect(),
+        ),
+        None => None,
+    };
     let filter = PlacementFilter {
         accounts: a.account.clone(),
         mailboxes: a.folder.clone(),
+        messages,
     };
     let pb = ui.progress(None, "exporting");
     let s = export::export(&archive, &filter, a.format, &a.out, &mut |n| pb.set_position(n))?;

@@ -9,20 +9,39 @@ use clap::Args;
 use mailvault::archive::layout::FORMAT_VERSION;
 use mailvault::mime;
 
-use super::{human_bytes, open_archive, Cli, Ui};
+use super::{human_bytes, open_archive, open_archive_read_only, Cli, Ui};
 
 #[derive(Args, Debug)]
 pub struct ShowArgs {
     /// Message id, or an unambiguous prefix of at least 4 hex characters
-    id: String,
+    #[arg(required_unless_present = "query")]
+    id: Option<String>,
+    /// Show the one message matching this search query instead
+    #[arg(long, value_name = "QUERY", conflicts_with = "id")]
+    query: Option<String>,
     /// Only the header section
     #[arg(long)]
     headers: bool,
 }
 
-pub fn show(cli: &Cli, a: &ShowArgs) -> Result<ExitCode> {
-    let archive = open_archive(cli, false)?;
-    let id = archive.resolve(&a.id)?;
+pub fn show(cli: &Cli, ui: &Ui, a: &ShowArgs) -> Result<ExitCode> {
+    let archive = open_archive_read_only(cli)?;
+    let id = match (&a.id, &a.query) {
+        (Some(id), _) => archive.resolve(id)?,
+        (None, Some(q)) => {
+            let ids = super::search::updated_index(&archive, ui)?.matching_ids(q)?;
+            match ids.as_slice() {
+                [one] => *one,
+                [] => anyhow::bail!("no message matches {q:?}"),
+                many => anyhow::bail!(
+                    "{} messages match {q:?} (e.g. {}); narrow the query, or use `export --query`",
+                    many.len(),
+                    many.iter().take(3).map(|i| i.short(12)).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
+        (None, None) => anyhow::bail!("give a message id or --query"),
+    };
     let raw = archive.get_raw(&id)?;
     let bytes = if a.headers {
         &raw[..mime::body_start(&raw).unwrap_or(raw.len())]
@@ -102,7 +121,7 @@ pub struct VerifyArgs {
 }
 
 pub fn verify(cli: &Cli, ui: &Ui, a: &VerifyArgs) -> Result<ExitCode> {
-    let archive = open_archive(cli, false)?;
+    let archive = open_archive_read_only(cli)?;
     let pb = ui.progress(Some(archive.counters().messages), "verifying");
     let r = archive.verify(|n| pb.set_position(n))?;
     pb.finish_and_clear();

@@ -5,6 +5,7 @@
 
 mod import;
 mod inspect;
+mod search;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +49,10 @@ enum Command {
     Stats(inspect::StatsArgs),
     /// Rebuild and rehash every message and part; name each damaged one
     Verify(inspect::VerifyArgs),
+    /// Search the archive (see the query language below)
+    Search(search::SearchArgs),
+    /// Rebuild the search index from the archive
+    Reindex,
 }
 
 /// Output settings shared by commands.
@@ -93,6 +98,12 @@ fn open_archive(cli: &Cli, create: bool) -> Result<Archive> {
     a.with_context(|| format!("opening archive {}", dir.display()))
 }
 
+/// Opens an existing archive without taking its lock (searching while importing).
+fn open_archive_read_only(cli: &Cli) -> Result<Archive> {
+    let dir = archive_dir(cli)?;
+    Archive::open_read_only(&dir).with_context(|| format!("opening archive {}", dir.display()))
+}
+
 fn init_logging(cli: &Cli) {
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
@@ -119,9 +130,11 @@ pub fn main() -> ExitCode {
         Command::Init => init(&cli),
         Command::Import(a) => import::import(&cli, &ui, a),
         Command::Export(a) => import::export(&cli, &ui, a),
-        Command::Show(a) => inspect::show(&cli, a),
+        Command::Show(a) => inspect::show(&cli, &ui, a),
         Command::Stats(a) => inspect::stats(&cli, a),
         Command::Verify(a) => inspect::verify(&cli, &ui, a),
+        Command::Search(a) => search::search(&cli, &ui, a),
+        Command::Reindex => search::reindex(&cli, &ui),
     };
     match result {
         Ok(code) => code,

@@ -47,6 +47,7 @@ pub struct MboxReader<R> {
     pending_from: Option<Vec<u8>>,
     line: Vec<u8>,
     started: bool,
+    strip_at_eof: bool,
 }
 
 impl<R: BufRead> MboxReader<R> {
@@ -57,7 +58,16 @@ impl<R: BufRead> MboxReader<R> {
             pending_from: None,
             line: Vec::new(),
             started: false,
+            strip_at_eof: true,
         }
+    }
+
+    /// For a single message behind an envelope line (a `.eml` file starting with
+    /// `From `): the message runs to the end of the file, final line break included,
+    /// as no mbox writer added it.
+    pub fn keep_final_line_break(mut self) -> Self {
+        self.strip_at_eof = false;
+        self
     }
 
     /// The next message, or `None` at the end. Text before the first `From ` line (a
@@ -71,11 +81,13 @@ impl<R: BufRead> MboxReader<R> {
             None => None,
         };
         let mut eol_crlf = from_line.as_ref().is_some_and(|f| f.ends_with(b"\r"));
+        let mut at_eof = false;
         loop {
             self.line.clear();
             let n = self.input.read_until(b'\n', &mut self.line)?;
             if n == 0 {
                 self.started = true;
+                at_eof = true;
                 if from_line.is_none() && raw.is_empty() {
                     return Ok(None);
                 }
@@ -100,7 +112,9 @@ impl<R: BufRead> MboxReader<R> {
             raw.extend_from_slice(unquote(line, self.format));
         }
         // Remove the one line break the writer added after the message.
-        if eol_crlf && raw.ends_with(b"\r\n") {
+        if at_eof && !self.strip_at_eof {
+            // kept: see `keep_final_line_break`
+        } else if eol_crlf && raw.ends_with(b"\r\n") {
             raw.truncate(raw.len() - 2);
         } else if raw.ends_with(b"\n") {
             raw.truncate(raw.len() - 1);
@@ -227,6 +241,9 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert_eq!(m[0].raw, b"junk line");
         assert!(read_all(b"", MboxFormat::Mboxrd).is_empty());
+        let envelope = b"From a@b Tue Aug  6 12:39:49 2002\nSubject: x\n\nbody\n";
+        let mut r = MboxReader::new(&envelope[..], MboxFormat::Mboxrd).keep_final_line_break();
+        assert_eq!(r.next_message().unwrap().unwrap().raw, b"Subject: x\n\nbody\n");
     }
 
     proptest! {

@@ -235,7 +235,10 @@ impl Reader<'_, '_> {
                 (false, true) => format!("{folder}/{stem}"),
             };
             drop(f);
-            return self.mbox(path, &mbox_folder);
+            // A `.eml`-style file with an envelope line holds one message whose
+            // final line break is its own; a real mbox's last one is a separator.
+            let single = MAIL_EXTENSIONS.contains(&ext.as_str()) && ext != "mbox" && ext != "mbx";
+            return self.mbox(path, &mbox_folder, single);
         }
         if !explicit && !MAIL_EXTENSIONS.contains(&ext.as_str()) && !looks_like_mail(&head) {
             self.skip(
@@ -253,9 +256,12 @@ impl Reader<'_, '_> {
         Ok(())
     }
 
-    fn mbox(&mut self, path: &Path, folder: &str) -> Result<(), SourceError> {
+    fn mbox(&mut self, path: &Path, folder: &str, single: bool) -> Result<(), SourceError> {
         let f = fs::File::open(path).map_err(io_err(path))?;
         let mut reader = MboxReader::new(BufReader::with_capacity(256 * 1024, f), self.opts.mbox_format);
+        if single {
+            reader = reader.keep_final_line_break();
+        }
         let default_folder = self.folder(folder);
         while let Some(m) = reader.next_message().map_err(io_err(path))? {
             if m.from_line.is_empty() {

@@ -1,0 +1,91 @@
+//! Helpers shared by the end-to-end benchmarks: find the corpus, run the real
+//! binary and measure wall time and peak RSS.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The main benchmark set.
+pub const FOLDERS: [&str; 3] = [
+    "enron-skilling-j",
+    "spamassassin-public-corpus",
+    "usrp-users-list-2019-2021",
+];
+
+pub fn target_dir() -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+pub fn corpus_root() -> Option<PathBuf> {
+    if let Ok(d) = std::env::var("MAILVAULT_CORPUS") {
+        return Some(PathBuf::from(d));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/unpack.sh");
+    if !script.exists() {
+        return None;
+    }
+    let dest = target_dir().join("bench-corpus");
+    let st = Command::new("bash")
+        .arg(script)
+        .arg(&dest)
+        .stdout(Stdio::null())
+        .status()
+        .ok()?;
+    st.success().then_some(dest)
+}
+
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives the rusage
+pub fn run_measured(args: &[&str], archive: &Path) -> (Duration, u64, String) {
+    use std::io::Read;
+    let t = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailvault"))
+        .arg("--archive")
+        .arg(archive)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn mailvault");
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let mut status = 0;
+    // SAFETY: FFI with pointers to locals; the pid is our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(r, child.id() as i32);
+    assert_eq!(status, 0, "mailvault {args:?} failed");
+    (t.elapsed(), usage.ru_maxrss as u64 * 1024, out)
+}
+
+/// The last line of a command's output as JSON.
+pub fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s.lines().last().unwrap_or("{}")).expect("JSON output")
+}
+
+/// Total size of the files under `p`.
+pub fn du(p: &Path) -> u64 {
+    walkdir::WalkDir::new(p)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum()
+}
+
+/// Runs the binary and returns wall time only (for latency samples).
+pub fn time_run(archive: &Path, args: &[&str]) -> Duration {
+    let t = Instant::now();
+    let st = Command::new(env!("CARGO_BIN_EXE_mailvault"))
+        .arg("--archive")
+        .arg(archive)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run mailvault");
+    assert!(st.success(), "mailvault {args:?} failed");
+    t.elapsed()
+}

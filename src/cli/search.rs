@@ -1,0 +1,147 @@
+//! `search` and `reindex`, and the index catch-up other commands share.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+
+use mailvault::archive::Archive;
+use mailvault::index::{IndexError, MessageIndex, Sort};
+
+use super::{open_archive, open_archive_read_only, Cli, Ui};
+
+/// Brings the index up to date with the archive (a no-op when it is).
+pub fn updated_index(archive: &Archive, ui: &Ui) -> Result<MessageIndex> {
+    let mut idx = MessageIndex::open(archive.dir()).context("opening the search index")?;
+    let behind = archive.counters().next_seq.saturating_sub(idx.covers()?);
+    if behind > 0 {
+        let pb = ui.progress(None, "indexing");
+        let r = idx.catch_up(archive, &mut |n| pb.set_position(n));
+        pb.finish_and_clear();
+        match r {
+            Ok(r) => tracing::info!(indexed = r.indexed, "search index caught up"),
+            // Another mailvault is indexing right now: search what is indexed.
+            Err(IndexError::Tantivy {
+                source: tantivy::TantivyError::LockFailure(..),
+                ..
+            }) => {
+                tracing::warn!("another mailvault process is updating the index; results may miss the newest messages")
+            }
+            Err(e) => return Err(e).context("updating the search index"),
+        }
+    }
+    Ok(idx)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Aligned columns for people
+    Table,
+    /// One JSON object per line
+    Json,
+    /// Message ids only, one per line
+    Ids,
+}
+
+pub const QUERY_HELP: &str = "\
+Query language:
+  words, \"a phrase\"       subject, body, from, to, cc and attachment names
+  from: to: cc: bcc:       names and addresses     subject: body: list: filename:
+  msgid: folder: account:  mime:type/sub  flag:seen  has:attachment
+  is:unread|read|flagged|answered|draft|deleted
+  date:2020-01-01..2020-06-30  date:2020  date:2020-03  after:2020  before:2021-06
+  size:>1M  size:<10k  size:1M..5M (k, M, G = 1024-based)
+  AND, OR, NOT, -word, ( )   (AND is implied between terms)
+Matching ignores case and accents; Chinese, Japanese and Korean text is matched by
+character pairs, so words are found without spaces. Dates are UTC.";
+
+#[derive(Args, Debug)]
+#[command(after_long_help = QUERY_HELP)]
+pub struct SearchArgs {
+    /// The query (several arguments are joined with spaces; a leading `-word` works)
+    #[arg(required = true, value_name = "QUERY", allow_hyphen_values = true)]
+    query: Vec<String>,
+    /// Most results to print
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    /// Results to skip
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
+    /// Result order
+    #[arg(long, value_enum, default_value = "-date", allow_hyphen_values = true)]
+    sort: Sort,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+fn shorten(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+pub fn search(cli: &Cli, ui: &Ui, a: &SearchArgs) -> Result<ExitCode> {
+    let archive = open_archive_read_only(cli)?;
+    let idx = updated_index(&archive, ui)?;
+    let q = a.query.join(" ");
+    let hits = idx.search(&q, a.sort, a.limit, a.offset)?;
+    match a.format {
+        Format::Json => {
+            for h in &hits {
+                println!("{}", serde_json::to_string(h)?);
+            }
+        }
+        Format::Ids => {
+            for h in &hits {
+                println!("{}", h.id);
+            }
+        }
+        Format::Table => {
+            if hits.is_empty() {
+                eprintln!("no messages match");
+            } else {
+                println!(
+                    "{:<10}  {:<24}  {:<48}  {:<18}  ID",
+                    "DATE", "FROM", "SUBJECT", "FOLDER"
+                );
+            }
+            for h in &hits {
+                let date = chrono::DateTime::from_timestamp(h.date, 0)
+                    .map(|d| d.format("%Y-%m-%d").to_string())
+                    .unwrap_or_default();
+                println!(
+                    "{:<10}  {:<24}  {:<48}  {:<18}  {}",
+                    date,
+                    shorten(h.from.first().map_or("", String::as_str), 24),
+                    shorten(&h.subject.replace(['\r', '\n', '\t'], " "), 48),
+                    shorten(h.folders.first().map_or("", String::as_str), 18),
+                    &h.id[..12.min(h.id.len())]
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn reindex(cli: &Cli, ui: &Ui) -> Result<ExitCode> {
+    let archive = open_archive(cli, false)?;
+    let pb = ui.progress(Some(archive.counters().messages), "reindexing");
+    let t = std::time::Instant::now();
+    let (idx, r) =
+        MessageIndex::rebuild(&archive, &mut |n| pb.set_position(n)).context("rebuilding the search index")?;
+    pb.finish_and_clear();
+    let secs = t.elapsed().as_secs_f64().max(1e-6);
+    println!(
+        "reindexed {} messages ({} documents) in {:.2} s, {:.0} msg/s",
+        r.indexed,
+        idx.num_docs(),
+        secs,
+        r.indexed as f64 / secs
+    );
+    Ok(ExitCode::SUCCESS)
+}

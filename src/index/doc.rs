@@ -1,0 +1,122 @@
+//! One message → one index document: addresses, subject, decoded body text (HTML
+//! turned into text by mail-parser, every charset it knows decoded), attachment
+//! names and types, dates, size, ids, list, and its placements' folders, accounts
+//! and flags.
+
+use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
+use tantivy::TantivyDocument;
+
+use super::schema::Fields;
+use crate::archive::PlacementEntry;
+use crate::model::MessageId;
+
+/// Body text beyond this many bytes is not indexed (bounds time and index size on
+/// huge text parts such as logs pasted into a message).
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+fn addresses(a: Option<&Address<'_>>) -> Vec<String> {
+    a.map(|a| {
+        a.iter()
+            .map(|x| match (&x.name, &x.address) {
+                (Some(n), Some(ad)) => format!("{n} <{ad}>"),
+                (None, Some(ad)) => ad.to_string(),
+                (Some(n), None) => n.to_string(),
+                (None, None) => String::new(),
+            })
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn id_list(v: &HeaderValue<'_>) -> Vec<String> {
+    match v {
+        HeaderValue::Text(t) => vec![t.to_string()],
+        HeaderValue::TextList(l) => l.iter().map(|t| t.to_string()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Builds the document of message `id` from its raw bytes and placements.
+pub fn build(f: &Fields, id: &MessageId, raw: &[u8], placements: &[PlacementEntry]) -> TantivyDocument {
+    let mut doc = TantivyDocument::default();
+    doc.add_text(f.id, id.to_hex());
+    doc.add_u64(f.size, raw.len() as u64);
+    let parsed = MessageParser::default().parse(raw);
+    let mut date = None;
+    let mut attachments = 0;
+    if let Some(m) = &parsed {
+        for (field, list) in [(f.from, m.from()), (f.to, m.to()), (f.cc, m.cc()), (f.bcc, m.bcc())] {
+            for a in addresses(list) {
+                doc.add_text(field, a);
+            }
+        }
+        if let Some(s) = m.subject() {
+            doc.add_text(f.subject, s);
+        }
+        let mut body = String::new();
+        for i in 0..m.text_body_count() {
+            if let Some(t) = m.body_text(i) {
+                if body.len() + t.len() > BODY_LIMIT {
+                    let mut cut = BODY_LIMIT.saturating_sub(body.len());
+                    while cut > 0 && !t.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    body.push_str(&t[..cut]);
+                    break;
+                }
+                body.push_str(&t);
+                body.push('\n');
+            }
+        }
+        doc.add_text(f.body, body);
+        for part in m.attachments() {
+            if let Some(name) = part.attachment_name() {
+                doc.add_text(f.filename, name);
+                attachments += 1;
+            }
+            if let Some(ct) = part.content_type() {
+                let t = match ct.subtype() {
+                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                    None => ct.ctype().to_string(),
+                };
+                doc.add_text(f.mime, t);
+            }
+        }
+        if let Some(mid) = m.message_id() {
+            doc.add_text(f.msgid, mid);
+        }
+        for r in id_list(m.in_reply_to()).into_iter().chain(id_list(m.references())) {
+            doc.add_text(f.refs, r);
+        }
+        // Raw text: mail-parser reads List-Id as an address, which drops the name.
+        if let Some(l) = m.header_raw("List-Id") {
+            doc.add_text(f.list, l.trim());
+        }
+        date = m.date().map(|d| d.to_timestamp());
+    }
+    if attachments > 0 {
+        doc.add_text(f.has, "attachment");
+    }
+    // No parseable Date: fall back to the earliest internal date.
+    let date = date
+        .or_else(|| placements.iter().filter_map(|p| p.record.internal_date).min())
+        .unwrap_or(0);
+    doc.add_i64(f.date, date);
+    let mut seen = std::collections::HashSet::new();
+    for p in placements {
+        if seen.insert(("f", p.key.mailbox.clone())) {
+            doc.add_text(f.folder, &p.key.mailbox);
+        }
+        if seen.insert(("a", p.key.account.clone())) {
+            doc.add_text(f.account, &p.key.account);
+        }
+        for flag in p.record.flags.names() {
+            let flag = flag.trim_start_matches('\\').to_lowercase();
+            if seen.insert(("g", flag.clone())) {
+                doc.add_text(f.flag, flag);
+            }
+        }
+    }
+    doc
+}

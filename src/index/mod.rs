@@ -1,0 +1,267 @@
+//! The search index: tantivy, one document per message, derived from the archive.
+//!
+//! The archive's ingest log is the source of truth. Each index commit carries the
+//! highest ingest sequence number it covers (commit payload `{"seq": N}`), so after a
+//! crash, or when another command stored messages, [`MessageIndex::catch_up`]
+//! indexes exactly the entries after it. A changed placement (new folder, flags)
+//! re-indexes that message. `reindex` rebuilds from the archive alone. An index whose
+//! schema is not this version's is rebuilt, never half-used.
+
+mod doc;
+pub mod schema;
+mod search;
+mod tokenizer;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use tantivy::collector::{Count, DocSetCollector};
+use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
+use thiserror::Error;
+
+pub use search::{Hit, Sort};
+pub use tokenizer::tokenize;
+
+use crate::archive::{Archive, ArchiveError};
+use crate::model::{Hash32, MessageId};
+use crate::query::{self, Expr, QueryError};
+use schema::Fields;
+
+/// Index directory inside an archive.
+pub const INDEX_DIR: &str = "index";
+/// Ingest-log entries indexed per commit.
+const CHUNK: usize = 2000;
+/// Indexing memory budget (split across tantivy's indexing threads).
+const WRITER_BYTES: usize = 128 << 20;
+
+#[derive(Debug, Error)]
+pub enum IndexError {
+    #[error("search index {path}: {source}")]
+    Tantivy {
+        path: PathBuf,
+        #[source]
+        source: tantivy::TantivyError,
+    },
+    #[error("search index {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+}
+
+pub type Result<T, E = IndexError> = std::result::Result<T, E>;
+
+/// What a catch-up did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct CatchUp {
+    /// Messages (re)indexed.
+    pub indexed: u64,
+    /// The ingest sequence number the index now covers (exclusive end).
+    pub covers: u64,
+}
+
+pub struct MessageIndex {
+    dir: PathBuf,
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Payload {
+    /// Every ingest-log entry with a sequence number below this is indexed.
+    next_seq: u64,
+}
+
+impl MessageIndex {
+    /// Opens (or creates) the index of the archive at `archive_dir`.
+    pub fn open(archive_dir: &Path) -> Result<MessageIndex> {
+        let dir = archive_dir.join(INDEX_DIR);
+        let tv = |source| IndexError::Tantivy {
+            path: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(|source| IndexError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let (schema, fields) = schema::build();
+        let index = if dir.join("meta.json").exists() {
+            let existing = Index::open_in_dir(&dir).map_err(tv)?;
+            if existing.schema() == schema {
+                existing
+            } else {
+                tracing::warn!(path = %dir.display(), "index schema differs from this version's; rebuilding the index");
+                drop(existing);
+                std::fs::remove_dir_all(&dir).map_err(|source| IndexError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+                std::fs::create_dir_all(&dir).map_err(|source| IndexError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+                Index::create_in_dir(&dir, schema).map_err(tv)?
+            }
+        } else {
+            Index::create_in_dir(&dir, schema).map_err(tv)?
+        };
+        schema::register_tokenizers(&index);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(tv)?;
+        Ok(MessageIndex {
+            dir,
+            index,
+            reader,
+            fields,
+        })
+    }
+
+    /// Deletes the index and builds it again from the archive.
+    pub fn rebuild(archive: &Archive, progress: &mut dyn FnMut(u64)) -> Result<(MessageIndex, CatchUp)> {
+        let dir = archive.dir().join(INDEX_DIR);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|source| IndexError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let mut idx = MessageIndex::open(archive.dir())?;
+        let c = idx.catch_up(archive, progress)?;
+        Ok((idx, c))
+    }
+
+    fn tv(&self, source: tantivy::TantivyError) -> IndexError {
+        IndexError::Tantivy {
+            path: self.dir.clone(),
+            source,
+        }
+    }
+
+    /// The ingest sequence number the last commit covers (exclusive end).
+    pub fn covers(&self) -> Result<u64> {
+        let metas = self.index.load_metas().map_err(|e| self.tv(e))?;
+        Ok(metas
+            .payload
+            .and_then(|p| serde_json::from_str::<Payload>(&p).ok())
+            .map_or(0, |p| p.next_seq))
+    }
+
+    /// Indexes every ingest-log entry the index does not cover yet.
+    pub fn catch_up(&mut self, archive: &Archive, progress: &mut dyn FnMut(u64)) -> Result<CatchUp> {
+        let mut next = self.covers()?;
+        let end = archive.counters().next_seq;
+        let mut report = CatchUp {
+            indexed: 0,
+            covers: next,
+        };
+        if next >= end {
+            return Ok(report);
+        }
+        let mut writer = self
+            .index
+            .writer::<TantivyDocument>(WRITER_BYTES)
+            .map_err(|e| self.tv(e))?;
+        while next < end {
+            let entries = archive.ingest_log(next, CHUNK)?;
+            let Some(&(last, _)) = entries.last() else { break };
+            let mut seen = HashSet::new();
+            let ids: Vec<MessageId> = entries
+                .iter()
+                .map(|(_, e)| e.message)
+                .filter(|id| seen.insert(*id))
+                .collect();
+            let f = self.fields;
+            let docs: Vec<Result<(MessageId, TantivyDocument)>> = ids
+                .par_iter()
+                .map(|id| {
+                    let raw = archive.get_raw(id)?;
+                    let placements = archive.placements_of(id)?;
+                    Ok((*id, doc::build(&f, id, &raw, &placements)))
+                })
+                .collect();
+            for d in docs {
+                let (id, doc) = d?;
+                writer.delete_term(Term::from_field_text(f.id, &id.to_hex()));
+                writer.add_document(doc).map_err(|e| self.tv(e))?;
+            }
+            next = last + 1;
+            let mut prepared = writer.prepare_commit().map_err(|e| self.tv(e))?;
+            prepared.set_payload(&serde_json::to_string(&Payload { next_seq: next }).expect("payload serialises"));
+            prepared.commit().map_err(|e| self.tv(e))?;
+            report.indexed += ids.len() as u64;
+            report.covers = next;
+            progress(report.indexed);
+        }
+        writer.wait_merging_threads().map_err(|e| self.tv(e))?;
+        self.reader.reload().map_err(|e| self.tv(e))?;
+        Ok(report)
+    }
+
+    /// Parses and runs a query.
+    pub fn search(&self, q: &str, sort: Sort, limit: usize, offset: usize) -> Result<Vec<Hit>> {
+        let expr = query::parse(q)?;
+        self.search_expr(&expr, sort, limit, offset)
+    }
+
+    pub fn search_expr(&self, expr: &Expr, sort: Sort, limit: usize, offset: usize) -> Result<Vec<Hit>> {
+        let searcher = self.reader.searcher();
+        let query = search::to_query(&self.fields, expr);
+        let addrs = search::run(&searcher, query.as_ref(), sort, limit, offset).map_err(|e| self.tv(e))?;
+        addrs
+            .into_iter()
+            .map(|a| {
+                let d: TantivyDocument = searcher.doc(a).map_err(|e| self.tv(e))?;
+                Ok(search::hit(&self.fields, &d))
+            })
+            .collect()
+    }
+
+    /// How many messages match.
+    pub fn count(&self, q: &str) -> Result<usize> {
+        let expr = query::parse(q)?;
+        let query = search::to_query(&self.fields, &expr);
+        self.reader
+            .searcher()
+            .search(query.as_ref(), &Count)
+            .map_err(|e| self.tv(e))
+    }
+
+    /// The ids of every matching message (for `export --query`, `show --query`).
+    pub fn matching_ids(&self, q: &str) -> Result<Vec<MessageId>> {
+        let expr = query::parse(q)?;
+        let searcher = self.reader.searcher();
+        let query = search::to_query(&self.fields, &expr);
+        let addrs = searcher
+            .search(query.as_ref(), &DocSetCollector)
+            .map_err(|e| self.tv(e))?;
+        let mut ids = Vec::with_capacity(addrs.len());
+        for a in addrs {
+            let d: TantivyDocument = searcher.doc(a).map_err(|e| self.tv(e))?;
+            if let Some(id) = Hash32::from_hex(&search::hit(&self.fields, &d).id) {
+                ids.push(id);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Number of documents in the index.
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// The schema, as tantivy serialises it (`schemas/index-v1.json`).
+    pub fn schema_json() -> serde_json::Value {
+        serde_json::to_value(schema::build().0).expect("schema serialises")
+    }
+}

@@ -1,0 +1,110 @@
+//! The index schema (declared in `schemas/index-v1.json`, checked by
+//! `tests/schema_index.rs`) and the analyzers its fields use.
+
+use tantivy::schema::{
+    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED,
+};
+use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RawTokenizer, RemoveLongFilter, TextAnalyzer};
+
+use super::tokenizer::WordTokenizer;
+
+/// Analyzer of the full-text fields: words (CJK as character pairs), lower-cased,
+/// accents folded (so `café` finds `cafe` and `Café`).
+pub const WORDS: &str = "mv_words";
+/// Analyzer of whole-value fields: the value lower-cased.
+pub const EXACT: &str = "mv_exact";
+
+/// Every field, by role.
+#[derive(Clone, Copy, Debug)]
+pub struct Fields {
+    pub id: Field,
+    pub from: Field,
+    pub to: Field,
+    pub cc: Field,
+    pub bcc: Field,
+    pub subject: Field,
+    pub body: Field,
+    pub filename: Field,
+    pub mime: Field,
+    pub date: Field,
+    pub size: Field,
+    pub msgid: Field,
+    pub refs: Field,
+    pub list: Field,
+    pub folder: Field,
+    pub account: Field,
+    pub flag: Field,
+    pub has: Field,
+}
+
+fn words(stored: bool) -> TextOptions {
+    let o = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(WORDS)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    if stored {
+        o.set_stored()
+    } else {
+        o
+    }
+}
+
+fn exact(stored: bool) -> TextOptions {
+    let o = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(EXACT)
+            .set_index_option(IndexRecordOption::Basic),
+    );
+    if stored {
+        o.set_stored()
+    } else {
+        o
+    }
+}
+
+/// Builds the v1 schema.
+pub fn build() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let num: NumericOptions = NumericOptions::from(INDEXED | FAST | STORED);
+    let fields = Fields {
+        id: b.add_text_field("id", exact(true)),
+        from: b.add_text_field("from", words(true)),
+        to: b.add_text_field("to", words(true)),
+        cc: b.add_text_field("cc", words(false)),
+        bcc: b.add_text_field("bcc", words(false)),
+        subject: b.add_text_field("subject", words(true)),
+        body: b.add_text_field("body", words(false)),
+        filename: b.add_text_field("filename", words(true)),
+        mime: b.add_text_field("mime", exact(false)),
+        date: b.add_i64_field("date", num.clone()),
+        size: b.add_u64_field("size", num),
+        msgid: b.add_text_field("msgid", exact(false)),
+        refs: b.add_text_field("refs", exact(false)),
+        list: b.add_text_field("list", words(false)),
+        folder: b.add_text_field("folder", exact(true)),
+        account: b.add_text_field("account", exact(true)),
+        flag: b.add_text_field("flag", exact(true)),
+        has: b.add_text_field("has", exact(false)),
+    };
+    (b.build(), fields)
+}
+
+/// Registers our analyzers on an index.
+pub fn register_tokenizers(index: &tantivy::Index) {
+    let words = words_analyzer();
+    let exact = TextAnalyzer::builder(RawTokenizer::default())
+        .filter(LowerCaser)
+        .build();
+    index.tokenizers().register(WORDS, words);
+    index.tokenizers().register(EXACT, exact);
+}
+
+/// The words analyzer on its own (query side).
+pub fn words_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(WordTokenizer::default())
+        .filter(RemoveLongFilter::limit(64))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .build()
+}

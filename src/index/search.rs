@@ -1,0 +1,176 @@
+//! Query expressions → tantivy queries, and search results.
+
+use std::ops::Bound;
+
+use tantivy::collector::TopDocs;
+use tantivy::query::{AllQuery, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption, Value};
+use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
+
+use super::schema::{words_analyzer, Fields};
+use crate::query::{ExactField, Expr, TextField};
+
+/// Result order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sort {
+    /// Newest first.
+    #[value(name = "-date")]
+    DateDesc,
+    /// Oldest first.
+    #[value(name = "date")]
+    DateAsc,
+    Relevance,
+}
+
+/// One search result, from the stored fields.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Hit {
+    pub id: String,
+    /// Unix seconds (the Date header, else the internal date).
+    pub date: i64,
+    pub from: Vec<String>,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub folders: Vec<String>,
+    pub accounts: Vec<String>,
+    pub flags: Vec<String>,
+    pub size: u64,
+    pub attachments: Vec<String>,
+}
+
+fn text_field(f: &Fields, t: TextField) -> Field {
+    match t {
+        TextField::From => f.from,
+        TextField::To => f.to,
+        TextField::Cc => f.cc,
+        TextField::Bcc => f.bcc,
+        TextField::Subject => f.subject,
+        TextField::Body => f.body,
+        TextField::List => f.list,
+        TextField::Filename => f.filename,
+    }
+}
+
+fn exact_field(f: &Fields, e: ExactField) -> Field {
+    match e {
+        ExactField::MsgId => f.msgid,
+        ExactField::Folder => f.folder,
+        ExactField::Account => f.account,
+        ExactField::Mime => f.mime,
+        ExactField::Flag => f.flag,
+        ExactField::Has => f.has,
+    }
+}
+
+/// Words or a phrase in one field: a term, or a phrase of the analyzer's tokens.
+fn words_query(field: Field, text: &str) -> Box<dyn Query> {
+    let mut analyzer = words_analyzer();
+    let mut stream = analyzer.token_stream(text);
+    let mut terms = Vec::new();
+    while stream.advance() {
+        terms.push((
+            stream.token().position,
+            Term::from_field_text(field, &stream.token().text),
+        ));
+    }
+    match terms.len() {
+        0 => Box::new(EmptyQuery),
+        1 => Box::new(TermQuery::new(terms.pop().unwrap().1, IndexRecordOption::WithFreqs)),
+        _ => Box::new(PhraseQuery::new_with_offset(terms)),
+    }
+}
+
+/// The tantivy query for an expression.
+pub fn to_query(f: &Fields, e: &Expr) -> Box<dyn Query> {
+    match e {
+        Expr::Text { field: Some(t), text } => words_query(text_field(f, *t), text),
+        Expr::Text { field: None, text } => {
+            let defaults = [f.subject, f.body, f.from, f.to, f.cc, f.filename];
+            Box::new(BooleanQuery::new(
+                defaults
+                    .iter()
+                    .map(|&fl| (Occur::Should, words_query(fl, text)))
+                    .collect(),
+            ))
+        }
+        Expr::Exact { field, value } => Box::new(TermQuery::new(
+            Term::from_field_text(exact_field(f, *field), value),
+            IndexRecordOption::Basic,
+        )),
+        Expr::Date { from, to } => Box::new(RangeQuery::new(
+            from.map_or(Bound::Unbounded, |v| Bound::Included(Term::from_field_i64(f.date, v))),
+            to.map_or(Bound::Unbounded, |v| Bound::Excluded(Term::from_field_i64(f.date, v))),
+        )),
+        Expr::Size { min, max } => Box::new(RangeQuery::new(
+            min.map_or(Bound::Unbounded, |v| Bound::Included(Term::from_field_u64(f.size, v))),
+            max.map_or(Bound::Unbounded, |v| Bound::Included(Term::from_field_u64(f.size, v))),
+        )),
+        Expr::Not(inner) => Box::new(BooleanQuery::new(vec![
+            (Occur::Must, Box::new(AllQuery)),
+            (Occur::MustNot, to_query(f, inner)),
+        ])),
+        Expr::And(parts) => {
+            // NOT x inside an AND is a MustNot clause; an AND of only negations
+            // still needs something to subtract from.
+            let mut clauses: Vec<(Occur, Box<dyn Query>)> = parts
+                .iter()
+                .map(|p| match p {
+                    Expr::Not(inner) => (Occur::MustNot, to_query(f, inner)),
+                    other => (Occur::Must, to_query(f, other)),
+                })
+                .collect();
+            if clauses.iter().all(|(o, _)| *o == Occur::MustNot) {
+                clauses.push((Occur::Must, Box::new(AllQuery)));
+            }
+            Box::new(BooleanQuery::new(clauses))
+        }
+        Expr::Or(parts) => Box::new(BooleanQuery::new(
+            parts.iter().map(|p| (Occur::Should, to_query(f, p))).collect(),
+        )),
+    }
+}
+
+fn strings(doc: &TantivyDocument, field: Field) -> Vec<String> {
+    doc.get_all(field)
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+pub(super) fn hit(f: &Fields, doc: &TantivyDocument) -> Hit {
+    Hit {
+        id: strings(doc, f.id).pop().unwrap_or_default(),
+        date: doc.get_first(f.date).and_then(|v| v.as_i64()).unwrap_or(0),
+        from: strings(doc, f.from),
+        to: strings(doc, f.to),
+        subject: strings(doc, f.subject).pop().unwrap_or_default(),
+        folders: strings(doc, f.folder),
+        accounts: strings(doc, f.account),
+        flags: strings(doc, f.flag),
+        size: doc.get_first(f.size).and_then(|v| v.as_u64()).unwrap_or(0),
+        attachments: strings(doc, f.filename),
+    }
+}
+
+/// Runs `query`, returning the addresses of the hits in the requested order.
+pub(super) fn run(
+    searcher: &Searcher,
+    query: &dyn Query,
+    sort: Sort,
+    limit: usize,
+    offset: usize,
+) -> tantivy::Result<Vec<DocAddress>> {
+    let top = TopDocs::with_limit(limit.max(1)).and_offset(offset);
+    Ok(match sort {
+        Sort::Relevance => searcher.search(query, &top)?.into_iter().map(|(_, a)| a).collect(),
+        Sort::DateDesc => searcher
+            .search(query, &top.order_by_fast_field::<i64>("date", Order::Desc))?
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect(),
+        Sort::DateAsc => searcher
+            .search(query, &top.order_by_fast_field::<i64>("date", Order::Asc))?
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect(),
+    })
+}

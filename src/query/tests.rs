@@ -1,0 +1,171 @@
+use super::*;
+
+fn t(field: Option<TextField>, text: &str) -> Expr {
+    Expr::Text {
+        field,
+        text: text.into(),
+    }
+}
+fn x(field: ExactField, value: &str) -> Expr {
+    Expr::Exact {
+        field,
+        value: value.into(),
+    }
+}
+const D2020: i64 = 1577836800; // 2020-01-01
+const D2021: i64 = 1609459200;
+
+#[test]
+fn parse_table() {
+    use ExactField::*;
+    use TextField::*;
+    let cases: Vec<(&str, Expr)> = vec![
+        ("hello", t(None, "hello")),
+        ("\"exact phrase\"", t(None, "exact phrase")),
+        ("a b", Expr::And(vec![t(None, "a"), t(None, "b")])),
+        ("a AND b", Expr::And(vec![t(None, "a"), t(None, "b")])),
+        (
+            "a OR b c",
+            Expr::Or(vec![t(None, "a"), Expr::And(vec![t(None, "b"), t(None, "c")])]),
+        ),
+        ("-spam", Expr::Not(Box::new(t(None, "spam")))),
+        ("NOT from:bob", Expr::Not(Box::new(t(Some(From), "bob")))),
+        (
+            "(a OR b) c",
+            Expr::And(vec![Expr::Or(vec![t(None, "a"), t(None, "b")]), t(None, "c")]),
+        ),
+        ("from:alice@example.com", t(Some(From), "alice@example.com")),
+        ("To:bob", t(Some(To), "bob")),
+        ("cc:x bcc:y", Expr::And(vec![t(Some(Cc), "x"), t(Some(Bcc), "y")])),
+        ("subject:\"quarterly report\"", t(Some(Subject), "quarterly report")),
+        ("body:café", t(Some(Body), "café")),
+        ("list:usrp-users", t(Some(List), "usrp-users")),
+        ("filename:report.pdf", t(Some(Filename), "report.pdf")),
+        ("msgid:<A@B>", x(MsgId, "a@b")),
+        ("folder:INBOX", x(Folder, "inbox")),
+        ("account:Work", x(Account, "work")),
+        ("mime:application/PDF", x(Mime, "application/pdf")),
+        ("flag:\\Seen", x(Flag, "seen")),
+        ("has:attachment", x(Has, "attachment")),
+        ("is:unread", Expr::Not(Box::new(x(Flag, "seen")))),
+        ("is:flagged", x(Flag, "flagged")),
+        (
+            "date:2020",
+            Expr::Date {
+                from: Some(D2020),
+                to: Some(D2021),
+            },
+        ),
+        (
+            "date:2020-01-01..2020-12",
+            Expr::Date {
+                from: Some(D2020),
+                to: Some(D2021),
+            },
+        ),
+        (
+            "date:2020..",
+            Expr::Date {
+                from: Some(D2020),
+                to: None,
+            },
+        ),
+        (
+            "after:2020",
+            Expr::Date {
+                from: Some(D2020),
+                to: None,
+            },
+        ),
+        (
+            "before:2021-01-01",
+            Expr::Date {
+                from: None,
+                to: Some(D2021),
+            },
+        ),
+        (
+            "date:2020-02",
+            Expr::Date {
+                from: Some(1580515200),
+                to: Some(1583020800),
+            },
+        ),
+        (
+            "size:>1M",
+            Expr::Size {
+                min: Some((1 << 20) + 1),
+                max: None,
+            },
+        ),
+        (
+            "size:<10k",
+            Expr::Size {
+                min: None,
+                max: Some(10 * 1024 - 1),
+            },
+        ),
+        (
+            "size:>=5",
+            Expr::Size {
+                min: Some(5),
+                max: None,
+            },
+        ),
+        (
+            "size:1k..2k",
+            Expr::Size {
+                min: Some(1024),
+                max: Some(2048),
+            },
+        ),
+        ("\"AND\"", t(None, "AND")),
+        ("東京", t(None, "東京")),
+    ];
+    for (q, want) in cases {
+        assert_eq!(parse(q), Ok(want), "{q}");
+    }
+}
+
+#[test]
+fn error_table() {
+    let cases: Vec<(&str, usize, &str)> = vec![
+        ("from:", 1, "from: needs a value"),
+        ("a from: b", 3, "from: needs a value"),
+        ("date:2020-13-45..x", 6, "not a date"),
+        ("date:2020..2020-02-30", 12, "not a date"),
+        ("(a OR b", 1, "never closed"),
+        ("a OR b)", 7, "')' without '('"),
+        ("()", 1, "empty parentheses"),
+        ("nosuch:x", 1, "unknown field nosuch"),
+        ("size:>lots", 7, "not a size"),
+        ("is:weird", 4, "is:weird is not known"),
+        ("\"open", 1, "unterminated quote"),
+        ("", 1, "empty query"),
+        ("a OR", 5, "ends where a term was expected"),
+        ("OR a", 1, "AND/OR needs a term"),
+        ("-", 1, "unknown"),
+    ];
+    for (q, column, text) in cases {
+        match parse(q) {
+            Err(e) => {
+                if text != "unknown" {
+                    assert_eq!(e.column, column, "{q}: {e}");
+                    assert!(e.to_string().contains(text), "{q}: {e}");
+                }
+                assert!(!e.to_string().contains('\n'), "one line: {e}");
+            }
+            Ok(x) if text == "unknown" => {
+                let _ = x; // a lone '-' is a word; that is fine
+            }
+            Ok(x) => panic!("{q} parsed as {x:?}"),
+        }
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn never_panics(q in "[a-z:()\" <>=.\\-0-9A-Z]{0,40}") {
+        let _ = parse(&q);
+    }
+}

@@ -1,0 +1,84 @@
+//! kill -9 during indexing, then any command that opens the index catches it up:
+//! a search finds every message imported before the kill (issue 3, item 3).
+//! Rounds: `$MAILVAULT_CRASH_ROUNDS` (default 20).
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn count_all(archive: &std::path::Path) -> usize {
+    ok(
+        archive,
+        &["search", "-q", "--format", "ids", "--limit", "1000000", "size:>=0"],
+    )
+    .lines()
+    .count()
+}
+
+#[test]
+fn kill_during_indexing_then_catch_up() {
+    let rounds: u64 = std::env::var("MAILVAULT_CRASH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    ok(
+        &base,
+        &[
+            "import",
+            "-q",
+            "--no-index",
+            demo_sample().to_str().unwrap(),
+            edge_cases().to_str().unwrap(),
+        ],
+    );
+    let messages = stat_u64(&base, "messages") as usize;
+
+    // Time one full indexing run to spread the kills over it.
+    let probe = tmp.path().join("probe");
+    copy_dir(&base, &probe);
+    let t = Instant::now();
+    ok(&probe, &["reindex", "-q"]);
+    let full = t.elapsed();
+    assert_eq!(count_all(&probe), messages);
+    eprintln!("indexing {messages} messages takes {full:?}");
+
+    let mut rng = Rng::from_env("crash_index");
+    let mut mid_way = 0;
+    for round in 0..rounds {
+        let a = tmp.path().join(format!("r{round}"));
+        copy_dir(&base, &a);
+        let kills = 1 + rng.below(2);
+        for k in 0..kills {
+            // Alternate the two ways indexing starts: a search catching up, a reindex.
+            let args: &[&str] = if (round + k) % 2 == 0 {
+                &["search", "-q", "size:>=0"]
+            } else {
+                &["reindex", "-q"]
+            };
+            let mut child = cmd(&a, args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_micros(rng.below(full.as_micros() as u64 + 1)));
+            if child.try_wait().unwrap().is_none() {
+                mid_way += 1;
+            }
+            child.kill().ok();
+            child.wait().unwrap();
+        }
+        assert_eq!(
+            count_all(&a),
+            messages,
+            "round {round}: search after the kill misses messages"
+        );
+        std::fs::remove_dir_all(&a).unwrap();
+    }
+    eprintln!("{rounds} rounds, {mid_way} kills landed while indexing ran");
+    assert!(mid_way >= rounds / 2, "too few kills hit a running indexer ({mid_way})");
+}
