@@ -10,7 +10,7 @@ use rocksdb::WriteBatch;
 use tracing::{debug, warn};
 
 use super::blob::{self, Dict};
-use super::{check_name, Archive, ArchiveError, Result};
+use super::{check_name, layout, Archive, ArchiveError, Result};
 use crate::keys;
 use crate::mime::{self, Cut};
 use crate::model::{Hash32, MessageId, PartId, RawMessage};
@@ -262,6 +262,9 @@ impl Archive {
 
         wb.put_cf(self.cf(keys::CF_META), keys::META_COUNTERS, counters.encode());
         let t_stage = t0.elapsed();
+        if counters.next_seq != self.counters.next_seq {
+            layout::write_seq_hint(&self.dir, counters.next_seq)?;
+        }
         self.write(wb)?;
         debug!(
             messages = batch.len(),

@@ -28,6 +28,24 @@ struct Marker {
     created_by: String,
 }
 
+/// A hint for readers: an upper bound of the ingest log's next sequence number,
+/// written (durably) before each batch commits. A search whose index covers it
+/// need not open RocksDB at all; RocksDB stays the truth.
+pub const SEQ_HINT_FILE: &str = "ingest-seq";
+
+pub fn read_seq_hint(dir: &Path) -> Option<u64> {
+    fs::read_to_string(dir.join(SEQ_HINT_FILE)).ok()?.trim().parse().ok()
+}
+
+pub fn write_seq_hint(dir: &Path, seq: u64) -> Result<()> {
+    let tmp = dir.join(format!("{SEQ_HINT_FILE}.tmp"));
+    let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(format!("{seq}\n").as_bytes()).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, dir.join(SEQ_HINT_FILE)).map_err(io(dir))?;
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
 pub fn db_dir(dir: &Path) -> PathBuf {
     dir.join("db")
 }
