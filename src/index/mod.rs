@@ -30,8 +30,11 @@ use schema::Fields;
 
 /// Index directory inside an archive.
 pub const INDEX_DIR: &str = "index";
-/// Ingest-log entries indexed per commit.
+/// Ingest-log entries read and parsed at a time.
 const CHUNK: usize = 2000;
+/// Documents added between commits: tantivy indexes one chunk while the next is
+/// parsed, and each commit (a segment flush) is paid once per this many.
+const COMMIT_EVERY: u64 = 10_000;
 /// Indexing memory budget (split across tantivy's indexing threads).
 const WRITER_BYTES: usize = 128 << 20;
 
@@ -137,7 +140,24 @@ impl MessageIndex {
         }
         let mut idx = MessageIndex::open(archive.dir())?;
         let c = idx.catch_up(archive, progress)?;
+        idx.merge_all()?;
         Ok((idx, c))
+    }
+
+    /// Merges every segment into one (after a full rebuild: fewer segments make every
+    /// later search cheaper).
+    pub fn merge_all(&mut self) -> Result<()> {
+        let ids = self.index.searchable_segment_ids().map_err(|e| self.tv(e))?;
+        if ids.len() > 1 {
+            let mut writer = self
+                .index
+                .writer::<TantivyDocument>(WRITER_BYTES)
+                .map_err(|e| self.tv(e))?;
+            writer.merge(&ids).wait().map_err(|e| self.tv(e))?;
+            writer.wait_merging_threads().map_err(|e| self.tv(e))?;
+            self.reader.reload().map_err(|e| self.tv(e))?;
+        }
+        Ok(())
     }
 
     fn tv(&self, source: tantivy::TantivyError) -> IndexError {
@@ -171,6 +191,7 @@ impl MessageIndex {
             .index
             .writer::<TantivyDocument>(WRITER_BYTES)
             .map_err(|e| self.tv(e))?;
+        let mut uncommitted = 0u64;
         while next < end {
             let entries = archive.ingest_log(next, CHUNK)?;
             let Some(&(last, _)) = entries.last() else { break };
@@ -181,6 +202,7 @@ impl MessageIndex {
                 .filter(|id| seen.insert(*id))
                 .collect();
             let f = self.fields;
+            let t0 = std::time::Instant::now();
             let docs: Vec<Result<(MessageId, TantivyDocument)>> = ids
                 .par_iter()
                 .map(|id| {
@@ -189,17 +211,30 @@ impl MessageIndex {
                     Ok((*id, doc::build(&f, id, &raw, &placements)))
                 })
                 .collect();
+            let t_docs = t0.elapsed();
             for d in docs {
                 let (id, doc) = d?;
                 writer.delete_term(Term::from_field_text(f.id, &id.to_hex()));
                 writer.add_document(doc).map_err(|e| self.tv(e))?;
             }
+            let t_add = t0.elapsed();
             next = last + 1;
-            let mut prepared = writer.prepare_commit().map_err(|e| self.tv(e))?;
-            prepared.set_payload(&serde_json::to_string(&Payload { next_seq: next }).expect("payload serialises"));
-            prepared.commit().map_err(|e| self.tv(e))?;
+            uncommitted += ids.len() as u64;
+            if uncommitted >= COMMIT_EVERY || next >= end {
+                let mut prepared = writer.prepare_commit().map_err(|e| self.tv(e))?;
+                prepared.set_payload(&serde_json::to_string(&Payload { next_seq: next }).expect("payload serialises"));
+                prepared.commit().map_err(|e| self.tv(e))?;
+                uncommitted = 0;
+                report.covers = next;
+            }
+            tracing::debug!(
+                docs = ids.len(),
+                build_ms = t_docs.as_millis() as u64,
+                add_ms = (t_add - t_docs).as_millis() as u64,
+                commit_ms = (t0.elapsed() - t_add).as_millis() as u64,
+                "index chunk"
+            );
             report.indexed += ids.len() as u64;
-            report.covers = next;
             progress(report.indexed);
         }
         writer.wait_merging_threads().map_err(|e| self.tv(e))?;
