@@ -37,11 +37,11 @@ pub struct Fields {
     pub has: Field,
 }
 
-fn words(stored: bool) -> TextOptions {
+fn text(tokenizer: &str, record: IndexRecordOption, stored: bool) -> TextOptions {
     let o = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
-            .set_tokenizer(WORDS)
-            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            .set_tokenizer(tokenizer)
+            .set_index_option(record),
     );
     if stored {
         o.set_stored()
@@ -50,17 +50,14 @@ fn words(stored: bool) -> TextOptions {
     }
 }
 
+/// A full-text field (positions kept, for phrases).
+fn words(stored: bool) -> TextOptions {
+    text(WORDS, IndexRecordOption::WithFreqsAndPositions, stored)
+}
+
+/// A whole-value field.
 fn exact(stored: bool) -> TextOptions {
-    let o = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default()
-            .set_tokenizer(EXACT)
-            .set_index_option(IndexRecordOption::Basic),
-    );
-    if stored {
-        o.set_stored()
-    } else {
-        o
-    }
+    text(EXACT, IndexRecordOption::Basic, stored)
 }
 
 /// Builds the v1 schema.
