@@ -1,7 +1,9 @@
 //! Search benchmark: index build rate and size on the main set (16,276 messages) and
 //! on a ~114k-message archive (the main set plus six copies whose headers differ so
 //! they do not deduplicate), and whole-process `mailvault search` latency p50/p99
-//! over a fixed list of realistic queries, warm cache.
+//! over a fixed list of realistic queries, warm cache. Where `notmuch` is installed,
+//! it indexes the same main-set files and answers the queries that have a notmuch
+//! equivalent, and the ratios are printed.
 //!
 //! `cargo bench --bench search_corpus`; `MAILVAULT_BENCH_COPIES` (default 6) sets the
 //! number of copies; 0 skips the large archive.
@@ -62,6 +64,138 @@ const QUERIES: [&str; 44] = [
     "subject:help",
     "overflow",
 ];
+
+/// Our query and its notmuch equivalent (notmuch has no size:, list: or msgid: on
+/// these terms; `to:` there also matches Cc, so it is left out).
+const NOTMUCH_QUERIES: [(&str, &str); 28] = [
+    ("from:sherri.sera@enron.com", "from:sherri.sera@enron.com"),
+    ("from:skilling", "from:skilling"),
+    ("subject:meeting", "subject:meeting"),
+    ("subject:\"conference call\"", "subject:\"conference call\""),
+    ("body:energy", "body:energy"),
+    ("enron", "enron"),
+    ("california power", "california AND power"),
+    ("\"natural gas\"", "\"natural gas\""),
+    ("usrp", "usrp"),
+    ("b210", "b210"),
+    ("uhd", "uhd"),
+    ("rfnoc", "rfnoc"),
+    ("fpga timing", "fpga AND timing"),
+    ("linux", "linux"),
+    ("rpm", "rpm"),
+    ("spamassassin", "spamassassin"),
+    ("\"free money\"", "\"free money\""),
+    ("mortgage", "mortgage"),
+    ("date:2001", "date:2001-01-01..2001-12-31"),
+    ("date:2002-08", "date:2002-08-01..2002-08-31"),
+    ("after:2020 before:2021", "date:2020-01-01..2020-12-31"),
+    ("x310 OR n210", "x310 OR n210"),
+    ("python", "python"),
+    ("gnuradio", "gnuradio"),
+    ("dpdk", "dpdk"),
+    ("\"sample rate\"", "\"sample rate\""),
+    ("ettus", "ettus"),
+    ("kernel AND driver", "kernel AND driver"),
+];
+
+fn which(cmd: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(cmd))
+        .find(|p| p.is_file())
+}
+
+fn notmuch(config: &Path, args: &[&str]) -> Duration {
+    let t = Instant::now();
+    let st = std::process::Command::new("notmuch")
+        .env("NOTMUCH_CONFIG", config)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("notmuch runs");
+    assert!(st.success(), "notmuch {args:?}");
+    t.elapsed()
+}
+
+fn p50_p99(mut v: Vec<Duration>) -> (Duration, Duration) {
+    v.sort();
+    (percentile(&v, 0.5), percentile(&v, 0.99))
+}
+
+/// notmuch on the same main-set files: index time, then the shared queries.
+fn compare_notmuch(root: &Path, work: &Path, archive: &Path, messages: u64) {
+    if which("notmuch").is_none() {
+        println!("\nnotmuch not installed: no comparison (apt-get install notmuch)");
+        return;
+    }
+    let mail = work.join("notmuch-mail");
+    fs::create_dir_all(&mail).unwrap();
+    for f in FOLDERS {
+        let st = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(root.join(f))
+            .arg(&mail)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let config = work.join("notmuch-config");
+    fs::write(
+        &config,
+        format!(
+            "[database]\npath={}\n[new]\ntags=inbox\nignore=ORIGIN.txt;stats.txt\n[search]\nexclude_tags=\n[maildir]\nsynchronize_flags=false\n",
+            mail.display()
+        ),
+    )
+    .unwrap();
+    let t_new = notmuch(&config, &["new", "--quiet"]);
+    // Ours: reindex of the same messages (measured again here, same conditions).
+    let (t_ours, _, _) = run_measured(&["reindex", "-q"], archive);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for (q, nq) in NOTMUCH_QUERIES {
+        time_run(archive, &["search", "-q", "--format", "ids", q]);
+        notmuch(&config, &["search", "--output=messages", "--limit=20", nq]);
+    }
+    for _ in 0..5 {
+        for (q, nq) in NOTMUCH_QUERIES {
+            ours.push(time_run(
+                archive,
+                &["search", "-q", "--format", "ids", "--limit", "20", q],
+            ));
+            theirs.push(notmuch(&config, &["search", "--output=messages", "--limit=20", nq]));
+        }
+    }
+    let (o50, o99) = p50_p99(ours);
+    let (n50, n99) = p50_p99(theirs);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "\nnotmuch comparison (main set, {messages} messages, {} shared queries x 5):",
+        NOTMUCH_QUERIES.len()
+    );
+    println!(
+        "  index build         mailvault {:.1} s ({:.0} msg/s)   notmuch new {:.1} s ({:.0} msg/s)   ratio {:.1}x",
+        t_ours.as_secs_f64(),
+        messages as f64 / t_ours.as_secs_f64(),
+        t_new.as_secs_f64(),
+        messages as f64 / t_new.as_secs_f64(),
+        t_new.as_secs_f64() / t_ours.as_secs_f64()
+    );
+    println!(
+        "  search p50 / p99    mailvault {:.1} / {:.1} ms   notmuch {:.1} / {:.1} ms   p50 ratio {:.1}x",
+        ms(o50),
+        ms(o99),
+        ms(n50),
+        ms(n99),
+        ms(n50) / ms(o50)
+    );
+    println!(
+        "  notmuch index size  {:.1} MB",
+        du(&mail.join(".notmuch")) as f64 / 1e6
+    );
+    fs::remove_dir_all(&mail).ok();
+}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -155,6 +289,7 @@ fn main() {
         .as_u64()
         .unwrap();
     report("main set", &archive, messages, raw);
+    compare_notmuch(&root, tmp.path(), &archive, messages);
 
     let copies: usize = std::env::var("MAILVAULT_BENCH_COPIES")
         .ok()

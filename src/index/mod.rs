@@ -144,11 +144,12 @@ impl MessageIndex {
         Ok((idx, c))
     }
 
-    /// Merges every segment into one (after a full rebuild: fewer segments make every
-    /// later search cheaper).
+    /// Merges every segment into one when a rebuild left many (fewer segments make
+    /// every later search cheaper; a handful cost less to search than to merge).
     pub fn merge_all(&mut self) -> Result<()> {
+        const MANY_SEGMENTS: usize = 6;
         let ids = self.index.searchable_segment_ids().map_err(|e| self.tv(e))?;
-        if ids.len() > 1 {
+        if ids.len() > MANY_SEGMENTS {
             let mut writer = self
                 .index
                 .writer::<TantivyDocument>(WRITER_BYTES)
