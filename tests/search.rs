@@ -438,6 +438,20 @@ fn cli_formats_and_query_filters() {
         assert!(v.get(key).is_some(), "json has {key}");
     }
     assert_eq!(v["subject"], "flagged-one");
+    // Options after the query are options, not query words.
+    let out = run(a, &["search", "account:synthetic", "--format", "ids", "--limit", "2"]);
+    let two = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        two.lines().count(),
+        2,
+        "{two} / {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let neg = ok(
+        a,
+        &["search", "--format", "ids", "--", "-flag:seen", "account:synthetic"],
+    );
+    assert_eq!(neg.lines().count(), 1, "{neg}");
     let table = ok(a, &["search", "subject:flagged-one"]);
     assert!(table.contains("flagged-one") && table.contains("DATE"));
     let shown = run(a, &["show", "--query", "subject:people account:synthetic"]);

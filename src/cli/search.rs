@@ -58,8 +58,9 @@ character pairs, so words are found without spaces. Dates are UTC.";
 #[derive(Args, Debug)]
 #[command(after_long_help = QUERY_HELP)]
 pub struct SearchArgs {
-    /// The query (several arguments are joined with spaces; a leading `-word` works)
-    #[arg(required = true, value_name = "QUERY", allow_hyphen_values = true)]
+    /// The query; several arguments are joined with spaces. Options may come before
+    /// or after it; a query that starts with `-` goes after `--`
+    #[arg(required = true, value_name = "QUERY")]
     query: Vec<String>,
     /// Most results to print
     #[arg(long, default_value_t = 20)]
@@ -107,6 +108,7 @@ pub fn search(cli: &Cli, ui: &Ui, a: &SearchArgs) -> Result<ExitCode> {
     let idx = fresh_index(cli, ui)?;
     let t_index = t.elapsed();
     let q = a.query.join(" ");
+    tracing::debug!(query = %q, limit = a.limit, "search");
     let hits = idx.search(&q, a.sort, a.limit, a.offset)?;
     tracing::debug!(
         index_us = t_index.as_micros() as u64,
