@@ -1,9 +1,9 @@
 //! Search benchmark: index build rate and size on the main set (16,276 messages) and
 //! on a ~114k-message archive (the main set plus six copies whose headers differ so
 //! they do not deduplicate), and whole-process `mailvault search` latency p50/p99
-//! over a fixed list of realistic queries, warm cache. Where `notmuch` is installed,
-//! it indexes the same main-set files and answers the queries that have a notmuch
-//! equivalent, and the ratios are printed.
+//! over a fixed list of realistic queries, warm cache. Where `notmuch` or `mu` is
+//! installed, it indexes the same main-set files and answers the queries that have an
+//! equivalent in its language, and the ratios are printed.
 //!
 //! `cargo bench --bench search_corpus`; `MAILVAULT_BENCH_COPIES` (default 6) sets the
 //! number of copies; 0 skips the large archive.
@@ -167,34 +167,139 @@ fn compare_notmuch(root: &Path, work: &Path, archive: &Path, messages: u64) {
             theirs.push(notmuch(&config, &["search", "--output=messages", "--limit=20", nq]));
         }
     }
+    let size = du(&mail.join(".notmuch"));
+    print_comparison(
+        "notmuch",
+        messages,
+        NOTMUCH_QUERIES.len(),
+        (t_ours, t_new),
+        (ours, theirs),
+        size,
+    );
+    fs::remove_dir_all(&mail).ok();
+}
+
+/// Prints one comparison: index times, latency percentiles, the other tool's index size.
+fn print_comparison(
+    tool: &str,
+    messages: u64,
+    queries: usize,
+    (t_ours, t_theirs): (Duration, Duration),
+    (ours, theirs): (Vec<Duration>, Vec<Duration>),
+    their_index_bytes: u64,
+) {
     let (o50, o99) = p50_p99(ours);
     let (n50, n99) = p50_p99(theirs);
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let rate = |t: Duration| messages as f64 / t.as_secs_f64();
+    println!("\n{tool} comparison (main set, {messages} messages, {queries} shared queries x 5):");
     println!(
-        "\nnotmuch comparison (main set, {messages} messages, {} shared queries x 5):",
-        NOTMUCH_QUERIES.len()
-    );
-    println!(
-        "  index build         mailvault {:.1} s ({:.0} msg/s)   notmuch new {:.1} s ({:.0} msg/s)   ratio {:.1}x",
+        "  index build         mailvault {:.1} s ({:.0} msg/s)   {tool} {:.1} s ({:.0} msg/s)   ratio {:.1}x",
         t_ours.as_secs_f64(),
-        messages as f64 / t_ours.as_secs_f64(),
-        t_new.as_secs_f64(),
-        messages as f64 / t_new.as_secs_f64(),
-        t_new.as_secs_f64() / t_ours.as_secs_f64()
+        rate(t_ours),
+        t_theirs.as_secs_f64(),
+        rate(t_theirs),
+        t_theirs.as_secs_f64() / t_ours.as_secs_f64()
     );
     println!(
-        "  search p50 / p99    mailvault {:.1} / {:.1} ms   notmuch {:.1} / {:.1} ms   p50 ratio {:.1}x",
+        "  search p50 / p99    mailvault {:.1} / {:.1} ms   {tool} {:.1} / {:.1} ms   p50 ratio {:.1}x",
         ms(o50),
         ms(o99),
         ms(n50),
         ms(n99),
         ms(n50) / ms(o50)
     );
-    println!(
-        "  notmuch index size  {:.1} MB",
-        du(&mail.join(".notmuch")) as f64 / 1e6
+    println!("  {tool} index size {:.1} MB", their_index_bytes as f64 / 1e6);
+}
+
+/// Our query and its mu 1.8 equivalent (words, fields and dates that mu reads the same).
+const MU_QUERIES: [(&str, &str); 20] = [
+    ("from:sherri.sera@enron.com", "from:sherri.sera@enron.com"),
+    ("from:skilling", "from:skilling"),
+    ("subject:meeting", "subject:meeting"),
+    ("body:energy", "body:energy"),
+    ("enron", "enron"),
+    ("california power", "california AND power"),
+    ("usrp", "usrp"),
+    ("b210", "b210"),
+    ("uhd", "uhd"),
+    ("rfnoc", "rfnoc"),
+    ("linux", "linux"),
+    ("rpm", "rpm"),
+    ("mortgage", "mortgage"),
+    ("date:2001", "date:20010101..20011231"),
+    ("x310 OR n210", "x310 OR n210"),
+    ("python", "python"),
+    ("gnuradio", "gnuradio"),
+    ("dpdk", "dpdk"),
+    ("ettus", "ettus"),
+    ("kernel AND driver", "kernel AND driver"),
+];
+
+fn mu(home: &Path, args: &[&str]) -> Duration {
+    let t = Instant::now();
+    let st = std::process::Command::new("mu")
+        .args(args)
+        .arg(format!("--muhome={}", home.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("mu runs");
+    // mu find exits 4 when nothing matches.
+    assert!(st.success() || st.code() == Some(4), "mu {args:?}: {st}");
+    t.elapsed()
+}
+
+/// mu on the same main-set files (copied into one maildir, which mu requires).
+fn compare_mu(root: &Path, work: &Path, archive: &Path, messages: u64) {
+    if which("mu").is_none() {
+        println!("\nmu not installed: no comparison (apt-get install maildir-utils)");
+        return;
+    }
+    let md = work.join("mu-mail");
+    for d in ["cur", "new", "tmp"] {
+        fs::create_dir_all(md.join(d)).unwrap();
+    }
+    let mut n = 0;
+    for f in FOLDERS {
+        let files = walkdir::WalkDir::new(root.join(f)).into_iter().filter_map(|e| e.ok());
+        for e in files.filter(|e| e.file_type().is_file()) {
+            let name = e.file_name().to_string_lossy();
+            if name == "ORIGIN.txt" || name == "stats.txt" {
+                continue;
+            }
+            n += 1;
+            fs::copy(e.path(), md.join("cur").join(format!("{n}.bench:2,S"))).unwrap();
+        }
+    }
+    let home = work.join("mu-home");
+    let md_arg = format!("--maildir={}", md.display());
+    mu(&home, &["init", &md_arg]);
+    let t_index = mu(&home, &["index", "--quiet"]);
+    let (t_ours, _, _) = run_measured(&["reindex", "-q"], archive);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for (q, mq) in MU_QUERIES {
+        time_run(archive, &["search", "-q", "--format", "ids", q]);
+        mu(&home, &["find", "--fields=i", "--maxnum=20", mq]);
+    }
+    for _ in 0..5 {
+        for (q, mq) in MU_QUERIES {
+            ours.push(time_run(
+                archive,
+                &["search", "-q", "--format", "ids", "--limit", "20", q],
+            ));
+            theirs.push(mu(&home, &["find", "--fields=i", "--maxnum=20", mq]));
+        }
+    }
+    print_comparison(
+        "mu",
+        messages,
+        MU_QUERIES.len(),
+        (t_ours, t_index),
+        (ours, theirs),
+        du(&home),
     );
-    fs::remove_dir_all(&mail).ok();
+    fs::remove_dir_all(&md).ok();
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -290,6 +395,7 @@ fn main() {
         .unwrap();
     report("main set", &archive, messages, raw);
     compare_notmuch(&root, tmp.path(), &archive, messages);
+    compare_mu(&root, tmp.path(), &archive, messages);
 
     let copies: usize = std::env::var("MAILVAULT_BENCH_COPIES")
         .ok()
