@@ -8,7 +8,7 @@
 //! | L2 adapters | [`source`] (mbox, maildir, eml), [`export`] | file I/O |
 //! | L3 orchestration | [`import`] | reader thread + batched atomic ingest |
 //! | L1 storage | [`archive`], [`index`] | synchronous; RocksDB + zstd; tantivy |
-//! | L0 pure | [`model`], [`codec`], [`keys`], [`records`], [`mime`], [`query`] | no I/O, property-tested |
+//! | L0 pure | [`model`], [`codec`], [`keys`], [`records`], [`mime`], [`query`], [`plan`] | no I/O, property-tested |
 //!
 //! The archive is append-only: nothing once archived is removed by any command.
 
@@ -20,6 +20,7 @@ pub mod index;
 pub mod keys;
 pub mod mime;
 pub mod model;
+pub mod plan;
 pub mod query;
 pub mod records;
 pub mod source;
