@@ -2,6 +2,7 @@
 //! EXAMINE returned — a pure function, written as a numbered plan in the manner of
 //! RFC 4549 §6.1 and tested by a table.
 //!
+//! ```text
 //! 1. No cursor (never synced): fetch every message (`UID FETCH 1:*`); flags and
 //!    INTERNALDATE come with the bodies.
 //! 2. UIDVALIDITY differs from the cursor's: the old UIDs mean nothing any more.
@@ -23,6 +24,7 @@
 //!       `highest` and diff against the archived UIDs.
 //! 4. The cursor advances only with the batch that made it true (the executor
 //!    commits the new highest UID and modseq with the messages they cover).
+//! ```
 
 /// What the archive remembers about a folder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,10 +167,13 @@ mod tests {
         }
     }
 
+    /// (name, stored cursor, what EXAMINE said, capabilities, expected steps)
+    type Case = (&'static str, Option<Cursor>, Examined, Caps, Vec<Step>);
+
     #[test]
     fn plan_table() {
         #[rustfmt::skip]
-        let cases: Vec<(&str, Option<Cursor>, Examined, Caps, Vec<Step>)> = vec![
+        let cases: Vec<Case> = vec![
             ("1: first sync", None, ex(7, Some(11), 10, Some(50)), QR, vec![FetchFrom { from_uid: 1 }]),
             ("1: first sync, empty folder", None, ex(7, Some(1), 0, None), NONE, vec![]),
             ("2: uidvalidity changed", Some(cur(7, 10, 50, 10)), ex(8, Some(11), 10, Some(60)), QR,
