@@ -106,17 +106,44 @@ fn which(cmd: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn notmuch(config: &Path, args: &[&str]) -> Duration {
+/// Runs another mail indexer and times it; `ok` lists the exit codes meaning success.
+fn time_tool(mut cmd: std::process::Command, ok: &[i32]) -> Duration {
     let t = Instant::now();
-    let st = std::process::Command::new("notmuch")
-        .env("NOTMUCH_CONFIG", config)
-        .args(args)
+    let st = cmd
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
-        .expect("notmuch runs");
-    assert!(st.success(), "notmuch {args:?}");
+        .expect("the tool runs");
+    assert!(st.code().is_some_and(|c| ok.contains(&c)), "{cmd:?}: {st}");
     t.elapsed()
+}
+
+fn notmuch(config: &Path, args: &[&str]) -> Duration {
+    let mut cmd = std::process::Command::new("notmuch");
+    cmd.env("NOTMUCH_CONFIG", config).args(args);
+    time_tool(cmd, &[0])
+}
+
+/// Each (our query, their query) pair once to warm up, then five interleaved rounds:
+/// (our latencies, theirs).
+fn interleaved(
+    archive: &Path,
+    pairs: &[(&str, &str)],
+    theirs: impl Fn(&str) -> Duration,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let ours = |q: &str| time_run(archive, &["search", "-q", "--format", "ids", "--limit", "20", q]);
+    for (q, tq) in pairs {
+        ours(q);
+        theirs(tq);
+    }
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        for (q, tq) in pairs {
+            a.push(ours(q));
+            b.push(theirs(tq));
+        }
+    }
+    (a, b)
 }
 
 fn p50_p99(mut v: Vec<Duration>) -> (Duration, Duration) {
@@ -153,20 +180,9 @@ fn compare_notmuch(root: &Path, work: &Path, archive: &Path, messages: u64) {
     let t_new = notmuch(&config, &["new", "--quiet"]);
     // Ours: reindex of the same messages (measured again here, same conditions).
     let (t_ours, _, _) = run_measured(&["reindex", "-q"], archive);
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for (q, nq) in NOTMUCH_QUERIES {
-        time_run(archive, &["search", "-q", "--format", "ids", q]);
-        notmuch(&config, &["search", "--output=messages", "--limit=20", nq]);
-    }
-    for _ in 0..5 {
-        for (q, nq) in NOTMUCH_QUERIES {
-            ours.push(time_run(
-                archive,
-                &["search", "-q", "--format", "ids", "--limit", "20", q],
-            ));
-            theirs.push(notmuch(&config, &["search", "--output=messages", "--limit=20", nq]));
-        }
-    }
+    let (ours, theirs) = interleaved(archive, &NOTMUCH_QUERIES, |nq| {
+        notmuch(&config, &["search", "--output=messages", "--limit=20", nq])
+    });
     let size = du(&mail.join(".notmuch"));
     print_comparison(
         "notmuch",
@@ -237,17 +253,9 @@ const MU_QUERIES: [(&str, &str); 20] = [
 ];
 
 fn mu(home: &Path, args: &[&str]) -> Duration {
-    let t = Instant::now();
-    let st = std::process::Command::new("mu")
-        .args(args)
-        .arg(format!("--muhome={}", home.display()))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("mu runs");
-    // mu find exits 4 when nothing matches.
-    assert!(st.success() || st.code() == Some(4), "mu {args:?}: {st}");
-    t.elapsed()
+    let mut cmd = std::process::Command::new("mu");
+    cmd.args(args).arg(format!("--muhome={}", home.display()));
+    time_tool(cmd, &[0, 4]) // mu find exits 4 when nothing matches
 }
 
 /// mu on the same main-set files (copied into one maildir, which mu requires).
@@ -277,20 +285,9 @@ fn compare_mu(root: &Path, work: &Path, archive: &Path, messages: u64) {
     mu(&home, &["init", &md_arg]);
     let t_index = mu(&home, &["index", "--quiet"]);
     let (t_ours, _, _) = run_measured(&["reindex", "-q"], archive);
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for (q, mq) in MU_QUERIES {
-        time_run(archive, &["search", "-q", "--format", "ids", q]);
-        mu(&home, &["find", "--fields=i", "--maxnum=20", mq]);
-    }
-    for _ in 0..5 {
-        for (q, mq) in MU_QUERIES {
-            ours.push(time_run(
-                archive,
-                &["search", "-q", "--format", "ids", "--limit", "20", q],
-            ));
-            theirs.push(mu(&home, &["find", "--fields=i", "--maxnum=20", mq]));
-        }
-    }
+    let (ours, theirs) = interleaved(archive, &MU_QUERIES, |mq| {
+        mu(&home, &["find", "--fields=i", "--maxnum=20", mq])
+    });
     print_comparison(
         "mu",
         messages,

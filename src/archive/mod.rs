@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, DB};
 
-pub use blob::{looks_incompressible, LEVEL as ZSTD_LEVEL};
 pub use error::{ArchiveError, Result};
 pub use ingest::IngestReport;
 pub use read::{PlacementEntry, PlacementFilter};

@@ -12,7 +12,12 @@ use super::{open_archive, open_archive_read_only, Cli, Ui};
 
 /// Brings the index up to date with the archive (a no-op when it is).
 pub fn updated_index(archive: &Archive, ui: &Ui) -> Result<MessageIndex> {
-    let mut idx = MessageIndex::open(archive.dir()).context("opening the search index")?;
+    let idx = MessageIndex::open(archive.dir()).context("opening the search index")?;
+    catch_up(idx, archive, ui)
+}
+
+/// Indexes what `idx` does not cover yet.
+fn catch_up(mut idx: MessageIndex, archive: &Archive, ui: &Ui) -> Result<MessageIndex> {
     let behind = archive.counters().next_seq.saturating_sub(idx.covers()?);
     if behind > 0 {
         let pb = ui.progress(None, "indexing");
@@ -92,15 +97,14 @@ fn shorten(s: &str, n: usize) -> String {
 fn fresh_index(cli: &Cli, ui: &Ui) -> Result<MessageIndex> {
     let dir = super::archive_dir(cli)?;
     if layout::check(&dir).with_context(|| format!("opening archive {}", dir.display()))? {
-        if let Some(hint) = layout::read_seq_hint(&dir) {
-            let idx = MessageIndex::open(&dir).context("opening the search index")?;
-            if idx.covers()? >= hint {
-                return Ok(idx);
-            }
+        let idx = MessageIndex::open(&dir).context("opening the search index")?;
+        if layout::read_seq_hint(&dir).is_some_and(|hint| idx.covers().is_ok_and(|c| c >= hint)) {
+            return Ok(idx);
         }
+        return catch_up(idx, &open_archive_read_only(cli)?, ui);
     }
-    let archive = open_archive_read_only(cli)?;
-    updated_index(&archive, ui)
+    // No archive there: this fails with the usual "no archive there yet" message.
+    updated_index(&open_archive_read_only(cli)?, ui)
 }
 
 pub fn search(cli: &Cli, ui: &Ui, a: &SearchArgs) -> Result<ExitCode> {

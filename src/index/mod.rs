@@ -16,12 +16,11 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-use tantivy::collector::{Count, DocSetCollector};
+use tantivy::collector::DocSetCollector;
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 use thiserror::Error;
 
 pub use search::{Hit, Sort};
-pub use tokenizer::tokenize;
 
 use crate::archive::{Archive, ArchiveError};
 use crate::model::{Hash32, MessageId};
@@ -260,16 +259,6 @@ impl MessageIndex {
                 Ok(search::hit(&self.fields, &d))
             })
             .collect()
-    }
-
-    /// How many messages match.
-    pub fn count(&self, q: &str) -> Result<usize> {
-        let expr = query::parse(q)?;
-        let query = search::to_query(&self.fields, &expr);
-        self.reader
-            .searcher()
-            .search(query.as_ref(), &Count)
-            .map_err(|e| self.tv(e))
     }
 
     /// The ids of every matching message (for `export --query`, `show --query`).

@@ -62,17 +62,23 @@ fn exact_field(f: &Fields, e: ExactField) -> Field {
     }
 }
 
-/// Words or a phrase in one field: a term, or a phrase of the analyzer's tokens.
-fn words_query(field: Field, text: &str) -> Box<dyn Query> {
+/// The analyzer's tokens of `text`: (position, token text).
+fn analyze(text: &str) -> Vec<(usize, String)> {
     let mut analyzer = words_analyzer();
     let mut stream = analyzer.token_stream(text);
-    let mut terms = Vec::new();
+    let mut tokens = Vec::new();
     while stream.advance() {
-        terms.push((
-            stream.token().position,
-            Term::from_field_text(field, &stream.token().text),
-        ));
+        tokens.push((stream.token().position, stream.token().text.clone()));
     }
+    tokens
+}
+
+/// Words or a phrase in one field: a term, or a phrase of the analyzed tokens.
+fn words_query(field: Field, tokens: &[(usize, String)]) -> Box<dyn Query> {
+    let mut terms: Vec<(usize, Term)> = tokens
+        .iter()
+        .map(|(pos, t)| (*pos, Term::from_field_text(field, t)))
+        .collect();
     match terms.len() {
         0 => Box::new(EmptyQuery),
         1 => Box::new(TermQuery::new(terms.pop().unwrap().1, IndexRecordOption::WithFreqs)),
@@ -83,13 +89,15 @@ fn words_query(field: Field, text: &str) -> Box<dyn Query> {
 /// The tantivy query for an expression.
 pub fn to_query(f: &Fields, e: &Expr) -> Box<dyn Query> {
     match e {
-        Expr::Text { field: Some(t), text } => words_query(text_field(f, *t), text),
+        Expr::Text { field: Some(t), text } => words_query(text_field(f, *t), &analyze(text)),
         Expr::Text { field: None, text } => {
+            // Analyzed once, looked up in each default field.
+            let tokens = analyze(text);
             let defaults = [f.subject, f.body, f.from, f.to, f.cc, f.filename];
             Box::new(BooleanQuery::new(
                 defaults
                     .iter()
-                    .map(|&fl| (Occur::Should, words_query(fl, text)))
+                    .map(|&fl| (Occur::Should, words_query(fl, &tokens)))
                     .collect(),
             ))
         }
