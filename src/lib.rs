@@ -15,12 +15,15 @@
 pub mod archive;
 pub mod codec;
 pub mod export;
+pub mod imap;
 pub mod import;
 pub mod index;
 pub mod keys;
 pub mod mime;
 pub mod model;
+pub mod net;
 pub mod plan;
 pub mod query;
 pub mod records;
 pub mod source;
+pub mod writer;

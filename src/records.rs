@@ -251,13 +251,18 @@ impl PlacementRecord {
 }
 
 /// A `cursors` value: how far a source folder has been archived.
-/// `u8 version, u32 uidvalidity, u32 highest_uid, u64 highest_modseq, i64 updated_at`.
+/// `u8 version, u32 uidvalidity, u32 highest_uid, u64 highest_modseq, i64 updated_at,
+/// str remote_name, str special_use`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CursorRecord {
     pub uidvalidity: u32,
     pub highest_uid: u32,
     pub highest_modseq: u64,
     pub updated_at: i64,
+    /// The folder's name on the server, as the server spells it (modified UTF-7).
+    pub remote_name: String,
+    /// Its SPECIAL-USE role (`\Sent`, `\Trash`, …), empty when it has none.
+    pub special_use: String,
 }
 
 impl CursorRecord {
@@ -267,7 +272,9 @@ impl CursorRecord {
             .u32(self.uidvalidity)
             .u32(self.highest_uid)
             .u64(self.highest_modseq)
-            .i64(self.updated_at);
+            .i64(self.updated_at)
+            .str(&self.remote_name)
+            .str(&self.special_use);
         e.finish()
     }
     pub fn decode(value: &[u8]) -> Result<Self, DecodeError> {
@@ -278,6 +285,8 @@ impl CursorRecord {
             highest_uid: d.u32()?,
             highest_modseq: d.u64()?,
             updated_at: d.i64()?,
+            remote_name: d.string()?,
+            special_use: d.string()?,
         };
         d.end()?;
         Ok(r)

@@ -56,7 +56,7 @@ fn examples() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             }
             .encode(),
         ),
-        ("value.cursors", "uidvalidity 7, highest uid 42, modseq 99, at 1700000000", CursorRecord { uidvalidity: 7, highest_uid: 42, highest_modseq: 99, updated_at: 1_700_000_000 }.encode()),
+        ("value.cursors", "uidvalidity 7, highest uid 42, modseq 99, at 1700000000, remote &AOQ-rger, \\Junk", CursorRecord { uidvalidity: 7, highest_uid: 42, highest_modseq: 99, updated_at: 1_700_000_000, remote_name: "&AOQ-rger".into(), special_use: "\\Junk".into() }.encode()),
         ("value.ingest_log", "message stored, id(\"m\")", IngestEntry { kind: IngestKind::Message, message: m }.encode()),
         (
             "value.counters",

@@ -10,6 +10,7 @@ use rocksdb::WriteBatch;
 use tracing::{debug, warn};
 
 use super::blob::{self, Dict};
+use super::sync::SourceChanges;
 use super::{check_name, layout, Archive, ArchiveError, Result};
 use crate::keys;
 use crate::mime::{self, Cut};
@@ -33,6 +34,10 @@ pub struct IngestReport {
     pub bytes_in: u64,
     /// Blob bytes this batch added to the archive.
     pub stored_bytes: u64,
+    /// Placements whose flags a source reported changed.
+    pub flag_changes: u64,
+    /// Placements newly marked deleted at source.
+    pub deleted_at_source: u64,
 }
 
 impl IngestReport {
@@ -46,6 +51,8 @@ impl IngestReport {
         self.deduplicated_parts += o.deduplicated_parts;
         self.bytes_in += o.bytes_in;
         self.stored_bytes += o.stored_bytes;
+        self.flag_changes += o.flag_changes;
+        self.deleted_at_source += o.deleted_at_source;
     }
 }
 
@@ -111,6 +118,12 @@ fn encode_with(
 impl Archive {
     /// Stores a batch durably. `now` is the time recorded as first/last seen.
     pub fn ingest(&mut self, batch: &[RawMessage], now: i64) -> Result<IngestReport> {
+        self.ingest_with(batch, &SourceChanges::default(), now)
+    }
+
+    /// Stores a batch together with placement changes and cursor advances, all in one
+    /// durable write.
+    pub fn ingest_with(&mut self, batch: &[RawMessage], changes: &SourceChanges, now: i64) -> Result<IngestReport> {
         let mut report = IngestReport {
             messages: batch.len() as u64,
             bytes_in: batch.iter().map(|m| m.raw.len() as u64).sum(),
@@ -259,6 +272,9 @@ impl Archive {
         counters.messages += report.new_messages;
 
         self.stage_placements(batch, &new_ids, now, &mut wb, &mut counters, &mut report)?;
+        let cc = self.stage_changes(changes, now, &mut wb, &mut counters.next_seq)?;
+        report.flag_changes = cc.flag_changes;
+        report.deleted_at_source = cc.deleted_at_source;
 
         wb.put_cf(self.cf(keys::CF_META), keys::META_COUNTERS, counters.encode());
         let t_stage = t0.elapsed();

@@ -11,6 +11,7 @@ mod error;
 mod ingest;
 pub mod layout;
 mod read;
+mod sync;
 pub mod testing;
 mod verify;
 
@@ -22,6 +23,7 @@ use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, DB};
 pub use error::{ArchiveError, Result};
 pub use ingest::IngestReport;
 pub use read::{PlacementEntry, PlacementFilter};
+pub use sync::{ImapPlacement, PlacementChange, PlacementUpdate, SourceChanges};
 pub use verify::VerifyReport;
 
 use crate::keys::{self, ALL_CFS};

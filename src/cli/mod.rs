@@ -5,6 +5,7 @@
 
 mod import;
 mod inspect;
+mod pull;
 mod search;
 
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ enum Command {
     Search(search::SearchArgs),
     /// Rebuild the search index from the archive
     Reindex,
+    /// Pull every folder of an IMAP account into the archive (incremental)
+    Pull(pull::PullArgs),
 }
 
 /// Output settings shared by commands.
@@ -113,7 +116,11 @@ fn init_logging(cli: &Cli) {
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("mailvault={level},warn")));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("mailvault={level},warn")))
+        // async-imap traces every command it sends, LOGIN and AUTHENTICATE included:
+        // never let those lines out, whatever RUST_LOG says.
+        .add_directive("async_imap=debug".parse().expect("valid directive"))
+        .add_directive("imap_proto=debug".parse().expect("valid directive"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -135,6 +142,7 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => inspect::verify(&cli, &ui, a),
         Command::Search(a) => search::search(&cli, &ui, a),
         Command::Reindex => search::reindex(&cli, &ui),
+        Command::Pull(a) => pull::pull(&cli, &ui, a),
     };
     match result {
         Ok(code) => code,

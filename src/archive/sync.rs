@@ -1,0 +1,173 @@
+//! What remote sources need from the store besides new messages: per-folder cursors,
+//! the placements of one IMAP folder, and changes to existing placements (flags,
+//! deleted at source) — all committed in the same write batch as the messages they
+//! belong with, so a cursor never runs ahead of what is stored.
+
+use rocksdb::{Direction, IteratorMode, WriteBatch};
+
+use super::{check_name, Archive, ArchiveError, Result};
+use crate::keys;
+use crate::model::{Flags, MessageId, SourceKey};
+use crate::records::{CursorRecord, IngestEntry, IngestKind, PlacementRecord};
+
+/// A change to a placement that already exists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlacementChange {
+    /// The server reports these flags now.
+    Flags(Flags),
+    /// The message is gone from the source (expunged, or its UIDVALIDITY retired).
+    /// The message itself stays archived.
+    DeletedAtSource,
+}
+
+/// One placement change, by the placement's identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlacementUpdate {
+    pub account: String,
+    pub mailbox: String,
+    pub source: SourceKey,
+    pub change: PlacementChange,
+}
+
+/// Everything besides messages that one commit carries.
+#[derive(Clone, Debug, Default)]
+pub struct SourceChanges {
+    pub updates: Vec<PlacementUpdate>,
+    /// (account, mailbox, new cursor).
+    pub cursors: Vec<(String, String, CursorRecord)>,
+}
+
+/// One IMAP placement of a folder, as the sync executor needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImapPlacement {
+    pub uidvalidity: u32,
+    pub uid: u32,
+    pub message: MessageId,
+    pub flags: Flags,
+    pub deleted_at: Option<i64>,
+}
+
+/// Counts of what [`Archive::stage_changes`] did.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ChangeCounts {
+    pub flag_changes: u64,
+    pub deleted_at_source: u64,
+}
+
+impl Archive {
+    /// The stored cursor of one source folder.
+    pub fn cursor(&self, account: &str, mailbox: &str) -> Result<Option<CursorRecord>> {
+        let key = keys::cursor(account, mailbox);
+        let Some(v) = self
+            .db
+            .get_cf(self.cf(keys::CF_CURSORS), &key)
+            .map_err(|e| self.db_error(e))?
+        else {
+            return Ok(None);
+        };
+        CursorRecord::decode(&v)
+            .map(Some)
+            .map_err(|source| ArchiveError::Decode {
+                key: format!("cursor of {account}/{mailbox}"),
+                source,
+            })
+    }
+
+    /// Every IMAP placement of one folder (all UIDVALIDITYs, live and deleted), in
+    /// (UIDVALIDITY, UID) order.
+    pub fn imap_placements(&self, account: &str, mailbox: &str) -> Result<Vec<ImapPlacement>> {
+        let mut prefix = keys::placement_prefix(account, Some(mailbox));
+        prefix.push(keys::SRC_IMAP);
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(keys::CF_PLACEMENTS),
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item.map_err(|e| self.db_error(e))?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let Some(keys::PlacementKeyParts {
+                source: SourceKey::Imap { uidvalidity, uid },
+                ..
+            }) = keys::parse_placement(&k)
+            else {
+                return Err(ArchiveError::Corrupt {
+                    id: "placements".into(),
+                    what: format!("unparseable IMAP placement key in {account}/{mailbox}"),
+                });
+            };
+            let r = PlacementRecord::decode(&v).map_err(|source| ArchiveError::Decode {
+                key: format!("placement {account}/{mailbox} uid {uid}"),
+                source,
+            })?;
+            out.push(ImapPlacement {
+                uidvalidity,
+                uid,
+                message: r.message,
+                flags: r.flags,
+                deleted_at: r.deleted_at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Adds placement changes and cursor writes to `wb`. Changes to placements that do
+    /// not exist are ignored (the message was never archived from there).
+    pub(crate) fn stage_changes(
+        &self,
+        changes: &SourceChanges,
+        now: i64,
+        wb: &mut WriteBatch,
+        next_seq: &mut u64,
+    ) -> Result<ChangeCounts> {
+        let pcf = self.cf(keys::CF_PLACEMENTS);
+        let log = self.cf(keys::CF_INGEST_LOG);
+        let mut counts = ChangeCounts::default();
+        for u in &changes.updates {
+            check_name("account", &u.account)?;
+            check_name("mailbox", &u.mailbox)?;
+            // The message id is not part of IMAP/POP3 placement keys.
+            let key = keys::placement(&u.account, &u.mailbox, &u.source, &crate::model::Hash32([0; 32]));
+            let Some(v) = self.db.get_cf(pcf, &key).map_err(|e| self.db_error(e))? else {
+                continue;
+            };
+            let mut rec = PlacementRecord::decode(&v).map_err(|source| ArchiveError::Decode {
+                key: format!("placement {}/{} {:?}", u.account, u.mailbox, u.source),
+                source,
+            })?;
+            match &u.change {
+                PlacementChange::Flags(f) => {
+                    if &rec.flags == f {
+                        continue;
+                    }
+                    rec.flags = f.clone();
+                    rec.last_seen = now;
+                    counts.flag_changes += 1;
+                }
+                PlacementChange::DeletedAtSource => {
+                    if rec.deleted_at.is_some() {
+                        continue;
+                    }
+                    rec.deleted_at = Some(now);
+                    counts.deleted_at_source += 1;
+                }
+            }
+            wb.put_cf(pcf, &key, rec.encode());
+            let entry = IngestEntry {
+                kind: IngestKind::Placement,
+                message: rec.message,
+            };
+            wb.put_cf(log, keys::ingest_seq(*next_seq), entry.encode());
+            *next_seq += 1;
+        }
+        let ccf = self.cf(keys::CF_CURSORS);
+        for (account, mailbox, c) in &changes.cursors {
+            check_name("account", account)?;
+            check_name("mailbox", mailbox)?;
+            wb.put_cf(ccf, keys::cursor(account, mailbox), c.encode());
+        }
+        Ok(counts)
+    }
+}

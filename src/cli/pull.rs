@@ -1,0 +1,248 @@
+//! `mailvault pull URL`: the IMAP pull (POP3 comes with its own issue), with
+//! credential and TLS options, live progress, and a per-folder summary.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use super::{human_bytes, Cli, Ui};
+use mailvault::imap::{self, Auth, BatchLimits, ConnectOptions, PullOptions, PullProgress, PullSummary};
+use mailvault::net::{tls, Endpoint, Scheme, SecretSource, TlsOptions};
+use mailvault::writer::Writer;
+
+#[derive(clap::Args, Debug)]
+pub struct PullArgs {
+    /// Server and login: imaps://USER@HOST[:PORT], or imap://USER@HOST[:PORT] (STARTTLS)
+    #[arg(value_name = "URL")]
+    url: String,
+    /// Only folders matching this glob (`*`, `?`); repeatable [default: all]
+    #[arg(long = "folder", value_name = "GLOB")]
+    folders: Vec<String>,
+    /// Skip folders matching this glob; repeatable
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Account name in the archive [default: USER@HOST]
+    #[arg(long, value_name = "NAME")]
+    account: Option<String>,
+    /// imap://: require STARTTLS (the default; abort if the server does not offer it)
+    #[arg(long, conflicts_with = "insecure_plaintext")]
+    starttls: bool,
+    /// imap://: no TLS at all; the password crosses the network in clear
+    #[arg(long)]
+    insecure_plaintext: bool,
+    /// Read the password from this environment variable
+    #[arg(long, value_name = "VAR", group = "secret")]
+    password_env: Option<String>,
+    /// Read the password from the first line of this file
+    #[arg(long, value_name = "FILE", group = "secret")]
+    password_file: Option<PathBuf>,
+    /// Run this shell command and use the first line it prints as the password
+    #[arg(long, value_name = "CMD", group = "secret")]
+    password_command: Option<String>,
+    /// Run this shell command for an OAuth2 access token (XOAUTH2/OAUTHBEARER)
+    #[arg(long, value_name = "CMD", group = "secret")]
+    oauth2_token_command: Option<String>,
+    /// Also trust the CA certificate(s) in this PEM file
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Do not verify the server's certificate (anyone on the path can read your mail)
+    #[arg(long)]
+    danger_accept_invalid_certs: bool,
+    /// Connections to the server, each pulling one folder at a time
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    connections: usize,
+    /// Seconds to wait for any single network step
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    timeout: u64,
+    /// Reconnect attempts per folder after a lost connection
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    retries: u32,
+    /// Print the summary as JSON
+    #[arg(long)]
+    json: bool,
+    /// Do not update the search index now (the next search catches up)
+    #[arg(long)]
+    no_index: bool,
+}
+
+fn secret_source(a: &PullArgs, ep: &Endpoint) -> SecretSource {
+    if let Some(v) = &a.password_env {
+        SecretSource::Env(v.clone())
+    } else if let Some(f) = &a.password_file {
+        SecretSource::File(f.clone())
+    } else if let Some(c) = &a.password_command {
+        SecretSource::Command(c.clone())
+    } else if let Some(c) = &a.oauth2_token_command {
+        SecretSource::Command(c.clone())
+    } else {
+        SecretSource::Prompt(format!("password for {ep}: "))
+    }
+}
+
+pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
+    let ep = Endpoint::parse(&a.url)?;
+    if !ep.scheme.is_imap() {
+        bail!("{ep}: POP3 pull is not available yet; use an imaps:// or imap:// address");
+    }
+    if ep.scheme == Scheme::Imaps && (a.starttls || a.insecure_plaintext) {
+        bail!("--starttls and --insecure-plaintext apply to imap:// addresses; imaps:// is TLS from the start");
+    }
+    let secret = secret_source(a, &ep).read()?;
+    let auth = if a.oauth2_token_command.is_some() {
+        Auth::OAuth2(secret)
+    } else {
+        Auth::Password(secret)
+    };
+    let tls = tls::client_config(&TlsOptions {
+        ca_file: a.tls_ca.clone(),
+        danger_accept_invalid_certs: a.danger_accept_invalid_certs,
+    })?;
+    let account = a.account.clone().unwrap_or_else(|| format!("{}@{}", ep.user, ep.host));
+    let opts = PullOptions {
+        connect: ConnectOptions {
+            endpoint: ep,
+            tls,
+            insecure_plaintext: a.insecure_plaintext,
+            auth,
+            io_timeout: Duration::from_secs(a.timeout.max(1)),
+        },
+        account,
+        include: a.folders.clone(),
+        exclude: a.exclude.clone(),
+        connections: a.connections.max(1),
+        limits: BatchLimits::default(),
+        max_retries: a.retries,
+        backoff: Duration::from_millis(250),
+    };
+    let archive = super::open_archive(cli, true)?;
+    let (writer, handle) = Writer::spawn(archive);
+    let progress = Arc::new(Bars::new(ui));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = rt.block_on(imap::pull(&opts, &writer, progress.clone()));
+    drop(writer);
+    let archive = handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("the archive writer thread panicked"))?;
+    progress.finish();
+    let summary = result?;
+    if !a.no_index {
+        super::search::updated_index(&archive, ui)?;
+    }
+    print_summary(&summary, a.json)?;
+    let failed = summary.failed_folders();
+    if failed > 0 {
+        eprintln!(
+            "mailvault: error: {failed} folder(s) of {} failed (see the summary)",
+            summary.account
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(s: &PullSummary, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(s)?);
+        return Ok(());
+    }
+    println!(
+        "{:<28} {:>7} {:>8} {:>6} {:>6} {:>8} {:>10}  error",
+        "folder", "server", "fetched", "new", "flags", "deleted", "bytes"
+    );
+    for f in s.folders.iter().chain(std::iter::once(&s.total)) {
+        println!(
+            "{:<28} {:>7} {:>8} {:>6} {:>6} {:>8} {:>10}  {}",
+            f.folder,
+            f.exists,
+            f.fetched,
+            f.new_messages,
+            f.flag_changes,
+            f.deleted_at_source,
+            human_bytes(f.fetched_bytes),
+            f.error.as_deref().unwrap_or("")
+        );
+    }
+    let secs = s.seconds.max(1e-9);
+    println!(
+        "{}: {} messages ({}) fetched in {:.1} s: {:.0} msg/s, {}/s",
+        s.account,
+        s.total.fetched,
+        human_bytes(s.total.fetched_bytes),
+        s.seconds,
+        s.total.fetched as f64 / secs,
+        human_bytes((s.total.fetched_bytes as f64 / secs) as u64)
+    );
+    Ok(())
+}
+
+/// Live progress on a terminal: a total bar and one bar per active folder.
+struct Bars {
+    mp: MultiProgress,
+    total: ProgressBar,
+    folders: Mutex<HashMap<String, ProgressBar>>,
+    hidden: bool,
+}
+
+impl Bars {
+    fn new(ui: &Ui) -> Bars {
+        let hidden = ui.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let mp = if hidden {
+            MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())
+        } else {
+            MultiProgress::new()
+        };
+        let total = mp.add(ProgressBar::new(0));
+        total.set_style(
+            ProgressStyle::with_template("total  {pos}/{len} msgs {msg} [{elapsed_precise}] {per_sec} eta {eta}")
+                .expect("valid template"),
+        );
+        Bars {
+            mp,
+            total,
+            folders: Mutex::new(HashMap::new()),
+            hidden,
+        }
+    }
+    fn finish(&self) {
+        self.total.finish_and_clear();
+        let _ = self.mp.clear();
+    }
+}
+
+impl PullProgress for Bars {
+    fn to_fetch(&self, folder: &str, messages: u64, bytes: u64) {
+        if self.hidden {
+            return;
+        }
+        self.total.inc_length(messages);
+        let pb = self.mp.add(ProgressBar::new(bytes));
+        pb.set_style(
+            ProgressStyle::with_template("{msg:<24} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
+                .expect("valid template"),
+        );
+        pb.set_message(folder.to_string());
+        self.folders.lock().expect("bars").insert(folder.to_string(), pb);
+    }
+    fn fetched(&self, folder: &str, messages: u64, bytes: u64) {
+        if self.hidden {
+            return;
+        }
+        self.total.inc(messages);
+        if let Some(pb) = self.folders.lock().expect("bars").get(folder) {
+            pb.inc(bytes);
+        }
+    }
+    fn folder_done(&self, folder: &str) {
+        if let Some(pb) = self.folders.lock().expect("bars").remove(folder) {
+            pb.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! Opening an IMAP session: TCP, implicit TLS or STARTTLS (required unless plaintext
+//! is explicitly allowed), greeting checks, CAPABILITY after TLS, login by LOGIN,
+//! AUTHENTICATE PLAIN or XOAUTH2/OAUTHBEARER, then ENABLE QRESYNC/CONDSTORE.
+//!
+//! Everything before TLS is done here, line by line, so that nothing the server sent
+//! in plaintext survives into the TLS session: bytes after the STARTTLS OK are
+//! discarded, and CAPABILITY is asked again once TLS is up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_imap::{Client, Session};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use super::ImapError;
+use crate::net::{tls, Endpoint, MaybeTls, Scheme, Secret};
+
+/// How to authenticate.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    Password(Secret),
+    /// An OAuth2 access token (XOAUTH2 or OAUTHBEARER).
+    OAuth2(Secret),
+}
+
+/// Everything needed to open sessions to one server.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    pub endpoint: Endpoint,
+    pub tls: Arc<rustls::ClientConfig>,
+    /// `imap://` without TLS at all. Never the default.
+    pub insecure_plaintext: bool,
+    pub auth: Auth,
+    /// Bound on each network wait (connect, a response line, a FETCH item).
+    pub io_timeout: Duration,
+}
+
+/// What the server can do, as far as the sync cares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerCaps {
+    pub condstore: bool,
+    pub qresync: bool,
+    pub gmail: bool,
+    pub special_use: bool,
+}
+
+pub type ImapSession = Session<MaybeTls>;
+
+/// An authenticated session and what the server offers.
+pub struct Connected {
+    pub session: ImapSession,
+    pub caps: ServerCaps,
+}
+
+const MAX_LINE: usize = 64 * 1024;
+
+/// Opens, secures and authenticates one connection.
+pub async fn connect(o: &ConnectOptions) -> Result<Connected, ImapError> {
+    let server = o.endpoint.to_string();
+    let ep = &o.endpoint;
+    let t = o.io_timeout;
+    let tcp = timed(t, &server, "connecting", async {
+        TcpStream::connect((ep.host.as_str(), ep.port))
+            .await
+            .map_err(|source| ImapError::Connect {
+                server: server.clone(),
+                source,
+            })
+    })
+    .await?;
+    let _ = tcp.set_nodelay(true);
+    let mut stream = match ep.scheme {
+        Scheme::Imaps => {
+            let tls = timed(t, &server, "TLS handshake", async {
+                Ok(tls::handshake(tcp, &ep.host, o.tls.clone()).await?)
+            })
+            .await?;
+            let mut s = MaybeTls::Tls(Box::new(tls));
+            check_greeting(&server, &read_line(&mut s, t, &server).await?)?;
+            s
+        }
+        Scheme::Imap => {
+            let mut tcp = tcp;
+            check_greeting(&server, &read_line(&mut tcp, t, &server).await?)?;
+            if o.insecure_plaintext {
+                MaybeTls::Plain(tcp)
+            } else {
+                starttls(tcp, o, &server).await?
+            }
+        }
+        Scheme::Pop3s | Scheme::Pop3 => {
+            return Err(ImapError::Protocol {
+                server,
+                what: "connecting".into(),
+                detail: "not an IMAP address".into(),
+            })
+        }
+    };
+    let pre_caps = capability(&mut stream, "M1", t, &server).await?;
+    let client = Client::new(stream);
+    let mut session = login(client, o, &pre_caps, &server).await?;
+    let caps_list = timed(t, &server, "CAPABILITY", async {
+        session
+            .capabilities()
+            .await
+            .map_err(|e| ImapError::from_client(&server, "CAPABILITY", e))
+    })
+    .await?;
+    let caps = ServerCaps {
+        condstore: caps_list.has_str("CONDSTORE") || caps_list.has_str("QRESYNC"),
+        qresync: caps_list.has_str("QRESYNC"),
+        gmail: caps_list.has_str("X-GM-EXT-1"),
+        special_use: caps_list.has_str("SPECIAL-USE"),
+    };
+    let enable = if caps.qresync {
+        Some("ENABLE QRESYNC")
+    } else if caps.condstore {
+        Some("ENABLE CONDSTORE")
+    } else {
+        None
+    };
+    if let Some(cmd) = enable {
+        timed(t, &server, cmd, async {
+            session
+                .run_command_and_check_ok(cmd)
+                .await
+                .map_err(|e| ImapError::from_client(&server, cmd, e))
+        })
+        .await?;
+    }
+    debug!(%server, ?caps, "logged in");
+    Ok(Connected { session, caps })
+}
+
+/// Runs `fut` with a time limit.
+pub(crate) async fn timed<T>(
+    limit: Duration,
+    server: &str,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, ImapError>>,
+) -> Result<T, ImapError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(ImapError::Timeout {
+            server: server.into(),
+            what: what.into(),
+            seconds: limit.as_secs(),
+        }),
+    }
+}
+
+fn check_greeting(server: &str, line: &str) -> Result<(), ImapError> {
+    let upper = line.to_ascii_uppercase();
+    if upper.starts_with("* OK") {
+        Ok(())
+    } else if upper.starts_with("* PREAUTH") {
+        Err(ImapError::Preauth { server: server.into() })
+    } else {
+        Err(ImapError::Greeting {
+            server: server.into(),
+            line: line.chars().take(200).collect(),
+        })
+    }
+}
+
+/// Reads one CRLF-terminated line, byte by byte so nothing beyond it is consumed.
+async fn read_line<S: AsyncRead + Unpin>(s: &mut S, t: Duration, server: &str) -> Result<String, ImapError> {
+    timed(t, server, "reading a response line", async {
+        let mut line = Vec::with_capacity(128);
+        loop {
+            let b = s.read_u8().await.map_err(|e| ImapError::Lost {
+                server: server.into(),
+                what: "reading a response line".into(),
+                detail: e.to_string(),
+            })?;
+            if b == b'\n' {
+                break;
+            }
+            if line.len() >= MAX_LINE {
+                return Err(ImapError::Protocol {
+                    server: server.into(),
+                    what: "reading a response line".into(),
+                    detail: format!("line longer than {MAX_LINE} bytes"),
+                });
+            }
+            line.push(b);
+        }
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        Ok(String::from_utf8_lossy(&line).into_owned())
+    })
+    .await
+}
+
+/// Sends `TAG CAPABILITY` and returns the capability words (upper-cased).
+async fn capability<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    tag: &str,
+    t: Duration,
+    server: &str,
+) -> Result<Vec<String>, ImapError> {
+    let lost = |e: std::io::Error| ImapError::Lost {
+        server: server.into(),
+        what: "CAPABILITY".into(),
+        detail: e.to_string(),
+    };
+    s.write_all(format!("{tag} CAPABILITY\r\n").as_bytes())
+        .await
+        .map_err(lost)?;
+    s.flush().await.map_err(lost)?;
+    let mut caps = Vec::new();
+    for _ in 0..64 {
+        let line = read_line(s, t, server).await?;
+        let upper = line.to_ascii_uppercase();
+        if let Some(rest) = upper.strip_prefix("* CAPABILITY ") {
+            caps.extend(rest.split_ascii_whitespace().map(str::to_string));
+        } else if let Some(rest) = upper.strip_prefix(&format!("{tag} ")) {
+            if rest.starts_with("OK") {
+                return Ok(caps);
+            }
+            return Err(ImapError::Protocol {
+                server: server.into(),
+                what: "CAPABILITY".into(),
+                detail: line,
+            });
+        }
+    }
+    Err(ImapError::Protocol {
+        server: server.into(),
+        what: "CAPABILITY".into(),
+        detail: "no tagged answer after 64 lines".into(),
+    })
+}
+
+/// Plaintext phase of `imap://`: STARTTLS must be offered and accepted.
+async fn starttls(mut tcp: TcpStream, o: &ConnectOptions, server: &str) -> Result<MaybeTls, ImapError> {
+    let t = o.io_timeout;
+    let caps = capability(&mut tcp, "M0", t, server).await?;
+    if !caps.iter().any(|c| c == "STARTTLS") {
+        return Err(ImapError::NoStartTls { server: server.into() });
+    }
+    let lost = |e: std::io::Error| ImapError::Lost {
+        server: server.into(),
+        what: "STARTTLS".into(),
+        detail: e.to_string(),
+    };
+    tcp.write_all(b"S1 STARTTLS\r\n").await.map_err(lost)?;
+    loop {
+        let line = read_line(&mut tcp, t, server).await?;
+        if line.starts_with("* ") {
+            continue;
+        }
+        if !line.to_ascii_uppercase().starts_with("S1 OK") {
+            return Err(ImapError::StartTlsRefused {
+                server: server.into(),
+                line: line.chars().take(200).collect(),
+            });
+        }
+        break;
+    }
+    // Anything the server (or a man in the middle) pushed after the OK is plaintext
+    // that must not be read as part of the TLS session: drop what has arrived.
+    let mut junk = [0u8; 4096];
+    let mut dropped = 0usize;
+    while let Ok(n) = tcp.try_read(&mut junk) {
+        if n == 0 {
+            break;
+        }
+        dropped += n;
+    }
+    if dropped > 0 {
+        tracing::warn!(%server, bytes = dropped, "discarded plaintext the server sent after STARTTLS OK");
+    }
+    let tls = timed(t, server, "TLS handshake", async {
+        Ok(tls::handshake(tcp, &o.endpoint.host, o.tls.clone()).await?)
+    })
+    .await?;
+    Ok(MaybeTls::Tls(Box::new(tls)))
+}
+
+struct Plain<'a>(&'a str, &'a str);
+impl async_imap::Authenticator for Plain<'_> {
+    type Response = Vec<u8>;
+    fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
+        format!("\0{}\0{}", self.0, self.1).into_bytes()
+    }
+}
+
+struct OAuth<'a> {
+    user: &'a str,
+    token: &'a str,
+    bearer: bool,
+    answered: bool,
+}
+impl async_imap::Authenticator for OAuth<'_> {
+    type Response = Vec<u8>;
+    fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
+        if self.answered {
+            // A second challenge carries the server's error (JSON); an empty
+            // answer ends the exchange so the tagged NO arrives.
+            return Vec::new();
+        }
+        self.answered = true;
+        if self.bearer {
+            format!("n,a={},\x01auth=Bearer {}\x01\x01", self.user, self.token).into_bytes()
+        } else {
+            format!("user={}\x01auth=Bearer {}\x01\x01", self.user, self.token).into_bytes()
+        }
+    }
+}
+
+async fn login(
+    client: Client<MaybeTls>,
+    o: &ConnectOptions,
+    caps: &[String],
+    server: &str,
+) -> Result<ImapSession, ImapError> {
+    let user = o.endpoint.user.as_str();
+    let has = |c: &str| caps.iter().any(|x| x == c);
+    let auth_err = |e: async_imap::error::Error| match e {
+        async_imap::error::Error::No(d) | async_imap::error::Error::Bad(d) => ImapError::Auth {
+            server: server.into(),
+            user: user.into(),
+            detail: d,
+        },
+        other => ImapError::from_client(server, "logging in", other),
+    };
+    let fut = async {
+        match &o.auth {
+            Auth::Password(pw) if has("LOGINDISABLED") || !has("IMAP4REV1") && has("AUTH=PLAIN") => client
+                .authenticate("PLAIN", Plain(user, pw.expose()))
+                .await
+                .map_err(|(e, _)| auth_err(e)),
+            Auth::Password(pw) => client.login(user, pw.expose()).await.map_err(|(e, _)| auth_err(e)),
+            Auth::OAuth2(token) => {
+                let bearer = !has("AUTH=XOAUTH2") && has("AUTH=OAUTHBEARER");
+                let mech = if bearer { "OAUTHBEARER" } else { "XOAUTH2" };
+                client
+                    .authenticate(
+                        mech,
+                        OAuth {
+                            user,
+                            token: token.expose(),
+                            bearer,
+                            answered: false,
+                        },
+                    )
+                    .await
+                    .map_err(|(e, _)| auth_err(e))
+            }
+        }
+    };
+    timed(o.io_timeout, server, "logging in", fut).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    #[test]
+    fn greetings() {
+        assert!(check_greeting("s", "* OK [CAPABILITY IMAP4rev1] ready").is_ok());
+        assert!(matches!(
+            check_greeting("s", "* PREAUTH welcome"),
+            Err(ImapError::Preauth { .. })
+        ));
+        assert!(matches!(
+            check_greeting("s", "* BYE go away"),
+            Err(ImapError::Greeting { .. })
+        ));
+    }
+
+    #[test]
+    fn xoauth2_format() {
+        use async_imap::Authenticator;
+        let mut a = OAuth {
+            user: "someuser@example.com",
+            token: "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg",
+            bearer: false,
+            answered: false,
+        };
+        // The example of Google's XOAUTH2 documentation.
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD.encode(a.process(b"")),
+            "dXNlcj1zb21ldXNlckBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnZGOWRmdDRxbVRjMk52YjNSbGNrQmhkSFJoZG1semRHRXVZMjl0Q2cBAQ=="
+        );
+    }
+}

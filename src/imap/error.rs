@@ -1,0 +1,97 @@
+//! Errors of the IMAP source. Each names the server (never the password) and, where
+//! it applies, the mailbox; [`ImapError::is_retryable`] tells the puller whether
+//! reconnecting may help.
+
+use crate::archive::ArchiveError;
+use crate::net::{SecretError, TlsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    #[error("{server}: cannot connect: {source}")]
+    Connect { server: String, source: std::io::Error },
+    #[error("{server}: no answer within {seconds} s while {what}")]
+    Timeout { server: String, what: String, seconds: u64 },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("{server}: unexpected greeting {line:?}")]
+    Greeting { server: String, line: String },
+    #[error(
+        "{server}: the server greeted with PREAUTH (already logged in, before any TLS); refusing, \
+         since TLS is required and the session cannot be secured"
+    )]
+    Preauth { server: String },
+    #[error(
+        "{server}: STARTTLS is required but the server does not offer it; not sending the password \
+         in plaintext (use imaps://, or --insecure-plaintext on a trusted network)"
+    )]
+    NoStartTls { server: String },
+    #[error("{server}: STARTTLS refused: {line:?}")]
+    StartTlsRefused { server: String, line: String },
+    #[error("{server}: login failed for {user}: {detail}")]
+    Auth {
+        server: String,
+        user: String,
+        detail: String,
+    },
+    #[error("{server}: {mailbox}: {detail}")]
+    Mailbox {
+        server: String,
+        mailbox: String,
+        detail: String,
+    },
+    #[error("{server}: {what}: {detail}")]
+    Protocol {
+        server: String,
+        what: String,
+        detail: String,
+    },
+    #[error("{server}: connection lost while {what}: {detail}")]
+    Lost {
+        server: String,
+        what: String,
+        detail: String,
+    },
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+impl ImapError {
+    /// Whether a new connection might succeed where this one failed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ImapError::Connect { .. } | ImapError::Timeout { .. } | ImapError::Lost { .. }
+        )
+    }
+
+    /// Maps an async-imap error met while doing `what`.
+    pub(crate) fn from_client(server: &str, what: &str, e: async_imap::error::Error) -> ImapError {
+        use async_imap::error::Error as E;
+        match e {
+            E::Io(io) => ImapError::Lost {
+                server: server.into(),
+                what: what.into(),
+                detail: io.to_string(),
+            },
+            E::ConnectionLost => ImapError::Lost {
+                server: server.into(),
+                what: what.into(),
+                detail: "the server closed the connection".into(),
+            },
+            // A response the parser rejects mid-stream usually means a cut
+            // connection; reconnecting is the cure either way.
+            E::Parse(p) => ImapError::Lost {
+                server: server.into(),
+                what: what.into(),
+                detail: format!("unparseable response ({p})"),
+            },
+            other => ImapError::Protocol {
+                server: server.into(),
+                what: what.into(),
+                detail: other.to_string(),
+            },
+        }
+    }
+}

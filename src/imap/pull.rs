@@ -1,0 +1,270 @@
+//! Pulling a whole IMAP account: LIST the folders, then sync them in parallel on up
+//! to `connections` sessions (a shared folder queue), reconnecting with exponential
+//! backoff when a connection fails, and collect one summary per folder.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tracing::{info, info_span, warn, Instrument};
+
+use super::connect::{connect, timed, ConnectOptions, Connected};
+use super::folders::{folder_from_list, selected, Folder};
+use super::sync::{sync_folder, BatchLimits, FolderJob, FolderSummary, PullProgress};
+use super::ImapError;
+use crate::writer::Writer;
+
+/// What to pull and how.
+#[derive(Clone, Debug)]
+pub struct PullOptions {
+    pub connect: ConnectOptions,
+    /// The archive's account name for this mailbox.
+    pub account: String,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    /// Sessions opened in parallel (per-host limit).
+    pub connections: usize,
+    pub limits: BatchLimits,
+    /// Reconnect attempts per folder before giving up on it.
+    pub max_retries: u32,
+    /// First backoff delay; doubles on each retry (with jitter), capped at 30 s.
+    pub backoff: Duration,
+}
+
+/// The result of a pull: one entry per folder, and totals.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PullSummary {
+    pub account: String,
+    pub server: String,
+    pub folders: Vec<FolderSummary>,
+    pub total: FolderSummary,
+    pub seconds: f64,
+}
+
+impl PullSummary {
+    pub fn failed_folders(&self) -> usize {
+        self.folders.iter().filter(|f| f.error.is_some()).count()
+    }
+}
+
+/// Connects with retries for transient failures (bounded by `max_retries`).
+async fn connect_retrying(o: &PullOptions, attempt: &mut u32) -> Result<Connected, ImapError> {
+    loop {
+        match connect(&o.connect).await {
+            Ok(c) => return Ok(c),
+            Err(e) if e.is_retryable() && *attempt < o.max_retries => {
+                *attempt += 1;
+                let d = backoff(o.backoff, *attempt);
+                warn!(error = %e, retry_in_ms = d.as_millis() as u64, "connection failed; retrying");
+                tokio::time::sleep(d).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Exponential backoff with ±25 % jitter, capped at 30 s.
+pub fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.min(16).saturating_sub(1));
+    let capped = exp.min(Duration::from_secs(30));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let jitter = 0.75 + (nanos % 1000) as f64 / 2000.0; // 0.75 ..= 1.25
+    capped.mul_f64(jitter)
+}
+
+/// Lists the selectable folders and applies the include/exclude globs.
+async fn list_folders(c: &mut Connected, o: &PullOptions, server: &str) -> Result<Vec<Folder>, ImapError> {
+    let what = "LIST";
+    let names = timed(o.connect.io_timeout, server, what, async {
+        let mut st = c
+            .session
+            .list(Some(""), Some("*"))
+            .await
+            .map_err(|e| ImapError::from_client(server, what, e))?;
+        let mut out = Vec::new();
+        while let Some(n) = st.next().await {
+            let n = n.map_err(|e| ImapError::from_client(server, what, e))?;
+            if let Some(f) = folder_from_list(n.name(), n.delimiter(), n.attributes()) {
+                out.push(f);
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    let mut folders: Vec<Folder> = names
+        .into_iter()
+        .filter(|f| selected(&f.name, &o.include, &o.exclude))
+        .collect();
+    folders.sort_by(|a, b| (a.name != "INBOX", &a.name).cmp(&(b.name != "INBOX", &b.name)));
+    folders.dedup_by(|a, b| a.name == b.name);
+    Ok(folders)
+}
+
+/// Pulls every selected folder of the account into the archive behind `writer`.
+pub async fn pull(o: &PullOptions, writer: &Writer, progress: Arc<dyn PullProgress>) -> Result<PullSummary, ImapError> {
+    let started = Instant::now();
+    let server = o.connect.endpoint.to_string();
+    let span = info_span!("pull", account = %o.account, server = %server);
+    async {
+        let mut attempts = 0;
+        let mut first = connect_retrying(o, &mut attempts).await?;
+        let folders = list_folders(&mut first, o, &server).await?;
+        info!(folders = folders.len(), "folders to pull");
+        let queue = Arc::new(Mutex::new(folders.into_iter().collect::<VecDeque<Folder>>()));
+        let results = Arc::new(Mutex::new(Vec::<FolderSummary>::new()));
+        let n = o.connections.max(1).min(queue.lock().expect("queue").len().max(1));
+        let mut tasks = Vec::new();
+        let mut first = Some(first);
+        for i in 0..n {
+            let conn = first.take();
+            let (o, writer, queue, results, progress, server) = (
+                o.clone(),
+                writer.clone(),
+                queue.clone(),
+                results.clone(),
+                progress.clone(),
+                server.clone(),
+            );
+            tasks.push(tokio::spawn(
+                async move { worker(conn, &o, &writer, &queue, &results, progress.as_ref(), &server).await }
+                    .instrument(info_span!("connection", n = i)),
+            ));
+        }
+        for t in tasks {
+            if let Err(e) = t.await {
+                warn!(error = %e, "a connection task failed");
+            }
+        }
+        // Folders no worker could take (every connection failed) are reported.
+        let left: Vec<Folder> = queue.lock().expect("queue").drain(..).collect();
+        let mut folders = std::mem::take(&mut *results.lock().expect("results"));
+        for f in left {
+            folders.push(FolderSummary {
+                folder: f.name,
+                special_use: f.special_use,
+                error: Some("not pulled: no connection to the server could be opened".into()),
+                ..Default::default()
+            });
+        }
+        folders.sort_by(|a, b| (a.folder != "INBOX", &a.folder).cmp(&(b.folder != "INBOX", &b.folder)));
+        let mut total = FolderSummary {
+            folder: "total".into(),
+            ..Default::default()
+        };
+        for f in &folders {
+            total.exists += f.exists;
+            total.fetched += f.fetched;
+            total.fetched_bytes += f.fetched_bytes;
+            total.new_messages += f.new_messages;
+            total.duplicates += f.duplicates;
+            total.new_placements += f.new_placements;
+            total.flag_changes += f.flag_changes;
+            total.deleted_at_source += f.deleted_at_source;
+            total.retries += f.retries;
+        }
+        total.seconds = started.elapsed().as_secs_f64();
+        Ok(PullSummary {
+            account: o.account.clone(),
+            server: server.clone(),
+            folders,
+            total,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+    .instrument(span)
+    .await
+}
+
+/// One connection's loop: take a folder, sync it (reconnecting and resuming from the
+/// committed cursor on transient errors), repeat until the queue is empty.
+async fn worker(
+    mut conn: Option<Connected>,
+    o: &PullOptions,
+    writer: &Writer,
+    queue: &Mutex<VecDeque<Folder>>,
+    results: &Mutex<Vec<FolderSummary>>,
+    progress: &dyn PullProgress,
+    server: &str,
+) {
+    loop {
+        let Some(folder) = queue.lock().expect("queue").pop_front() else {
+            break;
+        };
+        let mut summary = FolderSummary {
+            folder: folder.name.clone(),
+            special_use: folder.special_use.clone(),
+            ..Default::default()
+        };
+        let mut attempts = 0u32;
+        loop {
+            if conn.is_none() {
+                match connect_retrying(o, &mut attempts).await {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => {
+                        summary.error = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            let c = conn.as_mut().expect("connected");
+            let job = FolderJob {
+                server,
+                account: &o.account,
+                folder: &folder,
+                caps: c.caps,
+                limits: o.limits,
+                io_timeout: o.connect.io_timeout,
+                writer,
+                progress,
+            };
+            match sync_folder(&mut c.session, &job, &mut summary).await {
+                Ok(()) => break,
+                Err(e) if e.is_retryable() && attempts < o.max_retries => {
+                    attempts += 1;
+                    summary.retries += 1;
+                    conn = None; // the session is in an unknown state
+                    let d = backoff(o.backoff, attempts);
+                    warn!(folder = %folder.name, error = %e, retry_in_ms = d.as_millis() as u64, "folder sync interrupted; resuming from the last committed batch");
+                    tokio::time::sleep(d).await;
+                }
+                Err(e) => {
+                    warn!(folder = %folder.name, error = %e, "folder failed");
+                    summary.error = Some(e.to_string());
+                    if !matches!(e, ImapError::Mailbox { .. }) {
+                        conn = None;
+                    }
+                    break;
+                }
+            }
+        }
+        progress.folder_done(&folder.name);
+        results.lock().expect("results").push(summary);
+    }
+    if let Some(mut c) = conn {
+        let _ = tokio::time::timeout(Duration::from_secs(5), c.session.logout()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let b = Duration::from_millis(200);
+        let d1 = backoff(b, 1);
+        let d4 = backoff(b, 4);
+        assert!(
+            d1 >= Duration::from_millis(150) && d1 <= Duration::from_millis(250),
+            "{d1:?}"
+        );
+        assert!(
+            d4 >= Duration::from_millis(1200) && d4 <= Duration::from_millis(2000),
+            "{d4:?}"
+        );
+        assert!(backoff(b, 40) <= Duration::from_millis(37_500));
+    }
+}

@@ -1,0 +1,559 @@
+//! Executes the plan of [`crate::plan::imap_sync`] for one folder over one session:
+//! EXAMINE, then fetch new messages in batches (each committed with its cursor
+//! advance), record flag changes and expunges, and finally commit the new
+//! HIGHESTMODSEQ. Nothing here decides *what* to do; the pure planner does.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use async_imap::imap_proto::{self, Response};
+use async_imap::types::{Fetch, Flag};
+use futures::StreamExt;
+use tracing::{debug, info_span, Instrument};
+
+use super::connect::{timed, ImapSession, ServerCaps};
+use super::folders::Folder;
+use super::ImapError;
+use crate::archive::{PlacementChange, PlacementUpdate, SourceChanges};
+use crate::model::{Flags, PlacementSpec, RawMessage, SourceKey};
+use crate::plan::imap_sync::{self, Caps, Cursor, Examined, Step};
+use crate::records::CursorRecord;
+use crate::writer::{PendingCommit, Writer};
+
+/// Size bounds of one FETCH/commit batch.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchLimits {
+    pub max_messages: usize,
+    pub max_bytes: u64,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        BatchLimits {
+            max_messages: 1000,
+            max_bytes: 24 << 20,
+        }
+    }
+}
+
+/// Receives progress of a pull (a progress bar, a log, nothing).
+pub trait PullProgress: Send + Sync {
+    /// A folder has `messages` (`bytes`) to fetch.
+    fn to_fetch(&self, folder: &str, messages: u64, bytes: u64);
+    /// `messages` (`bytes`) of `folder` have been fetched.
+    fn fetched(&self, folder: &str, messages: u64, bytes: u64);
+    /// The folder is done (successfully or not).
+    fn folder_done(&self, folder: &str);
+}
+
+/// A progress sink that ignores everything.
+pub struct NoProgress;
+impl PullProgress for NoProgress {
+    fn to_fetch(&self, _: &str, _: u64, _: u64) {}
+    fn fetched(&self, _: &str, _: u64, _: u64) {}
+    fn folder_done(&self, _: &str) {}
+}
+
+/// What happened to one folder.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct FolderSummary {
+    pub folder: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub special_use: String,
+    pub uidvalidity: u32,
+    /// Messages in the folder on the server (EXAMINE's EXISTS).
+    pub exists: u32,
+    /// Message bodies fetched over the network by this run.
+    pub fetched: u64,
+    pub fetched_bytes: u64,
+    /// Fetched messages not in the archive before.
+    pub new_messages: u64,
+    /// Fetched messages the archive already had (from elsewhere or an older UIDVALIDITY).
+    pub duplicates: u64,
+    pub new_placements: u64,
+    pub flag_changes: u64,
+    pub deleted_at_source: u64,
+    /// Connection retries this folder needed.
+    pub retries: u32,
+    pub seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Everything one folder sync needs besides the session.
+pub struct FolderJob<'a> {
+    pub server: &'a str,
+    pub account: &'a str,
+    pub folder: &'a Folder,
+    pub caps: ServerCaps,
+    pub limits: BatchLimits,
+    pub io_timeout: std::time::Duration,
+    pub writer: &'a Writer,
+    pub progress: &'a dyn PullProgress,
+}
+
+/// Syncs one folder; `summary` is updated as batches commit, so a failure part-way
+/// still reports what was stored.
+pub async fn sync_folder(
+    s: &mut ImapSession,
+    job: &FolderJob<'_>,
+    summary: &mut FolderSummary,
+) -> Result<(), ImapError> {
+    let span = info_span!("folder", account = job.account, folder = %job.folder.name);
+    sync_folder_inner(s, job, summary).instrument(span).await
+}
+
+async fn sync_folder_inner(
+    s: &mut ImapSession,
+    job: &FolderJob<'_>,
+    summary: &mut FolderSummary,
+) -> Result<(), ImapError> {
+    let started = Instant::now();
+    let f = job.folder;
+    let server = job.server;
+    let mailbox_err = |detail: String| ImapError::Mailbox {
+        server: server.into(),
+        mailbox: f.name.clone(),
+        detail,
+    };
+    // EXAMINE: read-only, never changes \Seen.
+    let mbox = timed(job.io_timeout, server, "EXAMINE", async {
+        s.examine(&f.remote).await.map_err(|e| match e {
+            async_imap::error::Error::No(d) | async_imap::error::Error::Bad(d) => {
+                mailbox_err(format!("EXAMINE refused: {d}"))
+            }
+            other => ImapError::from_client(server, &format!("EXAMINE {}", f.name), other),
+        })
+    })
+    .await?;
+    let uidvalidity = mbox
+        .uid_validity
+        .ok_or_else(|| mailbox_err("EXAMINE gave no UIDVALIDITY".into()))?;
+    let ex = Examined {
+        uidvalidity,
+        uidnext: mbox.uid_next,
+        exists: mbox.exists,
+        highest_modseq: mbox.highest_modseq,
+    };
+    summary.uidvalidity = uidvalidity;
+    summary.exists = mbox.exists;
+
+    let state = job.writer.folder_state(job.account, &f.name).await?;
+    // Archived UIDs of the current UIDVALIDITY that are still live, with their flags.
+    let mut live: HashMap<u32, Flags> = HashMap::new();
+    let mut updates: Vec<PlacementUpdate> = Vec::new();
+    for p in &state.imap {
+        if p.deleted_at.is_some() {
+            continue;
+        }
+        if p.uidvalidity == uidvalidity {
+            live.insert(p.uid, p.flags.clone());
+        } else {
+            // Step 2 of the plan, done whenever it is found undone (also after a
+            // crash between the re-fetch and the retirement): UIDs of another
+            // UIDVALIDITY are gone.
+            updates.push(update(job, p.uidvalidity, p.uid, PlacementChange::DeletedAtSource));
+        }
+    }
+    let stored = state.cursor.as_ref().filter(|c| c.uidvalidity == uidvalidity);
+    let cursor = state.cursor.as_ref().map(|c| Cursor {
+        uidvalidity: c.uidvalidity,
+        highest_uid: c.highest_uid,
+        highest_modseq: c.highest_modseq,
+        live_messages: if c.uidvalidity == uidvalidity {
+            live.len() as u32
+        } else {
+            0
+        },
+    });
+    let caps = Caps {
+        condstore: job.caps.condstore,
+        qresync: job.caps.qresync,
+    };
+    let steps = imap_sync::plan(cursor.as_ref(), &ex, caps);
+    debug!(?cursor, ?ex, ?steps, "plan");
+    let mut cur = CursorRecord {
+        uidvalidity,
+        highest_uid: stored.map_or(0, |c| c.highest_uid),
+        highest_modseq: stored.map_or(0, |c| c.highest_modseq),
+        updated_at: 0,
+        remote_name: f.remote.clone(),
+        special_use: f.special_use.clone(),
+    };
+    let old_cursor = state.cursor.clone();
+    let top = stored.map_or(0, |c| c.highest_uid);
+
+    for step in steps {
+        match step {
+            Step::FetchFrom { from_uid } => {
+                fetch_new(
+                    s,
+                    job,
+                    from_uid.max(top.saturating_add(1)),
+                    &mut cur,
+                    &mut updates,
+                    summary,
+                )
+                .await?;
+            }
+            Step::RetireUidValidity { .. } => {} // done above
+            Step::FlagsChangedSince { up_to_uid, modseq } => {
+                let q = format!("(UID FLAGS) (CHANGEDSINCE {modseq})");
+                flag_changes(s, job, up_to_uid, &q, uidvalidity, &live, &mut updates).await?;
+            }
+            Step::AllFlags { up_to_uid } => {
+                flag_changes(s, job, up_to_uid, "(UID FLAGS)", uidvalidity, &live, &mut updates).await?;
+            }
+            Step::VanishedSince { modseq } => {
+                let gone = vanished_since(s, job, top, modseq).await?;
+                for uid in gone {
+                    if live.contains_key(&uid) {
+                        updates.push(update(job, uidvalidity, uid, PlacementChange::DeletedAtSource));
+                    }
+                }
+            }
+            Step::SearchDiff { up_to_uid } => {
+                let what = format!("UID SEARCH in {}", f.name);
+                let present: HashSet<u32> = timed(job.io_timeout, server, &what, async {
+                    s.uid_search(format!("UID 1:{up_to_uid}"))
+                        .await
+                        .map_err(|e| ImapError::from_client(server, &what, e))
+                })
+                .await?;
+                for &uid in live.keys() {
+                    if uid <= up_to_uid && !present.contains(&uid) {
+                        updates.push(update(job, uidvalidity, uid, PlacementChange::DeletedAtSource));
+                    }
+                }
+            }
+        }
+    }
+    // 4. The final commit: changes found and the modseq they bring us up to.
+    if caps.condstore {
+        cur.highest_modseq = ex.highest_modseq.unwrap_or(0);
+    }
+    let same_cursor = old_cursor.as_ref().is_some_and(|o| {
+        CursorRecord {
+            updated_at: 0,
+            ..o.clone()
+        } == cur
+    });
+    if !updates.is_empty() || !same_cursor {
+        cur.updated_at = chrono::Utc::now().timestamp();
+        let changes = SourceChanges {
+            updates,
+            cursors: vec![(job.account.to_string(), f.name.clone(), cur)],
+        };
+        let r = job.writer.commit(Vec::new(), changes).await?.wait().await?;
+        summary.flag_changes += r.flag_changes;
+        summary.deleted_at_source += r.deleted_at_source;
+    }
+    summary.seconds += started.elapsed().as_secs_f64();
+    Ok(())
+}
+
+fn update(job: &FolderJob<'_>, uidvalidity: u32, uid: u32, change: PlacementChange) -> PlacementUpdate {
+    PlacementUpdate {
+        account: job.account.to_string(),
+        mailbox: job.folder.name.clone(),
+        source: SourceKey::Imap { uidvalidity, uid },
+        change,
+    }
+}
+
+/// Step 3a / 1: fetch every message with UID ≥ `from`, in batches, each committed
+/// with the cursor advanced to the batch's highest UID.
+async fn fetch_new(
+    s: &mut ImapSession,
+    job: &FolderJob<'_>,
+    from: u32,
+    cur: &mut CursorRecord,
+    updates: &mut Vec<PlacementUpdate>,
+    summary: &mut FolderSummary,
+) -> Result<(), ImapError> {
+    let server = job.server;
+    let f = job.folder;
+    // Sizes first: the list of UIDs to fetch (`from:*` may return the last message
+    // even when it is below `from`: filtered) and the bytes, for batches and ETA.
+    let what = format!("listing new messages in {}", f.name);
+    let mut todo: Vec<(u32, u64)> = timed(job.io_timeout, server, &what, async {
+        let mut out = Vec::new();
+        let mut st = s
+            .uid_fetch(format!("{from}:*"), "(UID RFC822.SIZE)")
+            .await
+            .map_err(|e| ImapError::from_client(server, &what, e))?;
+        while let Some(item) = st.next().await {
+            let item = item.map_err(|e| ImapError::from_client(server, &what, e))?;
+            if let Some(uid) = item.uid {
+                if uid >= from {
+                    out.push((uid, item.size.unwrap_or(0) as u64));
+                }
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    todo.sort_unstable();
+    todo.dedup_by_key(|t| t.0);
+    if todo.is_empty() {
+        return Ok(());
+    }
+    job.progress
+        .to_fetch(&f.name, todo.len() as u64, todo.iter().map(|t| t.1).sum());
+
+    let mut query = String::from("(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]");
+    if job.caps.gmail {
+        query.push_str(" X-GM-LABELS X-GM-MSGID");
+    }
+    query.push(')');
+    let mut pending: Option<PendingCommit> = None;
+    let mut start = 0;
+    while start < todo.len() {
+        let mut end = start;
+        let mut bytes = 0u64;
+        while end < todo.len()
+            && end - start < job.limits.max_messages
+            && (end == start || bytes + todo[end].1 <= job.limits.max_bytes)
+        {
+            bytes += todo[end].1;
+            end += 1;
+        }
+        let chunk = &todo[start..end];
+        let batch = fetch_bodies(s, job, chunk, &query, cur.uidvalidity).await?;
+        let fetched_bytes: u64 = batch.iter().map(|m| m.raw.len() as u64).sum();
+        let fetched = batch.len() as u64;
+        job.progress.fetched(&f.name, fetched, fetched_bytes);
+        // Committing batch k while fetching k+1: wait for k-1 first.
+        if let Some(p) = pending.take() {
+            account_commit(summary, p.wait().await?);
+        }
+        cur.highest_uid = cur.highest_uid.max(chunk[chunk.len() - 1].0);
+        cur.updated_at = chrono::Utc::now().timestamp();
+        let changes = SourceChanges {
+            updates: std::mem::take(updates),
+            cursors: vec![(job.account.to_string(), f.name.clone(), cur.clone())],
+        };
+        summary.fetched += fetched;
+        summary.fetched_bytes += fetched_bytes;
+        pending = Some(job.writer.commit(batch, changes).await?);
+        start = end;
+    }
+    if let Some(p) = pending.take() {
+        account_commit(summary, p.wait().await?);
+    }
+    Ok(())
+}
+
+fn account_commit(summary: &mut FolderSummary, r: crate::archive::IngestReport) {
+    summary.new_messages += r.new_messages;
+    summary.duplicates += r.duplicates;
+    summary.new_placements += r.new_placements;
+    summary.flag_changes += r.flag_changes;
+    summary.deleted_at_source += r.deleted_at_source;
+}
+
+/// `UID FETCH` of one batch of UIDs with bodies.
+async fn fetch_bodies(
+    s: &mut ImapSession,
+    job: &FolderJob<'_>,
+    chunk: &[(u32, u64)],
+    query: &str,
+    uidvalidity: u32,
+) -> Result<Vec<RawMessage>, ImapError> {
+    let server = job.server;
+    let f = job.folder;
+    let set = uid_set(chunk.iter().map(|t| t.0));
+    let what = format!("fetching {} messages of {}", chunk.len(), f.name);
+    let wanted: HashSet<u32> = chunk.iter().map(|t| t.0).collect();
+    let mut st = s
+        .uid_fetch(&set, query)
+        .await
+        .map_err(|e| ImapError::from_client(server, &what, e))?;
+    let mut out: Vec<RawMessage> = Vec::with_capacity(chunk.len());
+    let mut seen: HashSet<u32> = HashSet::new();
+    loop {
+        // Each item within the I/O timeout: a stalled server cannot hang the pull.
+        let next = match tokio::time::timeout(job.io_timeout, st.next()).await {
+            Ok(n) => n,
+            Err(_) => {
+                return Err(ImapError::Timeout {
+                    server: server.into(),
+                    what,
+                    seconds: job.io_timeout.as_secs(),
+                })
+            }
+        };
+        let Some(item) = next else { break };
+        let item = item.map_err(|e| ImapError::from_client(server, &what, e))?;
+        let Some(uid) = item.uid else { continue };
+        // Unsolicited FETCH (flag updates of other messages) carry no body: skipped.
+        let Some(body) = item.body() else { continue };
+        if !wanted.contains(&uid) || !seen.insert(uid) {
+            continue;
+        }
+        let spec = PlacementSpec {
+            account: job.account.to_string(),
+            mailbox: f.name.clone(),
+            source: SourceKey::Imap { uidvalidity, uid },
+            flags: flags_of(&item),
+            internal_date: item.internal_date().map(|d| d.timestamp()),
+        };
+        out.push(RawMessage::new(body.to_vec(), vec![spec]));
+    }
+    Ok(out)
+}
+
+/// Steps 3b: flags of archived messages; a change becomes an update.
+async fn flag_changes(
+    s: &mut ImapSession,
+    job: &FolderJob<'_>,
+    up_to: u32,
+    query: &str,
+    uidvalidity: u32,
+    live: &HashMap<u32, Flags>,
+    updates: &mut Vec<PlacementUpdate>,
+) -> Result<(), ImapError> {
+    let server = job.server;
+    let what = format!("fetching flags of {}", job.folder.name);
+    let fetched: Vec<(u32, Flags)> = timed(job.io_timeout * 4, server, &what, async {
+        let mut st = s
+            .uid_fetch(format!("1:{up_to}"), query)
+            .await
+            .map_err(|e| ImapError::from_client(server, &what, e))?;
+        let mut out = Vec::new();
+        while let Some(item) = st.next().await {
+            let item = item.map_err(|e| ImapError::from_client(server, &what, e))?;
+            if let Some(uid) = item.uid {
+                out.push((uid, flags_of(&item)));
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    for (uid, flags) in fetched {
+        if let Some(old) = live.get(&uid) {
+            if *old != flags {
+                updates.push(update(job, uidvalidity, uid, PlacementChange::Flags(flags)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Step 3c with QRESYNC: `UID FETCH 1:top (UID) (CHANGEDSINCE m VANISHED)`; the
+/// `VANISHED (EARLIER)` answers list the expunged UIDs. Read response by response,
+/// since the client library would route VANISHED to its unsolicited queue.
+async fn vanished_since(
+    s: &mut ImapSession,
+    job: &FolderJob<'_>,
+    top: u32,
+    modseq: u64,
+) -> Result<Vec<u32>, ImapError> {
+    let server = job.server;
+    let what = format!("asking for expunges in {}", job.folder.name);
+    let lost = |e: std::io::Error| ImapError::Lost {
+        server: server.into(),
+        what: what.clone(),
+        detail: e.to_string(),
+    };
+    let cmd = format!("UID FETCH 1:{top} (UID) (CHANGEDSINCE {modseq} VANISHED)");
+    let tag = s
+        .run_command(&cmd)
+        .await
+        .map_err(|e| ImapError::from_client(server, &what, e))?;
+    let mut gone = Vec::new();
+    loop {
+        let resp = match tokio::time::timeout(job.io_timeout, s.read_response()).await {
+            Err(_) => {
+                return Err(ImapError::Timeout {
+                    server: server.into(),
+                    what,
+                    seconds: job.io_timeout.as_secs(),
+                })
+            }
+            Ok(r) => r.map_err(lost)?,
+        };
+        let Some(resp) = resp else {
+            return Err(lost(std::io::Error::other("connection closed")));
+        };
+        match resp.parsed() {
+            Response::Vanished { uids, .. } => {
+                for r in uids {
+                    gone.extend(r.clone());
+                }
+            }
+            Response::Done {
+                tag: t,
+                status,
+                outcome,
+            } if *t == tag => {
+                if *status != imap_proto::Status::Ok {
+                    return Err(ImapError::Protocol {
+                        server: server.into(),
+                        what,
+                        detail: format!("{status:?} {}", outcome.information.as_deref().unwrap_or("")),
+                    });
+                }
+                break;
+            }
+            _ => {}
+        }
+    }
+    Ok(gone)
+}
+
+/// IMAP flags of a FETCH answer (`\Recent` is session state, not kept).
+pub fn flags_of(item: &Fetch) -> Flags {
+    let mut f = Flags::default();
+    for fl in item.flags() {
+        match fl {
+            Flag::Seen => f.system |= Flags::SEEN,
+            Flag::Answered => f.system |= Flags::ANSWERED,
+            Flag::Flagged => f.system |= Flags::FLAGGED,
+            Flag::Deleted => f.system |= Flags::DELETED,
+            Flag::Draft => f.system |= Flags::DRAFT,
+            Flag::Recent | Flag::MayCreate => {}
+            Flag::Custom(k) => f.add_keyword(&k),
+        }
+    }
+    f.keywords.sort();
+    f
+}
+
+/// A compact UID set: `1:5,9,12:14`.
+pub fn uid_set(uids: impl Iterator<Item = u32>) -> String {
+    let mut v: Vec<u32> = uids.collect();
+    v.sort_unstable();
+    v.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
+            j += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if j > i {
+            out.push_str(&format!("{}:{}", v[i], v[j]));
+        } else {
+            out.push_str(&v[i].to_string());
+        }
+        i = j + 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets() {
+        assert_eq!(uid_set([5, 1, 2, 3, 9, 12, 13, 14].into_iter()), "1:3,5,9,12:14");
+        assert_eq!(uid_set([7].into_iter()), "7");
+        assert_eq!(uid_set([2, 2, 3].into_iter()), "2:3");
+        assert_eq!(uid_set(std::iter::empty()), "");
+    }
+}

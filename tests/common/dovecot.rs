@@ -1,0 +1,490 @@
+//! A private Dovecot for protocol tests: an unprivileged instance on 127.0.0.1 with
+//! free ports (IMAP, IMAPS, POP3, POP3S), state in a temp dir, a generated CA and
+//! server certificate, users in a passwd-file, and mail loaded fast by writing
+//! maildir files. Stopped when dropped. It never reads /etc/dovecot.
+//!
+//! When Dovecot is missing the test fails, saying how to install it: these tests
+//! are never skipped silently.
+
+use std::net::TcpListener;
+use std::os::unix::fs::{chown, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+/// The system user the mail belongs to when the tests run as root.
+const MAIL_USER: &str = "mailvault-test";
+
+pub struct Dovecot {
+    pub dir: PathBuf,
+    _tmp: tempfile::TempDir,
+    pub imap: u16,
+    pub imaps: u16,
+    pub pop3: u16,
+    pub pop3s: u16,
+    conf: PathBuf,
+    uid: u32,
+    gid: u32,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn run_ok(cmd: &mut Command, what: &str) -> String {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn which(prog: &str) -> Option<PathBuf> {
+    for dir in [
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+        "/usr/local/sbin",
+        "/usr/local/bin",
+    ] {
+        let p = Path::new(dir).join(prog);
+        if p.exists() {
+            return Some(p);
+        }
+    }
+    None
+}
+
+fn ids_of(user: &str) -> Option<(u32, u32)> {
+    let out = Command::new("id").arg("-u").arg(user).output().ok()?;
+    let uid = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    let out = Command::new("id").arg("-g").arg(user).output().ok()?;
+    let gid = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    Some((uid, gid))
+}
+
+/// Generates a CA and a server certificate for localhost/127.0.0.1 signed by it.
+fn make_certs(tls: &Path) {
+    std::fs::create_dir_all(tls).unwrap();
+    let ossl = |args: &[&str], what: &str| {
+        run_ok(Command::new("openssl").args(args).current_dir(tls), what);
+    };
+    ossl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "3",
+            "-subj",
+            "/CN=mailvault test CA",
+        ],
+        "openssl: CA",
+    );
+    ossl(
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+        "openssl: server key",
+    );
+    std::fs::write(
+        tls.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    ossl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "cert.pem",
+            "-days",
+            "3",
+            "-extfile",
+            "ext.cnf",
+        ],
+        "openssl: sign server certificate",
+    );
+    ossl(
+        &[
+            "genpkey",
+            "-genparam",
+            "-algorithm",
+            "DH",
+            "-pkeyopt",
+            "dh_param:ffdhe2048",
+            "-out",
+            "dh.pem",
+        ],
+        "openssl: DH params",
+    );
+}
+
+impl Dovecot {
+    /// Starts an instance; panics with instructions when Dovecot is not installed.
+    pub fn start() -> Dovecot {
+        Self::start_with("")
+    }
+
+    /// Starts an instance with extra configuration lines appended.
+    pub fn start_with(extra_conf: &str) -> Dovecot {
+        let dovecot = which("dovecot").unwrap_or_else(|| {
+            panic!(
+                "Dovecot is not installed, and these tests need a real one. Install it with \
+                 `apt-get install dovecot-imapd dovecot-pop3d` (bash scripts/test.sh does it when run as root)"
+            )
+        });
+        let root = unsafe { libc::geteuid() } == 0;
+        let (uid, gid, internal) = if root {
+            if ids_of(MAIL_USER).is_none() {
+                run_ok(
+                    Command::new("useradd").args([
+                        "--system",
+                        "--user-group",
+                        "--no-create-home",
+                        "--shell",
+                        "/usr/sbin/nologin",
+                        MAIL_USER,
+                    ]),
+                    "useradd",
+                );
+            }
+            let (u, g) = ids_of(MAIL_USER).expect("mail user exists");
+            (u, g, None)
+        } else {
+            let name = std::env::var("USER")
+                .unwrap_or_else(|_| run_ok(&mut Command::new("whoami"), "whoami").trim().to_string());
+            let (u, g) = ids_of(&name).expect("own ids");
+            (u, g, Some(name))
+        };
+        // Unix socket paths must stay short: a temp dir right under /tmp.
+        let tmp = tempfile::Builder::new().prefix("mvd").tempdir_in("/tmp").unwrap();
+        let dir = tmp.path().to_path_buf();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for d in ["run", "state", "mail", "home"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        for d in ["mail", "home"] {
+            chown(dir.join(d), Some(uid), Some(gid)).unwrap();
+        }
+        make_certs(&dir.join("tls"));
+        std::fs::write(dir.join("users"), "").unwrap();
+        let (imap, imaps, pop3, pop3s) = (free_port(), free_port(), free_port(), free_port());
+        let template = include_str!("dovecot.conf.in");
+        let (internal_user, login_user) = match &internal {
+            None => ("dovecot".to_string(), "dovenull".to_string()),
+            Some(n) => (n.clone(), n.clone()),
+        };
+        let conf_text = template
+            .replace("@DIR@", &dir.to_string_lossy())
+            .replace("@NAME@", &dir.file_name().unwrap().to_string_lossy())
+            .replace("@UID@", &uid.to_string())
+            .replace("@GID@", &gid.to_string())
+            .replace("@INTERNAL_USER@", &internal_user)
+            .replace("@LOGIN_USER@", &login_user)
+            .replace("@IMAP@", &imap.to_string())
+            .replace("@IMAPS@", &imaps.to_string())
+            .replace("@POP3@", &pop3.to_string())
+            .replace("@POP3S@", &pop3s.to_string())
+            + extra_conf;
+        let conf = dir.join("dovecot.conf");
+        std::fs::write(&conf, conf_text).unwrap();
+        // Dovecot forks into the background: no inherited pipes, or we wait forever.
+        let err_file = std::fs::File::create(dir.join("start.err")).unwrap();
+        let st = Command::new(&dovecot)
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err_file)
+            .status()
+            .expect("dovecot runs");
+        let d = Dovecot {
+            dir,
+            _tmp: tmp,
+            imap,
+            imaps,
+            pop3,
+            pop3s,
+            conf,
+            uid,
+            gid,
+        };
+        assert!(st.success(), "dovecot failed to start: {}", d.log());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for port in [imap, imaps, pop3, pop3s] {
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "dovecot did not listen on {port}: {}",
+                    d.log()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        d
+    }
+
+    pub fn log(&self) -> String {
+        let start = std::fs::read_to_string(self.dir.join("start.err")).unwrap_or_default();
+        start + &std::fs::read_to_string(self.dir.join("dovecot.log")).unwrap_or_default()
+    }
+
+    /// The CA certificate that signed the server certificate.
+    pub fn ca_pem(&self) -> PathBuf {
+        self.dir.join("tls/ca.pem")
+    }
+
+    pub fn add_user(&self, user: &str, password: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("users"))
+            .unwrap();
+        writeln!(f, "{user}:{{PLAIN}}{password}").unwrap();
+    }
+
+    pub fn doveadm(&self, args: &[&str]) -> String {
+        let mut c = Command::new(which("doveadm").expect("doveadm"));
+        c.arg("-c").arg(&self.conf).args(args);
+        run_ok(&mut c, &format!("doveadm {}", args.join(" ")))
+    }
+
+    /// Creates a folder (if missing) and returns its maildir.
+    pub fn folder_path(&self, user: &str, folder: &str) -> PathBuf {
+        // INBOX is case-insensitive, also as the parent of other folders.
+        let folder = match folder.split_once('/') {
+            Some((top, rest)) if top.eq_ignore_ascii_case("INBOX") => format!("INBOX/{rest}"),
+            _ if folder.eq_ignore_ascii_case("INBOX") => "INBOX".to_string(),
+            _ => folder.to_string(),
+        };
+        let folder = folder.as_str();
+        if folder != "INBOX" {
+            let list = self.doveadm(&["mailbox", "list", "-u", user]);
+            if !list.lines().any(|l| l.trim() == folder) {
+                self.doveadm(&["mailbox", "create", "-u", user, folder]);
+            }
+        }
+        let p = PathBuf::from(self.doveadm(&["mailbox", "path", "-u", user, folder]).trim());
+        for sub in ["cur", "new", "tmp"] {
+            let d = p.join(sub);
+            if !d.exists() {
+                std::fs::create_dir_all(&d).unwrap();
+            }
+        }
+        self.chown_tree(&self.dir.join("mail"));
+        p
+    }
+
+    fn chown_tree(&self, p: &Path) {
+        for e in walkdir::WalkDir::new(p).into_iter().filter_map(|e| e.ok()) {
+            let _ = chown(e.path(), Some(self.uid), Some(self.gid));
+        }
+    }
+
+    /// Puts messages into a folder as maildir files (in order: UIDs follow it), with
+    /// maildir flag letters and an mtime that becomes INTERNALDATE.
+    pub fn load(&self, user: &str, folder: &str, messages: &[(Vec<u8>, &str, SystemTime)]) {
+        let p = self.folder_path(user, folder);
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        for (raw, flags, mtime) in messages {
+            let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let base = format!("{:010}.M{n}P{}.testhost", 1_600_000_000 + n, std::process::id());
+            let tmp = p.join("tmp").join(&base);
+            std::fs::write(&tmp, raw).unwrap();
+            let f = std::fs::File::options().write(true).open(&tmp).unwrap();
+            f.set_modified(*mtime).unwrap();
+            drop(f);
+            chown(&tmp, Some(self.uid), Some(self.gid)).unwrap();
+            std::fs::rename(&tmp, p.join("cur").join(format!("{base}:2,{flags}"))).unwrap();
+        }
+    }
+
+    /// Loads a tree of mail files (one folder per directory, files in numeric order)
+    /// into `user`'s mailbox; returns the number of messages.
+    pub fn load_tree(&self, user: &str, root: &Path) -> usize {
+        let mut total = 0;
+        let mut dirs: Vec<PathBuf> = walkdir::WalkDir::new(root)
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_dir())
+            .map(|e| e.into_path())
+            .collect();
+        dirs.sort();
+        for d in dirs {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&d)
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().ends_with(".txt"))
+                .collect();
+            if files.is_empty() {
+                continue;
+            }
+            files.sort_by_key(|p| {
+                let n = p
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .trim_end_matches('.')
+                    .to_string();
+                (n.parse::<u64>().unwrap_or(u64::MAX), n)
+            });
+            let rel = d.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let folder = if rel.is_empty() { "INBOX".to_string() } else { rel };
+            let msgs: Vec<(Vec<u8>, &str, SystemTime)> = files
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let flags = if i % 3 == 0 {
+                        "S"
+                    } else if i % 7 == 0 {
+                        "FS"
+                    } else {
+                        ""
+                    };
+                    (
+                        std::fs::read(f).unwrap(),
+                        flags,
+                        SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000 + i as u64 * 3600),
+                    )
+                })
+                .collect();
+            total += msgs.len();
+            self.load(user, &folder, &msgs);
+        }
+        total
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        let _ = Command::new(which("doveadm").unwrap_or_else(|| "doveadm".into()))
+            .arg("-c")
+            .arg(&self.conf)
+            .arg("stop")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("run/master.pid")) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+        }
+    }
+}
+
+/// One message as the server reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerMessage {
+    pub hash: mailvault::model::Hash32,
+    /// Flags, sorted, without `\Recent`.
+    pub flags: Vec<String>,
+    pub internal_date: i64,
+}
+
+impl Dovecot {
+    /// Everything `user` has, per (folder, UIDVALIDITY, UID), read over plain IMAP on
+    /// loopback with the client library directly — an oracle independent of the
+    /// puller.
+    pub fn server_view(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> std::collections::BTreeMap<(String, u32, u32), ServerMessage> {
+        use futures::StreamExt;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let port = self.imap;
+        rt.block_on(async move {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let mut client = async_imap::Client::new(tcp);
+            client.read_response().await.unwrap().unwrap();
+            let mut s = client.login(user, password).await.map_err(|e| e.0).unwrap();
+            let names: Vec<String> = s
+                .list(Some(""), Some("*"))
+                .await
+                .unwrap()
+                .map(|n| n.unwrap().name().to_string())
+                .collect()
+                .await;
+            let mut out = std::collections::BTreeMap::new();
+            for name in names {
+                let mb = s.examine(&name).await.unwrap();
+                let uv = mb.uid_validity.unwrap();
+                if mb.exists == 0 {
+                    continue;
+                }
+                let items: Vec<_> = s
+                    .uid_fetch("1:*", "(UID FLAGS INTERNALDATE BODY.PEEK[])")
+                    .await
+                    .unwrap()
+                    .map(|f| f.unwrap())
+                    .collect()
+                    .await;
+                for f in items {
+                    let mut flags: Vec<String> = f
+                        .flags()
+                        .filter_map(|fl| {
+                            use async_imap::types::Flag;
+                            Some(match fl {
+                                Flag::Seen => "\\Seen".to_string(),
+                                Flag::Answered => "\\Answered".to_string(),
+                                Flag::Flagged => "\\Flagged".to_string(),
+                                Flag::Deleted => "\\Deleted".to_string(),
+                                Flag::Draft => "\\Draft".to_string(),
+                                Flag::Custom(c) => c.to_string(),
+                                _ => return None,
+                            })
+                        })
+                        .collect();
+                    flags.sort();
+                    out.insert(
+                        (name.clone(), uv, f.uid.unwrap()),
+                        ServerMessage {
+                            hash: mailvault::model::Hash32::of(f.body().unwrap()),
+                            flags,
+                            internal_date: f.internal_date().unwrap().timestamp(),
+                        },
+                    );
+                }
+            }
+            s.logout().await.unwrap();
+            out
+        })
+    }
+}
