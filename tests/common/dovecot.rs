@@ -71,7 +71,7 @@ fn ids_of(user: &str) -> Option<(u32, u32)> {
 }
 
 /// Generates a CA and a server certificate for localhost/127.0.0.1 signed by it.
-fn make_certs(tls: &Path) {
+pub fn make_certs(tls: &Path) {
     std::fs::create_dir_all(tls).unwrap();
     let ossl = |args: &[&str], what: &str| {
         run_ok(Command::new("openssl").args(args).current_dir(tls), what);

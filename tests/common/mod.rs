@@ -8,6 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 pub mod dovecot;
+pub mod fake_imap;
 
 /// The `mailvault` binary built for these tests.
 pub fn bin() -> PathBuf {

@@ -1,0 +1,230 @@
+//! The TLS and credential rules of IMAP pull (issue 4, item 6): untrusted
+//! certificates refused with advice, `--tls-ca` accepted, STARTTLS required and
+//! never skipped, plaintext pushed after the STARTTLS OK discarded, PREAUTH refused,
+//! the password in no log line and in no argv.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use base64::Engine;
+use common::dovecot::{make_certs, Dovecot};
+use common::fake_imap::{read_line, serve_session, spawn_once, tls_server_config};
+
+const PW: &str = "Tr1cky-pa55word-xyz";
+
+fn pull(archive: &Path, url: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "pull",
+        url,
+        "--password-env",
+        "MV_TEST_PW",
+        "--timeout",
+        "20",
+        "--retries",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    common::cmd(archive, &args).env("MV_TEST_PW", PW).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn one_message_server() -> Dovecot {
+    let d = Dovecot::start();
+    d.add_user("dave", PW);
+    let msg = b"From: a@example.com\r\nSubject: tls\r\nMessage-ID: <tls@example.com>\r\n\r\nhello\r\n".to_vec();
+    d.load("dave", "INBOX", &[(msg, "", std::time::SystemTime::now())]);
+    d
+}
+
+#[test]
+fn self_signed_refused_by_default_then_trusted_with_tls_ca() {
+    let d = one_message_server();
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let url = format!("imaps://dave@127.0.0.1:{}", d.imaps);
+    let refused = pull(&ar, &url, &[]);
+    assert!(!refused.status.success());
+    let e = stderr(&refused);
+    assert!(e.contains("not trusted") && e.contains("--tls-ca"), "{e}");
+    let ca = d.ca_pem();
+    let ok = pull(&ar, &url, &["--tls-ca", ca.to_str().unwrap()]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_eq!(common::stat_u64(&ar, "messages"), 1);
+    // The explicit danger switch works too (and is the only way without the CA).
+    let ar2 = tmp.path().join("b");
+    let ok = pull(&ar2, &url, &["--danger-accept-invalid-certs"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+}
+
+#[test]
+fn starttls_with_dovecot_works_and_wrong_password_is_a_clear_error() {
+    let d = one_message_server();
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let ca = d.ca_pem();
+    let url = format!("imap://dave@127.0.0.1:{}", d.imap);
+    let ok = pull(&ar, &url, &["--tls-ca", ca.to_str().unwrap()]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_eq!(common::stat_u64(&ar, "messages"), 1);
+    let bad = common::cmd(
+        &ar,
+        &[
+            "pull",
+            &url,
+            "--password-env",
+            "MV_TEST_PW",
+            "--tls-ca",
+            ca.to_str().unwrap(),
+        ],
+    )
+    .env("MV_TEST_PW", "wrong")
+    .output()
+    .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let e = stderr(&bad);
+    assert!(e.contains("login failed for dave"), "{e}");
+}
+
+#[test]
+fn starttls_required_but_not_offered_aborts_before_login() {
+    let (port, server) = spawn_once(|mut s| {
+        use std::io::Write;
+        let mut seen = Vec::new();
+        s.write_all(b"* OK fake ready\r\n").unwrap();
+        serve_session(&mut s, "IMAP4rev1 AUTH=PLAIN", &mut seen);
+        seen
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let out = pull(&tmp.path().join("a"), &format!("imap://eve@127.0.0.1:{port}"), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("STARTTLS is required"), "{}", stderr(&out));
+    let seen = server.join().unwrap();
+    assert!(
+        seen.iter()
+            .all(|l| !l.to_ascii_uppercase().contains("LOGIN") && !l.contains(PW)),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn preauth_greeting_is_refused() {
+    let (port, server) = spawn_once(|mut s| {
+        use std::io::Write;
+        s.write_all(b"* PREAUTH you are in\r\n").unwrap();
+        let mut seen = Vec::new();
+        serve_session(&mut s, "IMAP4rev1 STARTTLS", &mut seen);
+        seen
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let out = pull(&tmp.path().join("a"), &format!("imap://eve@127.0.0.1:{port}"), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("PREAUTH"), "{}", stderr(&out));
+    assert!(server.join().unwrap().is_empty());
+}
+
+#[test]
+fn bytes_injected_after_starttls_ok_are_discarded() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let cfg = tls_server_config(certs.path());
+    let (port, server) = spawn_once(move |mut s| {
+        use std::io::Write;
+        let mut seen = Vec::new();
+        s.write_all(b"* OK fake ready\r\n").unwrap();
+        let l = read_line(&mut s).unwrap();
+        let tag = l.split(' ').next().unwrap().to_string();
+        seen.push(l);
+        s.write_all(format!("* CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN\r\n{tag} OK\r\n").as_bytes())
+            .unwrap();
+        let l = read_line(&mut s).unwrap();
+        let tag = l.split(' ').next().unwrap().to_string();
+        seen.push(l);
+        // The OK and an injected plaintext "session" in one write.
+        s.write_all(
+            format!("{tag} OK begin TLS\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN INJECTED\r\nM1 OK injected\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        let conn = rustls::ServerConnection::new(cfg).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, s);
+        seen.push("--- TLS ---".into());
+        serve_session(&mut tls, "IMAP4rev1 AUTH=PLAIN", &mut seen);
+        seen
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = certs.path().join("ca.pem");
+    let out = pull(
+        &tmp.path().join("a"),
+        &format!("imap://eve@127.0.0.1:{port}"),
+        &["--tls-ca", ca.to_str().unwrap()],
+    );
+    let seen = server.join().unwrap();
+    assert!(out.status.success(), "{}\n{seen:?}", stderr(&out));
+    assert!(stderr(&out).contains("discarded plaintext"), "{}", stderr(&out));
+    // After TLS the client asked for CAPABILITY again and then logged in.
+    let after: Vec<&String> = seen.iter().skip_while(|l| *l != "--- TLS ---").collect();
+    assert!(after.get(1).is_some_and(|l| l.ends_with("CAPABILITY")), "{seen:?}");
+    assert!(
+        after.iter().any(|l| l.to_ascii_uppercase().contains(" LOGIN ")),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn password_in_no_log_line_and_no_argv() {
+    let d = one_message_server();
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let ca = d.ca_pem();
+    let forms = [
+        PW.to_string(),
+        base64::engine::general_purpose::STANDARD.encode(format!("\0dave\0{PW}")),
+        base64::engine::general_purpose::STANDARD.encode(PW),
+    ];
+    for url in [
+        format!("imap://dave@127.0.0.1:{}", d.imap),
+        format!("imaps://dave@127.0.0.1:{}", d.imaps),
+    ] {
+        let mut child = common::cmd(
+            &ar,
+            &[
+                "-vvv",
+                "pull",
+                &url,
+                "--password-env",
+                "MV_TEST_PW",
+                "--tls-ca",
+                ca.to_str().unwrap(),
+            ],
+        )
+        .env("MV_TEST_PW", PW)
+        .env("RUST_LOG", "trace")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+        // Watch the process's argv while it runs.
+        let cmdline = format!("/proc/{}/cmdline", child.id());
+        for _ in 0..200 {
+            if let Ok(c) = std::fs::read(&cmdline) {
+                assert!(!String::from_utf8_lossy(&c).contains(PW));
+            }
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert!(all.lines().count() > 20, "expected verbose logs:\n{all}");
+        for f in &forms {
+            assert!(!all.contains(f.as_str()), "secret form {f:?} appears in the output");
+        }
+    }
+}
