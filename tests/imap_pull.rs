@@ -5,89 +5,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Output;
 use std::time::{Duration, SystemTime};
 
-use common::dovecot::{Dovecot, ServerMessage};
+use common::dovecot::{archive_view, assert_same, load_enron, pull_json, Dovecot};
 use mailvault::archive::{Archive, PlacementFilter};
-use mailvault::model::{Hash32, SourceKey};
+use mailvault::model::Hash32;
 
-const PW: &str = "s3cret-Pa55word";
-
-/// `mailvault pull` of `user` over IMAPS with the test CA; the password in an env var.
-fn pull(archive: &Path, d: &Dovecot, user: &str, extra: &[&str]) -> Output {
-    let url = format!("imaps://{user}@127.0.0.1:{}", d.imaps);
-    let ca = d.ca_pem();
-    let mut args = vec![
-        "pull",
-        url.as_str(),
-        "--password-env",
-        "MV_TEST_PW",
-        "--tls-ca",
-        ca.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    common::cmd(archive, &args).env("MV_TEST_PW", PW).output().unwrap()
-}
-
-fn pull_json(archive: &Path, d: &Dovecot, user: &str, extra: &[&str]) -> serde_json::Value {
-    let mut e = vec!["--json"];
-    e.extend_from_slice(extra);
-    let out = pull(archive, d, user, &e);
-    assert!(
-        out.status.success(),
-        "pull failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// The archive's live IMAP placements of `account`, keyed like the server view.
-fn archive_view(archive: &Path, account: &str) -> BTreeMap<(String, u32, u32), ServerMessage> {
-    let a = Archive::open_read_only(archive).unwrap();
-    let filter = PlacementFilter {
-        accounts: vec![account.to_string()],
-        ..Default::default()
-    };
-    let mut out = BTreeMap::new();
-    for p in a.placements(&filter).unwrap() {
-        let SourceKey::Imap { uidvalidity, uid } = p.key.source else {
-            panic!("not an IMAP placement: {:?}", p.key)
-        };
-        if p.record.deleted_at.is_some() {
-            continue;
-        }
-        let mut flags = p.record.flags.names();
-        flags.sort();
-        out.insert(
-            (p.key.mailbox.clone(), uidvalidity, uid),
-            ServerMessage {
-                hash: p.record.message,
-                flags,
-                internal_date: p.record.internal_date.unwrap(),
-            },
-        );
-    }
-    out
-}
-
-fn assert_same(
-    server: &BTreeMap<(String, u32, u32), ServerMessage>,
-    archive: &BTreeMap<(String, u32, u32), ServerMessage>,
-) {
-    let missing: Vec<_> = server.keys().filter(|k| !archive.contains_key(*k)).take(5).collect();
-    let extra: Vec<_> = archive.keys().filter(|k| !server.contains_key(*k)).take(5).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "missing {missing:?}, extra {extra:?}"
-    );
-    for (k, s) in server {
-        assert_eq!(&archive[k], s, "{k:?}");
-    }
-}
+const PW: &str = common::dovecot::TEST_PASSWORD;
 
 fn messages_in_archive(archive: &Path) -> u64 {
     common::stat_u64(archive, "messages")
@@ -113,12 +38,9 @@ fn at(i: u64) -> SystemTime {
 /// exactly the server's messages (BODY[] hash per UID), folders, flags, INTERNALDATE.
 #[test]
 fn issue4_full_pull_equals_the_server() {
-    let Some(enron) = common::shared_corpus("enron-skilling-j") else {
-        panic!("the shared corpus is needed (../shared/corpus or MAILVAULT_CORPUS)");
-    };
     let d = Dovecot::start();
     d.add_user("skilling", PW);
-    let loaded = d.load_tree("skilling", &enron.join("skilling-j"));
+    let loaded = load_enron(&d, "skilling");
     assert_eq!(loaded, 4139);
     let server = d.server_view("skilling", PW);
     assert_eq!(server.len(), 4139);

@@ -109,9 +109,22 @@ pub async fn pull(o: &PullOptions, writer: &Writer, progress: Arc<dyn PullProgre
     let server = o.connect.endpoint.to_string();
     let span = info_span!("pull", account = %o.account, server = %server);
     async {
+        // The first connection also lists the folders; both retried when the
+        // connection drops.
         let mut attempts = 0;
-        let mut first = connect_retrying(o, &mut attempts).await?;
-        let folders = list_folders(&mut first, o, &server).await?;
+        let (first, folders) = loop {
+            let mut c = connect_retrying(o, &mut attempts).await?;
+            match list_folders(&mut c, o, &server).await {
+                Ok(f) => break (c, f),
+                Err(e) if e.is_retryable() && attempts < o.max_retries => {
+                    attempts += 1;
+                    let d = backoff(o.backoff, attempts);
+                    warn!(error = %e, retry_in_ms = d.as_millis() as u64, "listing folders failed; retrying");
+                    tokio::time::sleep(d).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         info!(folders = folders.len(), "folders to pull");
         let queue = Arc::new(Mutex::new(folders.into_iter().collect::<VecDeque<Folder>>()));
         let results = Arc::new(Mutex::new(Vec::<FolderSummary>::new()));

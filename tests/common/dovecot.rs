@@ -488,3 +488,104 @@ impl Dovecot {
         })
     }
 }
+
+// ---- pulling from a test server and comparing the archive with it ----
+
+use std::collections::BTreeMap;
+use std::process::Output;
+
+use mailvault::archive::{Archive, PlacementFilter};
+use mailvault::model::SourceKey;
+
+/// The password of every test user.
+pub const TEST_PASSWORD: &str = "s3cret-Pa55word";
+const PW: &str = TEST_PASSWORD;
+
+/// `mailvault pull` of `user` over IMAPS with the test CA; the password in an env var.
+pub fn pull(archive: &Path, d: &Dovecot, user: &str, extra: &[&str]) -> Output {
+    pull_command(archive, &format!("imaps://{user}@127.0.0.1:{}", d.imaps), d, extra)
+        .output()
+        .unwrap()
+}
+
+/// The `mailvault pull URL` command with the test CA and password.
+pub fn pull_command(archive: &Path, url: &str, d: &Dovecot, extra: &[&str]) -> Command {
+    let ca = d.ca_pem();
+    let mut args = vec![
+        "pull",
+        url,
+        "--password-env",
+        "MV_TEST_PW",
+        "--tls-ca",
+        ca.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let mut c = super::cmd(archive, &args);
+    c.env("MV_TEST_PW", PW);
+    c
+}
+
+/// Loads the Enron maildir of the shared corpus into `user`'s mailbox.
+pub fn load_enron(d: &Dovecot, user: &str) -> usize {
+    let Some(enron) = super::shared_corpus("enron-skilling-j") else {
+        panic!("the shared corpus is needed (../shared/corpus or MAILVAULT_CORPUS)");
+    };
+    d.load_tree(user, &enron.join("skilling-j"))
+}
+
+pub fn pull_json(archive: &Path, d: &Dovecot, user: &str, extra: &[&str]) -> serde_json::Value {
+    let mut e = vec!["--json"];
+    e.extend_from_slice(extra);
+    let out = pull(archive, d, user, &e);
+    assert!(
+        out.status.success(),
+        "pull failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The archive's live IMAP placements of `account`, keyed like the server view.
+pub fn archive_view(archive: &Path, account: &str) -> BTreeMap<(String, u32, u32), ServerMessage> {
+    let a = Archive::open_read_only(archive).unwrap();
+    let filter = PlacementFilter {
+        accounts: vec![account.to_string()],
+        ..Default::default()
+    };
+    let mut out = BTreeMap::new();
+    for p in a.placements(&filter).unwrap() {
+        let SourceKey::Imap { uidvalidity, uid } = p.key.source else {
+            panic!("not an IMAP placement: {:?}", p.key)
+        };
+        if p.record.deleted_at.is_some() {
+            continue;
+        }
+        let mut flags = p.record.flags.names();
+        flags.sort();
+        out.insert(
+            (p.key.mailbox.clone(), uidvalidity, uid),
+            ServerMessage {
+                hash: p.record.message,
+                flags,
+                internal_date: p.record.internal_date.unwrap(),
+            },
+        );
+    }
+    out
+}
+
+pub fn assert_same(
+    server: &BTreeMap<(String, u32, u32), ServerMessage>,
+    archive: &BTreeMap<(String, u32, u32), ServerMessage>,
+) {
+    let missing: Vec<_> = server.keys().filter(|k| !archive.contains_key(*k)).take(5).collect();
+    let extra: Vec<_> = archive.keys().filter(|k| !server.contains_key(*k)).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
+    for (k, s) in server {
+        assert_eq!(&archive[k], s, "{k:?}");
+    }
+}

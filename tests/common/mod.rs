@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 pub mod dovecot;
 pub mod fake_imap;
+pub mod fault_proxy;
 
 /// The `mailvault` binary built for these tests.
 pub fn bin() -> PathBuf {

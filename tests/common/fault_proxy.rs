@@ -1,0 +1,102 @@
+//! A TCP proxy on loopback that cuts connections at random byte offsets of the
+//! server-to-client stream (the first `cuts` connections it sees), then passes
+//! everything through. For testing reconnect-and-resume.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use super::Rng;
+
+pub struct FaultProxy {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+    /// Connections cut so far.
+    pub cut: Arc<AtomicU64>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl FaultProxy {
+    /// Proxies to `127.0.0.1:upstream`; cuts `cuts` connections after between
+    /// `min` and `max` bytes from the server.
+    pub fn start(upstream: u16, cuts: u64, min: u64, max: u64, seed_name: &str) -> FaultProxy {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let cut = Arc::new(AtomicU64::new(0));
+        let rng = Arc::new(Mutex::new(Rng::from_env(seed_name)));
+        let left = Arc::new(AtomicU64::new(cuts));
+        let (stop2, cut2) = (stop.clone(), cut.clone());
+        let accept = std::thread::spawn(move || {
+            for conn in l.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = conn else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let budget = if left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    Some(min + rng.lock().unwrap().below(max - min + 1))
+                } else {
+                    None
+                };
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                // client -> server: plain copy.
+                std::thread::spawn(move || pump(c2, s2, None, None));
+                let cut3 = cut2.clone();
+                std::thread::spawn(move || pump(server, client, budget, Some(cut3)));
+            }
+        });
+        FaultProxy {
+            port,
+            stop,
+            cut,
+            accept: Some(accept),
+        }
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, budget: Option<u64>, cut: Option<Arc<AtomicU64>>) {
+    let mut buf = [0u8; 16 * 1024];
+    let mut sent = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut n = n;
+        if let Some(b) = budget {
+            if sent + n as u64 >= b {
+                n = (b - sent) as usize;
+                let _ = to.write_all(&buf[..n]);
+                if let Some(c) = &cut {
+                    c.fetch_add(1, Ordering::SeqCst);
+                }
+                let _ = to.shutdown(Shutdown::Both);
+                let _ = from.shutdown(Shutdown::Both);
+                return;
+            }
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        sent += n as u64;
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port)); // wake the accept loop
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}
