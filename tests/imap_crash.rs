@@ -1,0 +1,103 @@
+//! Issue 4, item 4: kill -9 of the real binary at random moments during a pull, then
+//! a rerun: every state a kill leaves opens and verifies clean, and the rerun ends
+//! with archive = server content, no duplicates.
+//!
+//! Rounds: `$MAILVAULT_CRASH_ROUNDS` (default 20). Mail: the Enron maildir, or with
+//! `MAILVAULT_PULL_CORPUS=main` the whole main set (enron + spamassassin +
+//! usrp-users). `scripts/crash-pull.sh N` runs N rounds on the main set.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::dovecot::{archive_view, assert_same, load_enron, pull_command, Dovecot, TEST_PASSWORD};
+use common::Rng;
+use mailvault::archive::Archive;
+
+#[test]
+fn kill_during_pull_then_rerun_is_exact() {
+    let rounds: u64 = std::env::var("MAILVAULT_CRASH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let d = Dovecot::start();
+    d.add_user("mail", TEST_PASSWORD);
+    let mut loaded = load_enron(&d, "mail");
+    if std::env::var("MAILVAULT_PULL_CORPUS").as_deref() == Ok("main") {
+        for folder in ["spamassassin-public-corpus", "usrp-users-list-2019-2021"] {
+            let root = common::shared_corpus(folder).expect("the main corpus");
+            loaded += d.load_tree("mail", &root);
+        }
+    }
+    let server = d.server_view("mail", TEST_PASSWORD);
+    assert_eq!(server.len(), loaded);
+    let distinct: HashSet<_> = server.values().map(|m| m.hash).collect();
+    let url = format!("imaps://mail@127.0.0.1:{}", d.imaps);
+    let args = ["-q", "--account", "acct"];
+
+    // How long a whole pull takes (fastest of two), to spread the kills over it.
+    let tmp = tempfile::tempdir().unwrap();
+    let full = (0..2)
+        .map(|i| {
+            let t = Instant::now();
+            let out = pull_command(&tmp.path().join(format!("probe{i}")), &url, &d, &args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            t.elapsed()
+        })
+        .min()
+        .unwrap();
+    eprintln!("full pull: {full:?}, {} messages on the server", server.len());
+
+    let mut rng = Rng::from_env("pull-crash");
+    let mut killed_mid_way = 0;
+    for round in 0..rounds {
+        let archive = tmp.path().join(format!("r{round}"));
+        let kills = 1 + rng.below(3);
+        for _ in 0..kills {
+            let delay = Duration::from_micros(rng.below(full.as_micros() as u64 * 11 / 10 + 1));
+            let mut child = pull_command(&archive, &url, &d, &args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(delay);
+            let finished = child.try_wait().unwrap().is_some();
+            child.kill().ok(); // SIGKILL
+            child.wait().unwrap();
+            if !finished {
+                killed_mid_way += 1;
+            }
+            if archive.join("mailvault-archive.toml").exists() {
+                let a = Archive::open(&archive)
+                    .unwrap_or_else(|e| panic!("round {round}: archive does not open after kill: {e}"));
+                let r = a.verify(|_| {}).unwrap();
+                assert!(r.is_clean(), "round {round}: damaged after kill: {:?}", r.problems);
+            }
+        }
+        let out = pull_command(&archive, &url, &d, &args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "round {round}: rerun failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_same(&server, &archive_view(&archive, "acct"));
+        let a = Archive::open(&archive).unwrap();
+        assert!(a.verify(|_| {}).unwrap().is_clean(), "round {round}");
+        assert_eq!(a.counters().messages, distinct.len() as u64, "round {round}: messages");
+        assert_eq!(
+            a.counters().placements,
+            server.len() as u64,
+            "round {round}: duplicate or missing placements"
+        );
+        drop(a);
+        std::fs::remove_dir_all(&archive).unwrap();
+    }
+    eprintln!("{rounds} rounds, {killed_mid_way} kills landed while the pull was running");
+    assert!(
+        killed_mid_way >= rounds / 2,
+        "too few kills hit a running pull ({killed_mid_way})"
+    );
+}
