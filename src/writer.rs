@@ -3,6 +3,7 @@
 //! placement changes and cursor advances, and read folder state through it. Each
 //! commit is one durable write, so a cursor never runs ahead of stored messages.
 
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
@@ -54,9 +55,9 @@ fn stopped() -> ArchiveError {
 }
 
 impl Writer {
-    /// Starts the writer thread. Join the handle (after dropping every [`Writer`]) to
-    /// get the archive back.
-    pub fn spawn(mut archive: Archive) -> (Writer, JoinHandle<Archive>) {
+    /// Starts the writer thread. It ends when every [`Writer`] is dropped; other
+    /// threads may read the archive meanwhile (the index follows it).
+    pub fn spawn(archive: Arc<Archive>) -> (Writer, JoinHandle<()>) {
         // Two batches per folder task in flight at most; the channel bounds memory.
         let (tx, mut rx) = mpsc::channel::<Request>(8);
         let handle = std::thread::Builder::new()
@@ -83,7 +84,6 @@ impl Writer {
                         }
                     }
                 }
-                archive
             })
             .expect("spawning the archive writer thread");
         (Writer { tx }, handle)

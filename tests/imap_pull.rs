@@ -52,6 +52,17 @@ fn issue4_full_pull_equals_the_server() {
     assert_same(&server, &archive_view(&ar, "enron"));
     let distinct: std::collections::HashSet<Hash32> = server.values().map(|m| m.hash).collect();
     assert_eq!(messages_in_archive(&ar), distinct.len() as u64);
+    // SPECIAL-USE roles are recorded (the test server's config gives them).
+    let role = |name: &str| {
+        s["folders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["folder"] == name)
+            .map(|f| f["special_use"].clone())
+    };
+    assert_eq!(role("Sent"), Some(serde_json::json!("\\Sent")), "{s}");
+    assert_eq!(role("Trash"), Some(serde_json::json!("\\Trash")), "{s}");
     // Per-folder counts equal the server's EXISTS.
     for f in s["folders"].as_array().unwrap() {
         let name = f["folder"].as_str().unwrap();
@@ -85,7 +96,8 @@ fn issue4_incremental_pull_fetches_only_changes() {
         .map(|(i, m)| (m.clone(), "", at(i as u64)))
         .collect();
     d.load("alice", "INBOX", &first[..30]);
-    d.load("alice", "Work", &first[30..]);
+    // A non-ASCII folder name travels as modified UTF-7 and is archived decoded.
+    d.load("alice", "Entwürfe/Größe", &first[30..]);
     let tmp = tempfile::tempdir().unwrap();
     let ar = tmp.path().join("a");
     let s = pull_json(&ar, &d, "alice", &[]);
@@ -97,7 +109,7 @@ fn issue4_incremental_pull_fetches_only_changes() {
         .map(|(i, m)| (m.clone(), "S", at(100 + i as u64)))
         .collect();
     d.load("alice", "INBOX", &more[..6]);
-    d.load("alice", "Work", &more[6..]);
+    d.load("alice", "Entwürfe/Größe", &more[6..]);
     d.doveadm(&[
         "flags",
         "add",
@@ -109,7 +121,17 @@ fn issue4_incremental_pull_fetches_only_changes() {
         "uid",
         "1:3",
     ]);
-    d.doveadm(&["flags", "add", "-u", "alice", "\\Seen", "mailbox", "Work", "uid", "1:2"]);
+    d.doveadm(&[
+        "flags",
+        "add",
+        "-u",
+        "alice",
+        "\\Seen",
+        "mailbox",
+        "Entwürfe/Größe",
+        "uid",
+        "1:2",
+    ]);
     d.doveadm(&["expunge", "-u", "alice", "mailbox", "INBOX", "uid", "10:12"]);
     let server = d.server_view("alice", PW);
     let s = pull_json(&ar, &d, "alice", &[]);
@@ -117,7 +139,9 @@ fn issue4_incremental_pull_fetches_only_changes() {
     assert_eq!(s["total"]["flag_changes"], 5, "{s}");
     assert_eq!(s["total"]["deleted_at_source"], 3, "{s}");
     let account = "alice@127.0.0.1";
-    assert_same(&server, &archive_view(&ar, account));
+    let view = archive_view(&ar, account);
+    assert_same(&server, &view);
+    assert_eq!(view.keys().filter(|k| k.0 == "Entwürfe/Größe").count(), 14);
     // The expunged three are still archived and exportable.
     let a = Archive::open_read_only(&ar).unwrap();
     let gone: Vec<_> = a

@@ -98,10 +98,25 @@ pub fn looks_incompressible(payload: &[u8]) -> bool {
         return true;
     }
     let sample = &payload[..payload.len().min(64 * 1024)];
-    match zstd::bulk::compress(sample, 1) {
-        Ok(c) => c.len() * 100 > sample.len() * 95,
+    let mut out: Vec<u8> = Vec::with_capacity(zstd::zstd_safe::compress_bound(sample.len()));
+    let r = PROBE_CCTX.with(|c| c.borrow_mut().compress(&mut out, sample, 1));
+    match r {
+        Ok(n) => n * 100 > sample.len() * 95,
         Err(_) => false,
     }
+}
+
+// One zstd context per thread for probes and decoding: creating a context costs
+// more than decompressing a typical message header.
+thread_local! {
+    static PROBE_CCTX: std::cell::RefCell<zstd::zstd_safe::CCtx<'static>> =
+        std::cell::RefCell::new(zstd::zstd_safe::CCtx::create());
+    static DCTX: std::cell::RefCell<zstd::zstd_safe::DCtx<'static>> =
+        std::cell::RefCell::new(zstd::zstd_safe::DCtx::create());
+}
+
+fn zstd_error(code: usize) -> DecodeFailure {
+    format!("zstd: {}", zstd::zstd_safe::get_error_name(code))
 }
 
 /// Compresses payloads into complete `blobs` values (header + data). Keeps one zstd
@@ -163,15 +178,24 @@ pub fn decode(value: &[u8], dicts: &Dicts) -> Result<Vec<u8>, DecodeFailure> {
     let cap = h.payload_len as usize;
     let out = match h.codec {
         Codec::Stored => data.to_vec(),
-        Codec::Zstd => zstd::bulk::decompress(data, cap).map_err(|e| format!("zstd: {e}"))?,
+        Codec::Zstd => {
+            let mut out = Vec::with_capacity(cap);
+            DCTX.with(|c| c.borrow_mut().decompress(&mut out, data))
+                .map_err(zstd_error)?;
+            out
+        }
         Codec::ZstdDict => {
             let d = dicts
                 .by_id
                 .get(&h.dict_id)
                 .ok_or_else(|| format!("blob needs dictionary {} which the archive lacks", h.dict_id))?;
-            let mut z =
-                zstd::bulk::Decompressor::with_prepared_dictionary(&d.decoder).map_err(|e| format!("zstd: {e}"))?;
-            z.decompress(data, cap).map_err(|e| format!("zstd: {e}"))?
+            let mut out = Vec::with_capacity(cap);
+            DCTX.with(|c| {
+                c.borrow_mut()
+                    .decompress_using_ddict(&mut out, data, d.decoder.as_ddict())
+            })
+            .map_err(zstd_error)?;
+            out
         }
     };
     if out.len() as u64 != h.payload_len {

@@ -117,18 +117,20 @@ fn encode_with(
 
 impl Archive {
     /// Stores a batch durably. `now` is the time recorded as first/last seen.
-    pub fn ingest(&mut self, batch: &[RawMessage], now: i64) -> Result<IngestReport> {
+    pub fn ingest(&self, batch: &[RawMessage], now: i64) -> Result<IngestReport> {
         self.ingest_with(batch, &SourceChanges::default(), now)
     }
 
     /// Stores a batch together with placement changes and cursor advances, all in one
     /// durable write.
-    pub fn ingest_with(&mut self, batch: &[RawMessage], changes: &SourceChanges, now: i64) -> Result<IngestReport> {
+    pub fn ingest_with(&self, batch: &[RawMessage], changes: &SourceChanges, now: i64) -> Result<IngestReport> {
         let mut report = IngestReport {
             messages: batch.len() as u64,
             bytes_in: batch.iter().map(|m| m.raw.len() as u64).sum(),
             ..Default::default()
         };
+        let _writer = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let before_seq = self.counters().next_seq;
         for m in batch {
             for p in &m.placements {
                 check_name("account", &p.account)?;
@@ -157,9 +159,10 @@ impl Archive {
         let t_split = t0.elapsed();
         // 3. Train the dictionary on the first batch large enough.
         let mut wb = WriteBatch::default();
-        let mut counters = self.counters.clone();
+        let mut counters = self.counters();
         let mut new_dict: Option<Arc<Dict>> = None;
-        if self.dicts.current.is_none() && prepared.len() >= blob::DICT_MIN_SAMPLES {
+        let current_dict = self.dicts.read().unwrap_or_else(|p| p.into_inner()).current.clone();
+        if current_dict.is_none() && prepared.len() >= blob::DICT_MIN_SAMPLES {
             let samples: Vec<&[u8]> = prepared.iter().map(|p| p.skeleton.as_slice()).collect();
             if let Some(bytes) = blob::train(&samples) {
                 let id = counters.dictionaries as u32 + 1;
@@ -174,7 +177,7 @@ impl Archive {
                 new_dict = Some(Arc::new(Dict::new(id, &bytes)));
             }
         }
-        let dict = new_dict.clone().or_else(|| self.dicts.current.clone());
+        let dict = new_dict.clone().or(current_dict);
 
         // 4. Which parts are new?
         let mut part_seen: HashSet<PartId> = HashSet::new();
@@ -278,7 +281,7 @@ impl Archive {
 
         wb.put_cf(self.cf(keys::CF_META), keys::META_COUNTERS, counters.encode());
         let t_stage = t0.elapsed();
-        if counters.next_seq != self.counters.next_seq {
+        if counters.next_seq != before_seq {
             layout::write_seq_hint(&self.dir, counters.next_seq)?;
         }
         self.write(wb)?;
@@ -292,11 +295,14 @@ impl Archive {
             write_ms = (t0.elapsed() - t_stage).as_millis() as u64,
             "batch stored"
         );
-        self.counters = counters;
+        // The dictionary first: a reader that sees the new counters (and so the new
+        // ingest-log entries) must be able to decode what they point to.
         if let Some(d) = new_dict {
-            self.dicts.by_id.insert(d.id, d.clone());
-            self.dicts.current = Some(d);
+            let mut dicts = self.dicts.write().unwrap_or_else(|p| p.into_inner());
+            dicts.by_id.insert(d.id, d.clone());
+            dicts.current = Some(d);
         }
+        *self.counters.write().unwrap_or_else(|p| p.into_inner()) = counters;
         Ok(report)
     }
 

@@ -16,7 +16,7 @@ pub mod testing;
 mod verify;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, DB};
 
@@ -49,8 +49,12 @@ impl Default for ArchiveConfig {
 pub struct Archive {
     dir: PathBuf,
     db: DB,
-    counters: Counters,
-    dicts: Dicts,
+    /// Guarded so that readers on other threads (the indexer following a pull) see
+    /// the counters and dictionaries of committed batches while a writer ingests.
+    counters: RwLock<Counters>,
+    dicts: RwLock<Dicts>,
+    /// Held for the whole of an ingest: one writer at a time.
+    write_lock: Mutex<()>,
     config: ArchiveConfig,
     read_only: bool,
 }
@@ -102,8 +106,9 @@ impl Archive {
         let mut archive = Archive {
             dir: dir.to_path_buf(),
             db,
-            counters: Counters::default(),
-            dicts: Dicts::default(),
+            counters: RwLock::new(Counters::default()),
+            dicts: RwLock::new(Dicts::default()),
+            write_lock: Mutex::new(()),
             config: ArchiveConfig::default(),
             read_only: true,
         };
@@ -158,8 +163,9 @@ impl Archive {
         let mut archive = Archive {
             dir: dir.to_path_buf(),
             db,
-            counters: Counters::default(),
-            dicts: Dicts::default(),
+            counters: RwLock::new(Counters::default()),
+            dicts: RwLock::new(Dicts::default()),
+            write_lock: Mutex::new(()),
             config,
             read_only: false,
         };
@@ -203,10 +209,11 @@ impl Archive {
             .get_cf(meta, keys::META_COUNTERS)
             .map_err(|e| self.db_error(e))?
         {
-            self.counters = Counters::decode(&v).map_err(|source| ArchiveError::Decode {
-                key: "meta/counters".into(),
-                source,
-            })?;
+            *self.counters.get_mut().unwrap_or_else(|p| p.into_inner()) =
+                Counters::decode(&v).map_err(|source| ArchiveError::Decode {
+                    key: "meta/counters".into(),
+                    source,
+                })?;
         }
         let dcf = self.cf(keys::CF_DICTIONARIES);
         let mut dicts = Dicts::default();
@@ -222,7 +229,7 @@ impl Archive {
             dicts.current = Some(d.clone());
             dicts.by_id.insert(id, d);
         }
-        self.dicts = dicts;
+        *self.dicts.get_mut().unwrap_or_else(|p| p.into_inner()) = dicts;
         Ok(())
     }
 
@@ -252,8 +259,8 @@ impl Archive {
     }
 
     /// Running totals (exact: updated in the same batch as the data).
-    pub fn counters(&self) -> &Counters {
-        &self.counters
+    pub fn counters(&self) -> Counters {
+        self.counters.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Bytes the archive occupies on disk (all files under its directory).

@@ -58,7 +58,7 @@ impl Archive {
                 id: owner.to_hex(),
                 what: format!("{what} blob {id} is missing"),
             })?;
-        blob::decode(&v, &self.dicts).map_err(|e| ArchiveError::Corrupt {
+        blob::decode(&v, &self.dicts.read().unwrap_or_else(|p| p.into_inner())).map_err(|e| ArchiveError::Corrupt {
             id: owner.to_hex(),
             what: format!("{what} blob {id}: {e}"),
         })
@@ -223,7 +223,7 @@ impl Archive {
 
     /// Every message id, in id order.
     pub fn message_ids(&self) -> Result<Vec<MessageId>> {
-        let mut out = Vec::with_capacity(self.counters.messages as usize);
+        let mut out = Vec::with_capacity(self.counters().messages as usize);
         for item in self.db.iterator_cf(self.cf(keys::CF_MESSAGES), IteratorMode::Start) {
             let (k, _) = item.map_err(|e| self.db_error(e))?;
             if let Ok(arr) = <[u8; 32]>::try_from(&k[..]) {

@@ -88,7 +88,7 @@ impl Archive {
             }
         }
 
-        let c = &self.counters;
+        let c = self.counters();
         for (what, counted, recorded) in [
             ("messages", report.messages_checked, c.messages),
             ("parts", report.parts_checked, c.parts),

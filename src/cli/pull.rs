@@ -119,8 +119,8 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
         max_retries: a.retries,
         backoff: Duration::from_millis(250),
     };
-    let archive = super::open_archive(cli, true)?;
-    let (writer, handle) = Writer::spawn(archive);
+    let archive = Arc::new(super::open_archive(cli, true)?);
+    let (writer, handle) = Writer::spawn(archive.clone());
     let progress = Arc::new(Bars::new(ui));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -128,11 +128,14 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
         .context("starting the async runtime")?;
     let result = rt.block_on(imap::pull(&opts, &writer, progress.clone()));
     drop(writer);
-    let archive = handle
+    handle
         .join()
         .map_err(|_| anyhow::anyhow!("the archive writer thread panicked"))?;
     progress.finish();
     let summary = result?;
+    // Indexing after the pull rather than alongside it: on two cores the two only
+    // compete, and one catch-up merges less than many (measured: 7.3 s vs 8.1 s for
+    // the main corpus, README).
     if !a.no_index {
         super::search::updated_index(&archive, ui)?;
     }

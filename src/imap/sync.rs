@@ -301,7 +301,7 @@ async fn fetch_new(
     job.progress
         .to_fetch(&f.name, todo.len() as u64, todo.iter().map(|t| t.1).sum());
 
-    let mut query = String::from("(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]");
+    let mut query = String::from("(UID FLAGS INTERNALDATE BODY.PEEK[]");
     if job.caps.gmail {
         query.push_str(" X-GM-LABELS X-GM-MSGID");
     }

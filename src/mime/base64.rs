@@ -111,8 +111,20 @@ fn reencodes_to(decoded: &[u8], layout: B64Layout, text: &[u8]) -> bool {
     pos == text.len()
 }
 
+/// Base64 alphabet and padding, as a table (the line walk is a hot loop).
+static IS_B64: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=';
+        c += 1;
+    }
+    t
+};
+
 fn is_b64(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=')
+    IS_B64[c as usize]
 }
 
 /// Decodes base64 text, ignoring line breaks. `None` if it is not canonical base64.

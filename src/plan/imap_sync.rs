@@ -56,7 +56,8 @@ pub struct Caps {
 /// One step of a folder sync.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// `UID FETCH from:* (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])`.
+    /// `UID FETCH from:* (UID RFC822.SIZE)`, then `UID FETCH set (UID FLAGS INTERNALDATE
+    /// BODY.PEEK[])` in batches.
     FetchFrom { from_uid: u32 },
     /// After a full fetch under a new UIDVALIDITY: placements under the old one that
     /// were not seen again are deleted at source.

@@ -318,7 +318,20 @@ impl Dovecot {
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         for (raw, flags, mtime) in messages {
             let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let base = format!("{:010}.M{n}P{}.testhost", 1_600_000_000 + n, std::process::id());
+            // As Dovecot's own delivery names files: with the physical (S=) and
+            // CRLF (W=) sizes, so RFC822.SIZE does not need a read of the file.
+            let bare_lf = raw
+                .iter()
+                .enumerate()
+                .filter(|(i, b)| **b == b'\n' && (*i == 0 || raw[i - 1] != b'\r'))
+                .count();
+            let base = format!(
+                "{:010}.M{n}P{}.testhost,S={},W={}",
+                1_600_000_000 + n,
+                std::process::id(),
+                raw.len(),
+                raw.len() + bare_lf
+            );
             let tmp = p.join("tmp").join(&base);
             std::fs::write(&tmp, raw).unwrap();
             let f = std::fs::File::options().write(true).open(&tmp).unwrap();
@@ -439,7 +452,17 @@ impl Dovecot {
                 .list(Some(""), Some("*"))
                 .await
                 .unwrap()
-                .map(|n| n.unwrap().name().to_string())
+                .map(|n| n.unwrap())
+                .filter(|n| {
+                    use async_imap::imap_proto::NameAttribute;
+                    let selectable = !n.attributes().iter().any(|a| match a {
+                        NameAttribute::NoSelect => true,
+                        NameAttribute::Extension(e) => e.eq_ignore_ascii_case("\\NonExistent"),
+                        _ => false,
+                    });
+                    std::future::ready(selectable)
+                })
+                .map(|n| n.name().to_string())
                 .collect()
                 .await;
             let mut out = std::collections::BTreeMap::new();
@@ -473,8 +496,10 @@ impl Dovecot {
                         })
                         .collect();
                     flags.sort();
+                    // Keyed by the decoded name (modified UTF-7 has its own tests).
+                    let decoded = mailvault::plan::mutf7::decode(&name).unwrap_or_else(|_| name.clone());
                     out.insert(
-                        (name.clone(), uv, f.uid.unwrap()),
+                        (decoded, uv, f.uid.unwrap()),
                         ServerMessage {
                             hash: mailvault::model::Hash32::of(f.body().unwrap()),
                             flags,
