@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs (libclang for RocksDB's bindings, Dovecot for the
-# protocol tests, tar + zstd for the corpora), then runs formatting and lint checks
+# protocol tests, openssl for their certificates, tar + zstd for the corpora), then
+# runs formatting and lint checks
 # and every test. `.ci/run` calls this script.
 #
 # As root, missing Debian packages are installed with apt-get; otherwise the exact
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mailvault-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-packages=(libclang-dev dovecot-imapd dovecot-pop3d tar zstd)
+packages=(libclang-dev dovecot-imapd dovecot-pop3d openssl tar zstd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -330,7 +330,7 @@ async fn login(
     };
     let fut = async {
         match &o.auth {
-            Auth::Password(pw) if has("LOGINDISABLED") || !has("IMAP4REV1") && has("AUTH=PLAIN") => client
+            Auth::Password(pw) if has("LOGINDISABLED") => client
                 .authenticate("PLAIN", Plain(user, pw.expose()))
                 .await
                 .map_err(|(e, _)| auth_err(e)),

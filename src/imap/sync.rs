@@ -301,11 +301,7 @@ async fn fetch_new(
     job.progress
         .to_fetch(&f.name, todo.len() as u64, todo.iter().map(|t| t.1).sum());
 
-    let mut query = String::from("(UID FLAGS INTERNALDATE BODY.PEEK[]");
-    if job.caps.gmail {
-        query.push_str(" X-GM-LABELS X-GM-MSGID");
-    }
-    query.push(')');
+    let query = "(UID FLAGS INTERNALDATE BODY.PEEK[])";
     let mut pending: Option<PendingCommit> = None;
     let mut start = 0;
     while start < todo.len() {
@@ -319,7 +315,7 @@ async fn fetch_new(
             end += 1;
         }
         let chunk = &todo[start..end];
-        let batch = fetch_bodies(s, job, chunk, &query, cur.uidvalidity).await?;
+        let batch = fetch_bodies(s, job, chunk, query, cur.uidvalidity).await?;
         let fetched_bytes: u64 = batch.iter().map(|m| m.raw.len() as u64).sum();
         let fetched = batch.len() as u64;
         job.progress.fetched(&f.name, fetched, fetched_bytes);
