@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs (libclang for RocksDB's bindings, Dovecot for the
 # protocol tests, openssl for their certificates, tar + zstd for the corpora), then
-# runs formatting and lint checks
-# and every test. `.ci/run` calls this script.
+# runs formatting and lint checks and every test. `.ci/run` calls this script.
 #
 # As root, missing Debian packages are installed with apt-get; otherwise the exact
 # command to run is printed and the script stops.
