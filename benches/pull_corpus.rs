@@ -8,6 +8,7 @@
 //! `cargo bench --bench pull_corpus`. After one untimed warm-up pull,
 //! `MAILVAULT_BENCH_RUNS` (default 3) pulls; the median is reported.
 
+mod common;
 #[path = "../tests/common/mod.rs"]
 mod tc;
 
@@ -16,12 +17,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tc::dovecot::{pull_command, Dovecot, TEST_PASSWORD};
-
-const FOLDERS: [&str; 3] = [
-    "enron-skilling-j",
-    "spamassassin-public-corpus",
-    "usrp-users-list-2019-2021",
-];
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -81,13 +76,13 @@ fn main() {
     d.add_user("mail", TEST_PASSWORD);
     let t = Instant::now();
     let mut loaded = 0;
-    for f in FOLDERS {
+    for f in common::FOLDERS {
         loaded += d.load_tree("mail", &root.join(f));
     }
     // Let Dovecot index the maildirs before anything is timed.
     d.doveadm(&["mailbox", "status", "-u", "mail", "messages", "*"]);
     let raw: u64 = tc::corpus_root()
-        .map(|r| FOLDERS.iter().map(|f| dir_bytes(&r.join(f))).sum())
+        .map(|r| common::FOLDERS.iter().map(|f| common::du(&r.join(f))).sum())
         .unwrap_or(0);
     eprintln!(
         "loaded {loaded} messages ({:.1} MB) into Dovecot in {:.1?}",
@@ -171,13 +166,4 @@ fn main() {
         }
         None => println!("  mbsync not installed (apt-get install isync): no comparison"),
     }
-}
-
-fn dir_bytes(p: &Path) -> u64 {
-    walkdir::WalkDir::new(p)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
-        .sum()
 }

@@ -58,23 +58,8 @@ fn kill_during_pull_then_rerun_is_exact() {
         let kills = 1 + rng.below(3);
         for _ in 0..kills {
             let delay = Duration::from_micros(rng.below(full.as_micros() as u64 * 11 / 10 + 1));
-            let mut child = pull_command(&archive, &url, &d, &args)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            std::thread::sleep(delay);
-            let finished = child.try_wait().unwrap().is_some();
-            child.kill().ok(); // SIGKILL
-            child.wait().unwrap();
-            if !finished {
+            if common::kill_after(pull_command(&archive, &url, &d, &args), delay, &archive, round) {
                 killed_mid_way += 1;
-            }
-            if archive.join("mailvault-archive.toml").exists() {
-                let a = Archive::open(&archive)
-                    .unwrap_or_else(|e| panic!("round {round}: archive does not open after kill: {e}"));
-                let r = a.verify(|_| {}).unwrap();
-                assert!(r.is_clean(), "round {round}: damaged after kill: {:?}", r.problems);
             }
         }
         let out = pull_command(&archive, &url, &d, &args).output().unwrap();

@@ -10,7 +10,7 @@ use std::process::Output;
 
 use base64::Engine;
 use common::dovecot::{make_certs, Dovecot};
-use common::fake_imap::{read_line, serve_session, spawn_once, tls_server_config};
+use common::fake_imap::{read_line, serve_session, spawn_once, spawn_plain, tls_server_config};
 
 const PW: &str = "Tr1cky-pa55word-xyz";
 
@@ -92,13 +92,7 @@ fn starttls_with_dovecot_works_and_wrong_password_is_a_clear_error() {
 
 #[test]
 fn starttls_required_but_not_offered_aborts_before_login() {
-    let (port, server) = spawn_once(|mut s| {
-        use std::io::Write;
-        let mut seen = Vec::new();
-        s.write_all(b"* OK fake ready\r\n").unwrap();
-        serve_session(&mut s, "IMAP4rev1 AUTH=PLAIN", &mut seen);
-        seen
-    });
+    let (port, server) = spawn_plain("* OK fake ready\r\n", "IMAP4rev1 AUTH=PLAIN");
     let tmp = tempfile::tempdir().unwrap();
     let out = pull(&tmp.path().join("a"), &format!("imap://eve@127.0.0.1:{port}"), &[]);
     assert_eq!(out.status.code(), Some(1));
@@ -113,13 +107,7 @@ fn starttls_required_but_not_offered_aborts_before_login() {
 
 #[test]
 fn preauth_greeting_is_refused() {
-    let (port, server) = spawn_once(|mut s| {
-        use std::io::Write;
-        s.write_all(b"* PREAUTH you are in\r\n").unwrap();
-        let mut seen = Vec::new();
-        serve_session(&mut s, "IMAP4rev1 STARTTLS", &mut seen);
-        seen
-    });
+    let (port, server) = spawn_plain("* PREAUTH you are in\r\n", "IMAP4rev1 STARTTLS");
     let tmp = tempfile::tempdir().unwrap();
     let out = pull(&tmp.path().join("a"), &format!("imap://eve@127.0.0.1:{port}"), &[]);
     assert_eq!(out.status.code(), Some(1));

@@ -49,6 +49,17 @@ pub fn serve_session(s: &mut (impl Read + Write), caps: &str, seen: &mut Vec<Str
     }
 }
 
+/// A plaintext server that greets with `greeting` and then answers like
+/// [`serve_session`]; returns its port and the lines it will have received.
+pub fn spawn_plain(greeting: &'static str, caps: &'static str) -> (u16, JoinHandle<Vec<String>>) {
+    spawn_once(move |mut s| {
+        let mut seen = Vec::new();
+        s.write_all(greeting.as_bytes()).unwrap();
+        serve_session(&mut s, caps, &mut seen);
+        seen
+    })
+}
+
 /// Runs `script` on the first connection to a fresh loopback port.
 pub fn spawn_once<F>(script: F) -> (u16, JoinHandle<Vec<String>>)
 where

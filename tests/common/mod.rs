@@ -245,3 +245,21 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Starts `cmd`, sends it SIGKILL after `delay`, and checks that whatever state the
+/// kill left in `archive` opens and verifies clean. True when the kill landed while
+/// the command was still running.
+pub fn kill_after(mut cmd: Command, delay: std::time::Duration, archive: &Path, round: u64) -> bool {
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(delay);
+    let finished = child.try_wait().unwrap().is_some();
+    child.kill().ok(); // SIGKILL
+    child.wait().unwrap();
+    if archive.join("mailvault-archive.toml").exists() {
+        let a = mailvault::archive::Archive::open(archive)
+            .unwrap_or_else(|e| panic!("round {round}: archive does not open after kill: {e}"));
+        let r = a.verify(|_| {}).unwrap();
+        assert!(r.is_clean(), "round {round}: damaged after kill: {:?}", r.problems);
+    }
+    !finished
+}
