@@ -142,6 +142,16 @@ pub fn cursor(account: &str, mailbox: &str) -> Vec<u8> {
     placement_prefix(account, Some(mailbox))
 }
 
+/// Also in `cursors`: `account\0\0gm` + X-GM-MSGID (u64 BE) → message id (32 bytes):
+/// Gmail messages already archived, so another label's folder need not download them
+/// again. The empty mailbox part keeps these apart from folder cursors.
+pub fn gmail_message(account: &str, gm_msgid: u64) -> Vec<u8> {
+    let mut k = placement_prefix(account, None);
+    k.extend_from_slice(b"\0gm");
+    k.extend_from_slice(&gm_msgid.to_be_bytes());
+    k
+}
+
 /// `ingest_log`: sequence number, u64 big-endian.
 pub fn ingest_seq(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::archive::{Archive, ArchiveError, ImapPlacement, IngestReport, SourceChanges};
-use crate::model::RawMessage;
+use crate::model::{MessageId, RawMessage};
 use crate::records::CursorRecord;
 
 /// What the archive knows about one source folder.
@@ -24,6 +24,11 @@ enum Request {
         account: String,
         mailbox: String,
         reply: oneshot::Sender<Result<FolderState, ArchiveError>>,
+    },
+    GmailMessages {
+        account: String,
+        gm_ids: Vec<u64>,
+        reply: oneshot::Sender<Result<Vec<Option<MessageId>>, ArchiveError>>,
     },
     Commit {
         batch: Vec<RawMessage>,
@@ -78,6 +83,9 @@ impl Writer {
                             });
                             let _ = reply.send(r);
                         }
+                        Request::GmailMessages { account, gm_ids, reply } => {
+                            let _ = reply.send(archive.gmail_messages(&account, &gm_ids));
+                        }
                         Request::Commit { batch, changes, reply } => {
                             let now = chrono::Utc::now().timestamp();
                             let _ = reply.send(archive.ingest_with(&batch, &changes, now));
@@ -94,6 +102,22 @@ impl Writer {
         let req = Request::FolderState {
             account: account.into(),
             mailbox: mailbox.into(),
+            reply,
+        };
+        self.tx.send(req).await.map_err(|_| stopped())?;
+        rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// The archived messages behind Gmail X-GM-MSGIDs of `account`.
+    pub async fn gmail_messages(
+        &self,
+        account: &str,
+        gm_ids: Vec<u64>,
+    ) -> Result<Vec<Option<MessageId>>, ArchiveError> {
+        let (reply, rx) = oneshot::channel();
+        let req = Request::GmailMessages {
+            account: account.into(),
+            gm_ids,
             reply,
         };
         self.tx.send(req).await.map_err(|_| stopped())?;

@@ -216,3 +216,77 @@ fn issue4_two_accounts_store_each_message_once() {
     assert_eq!(archive_view(&ar, "one").len(), 30);
     assert_eq!(archive_view(&ar, "two").len(), 30);
 }
+
+/// Gmail (X-GM-EXT-1): a message already archived from one label's folder is placed
+/// in another without being downloaded again — X-GM-MSGID names it. Against a
+/// scripted server answering as Gmail does.
+#[test]
+fn issue4_gmail_messages_are_downloaded_once_across_labels() {
+    use common::fake_imap::{FakeGmail, GmailMessage};
+    let body = |n: u32| {
+        format!("From: a@example.com\r\nSubject: gmail {n}\r\nMessage-ID: <g{n}@example.com>\r\n\r\nbody {n}\r\n")
+            .into_bytes()
+    };
+    let m = |uid: u32, gm: u64, flags: &'static str, n: u32| GmailMessage {
+        uid,
+        gm_msgid: gm,
+        flags,
+        body: body(n),
+    };
+    let server = FakeGmail::start(vec![
+        (
+            "INBOX",
+            "\\HasNoChildren",
+            vec![
+                m(1, 1_278_455_344_230_334_865, "\\Seen", 1),
+                m(2, 1_278_455_344_230_334_866, "", 2),
+            ],
+        ),
+        (
+            "[Gmail]/All Mail",
+            "\\All \\HasNoChildren",
+            vec![
+                m(10, 1_278_455_344_230_334_865, "\\Seen", 1),
+                m(11, 1_278_455_344_230_334_866, "\\Flagged", 2),
+                m(12, 1_278_455_344_230_334_867, "", 3),
+            ],
+        ),
+    ]);
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let url = format!("imap://me@127.0.0.1:{}", server.port);
+    let run = || {
+        let out = common::cmd(
+            &ar,
+            &[
+                "pull",
+                &url,
+                "--insecure-plaintext",
+                "--password-env",
+                "PW",
+                "--connections",
+                "1",
+                "--json",
+            ],
+        )
+        .env("PW", "x")
+        .output()
+        .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let s = run();
+    assert_eq!(server.bodies_sent.load(std::sync::atomic::Ordering::SeqCst), 3, "{s}");
+    assert_eq!(s["total"]["fetched"], 3, "{s}");
+    assert_eq!(s["total"]["new_placements"], 5, "{s}");
+    assert_eq!(common::stat_u64(&ar, "messages"), 3);
+    assert_eq!(common::stat_u64(&ar, "placements"), 5);
+    let view = archive_view(&ar, "me@127.0.0.1");
+    let all_mail_11 = &view[&("[Gmail]/All Mail".to_string(), 601, 11)];
+    assert_eq!(all_mail_11.flags, vec!["\\Flagged".to_string()]);
+    assert_eq!(all_mail_11.hash, view[&("INBOX".to_string(), 600, 2)].hash);
+    // Nothing new: nothing downloaded.
+    let again = run();
+    assert_eq!(again["total"]["fetched"], 0, "{again}");
+    assert_eq!(server.bodies_sent.load(std::sync::atomic::Ordering::SeqCst), 3);
+}

@@ -23,6 +23,7 @@ fn examples() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("key.placements.imap", "acct / Sent / uidvalidity 7, uid 42", keys::placement("acct", "Sent", &SourceKey::Imap { uidvalidity: 7, uid: 42 }, &m)),
         ("key.placements.pop3", "acct / INBOX / UIDL abc", keys::placement("acct", "INBOX", &SourceKey::Pop3 { uidl: "abc".into() }, &m)),
         ("key.cursors", "acct / INBOX", keys::cursor("acct", "INBOX")),
+        ("key.cursors.gmail", "acct / X-GM-MSGID 1278455344230334865", keys::gmail_message("acct", 1_278_455_344_230_334_865)),
         ("key.ingest_log", "seq 5", keys::ingest_seq(5).to_vec()),
         ("key.dictionaries", "dict 1", keys::dictionary(1).to_vec()),
         (

@@ -14,7 +14,7 @@ use super::sync::SourceChanges;
 use super::{check_name, layout, Archive, ArchiveError, Result};
 use crate::keys;
 use crate::mime::{self, Cut};
-use crate::model::{Hash32, MessageId, PartId, RawMessage};
+use crate::model::{Hash32, MessageId, PartId, PlacementSpec, RawMessage};
 use crate::records::{IngestEntry, IngestKind, MessageRecord, PartRecord, PartRef, PlacementRecord};
 
 /// What one batch changed.
@@ -54,6 +54,13 @@ impl IngestReport {
         self.flag_changes += o.flag_changes;
         self.deleted_at_source += o.deleted_at_source;
     }
+}
+
+/// One placement to record, of a message in the batch or already archived.
+struct Sighting<'a> {
+    id: MessageId,
+    raw_len: u64,
+    spec: &'a PlacementSpec,
 }
 
 /// A new message split into skeleton and part payloads, verified to rebuild.
@@ -274,7 +281,30 @@ impl Archive {
         }
         counters.messages += report.new_messages;
 
-        self.stage_placements(batch, &new_ids, now, &mut wb, &mut counters, &mut report)?;
+        let mut sightings: Vec<Sighting<'_>> = batch
+            .iter()
+            .flat_map(|m| {
+                m.placements.iter().map(|spec| Sighting {
+                    id: m.id,
+                    raw_len: m.raw.len() as u64,
+                    spec,
+                })
+            })
+            .collect();
+        for k in &changes.known {
+            let rec = self.message_record(&k.message)?.ok_or_else(|| ArchiveError::Corrupt {
+                id: k.message.to_hex(),
+                what: "a source mapped a message id the archive does not hold".into(),
+            })?;
+            check_name("account", &k.spec.account)?;
+            check_name("mailbox", &k.spec.mailbox)?;
+            sightings.push(Sighting {
+                id: k.message,
+                raw_len: rec.raw_len,
+                spec: &k.spec,
+            });
+        }
+        self.stage_placements(&sightings, &new_ids, now, &mut wb, &mut counters, &mut report)?;
         let cc = self.stage_changes(changes, now, &mut wb, &mut counters.next_seq)?;
         report.flag_changes = cc.flag_changes;
         report.deleted_at_source = cc.deleted_at_source;
@@ -309,7 +339,7 @@ impl Archive {
     /// Adds new placements and updates changed ones (flags, internal date) in `wb`.
     fn stage_placements(
         &self,
-        batch: &[RawMessage],
+        sightings: &[Sighting<'_>],
         new_ids: &HashSet<MessageId>,
         now: i64,
         wb: &mut WriteBatch,
@@ -320,14 +350,13 @@ impl Archive {
         let rcf = self.cf(keys::CF_PLACEMENTS_BY_MESSAGE);
         let log = self.cf(keys::CF_INGEST_LOG);
         // Later entries for the same key in one batch win.
-        let mut staged: HashMap<Vec<u8>, (usize, usize)> = HashMap::new();
+        let mut staged: HashMap<Vec<u8>, usize> = HashMap::new();
         let mut order: Vec<Vec<u8>> = Vec::new();
-        for (mi, m) in batch.iter().enumerate() {
-            for (pi, p) in m.placements.iter().enumerate() {
-                let key = keys::placement(&p.account, &p.mailbox, &p.source, &m.id);
-                if staged.insert(key.clone(), (mi, pi)).is_none() {
-                    order.push(key);
-                }
+        for (i, s) in sightings.iter().enumerate() {
+            let p = s.spec;
+            let key = keys::placement(&p.account, &p.mailbox, &p.source, &s.id);
+            if staged.insert(key.clone(), i).is_none() {
+                order.push(key);
             }
         }
         let existing = self
@@ -338,9 +367,8 @@ impl Archive {
             .map_err(|e| self.db_error(e))?;
         let mut logged: HashSet<MessageId> = HashSet::new();
         for (key, old) in order.iter().zip(existing) {
-            let (mi, pi) = staged[key];
-            let m = &batch[mi];
-            let spec = &m.placements[pi];
+            let m = &sightings[staged[key]];
+            let spec = m.spec;
             let old = old
                 .map(|v| PlacementRecord::decode(&v))
                 .transpose()
@@ -370,7 +398,7 @@ impl Archive {
                 None => {
                     report.new_placements += 1;
                     counters.placements += 1;
-                    counters.placement_raw_bytes += m.raw.len() as u64;
+                    counters.placement_raw_bytes += m.raw_len;
                     true
                 }
                 Some(o) if o.message != m.id => {

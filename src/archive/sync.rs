@@ -7,7 +7,7 @@ use rocksdb::{Direction, IteratorMode, WriteBatch};
 
 use super::{check_name, Archive, ArchiveError, Result};
 use crate::keys;
-use crate::model::{Flags, MessageId, SourceKey};
+use crate::model::{Flags, Hash32, MessageId, PlacementSpec, SourceKey};
 use crate::records::{CursorRecord, IngestEntry, IngestKind, PlacementRecord};
 
 /// A change to a placement that already exists.
@@ -29,12 +29,23 @@ pub struct PlacementUpdate {
     pub change: PlacementChange,
 }
 
+/// A placement of a message the archive already holds, found without fetching its
+/// bytes (Gmail's X-GM-MSGID named it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KnownPlacement {
+    pub message: MessageId,
+    pub spec: PlacementSpec,
+}
+
 /// Everything besides messages that one commit carries.
 #[derive(Clone, Debug, Default)]
 pub struct SourceChanges {
     pub updates: Vec<PlacementUpdate>,
     /// (account, mailbox, new cursor).
     pub cursors: Vec<(String, String, CursorRecord)>,
+    pub known: Vec<KnownPlacement>,
+    /// (account, Gmail X-GM-MSGID, message id) to remember.
+    pub gmail_ids: Vec<(String, u64, MessageId)>,
 }
 
 /// One IMAP placement of a folder, as the sync executor needs it.
@@ -71,6 +82,21 @@ impl Archive {
                 key: format!("cursor of {account}/{mailbox}"),
                 source,
             })
+    }
+
+    /// The archived message behind each Gmail X-GM-MSGID of `account` (`None` when not
+    /// seen yet).
+    pub fn gmail_messages(&self, account: &str, gm_ids: &[u64]) -> Result<Vec<Option<MessageId>>> {
+        let cf = self.cf(keys::CF_CURSORS);
+        let ks: Vec<Vec<u8>> = gm_ids.iter().map(|g| keys::gmail_message(account, *g)).collect();
+        self.db
+            .multi_get_cf(ks.iter().map(|k| (cf, k.as_slice())))
+            .into_iter()
+            .map(|r| {
+                let v = r.map_err(|e| self.db_error(e))?;
+                Ok(v.and_then(|v| <[u8; 32]>::try_from(&v[..]).ok()).map(Hash32))
+            })
+            .collect()
     }
 
     /// Every IMAP placement of one folder (all UIDVALIDITYs, live and deleted), in
@@ -167,6 +193,10 @@ impl Archive {
             check_name("account", account)?;
             check_name("mailbox", mailbox)?;
             wb.put_cf(ccf, keys::cursor(account, mailbox), c.encode());
+        }
+        for (account, gm, id) in &changes.gmail_ids {
+            check_name("account", account)?;
+            wb.put_cf(ccf, keys::gmail_message(account, *gm), id.0);
         }
         Ok(counts)
     }

@@ -14,8 +14,8 @@ use tracing::{debug, info_span, Instrument};
 use super::connect::{timed, ImapSession, ServerCaps};
 use super::folders::Folder;
 use super::ImapError;
-use crate::archive::{PlacementChange, PlacementUpdate, SourceChanges};
-use crate::model::{Flags, PlacementSpec, RawMessage, SourceKey};
+use crate::archive::{KnownPlacement, PlacementChange, PlacementUpdate, SourceChanges};
+use crate::model::{Flags, MessageId, PlacementSpec, RawMessage, SourceKey};
 use crate::plan::imap_sync::{self, Caps, Cursor, Examined, Step};
 use crate::records::CursorRecord;
 use crate::writer::{PendingCommit, Writer};
@@ -243,6 +243,7 @@ async fn sync_folder_inner(
         let changes = SourceChanges {
             updates,
             cursors: vec![(job.account.to_string(), f.name.clone(), cur)],
+            ..Default::default()
         };
         let r = job.writer.commit(Vec::new(), changes).await?.wait().await?;
         summary.flag_changes += r.flag_changes;
@@ -261,6 +262,9 @@ fn update(job: &FolderJob<'_>, uidvalidity: u32, uid: u32, change: PlacementChan
     }
 }
 
+/// A UID and its RFC822.SIZE.
+type UidSize = (u32, u64);
+
 /// Step 3a / 1: fetch every message with UID ≥ `from`, in batches, each committed
 /// with the cursor advanced to the batch's highest UID.
 async fn fetch_new(
@@ -275,22 +279,33 @@ async fn fetch_new(
     let f = job.folder;
     // Sizes first: the list of UIDs to fetch (`from:*` may return the last message
     // even when it is below `from`: filtered) and the bytes, for batches and ETA.
+    // With Gmail's extension, also X-GM-MSGID: a message already archived from another
+    // label's folder is recorded without downloading it again.
     let what = format!("listing new messages in {}", f.name);
-    let mut todo: Vec<(u32, u64)> = timed(job.io_timeout, server, &what, async {
-        let mut out = Vec::new();
+    let size_query = if job.caps.gmail {
+        "(UID RFC822.SIZE X-GM-MSGID)"
+    } else {
+        "(UID RFC822.SIZE)"
+    };
+    let mut todo: Vec<(u32, u64)> = Vec::new();
+    let mut gm_of: HashMap<u32, u64> = HashMap::new();
+    timed(job.io_timeout, server, &what, async {
         let mut st = s
-            .uid_fetch(format!("{from}:*"), "(UID RFC822.SIZE)")
+            .uid_fetch(format!("{from}:*"), size_query)
             .await
             .map_err(|e| ImapError::from_client(server, &what, e))?;
         while let Some(item) = st.next().await {
             let item = item.map_err(|e| ImapError::from_client(server, &what, e))?;
             if let Some(uid) = item.uid {
                 if uid >= from {
-                    out.push((uid, item.size.unwrap_or(0) as u64));
+                    todo.push((uid, item.size.unwrap_or(0) as u64));
+                    if let Some(gm) = item.gmail_msg_id() {
+                        gm_of.insert(uid, *gm);
+                    }
                 }
             }
         }
-        Ok(out)
+        Ok(())
     })
     .await?;
     todo.sort_unstable();
@@ -298,8 +313,12 @@ async fn fetch_new(
     if todo.is_empty() {
         return Ok(());
     }
-    job.progress
-        .to_fetch(&f.name, todo.len() as u64, todo.iter().map(|t| t.1).sum());
+    let known = known_gmail_messages(job, &todo, &gm_of).await?;
+    job.progress.to_fetch(
+        &f.name,
+        todo.iter().filter(|t| !known.contains_key(&t.0)).count() as u64,
+        todo.iter().filter(|t| !known.contains_key(&t.0)).map(|t| t.1).sum(),
+    );
 
     let query = "(UID FLAGS INTERNALDATE BODY.PEEK[])";
     let mut pending: Option<PendingCommit> = None;
@@ -311,11 +330,30 @@ async fn fetch_new(
             && end - start < job.limits.max_messages
             && (end == start || bytes + todo[end].1 <= job.limits.max_bytes)
         {
-            bytes += todo[end].1;
+            if !known.contains_key(&todo[end].0) {
+                bytes += todo[end].1;
+            }
             end += 1;
         }
         let chunk = &todo[start..end];
-        let batch = fetch_bodies(s, job, chunk, query, cur.uidvalidity).await?;
+        let (to_fetch, already): (Vec<UidSize>, Vec<UidSize>) = chunk.iter().partition(|t| !known.contains_key(&t.0));
+        let batch = if to_fetch.is_empty() {
+            Vec::new()
+        } else {
+            fetch_bodies(s, job, &to_fetch, query, cur.uidvalidity).await?
+        };
+        let known_here = if already.is_empty() {
+            Vec::new()
+        } else {
+            known_placements(s, job, &already, &known, cur.uidvalidity).await?
+        };
+        let gmail_ids: Vec<(String, u64, MessageId)> = batch
+            .iter()
+            .filter_map(|m| match m.placements.first()?.source {
+                SourceKey::Imap { uid, .. } => Some((job.account.to_string(), *gm_of.get(&uid)?, m.id)),
+                _ => None,
+            })
+            .collect();
         let fetched_bytes: u64 = batch.iter().map(|m| m.raw.len() as u64).sum();
         let fetched = batch.len() as u64;
         job.progress.fetched(&f.name, fetched, fetched_bytes);
@@ -328,6 +366,8 @@ async fn fetch_new(
         let changes = SourceChanges {
             updates: std::mem::take(updates),
             cursors: vec![(job.account.to_string(), f.name.clone(), cur.clone())],
+            known: known_here,
+            gmail_ids,
         };
         summary.fetched += fetched;
         summary.fetched_bytes += fetched_bytes;
@@ -338,6 +378,67 @@ async fn fetch_new(
         account_commit(summary, p.wait().await?);
     }
     Ok(())
+}
+
+/// Which of the new UIDs carry an X-GM-MSGID the archive already holds.
+async fn known_gmail_messages(
+    job: &FolderJob<'_>,
+    todo: &[(u32, u64)],
+    gm_of: &HashMap<u32, u64>,
+) -> Result<HashMap<u32, MessageId>, ImapError> {
+    if gm_of.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let uids: Vec<u32> = todo.iter().map(|t| t.0).filter(|u| gm_of.contains_key(u)).collect();
+    let gms: Vec<u64> = uids.iter().map(|u| gm_of[u]).collect();
+    let found = job.writer.gmail_messages(job.account, gms).await?;
+    Ok(uids
+        .into_iter()
+        .zip(found)
+        .filter_map(|(uid, id)| Some((uid, id?)))
+        .collect())
+}
+
+/// Flags and INTERNALDATE of messages whose bytes the archive already holds: their
+/// placements, without a download.
+async fn known_placements(
+    s: &mut ImapSession,
+    job: &FolderJob<'_>,
+    chunk: &[(u32, u64)],
+    known: &HashMap<u32, MessageId>,
+    uidvalidity: u32,
+) -> Result<Vec<KnownPlacement>, ImapError> {
+    let server = job.server;
+    let what = format!(
+        "fetching flags of {} known messages of {}",
+        chunk.len(),
+        job.folder.name
+    );
+    let set = uid_set(chunk.iter().map(|t| t.0));
+    timed(job.io_timeout, server, &what, async {
+        let mut st = s
+            .uid_fetch(&set, "(UID FLAGS INTERNALDATE)")
+            .await
+            .map_err(|e| ImapError::from_client(server, &what, e))?;
+        let mut out = Vec::new();
+        while let Some(item) = st.next().await {
+            let item = item.map_err(|e| ImapError::from_client(server, &what, e))?;
+            let Some(uid) = item.uid else { continue };
+            let Some(&message) = known.get(&uid) else { continue };
+            out.push(KnownPlacement {
+                message,
+                spec: PlacementSpec {
+                    account: job.account.to_string(),
+                    mailbox: job.folder.name.clone(),
+                    source: SourceKey::Imap { uidvalidity, uid },
+                    flags: flags_of(&item),
+                    internal_date: item.internal_date().map(|d| d.timestamp()),
+                },
+            });
+        }
+        Ok(out)
+    })
+    .await
 }
 
 fn account_commit(summary: &mut FolderSummary, r: crate::archive::IngestReport) {

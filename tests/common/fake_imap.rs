@@ -92,3 +92,144 @@ pub fn tls_server_config(dir: &Path) -> Arc<rustls::ServerConfig> {
         .unwrap();
     Arc::new(cfg)
 }
+
+/// One message on [`FakeGmail`].
+#[derive(Clone)]
+pub struct GmailMessage {
+    pub uid: u32,
+    pub gm_msgid: u64,
+    pub flags: &'static str,
+    pub body: Vec<u8>,
+}
+
+/// A scripted server that talks like Gmail (X-GM-EXT-1, X-GM-MSGID in FETCH answers
+/// as Gmail formats them): plaintext, any login accepted, read-only. Counts the
+/// message bodies it sends.
+pub struct FakeGmail {
+    pub port: u16,
+    pub bodies_sent: Arc<std::sync::atomic::AtomicU64>,
+}
+
+type Folders = Vec<(&'static str, &'static str, Vec<GmailMessage>)>;
+
+impl FakeGmail {
+    /// `folders`: (name, LIST attributes, messages). Serves connections until the
+    /// test ends.
+    pub fn start(folders: Folders) -> FakeGmail {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let bodies_sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (folders, sent) = (Arc::new(folders), bodies_sent.clone());
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(s) = conn else { continue };
+                let (folders, sent) = (folders.clone(), sent.clone());
+                std::thread::spawn(move || gmail_session(s, &folders, &sent));
+            }
+        });
+        FakeGmail { port, bodies_sent }
+    }
+}
+
+fn uid_set_contains(set: &str, uid: u32, max: u32) -> bool {
+    set.split(',').any(|r| {
+        let bound = |x: &str| if x == "*" { max } else { x.parse().unwrap_or(0) };
+        match r.split_once(':') {
+            Some((a, b)) => {
+                let (a, b) = (bound(a), bound(b));
+                (a.min(b)..=a.max(b)).contains(&uid)
+            }
+            None => bound(r) == uid,
+        }
+    })
+}
+
+fn gmail_session(mut s: TcpStream, folders: &Folders, sent: &std::sync::atomic::AtomicU64) {
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let _ = s.write_all(b"* OK Gimap ready for requests from 127.0.0.1\r\n");
+    let mut selected: Option<usize> = None;
+    while let Some(line) = read_line(&mut s) {
+        let mut words = line.splitn(3, ' ');
+        let tag = words.next().unwrap_or("*").to_string();
+        let cmd = words.next().unwrap_or("").to_ascii_uppercase();
+        let rest = words.next().unwrap_or("").to_string();
+        let mut out: Vec<u8> = Vec::new();
+        match cmd.as_str() {
+            "CAPABILITY" => out.extend_from_slice(
+                format!("* CAPABILITY IMAP4rev1 UNSELECT IDLE NAMESPACE QUOTA ID XLIST CHILDREN X-GM-EXT-1 UIDPLUS SPECIAL-USE AUTH=PLAIN\r\n{tag} OK Thats all she wrote!\r\n").as_bytes(),
+            ),
+            "LIST" => {
+                for (name, attrs, _) in folders {
+                    out.extend_from_slice(format!("* LIST ({attrs}) \"/\" \"{name}\"\r\n").as_bytes());
+                }
+                out.extend_from_slice(format!("{tag} OK Success\r\n").as_bytes());
+            }
+            "EXAMINE" | "SELECT" => {
+                let name = rest.trim_matches('"');
+                selected = folders.iter().position(|f| f.0 == name);
+                let Some(i) = selected else {
+                    out.extend_from_slice(format!("{tag} NO Unknown Mailbox\r\n").as_bytes());
+                    let _ = s.write_all(&out);
+                    continue;
+                };
+                let msgs = &folders[i].2;
+                let next = msgs.iter().map(|m| m.uid).max().unwrap_or(0) + 1;
+                out.extend_from_slice(
+                    format!(
+                        "* FLAGS (\\Answered \\Flagged \\Draft \\Deleted \\Seen $NotPhishing $Phishing)\r\n\
+                         * OK [PERMANENTFLAGS ()] Flags permitted.\r\n* OK [UIDVALIDITY {}] UIDs valid.\r\n\
+                         * {} EXISTS\r\n* 0 RECENT\r\n* OK [UIDNEXT {next}] Predicted next UID.\r\n\
+                         {tag} OK [READ-ONLY] {name} selected. (Success)\r\n",
+                        600 + i,
+                        msgs.len()
+                    )
+                    .as_bytes(),
+                );
+            }
+            "UID" => {
+                let mut parts = rest.splitn(3, ' ');
+                let sub = parts.next().unwrap_or("").to_ascii_uppercase();
+                let set = parts.next().unwrap_or("").to_string();
+                let items = parts.next().unwrap_or("").to_ascii_uppercase();
+                let msgs = selected.map(|i| &folders[i].2[..]).unwrap_or(&[]);
+                let max = msgs.iter().map(|m| m.uid).max().unwrap_or(0);
+                if sub == "SEARCH" {
+                    let uids: Vec<String> = msgs.iter().map(|m| m.uid.to_string()).collect();
+                    out.extend_from_slice(format!("* SEARCH {}\r\n", uids.join(" ")).as_bytes());
+                } else {
+                    for (seq, m) in msgs.iter().enumerate() {
+                        if !uid_set_contains(&set, m.uid, max) {
+                            continue;
+                        }
+                        let mut f = format!("* {} FETCH (X-GM-MSGID {} UID {}", seq + 1, m.gm_msgid, m.uid);
+                        if items.contains("RFC822.SIZE") {
+                            f.push_str(&format!(" RFC822.SIZE {}", m.body.len()));
+                        }
+                        if items.contains("FLAGS") {
+                            f.push_str(&format!(" FLAGS ({})", m.flags));
+                        }
+                        if items.contains("INTERNALDATE") {
+                            f.push_str(" INTERNALDATE \"17-Jul-2021 02:44:25 +0000\"");
+                        }
+                        out.extend_from_slice(f.as_bytes());
+                        if items.contains("BODY.PEEK[]") {
+                            out.extend_from_slice(format!(" BODY[] {{{}}}\r\n", m.body.len()).as_bytes());
+                            out.extend_from_slice(&m.body);
+                            sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        out.extend_from_slice(b")\r\n");
+                    }
+                }
+                out.extend_from_slice(format!("{tag} OK Success\r\n").as_bytes());
+            }
+            "LOGOUT" => {
+                let _ = s.write_all(format!("* BYE LOGOUT Requested\r\n{tag} OK 73 good day (Success)\r\n").as_bytes());
+                return;
+            }
+            _ => out.extend_from_slice(format!("{tag} OK Success\r\n").as_bytes()),
+        }
+        if s.write_all(&out).is_err() {
+            return;
+        }
+    }
+}
