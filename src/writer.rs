@@ -25,6 +25,10 @@ enum Request {
         mailbox: String,
         reply: oneshot::Sender<Result<FolderState, ArchiveError>>,
     },
+    Cursors {
+        account: String,
+        reply: oneshot::Sender<Result<Vec<(String, CursorRecord)>, ArchiveError>>,
+    },
     GmailMessages {
         account: String,
         gm_ids: Vec<u64>,
@@ -83,6 +87,9 @@ impl Writer {
                             });
                             let _ = reply.send(r);
                         }
+                        Request::Cursors { account, reply } => {
+                            let _ = reply.send(archive.cursors(&account));
+                        }
                         Request::GmailMessages { account, gm_ids, reply } => {
                             let _ = reply.send(archive.gmail_messages(&account, &gm_ids));
                         }
@@ -102,6 +109,17 @@ impl Writer {
         let req = Request::FolderState {
             account: account.into(),
             mailbox: mailbox.into(),
+            reply,
+        };
+        self.tx.send(req).await.map_err(|_| stopped())?;
+        rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Every folder cursor of `account`.
+    pub async fn cursors(&self, account: &str) -> Result<Vec<(String, CursorRecord)>, ArchiveError> {
+        let (reply, rx) = oneshot::channel();
+        let req = Request::Cursors {
+            account: account.into(),
             reply,
         };
         self.tx.send(req).await.map_err(|_| stopped())?;

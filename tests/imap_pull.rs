@@ -290,3 +290,35 @@ fn issue4_gmail_messages_are_downloaded_once_across_labels() {
     assert_eq!(again["total"]["fetched"], 0, "{again}");
     assert_eq!(server.bodies_sent.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
+
+/// A folder deleted on the server: its messages stay archived, their placements are
+/// marked deleted at source; if it comes back it is read again and they come back.
+#[test]
+fn folder_deleted_on_the_server_is_retired_and_can_come_back() {
+    let d = Dovecot::start();
+    d.add_user("erin", PW);
+    let msgs: Vec<_> = small_set(8)
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| (m, "", at(i as u64)))
+        .collect();
+    d.load("erin", "INBOX", &msgs[..3]);
+    d.load("erin", "Projects/Old", &msgs[3..]);
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    pull_json(&ar, &d, "erin", &[]);
+    let n = messages_in_archive(&ar);
+    d.doveadm(&["mailbox", "delete", "-u", "erin", "Projects/Old"]);
+    let s = pull_json(&ar, &d, "erin", &[]);
+    assert_eq!(s["total"]["deleted_at_source"], 5, "{s}");
+    assert_eq!(messages_in_archive(&ar), n);
+    assert_same(&d.server_view("erin", PW), &archive_view(&ar, "erin@127.0.0.1"));
+    // A pull restricted to other folders leaves nothing more to retire.
+    let s = pull_json(&ar, &d, "erin", &["--folder", "INBOX"]);
+    assert_eq!(s["total"]["deleted_at_source"], 0, "{s}");
+    // Back on the server: read again, no new message stored.
+    d.load("erin", "Projects/Old", &msgs[3..]);
+    let s = pull_json(&ar, &d, "erin", &[]);
+    assert_eq!(s["total"]["new_messages"], 0, "{s}");
+    assert_same(&d.server_view("erin", PW), &archive_view(&ar, "erin@127.0.0.1"));
+}

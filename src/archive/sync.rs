@@ -44,6 +44,9 @@ pub struct SourceChanges {
     /// (account, mailbox, new cursor).
     pub cursors: Vec<(String, String, CursorRecord)>,
     pub known: Vec<KnownPlacement>,
+    /// (account, mailbox) whose cursor is dropped: the folder is gone from the
+    /// server; should it come back, it is read again from the start.
+    pub drop_cursors: Vec<(String, String)>,
     /// (account, Gmail X-GM-MSGID, message id) to remember.
     pub gmail_ids: Vec<(String, u64, MessageId)>,
 }
@@ -82,6 +85,34 @@ impl Archive {
                 key: format!("cursor of {account}/{mailbox}"),
                 source,
             })
+    }
+
+    /// Every folder cursor of `account`: (mailbox, cursor), in mailbox order.
+    pub fn cursors(&self, account: &str) -> Result<Vec<(String, CursorRecord)>> {
+        let prefix = keys::placement_prefix(account, None);
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(keys::CF_CURSORS),
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item.map_err(|e| self.db_error(e))?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let rest = &k[prefix.len()..];
+            // Folder cursors are `mailbox NUL`; other entries (Gmail ids) start with NUL.
+            let Some(mailbox) = rest.strip_suffix(&[0u8]).filter(|m| !m.is_empty() && !m.contains(&0)) else {
+                continue;
+            };
+            let mailbox = String::from_utf8_lossy(mailbox).into_owned();
+            let c = CursorRecord::decode(&v).map_err(|source| ArchiveError::Decode {
+                key: format!("cursor of {account}/{mailbox}"),
+                source,
+            })?;
+            out.push((mailbox, c));
+        }
+        Ok(out)
     }
 
     /// The archived message behind each Gmail X-GM-MSGID of `account` (`None` when not
@@ -193,6 +224,9 @@ impl Archive {
             check_name("account", account)?;
             check_name("mailbox", mailbox)?;
             wb.put_cf(ccf, keys::cursor(account, mailbox), c.encode());
+        }
+        for (account, mailbox) in &changes.drop_cursors {
+            wb.delete_cf(ccf, keys::cursor(account, mailbox));
         }
         for (account, gm, id) in &changes.gmail_ids {
             check_name("account", account)?;

@@ -2,7 +2,7 @@
 //! to `connections` sessions (a shared folder queue), reconnecting with exponential
 //! backoff when a connection fails, and collect one summary per folder.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,8 @@ use super::connect::{connect, timed, ConnectOptions, Connected};
 use super::folders::{folder_from_list, selected, Folder};
 use super::sync::{sync_folder, BatchLimits, FolderJob, FolderSummary, PullProgress};
 use super::ImapError;
+use crate::archive::{PlacementChange, PlacementUpdate, SourceChanges};
+use crate::model::SourceKey;
 use crate::writer::Writer;
 
 /// What to pull and how.
@@ -76,7 +78,13 @@ pub fn backoff(base: Duration, attempt: u32) -> Duration {
 }
 
 /// Lists the selectable folders and applies the include/exclude globs.
-async fn list_folders(c: &mut Connected, o: &PullOptions, server: &str) -> Result<Vec<Folder>, ImapError> {
+/// Lists the selectable folders: those to pull (include/exclude globs applied) and
+/// the names of all of them.
+async fn list_folders(
+    c: &mut Connected,
+    o: &PullOptions,
+    server: &str,
+) -> Result<(Vec<Folder>, HashSet<String>), ImapError> {
     let what = "LIST";
     let names = timed(o.connect.io_timeout, server, what, async {
         let mut st = c
@@ -94,13 +102,64 @@ async fn list_folders(c: &mut Connected, o: &PullOptions, server: &str) -> Resul
         Ok(out)
     })
     .await?;
+    let all: HashSet<String> = names.iter().map(|f| f.name.clone()).collect();
     let mut folders: Vec<Folder> = names
         .into_iter()
         .filter(|f| selected(&f.name, &o.include, &o.exclude))
         .collect();
     folders.sort_by(|a, b| (a.name != "INBOX", &a.name).cmp(&(b.name != "INBOX", &b.name)));
     folders.dedup_by(|a, b| a.name == b.name);
-    Ok(folders)
+    Ok((folders, all))
+}
+
+/// Folders pulled before that the server no longer lists (deleted or renamed there):
+/// their live placements are marked deleted at source; the messages stay.
+async fn retire_vanished_folders(
+    o: &PullOptions,
+    writer: &Writer,
+    listed: &HashSet<String>,
+) -> Result<Vec<FolderSummary>, ImapError> {
+    let mut out = Vec::new();
+    for (mailbox, cursor) in writer.cursors(&o.account).await? {
+        if listed.contains(&mailbox) || !selected(&mailbox, &o.include, &o.exclude) {
+            continue;
+        }
+        let state = writer.folder_state(&o.account, &mailbox).await?;
+        let updates: Vec<PlacementUpdate> = state
+            .imap
+            .iter()
+            .filter(|p| p.deleted_at.is_none())
+            .map(|p| PlacementUpdate {
+                account: o.account.clone(),
+                mailbox: mailbox.clone(),
+                source: SourceKey::Imap {
+                    uidvalidity: p.uidvalidity,
+                    uid: p.uid,
+                },
+                change: PlacementChange::DeletedAtSource,
+            })
+            .collect();
+        info!(folder = %mailbox, placements = updates.len(), "folder gone from the server; its messages are marked deleted at source");
+        // Without its cursor, a folder that comes back (or was missing from one LIST
+        // by accident) is read again, and its placements come back to life.
+        let changes = SourceChanges {
+            updates,
+            drop_cursors: vec![(o.account.clone(), mailbox.clone())],
+            ..Default::default()
+        };
+        let r = writer.commit(Vec::new(), changes).await?.wait().await?;
+        if r.deleted_at_source == 0 {
+            continue;
+        }
+        out.push(FolderSummary {
+            folder: mailbox,
+            special_use: cursor.special_use,
+            uidvalidity: cursor.uidvalidity,
+            deleted_at_source: r.deleted_at_source,
+            ..Default::default()
+        });
+    }
+    Ok(out)
 }
 
 /// Pulls every selected folder of the account into the archive behind `writer`.
@@ -125,9 +184,11 @@ pub async fn pull(o: &PullOptions, writer: &Writer, progress: Arc<dyn PullProgre
                 Err(e) => return Err(e),
             }
         };
+        let (folders, listed) = folders;
+        let gone = retire_vanished_folders(o, writer, &listed).await?;
         info!(folders = folders.len(), "folders to pull");
         let queue = Arc::new(Mutex::new(folders.into_iter().collect::<VecDeque<Folder>>()));
-        let results = Arc::new(Mutex::new(Vec::<FolderSummary>::new()));
+        let results = Arc::new(Mutex::new(gone));
         let n = o.connections.max(1).min(queue.lock().expect("queue").len().max(1));
         let mut tasks = Vec::new();
         let mut first = Some(first);

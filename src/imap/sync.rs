@@ -368,6 +368,7 @@ async fn fetch_new(
             cursors: vec![(job.account.to_string(), f.name.clone(), cur.clone())],
             known: known_here,
             gmail_ids,
+            ..Default::default()
         };
         summary.fetched += fetched;
         summary.fetched_bytes += fetched_bytes;
