@@ -216,3 +216,44 @@ fn password_in_no_log_line_and_no_argv() {
         }
     }
 }
+
+#[test]
+fn oauth2_token_from_a_command_logs_in_with_xoauth2() {
+    let (port, server) = spawn_once(|mut s| {
+        use std::io::Write;
+        let mut seen = Vec::new();
+        s.write_all(b"* OK fake ready\r\n").unwrap();
+        // CAPABILITY, then AUTHENTICATE XOAUTH2 with a continuation.
+        let l = read_line(&mut s).unwrap();
+        let tag = l.split(' ').next().unwrap().to_string();
+        s.write_all(format!("* CAPABILITY IMAP4rev1 AUTH=XOAUTH2 AUTH=OAUTHBEARER\r\n{tag} OK\r\n").as_bytes())
+            .unwrap();
+        let l = read_line(&mut s).unwrap();
+        let tag = l.split(' ').next().unwrap().to_string();
+        seen.push(l);
+        s.write_all(b"+ \r\n").unwrap();
+        let answer = read_line(&mut s).unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD.decode(answer.trim()).unwrap();
+        seen.push(String::from_utf8(decoded).unwrap());
+        s.write_all(format!("{tag} OK authenticated\r\n").as_bytes()).unwrap();
+        serve_session(&mut s, "IMAP4rev1", &mut seen);
+        seen
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let out = common::cmd(
+        &tmp.path().join("a"),
+        &[
+            "pull",
+            &format!("imap://me@example.com@127.0.0.1:{port}"),
+            "--insecure-plaintext",
+            "--oauth2-token-command",
+            "printf 'ya29.token-xyz\\n'",
+        ],
+    )
+    .output()
+    .unwrap();
+    let seen = server.join().unwrap();
+    assert!(out.status.success(), "{}\n{seen:?}", stderr(&out));
+    assert!(seen[0].ends_with("AUTHENTICATE XOAUTH2"), "{seen:?}");
+    assert_eq!(seen[1], "user=me@example.com\u{1}auth=Bearer ya29.token-xyz\u{1}\u{1}");
+}
