@@ -84,10 +84,23 @@ fn issue4_full_pull_equals_the_server() {
 }
 
 /// Issue 4, item 2: append 10, change flags on 5, expunge 3 → exactly 10 bodies
-/// fetched, 5 flag changes, 3 deleted at source and still exportable.
+/// fetched, 5 flag changes, 3 deleted at source and still exportable. With QRESYNC
+/// (Dovecot's default): CHANGEDSINCE and VANISHED.
 #[test]
 fn issue4_incremental_pull_fetches_only_changes() {
-    let d = Dovecot::start();
+    incremental_pull(Dovecot::start());
+}
+
+/// The same against a server without CONDSTORE/QRESYNC: all flags compared, expunges
+/// by a UID SEARCH diff.
+#[test]
+fn incremental_pull_without_condstore() {
+    incremental_pull(Dovecot::start_with(
+        "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ SPECIAL-USE UIDPLUS\n",
+    ));
+}
+
+fn incremental_pull(d: Dovecot) {
     d.add_user("alice", PW);
     let msgs = small_set(60);
     let first: Vec<_> = msgs[..40]
