@@ -335,3 +335,38 @@ fn folder_deleted_on_the_server_is_retired_and_can_come_back() {
     assert_eq!(s["total"]["new_messages"], 0, "{s}");
     assert_same(&d.server_view("erin", PW), &archive_view(&ar, "erin@127.0.0.1"));
 }
+
+/// More connections asked for than the server allows at once: the extra ones are
+/// turned away at the greeting (as Gmail does), their folders go to the connections
+/// that exist, and the pull completes.
+#[test]
+fn server_connection_limit_leaves_the_pull_complete() {
+    use common::fault_proxy::LimitProxy;
+    let d = Dovecot::start();
+    d.add_user("frank", PW);
+    let msgs: Vec<_> = small_set(24)
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| (m, "", at(i as u64)))
+        .collect();
+    for (i, chunk) in msgs.chunks(4).enumerate() {
+        d.load("frank", &format!("F{i}"), chunk);
+    }
+    let proxy = LimitProxy::start(d.imap, 2);
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let url = format!("imap://frank@127.0.0.1:{}", proxy.port);
+    let out = common::dovecot::pull_command(&ar, &url, &d, &["--insecure-plaintext", "--connections", "6", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["total"]["fetched"], 24, "{s}");
+    assert!(
+        s["folders"].as_array().unwrap().iter().all(|f| f["error"].is_null()),
+        "{s}"
+    );
+    assert_same(&d.server_view("frank", PW), &archive_view(&ar, "frank@127.0.0.1"));
+    // The limit was really hit.
+    assert!(proxy.refused.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+}

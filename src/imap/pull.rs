@@ -263,6 +263,9 @@ async fn worker(
     progress: &dyn PullProgress,
     server: &str,
 ) {
+    // A connection beyond the first that cannot be opened (the server's per-user
+    // limit, say) hands its folder back and leaves the work to the others.
+    let mut ever_connected = conn.is_some();
     loop {
         let Some(folder) = queue.lock().expect("queue").pop_front() else {
             break;
@@ -276,7 +279,15 @@ async fn worker(
         loop {
             if conn.is_none() {
                 match connect_retrying(o, &mut attempts).await {
-                    Ok(c) => conn = Some(c),
+                    Ok(c) => {
+                        conn = Some(c);
+                        ever_connected = true;
+                    }
+                    Err(e) if !ever_connected => {
+                        warn!(error = %e, "could not open an extra connection; continuing with fewer");
+                        queue.lock().expect("queue").push_front(folder);
+                        return;
+                    }
                     Err(e) => {
                         summary.error = Some(e.to_string());
                         break;

@@ -100,3 +100,44 @@ impl Drop for FaultProxy {
         }
     }
 }
+
+/// A proxy that lets at most `max` connections through at a time; any more are
+/// greeted with `* BYE Too many simultaneous connections` and closed, as Gmail does.
+/// Counts the refusals.
+pub struct LimitProxy {
+    pub port: u16,
+    pub refused: Arc<AtomicU64>,
+}
+
+impl LimitProxy {
+    pub fn start(upstream: u16, max: u64) -> LimitProxy {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let refused = Arc::new(AtomicU64::new(0));
+        let active = Arc::new(AtomicU64::new(0));
+        let refused2 = refused.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(mut client) = conn else { continue };
+                if active.load(Ordering::SeqCst) >= max {
+                    refused2.fetch_add(1, Ordering::SeqCst);
+                    let _ = client.write_all(b"* BYE [UNAVAILABLE] Too many simultaneous connections\r\n");
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                active.fetch_add(1, Ordering::SeqCst);
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || pump(c2, s2, None, None));
+                let active = active.clone();
+                std::thread::spawn(move || {
+                    pump(server, client, None, None);
+                    active.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        LimitProxy { port, refused }
+    }
+}
