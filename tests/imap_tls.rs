@@ -257,3 +257,49 @@ fn oauth2_token_from_a_command_logs_in_with_xoauth2() {
     assert!(seen[0].ends_with("AUTHENTICATE XOAUTH2"), "{seen:?}");
     assert_eq!(seen[1], "user=me@example.com\u{1}auth=Bearer ya29.token-xyz\u{1}\u{1}");
 }
+
+/// A hostile server that claims a 4 GiB literal for a message body and then hangs
+/// up: the pull fails with an error naming the server and what it was doing — no
+/// panic, no unbounded allocation — and the archive stays clean.
+#[test]
+fn hostile_literal_size_is_a_clear_error() {
+    use std::io::Write;
+    let (port, server) = spawn_once(|mut s| {
+        let mut seen = Vec::new();
+        s.write_all(b"* OK hostile ready\r\n").unwrap();
+        while let Some(line) = read_line(&mut s) {
+            seen.push(line.clone());
+            let mut w = line.splitn(3, ' ');
+            let tag = w.next().unwrap_or("*").to_string();
+            let cmd = w.next().unwrap_or("").to_ascii_uppercase();
+            let rest = w.next().unwrap_or("").to_ascii_uppercase();
+            let reply = match cmd.as_str() {
+                "CAPABILITY" => format!("* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n{tag} OK\r\n"),
+                "LIST" => format!("* LIST () \"/\" \"INBOX\"\r\n{tag} OK\r\n"),
+                "EXAMINE" => {
+                    format!("* 1 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 2] x\r\n{tag} OK [READ-ONLY] x\r\n")
+                }
+                "UID" if rest.contains("BODY.PEEK[]") => {
+                    let _ = s.write_all(b"* 1 FETCH (UID 1 BODY[] {4294967295}\r\nFrom: x\r\n\r\nshort");
+                    break;
+                }
+                "UID" => format!("* 1 FETCH (UID 1 RFC822.SIZE 20)\r\n{tag} OK\r\n"),
+                _ => format!("{tag} OK\r\n"),
+            };
+            if s.write_all(reply.as_bytes()).is_err() {
+                break;
+            }
+        }
+        seen
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let out = pull(&ar, &format!("imap://eve@127.0.0.1:{port}"), &["--insecure-plaintext"]);
+    server.join().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert!(e.contains("INBOX") && e.contains(&format!("127.0.0.1:{port}")), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    common::ok(&ar, &["verify"]);
+    assert_eq!(common::stat_u64(&ar, "messages"), 0);
+}
