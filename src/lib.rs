@@ -23,6 +23,7 @@ pub mod mime;
 pub mod model;
 pub mod net;
 pub mod plan;
+pub mod pop3;
 pub mod query;
 pub mod records;
 pub mod source;

@@ -1,0 +1,410 @@
+//! POP3 wire format (RFC 1939, 2449), free of I/O: status lines, CAPA, UIDL and LIST
+//! answers with validation, and a streaming decoder for dot-stuffed multi-line
+//! answers (RETR, TOP) that never needs a whole message in one buffer.
+
+use std::fmt;
+
+/// The longest line accepted from a server (RFC 2449 allows 512 octets for responses;
+/// message lines may be longer and are not bounded here).
+pub const MAX_STATUS_LINE: usize = 4096;
+
+/// A single-line answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    Ok(String),
+    Err(String),
+}
+
+/// Why a server line could not be understood.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProtoError {
+    #[error("server line is not +OK or -ERR: {0:?}")]
+    NotStatus(String),
+    #[error("server line longer than {MAX_STATUS_LINE} bytes")]
+    TooLong,
+    #[error("malformed {what} line {line:?}")]
+    Malformed { what: &'static str, line: String },
+    #[error("invalid UIDL {uidl:?} for message {msg}: {why}")]
+    BadUidl { msg: u32, uidl: String, why: &'static str },
+}
+
+/// Parses a status line (without its CRLF).
+pub fn parse_status(line: &[u8]) -> Result<Status, ProtoError> {
+    if line.len() > MAX_STATUS_LINE {
+        return Err(ProtoError::TooLong);
+    }
+    let text = String::from_utf8_lossy(line);
+    if let Some(rest) = text.strip_prefix("+OK") {
+        if rest.is_empty() || rest.starts_with(' ') {
+            return Ok(Status::Ok(rest.trim_start().to_string()));
+        }
+    }
+    if let Some(rest) = text.strip_prefix("-ERR") {
+        if rest.is_empty() || rest.starts_with(' ') {
+            return Ok(Status::Err(rest.trim_start().to_string()));
+        }
+    }
+    Err(ProtoError::NotStatus(text.chars().take(200).collect()))
+}
+
+/// CAPA answer lines → capability names (upper-cased) with their arguments.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    pub stls: bool,
+    pub uidl: bool,
+    pub top: bool,
+    pub pipelining: bool,
+    pub user: bool,
+    pub sasl: Vec<String>,
+}
+
+impl Capabilities {
+    pub fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> Capabilities {
+        let mut c = Capabilities::default();
+        for l in lines {
+            let mut words = l.split_ascii_whitespace();
+            let Some(name) = words.next() else { continue };
+            match name.to_ascii_uppercase().as_str() {
+                "STLS" => c.stls = true,
+                "UIDL" => c.uidl = true,
+                "TOP" => c.top = true,
+                "PIPELINING" => c.pipelining = true,
+                "USER" => c.user = true,
+                "SASL" => c.sasl.extend(words.map(|w| w.to_ascii_uppercase())),
+                _ => {}
+            }
+        }
+        c
+    }
+}
+
+/// Checks a UIDL against RFC 1939 §7: 1 to 70 characters in 0x21..=0x7E.
+pub fn validate_uidl(msg: u32, uidl: &str) -> Result<(), ProtoError> {
+    let bad = |why| ProtoError::BadUidl {
+        msg,
+        uidl: uidl.chars().take(100).collect(),
+        why,
+    };
+    if uidl.is_empty() {
+        return Err(bad("empty"));
+    }
+    if uidl.len() > 70 {
+        return Err(bad("longer than 70 characters"));
+    }
+    if !uidl.bytes().all(|b| (0x21..=0x7E).contains(&b)) {
+        return Err(bad("characters outside 0x21-0x7E"));
+    }
+    Ok(())
+}
+
+/// One line of a multi-line UIDL answer: `msg uidl`.
+pub fn parse_uidl_line(line: &str) -> Result<(u32, String), ProtoError> {
+    let malformed = || ProtoError::Malformed {
+        what: "UIDL",
+        line: line.chars().take(200).collect(),
+    };
+    let mut w = line.split(' ');
+    let msg: u32 = w
+        .next()
+        .and_then(|n| n.parse().ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(malformed)?;
+    let uidl = w.next().ok_or_else(malformed)?;
+    if w.next().is_some_and(|x| !x.is_empty()) {
+        return Err(malformed());
+    }
+    validate_uidl(msg, uidl)?;
+    Ok((msg, uidl.to_string()))
+}
+
+/// One line of a multi-line LIST answer: `msg octets`.
+pub fn parse_list_line(line: &str) -> Result<(u32, u64), ProtoError> {
+    let malformed = || ProtoError::Malformed {
+        what: "LIST",
+        line: line.chars().take(200).collect(),
+    };
+    let mut w = line.split_ascii_whitespace();
+    let msg: u32 = w
+        .next()
+        .and_then(|n| n.parse().ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(malformed)?;
+    let size: u64 = w.next().and_then(|n| n.parse().ok()).ok_or_else(malformed)?;
+    Ok((msg, size))
+}
+
+/// Undoes dot-stuffing of a multi-line answer as bytes arrive, and finds its end
+/// (`CRLF . CRLF`). Bytes after the terminator are returned untouched (the next
+/// pipelined answer). A lone LF is accepted as a line end, as some servers send.
+#[derive(Clone, Debug, Default)]
+pub struct DotDecoder {
+    /// At the start of a line (the answer's first byte counts as one).
+    line_start: bool,
+    /// Saw `.` at a line start; waiting to know whether it is stuffing or the end.
+    dot: bool,
+    /// Saw `.` `\r` at a line start.
+    dot_cr: bool,
+    started: bool,
+    done: bool,
+}
+
+/// What [`DotDecoder::feed`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fed {
+    /// All input consumed; the answer continues.
+    More,
+    /// The answer ended; this many input bytes were consumed (the rest belongs to
+    /// what follows).
+    End(usize),
+}
+
+impl DotDecoder {
+    pub fn new() -> DotDecoder {
+        DotDecoder::default()
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Decodes `input`, appending the unstuffed bytes to `out`.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Fed {
+        if !self.started {
+            self.started = true;
+            self.line_start = true;
+        }
+        for (i, &b) in input.iter().enumerate() {
+            if self.done {
+                return Fed::End(i);
+            }
+            if self.dot_cr {
+                self.dot_cr = false;
+                if b == b'\n' {
+                    self.done = true;
+                    return Fed::End(i + 1);
+                }
+                // `.\r` followed by something else: a stuffed line starting "\r".
+                out.push(b'\r');
+                self.push(b, out);
+                continue;
+            }
+            if self.dot {
+                self.dot = false;
+                match b {
+                    b'\r' => {
+                        self.dot_cr = true;
+                        continue;
+                    }
+                    b'\n' => {
+                        self.done = true;
+                        return Fed::End(i + 1);
+                    }
+                    // `..` → `.`; any other byte after a leading dot is kept as is.
+                    b'.' => {
+                        out.push(b'.');
+                        self.line_start = false;
+                        continue;
+                    }
+                    _ => {
+                        self.push(b, out);
+                        continue;
+                    }
+                }
+            }
+            if self.line_start && b == b'.' {
+                self.dot = true;
+                self.line_start = false;
+                continue;
+            }
+            self.push(b, out);
+        }
+        if self.done {
+            Fed::End(input.len())
+        } else {
+            Fed::More
+        }
+    }
+
+    fn push(&mut self, b: u8, out: &mut Vec<u8>) {
+        out.push(b);
+        self.line_start = b == b'\n';
+    }
+}
+
+/// Dot-stuffs `data` and appends the terminator, as a server sends it (tests and the
+/// fake server).
+pub fn dot_stuff(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 16);
+    let mut line_start = true;
+    for &b in data {
+        if line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        line_start = b == b'\n';
+    }
+    if !data.is_empty() && !data.ends_with(b"\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Status::Ok(t) => write!(f, "+OK {t}"),
+            Status::Err(t) => write!(f, "-ERR {t}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn status_lines() {
+        let cases: Vec<(&[u8], Result<Status, ()>)> = vec![
+            (b"+OK", Ok(Status::Ok(String::new()))),
+            (
+                b"+OK 2 messages (320 octets)",
+                Ok(Status::Ok("2 messages (320 octets)".into())),
+            ),
+            (b"-ERR no such message", Ok(Status::Err("no such message".into()))),
+            (b"-ERR", Ok(Status::Err(String::new()))),
+            (b"+OKAY", Err(())),
+            (b"* OK imap", Err(())),
+            (b"", Err(())),
+        ];
+        for (line, want) in cases {
+            assert_eq!(
+                parse_status(line).map_err(|_| ()),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        assert_eq!(parse_status(&vec![b'+'; MAX_STATUS_LINE + 1]), Err(ProtoError::TooLong));
+    }
+
+    #[test]
+    fn capa() {
+        let c = Capabilities::parse([
+            "TOP",
+            "USER",
+            "SASL PLAIN xoauth2",
+            "RESP-CODES",
+            "PIPELINING",
+            "UIDL",
+            "STLS",
+        ]);
+        assert!(c.stls && c.uidl && c.top && c.pipelining && c.user);
+        assert_eq!(c.sasl, vec!["PLAIN".to_string(), "XOAUTH2".to_string()]);
+        assert_eq!(Capabilities::parse([""]), Capabilities::default());
+    }
+
+    #[test]
+    fn uidl_lines() {
+        assert_eq!(
+            parse_uidl_line("1 whqtswO00WBw418f9t5JxYwZ"),
+            Ok((1, "whqtswO00WBw418f9t5JxYwZ".into()))
+        );
+        assert_eq!(parse_uidl_line("12 00000001.testhost").map(|x| x.0), Ok(12));
+        let bad = ["", "x abc", "0 abc", "1", "1 a b", "-1 abc"];
+        for l in bad {
+            assert!(matches!(parse_uidl_line(l), Err(ProtoError::Malformed { .. })), "{l:?}");
+        }
+        let long = format!("3 {}", "a".repeat(71));
+        assert!(matches!(
+            parse_uidl_line(&long),
+            Err(ProtoError::BadUidl { msg: 3, .. })
+        ));
+        assert!(matches!(
+            parse_uidl_line("4 caf\u{e9}"),
+            Err(ProtoError::BadUidl { msg: 4, .. })
+        ));
+        assert!(validate_uidl(1, &"~".repeat(70)).is_ok());
+    }
+
+    #[test]
+    fn list_lines() {
+        assert_eq!(parse_list_line("1 120"), Ok((1, 120)));
+        assert!(parse_list_line("one 120").is_err());
+        assert!(parse_list_line("1").is_err());
+    }
+
+    #[test]
+    fn dot_decoding_table() {
+        let cases: Vec<(&[u8], &[u8], usize)> = vec![
+            (b".\r\n", b"", 3),
+            (b"a\r\n.\r\n", b"a\r\n", 6),
+            (b"..x\r\n.\r\n", b".x\r\n", 8),
+            (b"a\r\n..\r\n.\r\nNEXT", b"a\r\n.\r\n", 10),
+            (b"a\n.\n", b"a\n", 4),
+            (b"a.b\r\n.\r\n", b"a.b\r\n", 8),
+            (b".x\r\n.\r\n", b"x\r\n", 7),
+        ];
+        for (input, want, consumed) in cases {
+            let mut d = DotDecoder::new();
+            let mut out = Vec::new();
+            assert_eq!(
+                d.feed(input, &mut out),
+                Fed::End(consumed),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+            assert_eq!(out, want, "{:?}", String::from_utf8_lossy(input));
+        }
+        let mut d = DotDecoder::new();
+        let mut out = Vec::new();
+        assert_eq!(d.feed(b"no end\r\n", &mut out), Fed::More);
+        assert!(!d.is_done());
+    }
+
+    proptest! {
+        /// Whatever the message and however the bytes are split into reads, stuffing
+        /// then decoding gives the message back (with a final CRLF added when it had
+        /// no final line break) and stops exactly at the terminator.
+        #[test]
+        fn stuff_then_decode_is_identity(
+            data in proptest::collection::vec(prop_oneof![Just(b'.'), Just(b'\r'), Just(b'\n'), any::<u8>()], 0..400),
+            cuts in proptest::collection::vec(1usize..50, 0..20),
+        ) {
+            let mut data = data;
+            // A message's bytes as a server sends them end lines with CRLF.
+            data.retain(|&b| b != b'\r');
+            let mut crlf = Vec::new();
+            for &b in &data { if b == b'\n' { crlf.extend_from_slice(b"\r\n"); } else { crlf.push(b); } }
+            let mut wire = dot_stuff(&crlf);
+            wire.extend_from_slice(b"+OK next");
+            let mut d = DotDecoder::new();
+            let mut out = Vec::new();
+            let mut pos = 0;
+            let mut ended = None;
+            for c in cuts.iter().chain(std::iter::repeat(&7)) {
+                if pos >= wire.len() { break; }
+                let end = (pos + c).min(wire.len());
+                match d.feed(&wire[pos..end], &mut out) {
+                    Fed::More => pos = end,
+                    Fed::End(n) => { ended = Some(pos + n); break; }
+                }
+            }
+            let mut want = crlf.clone();
+            if !want.is_empty() && !want.ends_with(b"\n") { want.extend_from_slice(b"\r\n"); }
+            prop_assert_eq!(out, want);
+            prop_assert_eq!(ended, Some(wire.len() - b"+OK next".len()));
+        }
+
+        #[test]
+        fn parsers_never_panic(s in ".{0,120}", b in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = parse_status(&b);
+            let _ = parse_uidl_line(&s);
+            let _ = parse_list_line(&s);
+            let mut d = DotDecoder::new();
+            let mut out = Vec::new();
+            let _ = d.feed(&b, &mut out);
+        }
+    }
+}
