@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::archive::{Archive, ArchiveError, ImapPlacement, IngestReport, SourceChanges};
+use crate::archive::{Archive, ArchiveError, ImapPlacement, IngestReport, Pop3Placements, SourceChanges};
 use crate::model::{MessageId, RawMessage};
 use crate::records::CursorRecord;
 
@@ -24,6 +24,11 @@ enum Request {
         account: String,
         mailbox: String,
         reply: oneshot::Sender<Result<FolderState, ArchiveError>>,
+    },
+    Pop3Placements {
+        account: String,
+        mailbox: String,
+        reply: oneshot::Sender<Result<Pop3Placements, ArchiveError>>,
     },
     Cursors {
         account: String,
@@ -87,6 +92,13 @@ impl Writer {
                             });
                             let _ = reply.send(r);
                         }
+                        Request::Pop3Placements {
+                            account,
+                            mailbox,
+                            reply,
+                        } => {
+                            let _ = reply.send(archive.pop3_placements(&account, &mailbox));
+                        }
                         Request::Cursors { account, reply } => {
                             let _ = reply.send(archive.cursors(&account));
                         }
@@ -107,6 +119,18 @@ impl Writer {
     pub async fn folder_state(&self, account: &str, mailbox: &str) -> Result<FolderState, ArchiveError> {
         let (reply, rx) = oneshot::channel();
         let req = Request::FolderState {
+            account: account.into(),
+            mailbox: mailbox.into(),
+            reply,
+        };
+        self.tx.send(req).await.map_err(|_| stopped())?;
+        rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// The POP3 placements of a mailbox, by UIDL.
+    pub async fn pop3_placements(&self, account: &str, mailbox: &str) -> Result<Pop3Placements, ArchiveError> {
+        let (reply, rx) = oneshot::channel();
+        let req = Request::Pop3Placements {
             account: account.into(),
             mailbox: mailbox.into(),
             reply,

@@ -23,7 +23,9 @@ use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, DB};
 pub use error::{ArchiveError, Result};
 pub use ingest::IngestReport;
 pub use read::{PlacementEntry, PlacementFilter};
-pub use sync::{ImapPlacement, KnownPlacement, PlacementChange, PlacementUpdate, SourceChanges};
+pub use sync::{
+    ImapPlacement, KnownPlacement, PlacementChange, PlacementUpdate, Pop3Placement, Pop3Placements, SourceChanges,
+};
 pub use verify::VerifyReport;
 
 use crate::keys::{self, ALL_CFS};

@@ -3,6 +3,8 @@
 //! deleted at source) — all committed in the same write batch as the messages they
 //! belong with, so a cursor never runs ahead of what is stored.
 
+use std::collections::HashMap;
+
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
 use super::{check_name, Archive, ArchiveError, Result};
@@ -61,6 +63,16 @@ pub struct ImapPlacement {
     pub deleted_at: Option<i64>,
 }
 
+/// What the archive knows of one POP3 placement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pop3Placement {
+    pub first_seen: i64,
+    pub deleted_at: Option<i64>,
+}
+
+/// A mailbox's POP3 placements by UIDL.
+pub type Pop3Placements = HashMap<String, Pop3Placement>;
+
 /// Counts of what [`Archive::stage_changes`] did.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct ChangeCounts {
@@ -85,6 +97,36 @@ impl Archive {
                 key: format!("cursor of {account}/{mailbox}"),
                 source,
             })
+    }
+
+    /// The POP3 placements of one mailbox, by UIDL.
+    pub fn pop3_placements(&self, account: &str, mailbox: &str) -> Result<Pop3Placements> {
+        let mut prefix = keys::placement_prefix(account, Some(mailbox));
+        prefix.push(keys::SRC_POP3);
+        let mut out = HashMap::new();
+        let iter = self.db.iterator_cf(
+            self.cf(keys::CF_PLACEMENTS),
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item.map_err(|e| self.db_error(e))?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let uidl = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            let r = PlacementRecord::decode(&v).map_err(|source| ArchiveError::Decode {
+                key: format!("placement {account}/{mailbox} UIDL {uidl}"),
+                source,
+            })?;
+            out.insert(
+                uidl,
+                Pop3Placement {
+                    first_seen: r.first_seen,
+                    deleted_at: r.deleted_at,
+                },
+            );
+        }
+        Ok(out)
     }
 
     /// Every folder cursor of `account`: (mailbox, cursor), in mailbox order.

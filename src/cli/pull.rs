@@ -12,12 +12,14 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::{human_bytes, Cli, Ui};
 use mailvault::imap::{self, Auth, BatchLimits, ConnectOptions, PullOptions, PullProgress, PullSummary};
-use mailvault::net::{tls, Endpoint, Scheme, SecretSource, TlsOptions};
+use mailvault::net::{tls, Endpoint, SecretSource, TlsOptions};
+use mailvault::plan::pop3_sync::DeletePolicy;
+use mailvault::pop3::Pop3PullOptions;
 use mailvault::writer::Writer;
 
 #[derive(clap::Args, Debug)]
 pub struct PullArgs {
-    /// Server and login: imaps://USER@HOST[:PORT], or imap://USER@HOST[:PORT] (STARTTLS)
+    /// Server and login: imaps://USER@HOST[:PORT], imap://… (STARTTLS), pop3s://…, pop3://… (STLS)
     #[arg(value_name = "URL")]
     url: String,
     /// Only folders matching this glob (`*`, `?`); repeatable [default: all]
@@ -62,6 +64,9 @@ pub struct PullArgs {
     /// Reconnect attempts per folder after a lost connection
     #[arg(long, default_value_t = 8, value_name = "N")]
     retries: u32,
+    /// POP3: delete each message from the server once it is durably archived
+    #[arg(long)]
+    delete_after_archive: bool,
     /// Print the summary as JSON
     #[arg(long)]
     json: bool,
@@ -86,11 +91,17 @@ fn secret_source(a: &PullArgs, ep: &Endpoint) -> SecretSource {
 
 pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
     let ep = Endpoint::parse(&a.url)?;
-    if !ep.scheme.is_imap() {
-        bail!("{ep}: POP3 pull is not available yet; use an imaps:// or imap:// address");
+    if ep.scheme.implicit_tls() && (a.starttls || a.insecure_plaintext) {
+        bail!(
+            "--starttls and --insecure-plaintext apply to imap:// and pop3:// addresses; {}:// is TLS from the start",
+            ep.scheme.as_str()
+        );
     }
-    if ep.scheme == Scheme::Imaps && (a.starttls || a.insecure_plaintext) {
-        bail!("--starttls and --insecure-plaintext apply to imap:// addresses; imaps:// is TLS from the start");
+    if !ep.scheme.is_imap() && (!a.folders.is_empty() || !a.exclude.is_empty()) {
+        bail!("--folder and --exclude apply to IMAP; POP3 serves one mailbox");
+    }
+    if ep.scheme.is_imap() && a.delete_after_archive {
+        bail!("--delete-after-archive applies to POP3; an IMAP pull never changes the server");
     }
     let secret = secret_source(a, &ep).read()?;
     let auth = if a.oauth2_token_command.is_some() {
@@ -126,7 +137,23 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let result = rt.block_on(imap::pull(&opts, &writer, progress.clone()));
+    let result = if opts.connect.endpoint.scheme.is_imap() {
+        rt.block_on(imap::pull(&opts, &writer, progress.clone()))
+            .map_err(anyhow::Error::from)
+    } else {
+        let p = Pop3PullOptions {
+            connect: opts.connect.clone(),
+            account: opts.account.clone(),
+            delete: if a.delete_after_archive {
+                DeletePolicy::AfterArchive
+            } else {
+                DeletePolicy::Keep
+            },
+            limits: opts.limits,
+        };
+        rt.block_on(mailvault::pop3::pull(&p, &writer, progress.as_ref()))
+            .map_err(anyhow::Error::from)
+    };
     drop(writer);
     handle
         .join()

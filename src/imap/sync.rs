@@ -73,11 +73,18 @@ pub struct FolderSummary {
     pub new_placements: u64,
     pub flag_changes: u64,
     pub deleted_at_source: u64,
+    /// Messages this run deleted on the server (POP3 with a delete policy).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deleted_on_server: u64,
     /// Connection retries this folder needed.
     pub retries: u32,
     pub seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Everything one folder sync needs besides the session.

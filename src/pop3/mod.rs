@@ -1,4 +1,11 @@
-//! The POP3 source (issue 5). So far the pure protocol layer: status lines, CAPA,
-//! UIDL/LIST answers with RFC 1939 validation, and streaming dot-unstuffing.
+//! The POP3 source: a small in-house tokio client (STLS, CAPA, PIPELINING), and a
+//! pull that archives by UIDL, leaves mail on the server unless told otherwise, and
+//! deletes only what is durably archived.
 
+pub mod client;
+mod error;
 pub mod proto;
+pub mod pull;
+
+pub use error::Pop3Error;
+pub use pull::{pull, Pop3PullOptions};

@@ -231,6 +231,18 @@ impl DotDecoder {
     }
 }
 
+/// A message without a final line break cannot end a POP3 multi-line answer: the
+/// server adds CRLF before the terminating dot. When the decoded bytes are exactly
+/// that CRLF longer than the size LIST announced, the CRLF is the server's and is
+/// removed, so the archive holds the message as the server stores it (the same
+/// bytes IMAP's BODY[] gives).
+pub fn strip_added_crlf(mut raw: Vec<u8>, listed_size: u64) -> Vec<u8> {
+    if raw.len() as u64 == listed_size + 2 && raw.ends_with(b"\r\n") {
+        raw.truncate(raw.len() - 2);
+    }
+    raw
+}
+
 /// Dot-stuffs `data` and appends the terminator, as a server sends it (tests and the
 /// fake server).
 pub fn dot_stuff(data: &[u8]) -> Vec<u8> {
@@ -326,6 +338,13 @@ mod tests {
             Err(ProtoError::BadUidl { msg: 4, .. })
         ));
         assert!(validate_uidl(1, &"~".repeat(70)).is_ok());
+    }
+
+    #[test]
+    fn added_crlf() {
+        assert_eq!(strip_added_crlf(b"a\r\nb\r\n".to_vec(), 4), b"a\r\nb".to_vec());
+        assert_eq!(strip_added_crlf(b"a\r\nb\r\n".to_vec(), 6), b"a\r\nb\r\n".to_vec());
+        assert_eq!(strip_added_crlf(b"ab".to_vec(), 0), b"ab".to_vec());
     }
 
     #[test]

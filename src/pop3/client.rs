@@ -1,0 +1,380 @@
+//! A small POP3 client over tokio (RFC 1939, 2449, 2595): implicit TLS or STLS
+//! (required unless plaintext is explicitly allowed), CAPA, USER/PASS, AUTH PLAIN,
+//! AUTH XOAUTH2, UIDL, LIST, pipelined RETR and DELE, QUIT. In-house because
+//! `async-pop3` is async-std + native-tls and panics on TLS errors.
+
+use std::time::Duration;
+
+use base64::Engine;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use super::proto::{self, Capabilities, DotDecoder, Fed, Status};
+use super::Pop3Error;
+use crate::imap::{Auth, ConnectOptions};
+use crate::net::{tls, MaybeTls, Scheme};
+
+/// An authenticated POP3 session.
+pub struct Pop3Client {
+    s: BufReader<MaybeTls>,
+    server: String,
+    t: Duration,
+    pub caps: Capabilities,
+}
+
+impl Pop3Client {
+    /// Connects, secures and logs in.
+    pub async fn connect(o: &ConnectOptions) -> Result<Pop3Client, Pop3Error> {
+        let server = o.endpoint.to_string();
+        let ep = &o.endpoint;
+        let t = o.io_timeout;
+        let tcp = timed(t, &server, "connecting", async {
+            TcpStream::connect((ep.host.as_str(), ep.port))
+                .await
+                .map_err(|source| Pop3Error::Connect {
+                    server: server.clone(),
+                    source,
+                })
+        })
+        .await?;
+        let _ = tcp.set_nodelay(true);
+        let stream = match ep.scheme {
+            Scheme::Pop3s => {
+                let tls = timed(t, &server, "TLS handshake", async {
+                    Ok(tls::handshake(tcp, &ep.host, o.tls.clone()).await?)
+                })
+                .await?;
+                MaybeTls::Tls(Box::new(tls))
+            }
+            _ => MaybeTls::Plain(tcp),
+        };
+        let mut c = Pop3Client {
+            s: BufReader::new(stream),
+            server: server.clone(),
+            t,
+            caps: Capabilities::default(),
+        };
+        c.expect_ok("reading the greeting").await?;
+        if !c.s.get_ref().is_tls() && !o.insecure_plaintext {
+            c.caps = c.capa().await?;
+            if !c.caps.stls {
+                return Err(Pop3Error::NoStls { server });
+            }
+            c.send("STLS").await?;
+            c.expect_ok("STLS").await?;
+            // Whatever was sent after the +OK is plaintext that must not be read as
+            // part of the TLS session: the buffer goes with the BufReader, and what
+            // already arrived in the socket is drained.
+            let MaybeTls::Plain(tcp) = c.s.into_inner() else {
+                unreachable!("checked above")
+            };
+            let mut junk = [0u8; 4096];
+            while let Ok(n) = tcp.try_read(&mut junk) {
+                if n == 0 {
+                    break;
+                }
+            }
+            let tls = timed(t, &server, "TLS handshake", async {
+                Ok(tls::handshake(tcp, &ep.host, o.tls.clone()).await?)
+            })
+            .await?;
+            c = Pop3Client {
+                s: BufReader::new(MaybeTls::Tls(Box::new(tls))),
+                server: server.clone(),
+                t,
+                caps: Capabilities::default(),
+            };
+        }
+        c.caps = c.capa().await.unwrap_or_default();
+        c.login(o).await?;
+        // Capabilities may differ after login (RFC 2449 §5).
+        c.caps = c.capa().await.unwrap_or_default();
+        Ok(c)
+    }
+
+    async fn login(&mut self, o: &ConnectOptions) -> Result<(), Pop3Error> {
+        let user = o.endpoint.user.as_str();
+        let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+        let result = match &o.auth {
+            Auth::OAuth2(token) => {
+                let ir = b64(format!("user={user}\x01auth=Bearer {}\x01\x01", token.expose()));
+                self.send_secret("AUTH XOAUTH2 ", &ir).await?;
+                self.status("logging in").await?
+            }
+            Auth::Password(pw) if self.caps.sasl.iter().any(|m| m == "PLAIN") => {
+                let ir = b64(format!("\0{user}\0{}", pw.expose()));
+                self.send_secret("AUTH PLAIN ", &ir).await?;
+                self.status("logging in").await?
+            }
+            Auth::Password(pw) => {
+                self.send(&format!("USER {user}")).await?;
+                match self.status("USER").await? {
+                    Status::Ok(_) => {
+                        self.send_secret("PASS ", pw.expose()).await?;
+                        self.status("logging in").await?
+                    }
+                    err => err,
+                }
+            }
+        };
+        match result {
+            Status::Ok(_) => Ok(()),
+            Status::Err(detail) => Err(Pop3Error::Auth {
+                server: self.server.clone(),
+                user: user.into(),
+                detail,
+            }),
+        }
+    }
+
+    fn lost(&self, what: &str, e: std::io::Error) -> Pop3Error {
+        Pop3Error::Lost {
+            server: self.server.clone(),
+            what: what.into(),
+            detail: e.to_string(),
+        }
+    }
+
+    fn proto(&self, what: &str, source: proto::ProtoError) -> Pop3Error {
+        Pop3Error::Protocol {
+            server: self.server.clone(),
+            what: what.into(),
+            source,
+        }
+    }
+
+    async fn send(&mut self, line: &str) -> Result<(), Pop3Error> {
+        let w = self.s.get_mut();
+        let r = async {
+            w.write_all(line.as_bytes()).await?;
+            w.write_all(b"\r\n").await?;
+            w.flush().await
+        }
+        .await;
+        r.map_err(|e| self.lost(line.split(' ').next().unwrap_or(line), e))
+    }
+
+    /// Sends `prefix` + a secret; the secret never reaches an error or a log.
+    async fn send_secret(&mut self, prefix: &str, secret: &str) -> Result<(), Pop3Error> {
+        let w = self.s.get_mut();
+        let r = async {
+            w.write_all(prefix.as_bytes()).await?;
+            w.write_all(secret.as_bytes()).await?;
+            w.write_all(b"\r\n").await?;
+            w.flush().await
+        }
+        .await;
+        r.map_err(|e| self.lost("logging in", e))
+    }
+
+    /// One line without its line end, at most [`proto::MAX_STATUS_LINE`] bytes.
+    async fn read_line(&mut self, what: &str) -> Result<Vec<u8>, Pop3Error> {
+        let t = self.t;
+        let mut line = Vec::new();
+        loop {
+            let buf = match tokio::time::timeout(t, self.s.fill_buf()).await {
+                Err(_) => {
+                    return Err(Pop3Error::Timeout {
+                        server: self.server.clone(),
+                        what: what.into(),
+                        seconds: t.as_secs(),
+                    })
+                }
+                Ok(Err(e)) => return Err(self.lost(what, e)),
+                Ok(Ok(b)) => b,
+            };
+            if buf.is_empty() {
+                return Err(self.lost(what, std::io::Error::other("the server closed the connection")));
+            }
+            let (chunk, found) = match memchr::memchr(b'\n', buf) {
+                Some(i) => (&buf[..=i], true),
+                None => (buf, false),
+            };
+            line.extend_from_slice(chunk);
+            let n = chunk.len();
+            self.s.consume(n);
+            if line.len() > proto::MAX_STATUS_LINE {
+                return Err(self.proto(what, proto::ProtoError::TooLong));
+            }
+            if found {
+                while matches!(line.last(), Some(b'\n' | b'\r')) {
+                    line.pop();
+                }
+                return Ok(line);
+            }
+        }
+    }
+
+    async fn status(&mut self, what: &str) -> Result<Status, Pop3Error> {
+        let line = self.read_line(what).await?;
+        proto::parse_status(&line).map_err(|e| self.proto(what, e))
+    }
+
+    async fn expect_ok(&mut self, what: &str) -> Result<String, Pop3Error> {
+        match self.status(what).await? {
+            Status::Ok(t) => Ok(t),
+            Status::Err(detail) => Err(Pop3Error::Refused {
+                server: self.server.clone(),
+                what: what.into(),
+                detail,
+            }),
+        }
+    }
+
+    /// The lines of a multi-line answer (after its +OK), dot-unstuffed.
+    async fn lines(&mut self, what: &str, limit: usize) -> Result<Vec<String>, Pop3Error> {
+        let mut out = Vec::new();
+        for _ in 0..limit {
+            let l = self.read_line(what).await?;
+            if l == b"." {
+                return Ok(out);
+            }
+            let l = l.strip_prefix(b".").unwrap_or(&l);
+            out.push(String::from_utf8_lossy(l).into_owned());
+        }
+        Err(self.proto(
+            what,
+            proto::ProtoError::Malformed {
+                what: "multi-line",
+                line: format!("more than {limit} lines"),
+            },
+        ))
+    }
+
+    async fn capa(&mut self) -> Result<Capabilities, Pop3Error> {
+        self.send("CAPA").await?;
+        self.expect_ok("CAPA").await?;
+        let lines = self.lines("CAPA", 1000).await?;
+        Ok(Capabilities::parse(lines.iter().map(String::as_str)))
+    }
+
+    /// `UIDL`: (message number, UIDL) for every message, as the server sent them
+    /// (validation is the planner's: bad UIDLs are reported, not trusted).
+    pub async fn uidl(&mut self) -> Result<Vec<(u32, String)>, Pop3Error> {
+        self.send("UIDL").await?;
+        self.expect_ok("UIDL").await?;
+        let lines = self.lines("UIDL", 10_000_000).await?;
+        lines
+            .iter()
+            .map(|l| {
+                let (n, u) = l.split_once(' ').unwrap_or((l.as_str(), ""));
+                let msg = n.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    self.proto(
+                        "UIDL",
+                        proto::ProtoError::Malformed {
+                            what: "UIDL",
+                            line: l.chars().take(200).collect(),
+                        },
+                    )
+                })?;
+                Ok((msg, u.trim_end().to_string()))
+            })
+            .collect()
+    }
+
+    /// `LIST`: message number → size in octets.
+    pub async fn list(&mut self) -> Result<Vec<(u32, u64)>, Pop3Error> {
+        self.send("LIST").await?;
+        self.expect_ok("LIST").await?;
+        let lines = self.lines("LIST", 10_000_000).await?;
+        lines
+            .iter()
+            .map(|l| proto::parse_list_line(l).map_err(|e| self.proto("LIST", e)))
+            .collect()
+    }
+
+    /// Reads one dot-stuffed multi-line body, streaming through the decoder.
+    async fn read_body(&mut self, what: &str, expect: u64) -> Result<Vec<u8>, Pop3Error> {
+        let t = self.t;
+        let mut out = Vec::with_capacity(expect.min(64 << 20) as usize);
+        let mut d = DotDecoder::new();
+        loop {
+            let buf = match tokio::time::timeout(t, self.s.fill_buf()).await {
+                Err(_) => {
+                    return Err(Pop3Error::Timeout {
+                        server: self.server.clone(),
+                        what: what.into(),
+                        seconds: t.as_secs(),
+                    })
+                }
+                Ok(Err(e)) => return Err(self.lost(what, e)),
+                Ok(Ok(b)) => b,
+            };
+            if buf.is_empty() {
+                return Err(self.lost(
+                    what,
+                    std::io::Error::other("the server closed the connection before the end of the message"),
+                ));
+            }
+            match d.feed(buf, &mut out) {
+                Fed::More => {
+                    let n = buf.len();
+                    self.s.consume(n);
+                }
+                Fed::End(n) => {
+                    self.s.consume(n);
+                    return Ok(out);
+                }
+            }
+        }
+    }
+
+    /// `RETR` of each message, pipelined (a window of commands in flight) when the
+    /// server allows it; `on_message` gets each message's bytes in order.
+    pub async fn retr_many(
+        &mut self,
+        msgs: &[(u32, u64)],
+        mut on_message: impl FnMut(u32, Vec<u8>),
+    ) -> Result<(), Pop3Error> {
+        let window = if self.caps.pipelining { 32 } else { 1 };
+        let mut sent = 0;
+        for (i, &(msg, size)) in msgs.iter().enumerate() {
+            while sent < msgs.len() && sent < i + window {
+                self.send(&format!("RETR {}", msgs[sent].0)).await?;
+                sent += 1;
+            }
+            let what = format!("RETR {msg}");
+            self.expect_ok(&what).await?;
+            let body = self.read_body(&what, size).await?;
+            on_message(msg, body);
+        }
+        Ok(())
+    }
+
+    /// `DELE` of each message (pipelined when allowed). Deletions take effect at QUIT.
+    pub async fn dele_many(&mut self, msgs: &[u32]) -> Result<(), Pop3Error> {
+        let window = if self.caps.pipelining { 64 } else { 1 };
+        let mut sent = 0;
+        for (i, &msg) in msgs.iter().enumerate() {
+            while sent < msgs.len() && sent < i + window {
+                self.send(&format!("DELE {}", msgs[sent])).await?;
+                sent += 1;
+            }
+            self.expect_ok(&format!("DELE {msg}")).await?;
+        }
+        Ok(())
+    }
+
+    /// `QUIT`: the server commits deletions and closes.
+    pub async fn quit(mut self) -> Result<(), Pop3Error> {
+        self.send("QUIT").await?;
+        self.expect_ok("QUIT").await?;
+        Ok(())
+    }
+}
+
+async fn timed<T>(
+    limit: Duration,
+    server: &str,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, Pop3Error>>,
+) -> Result<T, Pop3Error> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(Pop3Error::Timeout {
+            server: server.into(),
+            what: what.into(),
+            seconds: limit.as_secs(),
+        }),
+    }
+}

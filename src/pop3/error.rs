@@ -1,0 +1,59 @@
+//! Errors of the POP3 source. Each names the server (never the password) and what was
+//! being done; [`Pop3Error::is_retryable`] tells whether reconnecting may help.
+
+use crate::archive::ArchiveError;
+use crate::net::{SecretError, TlsError};
+
+use super::proto::ProtoError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Pop3Error {
+    #[error("{server}: cannot connect: {source}")]
+    Connect { server: String, source: std::io::Error },
+    #[error("{server}: no answer within {seconds} s while {what}")]
+    Timeout { server: String, what: String, seconds: u64 },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(
+        "{server}: STLS is required but the server does not offer it; not sending the password \
+         in plaintext (use pop3s://, or --insecure-plaintext on a trusted network)"
+    )]
+    NoStls { server: String },
+    #[error("{server}: {what} refused: {detail}")]
+    Refused {
+        server: String,
+        what: String,
+        detail: String,
+    },
+    #[error("{server}: login failed for {user}: {detail}")]
+    Auth {
+        server: String,
+        user: String,
+        detail: String,
+    },
+    #[error("{server}: {what}: {source}")]
+    Protocol {
+        server: String,
+        what: String,
+        source: ProtoError,
+    },
+    #[error("{server}: connection lost while {what}: {detail}")]
+    Lost {
+        server: String,
+        what: String,
+        detail: String,
+    },
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+impl Pop3Error {
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Pop3Error::Connect { .. } | Pop3Error::Timeout { .. } | Pop3Error::Lost { .. }
+        )
+    }
+}

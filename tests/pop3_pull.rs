@@ -1,0 +1,154 @@
+//! POP3 pull against a real Dovecot (first part of issue 5): archives by UIDL with
+//! the same ids an IMAP pull of the account gives, fetches nothing the second time,
+//! deletes only with --delete-after-archive and only what is archived, and keeps the
+//! TLS rules.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, SystemTime};
+
+use common::dovecot::{pull_json, Dovecot, TEST_PASSWORD as PW};
+
+fn sample(n: usize) -> Vec<(Vec<u8>, &'static str, SystemTime)> {
+    let root = common::demo_sample();
+    let mut files: Vec<_> = walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file() && !e.file_name().to_string_lossy().ends_with(".md"))
+        .map(|e| e.into_path())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .take(n)
+        .enumerate()
+        .map(|(i, p)| {
+            (
+                std::fs::read(p).unwrap(),
+                "",
+                SystemTime::UNIX_EPOCH + Duration::from_secs(1_200_000_000 + i as u64),
+            )
+        })
+        .collect()
+}
+
+fn pop3(archive: &Path, d: &Dovecot, url: &str, extra: &[&str]) -> Output {
+    common::dovecot::pull_command(archive, url, d, extra).output().unwrap()
+}
+
+fn pop3_json(archive: &Path, d: &Dovecot, user: &str, extra: &[&str]) -> serde_json::Value {
+    let url = format!("pop3s://{user}@127.0.0.1:{}", d.pop3s);
+    let mut e = vec!["--json"];
+    e.extend_from_slice(extra);
+    let out = pop3(archive, d, &url, &e);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn messages_on_server(d: &Dovecot, user: &str) -> u64 {
+    let out = d.doveadm(&["mailbox", "status", "-u", user, "messages", "INBOX"]);
+    let n = out
+        .split("messages=")
+        .nth(1)
+        .unwrap_or_else(|| panic!("doveadm said {out:?}"));
+    n.trim().parse().unwrap()
+}
+
+#[test]
+fn pop3_pull_matches_imap_and_is_incremental() {
+    let d = Dovecot::start();
+    d.add_user("gina", PW);
+    d.load("gina", "INBOX", &sample(40));
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let s = pop3_json(&ar, &d, "gina", &["--account", "gina"]);
+    assert_eq!(s["total"]["fetched"], 40, "{s}");
+    let n = common::stat_u64(&ar, "messages");
+    // The same mailbox over IMAP: every message already there (Dovecot serves the
+    // same bytes both ways).
+    let i = pull_json(&ar, &d, "gina", &["--account", "gina-imap"]);
+    assert_eq!(i["total"]["fetched"], 40);
+    assert_eq!(i["total"]["new_messages"], 0, "{i}");
+    assert_eq!(common::stat_u64(&ar, "messages"), n);
+    // A second POP3 pull retrieves nothing; the server still has everything.
+    let again = pop3_json(&ar, &d, "gina", &["--account", "gina"]);
+    assert_eq!(again["total"]["fetched"], 0, "{again}");
+    assert_eq!(messages_on_server(&d, "gina"), 40);
+    common::ok(&ar, &["verify"]);
+}
+
+#[test]
+fn delete_after_archive_empties_the_server_and_loses_nothing() {
+    let d = Dovecot::start();
+    d.add_user("hank", PW);
+    d.load("hank", "INBOX", &sample(30));
+    let expected: std::collections::HashSet<_> = d.server_view("hank", PW).values().map(|m| m.hash).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let s = pop3_json(&ar, &d, "hank", &["--delete-after-archive"]);
+    assert_eq!(s["total"]["fetched"], 30, "{s}");
+    assert_eq!(s["total"]["deleted_on_server"], 30, "{s}");
+    assert_eq!(messages_on_server(&d, "hank"), 0);
+    let a = mailvault::archive::Archive::open_read_only(&ar).unwrap();
+    let got: std::collections::HashSet<_> = a.message_ids().unwrap().into_iter().collect();
+    assert_eq!(got, expected);
+    drop(a);
+    // The next run sees them gone: placements marked deleted at source, kept.
+    let s = pop3_json(&ar, &d, "hank", &[]);
+    assert_eq!(s["total"]["deleted_at_source"], 30, "{s}");
+    common::ok(&ar, &["verify"]);
+}
+
+#[test]
+fn stls_with_dovecot_and_wrong_password() {
+    let d = Dovecot::start();
+    d.add_user("ivy", PW);
+    d.load("ivy", "INBOX", &sample(3));
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let url = format!("pop3://ivy@127.0.0.1:{}", d.pop3);
+    let ok = pop3(&ar, &d, &url, &[]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(common::stat_u64(&ar, "messages"), 3);
+    // Untrusted certificate: refused with advice.
+    let out = common::cmd(
+        &ar,
+        &[
+            "pull",
+            &format!("pop3s://ivy@127.0.0.1:{}", d.pop3s),
+            "--password-env",
+            "P",
+        ],
+    )
+    .env("P", PW)
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-ca"));
+    // Wrong password: a clear error, nothing deleted.
+    let ca = d.ca_pem();
+    let out = common::cmd(
+        &ar,
+        &[
+            "pull",
+            &url,
+            "--password-env",
+            "P",
+            "--tls-ca",
+            ca.to_str().unwrap(),
+            "--delete-after-archive",
+        ],
+    )
+    .env("P", "wrong")
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("login failed for ivy"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(messages_on_server(&d, "ivy"), 3);
+}
