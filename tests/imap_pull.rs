@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use common::dovecot::{archive_view, assert_same, load_enron, pull_json, Dovecot};
+use common::dovecot::{archive_view, assert_same, load_enron, pull_json, sample_messages, Dovecot};
 use mailvault::archive::{Archive, PlacementFilter};
 use mailvault::model::Hash32;
 
@@ -16,18 +16,6 @@ const PW: &str = common::dovecot::TEST_PASSWORD;
 
 fn messages_in_archive(archive: &Path) -> u64 {
     common::stat_u64(archive, "messages")
-}
-
-fn small_set(n: usize) -> Vec<Vec<u8>> {
-    let root = common::demo_sample();
-    let mut files: Vec<_> = walkdir::WalkDir::new(root)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file() && !e.file_name().to_string_lossy().ends_with(".md"))
-        .map(|e| e.into_path())
-        .collect();
-    files.sort();
-    files.into_iter().take(n).map(|p| std::fs::read(p).unwrap()).collect()
 }
 
 fn at(i: u64) -> SystemTime {
@@ -102,7 +90,7 @@ fn incremental_pull_without_condstore() {
 
 fn incremental_pull(d: Dovecot) {
     d.add_user("alice", PW);
-    let msgs = small_set(60);
+    let msgs = sample_messages(60);
     let first: Vec<_> = msgs[..40]
         .iter()
         .enumerate()
@@ -183,7 +171,7 @@ fn incremental_pull(d: Dovecot) {
 fn issue4_uidvalidity_change_rebuilds_placements() {
     let d = Dovecot::start();
     d.add_user("bob", PW);
-    let msgs: Vec<_> = small_set(25)
+    let msgs: Vec<_> = sample_messages(25)
         .into_iter()
         .enumerate()
         .map(|(i, m)| (m, "S", at(i as u64)))
@@ -211,7 +199,7 @@ fn issue4_uidvalidity_change_rebuilds_placements() {
 fn issue4_two_accounts_store_each_message_once() {
     let d = Dovecot::start();
     d.add_user("carol", PW);
-    let msgs: Vec<_> = small_set(30)
+    let msgs: Vec<_> = sample_messages(30)
         .into_iter()
         .enumerate()
         .map(|(i, m)| (m, "", at(i as u64)))
@@ -310,7 +298,7 @@ fn issue4_gmail_messages_are_downloaded_once_across_labels() {
 fn folder_deleted_on_the_server_is_retired_and_can_come_back() {
     let d = Dovecot::start();
     d.add_user("erin", PW);
-    let msgs: Vec<_> = small_set(8)
+    let msgs: Vec<_> = sample_messages(8)
         .into_iter()
         .enumerate()
         .map(|(i, m)| (m, "", at(i as u64)))
@@ -344,7 +332,7 @@ fn server_connection_limit_leaves_the_pull_complete() {
     use common::fault_proxy::LimitProxy;
     let d = Dovecot::start();
     d.add_user("frank", PW);
-    let msgs: Vec<_> = small_set(24)
+    let msgs: Vec<_> = sample_messages(24)
         .into_iter()
         .enumerate()
         .map(|(i, m)| (m, "", at(i as u64)))

@@ -12,21 +12,12 @@ use std::time::{Duration, SystemTime};
 use common::dovecot::{pull_json, Dovecot, TEST_PASSWORD as PW};
 
 fn sample(n: usize) -> Vec<(Vec<u8>, &'static str, SystemTime)> {
-    let root = common::demo_sample();
-    let mut files: Vec<_> = walkdir::WalkDir::new(root)
+    common::dovecot::sample_messages(n)
         .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file() && !e.file_name().to_string_lossy().ends_with(".md"))
-        .map(|e| e.into_path())
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .take(n)
         .enumerate()
-        .map(|(i, p)| {
+        .map(|(i, m)| {
             (
-                std::fs::read(p).unwrap(),
+                m,
                 "",
                 SystemTime::UNIX_EPOCH + Duration::from_secs(1_200_000_000 + i as u64),
             )

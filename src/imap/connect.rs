@@ -61,16 +61,19 @@ pub async fn connect(o: &ConnectOptions) -> Result<Connected, ImapError> {
     let server = o.endpoint.to_string();
     let ep = &o.endpoint;
     let t = o.io_timeout;
-    let tcp = timed(t, &server, "connecting", async {
-        TcpStream::connect((ep.host.as_str(), ep.port))
-            .await
-            .map_err(|source| ImapError::Connect {
+    let tcp = crate::net::tcp_connect(ep, t)
+        .await
+        .map_err(|source| match source.kind() {
+            std::io::ErrorKind::TimedOut => ImapError::Timeout {
+                server: server.clone(),
+                what: "connecting".into(),
+                seconds: t.as_secs(),
+            },
+            _ => ImapError::Connect {
                 server: server.clone(),
                 source,
-            })
-    })
-    .await?;
-    let _ = tcp.set_nodelay(true);
+            },
+        })?;
     let mut stream = match ep.scheme {
         Scheme::Imaps => {
             let tls = timed(t, &server, "TLS handshake", async {

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 use super::proto::{self, Capabilities, DotDecoder, Fed, Status};
 use super::Pop3Error;
@@ -28,16 +27,19 @@ impl Pop3Client {
         let server = o.endpoint.to_string();
         let ep = &o.endpoint;
         let t = o.io_timeout;
-        let tcp = timed(t, &server, "connecting", async {
-            TcpStream::connect((ep.host.as_str(), ep.port))
-                .await
-                .map_err(|source| Pop3Error::Connect {
+        let tcp = crate::net::tcp_connect(ep, t)
+            .await
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::TimedOut => Pop3Error::Timeout {
+                    server: server.clone(),
+                    what: "connecting".into(),
+                    seconds: t.as_secs(),
+                },
+                _ => Pop3Error::Connect {
                     server: server.clone(),
                     source,
-                })
-        })
-        .await?;
-        let _ = tcp.set_nodelay(true);
+                },
+            })?;
         let stream = match ep.scheme {
             Scheme::Pop3s => {
                 let tls = timed(t, &server, "TLS handshake", async {
@@ -167,25 +169,33 @@ impl Pop3Client {
         r.map_err(|e| self.lost("logging in", e))
     }
 
+    /// Waits (within the I/O timeout) until the read buffer holds data; end of stream
+    /// is an error.
+    async fn fill(&mut self, what: &str) -> Result<(), Pop3Error> {
+        let t = self.t;
+        let r = match tokio::time::timeout(t, self.s.fill_buf()).await {
+            Err(_) => Err(None),
+            Ok(Err(e)) => Err(Some(e)),
+            Ok(Ok(b)) => Ok(b.is_empty()),
+        };
+        match r {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(self.lost(what, std::io::Error::other("the server closed the connection"))),
+            Err(Some(e)) => Err(self.lost(what, e)),
+            Err(None) => Err(Pop3Error::Timeout {
+                server: self.server.clone(),
+                what: what.into(),
+                seconds: t.as_secs(),
+            }),
+        }
+    }
+
     /// One line without its line end, at most [`proto::MAX_STATUS_LINE`] bytes.
     async fn read_line(&mut self, what: &str) -> Result<Vec<u8>, Pop3Error> {
-        let t = self.t;
         let mut line = Vec::new();
         loop {
-            let buf = match tokio::time::timeout(t, self.s.fill_buf()).await {
-                Err(_) => {
-                    return Err(Pop3Error::Timeout {
-                        server: self.server.clone(),
-                        what: what.into(),
-                        seconds: t.as_secs(),
-                    })
-                }
-                Ok(Err(e)) => return Err(self.lost(what, e)),
-                Ok(Ok(b)) => b,
-            };
-            if buf.is_empty() {
-                return Err(self.lost(what, std::io::Error::other("the server closed the connection")));
-            }
+            self.fill(what).await?;
+            let buf = self.s.buffer();
             let (chunk, found) = match memchr::memchr(b'\n', buf) {
                 Some(i) => (&buf[..=i], true),
                 None => (buf, false),
@@ -285,27 +295,11 @@ impl Pop3Client {
 
     /// Reads one dot-stuffed multi-line body, streaming through the decoder.
     async fn read_body(&mut self, what: &str, expect: u64) -> Result<Vec<u8>, Pop3Error> {
-        let t = self.t;
         let mut out = Vec::with_capacity(expect.min(64 << 20) as usize);
         let mut d = DotDecoder::new();
         loop {
-            let buf = match tokio::time::timeout(t, self.s.fill_buf()).await {
-                Err(_) => {
-                    return Err(Pop3Error::Timeout {
-                        server: self.server.clone(),
-                        what: what.into(),
-                        seconds: t.as_secs(),
-                    })
-                }
-                Ok(Err(e)) => return Err(self.lost(what, e)),
-                Ok(Ok(b)) => b,
-            };
-            if buf.is_empty() {
-                return Err(self.lost(
-                    what,
-                    std::io::Error::other("the server closed the connection before the end of the message"),
-                ));
-            }
+            self.fill(what).await?;
+            let buf = self.s.buffer();
             match d.feed(buf, &mut out) {
                 Fed::More => {
                     let n = buf.len();

@@ -550,6 +550,18 @@ pub fn pull_command(archive: &Path, url: &str, d: &Dovecot, extra: &[&str]) -> C
     c
 }
 
+/// The first `n` messages of the bundled demo sample, in file order.
+pub fn sample_messages(n: usize) -> Vec<Vec<u8>> {
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(super::demo_sample())
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file() && !e.file_name().to_string_lossy().ends_with(".md"))
+        .map(|e| e.into_path())
+        .collect();
+    files.sort();
+    files.into_iter().take(n).map(|p| std::fs::read(p).unwrap()).collect()
+}
+
 /// Loads the Enron maildir of the shared corpus into `user`'s mailbox.
 pub fn load_enron(d: &Dovecot, user: &str) -> usize {
     let Some(enron) = super::shared_corpus("enron-skilling-j") else {
