@@ -148,27 +148,20 @@ impl Archive {
             [one] => keys::placement_prefix(one, None),
             _ => Vec::new(),
         };
-        let iter = self.db.iterator_cf(
-            self.cf(keys::CF_PLACEMENTS),
-            IteratorMode::From(&prefix, Direction::Forward),
-        );
-        for item in iter {
-            let (k, v) = item.map_err(|e| self.db_error(e))?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            let key = keys::parse_placement(&k).ok_or_else(|| ArchiveError::Corrupt {
+        self.for_each_prefixed(keys::CF_PLACEMENTS, &prefix, |k, v| {
+            let key = keys::parse_placement(k).ok_or_else(|| ArchiveError::Corrupt {
                 id: "placements".into(),
-                what: format!("unparseable placement key {:?}", String::from_utf8_lossy(&k)),
+                what: format!("unparseable placement key {:?}", String::from_utf8_lossy(k)),
             })?;
-            let record = PlacementRecord::decode(&v).map_err(|source| ArchiveError::Decode {
+            let record = PlacementRecord::decode(v).map_err(|source| ArchiveError::Decode {
                 key: format!("placement {}/{}", key.account, key.mailbox),
                 source,
             })?;
             if filter.matches(&key, &record) {
                 out.push(PlacementEntry { key, record });
             }
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 

@@ -99,22 +99,35 @@ impl Archive {
             })
     }
 
+    /// Calls `f` with every (key, value) of column family `cf` whose key starts with
+    /// `prefix`, in key order.
+    pub(crate) fn for_each_prefixed(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let iter = self
+            .db
+            .iterator_cf(self.cf(cf), IteratorMode::From(prefix, Direction::Forward));
+        for item in iter {
+            let (k, v) = item.map_err(|e| self.db_error(e))?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            f(&k, &v)?;
+        }
+        Ok(())
+    }
+
     /// The POP3 placements of one mailbox, by UIDL.
     pub fn pop3_placements(&self, account: &str, mailbox: &str) -> Result<Pop3Placements> {
         let mut prefix = keys::placement_prefix(account, Some(mailbox));
         prefix.push(keys::SRC_POP3);
         let mut out = HashMap::new();
-        let iter = self.db.iterator_cf(
-            self.cf(keys::CF_PLACEMENTS),
-            IteratorMode::From(&prefix, Direction::Forward),
-        );
-        for item in iter {
-            let (k, v) = item.map_err(|e| self.db_error(e))?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
+        self.for_each_prefixed(keys::CF_PLACEMENTS, &prefix, |k, v| {
             let uidl = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            let r = PlacementRecord::decode(&v).map_err(|source| ArchiveError::Decode {
+            let r = PlacementRecord::decode(v).map_err(|source| ArchiveError::Decode {
                 key: format!("placement {account}/{mailbox} UIDL {uidl}"),
                 source,
             })?;
@@ -125,7 +138,8 @@ impl Archive {
                     deleted_at: r.deleted_at,
                 },
             );
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -133,27 +147,20 @@ impl Archive {
     pub fn cursors(&self, account: &str) -> Result<Vec<(String, CursorRecord)>> {
         let prefix = keys::placement_prefix(account, None);
         let mut out = Vec::new();
-        let iter = self.db.iterator_cf(
-            self.cf(keys::CF_CURSORS),
-            IteratorMode::From(&prefix, Direction::Forward),
-        );
-        for item in iter {
-            let (k, v) = item.map_err(|e| self.db_error(e))?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
+        self.for_each_prefixed(keys::CF_CURSORS, &prefix, |k, v| {
             let rest = &k[prefix.len()..];
             // Folder cursors are `mailbox NUL`; other entries (Gmail ids) start with NUL.
             let Some(mailbox) = rest.strip_suffix(&[0u8]).filter(|m| !m.is_empty() && !m.contains(&0)) else {
-                continue;
+                return Ok(());
             };
             let mailbox = String::from_utf8_lossy(mailbox).into_owned();
-            let c = CursorRecord::decode(&v).map_err(|source| ArchiveError::Decode {
+            let c = CursorRecord::decode(v).map_err(|source| ArchiveError::Decode {
                 key: format!("cursor of {account}/{mailbox}"),
                 source,
             })?;
             out.push((mailbox, c));
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -178,26 +185,18 @@ impl Archive {
         let mut prefix = keys::placement_prefix(account, Some(mailbox));
         prefix.push(keys::SRC_IMAP);
         let mut out = Vec::new();
-        let iter = self.db.iterator_cf(
-            self.cf(keys::CF_PLACEMENTS),
-            IteratorMode::From(&prefix, Direction::Forward),
-        );
-        for item in iter {
-            let (k, v) = item.map_err(|e| self.db_error(e))?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
+        self.for_each_prefixed(keys::CF_PLACEMENTS, &prefix, |k, v| {
             let Some(keys::PlacementKeyParts {
                 source: SourceKey::Imap { uidvalidity, uid },
                 ..
-            }) = keys::parse_placement(&k)
+            }) = keys::parse_placement(k)
             else {
                 return Err(ArchiveError::Corrupt {
                     id: "placements".into(),
                     what: format!("unparseable IMAP placement key in {account}/{mailbox}"),
                 });
             };
-            let r = PlacementRecord::decode(&v).map_err(|source| ArchiveError::Decode {
+            let r = PlacementRecord::decode(v).map_err(|source| ArchiveError::Decode {
                 key: format!("placement {account}/{mailbox} uid {uid}"),
                 source,
             })?;
@@ -208,7 +207,8 @@ impl Archive {
                 flags: r.flags,
                 deleted_at: r.deleted_at,
             });
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 
