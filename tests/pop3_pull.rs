@@ -143,3 +143,105 @@ fn stls_with_dovecot_and_wrong_password() {
     );
     assert_eq!(messages_on_server(&d, "ivy"), 3);
 }
+
+/// Issue 5, item 3: kill -9 at random moments of a `--delete-after-archive` pull;
+/// after each rerun every message that was ever on the server is archived, the
+/// archive verifies clean, and the server ends empty. Rounds:
+/// `$MAILVAULT_CRASH_ROUNDS` (default 20).
+#[test]
+fn kill_during_delete_after_archive_loses_nothing() {
+    let rounds: u64 = std::env::var("MAILVAULT_CRASH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let d = Dovecot::start();
+    d.add_user("kim", PW);
+    let msgs = sample(300);
+    let url = format!("pop3s://kim@127.0.0.1:{}", d.pop3s);
+    let args = ["-q", "--delete-after-archive", "--account", "kim"];
+    let tmp = tempfile::tempdir().unwrap();
+    // How long a whole pull takes, to spread the kills over it.
+    d.load("kim", "INBOX", &msgs);
+    let t = std::time::Instant::now();
+    assert!(pop3(&tmp.path().join("probe"), &d, &url, &args).status.success());
+    let full = t.elapsed();
+    let mut rng = common::Rng::from_env("pop3-crash");
+    let mut killed_mid_way = 0;
+    for round in 0..rounds {
+        d.load("kim", "INBOX", &msgs);
+        let expected: std::collections::HashSet<_> = d.server_view("kim", PW).values().map(|m| m.hash).collect();
+        let archive = tmp.path().join(format!("r{round}"));
+        for _ in 0..1 + rng.below(2) {
+            let delay = Duration::from_micros(rng.below(full.as_micros() as u64 * 11 / 10 + 1));
+            let cmd = common::dovecot::pull_command(&archive, &url, &d, &args);
+            if common::kill_after(cmd, delay, &archive, round) {
+                killed_mid_way += 1;
+            }
+        }
+        let out = pop3(&archive, &d, &url, &args);
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(messages_on_server(&d, "kim"), 0, "round {round}");
+        let a = mailvault::archive::Archive::open(&archive).unwrap();
+        assert!(a.verify(|_| {}).unwrap().is_clean(), "round {round}");
+        let got: std::collections::HashSet<_> = a.message_ids().unwrap().into_iter().collect();
+        assert!(
+            expected.is_subset(&got),
+            "round {round}: {} messages lost",
+            expected.difference(&got).count()
+        );
+        drop(a);
+        std::fs::remove_dir_all(&archive).unwrap();
+    }
+    eprintln!("{rounds} rounds, {killed_mid_way} kills landed mid-pull (full pull {full:?})");
+    assert!(
+        killed_mid_way >= rounds / 2,
+        "too few kills hit a running pull ({killed_mid_way})"
+    );
+}
+
+/// Issue 5, item 4 (first half): STLS required but not offered → abort before USER.
+#[test]
+fn stls_required_but_not_offered_aborts_before_user() {
+    use common::fake_imap::{read_line, spawn_once};
+    use std::io::Write;
+    let (port, server) = spawn_once(|mut s| {
+        let mut seen = Vec::new();
+        s.write_all(b"+OK POP3 ready\r\n").unwrap();
+        while let Some(l) = read_line(&mut s) {
+            seen.push(l.clone());
+            let reply: &[u8] = if l.eq_ignore_ascii_case("CAPA") {
+                b"+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"
+            } else {
+                b"+OK\r\n"
+            };
+            if s.write_all(reply).is_err() {
+                break;
+            }
+        }
+        seen
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let out = common::cmd(
+        &tmp.path().join("a"),
+        &["pull", &format!("pop3://eve@127.0.0.1:{port}"), "--password-env", "P"],
+    )
+    .env("P", PW)
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("STLS is required"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = server.join().unwrap();
+    assert!(
+        seen.iter()
+            .all(|l| !l.to_ascii_uppercase().starts_with("USER") && !l.contains(PW)),
+        "{seen:?}"
+    );
+}
