@@ -245,3 +245,91 @@ fn stls_required_but_not_offered_aborts_before_user() {
         "{seen:?}"
     );
 }
+
+/// Issue 5, item 5 (part): connections cut at random offsets mid-RETR — the pull
+/// reconnects, plans again from what is committed, and ends with everything
+/// archived and (with --delete-after-archive) the server empty.
+#[test]
+fn cut_connections_are_resumed_and_nothing_is_lost() {
+    use common::fault_proxy::FaultProxy;
+    let d = Dovecot::start();
+    d.add_user("lou", PW);
+    d.load("lou", "INBOX", &sample(300));
+    let expected: std::collections::HashSet<_> = d.server_view("lou", PW).values().map(|m| m.hash).collect();
+    let proxy = FaultProxy::start(d.pop3s, 4, 16 << 10, 400 << 10, "pop3-fault-proxy");
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let url = format!("pop3s://lou@127.0.0.1:{}", proxy.port);
+    let out = pop3(&ar, &d, &url, &["--json", "--delete-after-archive", "--retries", "10"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(s["total"]["retries"].as_u64().unwrap() >= 1, "{s}");
+    assert!(proxy.cut.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    let a = mailvault::archive::Archive::open_read_only(&ar).unwrap();
+    let got: std::collections::HashSet<_> = a.message_ids().unwrap().into_iter().collect();
+    assert_eq!(got, expected);
+    drop(a);
+    assert_eq!(messages_on_server(&d, "lou"), 0);
+    common::ok(&ar, &["verify"]);
+}
+
+/// Issue 5, item 5 (part): a server that ends a RETR without the terminating dot
+/// and hangs up: a clear error naming the server and the command, nothing half
+/// stored, nothing deleted.
+#[test]
+fn missing_terminator_is_a_clear_error_and_stores_nothing() {
+    use common::fake_imap::{read_line, spawn_once};
+    use std::io::Write;
+    let (port, server) = spawn_once(|mut s| {
+        let mut seen = Vec::new();
+        s.write_all(b"+OK POP3 ready\r\n").unwrap();
+        while let Some(l) = read_line(&mut s) {
+            seen.push(l.clone());
+            let up = l.to_ascii_uppercase();
+            let reply: Vec<u8> = if up == "CAPA" {
+                b"+OK\r\nUSER\r\nUIDL\r\n.\r\n".to_vec()
+            } else if up == "UIDL" {
+                b"+OK\r\n1 aaa\r\n2 bbb\r\n.\r\n".to_vec()
+            } else if up == "LIST" {
+                b"+OK\r\n1 40\r\n2 40\r\n.\r\n".to_vec()
+            } else if up.starts_with("RETR") {
+                let _ = s.write_all(b"+OK 40 octets\r\nSubject: cut\r\n\r\nno end in sight\r\n");
+                break;
+            } else {
+                b"+OK\r\n".to_vec()
+            };
+            if s.write_all(&reply).is_err() {
+                break;
+            }
+        }
+        seen
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let out = common::cmd(
+        &ar,
+        &[
+            "pull",
+            &format!("pop3://eve@127.0.0.1:{port}"),
+            "--insecure-plaintext",
+            "--password-env",
+            "P",
+            "--retries",
+            "0",
+            "--delete-after-archive",
+        ],
+    )
+    .env("P", PW)
+    .output()
+    .unwrap();
+    let seen = server.join().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains(&format!("127.0.0.1:{port}")) && e.contains("RETR 1"), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    assert!(
+        seen.iter().all(|l| !l.to_ascii_uppercase().starts_with("DELE")),
+        "{seen:?}"
+    );
+    assert_eq!(common::stat_u64(&ar, "messages"), 0);
+}

@@ -150,6 +150,8 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
                 DeletePolicy::Keep
             },
             limits: opts.limits,
+            max_retries: opts.max_retries,
+            backoff: opts.backoff,
         };
         rt.block_on(mailvault::pop3::pull(&p, &writer, progress.as_ref()))
             .map_err(anyhow::Error::from)
