@@ -333,3 +333,137 @@ fn missing_terminator_is_a_clear_error_and_stores_nothing() {
     );
     assert_eq!(common::stat_u64(&ar, "messages"), 0);
 }
+
+/// Issue 5, item 4 (second half): bytes pushed after the STLS `+OK` before the TLS
+/// handshake are discarded (scripted server), and CAPA is asked again over TLS.
+#[test]
+fn bytes_injected_after_stls_ok_are_discarded() {
+    use common::dovecot::make_certs;
+    use common::fake_imap::{read_line, spawn_once, tls_server_config};
+    use std::io::Write;
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let cfg = tls_server_config(certs.path());
+    let (port, server) = spawn_once(move |mut s| {
+        let mut seen = Vec::new();
+        s.write_all(b"+OK POP3 ready\r\n").unwrap();
+        // Plaintext: CAPA, then STLS answered together with an injected "session".
+        let l = read_line(&mut s).unwrap();
+        seen.push(l);
+        s.write_all(b"+OK\r\nSTLS\r\nUSER\r\n.\r\n").unwrap();
+        let l = read_line(&mut s).unwrap();
+        seen.push(l);
+        s.write_all(b"+OK begin TLS\r\n+OK injected\r\n+OK\r\n1 evil\r\n.\r\n")
+            .unwrap();
+        let conn = rustls::ServerConnection::new(cfg).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, s);
+        seen.push("--- TLS ---".into());
+        while let Some(l) = read_line(&mut tls) {
+            seen.push(l.clone());
+            let up = l.to_ascii_uppercase();
+            let reply: &[u8] = if up == "CAPA" {
+                b"+OK\r\nUSER\r\nUIDL\r\n.\r\n"
+            } else if up == "UIDL" || up == "LIST" {
+                b"+OK\r\n.\r\n"
+            } else {
+                b"+OK\r\n"
+            };
+            if tls.write_all(reply).is_err() || up == "QUIT" {
+                break;
+            }
+        }
+        seen
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = certs.path().join("ca.pem");
+    let out = common::cmd(
+        &tmp.path().join("a"),
+        &[
+            "pull",
+            &format!("pop3://eve@127.0.0.1:{port}"),
+            "--password-env",
+            "P",
+            "--tls-ca",
+            ca.to_str().unwrap(),
+        ],
+    )
+    .env("P", PW)
+    .output()
+    .unwrap();
+    let seen = server.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{seen:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after: Vec<&String> = seen.iter().skip_while(|l| *l != "--- TLS ---").collect();
+    assert_eq!(after.get(1).map(|s| s.as_str()), Some("CAPA"), "{seen:?}");
+    assert!(after.iter().any(|l| l.starts_with("USER eve")), "{seen:?}");
+    // Before TLS, nothing but CAPA and STLS.
+    assert_eq!(&seen[..2], &["CAPA".to_string(), "STLS".to_string()]);
+}
+
+/// Issue 5, item 5 (part): duplicate UIDLs are not trusted — both messages are
+/// archived (by content) and neither is deleted, even with --delete-after-archive.
+#[test]
+fn duplicate_uidls_are_archived_by_content_and_never_deleted() {
+    use common::fake_imap::{read_line, spawn_once};
+    use std::io::Write;
+    let (port, server) = spawn_once(|mut s| {
+        let mut seen = Vec::new();
+        s.write_all(b"+OK POP3 ready\r\n").unwrap();
+        let bodies = [
+            b"Subject: one\r\n\r\nfirst\r\n".to_vec(),
+            b"Subject: two\r\n\r\nsecond\r\n".to_vec(),
+        ];
+        while let Some(l) = read_line(&mut s) {
+            seen.push(l.clone());
+            let up = l.to_ascii_uppercase();
+            let reply: Vec<u8> = if up == "CAPA" {
+                b"+OK\r\nUSER\r\nUIDL\r\n.\r\n".to_vec()
+            } else if up == "UIDL" {
+                b"+OK\r\n1 same\r\n2 same\r\n.\r\n".to_vec()
+            } else if up == "LIST" {
+                format!("+OK\r\n1 {}\r\n2 {}\r\n.\r\n", bodies[0].len(), bodies[1].len()).into_bytes()
+            } else if let Some(n) = up.strip_prefix("RETR ") {
+                let b = &bodies[n.trim().parse::<usize>().unwrap() - 1];
+                let mut r = format!("+OK {} octets\r\n", b.len()).into_bytes();
+                r.extend_from_slice(b);
+                r.extend_from_slice(b".\r\n");
+                r
+            } else {
+                b"+OK\r\n".to_vec()
+            };
+            if s.write_all(&reply).is_err() || up == "QUIT" {
+                break;
+            }
+        }
+        seen
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let out = common::cmd(
+        &ar,
+        &[
+            "pull",
+            &format!("pop3://eve@127.0.0.1:{port}"),
+            "--insecure-plaintext",
+            "--password-env",
+            "P",
+            "--delete-after-archive",
+            "--json",
+        ],
+    )
+    .env("P", PW)
+    .output()
+    .unwrap();
+    let seen = server.join().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(common::stat_u64(&ar, "messages"), 2);
+    assert_eq!(common::stat_u64(&ar, "placements"), 2);
+    assert!(
+        seen.iter().all(|l| !l.to_ascii_uppercase().starts_with("DELE")),
+        "{seen:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UIDL not trusted"));
+}
