@@ -467,3 +467,74 @@ fn duplicate_uidls_are_archived_by_content_and_never_deleted() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("UIDL not trusted"));
 }
+
+/// Issue 5, item 5 (part): `-ERR` for one RETR mid-session: the others are archived
+/// (and deleted with --delete-after-archive), the refused one stays on the server and
+/// is reported; the exit code says something failed.
+#[test]
+fn err_for_one_message_mid_session_is_reported_and_it_stays() {
+    use common::fake_imap::{read_line, spawn_once};
+    use std::io::Write;
+    let (port, server) = spawn_once(|mut s| {
+        let mut seen = Vec::new();
+        s.write_all(b"+OK POP3 ready\r\n").unwrap();
+        let body = |n: usize| format!("Subject: m{n}\r\n\r\nbody {n}\r\n").into_bytes();
+        while let Some(l) = read_line(&mut s) {
+            seen.push(l.clone());
+            let up = l.to_ascii_uppercase();
+            let reply: Vec<u8> = if up == "CAPA" {
+                b"+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n".to_vec()
+            } else if up == "UIDL" {
+                b"+OK\r\n1 u1\r\n2 u2\r\n3 u3\r\n.\r\n".to_vec()
+            } else if up == "LIST" {
+                format!(
+                    "+OK\r\n1 {}\r\n2 {}\r\n3 {}\r\n.\r\n",
+                    body(1).len(),
+                    body(2).len(),
+                    body(3).len()
+                )
+                .into_bytes()
+            } else if up == "RETR 2" {
+                b"-ERR message 2 cannot be read\r\n".to_vec()
+            } else if let Some(n) = up.strip_prefix("RETR ") {
+                let b = body(n.trim().parse().unwrap());
+                let mut r = format!("+OK {} octets\r\n", b.len()).into_bytes();
+                r.extend_from_slice(&b);
+                r.extend_from_slice(b".\r\n");
+                r
+            } else {
+                b"+OK\r\n".to_vec()
+            };
+            if s.write_all(&reply).is_err() || up == "QUIT" {
+                break;
+            }
+        }
+        seen
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let out = common::cmd(
+        &ar,
+        &[
+            "pull",
+            &format!("pop3://eve@127.0.0.1:{port}"),
+            "--insecure-plaintext",
+            "--password-env",
+            "P",
+            "--delete-after-archive",
+            "--json",
+        ],
+    )
+    .env("P", PW)
+    .output()
+    .unwrap();
+    let seen = server.join().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let err = s["folders"][0]["error"].as_str().unwrap_or_default().to_string();
+    assert!(err.contains("RETR 2") && err.contains("cannot be read"), "{s}");
+    assert_eq!(common::stat_u64(&ar, "messages"), 2);
+    let deles: Vec<&String> = seen.iter().filter(|l| l.starts_with("DELE")).collect();
+    assert_eq!(deles, vec!["DELE 1", "DELE 3"], "{seen:?}");
+    assert_eq!(seen.last().map(String::as_str), Some("QUIT"));
+}

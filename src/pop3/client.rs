@@ -314,25 +314,31 @@ impl Pop3Client {
     }
 
     /// `RETR` of each message, pipelined (a window of commands in flight) when the
-    /// server allows it; `on_message` gets each message's bytes in order.
+    /// server allows it; `on_message` gets each message's bytes in order. A message
+    /// the server refuses (`-ERR`) is skipped and returned with the server's words.
     pub async fn retr_many(
         &mut self,
         msgs: &[(u32, u64)],
         mut on_message: impl FnMut(u32, Vec<u8>),
-    ) -> Result<(), Pop3Error> {
+    ) -> Result<Vec<(u32, String)>, Pop3Error> {
         let window = if self.caps.pipelining { 32 } else { 1 };
         let mut sent = 0;
+        let mut refused = Vec::new();
         for (i, &(msg, size)) in msgs.iter().enumerate() {
             while sent < msgs.len() && sent < i + window {
                 self.send(&format!("RETR {}", msgs[sent].0)).await?;
                 sent += 1;
             }
             let what = format!("RETR {msg}");
-            self.expect_ok(&what).await?;
-            let body = self.read_body(&what, size).await?;
-            on_message(msg, body);
+            match self.status(&what).await? {
+                Status::Ok(_) => {
+                    let body = self.read_body(&what, size).await?;
+                    on_message(msg, body);
+                }
+                Status::Err(detail) => refused.push((msg, detail)),
+            }
         }
-        Ok(())
+        Ok(refused)
     }
 
     /// `DELE` of each message (pipelined when allowed). Deletions take effect at QUIT.

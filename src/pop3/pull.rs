@@ -133,6 +133,8 @@ async fn pull_once(
     let todo: Vec<(u32, u64)> = plan.retrieve.iter().map(|m| (*m, by_msg[m].size)).collect();
     progress.to_fetch(MAILBOX, todo.len() as u64, todo.iter().map(|t| t.1).sum());
     let mut to_delete: Vec<u32> = plan.delete.clone();
+    // Messages the server would not hand out: left there, reported.
+    let mut refused: Vec<(u32, String)> = Vec::new();
     let mut start = 0;
     while start < todo.len() {
         let mut end = start;
@@ -146,19 +148,20 @@ async fn pull_once(
         }
         let chunk = &todo[start..end];
         let mut batch: Vec<RawMessage> = Vec::with_capacity(chunk.len());
-        c.retr_many(chunk, |msg, raw| {
-            let l = by_msg[&msg];
-            let raw = super::proto::strip_added_crlf(raw, l.size);
-            let spec = PlacementSpec {
-                account: o.account.clone(),
-                mailbox: MAILBOX.into(),
-                source: source_of(&l.uidl, !untrusted.contains(&msg), &raw),
-                flags: Flags::default(),
-                internal_date: None,
-            };
-            batch.push(RawMessage::new(raw, vec![spec]));
-        })
-        .await?;
+        let refused_here = c
+            .retr_many(chunk, |msg, raw| {
+                let l = by_msg[&msg];
+                let raw = super::proto::strip_added_crlf(raw, l.size);
+                let spec = PlacementSpec {
+                    account: o.account.clone(),
+                    mailbox: MAILBOX.into(),
+                    source: source_of(&l.uidl, !untrusted.contains(&msg), &raw),
+                    flags: Flags::default(),
+                    internal_date: None,
+                };
+                batch.push(RawMessage::new(raw, vec![spec]));
+            })
+            .await?;
         let fetched_bytes: u64 = batch.iter().map(|m| m.raw.len() as u64).sum();
         summary.fetched += batch.len() as u64;
         summary.fetched_bytes += fetched_bytes;
@@ -174,8 +177,14 @@ async fn pull_once(
         summary.new_placements += r.new_placements;
         summary.deleted_at_source += r.deleted_at_source;
         if o.delete == DeletePolicy::AfterArchive {
-            to_delete.extend(chunk.iter().map(|t| t.0).filter(|m| !untrusted.contains(m)));
+            to_delete.extend(
+                chunk
+                    .iter()
+                    .map(|t| t.0)
+                    .filter(|m| !untrusted.contains(m) && !refused_here.iter().any(|r| r.0 == *m)),
+            );
         }
+        refused.extend(refused_here);
         start = end;
     }
     if !updates.is_empty() {
@@ -194,5 +203,17 @@ async fn pull_once(
     // Deletions count once QUIT has committed them.
     c.quit().await?;
     summary.deleted_on_server += to_delete.len() as u64;
+    if !refused.is_empty() {
+        let list: Vec<String> = refused
+            .iter()
+            .take(5)
+            .map(|(m, d)| format!("RETR {m}: -ERR {d}"))
+            .collect();
+        summary.error = Some(format!(
+            "the server refused {} message(s), left on the server: {}",
+            refused.len(),
+            list.join("; ")
+        ));
+    }
     Ok(())
 }
