@@ -54,7 +54,7 @@ enum Command {
     Search(search::SearchArgs),
     /// Rebuild the search index from the archive
     Reindex,
-    /// Pull every folder of an IMAP account into the archive (incremental)
+    /// Pull an IMAP account (every folder) or a POP3 mailbox into the archive (incremental)
     Pull(pull::PullArgs),
 }
 

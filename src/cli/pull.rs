@@ -1,5 +1,5 @@
-//! `mailvault pull URL`: the IMAP pull (POP3 comes with its own issue), with
-//! credential and TLS options, live progress, and a per-folder summary.
+//! `mailvault pull URL`: IMAP and POP3 pulls, with credential and TLS options, live
+//! progress, and a per-folder summary.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
