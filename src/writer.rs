@@ -1,7 +1,8 @@
 //! The single archive writer that network sources commit through. The archive is
-//! owned by one thread; folder tasks (many, async) send it batches with their
-//! placement changes and cursor advances, and read folder state through it. Each
-//! commit is one durable write, so a cursor never runs ahead of stored messages.
+//! owned by one thread; folder tasks (many, async) send it jobs — batches with their
+//! placement changes and cursor advances, and reads of folder state — which it runs
+//! in order. Each commit is one durable write, so a cursor never runs ahead of
+//! stored messages.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -19,44 +20,23 @@ pub struct FolderState {
     pub imap: Vec<ImapPlacement>,
 }
 
-enum Request {
-    FolderState {
-        account: String,
-        mailbox: String,
-        reply: oneshot::Sender<Result<FolderState, ArchiveError>>,
-    },
-    Pop3Placements {
-        account: String,
-        mailbox: String,
-        reply: oneshot::Sender<Result<Pop3Placements, ArchiveError>>,
-    },
-    Cursors {
-        account: String,
-        reply: oneshot::Sender<Result<Vec<(String, CursorRecord)>, ArchiveError>>,
-    },
-    GmailMessages {
-        account: String,
-        gm_ids: Vec<u64>,
-        reply: oneshot::Sender<Result<Vec<Option<MessageId>>, ArchiveError>>,
-    },
-    Commit {
-        batch: Vec<RawMessage>,
-        changes: SourceChanges,
-        reply: oneshot::Sender<Result<IngestReport, ArchiveError>>,
-    },
-}
+/// Work for the writer thread.
+type Job = Box<dyn FnOnce(&Archive) + Send>;
 
 /// A cheap, cloneable handle to the writer thread.
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<Request>,
+    tx: mpsc::Sender<Job>,
 }
 
-/// A commit in flight: await it to learn whether (and what) it stored.
-pub struct PendingCommit(oneshot::Receiver<Result<IngestReport, ArchiveError>>);
+/// A job in flight: await it for its result.
+pub struct Pending<T>(oneshot::Receiver<Result<T, ArchiveError>>);
 
-impl PendingCommit {
-    pub async fn wait(self) -> Result<IngestReport, ArchiveError> {
+/// A commit in flight: await it to learn whether (and what) it stored.
+pub type PendingCommit = Pending<IngestReport>;
+
+impl<T> Pending<T> {
+    pub async fn wait(self) -> Result<T, ArchiveError> {
         self.0.await.unwrap_or_else(|_| Err(stopped()))
     }
 }
@@ -70,84 +50,60 @@ fn stopped() -> ArchiveError {
 
 impl Writer {
     /// Starts the writer thread. It ends when every [`Writer`] is dropped; other
-    /// threads may read the archive meanwhile (the index follows it).
+    /// threads may read the archive meanwhile.
     pub fn spawn(archive: Arc<Archive>) -> (Writer, JoinHandle<()>) {
-        // Two batches per folder task in flight at most; the channel bounds memory.
-        let (tx, mut rx) = mpsc::channel::<Request>(8);
+        // A few jobs per folder task in flight at most; the channel bounds memory.
+        let (tx, mut rx) = mpsc::channel::<Job>(8);
         let handle = std::thread::Builder::new()
             .name("archive-writer".into())
             .spawn(move || {
-                while let Some(req) = rx.blocking_recv() {
-                    match req {
-                        Request::FolderState {
-                            account,
-                            mailbox,
-                            reply,
-                        } => {
-                            let r = archive.cursor(&account, &mailbox).and_then(|cursor| {
-                                Ok(FolderState {
-                                    cursor,
-                                    imap: archive.imap_placements(&account, &mailbox)?,
-                                })
-                            });
-                            let _ = reply.send(r);
-                        }
-                        Request::Pop3Placements {
-                            account,
-                            mailbox,
-                            reply,
-                        } => {
-                            let _ = reply.send(archive.pop3_placements(&account, &mailbox));
-                        }
-                        Request::Cursors { account, reply } => {
-                            let _ = reply.send(archive.cursors(&account));
-                        }
-                        Request::GmailMessages { account, gm_ids, reply } => {
-                            let _ = reply.send(archive.gmail_messages(&account, &gm_ids));
-                        }
-                        Request::Commit { batch, changes, reply } => {
-                            let now = chrono::Utc::now().timestamp();
-                            let _ = reply.send(archive.ingest_with(&batch, &changes, now));
-                        }
-                    }
+                while let Some(job) = rx.blocking_recv() {
+                    job(&archive);
                 }
             })
             .expect("spawning the archive writer thread");
         (Writer { tx }, handle)
     }
 
-    pub async fn folder_state(&self, account: &str, mailbox: &str) -> Result<FolderState, ArchiveError> {
+    /// Queues `f` to run on the writer thread.
+    async fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Archive) -> Result<T, ArchiveError> + Send + 'static,
+    ) -> Result<Pending<T>, ArchiveError> {
         let (reply, rx) = oneshot::channel();
-        let req = Request::FolderState {
-            account: account.into(),
-            mailbox: mailbox.into(),
-            reply,
-        };
-        self.tx.send(req).await.map_err(|_| stopped())?;
-        rx.await.unwrap_or_else(|_| Err(stopped()))
+        let job: Job = Box::new(move |a| {
+            let _ = reply.send(f(a));
+        });
+        self.tx.send(job).await.map_err(|_| stopped())?;
+        Ok(Pending(rx))
+    }
+
+    pub async fn folder_state(&self, account: &str, mailbox: &str) -> Result<FolderState, ArchiveError> {
+        let (account, mailbox) = (account.to_string(), mailbox.to_string());
+        self.submit(move |a| {
+            Ok(FolderState {
+                cursor: a.cursor(&account, &mailbox)?,
+                imap: a.imap_placements(&account, &mailbox)?,
+            })
+        })
+        .await?
+        .wait()
+        .await
     }
 
     /// The POP3 placements of a mailbox, by UIDL.
     pub async fn pop3_placements(&self, account: &str, mailbox: &str) -> Result<Pop3Placements, ArchiveError> {
-        let (reply, rx) = oneshot::channel();
-        let req = Request::Pop3Placements {
-            account: account.into(),
-            mailbox: mailbox.into(),
-            reply,
-        };
-        self.tx.send(req).await.map_err(|_| stopped())?;
-        rx.await.unwrap_or_else(|_| Err(stopped()))
+        let (account, mailbox) = (account.to_string(), mailbox.to_string());
+        self.submit(move |a| a.pop3_placements(&account, &mailbox))
+            .await?
+            .wait()
+            .await
     }
 
     /// Every folder cursor of `account`.
     pub async fn cursors(&self, account: &str) -> Result<Vec<(String, CursorRecord)>, ArchiveError> {
-        let (reply, rx) = oneshot::channel();
-        let req = Request::Cursors {
-            account: account.into(),
-            reply,
-        };
-        self.tx.send(req).await.map_err(|_| stopped())?;
-        rx.await.unwrap_or_else(|_| Err(stopped()))
+        let account = account.to_string();
+        self.submit(move |a| a.cursors(&account)).await?.wait().await
     }
 
     /// The archived messages behind Gmail X-GM-MSGIDs of `account`.
@@ -156,23 +112,16 @@ impl Writer {
         account: &str,
         gm_ids: Vec<u64>,
     ) -> Result<Vec<Option<MessageId>>, ArchiveError> {
-        let (reply, rx) = oneshot::channel();
-        let req = Request::GmailMessages {
-            account: account.into(),
-            gm_ids,
-            reply,
-        };
-        self.tx.send(req).await.map_err(|_| stopped())?;
-        rx.await.unwrap_or_else(|_| Err(stopped()))
+        let account = account.to_string();
+        self.submit(move |a| a.gmail_messages(&account, &gm_ids))
+            .await?
+            .wait()
+            .await
     }
 
     /// Queues a commit; the returned handle resolves once it is durable.
     pub async fn commit(&self, batch: Vec<RawMessage>, changes: SourceChanges) -> Result<PendingCommit, ArchiveError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request::Commit { batch, changes, reply })
+        self.submit(move |a| a.ingest_with(&batch, &changes, chrono::Utc::now().timestamp()))
             .await
-            .map_err(|_| stopped())?;
-        Ok(PendingCommit(rx))
     }
 }

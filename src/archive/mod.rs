@@ -105,17 +105,7 @@ impl Archive {
                     source,
                 }
             })?;
-        let mut archive = Archive {
-            dir: dir.to_path_buf(),
-            db,
-            counters: RwLock::new(Counters::default()),
-            dicts: RwLock::new(Dicts::default()),
-            write_lock: Mutex::new(()),
-            config: ArchiveConfig::default(),
-            read_only: true,
-        };
-        archive.load_meta()?;
-        Ok(archive)
+        Archive::from_db(dir, db, ArchiveConfig::default(), true)
     }
 
     pub fn open_with(dir: &Path, create: bool, config: ArchiveConfig) -> Result<Archive> {
@@ -162,6 +152,11 @@ impl Archive {
         opts.set_keep_log_file_num(3);
         let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n)));
         let db = DB::open_cf_descriptors(&opts, &db_path, cfs).map_err(db_err)?;
+        Archive::from_db(dir, db, config, false)
+    }
+
+    /// The archive over an opened database, with counters and dictionaries loaded.
+    fn from_db(dir: &Path, db: DB, config: ArchiveConfig, read_only: bool) -> Result<Archive> {
         let mut archive = Archive {
             dir: dir.to_path_buf(),
             db,
@@ -169,7 +164,7 @@ impl Archive {
             dicts: RwLock::new(Dicts::default()),
             write_lock: Mutex::new(()),
             config,
-            read_only: false,
+            read_only,
         };
         archive.load_meta()?;
         Ok(archive)
