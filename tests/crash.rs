@@ -15,10 +15,7 @@ use mailvault::source::{read_paths, Event, LocalOptions};
 
 #[test]
 fn kill_during_import_then_rerun_is_exact() {
-    let rounds: u64 = std::env::var("MAILVAULT_CRASH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let rounds = crash_rounds();
     let sources: Vec<PathBuf> = vec![demo_sample(), edge_cases().to_path_buf()];
     let src_args: Vec<String> = sources.iter().map(|p| p.to_string_lossy().into_owned()).collect();
 

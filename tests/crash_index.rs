@@ -20,10 +20,7 @@ fn count_all(archive: &std::path::Path) -> usize {
 
 #[test]
 fn kill_during_indexing_then_catch_up() {
-    let rounds: u64 = std::env::var("MAILVAULT_CRASH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let rounds = common::crash_rounds();
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().join("base");
     ok(

@@ -17,10 +17,7 @@ use mailvault::archive::Archive;
 
 #[test]
 fn kill_during_pull_then_rerun_is_exact() {
-    let rounds: u64 = std::env::var("MAILVAULT_CRASH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let rounds = common::crash_rounds();
     let d = Dovecot::start();
     d.add_user("mail", TEST_PASSWORD);
     let mut loaded = load_enron(&d, "mail");

@@ -150,10 +150,7 @@ fn stls_with_dovecot_and_wrong_password() {
 /// `$MAILVAULT_CRASH_ROUNDS` (default 20).
 #[test]
 fn kill_during_delete_after_archive_loses_nothing() {
-    let rounds: u64 = std::env::var("MAILVAULT_CRASH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let rounds = common::crash_rounds();
     let d = Dovecot::start();
     d.add_user("kim", PW);
     let msgs = sample(300);
@@ -206,32 +203,13 @@ fn kill_during_delete_after_archive_loses_nothing() {
 /// Issue 5, item 4 (first half): STLS required but not offered → abort before USER.
 #[test]
 fn stls_required_but_not_offered_aborts_before_user() {
-    use common::fake_imap::{read_line, spawn_once};
-    use std::io::Write;
-    let (port, server) = spawn_once(|mut s| {
-        let mut seen = Vec::new();
-        s.write_all(b"+OK POP3 ready\r\n").unwrap();
-        while let Some(l) = read_line(&mut s) {
-            seen.push(l.clone());
-            let reply: &[u8] = if l.eq_ignore_ascii_case("CAPA") {
-                b"+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"
-            } else {
-                b"+OK\r\n"
-            };
-            if s.write_all(reply).is_err() {
-                break;
-            }
-        }
-        seen
+    use common::fake_pop3::{lines, ok, pull, spawn_pop3};
+    let (port, server) = spawn_pop3(|cmd| match cmd {
+        "CAPA" => lines(&["USER", "UIDL", "PIPELINING"]),
+        _ => ok(),
     });
     let tmp = tempfile::tempdir().unwrap();
-    let out = common::cmd(
-        &tmp.path().join("a"),
-        &["pull", &format!("pop3://eve@127.0.0.1:{port}"), "--password-env", "P"],
-    )
-    .env("P", PW)
-    .output()
-    .unwrap();
+    let out = pull(&tmp.path().join("a"), port, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("STLS is required"),
@@ -278,50 +256,21 @@ fn cut_connections_are_resumed_and_nothing_is_lost() {
 /// stored, nothing deleted.
 #[test]
 fn missing_terminator_is_a_clear_error_and_stores_nothing() {
-    use common::fake_imap::{read_line, spawn_once};
-    use std::io::Write;
-    let (port, server) = spawn_once(|mut s| {
-        let mut seen = Vec::new();
-        s.write_all(b"+OK POP3 ready\r\n").unwrap();
-        while let Some(l) = read_line(&mut s) {
-            seen.push(l.clone());
-            let up = l.to_ascii_uppercase();
-            let reply: Vec<u8> = if up == "CAPA" {
-                b"+OK\r\nUSER\r\nUIDL\r\n.\r\n".to_vec()
-            } else if up == "UIDL" {
-                b"+OK\r\n1 aaa\r\n2 bbb\r\n.\r\n".to_vec()
-            } else if up == "LIST" {
-                b"+OK\r\n1 40\r\n2 40\r\n.\r\n".to_vec()
-            } else if up.starts_with("RETR") {
-                let _ = s.write_all(b"+OK 40 octets\r\nSubject: cut\r\n\r\nno end in sight\r\n");
-                break;
-            } else {
-                b"+OK\r\n".to_vec()
-            };
-            if s.write_all(&reply).is_err() {
-                break;
-            }
-        }
-        seen
+    use common::fake_pop3::{lines, ok, pull, spawn_pop3, Reply};
+    let (port, server) = spawn_pop3(|cmd| match cmd {
+        "CAPA" => lines(&["USER", "UIDL"]),
+        "UIDL" => lines(&["1 aaa", "2 bbb"]),
+        "LIST" => lines(&["1 40", "2 40"]),
+        c if c.starts_with("RETR") => Reply::Last(b"+OK 40 octets\r\nSubject: cut\r\n\r\nno end in sight\r\n".to_vec()),
+        _ => ok(),
     });
     let tmp = tempfile::tempdir().unwrap();
     let ar = tmp.path().join("a");
-    let out = common::cmd(
+    let out = pull(
         &ar,
-        &[
-            "pull",
-            &format!("pop3://eve@127.0.0.1:{port}"),
-            "--insecure-plaintext",
-            "--password-env",
-            "P",
-            "--retries",
-            "0",
-            "--delete-after-archive",
-        ],
-    )
-    .env("P", PW)
-    .output()
-    .unwrap();
+        port,
+        &["--insecure-plaintext", "--retries", "0", "--delete-after-archive"],
+    );
     let seen = server.join().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let e = String::from_utf8_lossy(&out.stderr);
@@ -407,56 +356,22 @@ fn bytes_injected_after_stls_ok_are_discarded() {
 /// archived (by content) and neither is deleted, even with --delete-after-archive.
 #[test]
 fn duplicate_uidls_are_archived_by_content_and_never_deleted() {
-    use common::fake_imap::{read_line, spawn_once};
-    use std::io::Write;
-    let (port, server) = spawn_once(|mut s| {
-        let mut seen = Vec::new();
-        s.write_all(b"+OK POP3 ready\r\n").unwrap();
-        let bodies = [
-            b"Subject: one\r\n\r\nfirst\r\n".to_vec(),
-            b"Subject: two\r\n\r\nsecond\r\n".to_vec(),
-        ];
-        while let Some(l) = read_line(&mut s) {
-            seen.push(l.clone());
-            let up = l.to_ascii_uppercase();
-            let reply: Vec<u8> = if up == "CAPA" {
-                b"+OK\r\nUSER\r\nUIDL\r\n.\r\n".to_vec()
-            } else if up == "UIDL" {
-                b"+OK\r\n1 same\r\n2 same\r\n.\r\n".to_vec()
-            } else if up == "LIST" {
-                format!("+OK\r\n1 {}\r\n2 {}\r\n.\r\n", bodies[0].len(), bodies[1].len()).into_bytes()
-            } else if let Some(n) = up.strip_prefix("RETR ") {
-                let b = &bodies[n.trim().parse::<usize>().unwrap() - 1];
-                let mut r = format!("+OK {} octets\r\n", b.len()).into_bytes();
-                r.extend_from_slice(b);
-                r.extend_from_slice(b".\r\n");
-                r
-            } else {
-                b"+OK\r\n".to_vec()
-            };
-            if s.write_all(&reply).is_err() || up == "QUIT" {
-                break;
-            }
-        }
-        seen
+    use common::fake_pop3::{lines, ok, pull, retr, spawn_pop3};
+    let bodies = [
+        b"Subject: one\r\n\r\nfirst\r\n".to_vec(),
+        b"Subject: two\r\n\r\nsecond\r\n".to_vec(),
+    ];
+    let list = [format!("1 {}", bodies[0].len()), format!("2 {}", bodies[1].len())];
+    let (port, server) = spawn_pop3(move |cmd| match cmd {
+        "CAPA" => lines(&["USER", "UIDL"]),
+        "UIDL" => lines(&["1 same", "2 same"]),
+        "LIST" => lines(&[&list[0], &list[1]]),
+        c if c.starts_with("RETR ") => retr(&bodies[c[5..].trim().parse::<usize>().unwrap() - 1]),
+        _ => ok(),
     });
     let tmp = tempfile::tempdir().unwrap();
     let ar = tmp.path().join("a");
-    let out = common::cmd(
-        &ar,
-        &[
-            "pull",
-            &format!("pop3://eve@127.0.0.1:{port}"),
-            "--insecure-plaintext",
-            "--password-env",
-            "P",
-            "--delete-after-archive",
-            "--json",
-        ],
-    )
-    .env("P", PW)
-    .output()
-    .unwrap();
+    let out = pull(&ar, port, &["--insecure-plaintext", "--delete-after-archive", "--json"]);
     let seen = server.join().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(common::stat_u64(&ar, "messages"), 2);
@@ -473,61 +388,20 @@ fn duplicate_uidls_are_archived_by_content_and_never_deleted() {
 /// is reported; the exit code says something failed.
 #[test]
 fn err_for_one_message_mid_session_is_reported_and_it_stays() {
-    use common::fake_imap::{read_line, spawn_once};
-    use std::io::Write;
-    let (port, server) = spawn_once(|mut s| {
-        let mut seen = Vec::new();
-        s.write_all(b"+OK POP3 ready\r\n").unwrap();
-        let body = |n: usize| format!("Subject: m{n}\r\n\r\nbody {n}\r\n").into_bytes();
-        while let Some(l) = read_line(&mut s) {
-            seen.push(l.clone());
-            let up = l.to_ascii_uppercase();
-            let reply: Vec<u8> = if up == "CAPA" {
-                b"+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n".to_vec()
-            } else if up == "UIDL" {
-                b"+OK\r\n1 u1\r\n2 u2\r\n3 u3\r\n.\r\n".to_vec()
-            } else if up == "LIST" {
-                format!(
-                    "+OK\r\n1 {}\r\n2 {}\r\n3 {}\r\n.\r\n",
-                    body(1).len(),
-                    body(2).len(),
-                    body(3).len()
-                )
-                .into_bytes()
-            } else if up == "RETR 2" {
-                b"-ERR message 2 cannot be read\r\n".to_vec()
-            } else if let Some(n) = up.strip_prefix("RETR ") {
-                let b = body(n.trim().parse().unwrap());
-                let mut r = format!("+OK {} octets\r\n", b.len()).into_bytes();
-                r.extend_from_slice(&b);
-                r.extend_from_slice(b".\r\n");
-                r
-            } else {
-                b"+OK\r\n".to_vec()
-            };
-            if s.write_all(&reply).is_err() || up == "QUIT" {
-                break;
-            }
-        }
-        seen
+    use common::fake_pop3::{lines, ok, pull, retr, spawn_pop3, Reply};
+    let body = |n: usize| format!("Subject: m{n}\r\n\r\nbody {n}\r\n").into_bytes();
+    let list: Vec<String> = (1..=3).map(|n| format!("{n} {}", body(n).len())).collect();
+    let (port, server) = spawn_pop3(move |cmd| match cmd {
+        "CAPA" => lines(&["USER", "UIDL", "PIPELINING"]),
+        "UIDL" => lines(&["1 u1", "2 u2", "3 u3"]),
+        "LIST" => lines(&[&list[0], &list[1], &list[2]]),
+        "RETR 2" => Reply::Send(b"-ERR message 2 cannot be read\r\n".to_vec()),
+        c if c.starts_with("RETR ") => retr(&body(c[5..].trim().parse().unwrap())),
+        _ => ok(),
     });
     let tmp = tempfile::tempdir().unwrap();
     let ar = tmp.path().join("a");
-    let out = common::cmd(
-        &ar,
-        &[
-            "pull",
-            &format!("pop3://eve@127.0.0.1:{port}"),
-            "--insecure-plaintext",
-            "--password-env",
-            "P",
-            "--delete-after-archive",
-            "--json",
-        ],
-    )
-    .env("P", PW)
-    .output()
-    .unwrap();
+    let out = pull(&ar, port, &["--insecure-plaintext", "--delete-after-archive", "--json"]);
     let seen = server.join().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

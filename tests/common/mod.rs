@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 pub mod dovecot;
 pub mod fake_imap;
+pub mod fake_pop3;
 pub mod fault_proxy;
 
 /// The `mailvault` binary built for these tests.
@@ -262,4 +263,12 @@ pub fn kill_after(mut cmd: Command, delay: std::time::Duration, archive: &Path, 
         assert!(r.is_clean(), "round {round}: damaged after kill: {:?}", r.problems);
     }
     !finished
+}
+
+/// Rounds of the kill -9 tests: `$MAILVAULT_CRASH_ROUNDS`, default 20.
+pub fn crash_rounds() -> u64 {
+    std::env::var("MAILVAULT_CRASH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20)
 }
