@@ -70,6 +70,39 @@ fn pop3_pull_matches_imap_and_is_incremental() {
     common::ok(&ar, &["verify"]);
 }
 
+/// Issue 5, items 1 and 2: the SpamAssassin ham folders (4,150 real messages) in
+/// one Dovecot INBOX. A POP3 pull archives every message under the id an IMAP read
+/// of the account gives (BODY[] BLAKE3), so an IMAP pull afterwards stores 0 new
+/// messages; a second POP3 pull retrieves 0.
+#[test]
+fn issue5_spamassassin_ham_over_pop3_has_the_ids_imap_gives() {
+    let d = Dovecot::start();
+    d.add_user("sam", PW);
+    let n = common::dovecot::load_spamassassin(&d, "sam", &["easy-ham-1", "easy-ham-2", "hard-ham-1"]);
+    assert_eq!(n, 4150);
+    let over_imap: std::collections::HashSet<_> = d.server_view("sam", PW).values().map(|m| m.hash).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let s = pop3_json(&ar, &d, "sam", &["--account", "sam-pop3"]);
+    assert_eq!(s["total"]["fetched"], n, "{s}");
+    let a = mailvault::archive::Archive::open_read_only(&ar).unwrap();
+    let got: std::collections::HashSet<_> = a.message_ids().unwrap().into_iter().collect();
+    drop(a);
+    assert_eq!(got.len(), over_imap.len());
+    assert!(
+        got == over_imap,
+        "{} ids differ",
+        got.symmetric_difference(&over_imap).count()
+    );
+    let again = pop3_json(&ar, &d, "sam", &["--account", "sam-pop3"]);
+    assert_eq!(again["total"]["fetched"], 0, "{again}");
+    let i = pull_json(&ar, &d, "sam", &["--account", "sam-imap"]);
+    assert_eq!(i["total"]["fetched"], n, "{i}");
+    assert_eq!(i["total"]["new_messages"], 0, "{i}");
+    assert_eq!(common::stat_u64(&ar, "placements"), 2 * n as u64);
+    common::ok(&ar, &["verify"]);
+}
+
 #[test]
 fn delete_after_archive_empties_the_server_and_loses_nothing() {
     let d = Dovecot::start();

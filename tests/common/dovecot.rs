@@ -570,6 +570,29 @@ pub fn load_enron(d: &Dovecot, user: &str) -> usize {
     d.load_tree(user, &enron.join("skilling-j"))
 }
 
+/// Loads the named folders of the shared SpamAssassin corpus (e.g. `easy-ham-1`),
+/// in file order, all into `user`'s INBOX — the one mailbox POP3 serves. Returns
+/// the number of messages.
+pub fn load_spamassassin(d: &Dovecot, user: &str, folders: &[&str]) -> usize {
+    let Some(root) = super::shared_corpus("spamassassin-public-corpus") else {
+        panic!("the shared corpus is needed (../shared/corpus or MAILVAULT_CORPUS)");
+    };
+    let mut msgs = Vec::new();
+    for f in folders {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(f))
+            .unwrap_or_else(|e| panic!("{}: {e}", root.join(f).display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for p in files {
+            let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_030_000_000 + msgs.len() as u64 * 60);
+            msgs.push((std::fs::read(p).unwrap(), "", at));
+        }
+    }
+    d.load(user, "INBOX", &msgs);
+    msgs.len()
+}
+
 pub fn pull_json(archive: &Path, d: &Dovecot, user: &str, extra: &[&str]) -> serde_json::Value {
     let mut e = vec!["--json"];
     e.extend_from_slice(extra);
