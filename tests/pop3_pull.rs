@@ -445,3 +445,241 @@ fn err_for_one_message_mid_session_is_reported_and_it_stays() {
     assert_eq!(deles, vec!["DELE 1", "DELE 3"], "{seen:?}");
     assert_eq!(seen.last().map(String::as_str), Some("QUIT"));
 }
+
+/// Three messages served by a scripted server without UIDL; `top` says whether it
+/// answers TOP (and lists it in CAPA, which it answers only when `top` is set).
+fn no_uidl_server(top: bool) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+    use common::fake_pop3::{lines, ok, retr, spawn_pop3, Reply};
+    let body = |n: usize| format!("Subject: m{n}\r\nMessage-ID: <{n}@x>\r\n\r\nbody {n}\r\n").into_bytes();
+    let list: Vec<String> = (1..=3).map(|n| format!("{n} {}", body(n).len())).collect();
+    let err = || Reply::Send(b"-ERR unknown command\r\n".to_vec());
+    spawn_pop3(move |cmd| match cmd {
+        "CAPA" if top => lines(&["USER", "TOP"]),
+        "CAPA" | "UIDL" => err(),
+        "LIST" => lines(&[&list[0], &list[1], &list[2]]),
+        c if c.starts_with("TOP ") && top => {
+            let n: usize = c[4..].split(' ').next().unwrap().parse().unwrap();
+            let b = body(n);
+            let end = b.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            retr(&b[..end])
+        }
+        c if c.starts_with("TOP ") => err(),
+        c if c.starts_with("RETR ") => retr(&body(c[5..].trim().parse().unwrap())),
+        _ => ok(),
+    })
+}
+
+fn commands(seen: &[String], verb: &str) -> usize {
+    seen.iter().filter(|l| l.starts_with(verb)).count()
+}
+
+/// A server without UIDL but with TOP: messages are told apart by a hash of their
+/// header (with a warning); a second run retrieves nothing; deletion fetches the
+/// archived messages again first, so only bytes known to be archived are deleted.
+#[test]
+fn no_uidl_falls_back_to_header_hashes_with_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let run = |extra: &[&str]| {
+        let (port, server) = no_uidl_server(true);
+        let mut args = vec!["--insecure-plaintext", "--json"];
+        args.extend_from_slice(extra);
+        let out = common::fake_pop3::pull(&ar, port, &args);
+        let seen = server.join().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (s, seen, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (s, seen, err) = run(&[]);
+    assert_eq!(s["total"]["fetched"], 3, "{s}");
+    assert!(err.contains("does not support UIDL"), "{err}");
+    assert_eq!(commands(&seen, "TOP"), 3);
+    assert_eq!(common::stat_u64(&ar, "messages"), 3);
+    let (s, seen, _) = run(&[]);
+    assert_eq!(s["total"]["fetched"], 0, "{s}");
+    assert_eq!(commands(&seen, "RETR"), 0, "{seen:?}");
+    let (s, seen, _) = run(&["--delete-after-archive"]);
+    assert_eq!(s["total"]["fetched"], 3, "{s}");
+    assert_eq!(s["total"]["new_messages"], 0, "{s}");
+    assert_eq!(s["total"]["deleted_on_server"], 3, "{s}");
+    let first_dele = seen.iter().position(|l| l.starts_with("DELE")).unwrap();
+    assert!(seen.iter().rposition(|l| l.starts_with("RETR")).unwrap() < first_dele);
+    assert_eq!(common::stat_u64(&ar, "messages"), 3);
+    assert_eq!(common::stat_u64(&ar, "placements"), 3);
+    common::ok(&ar, &["verify"]);
+}
+
+/// Neither UIDL nor TOP (nor CAPA): every run retrieves everything, by content, and
+/// the archive stores each message once.
+#[test]
+fn no_uidl_no_top_identifies_by_content() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    for round in 0..2 {
+        let (port, server) = no_uidl_server(false);
+        let out = common::fake_pop3::pull(&ar, port, &["--insecure-plaintext", "--json"]);
+        let seen = server.join().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(s["total"]["fetched"], 3, "round {round}: {s}");
+        assert_eq!(s["total"]["new_messages"], if round == 0 { 3 } else { 0 }, "{s}");
+        assert_eq!(commands(&seen, "RETR"), 3);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("neither UIDL nor TOP"));
+    }
+    assert_eq!(common::stat_u64(&ar, "messages"), 3);
+    assert_eq!(common::stat_u64(&ar, "placements"), 3);
+}
+
+/// Issue 5, item 5 (part): over-long lines. A status line beyond the limit is a clear
+/// error and nothing is stored or deleted; a message with a 300 kB line is archived
+/// byte for byte (message lines are not status lines).
+#[test]
+fn over_long_lines() {
+    use common::fake_pop3::{lines, ok, retr, spawn_pop3, Reply};
+    let tmp = tempfile::tempdir().unwrap();
+    // An endless "status line".
+    let (port, server) = spawn_pop3(|cmd| match cmd {
+        "CAPA" => lines(&["USER", "UIDL"]),
+        "LIST" => lines(&[]),
+        "UIDL" => Reply::Last(vec![b'+'; 1 << 20]),
+        _ => ok(),
+    });
+    let ar = tmp.path().join("a");
+    let out = common::fake_pop3::pull(
+        &ar,
+        port,
+        &["--insecure-plaintext", "--retries", "0", "--delete-after-archive"],
+    );
+    let seen = server.join().unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(e.contains("longer than 4096 bytes") && e.contains("UIDL"), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    assert_eq!(commands(&seen, "DELE"), 0);
+    // A UIDL listing line far too long: the same.
+    let long = format!("1 {}", "u".repeat(10_000));
+    let (port, server) = spawn_pop3(move |cmd| match cmd {
+        "CAPA" => lines(&["USER", "UIDL"]),
+        "LIST" => lines(&[]),
+        "UIDL" => lines(&[&long]),
+        _ => ok(),
+    });
+    let out = common::fake_pop3::pull(&ar, port, &["--insecure-plaintext", "--retries", "0"]);
+    server.join().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("longer than 4096 bytes"));
+    // A long line inside a message is the message's business.
+    let mut body = b"Subject: wide\r\n\r\n".to_vec();
+    body.extend(std::iter::repeat_n(b'w', 300_000));
+    body.extend_from_slice(b"\r\n.dot-started line\r\n");
+    let b2 = body.clone();
+    let size = format!("1 {}", body.len());
+    let (port, server) = spawn_pop3(move |cmd| match cmd {
+        "CAPA" => lines(&["USER", "UIDL"]),
+        "UIDL" => lines(&["1 wide"]),
+        "LIST" => lines(&[&size]),
+        "RETR 1" => retr(&b2),
+        _ => ok(),
+    });
+    let out = common::fake_pop3::pull(&ar, port, &["--insecure-plaintext"]);
+    server.join().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let a = mailvault::archive::Archive::open_read_only(&ar).unwrap();
+    let id = mailvault::model::Hash32::of(&body);
+    assert_eq!(a.message_ids().unwrap(), vec![id]);
+    assert_eq!(a.get_raw(&id).unwrap(), body);
+}
+
+/// `--dry-run` lists what would be fetched and deleted and changes nothing: the
+/// server keeps every message, the archive is not written (and not created).
+#[test]
+fn dry_run_lists_the_plan_and_changes_nothing() {
+    let d = Dovecot::start();
+    d.add_user("dora", PW);
+    let msgs = sample(15);
+    d.load("dora", "INBOX", &msgs[..10]);
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    // No archive yet: everything would be fetched, and no archive is created.
+    let v = pop3_json(&ar, &d, "dora", &["--dry-run"]);
+    assert_eq!(v["fetch"].as_array().unwrap().len(), 10, "{v}");
+    assert_eq!(v["delete"].as_array().unwrap().len(), 0, "{v}");
+    assert!(!ar.exists());
+    pop3_json(&ar, &d, "dora", &[]);
+    d.load("dora", "INBOX", &msgs[10..]);
+    let contents = || {
+        let mut v: serde_json::Value = serde_json::from_str(&common::ok(&ar, &["stats", "--json"])).unwrap();
+        v.as_object_mut().unwrap().remove("disk_bytes");
+        v
+    };
+    let before = contents();
+    let v = pop3_json(&ar, &d, "dora", &["--dry-run", "--delete-after-archive"]);
+    assert_eq!(v["on_server"], 15, "{v}");
+    assert_eq!(v["already_archived"], 10, "{v}");
+    assert_eq!(v["fetch"].as_array().unwrap().len(), 5, "{v}");
+    assert_eq!(v["delete"].as_array().unwrap().len(), 15, "{v}");
+    assert_eq!(messages_on_server(&d, "dora"), 15);
+    assert_eq!(contents(), before);
+    // The table form names the messages.
+    let url = format!("pop3s://dora@127.0.0.1:{}", d.pop3s);
+    let out = pop3(&ar, &d, &url, &["--dry-run", "--delete-older-than", "0"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("would fetch 5 messages") && text.contains("would delete 10 messages"),
+        "{text}"
+    );
+    assert_eq!(messages_on_server(&d, "dora"), 15);
+}
+
+/// `--delete-older-than DAYS` deletes archived messages first archived at least DAYS
+/// ago (the age Thunderbird's and getmail's "leave on server for N days" use), and
+/// never what this run fetched.
+#[test]
+fn delete_older_than_counts_from_first_archived() {
+    let d = Dovecot::start();
+    d.add_user("olga", PW);
+    d.load("olga", "INBOX", &sample(10));
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let s = pop3_json(&ar, &d, "olga", &["--delete-older-than", "0"]);
+    assert_eq!(s["total"]["fetched"], 10, "{s}");
+    let deleted = |s: &serde_json::Value| s["total"]["deleted_on_server"].as_u64().unwrap_or(0);
+    assert_eq!(deleted(&s), 0, "fetched by this run: {s}");
+    let s = pop3_json(&ar, &d, "olga", &["--delete-older-than", "1"]);
+    assert_eq!(deleted(&s), 0, "archived less than a day ago: {s}");
+    assert_eq!(messages_on_server(&d, "olga"), 10);
+    let s = pop3_json(&ar, &d, "olga", &["--delete-older-than", "0"]);
+    assert_eq!(s["total"]["deleted_on_server"], 10, "{s}");
+    assert_eq!(messages_on_server(&d, "olga"), 0);
+    assert_eq!(common::stat_u64(&ar, "messages"), 10);
+}
+
+/// APOP against Dovecot (which offers it when `apop` is an auth mechanism): used
+/// by default on a plaintext connection, required by `--apop`; `--apop` against a
+/// server that does not offer it is refused before any password is sent.
+#[test]
+fn apop_login() {
+    let d = Dovecot::start_with("auth_mechanisms = plain login apop\n");
+    d.add_user("abe", PW);
+    d.load("abe", "INBOX", &sample(3));
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let plain = format!("pop3://abe@127.0.0.1:{}", d.pop3);
+    let out = pop3(&ar, &d, &plain, &["--insecure-plaintext"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let secure = format!("pop3s://abe@127.0.0.1:{}", d.pop3s);
+    let out = pop3(&ar, &d, &secure, &["--apop"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(common::stat_u64(&ar, "messages"), 3);
+    let log = d.log();
+    assert_eq!(log.matches("method=APOP").count(), 2, "{log}");
+    // A server without APOP.
+    let plain_only = Dovecot::start();
+    plain_only.add_user("abe", PW);
+    let url = format!("pop3s://abe@127.0.0.1:{}", plain_only.pop3s);
+    let out = pop3(&ar, &plain_only, &url, &["--apop"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no APOP timestamp"));
+    assert!(!plain_only.log().contains("user=<abe>"), "{}", plain_only.log());
+}

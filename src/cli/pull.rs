@@ -14,7 +14,7 @@ use super::{human_bytes, Cli, Ui};
 use mailvault::imap::{self, Auth, BatchLimits, ConnectOptions, PullOptions, PullProgress, PullSummary};
 use mailvault::net::{tls, Endpoint, SecretSource, TlsOptions};
 use mailvault::plan::pop3_sync::DeletePolicy;
-use mailvault::pop3::Pop3PullOptions;
+use mailvault::pop3::{PlannedMessage, Pop3PullOptions, Pop3Session};
 use mailvault::writer::Writer;
 
 #[derive(clap::Args, Debug)]
@@ -67,6 +67,19 @@ pub struct PullArgs {
     /// POP3: delete each message from the server once it is durably archived
     #[arg(long)]
     delete_after_archive: bool,
+    /// POP3: delete archived messages first archived at least DAYS days ago
+    #[arg(long, value_name = "DAYS", conflicts_with = "delete_after_archive")]
+    delete_older_than: Option<u32>,
+    /// POP3: list what would be fetched and deleted; change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// POP3: log in with APOP only (by default APOP is used on plaintext connections
+    /// when the server offers it)
+    #[arg(long, conflicts_with = "oauth2_token_command")]
+    apop: bool,
+    /// POP3: one command at a time even when the server offers PIPELINING
+    #[arg(long)]
+    no_pipelining: bool,
     /// Print the summary as JSON
     #[arg(long)]
     json: bool,
@@ -100,8 +113,11 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
     if !ep.scheme.is_imap() && (!a.folders.is_empty() || !a.exclude.is_empty()) {
         bail!("--folder and --exclude apply to IMAP; POP3 serves one mailbox");
     }
-    if ep.scheme.is_imap() && a.delete_after_archive {
-        bail!("--delete-after-archive applies to POP3; an IMAP pull never changes the server");
+    if ep.scheme.is_imap() && (a.delete_after_archive || a.delete_older_than.is_some()) {
+        bail!("--delete-after-archive and --delete-older-than apply to POP3; an IMAP pull never changes the server");
+    }
+    if ep.scheme.is_imap() && (a.dry_run || a.apop || a.no_pipelining) {
+        bail!("--dry-run, --apop and --no-pipelining apply to POP3 addresses");
     }
     let secret = secret_source(a, &ep).read()?;
     let auth = if a.oauth2_token_command.is_some() {
@@ -130,6 +146,9 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
         max_retries: a.retries,
         backoff: Duration::from_millis(250),
     };
+    if !opts.connect.endpoint.scheme.is_imap() && a.dry_run {
+        return pop3_dry_run(cli, &pop3_options(a, &opts), a.json);
+    }
     let archive = Arc::new(super::open_archive(cli, true)?);
     let (writer, handle) = Writer::spawn(archive.clone());
     let progress = Arc::new(Bars::new(ui));
@@ -141,18 +160,7 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
         rt.block_on(imap::pull(&opts, &writer, progress.clone()))
             .map_err(anyhow::Error::from)
     } else {
-        let p = Pop3PullOptions {
-            connect: opts.connect.clone(),
-            account: opts.account.clone(),
-            delete: if a.delete_after_archive {
-                DeletePolicy::AfterArchive
-            } else {
-                DeletePolicy::Keep
-            },
-            limits: opts.limits,
-            max_retries: opts.max_retries,
-            backoff: opts.backoff,
-        };
+        let p = pop3_options(a, &opts);
         rt.block_on(mailvault::pop3::pull(&p, &writer, progress.as_ref()))
             .map_err(anyhow::Error::from)
     };
@@ -177,6 +185,64 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pop3_options(a: &PullArgs, opts: &PullOptions) -> Pop3PullOptions {
+    Pop3PullOptions {
+        connect: opts.connect.clone(),
+        account: opts.account.clone(),
+        delete: match (a.delete_after_archive, a.delete_older_than) {
+            (true, _) => DeletePolicy::AfterArchive,
+            (false, Some(days)) => DeletePolicy::OlderThan { days },
+            (false, None) => DeletePolicy::Keep,
+        },
+        session: Pop3Session {
+            require_apop: a.apop,
+            pipelining: !a.no_pipelining,
+        },
+        limits: opts.limits,
+        max_retries: opts.max_retries,
+        backoff: opts.backoff,
+    }
+}
+
+/// `pull pop3… --dry-run`: the plan, printed; the server and the archive untouched
+/// (the archive is opened read-only, and not created when missing).
+fn pop3_dry_run(cli: &Cli, p: &Pop3PullOptions, json: bool) -> Result<ExitCode> {
+    let dir = super::archive_dir(cli)?;
+    let archived = if dir.exists() {
+        super::open_archive_read_only(cli)?.pop3_placements(&p.account, mailvault::pop3::pull::MAILBOX)?
+    } else {
+        Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let d = rt.block_on(mailvault::pop3::dry_run(p, &archived))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let bytes = |l: &[PlannedMessage]| human_bytes(l.iter().map(|m| m.size).sum());
+    println!(
+        "{} ({}): {} messages on the server, {} already archived; identified by {}",
+        d.account, d.server, d.on_server, d.already_archived, d.identified_by
+    );
+    for (verb, list) in [("fetch", &d.fetch), ("delete", &d.delete)] {
+        println!("would {verb} {} messages ({})", list.len(), bytes(list));
+        for m in list.iter() {
+            println!(
+                "  {verb:<6} {:>6} {:>10}  {}{}",
+                m.msg,
+                human_bytes(m.size),
+                m.uidl,
+                m.note.as_deref().map(|n| format!("  ({n})")).unwrap_or_default()
+            );
+        }
+    }
+    println!("dry run: nothing was fetched, stored or deleted");
     Ok(ExitCode::SUCCESS)
 }
 

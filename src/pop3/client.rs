@@ -1,6 +1,6 @@
 //! A small POP3 client over tokio (RFC 1939, 2449, 2595): implicit TLS or STLS
-//! (required unless plaintext is explicitly allowed), CAPA, USER/PASS, AUTH PLAIN,
-//! AUTH XOAUTH2, UIDL, LIST, pipelined RETR and DELE, QUIT. In-house because
+//! (required unless plaintext is explicitly allowed), CAPA, USER/PASS, APOP, AUTH
+//! PLAIN, AUTH XOAUTH2, UIDL, LIST, TOP, pipelined RETR and DELE, QUIT. In-house because
 //! `async-pop3` is async-std + native-tls and panics on TLS errors.
 
 use std::time::Duration;
@@ -13,17 +13,39 @@ use super::Pop3Error;
 use crate::imap::{Auth, ConnectOptions};
 use crate::net::{tls, MaybeTls, Scheme};
 
+/// POP3 choices beyond the connection settings IMAP shares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pop3Session {
+    /// Log in with APOP only, and fail if the server does not offer it. (Without
+    /// it, APOP is used on a plaintext connection when offered, so the password
+    /// does not cross the network in clear.)
+    pub require_apop: bool,
+    /// Pipeline commands when the server advertises PIPELINING.
+    pub pipelining: bool,
+}
+
+impl Default for Pop3Session {
+    fn default() -> Self {
+        Pop3Session {
+            require_apop: false,
+            pipelining: true,
+        }
+    }
+}
+
 /// An authenticated POP3 session.
 pub struct Pop3Client {
     s: BufReader<MaybeTls>,
     server: String,
     t: Duration,
     pub caps: Capabilities,
+    /// Commands in flight at most (1 when the server does not pipeline).
+    window: usize,
 }
 
 impl Pop3Client {
     /// Connects, secures and logs in.
-    pub async fn connect(o: &ConnectOptions) -> Result<Pop3Client, Pop3Error> {
+    pub async fn connect(o: &ConnectOptions, session: Pop3Session) -> Result<Pop3Client, Pop3Error> {
         let server = o.endpoint.to_string();
         let ep = &o.endpoint;
         let t = o.io_timeout;
@@ -55,8 +77,10 @@ impl Pop3Client {
             server: server.clone(),
             t,
             caps: Capabilities::default(),
+            window: 1,
         };
-        c.expect_ok("reading the greeting").await?;
+        let greeting = c.expect_ok("reading the greeting").await?;
+        let apop = proto::apop_timestamp(&greeting).map(str::to_string);
         if !c.s.get_ref().is_tls() && !o.insecure_plaintext {
             c.caps = c.capa().await?;
             if !c.caps.stls {
@@ -85,22 +109,35 @@ impl Pop3Client {
                 server: server.clone(),
                 t,
                 caps: Capabilities::default(),
+                window: 1,
             };
         }
         c.caps = c.capa().await.unwrap_or_default();
-        c.login(o).await?;
+        c.login(o, session, apop.as_deref()).await?;
         // Capabilities may differ after login (RFC 2449 §5).
         c.caps = c.capa().await.unwrap_or_default();
+        c.window = if session.pipelining && c.caps.pipelining { 32 } else { 1 };
         Ok(c)
     }
 
-    async fn login(&mut self, o: &ConnectOptions) -> Result<(), Pop3Error> {
+    async fn login(&mut self, o: &ConnectOptions, session: Pop3Session, apop: Option<&str>) -> Result<(), Pop3Error> {
         let user = o.endpoint.user.as_str();
         let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+        let plaintext = !self.s.get_ref().is_tls();
         let result = match &o.auth {
             Auth::OAuth2(token) => {
                 let ir = b64(format!("user={user}\x01auth=Bearer {}\x01\x01", token.expose()));
                 self.send_secret("AUTH XOAUTH2 ", &ir).await?;
+                self.status("logging in").await?
+            }
+            Auth::Password(_) if session.require_apop && apop.is_none() => {
+                return Err(Pop3Error::NoApop {
+                    server: self.server.clone(),
+                })
+            }
+            Auth::Password(pw) if session.require_apop || (plaintext && apop.is_some()) => {
+                let digest = proto::apop_digest(apop.unwrap_or_default(), pw.expose());
+                self.send_secret(&format!("APOP {user} "), &digest).await?;
                 self.status("logging in").await?
             }
             Auth::Password(pw) if self.caps.sasl.iter().any(|m| m == "PLAIN") => {
@@ -259,10 +296,16 @@ impl Pop3Client {
     }
 
     /// `UIDL`: (message number, UIDL) for every message, as the server sent them
-    /// (validation is the planner's: bad UIDLs are reported, not trusted).
-    pub async fn uidl(&mut self) -> Result<Vec<(u32, String)>, Pop3Error> {
+    /// (validation is the planner's: bad UIDLs are reported, not trusted); `None`
+    /// when the server has no UIDL (not in its CAPA, or `-ERR`).
+    pub async fn uidl(&mut self) -> Result<Option<Vec<(u32, String)>>, Pop3Error> {
+        if self.caps.answered && !self.caps.uidl {
+            return Ok(None);
+        }
         self.send("UIDL").await?;
-        self.expect_ok("UIDL").await?;
+        if let Status::Err(_) = self.status("UIDL").await? {
+            return Ok(None);
+        }
         let lines = self.lines("UIDL", 10_000_000).await?;
         lines
             .iter()
@@ -279,7 +322,47 @@ impl Pop3Client {
                 })?;
                 Ok((msg, u.trim_end().to_string()))
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// `TOP n 0` (the header) of each message, pipelined when allowed; `None` when
+    /// the server has no TOP (not in its CAPA, or `-ERR` to the first one).
+    pub async fn headers(&mut self, msgs: &[u32]) -> Result<Option<Vec<(u32, Vec<u8>)>>, Pop3Error> {
+        if self.caps.answered && !self.caps.top {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(msgs.len());
+        let mut sent = 0;
+        for (i, &msg) in msgs.iter().enumerate() {
+            while sent < msgs.len() && sent < i + self.window {
+                self.send(&format!("TOP {} 0", msgs[sent])).await?;
+                sent += 1;
+            }
+            let what = format!("TOP {msg} 0");
+            match self.status(&what).await? {
+                Status::Ok(_) => out.push((msg, self.read_body(&what, 4096).await?)),
+                Status::Err(detail) if i == 0 => {
+                    // Answers to the commands already sent are read and dropped.
+                    for m in &msgs[1..sent] {
+                        let what = format!("TOP {m} 0");
+                        if let Status::Ok(_) = self.status(&what).await? {
+                            self.read_body(&what, 4096).await?;
+                        }
+                    }
+                    tracing::debug!(detail, "TOP refused");
+                    return Ok(None);
+                }
+                Status::Err(detail) => {
+                    return Err(Pop3Error::Refused {
+                        server: self.server.clone(),
+                        what,
+                        detail,
+                    })
+                }
+            }
+        }
+        Ok(Some(out))
     }
 
     /// `LIST`: message number → size in octets.
@@ -321,7 +404,7 @@ impl Pop3Client {
         msgs: &[(u32, u64)],
         mut on_message: impl FnMut(u32, Vec<u8>),
     ) -> Result<Vec<(u32, String)>, Pop3Error> {
-        let window = if self.caps.pipelining { 32 } else { 1 };
+        let window = self.window;
         let mut sent = 0;
         let mut refused = Vec::new();
         for (i, &(msg, size)) in msgs.iter().enumerate() {
@@ -343,7 +426,7 @@ impl Pop3Client {
 
     /// `DELE` of each message (pipelined when allowed). Deletions take effect at QUIT.
     pub async fn dele_many(&mut self, msgs: &[u32]) -> Result<(), Pop3Error> {
-        let window = if self.caps.pipelining { 64 } else { 1 };
+        let window = if self.window > 1 { 64 } else { 1 };
         let mut sent = 0;
         for (i, &msg) in msgs.iter().enumerate() {
             while sent < msgs.len() && sent < i + window {

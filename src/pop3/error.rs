@@ -19,6 +19,8 @@ pub enum Pop3Error {
          in plaintext (use pop3s://, or --insecure-plaintext on a trusted network)"
     )]
     NoStls { server: String },
+    #[error("{server}: APOP was asked for (--apop) but the server's greeting offers no APOP timestamp")]
+    NoApop { server: String },
     #[error("{server}: {what} refused: {detail}")]
     Refused {
         server: String,

@@ -7,5 +7,6 @@ mod error;
 pub mod proto;
 pub mod pull;
 
+pub use client::Pop3Session;
 pub use error::Pop3Error;
-pub use pull::{pull, Pop3PullOptions};
+pub use pull::{dry_run, pull, DryRun, Identity, PlannedMessage, Pop3PullOptions};

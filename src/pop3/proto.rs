@@ -56,11 +56,17 @@ pub struct Capabilities {
     pub pipelining: bool,
     pub user: bool,
     pub sasl: Vec<String>,
+    /// Whether the server answered CAPA at all (RFC 1939 servers may not): only then
+    /// does a missing capability mean the server lacks it.
+    pub answered: bool,
 }
 
 impl Capabilities {
     pub fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> Capabilities {
-        let mut c = Capabilities::default();
+        let mut c = Capabilities {
+            answered: true,
+            ..Default::default()
+        };
         for l in lines {
             let mut words = l.split_ascii_whitespace();
             let Some(name) = words.next() else { continue };
@@ -231,6 +237,50 @@ impl DotDecoder {
     }
 }
 
+/// The APOP timestamp of a greeting (RFC 1939 §7): the `<…@…>` part, brackets
+/// included, if the server offers APOP.
+pub fn apop_timestamp(greeting: &str) -> Option<&str> {
+    let start = greeting.find('<')?;
+    let end = start + greeting[start..].find('>')?;
+    let ts = &greeting[start..=end];
+    (ts.contains('@') && ts.bytes().all(|b| (0x21..=0x7e).contains(&b))).then_some(ts)
+}
+
+/// The APOP digest: lower-case hex MD5 of timestamp + password.
+pub fn apop_digest(timestamp: &str, password: &str) -> String {
+    use md5::{Digest, Md5};
+    let mut h = Md5::new();
+    h.update(timestamp.as_bytes());
+    h.update(password.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// For a server without UIDL: a stand-in id from what `TOP n 0` returned (the
+/// header) and the size LIST gave. It is used only to skip messages already
+/// archived; the placement recorded for a message also carries its content hash
+/// ([`no_uidl_placement`]), so two messages that share header and size are both
+/// kept.
+pub fn no_uidl_id(header: &[u8], size: u64) -> String {
+    let h = blake3::hash(header).to_hex();
+    format!("hdr:{}:{size}", &h.as_str()[..32])
+}
+
+/// The placement key of a message pulled from a server without UIDL.
+pub fn no_uidl_placement(id: &str, content: &crate::model::Hash32) -> String {
+    format!("{id}:{}", content.to_hex())
+}
+
+/// The stand-in id a [`no_uidl_placement`] key was made from, if it is one.
+pub fn no_uidl_id_of(placement: &str) -> Option<&str> {
+    if !placement.starts_with("hdr:") {
+        return None;
+    }
+    placement
+        .rfind(':')
+        .map(|i| &placement[..i])
+        .filter(|id| id.matches(':').count() == 2)
+}
+
 /// A message without a final line break cannot end a POP3 multi-line answer: the
 /// server adds CRLF before the terminating dot. When the decoded bytes are exactly
 /// that CRLF longer than the size LIST announced, the CRLF is the server's and is
@@ -277,6 +327,34 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn apop() {
+        // RFC 1939 §7's example.
+        let g = "POP3 server ready <1896.697170952@dbc.mtview.ca.us>";
+        let ts = apop_timestamp(g).unwrap();
+        assert_eq!(ts, "<1896.697170952@dbc.mtview.ca.us>");
+        assert_eq!(apop_digest(ts, "tanstaaf"), "c4c9334bac560ecc979e58001b3e22fb");
+        assert_eq!(apop_timestamp("Dovecot ready."), None);
+        assert_eq!(apop_timestamp("ready <no-at-sign>"), None);
+        assert_eq!(apop_timestamp("ready <a b@c>"), None);
+        assert_eq!(apop_timestamp("ready <a@b"), None);
+    }
+
+    #[test]
+    fn no_uidl_ids() {
+        let id = no_uidl_id(b"Subject: x\r\n\r\n", 120);
+        assert!(id.starts_with("hdr:") && id.ends_with(":120") && id.len() <= 70, "{id}");
+        assert!(validate_uidl(1, &id).is_ok());
+        assert_ne!(id, no_uidl_id(b"Subject: y\r\n\r\n", 120));
+        assert_ne!(id, no_uidl_id(b"Subject: x\r\n\r\n", 121));
+        let content = crate::model::Hash32::of(b"whole message");
+        let key = no_uidl_placement(&id, &content);
+        assert_eq!(no_uidl_id_of(&key), Some(id.as_str()));
+        assert_eq!(no_uidl_id_of(&id), None);
+        assert_eq!(no_uidl_id_of("1234abcd"), None);
+        assert_eq!(no_uidl_id_of("blake3:00ff"), None);
+    }
+
+    #[test]
     fn status_lines() {
         let cases: Vec<(&[u8], Result<Status, ()>)> = vec![
             (b"+OK", Ok(Status::Ok(String::new()))),
@@ -314,7 +392,11 @@ mod tests {
         ]);
         assert!(c.stls && c.uidl && c.top && c.pipelining && c.user);
         assert_eq!(c.sasl, vec!["PLAIN".to_string(), "XOAUTH2".to_string()]);
-        assert_eq!(Capabilities::parse([""]), Capabilities::default());
+        // An empty answer: the server has none of them, and says so.
+        let none = Capabilities::parse([""]);
+        assert!(none.answered && !none.uidl && !none.top && none.sasl.is_empty());
+        // No answer at all (CAPA refused): nothing is known.
+        assert!(!Capabilities::default().answered);
     }
 
     #[test]

@@ -2,14 +2,14 @@
 //! [`crate::plan::pop3_sync`], RETR in batches each committed durably, then DELE —
 //! only of messages whose batch is committed — and QUIT.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use tracing::{info, info_span, Instrument};
+use tracing::{info, info_span, warn, Instrument};
 
-use super::client::Pop3Client;
-use super::Pop3Error;
-use crate::archive::{PlacementChange, PlacementUpdate, SourceChanges};
+use super::client::{Pop3Client, Pop3Session};
+use super::{proto, Pop3Error};
+use crate::archive::{PlacementChange, PlacementUpdate, Pop3Placements, SourceChanges};
 use crate::imap::{BatchLimits, ConnectOptions, FolderSummary, PullProgress, PullSummary};
 use crate::model::{Flags, PlacementSpec, RawMessage, SourceKey};
 use crate::plan::pop3_sync::{self, DeletePolicy, Listed};
@@ -23,6 +23,7 @@ pub struct Pop3PullOptions {
     pub connect: ConnectOptions,
     pub account: String,
     pub delete: DeletePolicy,
+    pub session: Pop3Session,
     pub limits: BatchLimits,
     /// Reconnect attempts after a lost connection; each resumes from what is committed.
     pub max_retries: u32,
@@ -30,16 +31,143 @@ pub struct Pop3PullOptions {
     pub backoff: std::time::Duration,
 }
 
-/// The placement identity of a message: its UIDL, or — when the UIDL cannot be
-/// trusted (malformed, shared) — its content hash.
-fn source_of(uidl: &str, trusted: bool, raw: &[u8]) -> SourceKey {
-    if trusted {
-        SourceKey::Pop3 { uidl: uidl.to_string() }
-    } else {
-        SourceKey::Pop3 {
-            uidl: format!("blake3:{}", crate::model::Hash32::of(raw).to_hex()),
+/// How this server's messages are told apart from one another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// By UIDL (every server in practice).
+    Uidl,
+    /// No UIDL: by a hash of the header `TOP n 0` gives, plus the size. Used to skip
+    /// archived messages; a message is deleted only once its bytes, fetched in the
+    /// same session, are committed.
+    Header,
+    /// No UIDL and no TOP: by content; every run retrieves every message (the archive
+    /// stores nothing twice).
+    Content,
+}
+
+impl Identity {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Identity::Uidl => "UIDL",
+            Identity::Header => "header hash (the server has no UIDL)",
+            Identity::Content => "content hash (the server has neither UIDL nor TOP)",
         }
     }
+}
+
+/// What the server lists and what this run would do about it.
+struct Survey {
+    identity: Identity,
+    listed: Vec<Listed>,
+    plan: pop3_sync::Plan,
+    /// Already-archived messages to delete that must first be fetched again, to be
+    /// sure the bytes deleted are the bytes archived (no-UIDL servers).
+    refetch_to_delete: Vec<u32>,
+    /// Archived placements no longer on the server.
+    gone: Vec<String>,
+}
+
+/// The message's id on this server as the placement key carries it: the key for
+/// [`Identity::Uidl`], the header id for [`Identity::Header`], none otherwise.
+fn server_id_of(identity: Identity, key: &str) -> Option<&str> {
+    match identity {
+        Identity::Uidl if !key.starts_with("blake3:") && !key.starts_with("hdr:") => Some(key),
+        Identity::Header => proto::no_uidl_id_of(key),
+        _ => None,
+    }
+}
+
+/// LIST, UIDL (or the no-UIDL fallbacks) and the plan.
+async fn survey(
+    c: &mut Pop3Client,
+    o: &Pop3PullOptions,
+    archived_all: &Pop3Placements,
+    now: i64,
+) -> Result<Survey, Pop3Error> {
+    let sizes: Vec<(u32, u64)> = c.list().await?;
+    let size_of: HashMap<u32, u64> = sizes.iter().copied().collect();
+    let (identity, ids) = match c.uidl().await? {
+        Some(u) => (Identity::Uidl, u),
+        None => {
+            let msgs: Vec<u32> = sizes.iter().map(|s| s.0).collect();
+            match c.headers(&msgs).await? {
+                Some(h) => (
+                    Identity::Header,
+                    h.into_iter()
+                        .map(|(m, hdr)| (m, proto::no_uidl_id(&hdr, size_of.get(&m).copied().unwrap_or(0))))
+                        .collect(),
+                ),
+                None => (
+                    Identity::Content,
+                    msgs.iter().map(|m| (*m, format!("msg-{m}"))).collect(),
+                ),
+            }
+        }
+    };
+    if identity != Identity::Uidl {
+        warn!(
+            identified_by = identity.describe(),
+            "the server does not support UIDL; messages are identified by their bytes"
+        );
+    }
+    let listed: Vec<Listed> = ids
+        .into_iter()
+        .map(|(msg, uidl)| Listed {
+            msg,
+            size: size_of.get(&msg).copied().unwrap_or(0),
+            uidl,
+        })
+        .collect();
+    // The planner's view of the archive: server id → first seen (the age reference of
+    // --delete-older-than, as in Thunderbird and getmail: time since first archived).
+    let mut archived: HashMap<String, i64> = HashMap::new();
+    for (key, p) in archived_all {
+        if let Some(id) = server_id_of(identity, key) {
+            let e = archived.entry(id.to_string()).or_insert(p.first_seen);
+            *e = (*e).min(p.first_seen);
+        }
+    }
+    let mut plan = pop3_sync::plan(&listed, &archived, o.delete, now);
+    let mut refetch_to_delete = Vec::new();
+    if identity == Identity::Header {
+        refetch_to_delete = std::mem::take(&mut plan.delete);
+        plan.retrieve.extend(&refetch_to_delete);
+        plan.retrieve.sort_unstable();
+    }
+    for (msg, why) in &plan.untrusted {
+        warn!(msg, why, "UIDL not trusted; the message is identified by its content");
+    }
+    let on_server: HashSet<&str> = listed.iter().map(|l| l.uidl.as_str()).collect();
+    let gone = archived_all
+        .iter()
+        .filter(|(k, p)| p.deleted_at.is_none() && server_id_of(identity, k).is_some_and(|id| !on_server.contains(id)))
+        .map(|(k, _)| k.clone())
+        .collect();
+    info!(
+        listed = listed.len(),
+        retrieve = plan.retrieve.len(),
+        delete = plan.delete.len() + refetch_to_delete.len(),
+        identified_by = identity.describe(),
+        "plan"
+    );
+    Ok(Survey {
+        identity,
+        listed,
+        plan,
+        refetch_to_delete,
+        gone,
+    })
+}
+
+/// The placement key of a retrieved message.
+fn source_of(identity: Identity, l: &Listed, trusted: bool, raw: &[u8]) -> SourceKey {
+    let content = crate::model::Hash32::of(raw);
+    let uidl = match identity {
+        Identity::Uidl if trusted => l.uidl.clone(),
+        Identity::Header if trusted => proto::no_uidl_placement(&l.uidl, &content),
+        _ => format!("blake3:{}", content.to_hex()),
+    };
+    SourceKey::Pop3 { uidl }
 }
 
 /// Pulls the account's mailbox into the archive behind `writer`.
@@ -90,48 +218,36 @@ async fn pull_once(
     progress: &dyn PullProgress,
     summary: &mut FolderSummary,
 ) -> Result<(), Pop3Error> {
-    let mut c = Pop3Client::connect(&o.connect).await?;
-    let uidls = c.uidl().await?;
-    let sizes: HashMap<u32, u64> = c.list().await?.into_iter().collect();
-    let listed: Vec<Listed> = uidls
-        .iter()
-        .map(|(msg, uidl)| Listed {
-            msg: *msg,
-            uidl: uidl.clone(),
-            size: sizes.get(msg).copied().unwrap_or(0),
-        })
-        .collect();
+    let mut c = Pop3Client::connect(&o.connect, o.session).await?;
     let archived_all = writer.pop3_placements(&o.account, MAILBOX).await?;
-    let archived: HashMap<String, i64> = archived_all.iter().map(|(u, p)| (u.clone(), p.first_seen)).collect();
     let now = chrono::Utc::now().timestamp();
-    let plan = pop3_sync::plan(&listed, &archived, o.delete, now);
-    for (msg, why) in &plan.untrusted {
-        tracing::warn!(msg, why, "UIDL not trusted; the message is identified by its content");
-    }
-    info!(
-        listed = listed.len(),
-        retrieve = plan.retrieve.len(),
-        delete = plan.delete.len(),
-        "plan"
-    );
+    let Survey {
+        identity,
+        listed,
+        plan,
+        refetch_to_delete,
+        gone,
+    } = survey(&mut c, o, &archived_all, now).await?;
     summary.exists = listed.len() as u32;
-    // Archived messages no longer on the server: deleted at source.
-    let on_server: std::collections::HashSet<&str> = listed.iter().map(|l| l.uidl.as_str()).collect();
-    let mut updates: Vec<PlacementUpdate> = archived_all
-        .iter()
-        .filter(|(u, p)| p.deleted_at.is_none() && !u.starts_with("blake3:") && !on_server.contains(u.as_str()))
-        .map(|(u, _)| PlacementUpdate {
+    let mut updates: Vec<PlacementUpdate> = gone
+        .into_iter()
+        .map(|uidl| PlacementUpdate {
             account: o.account.clone(),
             mailbox: MAILBOX.into(),
-            source: SourceKey::Pop3 { uidl: u.clone() },
+            source: SourceKey::Pop3 { uidl },
             change: PlacementChange::DeletedAtSource,
         })
         .collect();
 
-    let untrusted: std::collections::HashSet<u32> = plan.untrusted.iter().map(|u| u.0).collect();
+    let untrusted: HashSet<u32> = plan.untrusted.iter().map(|u| u.0).collect();
     let by_msg: HashMap<u32, &Listed> = listed.iter().map(|l| (l.msg, l)).collect();
     let todo: Vec<(u32, u64)> = plan.retrieve.iter().map(|m| (*m, by_msg[m].size)).collect();
     progress.to_fetch(MAILBOX, todo.len() as u64, todo.iter().map(|t| t.1).sum());
+    // Deleted once their batch is committed: with --delete-after-archive everything
+    // retrieved under a trusted id; on a no-UIDL server, the archived messages the
+    // policy deletes, fetched again to be sure of their bytes.
+    let delete_after_commit =
+        |m: u32| (o.delete == DeletePolicy::AfterArchive && !untrusted.contains(&m)) || refetch_to_delete.contains(&m);
     let mut to_delete: Vec<u32> = plan.delete.clone();
     // Messages the server would not hand out: left there, reported.
     let mut refused: Vec<(u32, String)> = Vec::new();
@@ -151,11 +267,11 @@ async fn pull_once(
         let refused_here = c
             .retr_many(chunk, |msg, raw| {
                 let l = by_msg[&msg];
-                let raw = super::proto::strip_added_crlf(raw, l.size);
+                let raw = proto::strip_added_crlf(raw, l.size);
                 let spec = PlacementSpec {
                     account: o.account.clone(),
                     mailbox: MAILBOX.into(),
-                    source: source_of(&l.uidl, !untrusted.contains(&msg), &raw),
+                    source: source_of(identity, l, !untrusted.contains(&msg), &raw),
                     flags: Flags::default(),
                     internal_date: None,
                 };
@@ -176,14 +292,12 @@ async fn pull_once(
         summary.duplicates += r.duplicates;
         summary.new_placements += r.new_placements;
         summary.deleted_at_source += r.deleted_at_source;
-        if o.delete == DeletePolicy::AfterArchive {
-            to_delete.extend(
-                chunk
-                    .iter()
-                    .map(|t| t.0)
-                    .filter(|m| !untrusted.contains(m) && !refused_here.iter().any(|r| r.0 == *m)),
-            );
-        }
+        to_delete.extend(
+            chunk
+                .iter()
+                .map(|t| t.0)
+                .filter(|m| delete_after_commit(*m) && !refused_here.iter().any(|r| r.0 == *m)),
+        );
         refused.extend(refused_here);
         start = end;
     }
@@ -216,4 +330,86 @@ async fn pull_once(
         ));
     }
     Ok(())
+}
+
+/// One message in a dry run's lists.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PlannedMessage {
+    pub msg: u32,
+    pub uidl: String,
+    pub size: u64,
+    /// Why it is listed, where that is not obvious.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What a pull would do, found without retrieving, deleting or storing anything.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DryRun {
+    pub account: String,
+    pub server: String,
+    pub identified_by: &'static str,
+    pub on_server: usize,
+    pub already_archived: usize,
+    pub fetch: Vec<PlannedMessage>,
+    pub delete: Vec<PlannedMessage>,
+}
+
+/// Connects, lists and plans as a pull would, then QUITs with the mailbox and the
+/// archive untouched. `archived` is what the archive holds for the account (empty
+/// when there is no archive yet).
+pub async fn dry_run(o: &Pop3PullOptions, archived: &Pop3Placements) -> Result<DryRun, Pop3Error> {
+    let mut c = Pop3Client::connect(&o.connect, o.session).await?;
+    let now = chrono::Utc::now().timestamp();
+    let sv = survey(&mut c, o, archived, now).await?;
+    c.quit().await?;
+    let by_msg: HashMap<u32, &Listed> = sv.listed.iter().map(|l| (l.msg, l)).collect();
+    let untrusted: HashMap<u32, &str> = sv.plan.untrusted.iter().copied().collect();
+    let entry = |m: &u32, note: Option<String>| PlannedMessage {
+        msg: *m,
+        uidl: by_msg[m].uidl.clone(),
+        size: by_msg[m].size,
+        note,
+    };
+    let fetch = sv
+        .plan
+        .retrieve
+        .iter()
+        .map(|m| {
+            let note = if let Some(why) = untrusted.get(m) {
+                Some(format!("{why}: identified by content, never deleted"))
+            } else if sv.refetch_to_delete.contains(m) {
+                Some("archived; fetched again to check its bytes before deleting".into())
+            } else {
+                None
+            };
+            entry(m, note)
+        })
+        .collect();
+    let mut delete: Vec<PlannedMessage> = sv
+        .plan
+        .delete
+        .iter()
+        .chain(&sv.refetch_to_delete)
+        .map(|m| entry(m, Some("archived".into())))
+        .collect();
+    if o.delete == DeletePolicy::AfterArchive {
+        delete.extend(
+            sv.plan
+                .retrieve
+                .iter()
+                .filter(|m| !untrusted.contains_key(m) && !sv.refetch_to_delete.contains(m))
+                .map(|m| entry(m, Some("once archived by this run".into()))),
+        );
+    }
+    delete.sort_by_key(|d| d.msg);
+    Ok(DryRun {
+        account: o.account.clone(),
+        server: o.connect.endpoint.to_string(),
+        identified_by: sv.identity.describe(),
+        on_server: sv.listed.len(),
+        already_archived: sv.plan.already_archived,
+        fetch,
+        delete,
+    })
 }
