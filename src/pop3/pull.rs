@@ -9,11 +9,11 @@ use tracing::{info, info_span, warn, Instrument};
 
 use super::client::{Pop3Client, Pop3Session};
 use super::{proto, Pop3Error};
-use crate::archive::{PlacementChange, PlacementUpdate, Pop3Placements, SourceChanges};
+use crate::archive::{IngestReport, PlacementChange, PlacementUpdate, Pop3Placements, SourceChanges};
 use crate::imap::{BatchLimits, ConnectOptions, FolderSummary, PullProgress, PullSummary};
 use crate::model::{Flags, PlacementSpec, RawMessage, SourceKey};
 use crate::plan::pop3_sync::{self, DeletePolicy, Listed};
-use crate::writer::Writer;
+use crate::writer::{PendingCommit, Writer};
 
 /// POP3 serves one mailbox; it is archived under this name.
 pub const MAILBOX: &str = "INBOX";
@@ -251,6 +251,16 @@ async fn pull_once(
     let mut to_delete: Vec<u32> = plan.delete.clone();
     // Messages the server would not hand out: left there, reported.
     let mut refused: Vec<(u32, String)> = Vec::new();
+    // The batch being stored while the next one is retrieved, with the messages to
+    // delete once it is durable.
+    let mut in_flight: Option<(PendingCommit, Vec<u32>)> = None;
+    let mut settle = |r: IngestReport, deletable: Vec<u32>, summary: &mut FolderSummary| {
+        summary.new_messages += r.new_messages;
+        summary.duplicates += r.duplicates;
+        summary.new_placements += r.new_placements;
+        summary.deleted_at_source += r.deleted_at_source;
+        to_delete.extend(deletable);
+    };
     let mut start = 0;
     while start < todo.len() {
         let mut end = start;
@@ -286,20 +296,21 @@ async fn pull_once(
             updates: std::mem::take(&mut updates),
             ..Default::default()
         };
-        // Durable before anything of this batch may be deleted on the server.
-        let r = writer.commit(batch, changes).await?.wait().await?;
-        summary.new_messages += r.new_messages;
-        summary.duplicates += r.duplicates;
-        summary.new_placements += r.new_placements;
-        summary.deleted_at_source += r.deleted_at_source;
-        to_delete.extend(
-            chunk
-                .iter()
-                .map(|t| t.0)
-                .filter(|m| delete_after_commit(*m) && !refused_here.iter().any(|r| r.0 == *m)),
-        );
+        let deletable: Vec<u32> = chunk
+            .iter()
+            .map(|t| t.0)
+            .filter(|m| delete_after_commit(*m) && !refused_here.iter().any(|r| r.0 == *m))
+            .collect();
         refused.extend(refused_here);
+        let pending = writer.commit(batch, changes).await?;
+        // Nothing of a batch is deleted before the batch is durable.
+        if let Some((prev, d)) = in_flight.replace((pending, deletable)) {
+            settle(prev.wait().await?, d, summary);
+        }
         start = end;
+    }
+    if let Some((prev, d)) = in_flight.take() {
+        settle(prev.wait().await?, d, summary);
     }
     if !updates.is_empty() {
         let changes = SourceChanges {
