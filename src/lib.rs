@@ -26,5 +26,6 @@ pub mod plan;
 pub mod pop3;
 pub mod query;
 pub mod records;
+pub mod remote;
 pub mod source;
 pub mod writer;

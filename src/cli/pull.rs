@@ -11,10 +11,11 @@ use anyhow::{bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::{human_bytes, Cli, Ui};
-use mailvault::imap::{self, Auth, BatchLimits, ConnectOptions, PullOptions, PullProgress, PullSummary};
+use mailvault::imap::{self, PullOptions};
 use mailvault::net::{tls, Endpoint, SecretSource, TlsOptions};
 use mailvault::plan::pop3_sync::DeletePolicy;
 use mailvault::pop3::{PlannedMessage, Pop3PullOptions, Pop3Session};
+use mailvault::remote::{Auth, BatchLimits, ConnectOptions, PullProgress, PullSummary};
 use mailvault::writer::Writer;
 
 #[derive(clap::Args, Debug)]

@@ -6,7 +6,6 @@
 //! in plaintext survives into the TLS session: bytes after the STARTTLS OK are
 //! discarded, and CAPABILITY is asked again once TLS is up.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_imap::{Client, Session};
@@ -15,27 +14,8 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use super::ImapError;
-use crate::net::{tls, Endpoint, MaybeTls, Scheme, Secret};
-
-/// How to authenticate.
-#[derive(Clone, Debug)]
-pub enum Auth {
-    Password(Secret),
-    /// An OAuth2 access token (XOAUTH2 or OAUTHBEARER).
-    OAuth2(Secret),
-}
-
-/// Everything needed to open sessions to one server.
-#[derive(Clone, Debug)]
-pub struct ConnectOptions {
-    pub endpoint: Endpoint,
-    pub tls: Arc<rustls::ClientConfig>,
-    /// `imap://` without TLS at all. Never the default.
-    pub insecure_plaintext: bool,
-    pub auth: Auth,
-    /// Bound on each network wait (connect, a response line, a FETCH item).
-    pub io_timeout: Duration,
-}
+use crate::net::{tls, MaybeTls, Scheme};
+use crate::remote::{Auth, ConnectOptions};
 
 /// What the server can do, as far as the sync cares.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

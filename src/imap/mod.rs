@@ -9,8 +9,7 @@ pub mod folders;
 pub mod pull;
 pub mod sync;
 
-pub use connect::{Auth, ConnectOptions, ServerCaps};
+pub use connect::ServerCaps;
 pub use error::ImapError;
 pub use folders::Folder;
-pub use pull::{pull, PullOptions, PullSummary};
-pub use sync::{BatchLimits, FolderSummary, NoProgress, PullProgress};
+pub use pull::{pull, PullOptions};

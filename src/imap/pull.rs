@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tracing::{info, info_span, warn, Instrument};
 
-use super::connect::{connect, timed, ConnectOptions, Connected};
+use super::connect::{connect, timed, Connected};
 use super::folders::{folder_from_list, selected, Folder};
-use super::sync::{sync_folder, BatchLimits, FolderJob, FolderSummary, PullProgress};
+use super::sync::{sync_folder, FolderJob};
 use super::ImapError;
 use crate::archive::{PlacementChange, PlacementUpdate, SourceChanges};
 use crate::model::SourceKey;
+use crate::remote::{backoff, BatchLimits, ConnectOptions, FolderSummary, PullProgress, PullSummary};
 use crate::writer::Writer;
 
 /// What to pull and how.
@@ -34,22 +35,6 @@ pub struct PullOptions {
     pub backoff: Duration,
 }
 
-/// The result of a pull: one entry per folder, and totals.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct PullSummary {
-    pub account: String,
-    pub server: String,
-    pub folders: Vec<FolderSummary>,
-    pub total: FolderSummary,
-    pub seconds: f64,
-}
-
-impl PullSummary {
-    pub fn failed_folders(&self) -> usize {
-        self.folders.iter().filter(|f| f.error.is_some()).count()
-    }
-}
-
 /// Connects with retries for transient failures (bounded by `max_retries`).
 async fn connect_retrying(o: &PullOptions, attempt: &mut u32) -> Result<Connected, ImapError> {
     loop {
@@ -64,17 +49,6 @@ async fn connect_retrying(o: &PullOptions, attempt: &mut u32) -> Result<Connecte
             Err(e) => return Err(e),
         }
     }
-}
-
-/// Exponential backoff with ±25 % jitter, capped at 30 s.
-pub fn backoff(base: Duration, attempt: u32) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.min(16).saturating_sub(1));
-    let capped = exp.min(Duration::from_secs(30));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let jitter = 0.75 + (nanos % 1000) as f64 / 2000.0; // 0.75 ..= 1.25
-    capped.mul_f64(jitter)
 }
 
 /// Lists the selectable folders and applies the include/exclude globs.

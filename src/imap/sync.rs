@@ -18,74 +18,8 @@ use crate::archive::{KnownPlacement, PlacementChange, PlacementUpdate, SourceCha
 use crate::model::{Flags, MessageId, PlacementSpec, RawMessage, SourceKey};
 use crate::plan::imap_sync::{self, Caps, Cursor, Examined, Step};
 use crate::records::CursorRecord;
+use crate::remote::{BatchLimits, FolderSummary, PullProgress};
 use crate::writer::{PendingCommit, Writer};
-
-/// Size bounds of one FETCH/commit batch.
-#[derive(Clone, Copy, Debug)]
-pub struct BatchLimits {
-    pub max_messages: usize,
-    pub max_bytes: u64,
-}
-
-impl Default for BatchLimits {
-    fn default() -> Self {
-        BatchLimits {
-            max_messages: 1000,
-            max_bytes: 24 << 20,
-        }
-    }
-}
-
-/// Receives progress of a pull (a progress bar, a log, nothing).
-pub trait PullProgress: Send + Sync {
-    /// A folder has `messages` (`bytes`) to fetch.
-    fn to_fetch(&self, folder: &str, messages: u64, bytes: u64);
-    /// `messages` (`bytes`) of `folder` have been fetched.
-    fn fetched(&self, folder: &str, messages: u64, bytes: u64);
-    /// The folder is done (successfully or not).
-    fn folder_done(&self, folder: &str);
-}
-
-/// A progress sink that ignores everything.
-pub struct NoProgress;
-impl PullProgress for NoProgress {
-    fn to_fetch(&self, _: &str, _: u64, _: u64) {}
-    fn fetched(&self, _: &str, _: u64, _: u64) {}
-    fn folder_done(&self, _: &str) {}
-}
-
-/// What happened to one folder.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct FolderSummary {
-    pub folder: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub special_use: String,
-    pub uidvalidity: u32,
-    /// Messages in the folder on the server (EXAMINE's EXISTS).
-    pub exists: u32,
-    /// Message bodies fetched over the network by this run.
-    pub fetched: u64,
-    pub fetched_bytes: u64,
-    /// Fetched messages not in the archive before.
-    pub new_messages: u64,
-    /// Fetched messages the archive already had (from elsewhere or an older UIDVALIDITY).
-    pub duplicates: u64,
-    pub new_placements: u64,
-    pub flag_changes: u64,
-    pub deleted_at_source: u64,
-    /// Messages this run deleted on the server (POP3 with a delete policy).
-    #[serde(skip_serializing_if = "is_zero")]
-    pub deleted_on_server: u64,
-    /// Connection retries this folder needed.
-    pub retries: u32,
-    pub seconds: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
 
 /// Everything one folder sync needs besides the session.
 pub struct FolderJob<'a> {

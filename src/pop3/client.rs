@@ -10,8 +10,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::proto::{self, Capabilities, DotDecoder, Fed, Status};
 use super::Pop3Error;
-use crate::imap::{Auth, ConnectOptions};
 use crate::net::{tls, MaybeTls, Scheme};
+use crate::remote::{Auth, ConnectOptions};
 
 /// POP3 choices beyond the connection settings IMAP shares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

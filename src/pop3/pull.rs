@@ -10,9 +10,9 @@ use tracing::{info, info_span, warn, Instrument};
 use super::client::{Pop3Client, Pop3Session};
 use super::{proto, Pop3Error};
 use crate::archive::{IngestReport, PlacementChange, PlacementUpdate, Pop3Placements, SourceChanges};
-use crate::imap::{BatchLimits, ConnectOptions, FolderSummary, PullProgress, PullSummary};
 use crate::model::{Flags, PlacementSpec, RawMessage, SourceKey};
 use crate::plan::pop3_sync::{self, DeletePolicy, Listed};
+use crate::remote::{backoff, BatchLimits, ConnectOptions, FolderSummary, PullProgress, PullSummary};
 use crate::writer::{PendingCommit, Writer};
 
 /// POP3 serves one mailbox; it is archived under this name.
@@ -188,7 +188,7 @@ pub async fn pull(o: &Pop3PullOptions, writer: &Writer, progress: &dyn PullProgr
                 Ok(()) => break,
                 Err(e) if e.is_retryable() && summary.retries < o.max_retries => {
                     summary.retries += 1;
-                    let d = crate::imap::pull::backoff(o.backoff, summary.retries);
+                    let d = backoff(o.backoff, summary.retries);
                     tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "POP3 session interrupted; resuming");
                     tokio::time::sleep(d).await;
                 }

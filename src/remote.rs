@@ -1,0 +1,122 @@
+//! What the IMAP and POP3 pulls share: how to reach and log in to a server, the
+//! size of a commit batch, progress reporting, the per-folder summary, and the
+//! backoff between reconnects.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::net::{Endpoint, Secret};
+
+/// How to authenticate.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    Password(Secret),
+    /// An OAuth2 access token (XOAUTH2 or OAUTHBEARER).
+    OAuth2(Secret),
+}
+
+/// Everything needed to open sessions to one server.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    pub endpoint: Endpoint,
+    pub tls: Arc<rustls::ClientConfig>,
+    /// `imap://` or `pop3://` without TLS at all. Never the default.
+    pub insecure_plaintext: bool,
+    pub auth: Auth,
+    /// Bound on each network wait (connect, a response line, a FETCH item).
+    pub io_timeout: Duration,
+}
+
+/// Size bounds of one fetch/commit batch.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchLimits {
+    pub max_messages: usize,
+    pub max_bytes: u64,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        BatchLimits {
+            max_messages: 1000,
+            max_bytes: 24 << 20,
+        }
+    }
+}
+
+/// Receives progress of a pull (a progress bar, a log, nothing).
+pub trait PullProgress: Send + Sync {
+    /// A folder has `messages` (`bytes`) to fetch.
+    fn to_fetch(&self, folder: &str, messages: u64, bytes: u64);
+    /// `messages` (`bytes`) of `folder` have been fetched.
+    fn fetched(&self, folder: &str, messages: u64, bytes: u64);
+    /// The folder is done (successfully or not).
+    fn folder_done(&self, folder: &str);
+}
+
+/// A progress sink that ignores everything.
+pub struct NoProgress;
+impl PullProgress for NoProgress {
+    fn to_fetch(&self, _: &str, _: u64, _: u64) {}
+    fn fetched(&self, _: &str, _: u64, _: u64) {}
+    fn folder_done(&self, _: &str) {}
+}
+
+/// What happened to one folder.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct FolderSummary {
+    pub folder: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub special_use: String,
+    pub uidvalidity: u32,
+    /// Messages in the folder on the server (EXAMINE's EXISTS).
+    pub exists: u32,
+    /// Message bodies fetched over the network by this run.
+    pub fetched: u64,
+    pub fetched_bytes: u64,
+    /// Fetched messages not in the archive before.
+    pub new_messages: u64,
+    /// Fetched messages the archive already had (from elsewhere or an older UIDVALIDITY).
+    pub duplicates: u64,
+    pub new_placements: u64,
+    pub flag_changes: u64,
+    pub deleted_at_source: u64,
+    /// Messages this run deleted on the server (POP3 with a delete policy).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deleted_on_server: u64,
+    /// Connection retries this folder needed.
+    pub retries: u32,
+    pub seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The result of a pull: one entry per folder, and totals.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PullSummary {
+    pub account: String,
+    pub server: String,
+    pub folders: Vec<FolderSummary>,
+    pub total: FolderSummary,
+    pub seconds: f64,
+}
+
+impl PullSummary {
+    pub fn failed_folders(&self) -> usize {
+        self.folders.iter().filter(|f| f.error.is_some()).count()
+    }
+}
+
+/// Exponential backoff with ±25 % jitter, capped at 30 s.
+pub fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.min(16).saturating_sub(1));
+    let capped = exp.min(Duration::from_secs(30));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let jitter = 0.75 + (nanos % 1000) as f64 / 2000.0; // 0.75 ..= 1.25
+    capped.mul_f64(jitter)
+}
