@@ -62,7 +62,7 @@ struct Survey {
     plan: pop3_sync::Plan,
     /// Already-archived messages to delete that must first be fetched again, to be
     /// sure the bytes deleted are the bytes archived (no-UIDL servers).
-    refetch_to_delete: Vec<u32>,
+    refetch_to_delete: HashSet<u32>,
     /// Archived placements no longer on the server.
     gone: Vec<String>,
 }
@@ -128,9 +128,9 @@ async fn survey(
         }
     }
     let mut plan = pop3_sync::plan(&listed, &archived, o.delete, now);
-    let mut refetch_to_delete = Vec::new();
+    let mut refetch_to_delete = HashSet::new();
     if identity == Identity::Header {
-        refetch_to_delete = std::mem::take(&mut plan.delete);
+        refetch_to_delete = std::mem::take(&mut plan.delete).into_iter().collect();
         plan.retrieve.extend(&refetch_to_delete);
         plan.retrieve.sort_unstable();
     }
