@@ -25,6 +25,31 @@ pub struct Dovecot {
     conf: PathBuf,
     uid: u32,
     gid: u32,
+    pub storage: Storage,
+}
+
+/// How an instance stores mail, and its hierarchy separator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// maildir, `/` separator (what `load` writes directly).
+    Maildir,
+    /// mdbox (Dovecot's multi-message files), `.` separator.
+    MdboxDot,
+}
+
+impl Storage {
+    fn mail_location(self, dir: &Path) -> String {
+        match self {
+            Storage::Maildir => format!("maildir:{}/mail/%u", dir.display()),
+            Storage::MdboxDot => format!("mdbox:{}/mail/%u", dir.display()),
+        }
+    }
+    pub fn separator(self) -> &'static str {
+        match self {
+            Storage::Maildir => "/",
+            Storage::MdboxDot => ".",
+        }
+    }
 }
 
 fn free_port() -> u16 {
@@ -157,6 +182,13 @@ impl Dovecot {
 
     /// Starts an instance with extra configuration lines appended.
     pub fn start_with(extra_conf: &str) -> Dovecot {
+        Self::start_flavour(Storage::Maildir, extra_conf)
+    }
+
+    /// Starts an instance storing mail as `storage` says (a migration target unlike
+    /// the source), with extra configuration lines appended. Only [`Storage::Maildir`]
+    /// instances can be filled with [`Dovecot::load`].
+    pub fn start_flavour(storage: Storage, extra_conf: &str) -> Dovecot {
         let dovecot = which("dovecot").unwrap_or_else(|| {
             panic!(
                 "Dovecot is not installed, and these tests need a real one. Install it with \
@@ -215,6 +247,8 @@ impl Dovecot {
             .replace("@IMAPS@", &imaps.to_string())
             .replace("@POP3@", &pop3.to_string())
             .replace("@POP3S@", &pop3s.to_string())
+            .replace("@MAIL_LOCATION@", &storage.mail_location(&dir))
+            .replace("@SEPARATOR@", storage.separator())
             + extra_conf;
         let conf = dir.join("dovecot.conf");
         std::fs::write(&conf, conf_text).unwrap();
@@ -238,6 +272,7 @@ impl Dovecot {
             conf,
             uid,
             gid,
+            storage,
         };
         assert!(st.success(), "dovecot failed to start: {}", d.log());
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -279,8 +314,39 @@ impl Dovecot {
         run_ok(&mut c, &format!("doveadm {}", args.join(" ")))
     }
 
+    /// Delivers one message into `folder` (created if missing) through Dovecot
+    /// itself (`doveadm save`), whatever the storage; INTERNALDATE is the time of
+    /// delivery.
+    pub fn save(&self, user: &str, folder: &str, raw: &[u8]) {
+        use std::io::Write;
+        let list = self.doveadm(&["mailbox", "list", "-u", user]);
+        if !folder.eq_ignore_ascii_case("INBOX") && !list.lines().any(|l| l.trim() == folder) {
+            self.doveadm(&["mailbox", "create", "-u", user, folder]);
+        }
+        let mut child = Command::new(which("doveadm").expect("doveadm"))
+            .arg("-c")
+            .arg(&self.conf)
+            .args(["save", "-u", user, "-m", folder])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(raw).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "doveadm save: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Creates a folder (if missing) and returns its maildir.
     pub fn folder_path(&self, user: &str, folder: &str) -> PathBuf {
+        assert_eq!(
+            self.storage,
+            Storage::Maildir,
+            "only maildir instances are loaded file by file"
+        );
         // INBOX is case-insensitive, also as the parent of other folders.
         let folder = match folder.split_once('/') {
             Some((top, rest)) if top.eq_ignore_ascii_case("INBOX") => format!("INBOX/{rest}"),
@@ -648,4 +714,66 @@ pub fn assert_same(
     for (k, s) in server {
         assert_eq!(&archive[k], s, "{k:?}");
     }
+}
+
+/// Every difference between two accounts as [`Dovecot::server_view`] reads them:
+/// each source message must appear in `map(its folder)` on the target exactly as
+/// often as in the source, with the same flags and INTERNALDATE. Target folders no
+/// source folder maps to must be empty of messages. Empty when they agree.
+pub fn compare_views(
+    source: &BTreeMap<(String, u32, u32), ServerMessage>,
+    target: &BTreeMap<(String, u32, u32), ServerMessage>,
+    map: impl Fn(&str) -> String,
+) -> Vec<String> {
+    type Bag = BTreeMap<(mailvault::model::Hash32, Vec<String>, i64), usize>;
+    let bags = |v: &BTreeMap<(String, u32, u32), ServerMessage>, rename: &dyn Fn(&str) -> String| {
+        let mut out: BTreeMap<String, Bag> = BTreeMap::new();
+        for ((folder, _, _), m) in v {
+            *out.entry(rename(folder))
+                .or_default()
+                .entry((m.hash, m.flags.clone(), m.internal_date))
+                .or_default() += 1;
+        }
+        out
+    };
+    let want = bags(source, &map);
+    let have = bags(target, &|f: &str| f.to_string());
+    let mut diffs = Vec::new();
+    let empty = Bag::new();
+    for folder in want
+        .keys()
+        .chain(have.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let (w, h) = (want.get(folder).unwrap_or(&empty), have.get(folder).unwrap_or(&empty));
+        // By message first (missing / extra), then by flags and date.
+        let by_hash = |b: &Bag| {
+            let mut m: BTreeMap<mailvault::model::Hash32, usize> = BTreeMap::new();
+            for ((hash, _, _), n) in b {
+                *m.entry(*hash).or_default() += n;
+            }
+            m
+        };
+        let (wh, hh) = (by_hash(w), by_hash(h));
+        for hash in wh.keys().chain(hh.keys()).collect::<std::collections::BTreeSet<_>>() {
+            let (a, b) = (wh.get(hash).copied().unwrap_or(0), hh.get(hash).copied().unwrap_or(0));
+            if a > b {
+                diffs.push(format!("{folder}: {} missing {} time(s)", hash.to_hex(), a - b));
+            } else if b > a {
+                diffs.push(format!("{folder}: {} extra {} time(s)", hash.to_hex(), b - a));
+            }
+        }
+        for (key, n) in w {
+            let m = h.get(key).copied().unwrap_or(0);
+            if m < *n && hh.get(&key.0).copied().unwrap_or(0) >= wh[&key.0] {
+                diffs.push(format!(
+                    "{folder}: {} flags {:?} / date {} differ on the target",
+                    key.0.to_hex(),
+                    key.1,
+                    key.2
+                ));
+            }
+        }
+    }
+    diffs
 }
