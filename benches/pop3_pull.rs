@@ -36,7 +36,7 @@ fn installed(names: &[&str]) -> Option<String> {
 type Run = Option<Result<f64, String>>;
 
 /// getmail6 into a fresh maildir, mail kept on the server; seconds.
-fn getmail(d: &Dovecot, dir: &Path) -> Run {
+fn getmail(d: &Dovecot, dir: &Path, expect: usize) -> Run {
     let bin = installed(&["getmail"])?;
     let maildir = dir.join("Maildir");
     for sub in ["", "cur", "new", "tmp"] {
@@ -74,7 +74,7 @@ fn getmail(d: &Dovecot, dir: &Path) -> Run {
         .unwrap();
     let took = t.elapsed().as_secs_f64();
     let n = std::fs::read_dir(maildir.join("new")).unwrap().count();
-    if !out.status.success() || n != 6046 {
+    if !out.status.success() || n != expect {
         let err = String::from_utf8_lossy(&out.stderr);
         let last = err.lines().last().unwrap_or_default();
         return Some(Err(format!("getmail delivered {n} messages, then: {last}")));
@@ -84,7 +84,7 @@ fn getmail(d: &Dovecot, dir: &Path) -> Run {
 
 /// fetchmail, every message appended to a BSMTP file, mail kept on the server;
 /// seconds.
-fn fetchmail(d: &Dovecot, dir: &Path) -> Run {
+fn fetchmail(d: &Dovecot, dir: &Path, expect: usize) -> Run {
     let bin = installed(&["fetchmail"])?;
     std::fs::create_dir_all(dir).unwrap();
     let rc = dir.join("fetchmailrc");
@@ -119,6 +119,16 @@ fn fetchmail(d: &Dovecot, dir: &Path) -> Run {
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         return Some(Err(format!("fetchmail: {}", err.lines().last().unwrap_or_default())));
+    }
+    // One BSMTP transaction per message, its data dot-stuffed: a line holding only a
+    // dot ends each message.
+    let bsmtp = std::fs::read(&out_file).unwrap_or_default();
+    let n = bsmtp
+        .split(|b| *b == b'\n')
+        .filter(|l| l.trim_ascii_end() == b".")
+        .count();
+    if n != expect {
+        return Some(Err(format!("fetchmail wrote {n} messages, not {expect}")));
     }
     Some(Ok(took))
 }
@@ -205,11 +215,13 @@ fn main() {
     for (tool, times) in [
         (
             "getmail6 -> maildir",
-            timed(runs, |i| getmail(&d, &tmp.path().join(format!("getmail{i}")))),
+            timed(runs, |i| getmail(&d, &tmp.path().join(format!("getmail{i}")), loaded)),
         ),
         (
             "fetchmail -> BSMTP file",
-            timed(runs, |i| fetchmail(&d, &tmp.path().join(format!("fetchmail{i}")))),
+            timed(runs, |i| {
+                fetchmail(&d, &tmp.path().join(format!("fetchmail{i}")), loaded)
+            }),
         ),
     ] {
         match times {
