@@ -27,5 +27,6 @@ pub mod pop3;
 pub mod query;
 pub mod records;
 pub mod remote;
+pub mod replay;
 pub mod source;
 pub mod writer;

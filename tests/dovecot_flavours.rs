@@ -59,3 +59,55 @@ fn mdbox_target_and_the_comparison_oracle() {
         assert!(diffs.iter().any(|d| d.starts_with(e.as_str())), "{e} not in {diffs:#?}");
     }
 }
+
+/// The replay target's side of folder mapping against the mdbox/`.` Dovecot: LIST
+/// gives the separator and the SPECIAL-USE holders, a mapped folder that is missing
+/// (non-ASCII, nested) is created and subscribed, and the next LIST has it.
+#[test]
+fn replay_target_folders_are_listed_mapped_and_created() {
+    use mailvault::plan::folder_map::map_folder;
+    use mailvault::remote::{Auth, ConnectOptions};
+    use mailvault::replay::target;
+    use std::time::Duration;
+    let dst = Dovecot::start_flavour(Storage::MdboxDot, "");
+    dst.add_user("ann", PW);
+    let o = ConnectOptions {
+        endpoint: mailvault::net::Endpoint::parse(&format!("imaps://ann@127.0.0.1:{}", dst.imaps)).unwrap(),
+        tls: mailvault::net::tls::client_config(&mailvault::net::TlsOptions {
+            ca_file: Some(dst.ca_pem()),
+            danger_accept_invalid_certs: false,
+        })
+        .unwrap(),
+        insecure_plaintext: false,
+        auth: Auth::Password(mailvault::net::Secret::new(PW)),
+        io_timeout: Duration::from_secs(20),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let server = o.endpoint.to_string();
+        let mut c = mailvault::imap::connect::connect(&o).await.unwrap();
+        let t = target::list(&mut c, &server, o.io_timeout).await.unwrap();
+        assert_eq!(t.separator, '.');
+        let sent = t.folders.iter().find(|f| f.special_use == "\\Sent").unwrap();
+        assert_eq!(sent.name, "Sent");
+        // A source "Sent Items" (no role from its server) goes to the target's \Sent.
+        let m = map_folder("Sent Items", "", &[], &t.folders, t.separator);
+        assert_eq!((m.name.as_str(), m.create), ("Sent", false));
+        let m = map_folder("Réunions/Été 2001", "", &[], &t.folders, t.separator);
+        assert_eq!((m.name.as_str(), m.create), ("Réunions.Été 2001", true));
+        target::create(&mut c, &server, o.io_timeout, &m.name).await.unwrap();
+        // Creating it again is not an error.
+        target::create(&mut c, &server, o.io_timeout, &m.name).await.unwrap();
+        let t = target::list(&mut c, &server, o.io_timeout).await.unwrap();
+        assert!(t.folders.iter().any(|f| f.name == "Réunions.Été 2001"), "{t:?}");
+        assert!(!map_folder("Réunions/Été 2001", "", &[], &t.folders, t.separator).create);
+    });
+    let subscribed = dst.doveadm(&["mailbox", "list", "-u", "ann", "-s"]);
+    assert!(
+        subscribed.lines().any(|l| l.trim() == "Réunions.Été 2001"),
+        "{subscribed}"
+    );
+}
