@@ -85,3 +85,44 @@ fn kill_during_indexing_then_catch_up() {
     eprintln!("{rounds} rounds, {mid_way} kills landed while indexing ran");
     assert!(mid_way >= rounds / 2, "too few kills hit a running indexer ({mid_way})");
 }
+
+/// Regression (found by the POP3 kill rounds of issue 5): a writer killed while
+/// committing leaves a `.del` file named after its segment and the next commit's
+/// opstamp; the next index update then failed with "FileAlreadyExists". Simulated
+/// here by planting such files (registered with tantivy's managed directory, as a
+/// writer does) for the coming opstamps of every segment: the update must succeed.
+#[test]
+fn leftover_delete_files_of_a_killed_writer_do_not_block_the_next_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let sample = demo_sample();
+    ok(&a, &["import", "-q", sample.to_str().unwrap()]);
+    let index_dir = a.join("index");
+    {
+        use tantivy::directory::TerminatingWrite;
+        use tantivy::Directory;
+        let index = tantivy::Index::open_in_dir(&index_dir).unwrap();
+        let metas = index.load_metas().unwrap();
+        let mut planted = 0;
+        for seg in &metas.segments {
+            for op in metas.opstamp + 1..metas.opstamp + 2000 {
+                let name = format!("{}.{op}.del", seg.id().uuid_string());
+                let mut w = index.directory().open_write(std::path::Path::new(&name)).unwrap();
+                std::io::Write::write_all(&mut w, b"left by a killed writer").unwrap();
+                w.terminate().unwrap();
+                planted += 1;
+            }
+        }
+        assert!(planted > 0);
+    }
+    // The same messages in a second folder: placement changes, so the index update
+    // deletes and re-adds their documents (writing .del files).
+    ok(&a, &["import", "-q", "--folder", "again", sample.to_str().unwrap()]);
+    let n = ok(
+        &a,
+        &["search", "-q", "--format", "ids", "--limit", "100000", "folder:again"],
+    )
+    .lines()
+    .count();
+    assert_eq!(n as u64, stat_u64(&a, "messages"));
+}

@@ -149,15 +149,25 @@ impl MessageIndex {
         const MANY_SEGMENTS: usize = 6;
         let ids = self.index.searchable_segment_ids().map_err(|e| self.tv(e))?;
         if ids.len() > MANY_SEGMENTS {
-            let mut writer = self
-                .index
-                .writer::<TantivyDocument>(WRITER_BYTES)
-                .map_err(|e| self.tv(e))?;
+            let mut writer = self.writer()?;
             writer.merge(&ids).wait().map_err(|e| self.tv(e))?;
             writer.wait_merging_threads().map_err(|e| self.tv(e))?;
             self.reader.reload().map_err(|e| self.tv(e))?;
         }
         Ok(())
+    }
+
+    /// An index writer, after removing the files a killed writer left behind: they
+    /// are not part of the last commit, and one of them (a `.del` file, named after
+    /// its segment and the next commit's opstamp) would otherwise collide with the
+    /// file the next commit writes ("FileAlreadyExists").
+    fn writer(&self) -> Result<tantivy::IndexWriter<TantivyDocument>> {
+        let writer = self
+            .index
+            .writer::<TantivyDocument>(WRITER_BYTES)
+            .map_err(|e| self.tv(e))?;
+        writer.garbage_collect_files().wait().map_err(|e| self.tv(e))?;
+        Ok(writer)
     }
 
     fn tv(&self, source: tantivy::TantivyError) -> IndexError {
@@ -187,10 +197,7 @@ impl MessageIndex {
         if next >= end {
             return Ok(report);
         }
-        let mut writer = self
-            .index
-            .writer::<TantivyDocument>(WRITER_BYTES)
-            .map_err(|e| self.tv(e))?;
+        let mut writer = self.writer()?;
         let mut uncommitted = 0u64;
         while next < end {
             let entries = archive.ingest_log(next, CHUNK)?;
