@@ -41,19 +41,7 @@ pub async fn connect(o: &ConnectOptions) -> Result<Connected, ImapError> {
     let server = o.endpoint.to_string();
     let ep = &o.endpoint;
     let t = o.io_timeout;
-    let tcp = crate::net::tcp_connect(ep, t)
-        .await
-        .map_err(|source| match source.kind() {
-            std::io::ErrorKind::TimedOut => ImapError::Timeout {
-                server: server.clone(),
-                what: "connecting".into(),
-                seconds: t.as_secs(),
-            },
-            _ => ImapError::Connect {
-                server: server.clone(),
-                source,
-            },
-        })?;
+    let tcp = crate::net::tcp_connect(ep, t).await?;
     let mut stream = match ep.scheme {
         Scheme::Imaps => {
             let tls = timed(t, &server, "TLS handshake", async {

@@ -3,12 +3,12 @@
 //! reconnecting may help.
 
 use crate::archive::ArchiveError;
-use crate::net::{SecretError, TlsError};
+use crate::net::{ConnectError, SecretError, TlsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImapError {
-    #[error("{server}: cannot connect: {source}")]
-    Connect { server: String, source: std::io::Error },
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     #[error("{server}: no answer within {seconds} s while {what}")]
     Timeout { server: String, what: String, seconds: u64 },
     #[error(transparent)]
@@ -62,7 +62,7 @@ impl ImapError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            ImapError::Connect { .. } | ImapError::Timeout { .. } | ImapError::Lost { .. }
+            ImapError::Connect(_) | ImapError::Timeout { .. } | ImapError::Lost { .. }
         )
     }
 

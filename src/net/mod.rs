@@ -14,13 +14,30 @@ pub use tls::{TlsError, TlsOptions};
 
 use std::time::Duration;
 
-/// Opens a TCP connection to `ep` within `limit` (a timeout is reported as
-/// `io::ErrorKind::TimedOut`), with Nagle off: protocols here write short commands
-/// and wait for the answer.
-pub async fn tcp_connect(ep: &Endpoint, limit: Duration) -> std::io::Result<tokio::net::TcpStream> {
+/// Why a TCP connection could not be opened (both sources wrap it; reconnecting may
+/// help either way).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{server}: cannot connect: {source}")]
+    Failed { server: String, source: std::io::Error },
+    #[error("{server}: no answer within {seconds} s while connecting")]
+    Timeout { server: String, seconds: u64 },
+}
+
+/// Opens a TCP connection to `ep` within `limit`, with Nagle off: protocols here
+/// write short commands and wait for the answer.
+pub async fn tcp_connect(ep: &Endpoint, limit: Duration) -> Result<tokio::net::TcpStream, ConnectError> {
+    let server = || ep.to_string();
     let tcp = tokio::time::timeout(limit, tokio::net::TcpStream::connect((ep.host.as_str(), ep.port)))
         .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+        .map_err(|_| ConnectError::Timeout {
+            server: server(),
+            seconds: limit.as_secs(),
+        })?
+        .map_err(|source| ConnectError::Failed {
+            server: server(),
+            source,
+        })?;
     let _ = tcp.set_nodelay(true);
     Ok(tcp)
 }

@@ -49,19 +49,7 @@ impl Pop3Client {
         let server = o.endpoint.to_string();
         let ep = &o.endpoint;
         let t = o.io_timeout;
-        let tcp = crate::net::tcp_connect(ep, t)
-            .await
-            .map_err(|source| match source.kind() {
-                std::io::ErrorKind::TimedOut => Pop3Error::Timeout {
-                    server: server.clone(),
-                    what: "connecting".into(),
-                    seconds: t.as_secs(),
-                },
-                _ => Pop3Error::Connect {
-                    server: server.clone(),
-                    source,
-                },
-            })?;
+        let tcp = crate::net::tcp_connect(ep, t).await?;
         let stream = match ep.scheme {
             Scheme::Pop3s => {
                 let tls = timed(t, &server, "TLS handshake", async {

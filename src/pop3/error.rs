@@ -2,14 +2,14 @@
 //! being done; [`Pop3Error::is_retryable`] tells whether reconnecting may help.
 
 use crate::archive::ArchiveError;
-use crate::net::{SecretError, TlsError};
+use crate::net::{ConnectError, SecretError, TlsError};
 
 use super::proto::ProtoError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Pop3Error {
-    #[error("{server}: cannot connect: {source}")]
-    Connect { server: String, source: std::io::Error },
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     #[error("{server}: no answer within {seconds} s while {what}")]
     Timeout { server: String, what: String, seconds: u64 },
     #[error(transparent)]
@@ -55,7 +55,7 @@ impl Pop3Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Pop3Error::Connect { .. } | Pop3Error::Timeout { .. } | Pop3Error::Lost { .. }
+            Pop3Error::Connect(_) | Pop3Error::Timeout { .. } | Pop3Error::Lost { .. }
         )
     }
 }
