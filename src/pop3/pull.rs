@@ -160,12 +160,14 @@ async fn survey(
 }
 
 /// The placement key of a retrieved message.
+/// The content hash is computed only where the key needs it (the archive hashes
+/// every message anyway; a trusted UIDL needs nothing more).
 fn source_of(identity: Identity, l: &Listed, trusted: bool, raw: &[u8]) -> SourceKey {
-    let content = crate::model::Hash32::of(raw);
+    let content = || crate::model::Hash32::of(raw);
     let uidl = match identity {
         Identity::Uidl if trusted => l.uidl.clone(),
-        Identity::Header if trusted => proto::no_uidl_placement(&l.uidl, &content),
-        _ => format!("blake3:{}", content.to_hex()),
+        Identity::Header if trusted => proto::no_uidl_placement(&l.uidl, &content()),
+        _ => format!("blake3:{}", content().to_hex()),
     };
     SourceKey::Pop3 { uidl }
 }
