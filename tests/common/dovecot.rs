@@ -314,15 +314,23 @@ impl Dovecot {
         run_ok(&mut c, &format!("doveadm {}", args.join(" ")))
     }
 
+    /// Creates `folder` unless it exists (INBOX always does).
+    fn ensure_mailbox(&self, user: &str, folder: &str) {
+        if folder.eq_ignore_ascii_case("INBOX") {
+            return;
+        }
+        let list = self.doveadm(&["mailbox", "list", "-u", user]);
+        if !list.lines().any(|l| l.trim() == folder) {
+            self.doveadm(&["mailbox", "create", "-u", user, folder]);
+        }
+    }
+
     /// Delivers one message into `folder` (created if missing) through Dovecot
     /// itself (`doveadm save`), whatever the storage; INTERNALDATE is the time of
     /// delivery.
     pub fn save(&self, user: &str, folder: &str, raw: &[u8]) {
         use std::io::Write;
-        let list = self.doveadm(&["mailbox", "list", "-u", user]);
-        if !folder.eq_ignore_ascii_case("INBOX") && !list.lines().any(|l| l.trim() == folder) {
-            self.doveadm(&["mailbox", "create", "-u", user, folder]);
-        }
+        self.ensure_mailbox(user, folder);
         let mut child = Command::new(which("doveadm").expect("doveadm"))
             .arg("-c")
             .arg(&self.conf)
@@ -354,12 +362,7 @@ impl Dovecot {
             _ => folder.to_string(),
         };
         let folder = folder.as_str();
-        if folder != "INBOX" {
-            let list = self.doveadm(&["mailbox", "list", "-u", user]);
-            if !list.lines().any(|l| l.trim() == folder) {
-                self.doveadm(&["mailbox", "create", "-u", user, folder]);
-            }
-        }
+        self.ensure_mailbox(user, folder);
         let p = PathBuf::from(self.doveadm(&["mailbox", "path", "-u", user, folder]).trim());
         for sub in ["cur", "new", "tmp"] {
             let d = p.join(sub);
