@@ -1,5 +1,5 @@
 //! RocksDB key layouts, one function per column family (declared in
-//! `schemas/store-v1.toml`, checked by `tests/schema_store.rs`).
+//! `schemas/store-v2.toml`, checked by `tests/schema_store.rs`).
 //!
 //! Keys sort the way we scan them: integers are big-endian; account and mailbox
 //! names are NUL-terminated (names containing NUL are refused by the caller), so a
@@ -7,7 +7,7 @@
 
 use crate::model::{Hash32, SourceKey};
 
-/// Column family names of format version 1, in creation order.
+/// Column family names, in creation order (format version 1 had the first nine).
 pub const CF_META: &str = "meta";
 pub const CF_MESSAGES: &str = "messages";
 pub const CF_PARTS: &str = "parts";
@@ -17,8 +17,10 @@ pub const CF_PLACEMENTS_BY_MESSAGE: &str = "placements_by_message";
 pub const CF_CURSORS: &str = "cursors";
 pub const CF_INGEST_LOG: &str = "ingest_log";
 pub const CF_DICTIONARIES: &str = "dictionaries";
+/// Format version 2: what replays into other servers did (issue 6).
+pub const CF_REPLAY_LEDGER: &str = "replay_ledger";
 
-pub const ALL_CFS: [&str; 9] = [
+pub const ALL_CFS: [&str; 10] = [
     CF_META,
     CF_MESSAGES,
     CF_PARTS,
@@ -28,7 +30,11 @@ pub const ALL_CFS: [&str; 9] = [
     CF_CURSORS,
     CF_INGEST_LOG,
     CF_DICTIONARIES,
+    CF_REPLAY_LEDGER,
 ];
+
+/// The column families of format version 1 (a prefix of [`ALL_CFS`]).
+pub const V1_CFS: &[&str] = ALL_CFS.split_at(9).0;
 
 /// `meta` keys.
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
@@ -162,6 +168,30 @@ pub fn dictionary(id: u32) -> [u8; 4] {
     id.to_be_bytes()
 }
 
+/// Prefix of one target mailbox's ledger: `target\0mailbox\0`. `target` names the
+/// account replayed into (`user@host:port`).
+pub fn ledger_prefix(target: &str, mailbox: &str) -> Vec<u8> {
+    placement_prefix(target, Some(mailbox))
+}
+
+/// `replay_ledger`: `target\0mailbox\0` + message id (32) + copy (u32 BE).
+pub fn ledger(target: &str, mailbox: &str, id: &Hash32, copy: u32) -> Vec<u8> {
+    let mut k = ledger_prefix(target, mailbox);
+    k.extend_from_slice(&id.0);
+    k.extend_from_slice(&copy.to_be_bytes());
+    k
+}
+
+/// The message id and copy of a ledger key under `prefix`.
+pub fn parse_ledger(prefix: &[u8], key: &[u8]) -> Option<(Hash32, u32)> {
+    let rest = key.strip_prefix(prefix)?;
+    if rest.len() != 36 {
+        return None;
+    }
+    let id = Hash32(rest[..32].try_into().ok()?);
+    Some((id, u32::from_be_bytes(rest[32..].try_into().ok()?)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +211,13 @@ mod tests {
                 prop_assert_eq!(p.source, source);
                 prop_assert!(k.starts_with(&placement_prefix(&account, Some(&mailbox))));
             }
+        }
+
+        #[test]
+        fn ledger_key_roundtrip(target in "[^\0]{1,20}", mailbox in "[^\0]{1,20}", copy in any::<u32>()) {
+            let id = Hash32::of(target.as_bytes());
+            let k = ledger(&target, &mailbox, &id, copy);
+            prop_assert_eq!(parse_ledger(&ledger_prefix(&target, &mailbox), &k), Some((id, copy)));
         }
 
         #[test]

@@ -1,4 +1,5 @@
-//! Value records of format version 1 (declared in `schemas/store-v1.toml`).
+//! Value records (declared in `schemas/store-v2.toml`; all but the replay ledger's
+//! are unchanged since format version 1).
 //!
 //! Every record starts with a record-version byte so a later format can read old
 //! values; decoding checks lengths and refuses unknown record versions.
@@ -290,6 +291,55 @@ impl CursorRecord {
         };
         d.end()?;
         Ok(r)
+    }
+}
+
+/// A `replay_ledger` value: what was done for one message copy in one target
+/// mailbox. `u8 version, u8 state (0 intent, 1 appended, 2 present),
+/// u32 uidvalidity, u8 has_uid, u32 uid, i64 at`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LedgerRecord {
+    pub state: crate::plan::replay::Ledger,
+    /// When this state was written (Unix seconds).
+    pub at: i64,
+}
+
+impl LedgerRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        use crate::plan::replay::Ledger;
+        let (state, uidvalidity, uid) = match self.state {
+            Ledger::Intent => (0, 0, None),
+            Ledger::Appended { uidvalidity, uid } => (1, uidvalidity, uid),
+            Ledger::Present { uidvalidity, uid } => (2, uidvalidity, uid),
+        };
+        let mut e = Enc::default();
+        e.u8(RECORD_V1)
+            .u8(state)
+            .u32(uidvalidity)
+            .u8(u8::from(uid.is_some()))
+            .u32(uid.unwrap_or(0))
+            .i64(self.at);
+        e.finish()
+    }
+
+    pub fn decode(value: &[u8]) -> Result<Self, DecodeError> {
+        use crate::plan::replay::Ledger;
+        let mut d = Dec::new(value, "replay ledger record");
+        check_version(&mut d)?;
+        let state = d.u8()?;
+        let uidvalidity = d.u32()?;
+        let has_uid = d.u8()? != 0;
+        let uid = d.u32()?;
+        let at = d.i64()?;
+        d.end()?;
+        let uid = has_uid.then_some(uid);
+        let state = match state {
+            0 => Ledger::Intent,
+            1 => Ledger::Appended { uidvalidity, uid },
+            2 => Ledger::Present { uidvalidity, uid },
+            other => return Err(d.err(format!("unknown ledger state {other}"))),
+        };
+        Ok(LedgerRecord { state, at })
     }
 }
 

@@ -5,6 +5,7 @@ mod common;
 use std::fs;
 
 use common::*;
+use mailvault::archive::layout::FORMAT_VERSION;
 use mailvault::archive::Archive;
 
 #[test]
@@ -40,12 +41,16 @@ fn future_format_version_is_refused() {
     ok(&a, &["init"]);
     let marker = a.join("mailvault-archive.toml");
     let text = fs::read_to_string(&marker).unwrap();
-    fs::write(&marker, text.replace("format_version = 1", "format_version = 2")).unwrap();
+    let current = format!("format_version = {FORMAT_VERSION}");
+    assert!(text.contains(&current), "{text}");
+    let future = FORMAT_VERSION + 1;
+    fs::write(&marker, text.replace(&current, &format!("format_version = {future}"))).unwrap();
     let out = run(&a, &["stats"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("format version 2") && err.contains("reads format version 1"),
+        err.contains(&format!("format version {future}"))
+            && err.contains(&format!("reads format versions 1 to {FORMAT_VERSION}")),
         "{err}"
     );
     fs::write(&marker, text).unwrap();

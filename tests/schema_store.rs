@@ -1,11 +1,13 @@
-//! The storage layout in `schemas/store-v1.toml` is what the code writes: column
-//! families in order, and the exact bytes of each example key and record.
+//! The storage layout in `schemas/store-v2.toml` is what the code writes: column
+//! families in order, and the exact bytes of each example key and record; and
+//! format 2 kept format 1 (`schemas/store-v1.toml`) unchanged but for its addition.
 //! `MAILVAULT_BLESS=1` prints the examples' current bytes (for a deliberate change,
 //! which is a format change: bump the version).
 
 use mailvault::keys;
 use mailvault::mime::{B64Layout, Splice, Transform};
 use mailvault::model::{Flags, Hash32, SourceKey};
+use mailvault::plan::replay::Ledger;
 use mailvault::records::*;
 
 fn hex(b: &[u8]) -> String {
@@ -65,12 +67,65 @@ fn examples() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             Counters { messages: 1, placements: 2, parts: 3, raw_bytes: 4, placement_raw_bytes: 5, unique_bytes: 6, part_dedup_bytes: 10, stored_bytes: 7, next_seq: 8, dictionaries: 9 }.encode(),
         ),
         ("value.blobs", "zstd with dictionary 1, payload_len 3, data \"xyz\"", BlobHeader { codec: Codec::ZstdDict, dict_id: 1, payload_len: 3 }.encode(b"xyz")),
+        ("key.replay_ledger", "u@h:993 / Sent / id(\"m\") copy 1", keys::ledger("u@h:993", "Sent", &m, 1)),
+        ("value.replay_ledger.intent", "intent at 1700000000", LedgerRecord { state: Ledger::Intent, at: 1_700_000_000 }.encode()),
+        ("value.replay_ledger.appended", "appended, uidvalidity 7, uid 42, at 1700000000", LedgerRecord { state: Ledger::Appended { uidvalidity: 7, uid: Some(42) }, at: 1_700_000_000 }.encode()),
+        ("value.replay_ledger.present", "present, uidvalidity 7, no uid, at 1700000000", LedgerRecord { state: Ledger::Present { uidvalidity: 7, uid: None }, at: 1_700_000_000 }.encode()),
     ]
 }
 
+fn schema_file(name: &str) -> toml::Table {
+    let path = format!("{}/schemas/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    text.parse().unwrap_or_else(|e| panic!("{path} parses: {e}"))
+}
+
 fn schema() -> toml::Table {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/store-v1.toml")).unwrap();
-    text.parse().expect("store-v1.toml parses")
+    schema_file("store-v2.toml")
+}
+
+fn declared_examples(s: &toml::Table) -> Vec<(String, String)> {
+    s.get("example")
+        .and_then(|e| e.as_array())
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    (
+                        e["name"].as_str().unwrap().to_string(),
+                        e["hex"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn cf_names(s: &toml::Table) -> Vec<String> {
+    s["column_family"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Format 2 is format 1 plus the replay ledger: every v1 column family and example
+/// is still there, byte for byte (which is why the upgrade need not rewrite data).
+#[test]
+fn version_2_only_adds_to_version_1() {
+    let (v1, v2) = (schema_file("store-v1.toml"), schema());
+    assert_eq!(v1["format_version"].as_integer(), Some(1));
+    assert_eq!(cf_names(&v1), keys::V1_CFS.to_vec());
+    assert_eq!(cf_names(&v2)[..keys::V1_CFS.len()], cf_names(&v1)[..]);
+    assert_eq!(v2["upgrades_from"].as_array().unwrap()[0].as_integer(), Some(1));
+    let v2_examples = declared_examples(&v2);
+    for (name, hex) in declared_examples(&v1) {
+        assert!(
+            v2_examples.contains(&(name.clone(), hex)),
+            "{name}: version 2 changed a version-1 layout"
+        );
+    }
+    assert_eq!(mailvault::archive::layout::OLDEST_READABLE, 1);
 }
 
 #[test]
@@ -81,13 +136,7 @@ fn column_families_match() {
         Some(mailvault::archive::layout::FORMAT_VERSION as i64)
     );
     assert_eq!(s["marker_file"].as_str(), Some(mailvault::archive::layout::MARKER_FILE));
-    let names: Vec<&str> = s["column_family"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, keys::ALL_CFS.to_vec());
+    assert_eq!(cf_names(&s), keys::ALL_CFS.to_vec());
 }
 
 #[test]
@@ -103,20 +152,7 @@ fn example_bytes_match() {
         }
     }
     let s = schema();
-    let declared: Vec<(String, String)> = s
-        .get("example")
-        .and_then(|e| e.as_array())
-        .map(|a| {
-            a.iter()
-                .map(|e| {
-                    (
-                        e["name"].as_str().unwrap().to_string(),
-                        e["hex"].as_str().unwrap().to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let declared = declared_examples(&s);
     assert_eq!(
         declared.len(),
         ex.len(),
@@ -124,6 +160,6 @@ fn example_bytes_match() {
     );
     for ((name, _, bytes), (dname, dhex)) in ex.iter().zip(&declared) {
         assert_eq!(name, dname, "example order");
-        assert_eq!(&hex(bytes), dhex, "{name}: code and schemas/store-v1.toml disagree");
+        assert_eq!(&hex(bytes), dhex, "{name}: code and schemas/store-v2.toml disagree");
     }
 }

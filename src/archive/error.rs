@@ -26,12 +26,13 @@ pub enum ArchiveError {
     #[error("{path} is not a mailvault archive: {reason}")]
     NotAnArchive { path: PathBuf, reason: String },
     #[error(
-        "archive {path} has format version {found}, but this mailvault {ours} reads format version {supported} only; \
-         use a mailvault release that supports format {found}"
+        "archive {path} has format version {found}, but this mailvault {ours} reads format versions \
+         {oldest} to {supported} only; use a mailvault release that supports format {found}"
     )]
     UnsupportedVersion {
         path: PathBuf,
         found: u32,
+        oldest: u32,
         supported: u32,
         ours: &'static str,
     },

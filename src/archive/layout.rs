@@ -4,9 +4,14 @@
 //!
 //! ```text
 //! ARCHIVE/
-//!   mailvault-archive.toml   format = "mailvault-archive", format_version = 1
-//!   db/                      RocksDB (column families: schemas/store-v1.toml)
+//!   mailvault-archive.toml   format = "mailvault-archive", format_version = 2
+//!   db/                      RocksDB (column families: schemas/store-v2.toml)
 //! ```
+//!
+//! Format 2 added the `replay_ledger` column family and nothing else. A version-1
+//! archive is read as it is, and upgraded in place by the first writable open:
+//! the column family is created, then `meta/format_version` is set, then the marker
+//! (each step durable; a crash between them is finished by the next open).
 
 use std::fs;
 use std::io::Write;
@@ -16,8 +21,10 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ArchiveError, Result};
 
-/// The only format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build reads (and upgrades when writing).
+pub const OLDEST_READABLE: u32 = 1;
 pub const MARKER_FILE: &str = "mailvault-archive.toml";
 pub const FORMAT_NAME: &str = "mailvault-archive";
 
@@ -57,9 +64,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
     }
 }
 
-/// Checks the marker of an existing archive. `Ok(false)` when `dir` does not exist
-/// or is empty (a new archive may be created there).
-pub fn check(dir: &Path) -> Result<bool> {
+/// Checks the marker of an existing archive and returns its format version. `Ok(None)`
+/// when `dir` does not exist or is empty (a new archive may be created there).
+pub fn check(dir: &Path) -> Result<Option<u32>> {
     let marker = dir.join(MARKER_FILE);
     match fs::read_to_string(&marker) {
         Ok(text) => {
@@ -73,10 +80,10 @@ pub fn check(dir: &Path) -> Result<bool> {
                     reason: format!("{} names format {:?}", marker.display(), m.format),
                 });
             }
-            if m.format_version != FORMAT_VERSION {
+            if !(OLDEST_READABLE..=FORMAT_VERSION).contains(&m.format_version) {
                 return Err(unsupported(dir, m.format_version));
             }
-            Ok(true)
+            Ok(Some(m.format_version))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             // A marker temp file alone is an interrupted `init`: still empty.
@@ -89,7 +96,7 @@ pub fn check(dir: &Path) -> Result<bool> {
                 Err(e) => return Err(io(dir)(e)),
             };
             if empty {
-                Ok(false)
+                Ok(None)
             } else {
                 Err(ArchiveError::NotAnArchive {
                     path: dir.to_path_buf(),
@@ -105,6 +112,7 @@ pub fn unsupported(dir: &Path, found: u32) -> ArchiveError {
     ArchiveError::UnsupportedVersion {
         path: dir.to_path_buf(),
         found,
+        oldest: OLDEST_READABLE,
         supported: FORMAT_VERSION,
         ours: env!("CARGO_PKG_VERSION"),
     }
@@ -113,14 +121,33 @@ pub fn unsupported(dir: &Path, found: u32) -> ArchiveError {
 /// Writes the marker of a new archive durably (temp file, fsync, rename, fsync dir).
 pub fn write_marker(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).map_err(io(dir))?;
-    let m = Marker {
-        format: FORMAT_NAME.into(),
-        format_version: FORMAT_VERSION,
-        created_by: format!("mailvault {}", env!("CARGO_PKG_VERSION")),
-    };
+    put_marker(
+        dir,
+        &Marker {
+            format: FORMAT_NAME.into(),
+            format_version: FORMAT_VERSION,
+            created_by: format!("mailvault {}", env!("CARGO_PKG_VERSION")),
+        },
+    )
+}
+
+/// Sets the marker of an upgraded archive to [`FORMAT_VERSION`], keeping who
+/// created it.
+pub fn upgrade_marker(dir: &Path) -> Result<()> {
+    let path = dir.join(MARKER_FILE);
+    let text = fs::read_to_string(&path).map_err(io(&path))?;
+    let mut m: Marker = toml::from_str(&text).map_err(|e| ArchiveError::NotAnArchive {
+        path: dir.to_path_buf(),
+        reason: format!("{} is unreadable: {}", path.display(), e.message()),
+    })?;
+    m.format_version = FORMAT_VERSION;
+    put_marker(dir, &m)
+}
+
+fn put_marker(dir: &Path, m: &Marker) -> Result<()> {
     let text = format!(
         "# This directory is a mailvault archive. Do not edit.\n{}",
-        toml::to_string(&m).expect("marker serialises")
+        toml::to_string(m).expect("marker serialises")
     );
     let tmp = dir.join(format!("{MARKER_FILE}.tmp"));
     let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;

@@ -1,5 +1,6 @@
 //! The archive: content-addressed, part-deduplicated, dictionary-compressed storage
-//! of raw messages, with their placements, in RocksDB (layout: `schemas/store-v1.toml`).
+//! of raw messages, with their placements and the replay ledger, in RocksDB (layout:
+//! `schemas/store-v2.toml`).
 //!
 //! Synchronous by design: async callers wrap it in `spawn_blocking`. One process owns
 //! an archive at a time (RocksDB's lock). Writes happen in batches, each one RocksDB
@@ -10,6 +11,7 @@ mod blob;
 mod error;
 mod ingest;
 pub mod layout;
+mod ledger;
 mod read;
 mod sync;
 pub mod testing;
@@ -22,13 +24,14 @@ use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, DB};
 
 pub use error::{ArchiveError, Result};
 pub use ingest::IngestReport;
+pub use ledger::LedgerEntry;
 pub use read::{PlacementEntry, PlacementFilter};
 pub use sync::{
     ImapPlacement, KnownPlacement, PlacementChange, PlacementUpdate, Pop3Placement, Pop3Placements, SourceChanges,
 };
 pub use verify::VerifyReport;
 
-use crate::keys::{self, ALL_CFS};
+use crate::keys::{self, ALL_CFS, V1_CFS};
 use crate::records::Counters;
 use blob::{Dict, Dicts};
 
@@ -59,6 +62,8 @@ pub struct Archive {
     write_lock: Mutex<()>,
     config: ArchiveConfig,
     read_only: bool,
+    /// The format version of the open archive (older only when opened read-only).
+    format_version: u32,
 }
 
 fn cf_options(name: &str) -> Options {
@@ -91,26 +96,29 @@ impl Archive {
 
     /// Opens an existing archive for reading only: takes no lock, so it works while
     /// another process writes (it sees the archive as it was when opened).
+    /// A version-1 archive is read as it is (its replay ledger is empty).
     pub fn open_read_only(dir: &Path) -> Result<Archive> {
-        if !layout::check(dir)? {
+        let Some(version) = layout::check(dir)? else {
             return Err(ArchiveError::NotAnArchive {
                 path: dir.to_path_buf(),
                 reason: "no archive there yet (run `mailvault init` or an import)".into(),
             });
-        }
-        let db =
-            DB::open_cf_for_read_only(&Options::default(), layout::db_dir(dir), ALL_CFS, false).map_err(|source| {
-                ArchiveError::Db {
-                    path: dir.to_path_buf(),
-                    source,
-                }
-            })?;
+        };
+        let cfs: &[&str] = if version == 1 { V1_CFS } else { &ALL_CFS };
+        let db = DB::open_cf_for_read_only(&Options::default(), layout::db_dir(dir), cfs, false).map_err(|source| {
+            ArchiveError::Db {
+                path: dir.to_path_buf(),
+                source,
+            }
+        })?;
         Archive::from_db(dir, db, ArchiveConfig::default(), true)
     }
 
+    /// Opens for writing; a version-1 archive is upgraded in place (module
+    /// [`layout`] says how).
     pub fn open_with(dir: &Path, create: bool, config: ArchiveConfig) -> Result<Archive> {
-        let exists = layout::check(dir)?;
-        if !exists {
+        let marker = layout::check(dir)?;
+        if marker.is_none() {
             if !create {
                 return Err(ArchiveError::NotAnArchive {
                     path: dir.to_path_buf(),
@@ -152,7 +160,12 @@ impl Archive {
         opts.set_keep_log_file_num(3);
         let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n)));
         let db = DB::open_cf_descriptors(&opts, &db_path, cfs).map_err(db_err)?;
-        Archive::from_db(dir, db, config, false)
+        let archive = Archive::from_db(dir, db, config, false)?;
+        if marker.is_some_and(|v| v < layout::FORMAT_VERSION) {
+            tracing::info!(archive = %dir.display(), "upgraded the archive to format version {}", layout::FORMAT_VERSION);
+            layout::upgrade_marker(dir)?;
+        }
+        Ok(archive)
     }
 
     /// The archive over an opened database, with counters and dictionaries loaded.
@@ -165,12 +178,14 @@ impl Archive {
             write_lock: Mutex::new(()),
             config,
             read_only,
+            format_version: layout::FORMAT_VERSION,
         };
         archive.load_meta()?;
         Ok(archive)
     }
 
     fn load_meta(&mut self) -> Result<()> {
+        let mut version = layout::FORMAT_VERSION;
         let meta = self.cf(keys::CF_META);
         match self
             .db
@@ -184,8 +199,17 @@ impl Archive {
                         reason: "meta/format_version is not a 4-byte integer".into(),
                     }
                 })?;
-                if found != layout::FORMAT_VERSION {
+                if !(layout::OLDEST_READABLE..=layout::FORMAT_VERSION).contains(&found) {
                     return Err(layout::unsupported(&self.dir, found));
+                }
+                version = found;
+                if found < layout::FORMAT_VERSION && !self.read_only {
+                    // v1 → v2: the only change is the ledger column family, which
+                    // opening created; record the new version.
+                    let mut wb = rocksdb::WriteBatch::default();
+                    wb.put_cf(meta, keys::META_FORMAT_VERSION, layout::FORMAT_VERSION.to_be_bytes());
+                    self.write(wb)?;
+                    version = layout::FORMAT_VERSION;
                 }
             }
             None if self.read_only => {
@@ -227,11 +251,15 @@ impl Archive {
             dicts.by_id.insert(id, d);
         }
         *self.dicts.get_mut().unwrap_or_else(|p| p.into_inner()) = dicts;
+        self.format_version = version;
         Ok(())
     }
 
+    /// A column family every readable version has (all but the replay ledger).
     pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
-        self.db.cf_handle(name).expect("every v1 column family is opened")
+        self.db
+            .cf_handle(name)
+            .expect("every version-1 column family is opened")
     }
 
     pub(crate) fn db_error(&self, source: rocksdb::Error) -> ArchiveError {
@@ -249,6 +277,12 @@ impl Archive {
         let mut wo = rocksdb::WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(wb, &wo).map_err(|e| self.db_error(e))
+    }
+
+    /// The archive's format version ([`layout::FORMAT_VERSION`] once opened for
+    /// writing, which upgrades older ones).
+    pub fn format_version(&self) -> u32 {
+        self.format_version
     }
 
     pub fn dir(&self) -> &Path {
@@ -274,7 +308,9 @@ impl Archive {
     /// Flushes memtables so that `disk_bytes` reflects everything written.
     pub fn flush(&self) -> Result<()> {
         for name in ALL_CFS {
-            self.db.flush_cf(self.cf(name)).map_err(|e| self.db_error(e))?;
+            if let Some(cf) = self.db.cf_handle(name) {
+                self.db.flush_cf(cf).map_err(|e| self.db_error(e))?;
+            }
         }
         Ok(())
     }

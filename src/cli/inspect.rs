@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use mailvault::archive::layout::FORMAT_VERSION;
 use mailvault::mime;
 
 use super::{human_bytes, open_archive, open_archive_read_only, Cli, Ui};
@@ -75,7 +74,7 @@ pub fn stats(cli: &Cli, a: &StatsArgs) -> Result<ExitCode> {
     if a.json {
         let v = serde_json::json!({
             "archive": archive.dir(),
-            "format_version": FORMAT_VERSION,
+            "format_version": archive.format_version(),
             "messages": c.messages,
             "placements": c.placements,
             "parts": c.parts,
@@ -93,7 +92,7 @@ pub fn stats(cli: &Cli, a: &StatsArgs) -> Result<ExitCode> {
     } else {
         let rows = [
             ("archive", archive.dir().display().to_string()),
-            ("format version", FORMAT_VERSION.to_string()),
+            ("format version", archive.format_version().to_string()),
             ("messages", c.messages.to_string()),
             ("placements", c.placements.to_string()),
             ("parts", c.parts.to_string()),

@@ -96,7 +96,10 @@ fn shorten(s: &str, n: usize) -> String {
 /// then costs a few milliseconds.
 fn fresh_index(cli: &Cli, ui: &Ui) -> Result<MessageIndex> {
     let dir = super::archive_dir(cli)?;
-    if layout::check(&dir).with_context(|| format!("opening archive {}", dir.display()))? {
+    if layout::check(&dir)
+        .with_context(|| format!("opening archive {}", dir.display()))?
+        .is_some()
+    {
         let idx = MessageIndex::open(&dir).context("opening the search index")?;
         if layout::read_seq_hint(&dir).is_some_and(|hint| idx.covers().is_ok_and(|c| c >= hint)) {
             return Ok(idx);

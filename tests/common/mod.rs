@@ -63,6 +63,23 @@ pub fn demo_sample() -> PathBuf {
     manifest_dir().join("demo/sample")
 }
 
+/// A fresh copy of the format-1 archive fixture (`tests/data/archive-v1.tar.zst`)
+/// under `dir`: the archive directory and the message ids it holds.
+pub fn v1_fixture(dir: &Path) -> (PathBuf, Vec<String>) {
+    let st = Command::new("tar")
+        .arg("-I")
+        .arg("zstd -d")
+        .arg("-xf")
+        .arg(manifest_dir().join("tests/data/archive-v1.tar.zst"))
+        .arg("-C")
+        .arg(dir)
+        .status()
+        .expect("tar runs");
+    assert!(st.success(), "unpacking the v1 fixture");
+    let ids = std::fs::read_to_string(dir.join("archive-v1.ids")).unwrap();
+    (dir.join("archive-v1"), ids.lines().map(str::to_string).collect())
+}
+
 /// Unpacks a `.tar.zst` into `dest` once (under a file lock shared by all test
 /// binaries), using the system `tar` and `zstd`.
 fn unpack_once(archive: &Path, dest: &Path) {

@@ -1,0 +1,102 @@
+//! The replay ledger: per (target account, target mailbox, message, copy), what a
+//! replay did — written before and after each APPEND so that reruns and crashes
+//! never duplicate (the rules are in [`crate::plan::replay`]).
+
+use std::collections::HashMap;
+
+use rocksdb::{Direction, IteratorMode};
+
+use super::{check_name, Archive, ArchiveError, Result};
+use crate::keys;
+use crate::model::MessageId;
+use crate::plan::replay::Ledger;
+use crate::records::LedgerRecord;
+
+/// One ledger write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub message: MessageId,
+    pub copy: u32,
+    pub state: Ledger,
+}
+
+impl Archive {
+    /// Everything the ledger holds for one target mailbox (empty for a version-1
+    /// archive opened read-only, which has no ledger).
+    pub fn ledger(&self, target: &str, mailbox: &str) -> Result<HashMap<(MessageId, u32), LedgerRecord>> {
+        let mut out = HashMap::new();
+        let Some(cf) = self.db.cf_handle(keys::CF_REPLAY_LEDGER) else {
+            return Ok(out);
+        };
+        let prefix = keys::ledger_prefix(target, mailbox);
+        for item in self.db.iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward)) {
+            let (k, v) = item.map_err(|e| self.db_error(e))?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let what = || format!("replay_ledger/{target}/{mailbox}");
+            let (id, copy) = keys::parse_ledger(&prefix, &k).ok_or_else(|| ArchiveError::Corrupt {
+                id: what(),
+                what: format!("a ledger key of {} bytes", k.len()),
+            })?;
+            let rec = LedgerRecord::decode(&v).map_err(|source| ArchiveError::Decode { key: what(), source })?;
+            out.insert((id, copy), rec);
+        }
+        Ok(out)
+    }
+
+    /// Writes `entries` for one target mailbox in one durable batch.
+    pub fn ledger_write(&self, target: &str, mailbox: &str, entries: &[LedgerEntry], now: i64) -> Result<()> {
+        check_name("replay target", target)?;
+        check_name("mailbox", mailbox)?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let cf = self.cf(keys::CF_REPLAY_LEDGER);
+        let mut wb = rocksdb::WriteBatch::default();
+        for e in entries {
+            wb.put_cf(
+                cf,
+                keys::ledger(target, mailbox, &e.message, e.copy),
+                LedgerRecord {
+                    state: e.state,
+                    at: now,
+                }
+                .encode(),
+            );
+        }
+        self.write(wb)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ledger_entries_read_back_per_target_mailbox() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = Archive::open_or_create(&tmp.path().join("a")).unwrap();
+        let m = MessageId::of(b"m");
+        let e = |copy, state| LedgerEntry {
+            message: m,
+            copy,
+            state,
+        };
+        let appended = Ledger::Appended {
+            uidvalidity: 9,
+            uid: Some(3),
+        };
+        a.ledger_write("u@h:993", "INBOX", &[e(0, Ledger::Intent), e(1, Ledger::Intent)], 5)
+            .unwrap();
+        a.ledger_write("u@h:993", "INBOX", &[e(1, appended)], 6).unwrap();
+        a.ledger_write("u@h:993", "INBOX.Sub", &[e(0, Ledger::Intent)], 7)
+            .unwrap();
+        let inbox = a.ledger("u@h:993", "INBOX").unwrap();
+        assert_eq!(inbox.len(), 2, "INBOX.Sub is not part of INBOX");
+        assert_eq!(inbox[&(m, 0)].state, Ledger::Intent);
+        assert_eq!(inbox[&(m, 1)], LedgerRecord { state: appended, at: 6 });
+        assert!(a.ledger("u@h:143", "INBOX").unwrap().is_empty());
+        assert!(a.ledger_write("u\0h", "INBOX", &[e(0, Ledger::Intent)], 1).is_err());
+    }
+}

@@ -1,0 +1,93 @@
+//! Format upgrades: an archive written by the last format-1 build
+//! (`tests/data/archive-v1.tar.zst`) is read as it is, and upgraded in place to
+//! format 2 by the first writable open, with every message still byte-exact.
+
+mod common;
+
+use std::fs;
+
+use common::*;
+use mailvault::archive::layout::{FORMAT_VERSION, MARKER_FILE};
+use mailvault::archive::Archive;
+use mailvault::model::MessageId;
+
+fn marker_version(archive: &std::path::Path) -> u32 {
+    let text = fs::read_to_string(archive.join(MARKER_FILE)).unwrap();
+    let t: toml::Table = text.parse().unwrap();
+    t["format_version"].as_integer().unwrap() as u32
+}
+
+fn column_families(archive: &std::path::Path) -> Vec<String> {
+    rocksdb::DB::list_cf(&rocksdb::Options::default(), archive.join("db")).unwrap()
+}
+
+/// Every fixture message reads back with its id (the archive hashes on read).
+fn all_messages_read_back(a: &Archive, ids: &[String]) {
+    let mut stored: Vec<String> = a.message_ids().unwrap().iter().map(|i| i.to_hex()).collect();
+    stored.sort();
+    assert_eq!(stored, ids, "the fixture's messages");
+    for id in ids {
+        let raw = a.get_raw(&MessageId::from_hex(id).unwrap()).unwrap();
+        assert_eq!(&MessageId::of(&raw).to_hex(), id);
+    }
+}
+
+#[test]
+fn version_1_reads_without_change_and_upgrades_on_first_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (arch, ids) = v1_fixture(tmp.path());
+    assert_eq!(ids.len(), 20);
+    assert_eq!(marker_version(&arch), 1);
+    assert!(!column_families(&arch).contains(&"replay_ledger".to_string()));
+
+    // Read-only: a v1 archive as it is; nothing upgraded.
+    {
+        let a = Archive::open_read_only(&arch).unwrap();
+        assert_eq!(a.format_version(), 1);
+        all_messages_read_back(&a, &ids);
+        assert!(a.ledger("u@h:993", "INBOX").unwrap().is_empty(), "v1 has no ledger");
+    }
+    let hits = ok(&arch, &["search", "--format", "json", "folder:sent"]);
+    assert_eq!(hits.lines().count(), 6, "search of a v1 archive:\n{hits}");
+    assert_eq!(marker_version(&arch), 1, "reading did not upgrade");
+
+    // The first writable open upgrades: column family, meta, marker.
+    let stats: serde_json::Value = serde_json::from_str(&ok(&arch, &["stats", "--json"])).unwrap();
+    assert_eq!(stats["format_version"], FORMAT_VERSION);
+    assert_eq!(stats["messages"], 20);
+    assert_eq!(marker_version(&arch), FORMAT_VERSION);
+    assert!(column_families(&arch).contains(&"replay_ledger".to_string()));
+    let a = Archive::open(&arch).unwrap();
+    assert_eq!(a.format_version(), FORMAT_VERSION);
+    all_messages_read_back(&a, &ids);
+    drop(a);
+    let verify = ok(&arch, &["verify"]);
+    assert!(verify.contains("20 messages") && verify.contains("clean"), "{verify}");
+    // Placements, flags and folders survived.
+    let sent = ok(&arch, &["search", "--format", "json", "folder:sent flag:answered"]);
+    assert_eq!(sent.lines().count(), 6, "{sent}");
+}
+
+/// A crash after the database was upgraded but before the marker was rewritten:
+/// the next open finishes the upgrade.
+#[test]
+fn an_interrupted_upgrade_is_finished_by_the_next_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (arch, ids) = v1_fixture(tmp.path());
+    drop(Archive::open(&arch).unwrap());
+    let marker = arch.join(MARKER_FILE);
+    let text = fs::read_to_string(&marker).unwrap();
+    fs::write(
+        &marker,
+        text.replace(&format!("format_version = {FORMAT_VERSION}"), "format_version = 1"),
+    )
+    .unwrap();
+    assert_eq!(marker_version(&arch), 1);
+    let a = Archive::open_read_only(&arch).unwrap();
+    all_messages_read_back(&a, &ids);
+    drop(a);
+    let a = Archive::open(&arch).unwrap();
+    assert_eq!(a.format_version(), FORMAT_VERSION);
+    assert_eq!(marker_version(&arch), FORMAT_VERSION);
+    all_messages_read_back(&a, &ids);
+}
