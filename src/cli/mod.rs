@@ -6,7 +6,9 @@
 mod import;
 mod inspect;
 mod pull;
+mod replay;
 mod search;
+mod server_args;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +58,12 @@ enum Command {
     Reindex,
     /// Pull an IMAP account (every folder) or a POP3 mailbox into the archive (incremental)
     Pull(pull::PullArgs),
+    /// Append archived messages to an IMAP account, with flags, dates and folders;
+    /// never twice (a ledger in the archive remembers what each target has)
+    Replay(replay::ReplayArgs),
+    /// Pull an account, then replay into another what it does not have yet; rerun
+    /// it on cut-over day to carry over only the new mail
+    Migrate(replay::MigrateArgs),
 }
 
 /// Output settings shared by commands.
@@ -143,6 +151,8 @@ pub fn main() -> ExitCode {
         Command::Search(a) => search::search(&cli, &ui, a),
         Command::Reindex => search::reindex(&cli, &ui),
         Command::Pull(a) => pull::pull(&cli, &ui, a),
+        Command::Replay(a) => replay::replay(&cli, &ui, a),
+        Command::Migrate(a) => replay::migrate(&cli, &ui, a),
     };
     match result {
         Ok(code) => code,

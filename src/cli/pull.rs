@@ -2,7 +2,6 @@
 //! progress, and a per-folder summary.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,12 +9,13 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use super::server_args::ServerArgs;
 use super::{human_bytes, Cli, Ui};
+use mailvault::archive::Archive;
 use mailvault::imap::{self, PullOptions};
-use mailvault::net::{tls, Endpoint, SecretSource, TlsOptions};
 use mailvault::plan::pop3_sync::DeletePolicy;
 use mailvault::pop3::{PlannedMessage, Pop3PullOptions, Pop3Session};
-use mailvault::remote::{Auth, BatchLimits, ConnectOptions, PullProgress, PullSummary};
+use mailvault::remote::{BatchLimits, PullProgress, PullSummary};
 use mailvault::writer::Writer;
 
 #[derive(clap::Args, Debug)]
@@ -32,30 +32,8 @@ pub struct PullArgs {
     /// Account name in the archive [default: USER@HOST]
     #[arg(long, value_name = "NAME")]
     account: Option<String>,
-    /// imap://: require STARTTLS (the default; abort if the server does not offer it)
-    #[arg(long, conflicts_with = "insecure_plaintext")]
-    starttls: bool,
-    /// imap://: no TLS at all; the password crosses the network in clear
-    #[arg(long)]
-    insecure_plaintext: bool,
-    /// Read the password from this environment variable
-    #[arg(long, value_name = "VAR", group = "secret")]
-    password_env: Option<String>,
-    /// Read the password from the first line of this file
-    #[arg(long, value_name = "FILE", group = "secret")]
-    password_file: Option<PathBuf>,
-    /// Run this shell command and use the first line it prints as the password
-    #[arg(long, value_name = "CMD", group = "secret")]
-    password_command: Option<String>,
-    /// Run this shell command for an OAuth2 access token (XOAUTH2/OAUTHBEARER)
-    #[arg(long, value_name = "CMD", group = "secret")]
-    oauth2_token_command: Option<String>,
-    /// Also trust the CA certificate(s) in this PEM file
-    #[arg(long, value_name = "FILE")]
-    tls_ca: Option<PathBuf>,
-    /// Do not verify the server's certificate (anyone on the path can read your mail)
-    #[arg(long)]
-    danger_accept_invalid_certs: bool,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Connections to the server, each pulling one folder at a time
     #[arg(long, default_value_t = 4, value_name = "N")]
     connections: usize,
@@ -89,28 +67,8 @@ pub struct PullArgs {
     no_index: bool,
 }
 
-fn secret_source(a: &PullArgs, ep: &Endpoint) -> SecretSource {
-    if let Some(v) = &a.password_env {
-        SecretSource::Env(v.clone())
-    } else if let Some(f) = &a.password_file {
-        SecretSource::File(f.clone())
-    } else if let Some(c) = &a.password_command {
-        SecretSource::Command(c.clone())
-    } else if let Some(c) = &a.oauth2_token_command {
-        SecretSource::Command(c.clone())
-    } else {
-        SecretSource::Prompt(format!("password for {ep}: "))
-    }
-}
-
 pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
-    let ep = Endpoint::parse(&a.url)?;
-    if ep.scheme.implicit_tls() && (a.starttls || a.insecure_plaintext) {
-        bail!(
-            "--starttls and --insecure-plaintext apply to imap:// and pop3:// addresses; {}:// is TLS from the start",
-            ep.scheme.as_str()
-        );
-    }
+    let ep = &a.server.options().endpoint(&a.url)?;
     if !ep.scheme.is_imap() && (!a.folders.is_empty() || !a.exclude.is_empty()) {
         bail!("--folder and --exclude apply to IMAP; POP3 serves one mailbox");
     }
@@ -120,25 +78,9 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
     if ep.scheme.is_imap() && (a.dry_run || a.apop || a.no_pipelining) {
         bail!("--dry-run, --apop and --no-pipelining apply to POP3 addresses");
     }
-    let secret = secret_source(a, &ep).read()?;
-    let auth = if a.oauth2_token_command.is_some() {
-        Auth::OAuth2(secret)
-    } else {
-        Auth::Password(secret)
-    };
-    let tls = tls::client_config(&TlsOptions {
-        ca_file: a.tls_ca.clone(),
-        danger_accept_invalid_certs: a.danger_accept_invalid_certs,
-    })?;
     let account = a.account.clone().unwrap_or_else(|| format!("{}@{}", ep.user, ep.host));
     let opts = PullOptions {
-        connect: ConnectOptions {
-            endpoint: ep,
-            tls,
-            insecure_plaintext: a.insecure_plaintext,
-            auth,
-            io_timeout: Duration::from_secs(a.timeout.max(1)),
-        },
+        connect: a.server.options().connect_options(ep.clone(), a.timeout)?,
         account,
         include: a.folders.clone(),
         exclude: a.exclude.clone(),
@@ -151,32 +93,8 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
         return pop3_dry_run(cli, &pop3_options(a, &opts), a.json);
     }
     let archive = Arc::new(super::open_archive(cli, true)?);
-    let (writer, handle) = Writer::spawn(archive.clone());
-    let progress = Arc::new(Bars::new(ui));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let result = if opts.connect.endpoint.scheme.is_imap() {
-        rt.block_on(imap::pull(&opts, &writer, progress.clone()))
-            .map_err(anyhow::Error::from)
-    } else {
-        let p = pop3_options(a, &opts);
-        rt.block_on(mailvault::pop3::pull(&p, &writer, progress.as_ref()))
-            .map_err(anyhow::Error::from)
-    };
-    drop(writer);
-    handle
-        .join()
-        .map_err(|_| anyhow::anyhow!("the archive writer thread panicked"))?;
-    progress.finish();
-    let summary = result?;
-    // Indexing after the pull rather than alongside it: on two cores the two only
-    // compete, and one catch-up merges less than many (measured: 7.3 s vs 8.1 s for
-    // the main corpus, README).
-    if !a.no_index {
-        super::search::updated_index(&archive, ui)?;
-    }
+    let pop3 = (!opts.connect.endpoint.scheme.is_imap()).then(|| pop3_options(a, &opts));
+    let summary = pull_into(&archive, ui, &opts, pop3.as_ref(), !a.no_index)?;
     print_summary(&summary, a.json)?;
     let failed = summary.failed_folders();
     if failed > 0 {
@@ -187,6 +105,44 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Pulls into `archive` (over IMAP, or over POP3 with `pop3`'s options), with
+/// progress bars; then brings the search index up to date unless `!index`.
+pub fn pull_into(
+    archive: &Arc<Archive>,
+    ui: &Ui,
+    opts: &PullOptions,
+    pop3: Option<&Pop3PullOptions>,
+    index: bool,
+) -> Result<PullSummary> {
+    let (writer, handle) = Writer::spawn(archive.clone());
+    let progress = Arc::new(Bars::new(ui));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = match pop3 {
+        None => rt
+            .block_on(imap::pull(opts, &writer, progress.clone()))
+            .map_err(anyhow::Error::from),
+        Some(p) => rt
+            .block_on(mailvault::pop3::pull(p, &writer, progress.as_ref()))
+            .map_err(anyhow::Error::from),
+    };
+    drop(writer);
+    handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("the archive writer thread panicked"))?;
+    progress.finish();
+    let summary = result?;
+    // Indexing after the pull rather than alongside it: on two cores the two only
+    // compete, and one catch-up merges less than many (measured: 7.3 s vs 8.1 s for
+    // the main corpus, README).
+    if index {
+        super::search::updated_index(archive, ui)?;
+    }
+    Ok(summary)
 }
 
 fn pop3_options(a: &PullArgs, opts: &PullOptions) -> Pop3PullOptions {
@@ -247,7 +203,7 @@ fn pop3_dry_run(cli: &Cli, p: &Pop3PullOptions, json: bool) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_summary(s: &PullSummary, json: bool) -> Result<()> {
+pub fn print_summary(s: &PullSummary, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(s)?);
         return Ok(());
@@ -283,7 +239,7 @@ fn print_summary(s: &PullSummary, json: bool) -> Result<()> {
 }
 
 /// Live progress on a terminal: a total bar and one bar per active folder.
-struct Bars {
+pub struct Bars {
     mp: MultiProgress,
     total: ProgressBar,
     folders: Mutex<HashMap<String, ProgressBar>>,
@@ -291,7 +247,7 @@ struct Bars {
 }
 
 impl Bars {
-    fn new(ui: &Ui) -> Bars {
+    pub fn new(ui: &Ui) -> Bars {
         let hidden = ui.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr());
         let mp = if hidden {
             MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())
@@ -310,7 +266,7 @@ impl Bars {
             hidden,
         }
     }
-    fn finish(&self) {
+    pub fn finish(&self) {
         self.total.finish_and_clear();
         let _ = self.mp.clear();
     }

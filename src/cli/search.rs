@@ -94,7 +94,7 @@ fn shorten(s: &str, n: usize) -> String {
 /// The index of the archive named on the command line, brought up to date. When the
 /// archive's sequence hint shows nothing new, RocksDB is not even opened: a search
 /// then costs a few milliseconds.
-fn fresh_index(cli: &Cli, ui: &Ui) -> Result<MessageIndex> {
+pub fn fresh_index(cli: &Cli, ui: &Ui) -> Result<MessageIndex> {
     let dir = super::archive_dir(cli)?;
     if layout::check(&dir)
         .with_context(|| format!("opening archive {}", dir.display()))?

@@ -24,6 +24,8 @@ pub struct ServerCaps {
     pub qresync: bool,
     pub gmail: bool,
     pub special_use: bool,
+    /// What a replay into this server may use.
+    pub append: crate::replay::wire::AppendCaps,
 }
 
 pub type ImapSession = Session<MaybeTls>;
@@ -84,6 +86,10 @@ pub async fn connect(o: &ConnectOptions) -> Result<Connected, ImapError> {
         qresync: caps_list.has_str("QRESYNC"),
         gmail: caps_list.has_str("X-GM-EXT-1"),
         special_use: caps_list.has_str("SPECIAL-USE"),
+        append: crate::replay::wire::AppendCaps::from_atoms(caps_list.iter().filter_map(|c| match c {
+            async_imap::types::Capability::Atom(a) => Some(a.as_ref()),
+            _ => None,
+        })),
     };
     let enable = if caps.qresync {
         Some("ENABLE QRESYNC")

@@ -1,5 +1,10 @@
-//! Replay into another IMAP server (issue 6). So far: the target's side of folder
-//! mapping — its folders as [`crate::plan::folder_map`] wants them, and creating the
-//! missing ones. The ledger, APPEND and the commands come next.
+//! Replay into another IMAP server (issue 6): folders mapped and created
+//! ([`target`]), messages appended pipelined ([`append`], wire format in [`wire`]),
+//! pending intents resolved by looking on the target ([`resolve`]), all driven per
+//! target mailbox by [`run`] with the archive's replay ledger.
 
+pub mod append;
+pub mod resolve;
+pub mod run;
 pub mod target;
+pub mod wire;

@@ -1,0 +1,281 @@
+//! `mailvault replay --to URL` (archive → IMAP server) and `mailvault migrate --from
+//! URL --to URL` (pull, then replay what the target lacks), with the per-folder
+//! report as a table or JSON.
+
+use std::collections::HashSet;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use super::pull::{print_summary, pull_into, Bars};
+use super::server_args::{FromServerArgs, ServerArgs, ToServerArgs};
+use super::{human_bytes, Cli, Ui};
+use mailvault::archive::{Archive, PlacementFilter};
+use mailvault::imap::PullOptions;
+use mailvault::plan::folder_map::{parse_rule, Rule};
+use mailvault::plan::pop3_sync::DeletePolicy;
+use mailvault::pop3::{Pop3PullOptions, Pop3Session};
+use mailvault::remote::{BatchLimits, ConnectOptions};
+use mailvault::replay::append::Pipeline;
+use mailvault::replay::run::{self, ReplayOptions, ReplayReport};
+
+/// What to replay and how; shared by `replay` and `migrate`.
+#[derive(clap::Args, Debug)]
+pub struct ReplayTuning {
+    /// Put FROM (an archive folder, `/`-separated, and its subfolders) into TO on
+    /// the target; repeatable; the longest matching FROM wins
+    #[arg(long = "map", value_name = "FROM=TO")]
+    maps: Vec<String>,
+    /// Show what would be appended and created; change nothing on the target or in
+    /// the archive
+    #[arg(long)]
+    dry_run: bool,
+    /// Also replay messages that were deleted at the source after being archived
+    #[arg(long)]
+    include_deleted: bool,
+    /// Messages per APPEND when the target offers MULTIAPPEND (1: one per command)
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    per_append: usize,
+    /// Seconds to wait for any single network step
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    timeout: u64,
+    /// Reconnect attempts per folder after a lost connection
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    retries: u32,
+    /// Print the report as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    /// The target: imaps://USER@HOST[:PORT] or imap://… (STARTTLS)
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// Only messages matching this search (the query language of `search`)
+    #[arg(long, value_name = "QUERY")]
+    query: Option<String>,
+    /// Only placements of this archive account; repeatable [default: all]
+    #[arg(long = "account", value_name = "NAME")]
+    accounts: Vec<String>,
+    /// Only placements in this archive folder (exact name); repeatable [default: all]
+    #[arg(long = "folder", value_name = "NAME")]
+    folders: Vec<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    tuning: ReplayTuning,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MigrateArgs {
+    /// The source: imaps://, imap://, pop3s:// or pop3:// USER@HOST[:PORT]
+    #[arg(long, value_name = "URL")]
+    from: String,
+    /// The target: imaps://USER@HOST[:PORT] or imap://… (STARTTLS)
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// Account name of the source in the archive [default: USER@HOST of --from]
+    #[arg(long, value_name = "NAME")]
+    account: Option<String>,
+    #[command(flatten)]
+    source: FromServerArgs,
+    #[command(flatten)]
+    target: ToServerArgs,
+    #[command(flatten)]
+    tuning: ReplayTuning,
+}
+
+fn rules(maps: &[String]) -> Result<Vec<Rule>> {
+    maps.iter()
+        .map(|m| parse_rule(m).with_context(|| format!("--map {m}")))
+        .collect()
+}
+
+fn replay_options(connect: ConnectOptions, t: &ReplayTuning) -> Result<ReplayOptions> {
+    if !connect.endpoint.scheme.is_imap() {
+        bail!("the replay target must be an IMAP address (imaps:// or imap://)");
+    }
+    Ok(ReplayOptions {
+        connect,
+        rules: rules(&t.maps)?,
+        pipeline: Pipeline {
+            per_command: t.per_append.max(1),
+            ..Pipeline::default()
+        },
+        chunk_messages: 1000,
+        chunk_bytes: 64 << 20,
+        max_retries: t.retries,
+        backoff: Duration::from_millis(250),
+        dry_run: t.dry_run,
+    })
+}
+
+pub fn replay(cli: &Cli, ui: &Ui, a: &ReplayArgs) -> Result<ExitCode> {
+    let ep = a.server.options().endpoint(&a.to)?;
+    let opts = replay_options(a.server.options().connect_options(ep, a.tuning.timeout)?, &a.tuning)?;
+    rules(&a.tuning.maps)?;
+    let archive = if a.tuning.dry_run {
+        super::open_archive_read_only(cli)?
+    } else {
+        super::open_archive(cli, false)?
+    };
+    let messages = match &a.query {
+        None => None,
+        Some(q) => {
+            let idx = if a.tuning.dry_run {
+                super::search::fresh_index(cli, ui)?
+            } else {
+                super::search::updated_index(&archive, ui)?
+            };
+            Some(idx.matching_ids(q)?.into_iter().collect::<HashSet<_>>())
+        }
+    };
+    let filter = PlacementFilter {
+        accounts: a.accounts.clone(),
+        mailboxes: a.folders.clone(),
+        messages,
+    };
+    let report = run_replay(&archive, ui, &opts, &filter, &a.tuning)?;
+    if a.tuning.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report)?;
+    }
+    Ok(exit_code(&report))
+}
+
+pub fn migrate(cli: &Cli, ui: &Ui, a: &MigrateArgs) -> Result<ExitCode> {
+    let from = a.source.options().endpoint(&a.from)?;
+    let to = a.target.options().endpoint(&a.to)?;
+    let account = a
+        .account
+        .clone()
+        .unwrap_or_else(|| format!("{}@{}", from.user, from.host));
+    let source = a.source.options().connect_options(from, a.tuning.timeout)?;
+    let opts = replay_options(a.target.options().connect_options(to, a.tuning.timeout)?, &a.tuning)?;
+    let filter = PlacementFilter {
+        accounts: vec![account.clone()],
+        ..Default::default()
+    };
+    // A dry run pulls too (the source is only read; the archive is where the plan
+    // comes from): only the target is left untouched.
+    let archive = Arc::new(super::open_archive(cli, true)?);
+    let pull = PullOptions {
+        connect: source.clone(),
+        account: account.clone(),
+        include: Vec::new(),
+        exclude: Vec::new(),
+        connections: 4,
+        limits: BatchLimits::default(),
+        max_retries: a.tuning.retries,
+        backoff: Duration::from_millis(250),
+    };
+    let pop3 = (!source.endpoint.scheme.is_imap()).then(|| Pop3PullOptions {
+        connect: source.clone(),
+        account: account.clone(),
+        delete: DeletePolicy::Keep,
+        session: Pop3Session::default(),
+        limits: pull.limits,
+        max_retries: pull.max_retries,
+        backoff: pull.backoff,
+    });
+    let summary = pull_into(&archive, ui, &pull, pop3.as_ref(), true)?;
+    if summary.failed_folders() > 0 {
+        print_summary(&summary, a.tuning.json)?;
+        bail!(
+            "{} folder(s) of {} could not be pulled; not replaying an incomplete account (see the summary)",
+            summary.failed_folders(),
+            summary.account
+        );
+    }
+    let report = run_replay(&archive, ui, &opts, &filter, &a.tuning)?;
+    if a.tuning.json {
+        let both = serde_json::json!({ "pull": summary, "replay": report });
+        println!("{}", serde_json::to_string_pretty(&both)?);
+    } else {
+        print_summary(&summary, false)?;
+        println!();
+        print_report(&report)?;
+    }
+    Ok(exit_code(&report))
+}
+
+fn exit_code(r: &ReplayReport) -> ExitCode {
+    let problems = r.problems();
+    if problems > 0 {
+        eprintln!("mailvault: error: {problems} message(s) or folder(s) failed (see the report)");
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+fn run_replay(
+    archive: &Archive,
+    ui: &Ui,
+    opts: &ReplayOptions,
+    filter: &PlacementFilter,
+    t: &ReplayTuning,
+) -> Result<ReplayReport> {
+    let items = run::select(archive, filter, t.include_deleted)?;
+    let progress = Bars::new(ui);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = rt.block_on(run::replay(archive, opts, &items, &progress));
+    progress.finish();
+    Ok(report?)
+}
+
+fn print_report(r: &ReplayReport) -> Result<()> {
+    let verb = if r.dry_run { "to append" } else { "appended" };
+    println!(
+        "{:<28} {:>9} {:>9} {:>9} {:>7} {:>10}  from / error",
+        "target folder", "in source", verb, "present", "failed", "bytes"
+    );
+    for f in r.folders.iter().chain(std::iter::once(&r.total)) {
+        let mut folder = f.folder.clone();
+        if f.created {
+            folder.push_str(if r.dry_run { " (to create)" } else { " (created)" });
+        }
+        println!(
+            "{:<28} {:>9} {:>9} {:>9} {:>7} {:>10}  {}",
+            folder,
+            f.in_source,
+            f.appended,
+            f.already_present,
+            f.failed,
+            human_bytes(f.appended_bytes),
+            f.error.clone().unwrap_or_else(|| f.sources.join(", "))
+        );
+        for x in &f.failures {
+            println!("    refused {} from {}: {}", x.message, x.source, x.reason);
+        }
+    }
+    if r.total.checked > 0 {
+        println!(
+            "{} pending intent(s) from an interrupted run {}; {} found on the target",
+            r.total.checked,
+            if r.dry_run { "would be looked for" } else { "looked for" },
+            r.total.resolved_present
+        );
+    }
+    let secs = r.seconds.max(1e-9);
+    if r.dry_run {
+        println!("dry run: nothing was created or appended on {}", r.target);
+    } else {
+        println!(
+            "{}: {} messages ({}) appended in {:.1} s: {:.0} msg/s, {}/s",
+            r.target,
+            r.total.appended,
+            human_bytes(r.total.appended_bytes),
+            r.seconds,
+            r.total.appended as f64 / secs,
+            human_bytes((r.total.appended_bytes as f64 / secs) as u64)
+        );
+    }
+    Ok(())
+}

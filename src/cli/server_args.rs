@@ -1,0 +1,119 @@
+//! How to reach and log in to a server, as command-line options: the credential
+//! source, TLS trust, plaintext consent. `pull` and `replay` take them as
+//! `--password-env` …; `migrate`, which talks to two servers, as `--from-…` and
+//! `--to-…` (one macro makes all three, so they can't drift apart).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+use mailvault::net::{tls, Endpoint, SecretSource, TlsOptions};
+use mailvault::remote::{Auth, ConnectOptions};
+
+/// The options' values, whichever spelling they came from.
+pub struct ServerOptions<'a> {
+    pub starttls: bool,
+    pub insecure_plaintext: bool,
+    pub password_env: &'a Option<String>,
+    pub password_file: &'a Option<PathBuf>,
+    pub password_command: &'a Option<String>,
+    pub oauth2_token_command: &'a Option<String>,
+    pub tls_ca: &'a Option<PathBuf>,
+    pub danger_accept_invalid_certs: bool,
+}
+
+impl ServerOptions<'_> {
+    /// Parses `url` and checks the options fit it.
+    pub fn endpoint(&self, url: &str) -> Result<Endpoint> {
+        let ep = Endpoint::parse(url)?;
+        if ep.scheme.implicit_tls() && (self.starttls || self.insecure_plaintext) {
+            bail!(
+                "--starttls and --insecure-plaintext apply to imap:// and pop3:// addresses; {}:// is TLS from the start",
+                ep.scheme.as_str()
+            );
+        }
+        Ok(ep)
+    }
+
+    /// Reads the secret (this may prompt) and builds the TLS configuration.
+    pub fn connect_options(&self, ep: Endpoint, timeout_secs: u64) -> Result<ConnectOptions> {
+        let source = if let Some(v) = self.password_env {
+            SecretSource::Env(v.clone())
+        } else if let Some(f) = self.password_file {
+            SecretSource::File(f.clone())
+        } else if let Some(c) = self.password_command.as_ref().or(self.oauth2_token_command.as_ref()) {
+            SecretSource::Command(c.clone())
+        } else {
+            SecretSource::Prompt(format!("password for {ep}: "))
+        };
+        let secret = source.read()?;
+        let auth = if self.oauth2_token_command.is_some() {
+            Auth::OAuth2(secret)
+        } else {
+            Auth::Password(secret)
+        };
+        let tls = tls::client_config(&TlsOptions {
+            ca_file: self.tls_ca.clone(),
+            danger_accept_invalid_certs: self.danger_accept_invalid_certs,
+        })?;
+        Ok(ConnectOptions {
+            endpoint: ep,
+            tls,
+            insecure_plaintext: self.insecure_plaintext,
+            auth,
+            io_timeout: Duration::from_secs(timeout_secs.max(1)),
+        })
+    }
+}
+
+macro_rules! server_args {
+    ($name:ident, $prefix:literal, $whose:literal) => {
+        #[derive(clap::Args, Debug)]
+        pub struct $name {
+            #[doc = concat!("imap://: require STARTTLS", $whose, " (the default; abort if the server does not offer it)")]
+            #[arg(long = concat!($prefix, "starttls"), id = concat!($prefix, "starttls"), conflicts_with = concat!($prefix, "insecure_plaintext"))]
+            pub starttls: bool,
+            #[doc = concat!("imap://", $whose, ": no TLS at all; the password crosses the network in clear")]
+            #[arg(long = concat!($prefix, "insecure-plaintext"), id = concat!($prefix, "insecure_plaintext"))]
+            pub insecure_plaintext: bool,
+            #[doc = concat!("Read the password", $whose, " from this environment variable")]
+            #[arg(long = concat!($prefix, "password-env"), id = concat!($prefix, "password_env"), value_name = "VAR", group = concat!($prefix, "secret"))]
+            pub password_env: Option<String>,
+            #[doc = concat!("Read the password", $whose, " from the first line of this file")]
+            #[arg(long = concat!($prefix, "password-file"), id = concat!($prefix, "password_file"), value_name = "FILE", group = concat!($prefix, "secret"))]
+            pub password_file: Option<PathBuf>,
+            #[doc = concat!("Run this shell command and use the first line it prints as the password", $whose)]
+            #[arg(long = concat!($prefix, "password-command"), id = concat!($prefix, "password_command"), value_name = "CMD", group = concat!($prefix, "secret"))]
+            pub password_command: Option<String>,
+            #[doc = concat!("Run this shell command for an OAuth2 access token", $whose, " (XOAUTH2/OAUTHBEARER)")]
+            #[arg(long = concat!($prefix, "oauth2-token-command"), id = concat!($prefix, "oauth2_token_command"), value_name = "CMD", group = concat!($prefix, "secret"))]
+            pub oauth2_token_command: Option<String>,
+            #[doc = concat!("Also trust the CA certificate(s) in this PEM file", $whose)]
+            #[arg(long = concat!($prefix, "tls-ca"), id = concat!($prefix, "tls_ca"), value_name = "FILE")]
+            pub tls_ca: Option<PathBuf>,
+            #[doc = concat!("Do not verify the certificate", $whose, " (anyone on the path can read your mail)")]
+            #[arg(long = concat!($prefix, "danger-accept-invalid-certs"), id = concat!($prefix, "danger_accept_invalid_certs"))]
+            pub danger_accept_invalid_certs: bool,
+        }
+
+        impl $name {
+            pub fn options(&self) -> ServerOptions<'_> {
+                ServerOptions {
+                    starttls: self.starttls,
+                    insecure_plaintext: self.insecure_plaintext,
+                    password_env: &self.password_env,
+                    password_file: &self.password_file,
+                    password_command: &self.password_command,
+                    oauth2_token_command: &self.oauth2_token_command,
+                    tls_ca: &self.tls_ca,
+                    danger_accept_invalid_certs: self.danger_accept_invalid_certs,
+                }
+            }
+        }
+    };
+}
+
+server_args!(ServerArgs, "", "");
+server_args!(FromServerArgs, "from-", " of the source");
+server_args!(ToServerArgs, "to-", " of the target");

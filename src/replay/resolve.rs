@@ -1,0 +1,106 @@
+//! Looking at the target: a mailbox's UIDVALIDITY, and which of its messages are
+//! byte-for-byte a given message — how a pending intent (a crash between writing
+//! it and recording the APPEND) is resolved without trusting anything but bytes.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use super::wire;
+use crate::imap::connect::{timed, Connected};
+use crate::imap::ImapError;
+use crate::model::MessageId;
+use crate::plan::mutf7;
+
+/// Most candidates fetched for one message (a SEARCH by size alone, for a message
+/// without Message-ID, could match many).
+const MAX_CANDIDATES: usize = 500;
+
+/// The UIDVALIDITY of an existing mailbox (STATUS; the mailbox is not selected).
+pub async fn uidvalidity(c: &mut Connected, server: &str, t: Duration, mailbox: &str) -> Result<u32, ImapError> {
+    let remote = mutf7::encode(mailbox);
+    let what = format!("STATUS {mailbox}");
+    let mb = timed(t, server, &what, async {
+        c.session
+            .status(&remote, "(UIDVALIDITY)")
+            .await
+            .map_err(|e| ImapError::from_client(server, &what, e))
+    })
+    .await?;
+    mb.uid_validity.ok_or_else(|| ImapError::Mailbox {
+        server: server.into(),
+        mailbox: mailbox.into(),
+        detail: "STATUS gave no UIDVALIDITY".into(),
+    })
+}
+
+/// Selects `mailbox` read-only for searching; returns its UIDVALIDITY.
+pub async fn examine(c: &mut Connected, server: &str, t: Duration, mailbox: &str) -> Result<u32, ImapError> {
+    let remote = mutf7::encode(mailbox);
+    let what = format!("EXAMINE {mailbox}");
+    let mb = timed(t, server, &what, async {
+        c.session
+            .examine(&remote)
+            .await
+            .map_err(|e| ImapError::from_client(server, &what, e))
+    })
+    .await?;
+    mb.uid_validity.ok_or_else(|| ImapError::Mailbox {
+        server: server.into(),
+        mailbox: mailbox.into(),
+        detail: "EXAMINE gave no UIDVALIDITY".into(),
+    })
+}
+
+/// The UIDs, in the selected mailbox, of messages whose bytes are `raw`'s (as IMAP
+/// delivers them: CRLF line ends): SEARCH by Message-ID and size, then FETCH the
+/// candidates and compare BLAKE3 hashes.
+pub async fn find(
+    c: &mut Connected,
+    server: &str,
+    t: Duration,
+    mailbox: &str,
+    raw: &[u8],
+) -> Result<Vec<u32>, ImapError> {
+    let wanted_bytes = wire::crlf(raw);
+    let wanted = MessageId::of(&wanted_bytes);
+    let criteria = wire::search_criteria(wire::message_id(raw).as_deref(), wanted_bytes.len() as u64);
+    let what = format!("UID SEARCH in {mailbox}");
+    let mut uids: Vec<u32> = timed(t, server, &what, async {
+        c.session
+            .uid_search(&criteria)
+            .await
+            .map_err(|e| ImapError::from_client(server, &what, e))
+    })
+    .await?
+    .into_iter()
+    .collect();
+    uids.sort_unstable();
+    uids.truncate(MAX_CANDIDATES);
+    if uids.is_empty() {
+        return Ok(uids);
+    }
+    let set = uids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    let what = format!("UID FETCH candidates in {mailbox}");
+    let mut equal = Vec::new();
+    timed(t * 4, server, &what, async {
+        let mut st = c
+            .session
+            .uid_fetch(&set, "(UID BODY.PEEK[])")
+            .await
+            .map_err(|e| ImapError::from_client(server, &what, e))?;
+        while let Some(f) = st.next().await {
+            let f = f.map_err(|e| ImapError::from_client(server, &what, e))?;
+            if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                if MessageId::of(body) == wanted {
+                    equal.push(uid);
+                }
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    equal.sort_unstable();
+    equal.dedup();
+    Ok(equal)
+}

@@ -1,0 +1,531 @@
+//! A replay, start to finish: the archive's placements to replay, mapped to target
+//! folders; per target mailbox, the ledger consulted ([`crate::plan::replay`]),
+//! pending intents resolved on the target, then APPEND in chunks with the intents
+//! written (durably) before and the outcomes after; a report per folder.
+//!
+//! ```text
+//! 1. LIST the target; map every source folder (rules, SPECIAL-USE, INBOX, name).
+//! 2. Number byte-identical messages per target mailbox: copy 0, 1, … in source
+//!    order, so two identical messages are both replayed, and a rerun finds both.
+//! 3. Per target mailbox: CREATE + SUBSCRIBE when missing; STATUS UIDVALIDITY.
+//! 4. Plan from the ledger. Items the ledger shows appended under this UIDVALIDITY
+//!    are present; intents without an outcome, or entries of an older UIDVALIDITY,
+//!    are looked for on the target (EXAMINE, SEARCH, FETCH, compare hashes) and
+//!    recorded present or appended again — never more appended than are missing.
+//! 5. Chunk by chunk: intents written with one fsync, APPEND pipelined, outcomes
+//!    (APPENDUID when UIDPLUS) written with one fsync. A refusal is reported with
+//!    the message and the server's words; the run goes on.
+//! 6. A lost connection: reconnect with backoff and redo the mailbox from step 3
+//!    (the ledger makes that safe).
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tracing::{info, info_span, warn, Instrument};
+
+use super::append::{self, Outcome, Pipeline};
+use super::target::{self, TargetFolders};
+use super::{resolve, wire};
+use crate::archive::{Archive, ArchiveError, LedgerEntry, PlacementFilter};
+use crate::imap::connect::{connect, Connected};
+use crate::imap::ImapError;
+use crate::model::{Flags, MessageId};
+use crate::plan::folder_map::{map_folder, Rule};
+use crate::plan::replay::{self as plan, Item, Ledger};
+use crate::remote::{backoff, ConnectOptions, PullProgress};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Imap(#[from] ImapError),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+}
+
+impl ReplayError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, ReplayError::Imap(e) if e.is_retryable())
+    }
+}
+
+/// One archived placement to replay.
+#[derive(Clone, Debug)]
+pub struct SourceItem {
+    pub account: String,
+    pub folder: String,
+    /// The folder's SPECIAL-USE role at the source, or empty.
+    pub special_use: String,
+    pub message: MessageId,
+    pub flags: Flags,
+    pub internal_date: Option<i64>,
+    pub size: u64,
+}
+
+/// The placements `filter` selects, in archive order (account, folder, UID).
+/// Placements whose message was deleted at the source are left out unless
+/// `include_deleted`.
+pub fn select(
+    archive: &Archive,
+    filter: &PlacementFilter,
+    include_deleted: bool,
+) -> Result<Vec<SourceItem>, ArchiveError> {
+    let mut roles: HashMap<String, HashMap<String, String>> = HashMap::new();
+    let mut sizes: HashMap<MessageId, u64> = HashMap::new();
+    let mut out = Vec::new();
+    for p in archive.placements(filter)? {
+        if p.record.deleted_at.is_some() && !include_deleted {
+            continue;
+        }
+        if !roles.contains_key(&p.key.account) {
+            let r = archive
+                .cursors(&p.key.account)?
+                .into_iter()
+                .map(|(m, c)| (m, c.special_use))
+                .collect();
+            roles.insert(p.key.account.clone(), r);
+        }
+        let special_use = roles[&p.key.account].get(&p.key.mailbox).cloned().unwrap_or_default();
+        let size = match sizes.get(&p.record.message) {
+            Some(s) => *s,
+            None => {
+                let s = archive
+                    .message_record(&p.record.message)?
+                    .map(|r| r.raw_len)
+                    .ok_or_else(|| ArchiveError::Corrupt {
+                        id: p.record.message.to_hex(),
+                        what: format!("placed in {}/{} but not stored", p.key.account, p.key.mailbox),
+                    })?;
+                sizes.insert(p.record.message, s);
+                s
+            }
+        };
+        out.push(SourceItem {
+            account: p.key.account,
+            folder: p.key.mailbox,
+            special_use,
+            message: p.record.message,
+            flags: p.record.flags,
+            internal_date: p.record.internal_date,
+            size,
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    pub connect: ConnectOptions,
+    pub rules: Vec<Rule>,
+    pub pipeline: Pipeline,
+    /// Messages per ledger chunk (intents, APPENDs, outcomes).
+    pub chunk_messages: usize,
+    pub chunk_bytes: u64,
+    pub max_retries: u32,
+    pub backoff: Duration,
+    /// Plan and report only: the target and the archive are not changed.
+    pub dry_run: bool,
+}
+
+impl ReplayOptions {
+    /// The ledger's name for the target account.
+    pub fn target_name(&self) -> String {
+        let ep = &self.connect.endpoint;
+        format!("{}@{}:{}", ep.user, ep.host, ep.port)
+    }
+}
+
+/// One message that did not make it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Failure {
+    pub message: String,
+    /// `account/folder` it came from.
+    pub source: String,
+    pub reason: String,
+}
+
+/// What happened in one target folder.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FolderReport {
+    pub folder: String,
+    /// Source folders mapped here (`account/folder`), and why.
+    pub sources: Vec<String>,
+    pub created: bool,
+    pub in_source: u64,
+    /// Appended by this run (a dry run: would be).
+    pub appended: u64,
+    pub appended_bytes: u64,
+    pub already_present: u64,
+    /// Of those, found on the target while resolving pending intents.
+    pub resolved_present: u64,
+    /// Pending intents looked for on the target (a dry run: to look for).
+    pub checked: u64,
+    pub failed: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<Failure>,
+    pub retries: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What this run appended or found, so that a retry after a lost connection
+    /// does not count it again as already present.
+    #[serde(skip)]
+    done_this_run: std::collections::HashSet<(MessageId, u32)>,
+}
+
+impl FolderReport {
+    fn add(&mut self, o: &FolderReport) {
+        self.in_source += o.in_source;
+        self.appended += o.appended;
+        self.appended_bytes += o.appended_bytes;
+        self.already_present += o.already_present;
+        self.resolved_present += o.resolved_present;
+        self.checked += o.checked;
+        self.failed += o.failed;
+        self.retries += o.retries;
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReplayReport {
+    pub target: String,
+    pub dry_run: bool,
+    pub folders: Vec<FolderReport>,
+    pub total: FolderReport,
+    pub seconds: f64,
+}
+
+impl ReplayReport {
+    /// Folders that failed as a whole plus messages refused.
+    pub fn problems(&self) -> u64 {
+        self.total.failed + self.folders.iter().filter(|f| f.error.is_some()).count() as u64
+    }
+}
+
+/// The items of one target mailbox.
+struct Group {
+    sources: Vec<String>,
+    create: bool,
+    /// (index into the source items, copy number).
+    items: Vec<(usize, u32)>,
+}
+
+/// Replays `items` into the target. `archive` must be writable unless dry-running.
+pub async fn replay(
+    archive: &Archive,
+    o: &ReplayOptions,
+    items: &[SourceItem],
+    progress: &dyn PullProgress,
+) -> Result<ReplayReport, ReplayError> {
+    let started = Instant::now();
+    let target_name = o.target_name();
+    let server = o.connect.endpoint.to_string();
+    let t = o.connect.io_timeout;
+    let span = info_span!("replay", target = %target_name);
+    async {
+        let mut c = connect(&o.connect).await?;
+        let folders = target::list(&mut c, &server, t).await?;
+        let groups = map_all(items, o, &folders);
+        let mut report = ReplayReport {
+            target: target_name.clone(),
+            dry_run: o.dry_run,
+            ..Default::default()
+        };
+        let mut conn = Some(c);
+        for (name, g) in &groups {
+            let mut r = FolderReport {
+                folder: name.clone(),
+                sources: g.sources.clone(),
+                in_source: g.items.len() as u64,
+                ..Default::default()
+            };
+            progress.to_fetch(name, g.items.len() as u64, g.items.iter().map(|(i, _)| items[*i].size).sum());
+            let mut attempt = 0;
+            loop {
+                let c = match conn.take() {
+                    Some(c) => c,
+                    None => match connect(&o.connect).await {
+                        Ok(c) => c,
+                        Err(e) if e.is_retryable() && attempt < o.max_retries => {
+                            attempt += 1;
+                            tokio::time::sleep(backoff(o.backoff, attempt)).await;
+                            continue;
+                        }
+                        Err(e) => {
+                            r.error = Some(e.to_string());
+                            break;
+                        }
+                    },
+                };
+                let mut c = c;
+                let res = replay_folder(&mut c, archive, o, &target_name, &folders, name, g, items, &mut r, progress)
+                    .instrument(info_span!("folder", folder = %name))
+                    .await;
+                match res {
+                    Ok(()) => {
+                        conn = Some(c);
+                        break;
+                    }
+                    Err(e) if e.is_retryable() && attempt < o.max_retries => {
+                        attempt += 1;
+                        r.retries += 1;
+                        warn!(folder = %name, error = %e, attempt, "connection lost; reconnecting and resuming from the ledger");
+                        tokio::time::sleep(backoff(o.backoff, attempt)).await;
+                    }
+                    Err(e) => {
+                        r.error = Some(e.to_string());
+                        if !e.is_retryable() {
+                            conn = Some(c);
+                        }
+                        break;
+                    }
+                }
+            }
+            progress.folder_done(name);
+            report.total.add(&r);
+            report.folders.push(r);
+        }
+        if let Some(mut c) = conn {
+            let _ = tokio::time::timeout(t, c.session.logout()).await;
+        }
+        report.total.folder = "total".into();
+        report.seconds = started.elapsed().as_secs_f64();
+        info!(
+            appended = report.total.appended,
+            present = report.total.already_present,
+            failed = report.total.failed,
+            "replay done"
+        );
+        Ok(report)
+    }
+    .instrument(span)
+    .await
+}
+
+/// Steps 1 and 2: target folder → its items, copies numbered.
+fn map_all(items: &[SourceItem], o: &ReplayOptions, t: &TargetFolders) -> BTreeMap<String, Group> {
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    let mut mapped: HashMap<(&str, &str), (String, bool)> = HashMap::new();
+    let mut copies: HashMap<(String, MessageId), u32> = HashMap::new();
+    for (i, it) in items.iter().enumerate() {
+        let (name, create) = mapped
+            .entry((it.account.as_str(), it.folder.as_str()))
+            .or_insert_with(|| {
+                let m = map_folder(&it.folder, &it.special_use, &o.rules, &t.folders, t.separator);
+                let g = groups.entry(m.name.clone()).or_insert_with(|| Group {
+                    sources: Vec::new(),
+                    create: m.create,
+                    items: Vec::new(),
+                });
+                g.sources.push(format!("{}/{} ({})", it.account, it.folder, m.why));
+                (m.name, m.create)
+            })
+            .clone();
+        let n = copies.entry((name.clone(), it.message)).or_insert(0);
+        let g = groups.get_mut(&name).expect("group made with its mapping");
+        g.create |= create;
+        g.items.push((i, *n));
+        *n += 1;
+    }
+    groups
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn replay_folder(
+    c: &mut Connected,
+    archive: &Archive,
+    o: &ReplayOptions,
+    target_name: &str,
+    folders: &TargetFolders,
+    name: &str,
+    g: &Group,
+    items: &[SourceItem],
+    r: &mut FolderReport,
+    progress: &dyn PullProgress,
+) -> Result<(), ReplayError> {
+    let server = o.connect.endpoint.to_string();
+    let t = o.connect.io_timeout;
+    // 3.
+    let exists = folders
+        .folders
+        .iter()
+        .any(|f| f.name == name || (name == "INBOX" && f.name.eq_ignore_ascii_case("INBOX")));
+    let uidvalidity = if exists {
+        Some(resolve::uidvalidity(c, &server, t, name).await?)
+    } else if o.dry_run {
+        None
+    } else {
+        target::create(c, &server, t, name).await?;
+        r.created = true;
+        Some(resolve::uidvalidity(c, &server, t, name).await?)
+    };
+    if !exists && o.dry_run {
+        r.created = g.create;
+    }
+    // 4.
+    let ledger: HashMap<(MessageId, u32), Ledger> = archive
+        .ledger(target_name, name)?
+        .into_iter()
+        .map(|(k, v)| (k, v.state))
+        .collect();
+    let plan_items: Vec<Item> = g
+        .items
+        .iter()
+        .map(|&(i, copy)| Item {
+            message: items[i].message,
+            copy,
+        })
+        .collect();
+    let p = plan::plan(&plan_items, &ledger, uidvalidity);
+    let by_item: HashMap<(MessageId, u32), usize> =
+        g.items.iter().map(|&(i, copy)| ((items[i].message, copy), i)).collect();
+    let counted_before = plan_items
+        .iter()
+        .filter(|it| r.done_this_run.contains(&(it.message, it.copy)))
+        .filter(|it| {
+            matches!(ledger.get(&(it.message, it.copy)),
+                Some(Ledger::Appended { uidvalidity: v, .. } | Ledger::Present { uidvalidity: v, .. }) if Some(*v) == uidvalidity)
+        })
+        .count();
+    r.already_present += (p.present - counted_before) as u64;
+    r.checked += p.resolve.iter().map(|(_, c)| c.len() as u64).sum::<u64>();
+    let mut to_append: Vec<usize> = p.append.iter().map(|it| by_item[&(it.message, it.copy)]).collect();
+    let copy_of: HashMap<usize, u32> = g.items.iter().map(|&(i, copy)| (i, copy)).collect();
+    if o.dry_run {
+        // Pending intents would be looked for; count them as to append (the worst case).
+        for (m, copies) in &p.resolve {
+            to_append.extend(copies.iter().map(|c| by_item[&(*m, *c)]));
+        }
+        r.appended = to_append.len() as u64;
+        r.appended_bytes = to_append.iter().map(|&i| items[i].size).sum();
+        return Ok(());
+    }
+    let uidvalidity = uidvalidity.expect("a real run created the mailbox");
+    if !p.resolve.is_empty() {
+        let v = resolve::examine(c, &server, t, name).await?;
+        let mut present = Vec::new();
+        for (m, copies) in &p.resolve {
+            let raw = archive.get_raw(m)?;
+            let mut found = resolve::find(c, &server, t, name, &raw).await?;
+            // Equal messages the ledger already accounts for (other copies recorded
+            // under this UIDVALIDITY) are not these copies.
+            let mut accounted_without_uid = 0usize;
+            for ((lm, lc), state) in &ledger {
+                if lm != m || copies.contains(lc) {
+                    continue;
+                }
+                match state {
+                    Ledger::Appended { uidvalidity: lv, uid } | Ledger::Present { uidvalidity: lv, uid }
+                        if *lv == v =>
+                    {
+                        match uid {
+                            Some(u) => found.retain(|x| x != u),
+                            None => accounted_without_uid += 1,
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let k = found.len().saturating_sub(accounted_without_uid);
+            let (here, missing) = plan::settle(copies, k);
+            for (n, copy) in here.iter().enumerate() {
+                present.push(LedgerEntry {
+                    message: *m,
+                    copy: *copy,
+                    state: Ledger::Present {
+                        uidvalidity: v,
+                        uid: found.get(accounted_without_uid + n).copied(),
+                    },
+                });
+            }
+            to_append.extend(missing.iter().map(|c| by_item[&(*m, *c)]));
+        }
+        archive.ledger_write(target_name, name, &present, now())?;
+        r.resolved_present += present.len() as u64;
+        r.already_present += present.len() as u64;
+        r.done_this_run.extend(present.iter().map(|e| (e.message, e.copy)));
+        progress.fetched(name, present.len() as u64, 0);
+    }
+    progress.fetched(name, (p.present - counted_before) as u64, 0);
+    // Keep the source order on the target (resolution appended some at the end).
+    to_append.sort_unstable();
+    // 5.
+    let mut start = 0;
+    while start < to_append.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < to_append.len()
+            && (end == start || (end - start < o.chunk_messages && bytes + items[to_append[end]].size <= o.chunk_bytes))
+        {
+            bytes += items[to_append[end]].size;
+            end += 1;
+        }
+        let chunk = &to_append[start..end];
+        start = end;
+        let raws: Vec<Vec<u8>> = chunk
+            .iter()
+            .map(|&i| {
+                archive
+                    .get_raw(&items[i].message)
+                    .map(|raw| wire::crlf(&raw).into_owned())
+            })
+            .collect::<Result<_, _>>()?;
+        let intents: Vec<LedgerEntry> = chunk
+            .iter()
+            .map(|&i| LedgerEntry {
+                message: items[i].message,
+                copy: copy_of[&i],
+                state: Ledger::Intent,
+            })
+            .collect();
+        archive.ledger_write(target_name, name, &intents, now())?;
+        let append_items: Vec<wire::AppendItem<'_>> = chunk
+            .iter()
+            .zip(&raws)
+            .map(|(&i, raw)| wire::AppendItem {
+                flags: &items[i].flags,
+                internal_date: items[i].internal_date,
+                raw,
+            })
+            .collect();
+        let outcomes = append::append(c, &server, t, name, &append_items, o.pipeline).await?;
+        let mut done = Vec::with_capacity(chunk.len());
+        let mut chunk_bytes = 0;
+        for ((&i, outcome), raw) in chunk.iter().zip(&outcomes).zip(&raws) {
+            match outcome {
+                Outcome::Appended { uidvalidity: v, uid } => {
+                    done.push(LedgerEntry {
+                        message: items[i].message,
+                        copy: copy_of[&i],
+                        state: Ledger::Appended {
+                            uidvalidity: v.unwrap_or(uidvalidity),
+                            uid: *uid,
+                        },
+                    });
+                    r.appended += 1;
+                    r.appended_bytes += raw.len() as u64;
+                    r.done_this_run.insert((items[i].message, copy_of[&i]));
+                    chunk_bytes += raw.len() as u64;
+                }
+                Outcome::Refused(why) => {
+                    warn!(message = %items[i].message, folder = %name, reason = %why, "the target refused a message");
+                    r.failed += 1;
+                    r.failures.push(Failure {
+                        message: items[i].message.to_hex(),
+                        source: format!("{}/{}", items[i].account, items[i].folder),
+                        reason: why.clone(),
+                    });
+                }
+            }
+        }
+        archive.ledger_write(target_name, name, &done, now())?;
+        progress.fetched(name, chunk.len() as u64, chunk_bytes);
+    }
+    Ok(())
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
