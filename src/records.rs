@@ -296,7 +296,7 @@ impl CursorRecord {
 
 /// A `replay_ledger` value: what was done for one message copy in one target
 /// mailbox. `u8 version, u8 state (0 intent, 1 appended, 2 present),
-/// u32 uidvalidity, u8 has_uid, u32 uid, i64 at`.
+/// u32 uidvalidity, u8 has_uid, u32 uid (an intent: the UIDNEXT before), i64 at`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LedgerRecord {
     pub state: crate::plan::replay::Ledger,
@@ -308,7 +308,7 @@ impl LedgerRecord {
     pub fn encode(&self) -> Vec<u8> {
         use crate::plan::replay::Ledger;
         let (state, uidvalidity, uid) = match self.state {
-            Ledger::Intent => (0, 0, None),
+            Ledger::Intent { uidvalidity, uidnext } => (0, uidvalidity, Some(uidnext)),
             Ledger::Appended { uidvalidity, uid } => (1, uidvalidity, uid),
             Ledger::Present { uidvalidity, uid } => (2, uidvalidity, uid),
         };
@@ -334,7 +334,10 @@ impl LedgerRecord {
         d.end()?;
         let uid = has_uid.then_some(uid);
         let state = match state {
-            0 => Ledger::Intent,
+            0 => Ledger::Intent {
+                uidvalidity,
+                uidnext: uid.unwrap_or(1),
+            },
             1 => Ledger::Appended { uidvalidity, uid },
             2 => Ledger::Present { uidvalidity, uid },
             other => return Err(d.err(format!("unknown ledger state {other}"))),

@@ -68,7 +68,7 @@ fn examples() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ),
         ("value.blobs", "zstd with dictionary 1, payload_len 3, data \"xyz\"", BlobHeader { codec: Codec::ZstdDict, dict_id: 1, payload_len: 3 }.encode(b"xyz")),
         ("key.replay_ledger", "u@h:993 / Sent / id(\"m\") copy 1", keys::ledger("u@h:993", "Sent", &m, 1)),
-        ("value.replay_ledger.intent", "intent at 1700000000", LedgerRecord { state: Ledger::Intent, at: 1_700_000_000 }.encode()),
+        ("value.replay_ledger.intent", "intent, uidvalidity 7, uidnext 40, at 1700000000", LedgerRecord { state: Ledger::Intent { uidvalidity: 7, uidnext: 40 }, at: 1_700_000_000 }.encode()),
         ("value.replay_ledger.appended", "appended, uidvalidity 7, uid 42, at 1700000000", LedgerRecord { state: Ledger::Appended { uidvalidity: 7, uid: Some(42) }, at: 1_700_000_000 }.encode()),
         ("value.replay_ledger.present", "present, uidvalidity 7, no uid, at 1700000000", LedgerRecord { state: Ledger::Present { uidvalidity: 7, uid: None }, at: 1_700_000_000 }.encode()),
     ]

@@ -73,6 +73,11 @@ impl Archive {
 mod tests {
     use super::*;
 
+    const INTENT: Ledger = Ledger::Intent {
+        uidvalidity: 9,
+        uidnext: 3,
+    };
+
     #[test]
     fn ledger_entries_read_back_per_target_mailbox() {
         let tmp = tempfile::tempdir().unwrap();
@@ -87,16 +92,15 @@ mod tests {
             uidvalidity: 9,
             uid: Some(3),
         };
-        a.ledger_write("u@h:993", "INBOX", &[e(0, Ledger::Intent), e(1, Ledger::Intent)], 5)
+        a.ledger_write("u@h:993", "INBOX", &[e(0, INTENT), e(1, INTENT)], 5)
             .unwrap();
         a.ledger_write("u@h:993", "INBOX", &[e(1, appended)], 6).unwrap();
-        a.ledger_write("u@h:993", "INBOX.Sub", &[e(0, Ledger::Intent)], 7)
-            .unwrap();
+        a.ledger_write("u@h:993", "INBOX.Sub", &[e(0, INTENT)], 7).unwrap();
         let inbox = a.ledger("u@h:993", "INBOX").unwrap();
         assert_eq!(inbox.len(), 2, "INBOX.Sub is not part of INBOX");
-        assert_eq!(inbox[&(m, 0)].state, Ledger::Intent);
+        assert_eq!(inbox[&(m, 0)].state, INTENT);
         assert_eq!(inbox[&(m, 1)], LedgerRecord { state: appended, at: 6 });
         assert!(a.ledger("u@h:143", "INBOX").unwrap().is_empty());
-        assert!(a.ledger_write("u\0h", "INBOX", &[e(0, Ledger::Intent)], 1).is_err());
+        assert!(a.ledger_write("u\0h", "INBOX", &[e(0, INTENT)], 1).is_err());
     }
 }

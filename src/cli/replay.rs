@@ -220,6 +220,7 @@ fn run_replay(
     t: &ReplayTuning,
 ) -> Result<ReplayReport> {
     let items = run::select(archive, filter, t.include_deleted)?;
+    tracing::debug!(placements = items.len(), "selected");
     let progress = Bars::new(ui);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -12,9 +12,11 @@
 //! 2. Appended or present under the mailbox's current UIDVALIDITY: nothing to do.
 //! 3. Appended or present under another UIDVALIDITY (the target mailbox was deleted
 //!    and recreated since), or an intent without an outcome (a crash between the
-//!    intent and recording the APPEND): resolve by looking on the target — search by
-//!    Message-ID and size, fetch the candidates, compare their BLAKE3 with the
-//!    message id. What is found counts as present; the rest is appended.
+//!    intent and recording the APPEND): resolve by looking on the target — for an
+//!    intent under the current UIDVALIDITY, the messages from its UIDNEXT on (sizes
+//!    first, then the bodies of those of a wanted size); otherwise a search by
+//!    Message-ID and size. Candidates' BLAKE3 is compared with the message's. What
+//!    is found counts as present; the rest is appended.
 //! 4. Resolution counts copies: with n copies of a message to place and k found on
 //!    the target (bytes equal), the first min(n, k) copies are present and the others
 //!    appended — never more appended than are missing.
@@ -35,8 +37,10 @@ pub struct Item {
 /// What the ledger records for one item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ledger {
-    /// APPEND is (or was) about to be sent; the outcome is not recorded.
-    Intent,
+    /// APPEND is (or was) about to be sent; the outcome is not recorded. The
+    /// mailbox's UIDVALIDITY and UIDNEXT just before: if the message got there, it
+    /// has a UID from `uidnext` on, so resolving need only look at those.
+    Intent { uidvalidity: u32, uidnext: u32 },
     /// APPEND succeeded in the mailbox with this UIDVALIDITY (UID when UIDPLUS said).
     Appended { uidvalidity: u32, uid: Option<u32> },
     /// Found on the target while resolving (bytes compared).
@@ -128,7 +132,13 @@ mod tests {
                     uid: None,
                 },
             ),
-            ((id(3), 0), Ledger::Intent),
+            (
+                (id(3), 0),
+                Ledger::Intent {
+                    uidvalidity: 7,
+                    uidnext: 3,
+                },
+            ),
             (
                 (id(4), 0),
                 Ledger::Appended {
@@ -143,7 +153,13 @@ mod tests {
                     uid: None,
                 },
             ),
-            ((id(5), 1), Ledger::Intent),
+            (
+                (id(5), 1),
+                Ledger::Intent {
+                    uidvalidity: 7,
+                    uidnext: 3,
+                },
+            ),
         ]
         .into_iter()
         .collect();
@@ -190,7 +206,7 @@ mod tests {
                 .iter()
                 .map(|&(m, c, kind, v)| {
                     let state = match kind {
-                        0 => Ledger::Intent,
+                        0 => Ledger::Intent { uidvalidity: v, uidnext: 1 },
                         1 => Ledger::Appended { uidvalidity: v, uid: Some(1) },
                         2 => Ledger::Appended { uidvalidity: v, uid: None },
                         _ => Ledger::Present { uidvalidity: v, uid: None },

@@ -2,6 +2,7 @@
 //! byte-for-byte a given message — how a pending intent (a crash between writing
 //! it and recording the APPEND) is resolved without trusting anything but bytes.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -16,22 +17,99 @@ use crate::plan::mutf7;
 /// without Message-ID, could match many).
 const MAX_CANDIDATES: usize = 500;
 
-/// The UIDVALIDITY of an existing mailbox (STATUS; the mailbox is not selected).
-pub async fn uidvalidity(c: &mut Connected, server: &str, t: Duration, mailbox: &str) -> Result<u32, ImapError> {
+/// Fetched per command when comparing candidates' bodies.
+const BODIES_PER_FETCH: usize = 200;
+
+/// An existing mailbox's UIDVALIDITY and UIDNEXT (STATUS; nothing selected).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MailboxStatus {
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+}
+
+pub async fn status(c: &mut Connected, server: &str, t: Duration, mailbox: &str) -> Result<MailboxStatus, ImapError> {
     let remote = mutf7::encode(mailbox);
     let what = format!("STATUS {mailbox}");
     let mb = timed(t, server, &what, async {
         c.session
-            .status(&remote, "(UIDVALIDITY)")
+            .status(&remote, "(UIDVALIDITY UIDNEXT)")
             .await
             .map_err(|e| ImapError::from_client(server, &what, e))
     })
     .await?;
-    mb.uid_validity.ok_or_else(|| ImapError::Mailbox {
-        server: server.into(),
-        mailbox: mailbox.into(),
-        detail: "STATUS gave no UIDVALIDITY".into(),
+    match (mb.uid_validity, mb.uid_next) {
+        (Some(uidvalidity), Some(uidnext)) => Ok(MailboxStatus { uidvalidity, uidnext }),
+        _ => Err(ImapError::Mailbox {
+            server: server.into(),
+            mailbox: mailbox.into(),
+            detail: "STATUS gave no UIDVALIDITY or UIDNEXT".into(),
+        }),
+    }
+}
+
+/// Which of the `wanted` messages (id of the bytes as IMAP delivers them → their
+/// size) are in the selected mailbox at UIDs from `from` on: sizes first, then the
+/// bodies of the candidates of a wanted size, hashed. For intents recorded with
+/// that UIDNEXT, this is every place the APPEND could have put them.
+pub async fn find_since(
+    c: &mut Connected,
+    server: &str,
+    t: Duration,
+    mailbox: &str,
+    from: u32,
+    wanted: &HashMap<MessageId, u64>,
+) -> Result<HashMap<MessageId, Vec<u32>>, ImapError> {
+    let sizes: HashSet<u64> = wanted.values().copied().collect();
+    let what = format!("UID FETCH {from}:* sizes in {mailbox}");
+    let mut candidates = Vec::new();
+    timed(t * 4, server, &what, async {
+        let mut st = c
+            .session
+            .uid_fetch(format!("{}:*", from.max(1)), "(UID RFC822.SIZE)")
+            .await
+            .map_err(|e| ImapError::from_client(server, &what, e))?;
+        while let Some(f) = st.next().await {
+            let f = f.map_err(|e| ImapError::from_client(server, &what, e))?;
+            // `n:*` past the last UID still names the last message: filter.
+            if let (Some(uid), Some(size)) = (f.uid, f.size) {
+                if uid >= from && sizes.contains(&u64::from(size)) {
+                    candidates.push(uid);
+                }
+            }
+        }
+        Ok(())
     })
+    .await?;
+    candidates.sort_unstable();
+    candidates.dedup();
+    let mut found: HashMap<MessageId, Vec<u32>> = HashMap::new();
+    for chunk in candidates.chunks(BODIES_PER_FETCH) {
+        let set = chunk.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        let what = format!("UID FETCH candidates in {mailbox}");
+        timed(t * 4, server, &what, async {
+            let mut st = c
+                .session
+                .uid_fetch(&set, "(UID BODY.PEEK[])")
+                .await
+                .map_err(|e| ImapError::from_client(server, &what, e))?;
+            while let Some(f) = st.next().await {
+                let f = f.map_err(|e| ImapError::from_client(server, &what, e))?;
+                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                    let id = MessageId::of(body);
+                    if wanted.contains_key(&id) {
+                        found.entry(id).or_default().push(uid);
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    for uids in found.values_mut() {
+        uids.sort_unstable();
+        uids.dedup();
+    }
+    Ok(found)
 }
 
 /// Selects `mailbox` read-only for searching; returns its UIDVALIDITY.

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::append::{self, Outcome, Pipeline};
 use super::target::{self, TargetFolders};
@@ -351,13 +351,13 @@ async fn replay_folder(
         .iter()
         .any(|f| f.name == name || (name == "INBOX" && f.name.eq_ignore_ascii_case("INBOX")));
     let uidvalidity = if exists {
-        Some(resolve::uidvalidity(c, &server, t, name).await?)
+        Some(resolve::status(c, &server, t, name).await?.uidvalidity)
     } else if o.dry_run {
         None
     } else {
         target::create(c, &server, t, name).await?;
         r.created = true;
-        Some(resolve::uidvalidity(c, &server, t, name).await?)
+        Some(resolve::status(c, &server, t, name).await?.uidvalidity)
     };
     if !exists && o.dry_run {
         r.created = g.create;
@@ -400,13 +400,55 @@ async fn replay_folder(
         r.appended_bytes = to_append.iter().map(|&i| items[i].size).sum();
         return Ok(());
     }
-    let uidvalidity = uidvalidity.expect("a real run created the mailbox");
     if !p.resolve.is_empty() {
         let v = resolve::examine(c, &server, t, name).await?;
+        // Intents under this UIDVALIDITY are looked for among the UIDs from the
+        // earliest of their UIDNEXTs on, all at once; anything else (an older
+        // UIDVALIDITY, or another copy recorded without its UID, which may lie
+        // anywhere) by a search of the whole mailbox.
+        let other_copy_without_uid = |m: &MessageId, copies: &[u32]| {
+            ledger.iter().any(|((lm, lc), st)| {
+                lm == m
+                    && !copies.contains(lc)
+                    && matches!(st, Ledger::Appended { uidvalidity: lv, uid: None }
+                        | Ledger::Present { uidvalidity: lv, uid: None } if *lv == v)
+            })
+        };
+        let since = |m: &MessageId, copies: &[u32]| -> Option<u32> {
+            copies
+                .iter()
+                .map(|copy| match ledger.get(&(*m, *copy)) {
+                    Some(Ledger::Intent { uidvalidity, uidnext }) if *uidvalidity == v => Some(*uidnext),
+                    _ => None,
+                })
+                .collect::<Option<Vec<u32>>>()?
+                .into_iter()
+                .min()
+        };
+        let mut fast: HashMap<MessageId, u64> = HashMap::new();
+        let mut crlf_id: HashMap<MessageId, MessageId> = HashMap::new();
+        let mut from = u32::MAX;
+        for (m, copies) in &p.resolve {
+            if let (Some(n), false) = (since(m, copies), other_copy_without_uid(m, copies)) {
+                let raw = archive.get_raw(m)?;
+                let bytes = wire::crlf(&raw);
+                let id = MessageId::of(&bytes);
+                fast.insert(id, bytes.len() as u64);
+                crlf_id.insert(*m, id);
+                from = from.min(n);
+            }
+        }
+        let found_since = if fast.is_empty() {
+            HashMap::new()
+        } else {
+            resolve::find_since(c, &server, t, name, from, &fast).await?
+        };
         let mut present = Vec::new();
         for (m, copies) in &p.resolve {
-            let raw = archive.get_raw(m)?;
-            let mut found = resolve::find(c, &server, t, name, &raw).await?;
+            let mut found = match crlf_id.get(m) {
+                Some(id) => found_since.get(id).cloned().unwrap_or_default(),
+                None => resolve::find(c, &server, t, name, &archive.get_raw(m)?).await?,
+            };
             // Equal messages the ledger already accounts for (other copies recorded
             // under this UIDVALIDITY) are not these copies.
             let mut accounted_without_uid = 0usize;
@@ -470,15 +512,26 @@ async fn replay_folder(
                     .map(|raw| wire::crlf(&raw).into_owned())
             })
             .collect::<Result<_, _>>()?;
+        // Where the chunk's messages will land if they do: from UIDNEXT on.
+        let now_status = resolve::status(c, &server, t, name).await?;
         let intents: Vec<LedgerEntry> = chunk
             .iter()
             .map(|&i| LedgerEntry {
                 message: items[i].message,
                 copy: copy_of[&i],
-                state: Ledger::Intent,
+                state: Ledger::Intent {
+                    uidvalidity: now_status.uidvalidity,
+                    uidnext: now_status.uidnext,
+                },
             })
             .collect();
         archive.ledger_write(target_name, name, &intents, now())?;
+        debug!(
+            messages = chunk.len(),
+            bytes,
+            uidnext = now_status.uidnext,
+            "intents written; appending"
+        );
         let append_items: Vec<wire::AppendItem<'_>> = chunk
             .iter()
             .zip(&raws)
@@ -498,7 +551,7 @@ async fn replay_folder(
                         message: items[i].message,
                         copy: copy_of[&i],
                         state: Ledger::Appended {
-                            uidvalidity: v.unwrap_or(uidvalidity),
+                            uidvalidity: v.unwrap_or(now_status.uidvalidity),
                             uid: *uid,
                         },
                     });
@@ -519,6 +572,7 @@ async fn replay_folder(
             }
         }
         archive.ledger_write(target_name, name, &done, now())?;
+        debug!(appended = done.len(), "outcomes written");
         progress.fetched(name, chunk.len() as u64, chunk_bytes);
     }
     Ok(())

@@ -188,7 +188,7 @@ pub fn message_id(raw: &[u8]) -> Option<String> {
             }
             break;
         }
-        if line.len() > 11 && line[..11].eq_ignore_ascii_case(b"message-id:") {
+        if line.len() >= 11 && line[..11].eq_ignore_ascii_case(b"message-id:") {
             value = Some(line[11..].to_vec());
         }
     }

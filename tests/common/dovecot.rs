@@ -300,12 +300,46 @@ impl Dovecot {
     }
 
     pub fn add_user(&self, user: &str, password: &str) {
+        self.add_users(&[user], password);
+    }
+
+    /// Adds users (one write), and returns once Dovecot knows them all.
+    pub fn add_users(&self, users: &[&str], password: &str) {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(self.dir.join("users"))
             .unwrap();
-        writeln!(f, "{user}:{{PLAIN}}{password}").unwrap();
+        for user in users {
+            writeln!(f, "{user}:{{PLAIN}}{password}").unwrap();
+        }
+        drop(f);
+        for user in users {
+            self.wait_for_user(user, password);
+        }
+    }
+
+    fn wait_for_user(&self, user: &str, password: &str) {
+        // Dovecot's auth process may go on using the users file it read within
+        // the same second for a moment: wait until it knows the new user, so a
+        // login right after does not fail (seen as AUTHENTICATIONFAILED).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ok = Command::new(which("doveadm").expect("doveadm"))
+                .arg("-c")
+                .arg(&self.conf)
+                .args(["auth", "test", "-x", "service=imap", user, password])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Dovecot does not know user {user} 10 s after adding it"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn doveadm(&self, args: &[&str]) -> String {
