@@ -434,3 +434,54 @@ fn kill_during_replay_then_rerun_is_exact() {
         "too few kills hit a running replay ({killed_mid_way} of {rounds})"
     );
 }
+
+/// What the target refuses is reported message by message, and the rest still
+/// arrives: a target that takes at most 1 MB per message (quota plugin), not
+/// announcing APPENDLIMIT, gets a 2 MB message inside a MULTIAPPEND — the whole
+/// command is refused, retried one by one, and only the big one fails.
+#[test]
+fn refused_messages_are_reported_one_by_one_and_the_run_goes_on() {
+    let conf = "mail_plugins = $mail_plugins quota\n\
+        plugin {\n  quota = count:User quota\n  quota_vsizes = yes\n  quota_max_mail_size = 1M\n}\n\
+        imap_capability = IMAP4rev1 LITERAL+ MULTIAPPEND UIDPLUS SPECIAL-USE NAMESPACE UNSELECT\n";
+    let dst = Dovecot::start_flavour(Storage::MdboxDot, conf);
+    dst.add_user("ann", PW);
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("a");
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let small = common::dovecot::sample_messages(20);
+    for (i, m) in small.iter().enumerate() {
+        std::fs::write(src.join(format!("{i:02}.eml")), m).unwrap();
+    }
+    let big = big_message(2 << 20);
+    std::fs::write(src.join("10-big.eml"), &big).unwrap();
+    common::ok(&archive, &["-q", "import", "--account", "a", src.to_str().unwrap()]);
+
+    let out = replay_cmd(&archive, &dst, "ann", &["--json", "-q"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "a refused message makes the run fail");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["total"]["appended"], 20, "{r:#}");
+    assert_eq!(r["total"]["failed"], 1);
+    let failure = &r["folders"][0]["failures"][0];
+    assert_eq!(failure["message"], mailvault::model::MessageId::of(&big).to_hex());
+    assert!(
+        failure["reason"].as_str().unwrap().starts_with("NO ")
+            && failure["reason"]
+                .as_str()
+                .unwrap()
+                .contains("larger than the maximum size"),
+        "the server's words: {failure}"
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("1 message(s) or folder(s) failed"), "{text}");
+    assert_eq!(dst.server_view("ann", PW).len(), 20);
+    // The rerun tries only the refused one again.
+    let again = replay_cmd(&archive, &dst, "ann", &["--json", "-q"]).output().unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(
+        (r["total"]["appended"].as_u64(), r["total"]["failed"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(dst.server_view("ann", PW).len(), 20);
+}

@@ -274,7 +274,8 @@ impl Run<'_, '_> {
                 } else {
                     let words = outcome.information.as_deref().unwrap_or("").trim();
                     let code = outcome.code.as_ref().map(|c| format!("[{c:?}] ")).unwrap_or_default();
-                    self.outcomes[group[0]] = Some(Outcome::Refused(format!("{status:?}: {code}{words}")));
+                    let status = format!("{status:?}").to_ascii_uppercase();
+                    self.outcomes[group[0]] = Some(Outcome::Refused(format!("{status} {code}{words}")));
                 }
                 Ok(Read::Done(tag.0.clone()))
             }
