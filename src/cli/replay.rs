@@ -38,6 +38,9 @@ pub struct ReplayTuning {
     /// Messages per APPEND when the target offers MULTIAPPEND (1: one per command)
     #[arg(long, default_value_t = 50, value_name = "N")]
     per_append: usize,
+    /// Connections to the target, each replaying one folder at a time
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    connections: usize,
     /// Seconds to wait for any single network step
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     timeout: u64,
@@ -109,6 +112,7 @@ fn replay_options(connect: ConnectOptions, t: &ReplayTuning) -> Result<ReplayOpt
         chunk_bytes: 64 << 20,
         max_retries: t.retries,
         backoff: Duration::from_millis(250),
+        connections: t.connections.max(1),
         dry_run: t.dry_run,
     })
 }
@@ -117,11 +121,11 @@ pub fn replay(cli: &Cli, ui: &Ui, a: &ReplayArgs) -> Result<ExitCode> {
     let ep = a.server.options().endpoint(&a.to)?;
     let opts = replay_options(a.server.options().connect_options(ep, a.tuning.timeout)?, &a.tuning)?;
     rules(&a.tuning.maps)?;
-    let archive = if a.tuning.dry_run {
+    let archive = Arc::new(if a.tuning.dry_run {
         super::open_archive_read_only(cli)?
     } else {
         super::open_archive(cli, false)?
-    };
+    });
     let messages = match &a.query {
         None => None,
         Some(q) => {
@@ -213,7 +217,7 @@ fn exit_code(r: &ReplayReport) -> ExitCode {
 }
 
 fn run_replay(
-    archive: &Archive,
+    archive: &Arc<Archive>,
     ui: &Ui,
     opts: &ReplayOptions,
     filter: &PlacementFilter,

@@ -20,6 +20,7 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -124,6 +125,8 @@ pub struct ReplayOptions {
     pub chunk_bytes: u64,
     pub max_retries: u32,
     pub backoff: Duration,
+    /// Sessions to the target, each replaying one folder at a time.
+    pub connections: usize,
     /// Plan and report only: the target and the archive are not changed.
     pub dry_run: bool,
 }
@@ -212,7 +215,7 @@ struct Group {
 
 /// Replays `items` into the target. `archive` must be writable unless dry-running.
 pub async fn replay(
-    archive: &Archive,
+    archive: &Arc<Archive>,
     o: &ReplayOptions,
     items: &[SourceItem],
     progress: &dyn PullProgress,
@@ -225,68 +228,34 @@ pub async fn replay(
     async {
         let mut c = connect(&o.connect).await?;
         let folders = target::list(&mut c, &server, t).await?;
-        let groups = map_all(items, o, &folders);
+        let groups: Vec<(String, Group)> = map_all(items, o, &folders).into_iter().collect();
+        // Folders are shared out to `connections` workers, each with its own
+        // session (the first has the one that listed); while one waits for the
+        // server to store a batch, another sends.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let env = Env {
+            archive,
+            o,
+            target_name: &target_name,
+            folders: &folders,
+            items,
+            progress,
+        };
+        let mut first = Some(c);
+        let workers: Vec<_> = (0..o.connections.max(1).min(groups.len().max(1)))
+            .map(|_| worker(&env, first.take(), &groups, &next))
+            .collect();
+        let mut done: Vec<(usize, FolderReport)> =
+            futures::future::join_all(workers).await.into_iter().flatten().collect();
+        done.sort_by_key(|(i, _)| *i);
         let mut report = ReplayReport {
             target: target_name.clone(),
             dry_run: o.dry_run,
             ..Default::default()
         };
-        let mut conn = Some(c);
-        for (name, g) in &groups {
-            let mut r = FolderReport {
-                folder: name.clone(),
-                sources: g.sources.clone(),
-                in_source: g.items.len() as u64,
-                ..Default::default()
-            };
-            progress.to_fetch(name, g.items.len() as u64, g.items.iter().map(|(i, _)| items[*i].size).sum());
-            let mut attempt = 0;
-            loop {
-                let c = match conn.take() {
-                    Some(c) => c,
-                    None => match connect(&o.connect).await {
-                        Ok(c) => c,
-                        Err(e) if e.is_retryable() && attempt < o.max_retries => {
-                            attempt += 1;
-                            tokio::time::sleep(backoff(o.backoff, attempt)).await;
-                            continue;
-                        }
-                        Err(e) => {
-                            r.error = Some(e.to_string());
-                            break;
-                        }
-                    },
-                };
-                let mut c = c;
-                let res = replay_folder(&mut c, archive, o, &target_name, &folders, name, g, items, &mut r, progress)
-                    .instrument(info_span!("folder", folder = %name))
-                    .await;
-                match res {
-                    Ok(()) => {
-                        conn = Some(c);
-                        break;
-                    }
-                    Err(e) if e.is_retryable() && attempt < o.max_retries => {
-                        attempt += 1;
-                        r.retries += 1;
-                        warn!(folder = %name, error = %e, attempt, "connection lost; reconnecting and resuming from the ledger");
-                        tokio::time::sleep(backoff(o.backoff, attempt)).await;
-                    }
-                    Err(e) => {
-                        r.error = Some(e.to_string());
-                        if !e.is_retryable() {
-                            conn = Some(c);
-                        }
-                        break;
-                    }
-                }
-            }
-            progress.folder_done(name);
+        for (_, r) in done {
             report.total.add(&r);
             report.folders.push(r);
-        }
-        if let Some(mut c) = conn {
-            let _ = tokio::time::timeout(t, c.session.logout()).await;
         }
         report.total.folder = "total".into();
         report.seconds = started.elapsed().as_secs_f64();
@@ -300,6 +269,89 @@ pub async fn replay(
     }
     .instrument(span)
     .await
+}
+
+/// What every folder of a replay shares.
+struct Env<'a> {
+    archive: &'a Arc<Archive>,
+    o: &'a ReplayOptions,
+    target_name: &'a str,
+    folders: &'a TargetFolders,
+    items: &'a [SourceItem],
+    progress: &'a dyn PullProgress,
+}
+
+/// Takes folders from `groups` (the next index in `next`) until none are left; one
+/// connection, reconnected with backoff when lost (step 6).
+async fn worker(
+    env: &Env<'_>,
+    mut conn: Option<Connected>,
+    groups: &[(String, Group)],
+    next: &std::sync::atomic::AtomicUsize,
+) -> Vec<(usize, FolderReport)> {
+    let o = env.o;
+    let mut out = Vec::new();
+    loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some((name, g)) = groups.get(i) else { break };
+        let mut r = FolderReport {
+            folder: name.clone(),
+            sources: g.sources.clone(),
+            in_source: g.items.len() as u64,
+            ..Default::default()
+        };
+        env.progress.to_fetch(
+            name,
+            g.items.len() as u64,
+            g.items.iter().map(|(i, _)| env.items[*i].size).sum(),
+        );
+        let mut attempt = 0;
+        loop {
+            let mut c = match conn.take() {
+                Some(c) => c,
+                None => match connect(&o.connect).await {
+                    Ok(c) => c,
+                    Err(e) if e.is_retryable() && attempt < o.max_retries => {
+                        attempt += 1;
+                        tokio::time::sleep(backoff(o.backoff, attempt)).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        r.error = Some(e.to_string());
+                        break;
+                    }
+                },
+            };
+            let res = replay_folder(&mut c, env, name, g, &mut r)
+                .instrument(info_span!("folder", folder = %name))
+                .await;
+            match res {
+                Ok(()) => {
+                    conn = Some(c);
+                    break;
+                }
+                Err(e) if e.is_retryable() && attempt < o.max_retries => {
+                    attempt += 1;
+                    r.retries += 1;
+                    warn!(folder = %name, error = %e, attempt, "connection lost; reconnecting and resuming from the ledger");
+                    tokio::time::sleep(backoff(o.backoff, attempt)).await;
+                }
+                Err(e) => {
+                    r.error = Some(e.to_string());
+                    if !e.is_retryable() {
+                        conn = Some(c);
+                    }
+                    break;
+                }
+            }
+        }
+        env.progress.folder_done(name);
+        out.push((i, r));
+    }
+    if let Some(mut c) = conn {
+        let _ = tokio::time::timeout(o.connect.io_timeout, c.session.logout()).await;
+    }
+    out
 }
 
 /// Steps 1 and 2: target folder → its items, copies numbered.
@@ -330,19 +382,21 @@ fn map_all(items: &[SourceItem], o: &ReplayOptions, t: &TargetFolders) -> BTreeM
     groups
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn replay_folder(
     c: &mut Connected,
-    archive: &Archive,
-    o: &ReplayOptions,
-    target_name: &str,
-    folders: &TargetFolders,
+    env: &Env<'_>,
     name: &str,
     g: &Group,
-    items: &[SourceItem],
     r: &mut FolderReport,
-    progress: &dyn PullProgress,
 ) -> Result<(), ReplayError> {
+    let Env {
+        archive,
+        o,
+        target_name,
+        folders,
+        items,
+        progress,
+    } = *env;
     let server = o.connect.endpoint.to_string();
     let t = o.connect.io_timeout;
     // 3.
@@ -493,6 +547,7 @@ async fn replay_folder(
     to_append.sort_unstable();
     // 5.
     let mut start = 0;
+    let mut chunks: Vec<&[usize]> = Vec::new();
     while start < to_append.len() {
         let mut end = start;
         let mut bytes = 0;
@@ -502,16 +557,29 @@ async fn replay_folder(
             bytes += items[to_append[end]].size;
             end += 1;
         }
-        let chunk = &to_append[start..end];
+        chunks.push(&to_append[start..end]);
         start = end;
-        let raws: Vec<Vec<u8>> = chunk
-            .iter()
-            .map(|&i| {
-                archive
-                    .get_raw(&items[i].message)
-                    .map(|raw| wire::crlf(&raw).into_owned())
-            })
-            .collect::<Result<_, _>>()?;
+    }
+    // Chunk k+1 is read from the archive (on other threads) while chunk k is
+    // appended.
+    let read = |chunk: &[usize]| {
+        let ids: Vec<MessageId> = chunk.iter().map(|&i| items[i].message).collect();
+        let archive = archive.clone();
+        tokio::task::spawn_blocking(move || read_for_append(&archive, &ids))
+    };
+    let mut next = chunks.first().map(|c| read(c));
+    for (k, chunk) in chunks.iter().enumerate() {
+        let read_started = Instant::now();
+        let raws = next
+            .take()
+            .expect("each chunk's read was started")
+            .await
+            .map_err(|e| ArchiveError::Corrupt {
+                id: "replay".into(),
+                what: format!("reading messages for APPEND failed: {e}"),
+            })??;
+        next = chunks.get(k + 1).map(|c| read(c));
+        let chunk: &[usize] = chunk;
         // Where the chunk's messages will land if they do: from UIDNEXT on.
         let now_status = resolve::status(c, &server, t, name).await?;
         let intents: Vec<LedgerEntry> = chunk
@@ -528,10 +596,12 @@ async fn replay_folder(
         archive.ledger_write(target_name, name, &intents, now())?;
         debug!(
             messages = chunk.len(),
-            bytes,
+            bytes = raws.iter().map(Vec::len).sum::<usize>(),
             uidnext = now_status.uidnext,
+            read_ms = read_started.elapsed().as_millis() as u64,
             "intents written; appending"
         );
+        let append_started = Instant::now();
         let append_items: Vec<wire::AppendItem<'_>> = chunk
             .iter()
             .zip(&raws)
@@ -542,6 +612,7 @@ async fn replay_folder(
             })
             .collect();
         let outcomes = append::append(c, &server, t, name, &append_items, o.pipeline).await?;
+        let append_ms = append_started.elapsed().as_millis() as u64;
         let mut done = Vec::with_capacity(chunk.len());
         let mut chunk_bytes = 0;
         for ((&i, outcome), raw) in chunk.iter().zip(&outcomes).zip(&raws) {
@@ -572,10 +643,19 @@ async fn replay_folder(
             }
         }
         archive.ledger_write(target_name, name, &done, now())?;
-        debug!(appended = done.len(), "outcomes written");
+        debug!(appended = done.len(), append_ms, "outcomes written");
         progress.fetched(name, chunk.len() as u64, chunk_bytes);
     }
     Ok(())
+}
+
+/// The messages as they will be appended (CRLF line ends), read and rebuilt on
+/// rayon's threads.
+fn read_for_append(archive: &Archive, ids: &[MessageId]) -> Result<Vec<Vec<u8>>, ArchiveError> {
+    use rayon::prelude::*;
+    ids.par_iter()
+        .map(|m| archive.get_raw(m).map(|raw| wire::crlf(&raw).into_owned()))
+        .collect()
 }
 
 fn now() -> i64 {
