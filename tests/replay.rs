@@ -485,3 +485,67 @@ fn refused_messages_are_reported_one_by_one_and_the_run_goes_on() {
     );
     assert_eq!(dst.server_view("ann", PW).len(), 20);
 }
+
+/// Selection and mapping options together: `--query` picks messages, `--folder`
+/// picks source folders, `--map` sends them under a new name (created, nested, in
+/// the target's separator); nothing else is touched.
+#[test]
+fn query_folder_and_map_select_and_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("a");
+    common::ok(
+        &archive,
+        &[
+            "-q",
+            "import",
+            "--account",
+            "demo",
+            common::demo_sample().to_str().unwrap(),
+        ],
+    );
+    let hits = common::ok(
+        &archive,
+        &["-q", "search", "--format", "json", "--limit", "1000", "from:enron.com"],
+    );
+    let expected = hits
+        .lines()
+        .filter(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["folders"].as_array().unwrap().iter().any(|f| f == "enron/inbox")
+        })
+        .count();
+    assert!(expected > 10 && expected < 149, "{expected}");
+    let dst = Dovecot::start_flavour(Storage::MdboxDot, "");
+    dst.add_user("ann", PW);
+    let r = json_of(
+        replay_cmd(
+            &archive,
+            &dst,
+            "ann",
+            &[
+                "--json",
+                "-q",
+                "--query",
+                "from:enron.com",
+                "--folder",
+                "enron/inbox",
+                "--map",
+                "enron/inbox=Archive/Skilling",
+            ],
+        )
+        .output()
+        .unwrap(),
+        "replay",
+    );
+    assert_eq!(r["total"]["appended"], expected as u64, "{r:#}");
+    assert_eq!(r["folders"].as_array().unwrap().len(), 1);
+    assert_eq!(r["folders"][0]["folder"], "Archive.Skilling");
+    assert_eq!(r["folders"][0]["created"], true);
+    let view = dst.server_view("ann", PW);
+    assert_eq!(view.len(), expected);
+    assert!(
+        view.keys().all(|(f, _, _)| f == "Archive.Skilling"),
+        "{:?}",
+        view.keys().next()
+    );
+}
