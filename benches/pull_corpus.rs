@@ -13,7 +13,6 @@ mod common;
 mod tc;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tc::dovecot::{pull_command, Dovecot, TEST_PASSWORD};
@@ -24,40 +23,18 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn mbsync(d: &Dovecot, dir: &Path) -> Option<Duration> {
-    let bin = ["/usr/bin/mbsync", "/usr/local/bin/mbsync"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())?;
     std::fs::create_dir_all(dir.join("mail")).unwrap();
-    let conf = dir.join("mbsyncrc");
-    std::fs::write(
-        &conf,
-        format!(
-            "IMAPAccount bench\nHost localhost\nPort {port}\nUser mail\nPass {pw}\nSSLType IMAPS\nCertificateFile {ca}\n\n\
-             IMAPStore remote\nAccount bench\n\n\
-             MaildirStore local\nPath {dir}/mail/\nInbox {dir}/mail/INBOX\nSubFolders Verbatim\n\n\
-             Channel bench\nFar :remote:\nNear :local:\nPatterns *\nCreate Near\nSync Pull\nSyncState *\n",
-            port = d.imaps,
-            pw = TEST_PASSWORD,
-            ca = d.ca_pem().display(),
-            dir = dir.display()
-        ),
-    )
-    .unwrap();
-    let t = Instant::now();
-    let out = Command::new(bin)
-        .arg("-q")
-        .arg("-c")
-        .arg(&conf)
-        .arg("bench")
-        .output()
-        .unwrap();
-    let took = t.elapsed();
-    assert!(
-        out.status.success(),
-        "mbsync failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let conf = format!(
+        "IMAPAccount bench\nHost localhost\nPort {port}\nUser mail\nPass {pw}\nSSLType IMAPS\nCertificateFile {ca}\n\n\
+         IMAPStore remote\nAccount bench\n\n\
+         MaildirStore local\nPath {dir}/mail/\nInbox {dir}/mail/INBOX\nSubFolders Verbatim\n\n\
+         Channel bench\nFar :remote:\nNear :local:\nPatterns *\nCreate Near\nSync Pull\nSyncState *\n",
+        port = d.imaps,
+        pw = TEST_PASSWORD,
+        ca = d.ca_pem().display(),
+        dir = dir.display()
     );
-    Some(took)
+    common::mbsync(&conf, dir)
 }
 
 fn main() {

@@ -15,7 +15,6 @@ mod common;
 mod tc;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use tc::dovecot::{Dovecot, TEST_PASSWORD};
@@ -66,41 +65,19 @@ fn replay(archive: &Path, d: &Dovecot, user: &str) -> (f64, serde_json::Value) {
 /// mbsync pushing the maildir at `maildir` (Maildir++, INBOX at its root) into
 /// `user`; seconds, or `None` when mbsync is not installed.
 fn mbsync(d: &Dovecot, user: &str, maildir: &Path, dir: &Path) -> Option<f64> {
-    let bin = ["/usr/bin/mbsync", "/usr/local/bin/mbsync"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())?;
     std::fs::create_dir_all(dir.join("state")).unwrap();
-    let conf = dir.join("mbsyncrc");
-    std::fs::write(
-        &conf,
-        format!(
-            "IMAPAccount bench\nHost localhost\nPort {port}\nUser {user}\nPass {pw}\nSSLType IMAPS\nCertificateFile {ca}\n\n\
-             IMAPStore remote\nAccount bench\n\n\
-             MaildirStore local\nInbox {md}\nSubFolders Maildir++\n\n\
-             Channel bench\nFar :remote:\nNear :local:\nPatterns *\nCreate Both\nSync Push\nSyncState {state}/\n",
-            port = d.imaps,
-            pw = TEST_PASSWORD,
-            ca = d.ca_pem().display(),
-            md = maildir.display(),
-            state = dir.join("state").display()
-        ),
-    )
-    .unwrap();
-    let t = Instant::now();
-    let out = Command::new(bin)
-        .arg("-q")
-        .arg("-c")
-        .arg(&conf)
-        .arg("bench")
-        .output()
-        .unwrap();
-    let took = t.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "mbsync failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let conf = format!(
+        "IMAPAccount bench\nHost localhost\nPort {port}\nUser {user}\nPass {pw}\nSSLType IMAPS\nCertificateFile {ca}\n\n\
+         IMAPStore remote\nAccount bench\n\n\
+         MaildirStore local\nInbox {md}\nSubFolders Maildir++\n\n\
+         Channel bench\nFar :remote:\nNear :local:\nPatterns *\nCreate Both\nSync Push\nSyncState {state}/\n",
+        port = d.imaps,
+        pw = TEST_PASSWORD,
+        ca = d.ca_pem().display(),
+        md = maildir.display(),
+        state = dir.join("state").display()
     );
-    Some(took)
+    common::mbsync(&conf, dir).map(|t| t.as_secs_f64())
 }
 
 fn main() {

@@ -1,4 +1,4 @@
-//! Byte-level encoding used by every stored key and value (see `schemas/store-v1.toml`).
+//! Byte-level encoding used by every stored key and value (see `schemas/store-v2.toml`).
 //!
 //! Fixed-width integers are big-endian in keys (so they sort) and little-endian in
 //! values; strings and byte strings in values are `u32 LE length + bytes`.

@@ -89,3 +89,30 @@ pub fn time_run(archive: &Path, args: &[&str]) -> Duration {
     assert!(st.success(), "mailvault {args:?} failed");
     t.elapsed()
 }
+
+/// Runs `mbsync -q` with the configuration `conf` (written to `dir/mbsyncrc`) on its
+/// channel `bench`; wall time, or `None` when mbsync (Debian `isync`) is not
+/// installed. Panics when it fails.
+pub fn mbsync(conf: &str, dir: &Path) -> Option<Duration> {
+    let bin = ["/usr/bin/mbsync", "/usr/local/bin/mbsync"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())?;
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("mbsyncrc");
+    std::fs::write(&path, conf).unwrap();
+    let t = Instant::now();
+    let out = Command::new(bin)
+        .arg("-q")
+        .arg("-c")
+        .arg(&path)
+        .arg("bench")
+        .output()
+        .unwrap();
+    let took = t.elapsed();
+    assert!(
+        out.status.success(),
+        "mbsync failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(took)
+}

@@ -187,6 +187,18 @@ fn init(cli: &Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `ACCOUNT: N messages (B) VERB in S s: R msg/s, B/s` — the last line of a pull or
+/// replay report.
+pub fn rate_line(who: &str, messages: u64, bytes: u64, verb: &str, seconds: f64) -> String {
+    let secs = seconds.max(1e-9);
+    format!(
+        "{who}: {messages} messages ({}) {verb} in {seconds:.1} s: {:.0} msg/s, {}/s",
+        human_bytes(bytes),
+        messages as f64 / secs,
+        human_bytes((bytes as f64 / secs) as u64)
+    )
+}
+
 /// `12.3 MB` style sizes (decimal units, as `du --si`).
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];

@@ -225,15 +225,9 @@ pub fn print_summary(s: &PullSummary, json: bool) -> Result<()> {
             f.error.as_deref().unwrap_or("")
         );
     }
-    let secs = s.seconds.max(1e-9);
     println!(
-        "{}: {} messages ({}) fetched in {:.1} s: {:.0} msg/s, {}/s",
-        s.account,
-        s.total.fetched,
-        human_bytes(s.total.fetched_bytes),
-        s.seconds,
-        s.total.fetched as f64 / secs,
-        human_bytes((s.total.fetched_bytes as f64 / secs) as u64)
+        "{}",
+        super::rate_line(&s.account, s.total.fetched, s.total.fetched_bytes, "fetched", s.seconds)
     );
     Ok(())
 }

@@ -120,7 +120,6 @@ fn replay_options(connect: ConnectOptions, t: &ReplayTuning) -> Result<ReplayOpt
 pub fn replay(cli: &Cli, ui: &Ui, a: &ReplayArgs) -> Result<ExitCode> {
     let ep = a.server.options().endpoint(&a.to)?;
     let opts = replay_options(a.server.options().connect_options(ep, a.tuning.timeout)?, &a.tuning)?;
-    rules(&a.tuning.maps)?;
     let archive = Arc::new(if a.tuning.dry_run {
         super::open_archive_read_only(cli)?
     } else {
@@ -268,18 +267,18 @@ fn print_report(r: &ReplayReport) -> Result<()> {
             r.total.resolved_present
         );
     }
-    let secs = r.seconds.max(1e-9);
     if r.dry_run {
         println!("dry run: nothing was created or appended on {}", r.target);
     } else {
         println!(
-            "{}: {} messages ({}) appended in {:.1} s: {:.0} msg/s, {}/s",
-            r.target,
-            r.total.appended,
-            human_bytes(r.total.appended_bytes),
-            r.seconds,
-            r.total.appended as f64 / secs,
-            human_bytes((r.total.appended_bytes as f64 / secs) as u64)
+            "{}",
+            super::rate_line(
+                &r.target,
+                r.total.appended,
+                r.total.appended_bytes,
+                "appended",
+                r.seconds
+            )
         );
     }
     Ok(())

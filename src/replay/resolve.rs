@@ -83,31 +83,8 @@ pub async fn find_since(
     candidates.sort_unstable();
     candidates.dedup();
     let mut found: HashMap<MessageId, Vec<u32>> = HashMap::new();
-    for chunk in candidates.chunks(BODIES_PER_FETCH) {
-        let set = chunk.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-        let what = format!("UID FETCH candidates in {mailbox}");
-        timed(t * 4, server, &what, async {
-            let mut st = c
-                .session
-                .uid_fetch(&set, "(UID BODY.PEEK[])")
-                .await
-                .map_err(|e| ImapError::from_client(server, &what, e))?;
-            while let Some(f) = st.next().await {
-                let f = f.map_err(|e| ImapError::from_client(server, &what, e))?;
-                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
-                    let id = MessageId::of(body);
-                    if wanted.contains_key(&id) {
-                        found.entry(id).or_default().push(uid);
-                    }
-                }
-            }
-            Ok(())
-        })
-        .await?;
-    }
-    for uids in found.values_mut() {
-        uids.sort_unstable();
-        uids.dedup();
+    for (id, uid) in hashed_bodies(c, server, t, mailbox, &candidates, |id| wanted.contains_key(id)).await? {
+        found.entry(id).or_default().push(uid);
     }
     Ok(found)
 }
@@ -155,30 +132,47 @@ pub async fn find(
     .collect();
     uids.sort_unstable();
     uids.truncate(MAX_CANDIDATES);
-    if uids.is_empty() {
-        return Ok(uids);
-    }
-    let set = uids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-    let what = format!("UID FETCH candidates in {mailbox}");
-    let mut equal = Vec::new();
-    timed(t * 4, server, &what, async {
-        let mut st = c
-            .session
-            .uid_fetch(&set, "(UID BODY.PEEK[])")
-            .await
-            .map_err(|e| ImapError::from_client(server, &what, e))?;
-        while let Some(f) = st.next().await {
-            let f = f.map_err(|e| ImapError::from_client(server, &what, e))?;
-            if let (Some(uid), Some(body)) = (f.uid, f.body()) {
-                if MessageId::of(body) == wanted {
-                    equal.push(uid);
+    Ok(hashed_bodies(c, server, t, mailbox, &uids, |id| *id == wanted)
+        .await?
+        .into_iter()
+        .map(|(_, uid)| uid)
+        .collect())
+}
+
+/// FETCHes the bodies of `uids` (in commands of [`BODIES_PER_FETCH`]) and returns
+/// (BLAKE3 of the body, UID) for those `keep` accepts, in UID order, each UID once.
+async fn hashed_bodies(
+    c: &mut Connected,
+    server: &str,
+    t: Duration,
+    mailbox: &str,
+    uids: &[u32],
+    keep: impl Fn(&MessageId) -> bool,
+) -> Result<Vec<(MessageId, u32)>, ImapError> {
+    let mut out = Vec::new();
+    for chunk in uids.chunks(BODIES_PER_FETCH) {
+        let set = chunk.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        let what = format!("UID FETCH candidates in {mailbox}");
+        timed(t * 4, server, &what, async {
+            let mut st = c
+                .session
+                .uid_fetch(&set, "(UID BODY.PEEK[])")
+                .await
+                .map_err(|e| ImapError::from_client(server, &what, e))?;
+            while let Some(f) = st.next().await {
+                let f = f.map_err(|e| ImapError::from_client(server, &what, e))?;
+                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                    let id = MessageId::of(body);
+                    if keep(&id) {
+                        out.push((id, uid));
+                    }
                 }
             }
-        }
-        Ok(())
-    })
-    .await?;
-    equal.sort_unstable();
-    equal.dedup();
-    Ok(equal)
+            Ok(())
+        })
+        .await?;
+    }
+    out.sort_unstable_by_key(|(_, uid)| *uid);
+    out.dedup_by_key(|(_, uid)| *uid);
+    Ok(out)
 }

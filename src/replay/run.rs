@@ -460,10 +460,17 @@ async fn replay_folder(
         // earliest of their UIDNEXTs on, all at once; anything else (an older
         // UIDVALIDITY, or another copy recorded without its UID, which may lie
         // anywhere) by a search of the whole mailbox.
+        // The ledger's entries of each message in question, other copies included.
+        let mut entries_of: HashMap<MessageId, Vec<(u32, Ledger)>> =
+            p.resolve.iter().map(|(m, _)| (*m, Vec::new())).collect();
+        for ((m, copy), st) in &ledger {
+            if let Some(e) = entries_of.get_mut(m) {
+                e.push((*copy, *st));
+            }
+        }
         let other_copy_without_uid = |m: &MessageId, copies: &[u32]| {
-            ledger.iter().any(|((lm, lc), st)| {
-                lm == m
-                    && !copies.contains(lc)
+            entries_of[m].iter().any(|(lc, st)| {
+                !copies.contains(lc)
                     && matches!(st, Ledger::Appended { uidvalidity: lv, uid: None }
                         | Ledger::Present { uidvalidity: lv, uid: None } if *lv == v)
             })
@@ -498,16 +505,20 @@ async fn replay_folder(
             resolve::find_since(c, &server, t, name, from, &fast).await?
         };
         let mut present = Vec::new();
+        // A UID found for one message is not found again for another (two archived
+        // messages can be the same bytes once line ends are CRLF).
+        let mut claimed: std::collections::HashSet<u32> = std::collections::HashSet::new();
         for (m, copies) in &p.resolve {
             let mut found = match crlf_id.get(m) {
                 Some(id) => found_since.get(id).cloned().unwrap_or_default(),
                 None => resolve::find(c, &server, t, name, &archive.get_raw(m)?).await?,
             };
+            found.retain(|u| !claimed.contains(u));
             // Equal messages the ledger already accounts for (other copies recorded
             // under this UIDVALIDITY) are not these copies.
             let mut accounted_without_uid = 0usize;
-            for ((lm, lc), state) in &ledger {
-                if lm != m || copies.contains(lc) {
+            for (lc, state) in &entries_of[m] {
+                if copies.contains(lc) {
                     continue;
                 }
                 match state {
@@ -525,13 +536,12 @@ async fn replay_folder(
             let k = found.len().saturating_sub(accounted_without_uid);
             let (here, missing) = plan::settle(copies, k);
             for (n, copy) in here.iter().enumerate() {
+                let uid = found.get(accounted_without_uid + n).copied();
+                claimed.extend(uid);
                 present.push(LedgerEntry {
                     message: *m,
                     copy: *copy,
-                    state: Ledger::Present {
-                        uidvalidity: v,
-                        uid: found.get(accounted_without_uid + n).copied(),
-                    },
+                    state: Ledger::Present { uidvalidity: v, uid },
                 });
             }
             to_append.extend(missing.iter().map(|c| by_item[&(*m, *c)]));
