@@ -175,6 +175,50 @@ fn migrate_enron_to_another_storage_and_separator_then_rerun() {
     assert_eq!(target.len(), loaded + 1);
     let d = diffs(&source, &target, &folder_map(&last["replay"]));
     assert!(d.is_empty(), "{d:#?}");
+
+    // `mailvault compare` agrees, then names each kind of difference made by hand.
+    let out = compare_cmd(&src, &dst, "ken", &[]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("no differences"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dst.doveadm(&["flags", "add", "-u", "ken", "\\Flagged", "mailbox", "INBOX", "uid", "1"]);
+    dst.doveadm(&["expunge", "-u", "ken", "mailbox", "INBOX", "uid", "2"]);
+    dst.doveadm(&["move", "-u", "ken", "Archive", "mailbox", "INBOX", "uid", "3"]);
+    dst.save("ken", "Trash", &common::dovecot::sample_messages(2).remove(1));
+    let out = compare_cmd(&src, &dst, "ken", &["--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "differences exit 1");
+    let c: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        c["counts"],
+        serde_json::json!({"missing": 1, "extra": 1, "folder": 1, "flags": 1}),
+        "{:#}",
+        c["differences"]
+    );
+    let moved = c["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == "folder")
+        .unwrap();
+    assert_eq!(
+        (moved["a"].as_str(), moved["b"].as_str()),
+        (Some("INBOX"), Some("Archive"))
+    );
+}
+
+/// `mailvault compare A B` with A's credentials as `--from-…` and B's as `--to-…`.
+fn compare_cmd(a: &Dovecot, b: &Dovecot, user: &str, extra: &[&str]) -> Command {
+    let mut args: Vec<String> = vec!["compare".into(), url(a, user), url(b, user)];
+    args.extend(target_args(a, "from-"));
+    args.extend(target_args(b, "to-"));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut c = common::cmd(Path::new("/nonexistent-archive"), &refs);
+    c.env("MV_TEST_PW", PW);
+    c
 }
 
 /// A message for item 4: `size` bytes or so of base64 lines.

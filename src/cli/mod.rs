@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 success; 1 error; 2 usage error; 3 `verify` found damage.
 
+mod compare;
 mod import;
 mod inspect;
 mod pull;
@@ -64,6 +65,10 @@ enum Command {
     /// Pull an account, then replay into another what it does not have yet; rerun
     /// it on cut-over day to carry over only the new mail
     Migrate(replay::MigrateArgs),
+    /// List every difference between two IMAP accounts (missing, extra, wrong
+    /// folder, flags, INTERNALDATE), A's folders mapped as replay maps them; exit 1
+    /// when there is any
+    Compare(compare::CompareArgs),
 }
 
 /// Output settings shared by commands.
@@ -153,6 +158,7 @@ pub fn main() -> ExitCode {
         Command::Pull(a) => pull::pull(&cli, &ui, a),
         Command::Replay(a) => replay::replay(&cli, &ui, a),
         Command::Migrate(a) => replay::migrate(&cli, &ui, a),
+        Command::Compare(a) => compare::compare(a),
     };
     match result {
         Ok(code) => code,

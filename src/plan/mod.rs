@@ -3,6 +3,7 @@
 //! source `pop3_sync`; replay maps folders with `folder_map` and decides per target
 //! mailbox with `replay`.
 
+pub mod compare;
 pub mod folder_map;
 pub mod imap_sync;
 pub mod mutf7;
