@@ -67,21 +67,7 @@ async fn read_folder(c: &mut Connected, server: &str, t: Duration, name: &str) -
         while let Some(f) = st.next().await {
             let f = f.map_err(|e| ImapError::from_client(server, &what, e))?;
             let Some(body) = f.body() else { continue };
-            let mut flags: Vec<String> = f
-                .flags()
-                .filter_map(|fl| {
-                    use async_imap::types::Flag;
-                    Some(match fl {
-                        Flag::Seen => "\\Seen".to_string(),
-                        Flag::Answered => "\\Answered".to_string(),
-                        Flag::Flagged => "\\Flagged".to_string(),
-                        Flag::Deleted => "\\Deleted".to_string(),
-                        Flag::Draft => "\\Draft".to_string(),
-                        Flag::Custom(c) => c.to_string(),
-                        _ => return None,
-                    })
-                })
-                .collect();
+            let mut flags = crate::imap::sync::flags_of(&f).names();
             flags.sort();
             out.push(Held {
                 folder: name.to_string(),
