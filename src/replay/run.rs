@@ -7,13 +7,16 @@
 //! 1. LIST the target; map every source folder (rules, SPECIAL-USE, INBOX, name).
 //! 2. Number byte-identical messages per target mailbox: copy 0, 1, … in source
 //!    order, so two identical messages are both replayed, and a rerun finds both.
-//! 3. Per target mailbox: CREATE + SUBSCRIBE when missing; STATUS UIDVALIDITY.
+//! 3. Per target mailbox: CREATE + SUBSCRIBE when missing; STATUS (UIDVALIDITY,
+//!    UIDNEXT).
 //! 4. Plan from the ledger. Items the ledger shows appended under this UIDVALIDITY
 //!    are present; intents without an outcome, or entries of an older UIDVALIDITY,
-//!    are looked for on the target (EXAMINE, SEARCH, FETCH, compare hashes) and
-//!    recorded present or appended again — never more appended than are missing.
-//! 5. Chunk by chunk: intents written with one fsync, APPEND pipelined, outcomes
-//!    (APPENDUID when UIDPLUS) written with one fsync. A refusal is reported with
+//!    are looked for on the target (EXAMINE; the messages from the intents' UIDNEXT
+//!    on, or a SEARCH; FETCH; compare hashes) and recorded present or appended
+//!    again — never more appended than are missing.
+//! 5. Chunk by chunk: intents (with UIDVALIDITY and UIDNEXT) written with one
+//!    fsync, APPEND pipelined, outcomes (APPENDUID when UIDPLUS) written with one
+//!    fsync; the next chunk is read from the archive meanwhile. A refusal is reported with
 //!    the message and the server's words; the run goes on.
 //! 6. A lost connection: reconnect with backoff and redo the mailbox from step 3
 //!    (the ledger makes that safe).
@@ -404,15 +407,17 @@ async fn replay_folder(
         .folders
         .iter()
         .any(|f| f.name == name || (name == "INBOX" && f.name.eq_ignore_ascii_case("INBOX")));
-    let uidvalidity = if exists {
-        Some(resolve::status(c, &server, t, name).await?.uidvalidity)
+    // The status stays good for the first chunk: resolving only reads.
+    let mut status = if exists {
+        Some(resolve::status(c, &server, t, name).await?)
     } else if o.dry_run {
         None
     } else {
         target::create(c, &server, t, name).await?;
         r.created = true;
-        Some(resolve::status(c, &server, t, name).await?.uidvalidity)
+        Some(resolve::status(c, &server, t, name).await?)
     };
+    let uidvalidity = status.map(|s| s.uidvalidity);
     if !exists && o.dry_run {
         r.created = g.create;
     }
@@ -443,15 +448,19 @@ async fn replay_folder(
         .count();
     r.already_present += (p.present - counted_before) as u64;
     r.checked += p.resolve.iter().map(|(_, c)| c.len() as u64).sum::<u64>();
-    let mut to_append: Vec<usize> = p.append.iter().map(|it| by_item[&(it.message, it.copy)]).collect();
-    let copy_of: HashMap<usize, u32> = g.items.iter().map(|&(i, copy)| (i, copy)).collect();
+    // (index into the source items, copy number)
+    let mut to_append: Vec<(usize, u32)> = p
+        .append
+        .iter()
+        .map(|it| (by_item[&(it.message, it.copy)], it.copy))
+        .collect();
     if o.dry_run {
         // Pending intents would be looked for; count them as to append (the worst case).
         for (m, copies) in &p.resolve {
-            to_append.extend(copies.iter().map(|c| by_item[&(*m, *c)]));
+            to_append.extend(copies.iter().map(|c| (by_item[&(*m, *c)], *c)));
         }
         r.appended = to_append.len() as u64;
-        r.appended_bytes = to_append.iter().map(|&i| items[i].size).sum();
+        r.appended_bytes = to_append.iter().map(|&(i, _)| items[i].size).sum();
         return Ok(());
     }
     if !p.resolve.is_empty() {
@@ -544,7 +553,7 @@ async fn replay_folder(
                     state: Ledger::Present { uidvalidity: v, uid },
                 });
             }
-            to_append.extend(missing.iter().map(|c| by_item[&(*m, *c)]));
+            to_append.extend(missing.iter().map(|c| (by_item[&(*m, *c)], *c)));
         }
         archive.ledger_write(target_name, name, &present, now())?;
         r.resolved_present += present.len() as u64;
@@ -557,14 +566,15 @@ async fn replay_folder(
     to_append.sort_unstable();
     // 5.
     let mut start = 0;
-    let mut chunks: Vec<&[usize]> = Vec::new();
+    let mut chunks: Vec<&[(usize, u32)]> = Vec::new();
     while start < to_append.len() {
         let mut end = start;
         let mut bytes = 0;
         while end < to_append.len()
-            && (end == start || (end - start < o.chunk_messages && bytes + items[to_append[end]].size <= o.chunk_bytes))
+            && (end == start
+                || (end - start < o.chunk_messages && bytes + items[to_append[end].0].size <= o.chunk_bytes))
         {
-            bytes += items[to_append[end]].size;
+            bytes += items[to_append[end].0].size;
             end += 1;
         }
         chunks.push(&to_append[start..end]);
@@ -572,8 +582,8 @@ async fn replay_folder(
     }
     // Chunk k+1 is read from the archive (on other threads) while chunk k is
     // appended.
-    let read = |chunk: &[usize]| {
-        let ids: Vec<MessageId> = chunk.iter().map(|&i| items[i].message).collect();
+    let read = |chunk: &[(usize, u32)]| {
+        let ids: Vec<MessageId> = chunk.iter().map(|&(i, _)| items[i].message).collect();
         let archive = archive.clone();
         tokio::task::spawn_blocking(move || read_for_append(&archive, &ids))
     };
@@ -589,14 +599,16 @@ async fn replay_folder(
                 what: format!("reading messages for APPEND failed: {e}"),
             })??;
         next = chunks.get(k + 1).map(|c| read(c));
-        let chunk: &[usize] = chunk;
         // Where the chunk's messages will land if they do: from UIDNEXT on.
-        let now_status = resolve::status(c, &server, t, name).await?;
+        let now_status = match status.take() {
+            Some(s) => s,
+            None => resolve::status(c, &server, t, name).await?,
+        };
         let intents: Vec<LedgerEntry> = chunk
             .iter()
-            .map(|&i| LedgerEntry {
+            .map(|&(i, copy)| LedgerEntry {
                 message: items[i].message,
-                copy: copy_of[&i],
+                copy,
                 state: Ledger::Intent {
                     uidvalidity: now_status.uidvalidity,
                     uidnext: now_status.uidnext,
@@ -615,7 +627,7 @@ async fn replay_folder(
         let append_items: Vec<wire::AppendItem<'_>> = chunk
             .iter()
             .zip(&raws)
-            .map(|(&i, raw)| wire::AppendItem {
+            .map(|(&(i, _), raw)| wire::AppendItem {
                 flags: &items[i].flags,
                 internal_date: items[i].internal_date,
                 raw,
@@ -625,12 +637,12 @@ async fn replay_folder(
         let append_ms = append_started.elapsed().as_millis() as u64;
         let mut done = Vec::with_capacity(chunk.len());
         let mut chunk_bytes = 0;
-        for ((&i, outcome), raw) in chunk.iter().zip(&outcomes).zip(&raws) {
+        for ((&(i, copy), outcome), raw) in chunk.iter().zip(&outcomes).zip(&raws) {
             match outcome {
                 Outcome::Appended { uidvalidity: v, uid } => {
                     done.push(LedgerEntry {
                         message: items[i].message,
-                        copy: copy_of[&i],
+                        copy,
                         state: Ledger::Appended {
                             uidvalidity: v.unwrap_or(now_status.uidvalidity),
                             uid: *uid,
@@ -638,7 +650,7 @@ async fn replay_folder(
                     });
                     r.appended += 1;
                     r.appended_bytes += raw.len() as u64;
-                    r.done_this_run.insert((items[i].message, copy_of[&i]));
+                    r.done_this_run.insert((items[i].message, copy));
                     chunk_bytes += raw.len() as u64;
                 }
                 Outcome::Refused(why) => {
@@ -669,7 +681,5 @@ fn read_for_append(archive: &Archive, ids: &[MessageId]) -> Result<Vec<Vec<u8>>,
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    chrono::Utc::now().timestamp()
 }
