@@ -676,7 +676,7 @@ async fn replay_folder(
 fn read_for_append(archive: &Archive, ids: &[MessageId]) -> Result<Vec<Vec<u8>>, ArchiveError> {
     use rayon::prelude::*;
     ids.par_iter()
-        .map(|m| archive.get_raw(m).map(|raw| wire::crlf(&raw).into_owned()))
+        .map(|m| archive.get_raw(m).map(wire::into_crlf))
         .collect()
 }
 

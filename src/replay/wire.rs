@@ -154,21 +154,37 @@ pub fn expand_uid_set(set: &[UidSetMember], at_most: usize) -> Option<Vec<u32>> 
 /// return messages this way whatever line endings were appended, so this is what
 /// a message on the target is compared with (and its RFC822.SIZE).
 pub fn crlf(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    let bare = raw
-        .iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'\n' && (i == 0 || raw[i - 1] != b'\r'));
-    if !bare {
-        return std::borrow::Cow::Borrowed(raw);
+    if bare_line_feeds(raw).next().is_none() {
+        std::borrow::Cow::Borrowed(raw)
+    } else {
+        std::borrow::Cow::Owned(with_cr(raw))
     }
+}
+
+/// [`crlf`] of an owned message: no copy when its line ends are CRLF already.
+pub fn into_crlf(raw: Vec<u8>) -> Vec<u8> {
+    if bare_line_feeds(&raw).next().is_none() {
+        raw
+    } else {
+        with_cr(&raw)
+    }
+}
+
+/// Positions of line feeds without a carriage return before them.
+fn bare_line_feeds(raw: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    memchr::memchr_iter(b'\n', raw).filter(move |&i| i == 0 || raw[i - 1] != b'\r')
+}
+
+fn with_cr(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len() + raw.len() / 40);
-    for (i, &b) in raw.iter().enumerate() {
-        if b == b'\n' && (i == 0 || raw[i - 1] != b'\r') {
-            out.push(b'\r');
-        }
-        out.push(b);
+    let mut from = 0;
+    for i in bare_line_feeds(raw) {
+        out.extend_from_slice(&raw[from..i]);
+        out.push(b'\r');
+        from = i;
     }
-    std::borrow::Cow::Owned(out)
+    out.extend_from_slice(&raw[from..]);
+    out
 }
 
 /// The Message-ID header's value (unfolded, trimmed), if there is one usable in a
@@ -304,6 +320,8 @@ mod tests {
         assert_eq!(&*crlf(b"a\r\nb\nc\n"), b"a\r\nb\r\nc\r\n");
         assert!(matches!(crlf(b"a\r\nb\r\n"), std::borrow::Cow::Borrowed(_)));
         assert_eq!(&*crlf(b"\n"), b"\r\n");
+        assert_eq!(into_crlf(b"a\nb".to_vec()), b"a\r\nb");
+        assert_eq!(into_crlf(b"a\r\n".to_vec()), b"a\r\n");
     }
 
     proptest! {
