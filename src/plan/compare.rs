@@ -206,13 +206,11 @@ mod tests {
                 (Kind::Missing, "INBOX".into(), h(2)),
                 (Kind::Flags, "INBOX".into(), h(3)),
                 (Kind::Date, "INBOX".into(), h(3)),
+                (Kind::Missing, "Work".into(), h(5)),
                 (Kind::Extra, "Work".into(), h(6)),
                 (Kind::Folder, "Work".into(), h(4)),
-                (Kind::Missing, "Work".into(), h(5)),
-            ]
-            .into_iter()
-            .collect::<Vec<_>>()
-            .tap_sort()
+            ],
+            "sorted by folder, then kind"
         );
         let flags = d.iter().find(|x| x.kind == Kind::Flags).unwrap();
         assert_eq!((flags.a.as_str(), flags.b.as_str()), ("\\Seen", ""));
@@ -220,15 +218,5 @@ mod tests {
         assert_eq!((moved.a.as_str(), moved.b.as_str()), ("Work", "Other"));
         assert!(diff(&a, &a).is_empty());
         assert!(diff(&[], &[]).is_empty());
-    }
-
-    trait TapSort {
-        fn tap_sort(self) -> Self;
-    }
-    impl TapSort for Vec<(Kind, String, String)> {
-        fn tap_sort(mut self) -> Self {
-            self.sort_by(|x, y| (&x.1, x.0).cmp(&(&y.1, y.0)));
-            self
-        }
     }
 }
