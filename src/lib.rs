@@ -14,10 +14,12 @@
 
 pub mod archive;
 pub mod codec;
+pub mod control;
 pub mod export;
 pub mod imap;
 pub mod import;
 pub mod index;
+pub mod job;
 pub mod keys;
 pub mod mime;
 pub mod model;
@@ -28,5 +30,6 @@ pub mod query;
 pub mod records;
 pub mod remote;
 pub mod replay;
+pub mod service;
 pub mod source;
 pub mod writer;

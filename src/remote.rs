@@ -25,6 +25,8 @@ pub struct ConnectOptions {
     pub auth: Auth,
     /// Bound on each network wait (connect, a response line, a FETCH item).
     pub io_timeout: Duration,
+    /// The server's connection slots, when a service limits connections per host.
+    pub slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// Size bounds of one fetch/commit batch.

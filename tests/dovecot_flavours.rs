@@ -81,6 +81,7 @@ fn replay_target_folders_are_listed_mapped_and_created() {
         insecure_plaintext: false,
         auth: Auth::Password(mailvault::net::Secret::new(PW)),
         io_timeout: Duration::from_secs(20),
+        slots: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

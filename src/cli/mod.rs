@@ -6,6 +6,7 @@
 mod compare;
 mod import;
 mod inspect;
+mod jobs;
 mod pull;
 mod replay;
 mod search;
@@ -35,6 +36,9 @@ pub struct Cli {
     /// Only errors on stderr; no progress bars
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Log lines as text for people or JSON objects for log collectors
+    #[arg(long, global = true, value_enum, default_value = "text", value_name = "FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -69,6 +73,19 @@ enum Command {
     /// folder, flags, INTERNALDATE), A's folders mapped as replay maps them; exit 1
     /// when there is any
     Compare(compare::CompareArgs),
+    /// Run a job file: every account on the job's schedule, or once (--once)
+    Run(jobs::RunArgs),
+    /// Run every job of a directory as a service: schedules, IDLE on watched
+    /// folders, shared per-server connection limits; SIGTERM stops gracefully
+    Serve(jobs::ServeArgs),
+    /// Per job and account: last run, result, messages, errors, next run
+    Status(jobs::StatusArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Output settings shared by commands.
@@ -121,8 +138,11 @@ fn open_archive_read_only(cli: &Cli) -> Result<Archive> {
 }
 
 fn init_logging(cli: &Cli) {
+    // A service's progress is its log: info unless asked otherwise.
+    let service = matches!(cli.command, Command::Run(_) | Command::Serve(_));
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
+        (false, 0) if service => "info",
         (false, 0) => "warn",
         (false, 1) => "info",
         (false, 2) => "debug",
@@ -134,12 +154,16 @@ fn init_logging(cli: &Cli) {
         // never let those lines out, whatever RUST_LOG says.
         .add_directive("async_imap=debug".parse().expect("valid directive"))
         .add_directive("imap_proto=debug".parse().expect("valid directive"));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match cli.log_format {
+        LogFormat::Json => fmt.json().with_current_span(true).with_span_list(true).init(),
+        LogFormat::Text => fmt
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -159,6 +183,9 @@ pub fn main() -> ExitCode {
         Command::Replay(a) => replay::replay(&cli, &ui, a),
         Command::Migrate(a) => replay::migrate(&cli, &ui, a),
         Command::Compare(a) => compare::compare(a),
+        Command::Run(a) => jobs::run(&cli, a),
+        Command::Serve(a) => jobs::serve(&cli, a),
+        Command::Status(a) => jobs::status(&cli, a),
     };
     match result {
         Ok(code) => code,

@@ -88,6 +88,7 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
         limits: BatchLimits::default(),
         max_retries: a.retries,
         backoff: Duration::from_millis(250),
+        control: Default::default(),
     };
     if !opts.connect.endpoint.scheme.is_imap() && a.dry_run {
         return pop3_dry_run(cli, &pop3_options(a, &opts), a.json);
@@ -161,6 +162,7 @@ fn pop3_options(a: &PullArgs, opts: &PullOptions) -> Pop3PullOptions {
         limits: opts.limits,
         max_retries: opts.max_retries,
         backoff: opts.backoff,
+        control: opts.control.clone(),
     }
 }
 

@@ -175,6 +175,7 @@ pub fn migrate(cli: &Cli, ui: &Ui, a: &MigrateArgs) -> Result<ExitCode> {
         limits: BatchLimits::default(),
         max_retries: a.tuning.retries,
         backoff: Duration::from_millis(250),
+        control: Default::default(),
     };
     let pop3 = (!source.endpoint.scheme.is_imap()).then(|| Pop3PullOptions {
         connect: source.clone(),
@@ -184,6 +185,7 @@ pub fn migrate(cli: &Cli, ui: &Ui, a: &MigrateArgs) -> Result<ExitCode> {
         limits: pull.limits,
         max_retries: pull.max_retries,
         backoff: pull.backoff,
+        control: Default::default(),
     });
     let summary = pull_into(&archive, ui, &pull, pop3.as_ref(), true)?;
     if summary.failed_folders() > 0 {

@@ -63,6 +63,7 @@ impl ServerOptions<'_> {
             insecure_plaintext: self.insecure_plaintext,
             auth,
             io_timeout: Duration::from_secs(timeout_secs.max(1)),
+            slots: None,
         })
     }
 }

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use async_imap::{Client, Session};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tracing::debug;
 
 use super::ImapError;
@@ -43,7 +42,7 @@ pub async fn connect(o: &ConnectOptions) -> Result<Connected, ImapError> {
     let server = o.endpoint.to_string();
     let ep = &o.endpoint;
     let t = o.io_timeout;
-    let tcp = crate::net::tcp_connect(ep, t).await?;
+    let tcp = crate::net::tcp_connect(ep, t, o.slots.as_ref()).await?;
     let mut stream = match ep.scheme {
         Scheme::Imaps => {
             let tls = timed(t, &server, "TLS handshake", async {
@@ -213,7 +212,7 @@ async fn capability<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Plaintext phase of `imap://`: STARTTLS must be offered and accepted.
-async fn starttls(mut tcp: TcpStream, o: &ConnectOptions, server: &str) -> Result<MaybeTls, ImapError> {
+async fn starttls(mut tcp: crate::net::Tcp, o: &ConnectOptions, server: &str) -> Result<MaybeTls, ImapError> {
     let t = o.io_timeout;
     let caps = capability(&mut tcp, "M0", t, server).await?;
     if !caps.iter().any(|c| c == "STARTTLS") {
@@ -242,7 +241,7 @@ async fn starttls(mut tcp: TcpStream, o: &ConnectOptions, server: &str) -> Resul
     // that must not be read as part of the TLS session: drop what has arrived.
     let mut junk = [0u8; 4096];
     let mut dropped = 0usize;
-    while let Ok(n) = tcp.try_read(&mut junk) {
+    while let Ok(n) = tcp.stream.try_read(&mut junk) {
         if n == 0 {
             break;
         }

@@ -14,6 +14,7 @@ use super::folders::{folder_from_list, selected, Folder};
 use super::sync::{sync_folder, FolderJob};
 use super::ImapError;
 use crate::archive::{PlacementChange, PlacementUpdate, SourceChanges};
+use crate::control::Control;
 use crate::model::SourceKey;
 use crate::remote::{backoff, BatchLimits, ConnectOptions, FolderSummary, PullProgress, PullSummary};
 use crate::writer::Writer;
@@ -33,7 +34,12 @@ pub struct PullOptions {
     pub max_retries: u32,
     /// First backoff delay; doubles on each retry (with jitter), capped at 30 s.
     pub backoff: Duration,
+    /// Stop signal and pace from a service (default: neither).
+    pub control: Control,
 }
+
+/// A folder's error when a stop was asked before it was done.
+pub const STOPPED: &str = "stopped before this folder was done (the next run resumes it)";
 
 /// Connects with retries for transient failures (bounded by `max_retries`).
 async fn connect_retrying(o: &PullOptions, attempt: &mut u32) -> Result<Connected, ImapError> {
@@ -189,11 +195,16 @@ pub async fn pull(o: &PullOptions, writer: &Writer, progress: Arc<dyn PullProgre
         // Folders no worker could take (every connection failed) are reported.
         let left: Vec<Folder> = queue.lock().expect("queue").drain(..).collect();
         let mut folders = std::mem::take(&mut *results.lock().expect("results"));
+        let why = if o.control.stop.requested() {
+            STOPPED
+        } else {
+            "not pulled: no connection to the server could be opened"
+        };
         for f in left {
             folders.push(FolderSummary {
                 folder: f.name,
                 special_use: f.special_use,
-                error: Some("not pulled: no connection to the server could be opened".into()),
+                error: Some(why.into()),
                 ..Default::default()
             });
         }
@@ -241,6 +252,9 @@ async fn worker(
     // limit, say) hands its folder back and leaves the work to the others.
     let mut ever_connected = conn.is_some();
     loop {
+        if o.control.stop.requested() {
+            break;
+        }
         let Some(folder) = queue.lock().expect("queue").pop_front() else {
             break;
         };
@@ -274,7 +288,8 @@ async fn worker(
                 account: &o.account,
                 folder: &folder,
                 caps: c.caps,
-                limits: o.limits,
+                limits: o.control.narrow(o.limits),
+                control: &o.control,
                 io_timeout: o.connect.io_timeout,
                 writer,
                 progress,

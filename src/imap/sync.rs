@@ -28,6 +28,7 @@ pub struct FolderJob<'a> {
     pub folder: &'a Folder,
     pub caps: ServerCaps,
     pub limits: BatchLimits,
+    pub control: &'a crate::control::Control,
     pub io_timeout: std::time::Duration,
     pub writer: &'a Writer,
     pub progress: &'a dyn PullProgress,
@@ -125,6 +126,13 @@ async fn sync_folder_inner(
     let top = stored.map_or(0, |c| c.highest_uid);
 
     for step in steps {
+        // Stopping: what is committed stays; the rest of the folder waits for the
+        // next run (the cursor has not moved past it).
+        if job.control.stop.requested() {
+            summary.error = Some(super::pull::STOPPED.into());
+            summary.seconds += started.elapsed().as_secs_f64();
+            return Ok(());
+        }
         match step {
             Step::FetchFrom { from_uid } => {
                 fetch_new(
@@ -265,6 +273,9 @@ async fn fetch_new(
     let mut pending: Option<PendingCommit> = None;
     let mut start = 0;
     while start < todo.len() {
+        if job.control.stop.requested() {
+            break;
+        }
         let mut end = start;
         let mut bytes = 0u64;
         while end < todo.len()
@@ -277,6 +288,7 @@ async fn fetch_new(
             end += 1;
         }
         let chunk = &todo[start..end];
+        job.control.pace(chunk.len() as u64, bytes).await;
         let (to_fetch, already): (Vec<UidSize>, Vec<UidSize>) = chunk.iter().partition(|t| !known.contains_key(&t.0));
         let batch = if to_fetch.is_empty() {
             Vec::new()

@@ -9,7 +9,7 @@ pub mod tls;
 
 pub use endpoint::{Endpoint, EndpointError, Scheme};
 pub use secret::{Secret, SecretError, SecretSource};
-pub use stream::MaybeTls;
+pub use stream::{MaybeTls, Tcp};
 pub use tls::{TlsError, TlsOptions};
 
 use std::time::Duration;
@@ -25,9 +25,18 @@ pub enum ConnectError {
 }
 
 /// Opens a TCP connection to `ep` within `limit`, with Nagle off: protocols here
-/// write short commands and wait for the answer.
-pub async fn tcp_connect(ep: &Endpoint, limit: Duration) -> Result<tokio::net::TcpStream, ConnectError> {
+/// write short commands and wait for the answer. With `slots`, first waits for a
+/// free slot of the server (not counted in `limit`); the connection holds it.
+pub async fn tcp_connect(
+    ep: &Endpoint,
+    limit: Duration,
+    slots: Option<&std::sync::Arc<tokio::sync::Semaphore>>,
+) -> Result<Tcp, ConnectError> {
     let server = || ep.to_string();
+    let slot = match slots {
+        Some(s) => Some(s.clone().acquire_owned().await.expect("server slots are never closed")),
+        None => None,
+    };
     let tcp = tokio::time::timeout(limit, tokio::net::TcpStream::connect((ep.host.as_str(), ep.port)))
         .await
         .map_err(|_| ConnectError::Timeout {
@@ -39,5 +48,5 @@ pub async fn tcp_connect(ep: &Endpoint, limit: Duration) -> Result<tokio::net::T
             source,
         })?;
     let _ = tcp.set_nodelay(true);
-    Ok(tcp)
+    Ok(Tcp { stream: tcp, slot })
 }

@@ -10,7 +10,6 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -87,10 +86,10 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsError> {
 
 /// Runs the TLS handshake over an established TCP connection.
 pub async fn handshake(
-    tcp: TcpStream,
+    tcp: super::Tcp,
     host: &str,
     config: Arc<ClientConfig>,
-) -> Result<TlsStream<TcpStream>, TlsError> {
+) -> Result<TlsStream<super::Tcp>, TlsError> {
     let name = ServerName::try_from(host.to_string()).map_err(|_| TlsError::ServerName { host: host.into() })?;
     TlsConnector::from(config)
         .connect(name, tcp)

@@ -49,7 +49,7 @@ impl Pop3Client {
         let server = o.endpoint.to_string();
         let ep = &o.endpoint;
         let t = o.io_timeout;
-        let tcp = crate::net::tcp_connect(ep, t).await?;
+        let tcp = crate::net::tcp_connect(ep, t, o.slots.as_ref()).await?;
         let stream = match ep.scheme {
             Scheme::Pop3s => {
                 let tls = timed(t, &server, "TLS handshake", async {
@@ -83,7 +83,7 @@ impl Pop3Client {
                 unreachable!("checked above")
             };
             let mut junk = [0u8; 4096];
-            while let Ok(n) = tcp.try_read(&mut junk) {
+            while let Ok(n) = tcp.stream.try_read(&mut junk) {
                 if n == 0 {
                     break;
                 }

@@ -29,6 +29,8 @@ pub struct Pop3PullOptions {
     pub max_retries: u32,
     /// First backoff delay; doubles on each retry (with jitter).
     pub backoff: std::time::Duration,
+    /// Stop signal and pace from a service (default: neither).
+    pub control: crate::control::Control,
 }
 
 /// How this server's messages are told apart from one another.
@@ -263,18 +265,25 @@ async fn pull_once(
         summary.deleted_at_source += r.deleted_at_source;
         to_delete.extend(deletable);
     };
+    let limits = o.control.narrow(o.limits);
     let mut start = 0;
     while start < todo.len() {
+        // Stopping: the committed batches are still deleted (by policy) and QUIT.
+        if o.control.stop.requested() {
+            summary.error = Some(crate::imap::pull::STOPPED.into());
+            break;
+        }
         let mut end = start;
         let mut bytes = 0;
         while end < todo.len()
-            && end - start < o.limits.max_messages
-            && (end == start || bytes + todo[end].1 <= o.limits.max_bytes)
+            && end - start < limits.max_messages
+            && (end == start || bytes + todo[end].1 <= limits.max_bytes)
         {
             bytes += todo[end].1;
             end += 1;
         }
         let chunk = &todo[start..end];
+        o.control.pace(chunk.len() as u64, bytes).await;
         let mut batch: Vec<RawMessage> = Vec::with_capacity(chunk.len());
         let refused_here = c
             .retr_many(chunk, |msg, raw| {

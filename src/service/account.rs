@@ -1,0 +1,286 @@
+//! One run of one account: read its credential, pull it (IMAP or POP3) within the
+//! service's limits, replay it when the job says so, bring the search index up to
+//! date, and say how it went and whether to retry soon or late.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tracing::{info, info_span, warn, Instrument};
+
+use super::Env;
+use crate::control::{Control, Pace};
+use crate::imap::{ImapError, PullOptions};
+use crate::job::{DeleteMode, Job, JobAccount, Login, Outcome};
+use crate::net::{tls, Endpoint, TlsOptions};
+use crate::plan::folder_map::Rule;
+use crate::plan::pop3_sync::DeletePolicy;
+use crate::pop3::{Pop3Error, Pop3PullOptions, Pop3Session};
+use crate::remote::{Auth, BatchLimits, ConnectOptions, NoProgress, PullSummary};
+use crate::replay::run::{ReplayOptions, ReplayReport};
+
+/// What one run of an account did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AccountRun {
+    pub job: String,
+    pub account: String,
+    pub server: String,
+    pub started: DateTime<Utc>,
+    pub ended: DateTime<Utc>,
+    pub outcome: Outcome,
+    /// The run was cut short by a stop (SIGTERM/SIGINT); what it committed stays.
+    pub stopped: bool,
+    /// New messages stored (not in the archive before).
+    pub new_messages: u64,
+    pub fetched: u64,
+    pub fetched_bytes: u64,
+    /// Folders that failed, with why; or the error that stopped the whole run.
+    pub errors: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayReport>,
+}
+
+/// Why a run failed as a whole.
+pub struct Failure {
+    pub outcome: Outcome,
+    pub message: String,
+}
+
+impl From<ImapError> for Failure {
+    fn from(e: ImapError) -> Failure {
+        let permanent = matches!(e, ImapError::Auth { .. } | ImapError::Secret(_));
+        Failure {
+            outcome: if permanent {
+                Outcome::Permanent
+            } else {
+                Outcome::Temporary
+            },
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<Pop3Error> for Failure {
+    fn from(e: Pop3Error) -> Failure {
+        let permanent = matches!(e, Pop3Error::Auth { .. } | Pop3Error::Secret(_));
+        Failure {
+            outcome: if permanent {
+                Outcome::Permanent
+            } else {
+                Outcome::Temporary
+            },
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Which folders this run pulls: all the job's (a scheduled run), or only those
+/// IDLE saw change.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    pub only: Vec<String>,
+}
+
+/// Runs `acct` of `job` once.
+pub async fn run(env: &Env, job: &Job, acct: &JobAccount, scope: &Scope) -> AccountRun {
+    let started = Utc::now();
+    let span = info_span!("account", job = %job.name, account = %acct.name);
+    let mut run = AccountRun {
+        job: job.name.clone(),
+        account: acct.name.clone(),
+        server: acct.endpoint.to_string(),
+        started,
+        ended: started,
+        outcome: Outcome::Ok,
+        stopped: false,
+        new_messages: 0,
+        fetched: 0,
+        fetched_bytes: 0,
+        errors: Vec::new(),
+        pull: None,
+        replay: None,
+    };
+    let result = pull_and_replay(env, job, acct, scope, &mut run)
+        .instrument(span.clone())
+        .await;
+    if let Err(f) = result {
+        run.outcome = f.outcome;
+        run.errors.push(f.message);
+    }
+    run.stopped = env.stop.requested();
+    run.ended = Utc::now();
+    let _e = span.enter();
+    if run.errors.is_empty() {
+        info!(new = run.new_messages, fetched = run.fetched, "account done");
+    } else {
+        warn!(outcome = ?run.outcome, errors = %run.errors.join("; "), "account failed");
+    }
+    run
+}
+
+async fn pull_and_replay(
+    env: &Env,
+    job: &Job,
+    acct: &JobAccount,
+    scope: &Scope,
+    run: &mut AccountRun,
+) -> Result<(), Failure> {
+    let connect = connect_options(env, &acct.endpoint, &acct.spec.login()).await?;
+    let control = Control {
+        stop: env.stop.clone(),
+        pace: Pace::new(job.limits.messages_per_second, job.limits.bytes_per_second),
+    };
+    let backoff = job.retry.backoff.0.min(Duration::from_secs(30));
+    let summary = if acct.is_imap() {
+        let o = PullOptions {
+            connect,
+            account: acct.name.clone(),
+            include: if scope.only.is_empty() {
+                acct.spec.folders.clone()
+            } else {
+                scope.only.clone()
+            },
+            exclude: acct.spec.exclude.clone(),
+            connections: acct.connections() as usize,
+            limits: BatchLimits::default(),
+            max_retries: job.retry.attempts,
+            backoff,
+            control,
+        };
+        crate::imap::pull(&o, &env.writer, Arc::new(NoProgress)).await?
+    } else {
+        let o = Pop3PullOptions {
+            connect,
+            account: acct.name.clone(),
+            delete: match (acct.spec.delete, acct.spec.delete_older_than_days) {
+                (DeleteMode::AfterArchive, _) => DeletePolicy::AfterArchive,
+                (DeleteMode::Keep, Some(days)) => DeletePolicy::OlderThan { days },
+                (DeleteMode::Keep, None) => DeletePolicy::Keep,
+            },
+            session: Pop3Session::default(),
+            limits: BatchLimits::default(),
+            max_retries: job.retry.attempts,
+            backoff,
+            control,
+        };
+        crate::pop3::pull(&o, &env.writer, &NoProgress).await?
+    };
+    run.new_messages = summary.total.new_messages;
+    run.fetched = summary.total.fetched;
+    run.fetched_bytes = summary.total.fetched_bytes;
+    let failed: Vec<String> = summary
+        .folders
+        .iter()
+        .filter_map(|f| f.error.as_ref().map(|e| format!("{}: {e}", f.folder)))
+        .collect();
+    let complete = failed.is_empty();
+    if !complete && !env.stop.requested() {
+        run.outcome = Outcome::Temporary;
+        run.errors.extend(failed);
+    }
+    run.pull = Some(summary);
+    if run.new_messages > 0 {
+        env.catch_up_index().await;
+    }
+    if let (Some(target), Some(ep)) = (&acct.spec.replay, &acct.replay_to) {
+        if !complete {
+            return Ok(()); // an incomplete account is not replayed
+        }
+        let connect = connect_options(env, ep, &target.login()).await?;
+        let o = ReplayOptions {
+            connect,
+            rules: target
+                .map
+                .iter()
+                .map(|(from, to)| Rule {
+                    from: from.trim_matches('/').into(),
+                    to: to.trim_matches('/').into(),
+                })
+                .collect(),
+            pipeline: Default::default(),
+            chunk_messages: 1000,
+            chunk_bytes: 64 << 20,
+            max_retries: job.retry.attempts,
+            backoff,
+            connections: target.connections.max(1) as usize,
+            dry_run: false,
+        };
+        let filter = crate::archive::PlacementFilter {
+            accounts: vec![acct.name.clone()],
+            ..Default::default()
+        };
+        let archive = env.archive.clone();
+        let include_deleted = target.include_deleted;
+        let items = tokio::task::spawn_blocking(move || crate::replay::run::select(&archive, &filter, include_deleted))
+            .await
+            .map_err(|e| Failure {
+                outcome: Outcome::Temporary,
+                message: format!("selecting placements to replay: {e}"),
+            })?
+            .map_err(|e| Failure {
+                outcome: Outcome::Temporary,
+                message: e.to_string(),
+            })?;
+        let report = crate::replay::run::replay(&env.archive, &o, &items, &NoProgress)
+            .await
+            .map_err(|e| Failure {
+                outcome: if matches!(e, crate::replay::run::ReplayError::Imap(ImapError::Auth { .. })) {
+                    Outcome::Permanent
+                } else {
+                    Outcome::Temporary
+                },
+                message: format!("replay to {ep}: {e}"),
+            })?;
+        if report.problems() > 0 {
+            run.outcome = Outcome::Temporary;
+            run.errors.push(format!(
+                "replay to {ep}: {} problem(s), see the report",
+                report.problems()
+            ));
+        }
+        run.replay = Some(report);
+    }
+    Ok(())
+}
+
+/// Reads the credential (a command may run: off the async threads) and builds the
+/// TLS configuration; the connection takes a slot of the server's limit.
+pub async fn connect_options(env: &Env, ep: &Endpoint, login: &Login) -> Result<ConnectOptions, Failure> {
+    let (cred, oauth) = match (&login.password, &login.oauth2_token) {
+        (Some(p), _) => (p.source(), false),
+        (None, Some(t)) => (t.source(), true),
+        (None, None) => unreachable!("checked when the job was read"),
+    };
+    let secret = tokio::task::spawn_blocking(move || cred.read())
+        .await
+        .map_err(|e| Failure {
+            outcome: Outcome::Temporary,
+            message: format!("{ep}: reading the credential: {e}"),
+        })?
+        .map_err(|e| Failure {
+            outcome: Outcome::Permanent,
+            message: format!("{ep}: {e}"),
+        })?;
+    let tls = tls::client_config(&TlsOptions {
+        ca_file: login.tls_ca.clone(),
+        danger_accept_invalid_certs: login.danger_accept_invalid_certs,
+    })
+    .map_err(|e| Failure {
+        outcome: Outcome::Permanent,
+        message: format!("{ep}: {e}"),
+    })?;
+    Ok(ConnectOptions {
+        endpoint: ep.clone(),
+        tls,
+        insecure_plaintext: login.insecure_plaintext,
+        auth: if oauth {
+            Auth::OAuth2(secret)
+        } else {
+            Auth::Password(secret)
+        },
+        io_timeout: login.timeout,
+        slots: env.slots.of(&crate::job::host_key(ep)),
+    })
+}

@@ -1,0 +1,315 @@
+//! Running jobs: every account of a job once ([`Service::run_once`]), or all jobs
+//! as a service ([`Service::serve`]) — a scheduler per account, IDLE watchers for
+//! watched folders, server connection slots shared across jobs, backoff after
+//! failures, and a graceful stop that lets each pull commit its batch in hand.
+//!
+//! One archive may serve several jobs: it is opened once, with one writer.
+
+pub mod account;
+pub mod metrics;
+pub mod status;
+pub mod watch;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, Semaphore};
+use tracing::{info, warn};
+
+use crate::archive::{Archive, ArchiveError};
+use crate::control::{HostSlots, Stop};
+use crate::job::{next_attempt, Job, Outcome};
+use crate::writer::Writer;
+pub use account::{AccountRun, Scope};
+pub use metrics::Metrics;
+
+/// What the runs of one archive share.
+pub struct Env {
+    pub archive: Arc<Archive>,
+    pub writer: Writer,
+    pub slots: HostSlots,
+    pub stop: Stop,
+    pub metrics: Arc<Metrics>,
+    /// One index catch-up at a time.
+    index: tokio::sync::Mutex<()>,
+    /// One status file write at a time.
+    status: std::sync::Mutex<()>,
+}
+
+impl Env {
+    /// Brings the search index up to date (searches see new mail at once). Another
+    /// process holding the index (a `search` catching up) is not an error.
+    pub async fn catch_up_index(&self) {
+        let _one = self.index.lock().await;
+        let archive = self.archive.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            let mut idx = crate::index::MessageIndex::open(archive.dir())?;
+            idx.catch_up(&archive, &mut |_| {})
+        })
+        .await;
+        match r {
+            Ok(Ok(c)) => info!(indexed = c.indexed, "search index caught up"),
+            Ok(Err(e)) => warn!(error = %e, "search index not updated now (the next catch-up covers it)"),
+            Err(e) => warn!(error = %e, "index task failed"),
+        }
+    }
+
+    /// Records a run in the job's status file.
+    fn record(&self, run: &AccountRun, failures: u32, next: Option<DateTime<Utc>>) {
+        self.metrics.record(run, failures);
+        let _one = self.status.lock().expect("status");
+        let p = status::path(self.archive.dir(), &run.job);
+        let mut s = status::read(&p).unwrap_or_default();
+        s.job = run.job.clone();
+        s.record(run, failures, next);
+        if let Err(e) = s.save(&p) {
+            warn!(error = %e, path = %p.display(), "cannot write the status file");
+        }
+    }
+
+    /// The stored failures in a row and next run of an account (from an earlier
+    /// process), so a restart does not forget a backoff.
+    fn remembered(&self, job: &str, account: &str) -> (u32, Option<DateTime<Utc>>, bool) {
+        let p = status::path(self.archive.dir(), job);
+        let s = status::read(&p).unwrap_or_default();
+        match s.accounts.get(account) {
+            Some(a) => (
+                a.consecutive_failures,
+                a.next_run,
+                a.last_run.as_ref().is_some_and(|r| r.result == "permanent"),
+            ),
+            None => (0, None, false),
+        }
+    }
+}
+
+/// The archives of a set of jobs, each opened once, and the limits they share.
+pub struct Service {
+    envs: HashMap<PathBuf, Arc<Env>>,
+    writers: Vec<std::thread::JoinHandle<()>>,
+    pub slots: HostSlots,
+    pub stop: Stop,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Service {
+    /// Opens (creating when missing) the archive of every job; `default_archive`
+    /// serves jobs that name none. Sets the per-host connection limits.
+    pub fn open(jobs: &[Arc<Job>], default_archive: &Path) -> Result<Service, ArchiveError> {
+        let mut s = Service {
+            envs: HashMap::new(),
+            writers: Vec::new(),
+            slots: HostSlots::default(),
+            stop: Stop::default(),
+            metrics: Arc::new(Metrics::default()),
+        };
+        for job in jobs {
+            let dir = job.archive.clone().unwrap_or_else(|| default_archive.to_path_buf());
+            if !s.envs.contains_key(&dir) {
+                let archive = Arc::new(Archive::open_or_create(&dir)?);
+                let (writer, handle) = Writer::spawn(archive.clone());
+                s.writers.push(handle);
+                s.envs.insert(
+                    dir.clone(),
+                    Arc::new(Env {
+                        archive,
+                        writer,
+                        slots: s.slots.clone(),
+                        stop: s.stop.clone(),
+                        metrics: s.metrics.clone(),
+                        index: tokio::sync::Mutex::new(()),
+                        status: std::sync::Mutex::new(()),
+                    }),
+                );
+            }
+            for a in &job.accounts {
+                s.slots.limit(&a.host_key(), job.limits.connections_per_host);
+                if let Some(ep) = &a.replay_to {
+                    s.slots
+                        .limit(&crate::job::host_key(ep), job.limits.connections_per_host);
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    fn env(&self, job: &Job, default_archive: &Path) -> Arc<Env> {
+        let dir = job.archive.clone().unwrap_or_else(|| default_archive.to_path_buf());
+        self.envs[&dir].clone()
+    }
+
+    /// Runs every account of `job` once (at most `accounts_in_parallel` at a time)
+    /// and returns the runs in the job's order.
+    pub async fn run_once(&self, job: &Arc<Job>, default_archive: &Path) -> Vec<AccountRun> {
+        let env = self.env(job, default_archive);
+        let gate = Arc::new(Semaphore::new(job.limits.accounts_in_parallel.max(1) as usize));
+        let mut tasks = Vec::new();
+        for acct in job.accounts.clone() {
+            let (env, job, gate) = (env.clone(), job.clone(), gate.clone());
+            tasks.push(tokio::spawn(async move {
+                let _turn = gate.acquire_owned().await.expect("gate open");
+                if env.stop.requested() {
+                    return None;
+                }
+                let run = account::run(&env, &job, &acct, &Scope::default()).await;
+                let failures = if run.outcome == Outcome::Ok {
+                    0
+                } else {
+                    env.remembered(&job.name, &acct.name).0 + 1
+                };
+                let next = next_attempt(
+                    &job.timing,
+                    run.started,
+                    run.ended,
+                    run.outcome,
+                    failures,
+                    &job.retry,
+                    jitter(),
+                );
+                env.record(&run, failures, Some(next));
+                Some(run)
+            }));
+        }
+        let mut runs = Vec::new();
+        for t in tasks {
+            match t.await {
+                Ok(Some(r)) => runs.push(r),
+                Ok(None) => {}
+                Err(e) => warn!(error = %e, "an account task failed"),
+            }
+        }
+        runs
+    }
+
+    /// Runs `jobs` until a stop is asked: each account on its schedule (and at
+    /// once on start, unless a refused login's backoff is still running), watched
+    /// folders pulled when IDLE reports a change.
+    pub async fn serve(&self, jobs: &[Arc<Job>], default_archive: &Path) {
+        let mut tasks = Vec::new();
+        for job in jobs {
+            let env = self.env(job, default_archive);
+            let gate = Arc::new(Semaphore::new(job.limits.accounts_in_parallel.max(1) as usize));
+            for acct in &job.accounts {
+                let (tx, rx) = mpsc::channel::<String>(64);
+                for folder in &acct.spec.watch {
+                    tasks.push(tokio::spawn(watch::watch(
+                        env.clone(),
+                        job.clone(),
+                        acct.clone(),
+                        folder.clone(),
+                        tx.clone(),
+                    )));
+                }
+                drop(tx);
+                tasks.push(tokio::spawn(account_loop(
+                    env.clone(),
+                    job.clone(),
+                    acct.name.clone(),
+                    gate.clone(),
+                    rx,
+                )));
+            }
+        }
+        for t in tasks {
+            if let Err(e) = t.await {
+                warn!(error = %e, "a service task failed");
+            }
+        }
+    }
+
+    /// Waits for the archive writers to finish their last commits.
+    pub fn close(self) {
+        drop(self.envs);
+        for w in self.writers {
+            let _ = w.join();
+        }
+    }
+}
+
+/// ±25 % jitter.
+fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    0.75 + f64::from(nanos % 1000) / 2000.0
+}
+
+/// One account in service mode: sleep until due or until a watched folder
+/// changes, run, record, compute the next time; until a stop.
+async fn account_loop(
+    env: Arc<Env>,
+    job: Arc<Job>,
+    account: String,
+    gate: Arc<Semaphore>,
+    mut changed: mpsc::Receiver<String>,
+) {
+    let acct = job
+        .accounts
+        .iter()
+        .find(|a| a.name == account)
+        .expect("account of its job")
+        .clone();
+    let (mut failures, remembered_next, refused) = env.remembered(&job.name, &account);
+    // A refused login's backoff survives restarts; everything else runs at once.
+    let mut next = match remembered_next {
+        Some(t) if refused && t > Utc::now() => t,
+        _ => Utc::now(),
+    };
+    let mut watching = true;
+    loop {
+        let wait = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        let scope = tokio::select! {
+            _ = tokio::time::sleep(wait) => Scope::default(),
+            f = changed.recv(), if watching => match f {
+                Some(f) => {
+                    let mut only = vec![f];
+                    while let Ok(more) = changed.try_recv() {
+                        if !only.contains(&more) {
+                            only.push(more);
+                        }
+                    }
+                    Scope { only }
+                }
+                None => {
+                    watching = false;
+                    continue;
+                }
+            },
+            _ = env.stop.wait() => return,
+        };
+        // A watched folder's change while a refused login waits out its backoff
+        // does not bring the retry forward.
+        if !scope.only.is_empty() && failures > 0 && next > Utc::now() {
+            continue;
+        }
+        let _turn = tokio::select! {
+            t = gate.clone().acquire_owned() => t.expect("gate open"),
+            _ = env.stop.wait() => return,
+        };
+        let run = account::run(&env, &job, &acct, &scope).await;
+        drop(_turn);
+        failures = if run.outcome == Outcome::Ok { 0 } else { failures + 1 };
+        let after = next_attempt(
+            &job.timing,
+            run.started,
+            run.ended,
+            run.outcome,
+            failures,
+            &job.retry,
+            jitter(),
+        );
+        // A watched folder's pull that went well leaves the full run's time as it was.
+        next = if scope.only.is_empty() || run.outcome != Outcome::Ok {
+            after
+        } else {
+            next
+        };
+        env.record(&run, failures, Some(next));
+        if env.stop.requested() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! What `mailvault status` shows: per job, per account, the last run, its result,
+//! the messages it stored, its errors, the failures in a row and the next run. Kept
+//! as one JSON file per job under the archive (`status/JOB.json`), replaced
+//! atomically after every account run, so it can be read while a service runs and
+//! survives restarts (a refused login's backoff is not forgotten by restarting).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::account::AccountRun;
+use crate::job::Outcome;
+
+/// The status of one job's accounts.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct JobStatus {
+    pub job: String,
+    pub accounts: BTreeMap<String, AccountStatus>,
+}
+
+/// One account's record.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AccountStatus {
+    pub server: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<LastRun>,
+    /// Failed runs since the last good one.
+    pub consecutive_failures: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<DateTime<Utc>>,
+    /// Since the status file was created.
+    pub runs: u64,
+    pub messages_total: u64,
+}
+
+/// The last run, short.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LastRun {
+    pub started: DateTime<Utc>,
+    pub ended: DateTime<Utc>,
+    /// `ok`, `temporary` (retried after a backoff), `permanent` (login refused:
+    /// retried after a long backoff), or `stopped`.
+    pub result: String,
+    pub new_messages: u64,
+    pub fetched: u64,
+    pub fetched_bytes: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// Where job `job`'s status lives in the archive at `archive_dir`.
+pub fn path(archive_dir: &Path, job: &str) -> PathBuf {
+    archive_dir.join("status").join(format!("{job}.json"))
+}
+
+/// Every job status kept in the archive at `archive_dir` (none when it has none).
+pub fn read_all(archive_dir: &Path) -> std::io::Result<Vec<JobStatus>> {
+    let dir = archive_dir.join("status");
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    for p in paths {
+        out.push(read(&p)?);
+    }
+    Ok(out)
+}
+
+/// Reads one status file; a missing file is an empty status.
+pub fn read(p: &Path) -> std::io::Result<JobStatus> {
+    match std::fs::read(p) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(JobStatus::default()),
+        Err(e) => Err(e),
+    }
+}
+
+impl JobStatus {
+    /// Records a finished run and when the next one is due.
+    pub fn record(&mut self, run: &AccountRun, consecutive_failures: u32, next_run: Option<DateTime<Utc>>) {
+        let a = self.accounts.entry(run.account.clone()).or_default();
+        a.server = run.server.clone();
+        a.consecutive_failures = consecutive_failures;
+        a.next_run = next_run;
+        a.runs += 1;
+        a.messages_total += run.new_messages;
+        a.last_run = Some(LastRun {
+            started: run.started,
+            ended: run.ended,
+            result: if run.stopped && run.outcome == Outcome::Ok {
+                "stopped".into()
+            } else {
+                serde_json::to_value(run.outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            },
+            new_messages: run.new_messages,
+            fetched: run.fetched,
+            fetched_bytes: run.fetched_bytes,
+            errors: run.errors.clone(),
+        });
+    }
+
+    /// Writes the file atomically (a temporary file renamed over it).
+    pub fn save(&self, p: &Path) -> std::io::Result<()> {
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = p.with_extension("json.tmp");
+        let mut text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        text.push(b'\n');
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, p)
+    }
+}
