@@ -347,7 +347,7 @@ fn dry_run(cli: &Cli, job: &Job) -> Result<ExitCode> {
             .accounts
             .get(&a.name)
             .and_then(|s| s.next_run)
-            .map_or("at once".to_string(), |t| when(t));
+            .map_or("at once".to_string(), when);
         println!(
             "  {} <{}>: {what}; credential {readable}; next run {next}",
             a.name, a.endpoint

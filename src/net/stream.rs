@@ -30,6 +30,39 @@ impl MaybeTls {
     }
 }
 
+/// A connection that holds a server slot gives it back only once the server has
+/// closed its side too (or 2 s passed): until then the server still counts it, and
+/// a new connection in that slot would go over the server's limit.
+impl Drop for Tcp {
+    fn drop(&mut self) {
+        let Some(slot) = self.slot.take() else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let dup = std::os::fd::AsFd::as_fd(&self.stream)
+            .try_clone_to_owned()
+            .map(std::net::TcpStream::from)
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .and_then(TcpStream::from_std);
+        let Ok(mut dup) = dup else { return };
+        rt.spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let _ = dup.shutdown().await;
+            let mut buf = [0u8; 4096];
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+                while let Ok(n) = dup.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            })
+            .await;
+            drop(dup);
+            drop(slot);
+        });
+    }
+}
+
 impl AsyncRead for Tcp {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)

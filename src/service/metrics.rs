@@ -51,7 +51,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let m = self.0.lock().expect("metrics");
         let mut out = String::new();
-        let series: [(&str, &str, &str, fn(&Counters) -> String); 8] = [
+        let series: [Series; 8] = [
             (
                 "mailvault_messages_new_total",
                 "counter",
@@ -107,6 +107,9 @@ impl Metrics {
         out
     }
 }
+
+/// Name, type, help, and the value of one account.
+type Series = (&'static str, &'static str, &'static str, fn(&Counters) -> String);
 
 fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")

@@ -141,3 +141,49 @@ impl LimitProxy {
         LimitProxy { port, refused }
     }
 }
+
+/// A proxy that passes everything through and counts connections: how many were
+/// opened, and the most open at once (what a server's connection limit sees).
+pub struct CountProxy {
+    pub port: u16,
+    pub total: Arc<AtomicU64>,
+    pub peak: Arc<AtomicU64>,
+}
+
+impl CountProxy {
+    pub fn start(upstream: u16) -> CountProxy {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (total, peak) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let active = Arc::new(AtomicU64::new(0));
+        let (total2, peak2) = (total.clone(), peak.clone());
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(client) = conn else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                total2.fetch_add(1, Ordering::SeqCst);
+                let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                peak2.fetch_max(now, Ordering::SeqCst);
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || pump(c2, s2, None, None));
+                let active = active.clone();
+                // The server's count: a connection is open until the server closes
+                // it, which the client learns only after.
+                std::thread::spawn(move || {
+                    let (mut server, mut client) = (server, client);
+                    let mut buf = [0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = server.read(&mut buf) {
+                        if client.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    active.fetch_sub(1, Ordering::SeqCst);
+                    let _ = client.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        CountProxy { port, total, peak }
+    }
+}
