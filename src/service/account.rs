@@ -1,6 +1,6 @@
 //! One run of one account: read its credential, pull it (IMAP or POP3) within the
-//! service's limits, replay it when the job says so, bring the search index up to
-//! date, and say how it went and whether to retry soon or late.
+//! service's limits, replay it when the job says so, and say how it went and
+//! whether to retry soon or late. (The caller brings the search index up to date.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -181,9 +181,6 @@ async fn pull_and_replay(
         run.errors.extend(failed);
     }
     run.pull = Some(summary);
-    if run.new_messages > 0 {
-        env.catch_up_index().await;
-    }
     if let (Some(target), Some(ep)) = (&acct.spec.replay, &acct.replay_to) {
         if !complete {
             return Ok(()); // an incomplete account is not replayed

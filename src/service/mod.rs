@@ -181,6 +181,10 @@ impl Service {
                 Err(e) => warn!(error = %e, "an account task failed"),
             }
         }
+        // One index catch-up for the whole job: each is a tantivy commit.
+        if runs.iter().any(|r| r.new_messages > 0) {
+            env.catch_up_index().await;
+        }
         runs
     }
 
@@ -291,6 +295,10 @@ async fn account_loop(
         };
         let run = account::run(&env, &job, &acct, &scope).await;
         drop(_turn);
+        // Searchable at once: watched folders are for mail people are waiting for.
+        if run.new_messages > 0 {
+            env.catch_up_index().await;
+        }
         failures = if run.outcome == Outcome::Ok { 0 } else { failures + 1 };
         let after = next_attempt(
             &job.timing,
