@@ -71,15 +71,25 @@ pub fn next_attempt(
 ) -> DateTime<Utc> {
     let scheduled = timing.next_after(started).max(ended);
     let grown = |base: Duration| {
-        let k = consecutive_failures.clamp(1, 32) - 1;
-        let d = base.saturating_mul(1u32 << k.min(20)).min(retry.max_backoff.0);
-        later(ended, d.mul_f64(jitter.clamp(0.75, 1.25)))
+        later(
+            ended,
+            backoff_after(base, consecutive_failures, retry.max_backoff.0, jitter),
+        )
     };
     match outcome {
         Outcome::Ok => scheduled,
         Outcome::Temporary => grown(retry.backoff.0),
         Outcome::Permanent => grown(retry.auth_failure_backoff.0).max(scheduled),
     }
+}
+
+/// The wait after failure number `failures` (1, 2, …): `base · 2^(failures-1)`,
+/// capped at `max`, times `jitter` (clamped to 0.75 ..= 1.25).
+pub fn backoff_after(base: Duration, failures: u32, max: Duration, jitter: f64) -> Duration {
+    let k = failures.clamp(1, 32) - 1;
+    base.saturating_mul(1u32 << k.min(20))
+        .min(max)
+        .mul_f64(jitter.clamp(0.75, 1.25))
 }
 
 /// `t + d`, saturating at the end of time.

@@ -14,8 +14,8 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use super::Env;
 use crate::imap::connect::connect;
 use crate::imap::ImapError;
+use crate::job::schedule::backoff_after;
 use crate::job::{Job, JobAccount};
-use crate::remote::backoff;
 
 /// How long one IDLE command lasts before it is renewed (RFC 2177: under 29 min).
 const IDLE_RENEW: Duration = Duration::from_secs(9 * 60);
@@ -34,7 +34,7 @@ pub async fn watch(
         let mut failures = 0u32;
         while !env.stop.requested() {
             let result = tokio::select! {
-                r = idle_session(&env, &acct, &folder, &changed) => r,
+                r = idle_session(&env, &acct, &folder, &changed, &mut failures) => r,
                 _ = env.stop.wait() => return,
             };
             let wait = match result {
@@ -47,7 +47,7 @@ pub async fn watch(
                     } else {
                         job.retry.backoff.0
                     };
-                    let d = backoff(base, failures).max(base.min(job.retry.max_backoff.0));
+                    let d = backoff_after(base, failures, job.retry.max_backoff.0, super::jitter());
                     warn!(error = %e, retry_in_s = d.as_secs(), "watching failed");
                     d
                 }
@@ -76,12 +76,13 @@ fn client(server: &str, what: &str) -> impl Fn(async_imap::error::Error) -> Watc
 }
 
 /// One connection: EXAMINE, then IDLE until the connection fails (an error) or the
-/// receiver of changes is gone (`Ok`).
+/// receiver of changes is gone (`Ok`). Once EXAMINE succeeds, `failures` is reset.
 async fn idle_session(
     env: &Env,
     acct: &JobAccount,
     folder: &str,
     changed: &mpsc::Sender<String>,
+    failures: &mut u32,
 ) -> Result<(), WatchError> {
     let login = acct.spec.login();
     let o = super::account::connect_options(env, &acct.endpoint, &login)
@@ -107,6 +108,7 @@ async fn idle_session(
         .map_err(timed("EXAMINE"))?
         .map_err(client(&o.endpoint.to_string(), "EXAMINE"))?;
     info!("watching with IDLE");
+    *failures = 0;
     loop {
         let mut idle = session.idle();
         tokio::time::timeout(t, idle.init())
