@@ -557,3 +557,49 @@ fn issue7_the_per_host_connection_limit_holds_across_jobs() {
     eprintln!("without the limit: at most {peak2} at once");
     assert!(peak2 > 2, "the control run did use more connections: {peak2}");
 }
+
+/// A job's replay target (a migration kept up to date): every run pulls the source
+/// and appends to the target what it does not have yet, folders mapped.
+#[test]
+fn a_job_with_a_replay_target_keeps_the_target_up_to_date() {
+    let d = Dovecot::start();
+    d.add_users(&["ann", "dan"], TEST_PASSWORD);
+    d.load("ann", "INBOX", &messages(0, 4, "to move"));
+    d.load("ann", "Work", &messages(10, 3, "to move work"));
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("archive");
+    let replay = format!(
+        "\n  [accounts.replay]\n  url = \"{}\"\n  password = {{ env = \"MV_TEST_PW\" }}\n  tls_ca = \"{}\"\n  map = {{ \"Work\" = \"Archive/Work\" }}\n",
+        imap_url(&d, "dan"),
+        d.ca_pem().display()
+    );
+    let job = write_job(
+        tmp.path(),
+        "move",
+        &account(&d, "ann", &imap_url(&d, "ann"), "MV_TEST_PW", &replay),
+    );
+    let count = |folder: &str| {
+        d.doveadm(&["mailbox", "status", "-u", "dan", "messages", folder])
+            .trim()
+            .to_string()
+    };
+    let run_once = || {
+        let out = mailvault(&archive, &["run", job.to_str().unwrap(), "--once", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        json(&String::from_utf8_lossy(&out.stdout))[0].clone()
+    };
+    let first = run_once();
+    assert_eq!(first["replay"]["total"]["appended"], 7, "{first}");
+    assert_eq!(count("INBOX"), "INBOX messages=4");
+    assert_eq!(count("Archive/Work"), "Archive/Work messages=3");
+    // Later: only the new message moves; nothing is appended twice.
+    d.save("ann", "INBOX", &message(99, "arrived later"));
+    let second = run_once();
+    assert_eq!(second["new_messages"], 1, "{second}");
+    assert_eq!(second["replay"]["total"]["appended"], 1, "{second}");
+    assert_eq!(second["replay"]["total"]["already_present"], 7, "{second}");
+    assert_eq!(count("INBOX"), "INBOX messages=5");
+    assert_eq!(count("Archive/Work"), "Archive/Work messages=3");
+}

@@ -10,7 +10,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 /// A TCP connection and the server slot it holds (see
-/// [`crate::control::HostSlots`]), released when the connection is dropped.
+/// [`crate::control::HostSlots`]), given back once the connection is closed on both
+/// sides (see the `Drop` impl).
 #[derive(Debug)]
 pub struct Tcp {
     pub stream: TcpStream,
