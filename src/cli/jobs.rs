@@ -280,7 +280,13 @@ fn print_run(r: &AccountRun) {
             rep.target, rep.total.appended, rep.total.already_present, rep.total.failed
         );
     }
-    for e in r.errors.iter().filter(|e| r.pull.is_none() || !e.contains(": ")) {
+    // Folder errors are on their folder's line above.
+    let of_a_folder = |e: &str| {
+        r.pull
+            .as_ref()
+            .is_some_and(|p| p.folders.iter().any(|f| e.starts_with(&format!("{}: ", f.folder))))
+    };
+    for e in r.errors.iter().filter(|e| !of_a_folder(e)) {
         println!("    error: {e}");
     }
 }

@@ -48,9 +48,9 @@ pub struct Failure {
     pub message: String,
 }
 
-impl From<ImapError> for Failure {
-    fn from(e: ImapError) -> Failure {
-        let permanent = matches!(e, ImapError::Auth { .. } | ImapError::Secret(_));
+impl Failure {
+    /// A refused login or an unreadable credential is permanent; the rest may pass.
+    fn of(permanent: bool, e: impl std::fmt::Display) -> Failure {
         Failure {
             outcome: if permanent {
                 Outcome::Permanent
@@ -62,17 +62,15 @@ impl From<ImapError> for Failure {
     }
 }
 
+impl From<ImapError> for Failure {
+    fn from(e: ImapError) -> Failure {
+        Failure::of(matches!(e, ImapError::Auth { .. } | ImapError::Secret(_)), e)
+    }
+}
+
 impl From<Pop3Error> for Failure {
     fn from(e: Pop3Error) -> Failure {
-        let permanent = matches!(e, Pop3Error::Auth { .. } | Pop3Error::Secret(_));
-        Failure {
-            outcome: if permanent {
-                Outcome::Permanent
-            } else {
-                Outcome::Temporary
-            },
-            message: e.to_string(),
-        }
+        Failure::of(matches!(e, Pop3Error::Auth { .. } | Pop3Error::Secret(_)), e)
     }
 }
 
@@ -212,23 +210,13 @@ async fn pull_and_replay(
         let include_deleted = target.include_deleted;
         let items = tokio::task::spawn_blocking(move || crate::replay::run::select(&archive, &filter, include_deleted))
             .await
-            .map_err(|e| Failure {
-                outcome: Outcome::Temporary,
-                message: format!("selecting placements to replay: {e}"),
-            })?
-            .map_err(|e| Failure {
-                outcome: Outcome::Temporary,
-                message: e.to_string(),
-            })?;
+            .map_err(|e| Failure::of(false, format!("selecting placements to replay: {e}")))?
+            .map_err(|e| Failure::of(false, e))?;
         let report = crate::replay::run::replay(&env.archive, &o, &items, &NoProgress)
             .await
-            .map_err(|e| Failure {
-                outcome: if matches!(e, crate::replay::run::ReplayError::Imap(ImapError::Auth { .. })) {
-                    Outcome::Permanent
-                } else {
-                    Outcome::Temporary
-                },
-                message: format!("replay to {ep}: {e}"),
+            .map_err(|e| {
+                let refused = matches!(e, crate::replay::run::ReplayError::Imap(ImapError::Auth { .. }));
+                Failure::of(refused, format!("replay to {ep}: {e}"))
             })?;
         if report.problems() > 0 {
             run.outcome = Outcome::Temporary;
@@ -252,22 +240,13 @@ pub async fn connect_options(env: &Env, ep: &Endpoint, login: &Login) -> Result<
     };
     let secret = tokio::task::spawn_blocking(move || cred.read())
         .await
-        .map_err(|e| Failure {
-            outcome: Outcome::Temporary,
-            message: format!("{ep}: reading the credential: {e}"),
-        })?
-        .map_err(|e| Failure {
-            outcome: Outcome::Permanent,
-            message: format!("{ep}: {e}"),
-        })?;
+        .map_err(|e| Failure::of(false, format!("{ep}: reading the credential: {e}")))?
+        .map_err(|e| Failure::of(true, format!("{ep}: {e}")))?;
     let tls = tls::client_config(&TlsOptions {
         ca_file: login.tls_ca.clone(),
         danger_accept_invalid_certs: login.danger_accept_invalid_certs,
     })
-    .map_err(|e| Failure {
-        outcome: Outcome::Permanent,
-        message: format!("{ep}: {e}"),
-    })?;
+    .map_err(|e| Failure::of(true, format!("{ep}: {e}")))?;
     Ok(ConnectOptions {
         endpoint: ep.clone(),
         tls,

@@ -155,20 +155,7 @@ impl Service {
                     return None;
                 }
                 let run = account::run(&env, &job, &acct, &Scope::default()).await;
-                let failures = if run.outcome == Outcome::Ok {
-                    0
-                } else {
-                    env.remembered(&job.name, &acct.name).0 + 1
-                };
-                let next = next_attempt(
-                    &job.timing,
-                    run.started,
-                    run.ended,
-                    run.outcome,
-                    failures,
-                    &job.retry,
-                    jitter(),
-                );
+                let (failures, next) = after_run(&job, &run, env.remembered(&job.name, &acct.name).0);
                 env.record(&run, failures, Some(next));
                 Some(run)
             }));
@@ -233,12 +220,26 @@ impl Service {
     }
 }
 
-/// ±25 % jitter.
+/// Failures in a row after `run` (`before` until now), and when to run next.
+fn after_run(job: &Job, run: &AccountRun, before: u32) -> (u32, DateTime<Utc>) {
+    let failures = if run.outcome == Outcome::Ok { 0 } else { before + 1 };
+    let next = next_attempt(
+        &job.timing,
+        run.started,
+        run.ended,
+        run.outcome,
+        failures,
+        &job.retry,
+        jitter(),
+    );
+    (failures, next)
+}
+
+/// ±25 % jitter (a fresh `RandomState` is randomly keyed: no RNG crate needed).
 pub(crate) fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    0.75 + f64::from(nanos % 1000) / 2000.0
+    use std::hash::{BuildHasher, Hasher};
+    let r = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    0.75 + (r % 1001) as f64 / 2000.0
 }
 
 /// One account in service mode: sleep until due or until a watched folder
@@ -299,16 +300,8 @@ async fn account_loop(
         if run.new_messages > 0 {
             env.catch_up_index().await;
         }
-        failures = if run.outcome == Outcome::Ok { 0 } else { failures + 1 };
-        let after = next_attempt(
-            &job.timing,
-            run.started,
-            run.ended,
-            run.outcome,
-            failures,
-            &job.retry,
-            jitter(),
-        );
+        let (f, after) = after_run(&job, &run, failures);
+        failures = f;
         // A watched folder's pull that went well leaves the full run's time as it was.
         next = if scope.only.is_empty() || run.outcome != Outcome::Ok {
             after
