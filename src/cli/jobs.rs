@@ -316,19 +316,15 @@ fn dry_run(cli: &Cli, job: &Job) -> Result<ExitCode> {
     );
     let mut bad = 0;
     for a in &job.accounts {
-        let login = a.spec.login();
-        let cred = login
-            .password
-            .as_ref()
-            .or(login.oauth2_token.as_ref())
-            .expect("checked");
-        let readable = match cred.source().read() {
-            Ok(_) => "readable".to_string(),
+        let mut readable = |login: &job::Login| match credential_readable(login) {
+            Ok(()) => "readable".to_string(),
             Err(e) => {
                 bad += 1;
                 format!("NOT READABLE: {e}")
             }
         };
+        let source_credential = readable(&a.spec.login());
+        let target_credential = a.spec.replay.as_ref().map(|r| readable(&r.login()));
         let what = if a.is_imap() {
             let mut w = format!(
                 "IMAP, {} connection(s), folders {}",
@@ -355,15 +351,25 @@ fn dry_run(cli: &Cli, job: &Job) -> Result<ExitCode> {
             .and_then(|s| s.next_run)
             .map_or("at once".to_string(), when);
         println!(
-            "  {} <{}>: {what}; credential {readable}; next run {next}",
+            "  {} <{}>: {what}; credential {source_credential}; next run {next}",
             a.name, a.endpoint
         );
-        if let Some(ep) = &a.replay_to {
-            println!("    then replay into {ep}");
+        if let (Some(ep), Some(c)) = (&a.replay_to, target_credential) {
+            println!("    then replay into {ep}; credential {c}");
         }
     }
     println!("dry run: nothing was connected to, fetched or stored");
     Ok(if bad > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Reads the credential (it is not shown anywhere).
+fn credential_readable(login: &job::Login) -> Result<(), mailvault::net::SecretError> {
+    let cred = login
+        .password
+        .as_ref()
+        .or(login.oauth2_token.as_ref())
+        .expect("checked when read");
+    cred.source().read().map(drop)
 }
 
 fn when(t: DateTime<Utc>) -> String {
