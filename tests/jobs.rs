@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::dovecot::{Dovecot, TEST_PASSWORD};
-use common::fault_proxy::CountProxy;
+use common::fault_proxy::{CountProxy, SlowProxy};
 use common::{cmd, ok};
 
 /// The `[[accounts]]` table of `user` at `url`, trusting the test CA.
@@ -396,6 +396,119 @@ fn issue7_sigterm_during_a_pull_commits_the_batch_and_the_rerun_continues() {
         "no placement doubled"
     );
     assert_eq!(search_ids(&archive, "subject:many").len(), N);
+}
+
+/// Sends `signal` to `child` after `after`; returns its exit code and how long the
+/// exit took, failing after 10 s.
+fn interrupt(child: &mut Child, after: Duration, signal: i32) -> (Option<i32>, Duration) {
+    std::thread::sleep(after);
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return (st.code(), start.elapsed());
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no exit within 10 s of the signal"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The POP3 side of a graceful stop: the batch in hand is committed, only committed
+/// messages are deleted (delete-after-archive), QUIT; the rerun finishes the job.
+#[test]
+fn sigterm_during_a_pop3_job_deletes_only_what_is_committed() {
+    const N: usize = 400;
+    let d = Dovecot::start();
+    d.add_users(&["cat"], TEST_PASSWORD);
+    d.load("cat", "INBOX", &messages(0, N, "pop many"));
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("archive");
+    let job = write_job(
+        tmp.path(),
+        "pop",
+        &format!(
+            "[limits]\nmessages_per_second = 100\n\n{}",
+            account(
+                &d,
+                "cat",
+                &format!("pop3s://cat@127.0.0.1:{}", d.pop3s),
+                "MV_TEST_PW",
+                "delete = \"after-archive\""
+            )
+        ),
+    );
+    let on_server = || {
+        d.doveadm(&["mailbox", "status", "-u", "cat", "messages", "INBOX"])
+            .trim()
+            .to_string()
+    };
+    let mut child = mailvault(&archive, &["run", job.to_str().unwrap(), "--once", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, took) = interrupt(&mut child, Duration::from_millis(1500), libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code, Some(143), "{}", String::from_utf8_lossy(&out.stderr));
+    let first = json(&String::from_utf8_lossy(&out.stdout))[0]["new_messages"]
+        .as_u64()
+        .unwrap();
+    eprintln!("POP3 SIGTERM: exit in {took:?}; {first} of {N} committed");
+    assert!(first > 0 && first < N as u64, "{first}");
+    assert_eq!(common::stat_u64(&archive, "messages"), first);
+    assert_eq!(
+        on_server(),
+        format!("INBOX messages={}", N as u64 - first),
+        "only committed messages deleted"
+    );
+    let out = mailvault(&archive, &["run", job.to_str().unwrap(), "--once", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        json(&String::from_utf8_lossy(&out.stdout))[0]["fetched"]
+            .as_u64()
+            .unwrap(),
+        N as u64 - first
+    );
+    assert_eq!(common::stat_u64(&archive, "messages"), N as u64);
+    assert_eq!(on_server(), "INBOX messages=0");
+}
+
+/// `mailvault pull` stops the same way on Ctrl-C (SIGINT): over a slow link, the
+/// batch in hand is committed, exit 130, and the next pull fetches only the rest.
+#[test]
+fn sigint_during_a_pull_commits_the_batch_in_hand() {
+    const N: usize = 1200;
+    let d = Dovecot::start();
+    d.add_users(&["ann"], TEST_PASSWORD);
+    d.load("ann", "INBOX", &messages(0, N, "slow link"));
+    let slow = SlowProxy::start(d.imaps, 150_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("archive");
+    let url = format!("imaps://ann@127.0.0.1:{}", slow.port);
+    let mut child = common::dovecot::pull_command(&archive, &url, &d, &["--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, took) = interrupt(&mut child, Duration::from_millis(1200), libc::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("stopped by a signal"), "{stderr}");
+    let first = common::stat_u64(&archive, "messages");
+    eprintln!("pull SIGINT: exit in {took:?}; {first} of {N} committed");
+    assert!(first > 0 && first < N as u64, "{first}");
+    let summary = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(summary["total"]["fetched"].as_u64().unwrap(), first);
+    let again = common::dovecot::pull_json(&archive, &d, "ann", &[]);
+    assert_eq!(again["total"]["fetched"].as_u64().unwrap(), N as u64 - first);
+    assert_eq!(common::stat_u64(&archive, "messages"), N as u64);
 }
 
 /// Dovecot's log lines of refused logins of `user`.

@@ -221,8 +221,8 @@ async fn with_grace<T>(work: impl std::future::Future<Output = T>, stop: &Stop, 
 }
 
 /// SIGTERM or SIGINT asks `stop`; a second one exits at once. Returns which
-/// signal came (set once one has).
-fn on_signal(stop: Stop) -> Result<Arc<std::sync::OnceLock<&'static str>>> {
+/// signal came (set once one has). Call within the runtime.
+pub fn on_signal(stop: Stop) -> Result<Arc<std::sync::OnceLock<&'static str>>> {
     use tokio::signal::unix::{signal, SignalKind};
     let got = Arc::new(std::sync::OnceLock::new());
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;

@@ -12,6 +12,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use super::server_args::ServerArgs;
 use super::{human_bytes, Cli, Ui};
 use mailvault::archive::Archive;
+use mailvault::control::{Control, Stop};
 use mailvault::imap::{self, PullOptions};
 use mailvault::plan::pop3_sync::DeletePolicy;
 use mailvault::pop3::{PlannedMessage, Pop3PullOptions, Pop3Session};
@@ -95,8 +96,16 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
     }
     let archive = Arc::new(super::open_archive(cli, true)?);
     let pop3 = (!opts.connect.endpoint.scheme.is_imap()).then(|| pop3_options(a, &opts));
-    let summary = pull_into(&archive, ui, &opts, pop3.as_ref(), !a.no_index)?;
+    let summary = pull_into(&archive, ui, &opts, pop3.as_ref(), !a.no_index, true)?;
     print_summary(&summary, a.json)?;
+    if summary
+        .folders
+        .iter()
+        .any(|f| f.error.as_deref() == Some(imap::pull::STOPPED))
+    {
+        eprintln!("mailvault: stopped by a signal; what was fetched is committed, the next pull resumes");
+        return Ok(ExitCode::from(130));
+    }
     let failed = summary.failed_folders();
     if failed > 0 {
         eprintln!(
@@ -109,13 +118,15 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
 }
 
 /// Pulls into `archive` (over IMAP, or over POP3 with `pop3`'s options), with
-/// progress bars; then brings the search index up to date unless `!index`.
+/// progress bars; then brings the search index up to date unless `!index`. With
+/// `graceful_stop`, SIGINT/SIGTERM end the pull after the batch in hand.
 pub fn pull_into(
     archive: &Arc<Archive>,
     ui: &Ui,
     opts: &PullOptions,
     pop3: Option<&Pop3PullOptions>,
     index: bool,
+    graceful_stop: bool,
 ) -> Result<PullSummary> {
     let (writer, handle) = Writer::spawn(archive.clone());
     let progress = Arc::new(Bars::new(ui));
@@ -123,13 +134,31 @@ pub fn pull_into(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    // SIGINT/SIGTERM: the batch in hand is committed, then the pull returns. (Not
+    // for `migrate`: once installed, the handler would also swallow a Ctrl-C during
+    // its replay.)
+    let stop = Stop::default();
+    if graceful_stop {
+        rt.block_on(async { super::jobs::on_signal(stop.clone()) })?;
+    }
+    let control = Control {
+        stop,
+        pace: opts.control.pace.clone(),
+    };
     let result = match pop3 {
-        None => rt
-            .block_on(imap::pull(opts, &writer, progress.clone()))
-            .map_err(anyhow::Error::from),
-        Some(p) => rt
-            .block_on(mailvault::pop3::pull(p, &writer, progress.as_ref()))
-            .map_err(anyhow::Error::from),
+        None => {
+            let o = PullOptions {
+                control,
+                ..opts.clone()
+            };
+            rt.block_on(imap::pull(&o, &writer, progress.clone()))
+                .map_err(anyhow::Error::from)
+        }
+        Some(p) => {
+            let o = Pop3PullOptions { control, ..p.clone() };
+            rt.block_on(mailvault::pop3::pull(&o, &writer, progress.as_ref()))
+                .map_err(anyhow::Error::from)
+        }
     };
     drop(writer);
     handle

@@ -187,7 +187,7 @@ pub fn migrate(cli: &Cli, ui: &Ui, a: &MigrateArgs) -> Result<ExitCode> {
         backoff: pull.backoff,
         control: Default::default(),
     });
-    let summary = pull_into(&archive, ui, &pull, pop3.as_ref(), true)?;
+    let summary = pull_into(&archive, ui, &pull, pop3.as_ref(), true, false)?;
     if summary.failed_folders() > 0 {
         print_summary(&summary, a.tuning.json)?;
         bail!(

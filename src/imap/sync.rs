@@ -125,12 +125,15 @@ async fn sync_folder_inner(
     let old_cursor = state.cursor.clone();
     let top = stored.map_or(0, |c| c.highest_uid);
 
+    // Stopping: what is committed stays; the rest of the folder waits for the next
+    // run (the cursor has not moved past it).
+    let stopped = |summary: &mut FolderSummary| {
+        summary.error = Some(super::pull::STOPPED.into());
+        summary.seconds += started.elapsed().as_secs_f64();
+    };
     for step in steps {
-        // Stopping: what is committed stays; the rest of the folder waits for the
-        // next run (the cursor has not moved past it).
         if job.control.stop.requested() {
-            summary.error = Some(super::pull::STOPPED.into());
-            summary.seconds += started.elapsed().as_secs_f64();
+            stopped(summary);
             return Ok(());
         }
         match step {
@@ -176,6 +179,10 @@ async fn sync_folder_inner(
                 }
             }
         }
+    }
+    if job.control.stop.requested() {
+        stopped(summary);
+        return Ok(());
     }
     // 4. The final commit: changes found and the modseq they bring us up to.
     if caps.condstore {

@@ -187,3 +187,38 @@ impl CountProxy {
         CountProxy { port, total, peak }
     }
 }
+
+/// A proxy that passes the server's bytes to the client at most `bytes_per_second`
+/// (a slow link), so a test can interrupt a transfer in the middle.
+pub struct SlowProxy {
+    pub port: u16,
+}
+
+impl SlowProxy {
+    pub fn start(upstream: u16, bytes_per_second: u64) -> SlowProxy {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(client) = conn else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || pump(c2, s2, None, None));
+                std::thread::spawn(move || {
+                    let (mut server, mut client) = (server, client);
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n @ 1..) = server.read(&mut buf) {
+                        if client.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_secs_f64(n as f64 / bytes_per_second as f64));
+                    }
+                    let _ = client.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        SlowProxy { port }
+    }
+}
