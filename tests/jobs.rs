@@ -63,6 +63,14 @@ fn json(out: &str) -> serde_json::Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
+/// `run JOB --once --json`, which must succeed: one record per account.
+fn run_once_json(archive: &Path, job: &Path) -> serde_json::Value {
+    common::json_of(
+        mailvault(archive, &["run", job.to_str().unwrap(), "--once", "--json"]),
+        "run --once",
+    )
+}
+
 fn status(archive: &Path) -> serde_json::Value {
     json(&ok(archive, &["status", "--json"]))
 }
@@ -120,18 +128,7 @@ impl Service {
     /// SIGTERM; returns the exit code and how long the exit took.
     fn terminate(&mut self) -> (Option<i32>, Duration) {
         let mut child = self.child.take().unwrap();
-        sigterm(&child);
-        let start = Instant::now();
-        loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                return (st.code(), start.elapsed());
-            }
-            if start.elapsed() > Duration::from_secs(30) {
-                let _ = child.kill();
-                panic!("no exit within 30 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        signal_and_wait(&mut child, libc::SIGTERM, Duration::from_secs(30))
     }
 }
 
@@ -144,10 +141,29 @@ impl Drop for Service {
     }
 }
 
-fn sigterm(child: &Child) {
+/// Sends `signal` to `child`; returns its exit code and how long the exit took.
+/// Fails (killing the child) when it has not exited within `limit`.
+fn signal_and_wait(child: &mut Child, signal: i32, limit: Duration) -> (Option<i32>, Duration) {
     // SAFETY: kill(2) on our own child's pid.
-    let r = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert_eq!(r, 0);
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return (st.code(), start.elapsed());
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("no exit within {limit:?} of signal {signal}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `signal` to `child` after `after`; returns its exit code and how long the
+/// exit took, failing after 10 s.
+fn interrupt(child: &mut Child, after: Duration, signal: i32) -> (Option<i32>, Duration) {
+    std::thread::sleep(after);
+    signal_and_wait(child, signal, Duration::from_secs(10))
 }
 
 /// What it must show, 1: three accounts (two IMAP, one POP3) run once, all
@@ -228,11 +244,7 @@ fn issue7_three_accounts_run_once_with_one_summary_each() {
     let table = ok(&archive, &["status"]);
     assert_eq!(table.lines().filter(|l| l.starts_with("three ")).count(), 3, "{table}");
     // Run again: nothing new, still one summary each (JSON for programs).
-    let out = mailvault(&archive, &["run", job.to_str().unwrap(), "--once", "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let runs = json(&String::from_utf8_lossy(&out.stdout));
+    let runs = run_once_json(&archive, &job);
     let runs = runs.as_array().unwrap();
     assert_eq!(runs.len(), 3);
     assert!(
@@ -347,23 +359,10 @@ fn issue7_sigterm_during_a_pull_commits_the_batch_and_the_rerun_continues() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1800));
-    sigterm(&child);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no exit within 10 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let took = start.elapsed();
+    let (code, took) = interrupt(&mut child, Duration::from_millis(1800), libc::SIGTERM);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert_eq!(code, Some(143), "{stderr}");
     assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
     let runs = json(&String::from_utf8_lossy(&out.stdout));
     let first = runs[0]["new_messages"].as_u64().unwrap();
@@ -378,11 +377,7 @@ fn issue7_sigterm_during_a_pull_commits_the_batch_and_the_rerun_continues() {
     );
 
     // The restart continues where the committed batches end.
-    let out = mailvault(&archive, &["run", job.to_str().unwrap(), "--once", "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let runs = json(&String::from_utf8_lossy(&out.stdout));
+    let runs = run_once_json(&archive, &job);
     assert_eq!(runs[0]["new_messages"].as_u64().unwrap(), N as u64 - first);
     assert_eq!(
         runs[0]["fetched"].as_u64().unwrap(),
@@ -396,25 +391,6 @@ fn issue7_sigterm_during_a_pull_commits_the_batch_and_the_rerun_continues() {
         "no placement doubled"
     );
     assert_eq!(search_ids(&archive, "subject:many").len(), N);
-}
-
-/// Sends `signal` to `child` after `after`; returns its exit code and how long the
-/// exit took, failing after 10 s.
-fn interrupt(child: &mut Child, after: Duration, signal: i32) -> (Option<i32>, Duration) {
-    std::thread::sleep(after);
-    // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return (st.code(), start.elapsed());
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no exit within 10 s of the signal"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The POP3 side of a graceful stop: the batch in hand is committed, only committed
@@ -465,14 +441,8 @@ fn sigterm_during_a_pop3_job_deletes_only_what_is_committed() {
         format!("INBOX messages={}", N as u64 - first),
         "only committed messages deleted"
     );
-    let out = mailvault(&archive, &["run", job.to_str().unwrap(), "--once", "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(
-        json(&String::from_utf8_lossy(&out.stdout))[0]["fetched"]
-            .as_u64()
-            .unwrap(),
+        run_once_json(&archive, &job)[0]["fetched"].as_u64().unwrap(),
         N as u64 - first
     );
     assert_eq!(common::stat_u64(&archive, "messages"), N as u64);
@@ -696,13 +666,7 @@ fn a_job_with_a_replay_target_keeps_the_target_up_to_date() {
             .trim()
             .to_string()
     };
-    let run_once = || {
-        let out = mailvault(&archive, &["run", job.to_str().unwrap(), "--once", "--json"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        json(&String::from_utf8_lossy(&out.stdout))[0].clone()
-    };
+    let run_once = || run_once_json(&archive, &job)[0].clone();
     let first = run_once();
     assert_eq!(first["replay"]["total"]["appended"], 7, "{first}");
     assert_eq!(count("INBOX"), "INBOX messages=4");

@@ -65,20 +65,6 @@ fn migrate_cmd(archive: &Path, src: &Dovecot, dst: &Dovecot, user: &str, extra: 
     c
 }
 
-/// Runs `cmd`, which must succeed, and parses what it prints as JSON.
-fn json_of(mut cmd: Command, what: &str) -> serde_json::Value {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{what}: not JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)))
-}
-
 /// Source folder (as the archive names it) → target folder, from a report.
 fn folder_map(report: &serde_json::Value) -> HashMap<String, String> {
     let mut m = HashMap::new();
@@ -118,7 +104,7 @@ fn migrate_enron_to_another_storage_and_separator_then_rerun() {
     let archive = tmp.path().join("a");
 
     let t = Instant::now();
-    let first = json_of(migrate_cmd(&archive, &src, &dst, "ken", &["--json", "-q"]), "migrate");
+    let first = common::json_of(migrate_cmd(&archive, &src, &dst, "ken", &["--json", "-q"]), "migrate");
     eprintln!("migrate of {loaded} messages: {:?}", t.elapsed());
     let report = &first["replay"];
     assert_eq!(report["total"]["in_source"], loaded as u64);
@@ -143,7 +129,7 @@ fn migrate_enron_to_another_storage_and_separator_then_rerun() {
     );
 
     for run in 0..3 {
-        let again = json_of(migrate_cmd(&archive, &src, &dst, "ken", &["--json", "-q"]), "rerun");
+        let again = common::json_of(migrate_cmd(&archive, &src, &dst, "ken", &["--json", "-q"]), "rerun");
         assert_eq!(
             again["replay"]["total"]["appended"], 0,
             "rerun {run}: {:#}",
@@ -156,7 +142,7 @@ fn migrate_enron_to_another_storage_and_separator_then_rerun() {
     // Cut-over day: one new message at the source, and only it is carried over.
     let new = common::dovecot::sample_messages(1).remove(0);
     src.save("ken", "INBOX", &new);
-    let last = json_of(migrate_cmd(&archive, &src, &dst, "ken", &["--json", "-q"]), "cut-over");
+    let last = common::json_of(migrate_cmd(&archive, &src, &dst, "ken", &["--json", "-q"]), "cut-over");
     assert_eq!(last["replay"]["total"]["appended"], 1, "{:#}", last["replay"]["total"]);
     let (source, target) = (src.server_view("ken", PW), dst.server_view("ken", PW));
     assert_eq!(target.len(), loaded + 1);
@@ -245,7 +231,7 @@ fn awkward_messages_and_folder_names_arrive() {
     dst.add_user("ann", PW);
     let tmp = tempfile::tempdir().unwrap();
     let archive = tmp.path().join("a");
-    let out = json_of(migrate_cmd(&archive, &src, &dst, "ann", &["--json", "-q"]), "migrate");
+    let out = common::json_of(migrate_cmd(&archive, &src, &dst, "ann", &["--json", "-q"]), "migrate");
     let report = &out["replay"];
     assert_eq!(report["total"]["appended"], 5, "{report:#}");
     let map = folder_map(report);
@@ -261,7 +247,7 @@ fn awkward_messages_and_folder_names_arrive() {
         1
     )));
     // And nothing twice on a rerun, identical twins included.
-    let again = json_of(migrate_cmd(&archive, &src, &dst, "ann", &["--json", "-q"]), "rerun");
+    let again = common::json_of(migrate_cmd(&archive, &src, &dst, "ann", &["--json", "-q"]), "rerun");
     assert_eq!(again["replay"]["total"]["appended"], 0);
     assert_eq!(dst.server_view("ann", PW).len(), 5);
 }
@@ -298,7 +284,7 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
         text.contains("(to create)") && text.contains("dry run: nothing was created or appended"),
         "{text}"
     );
-    let plan = json_of(replay_cmd(&archive, &dst, "ann", &["--dry-run", "--json"]), "dry run");
+    let plan = common::json_of(replay_cmd(&archive, &dst, "ann", &["--dry-run", "--json"]), "dry run");
     assert_eq!(plan["dry_run"], true);
     assert_eq!(plan["total"]["appended"], 500, "the plan: all 500 to append");
     let planned: BTreeMap<String, u64> = plan["folders"]
@@ -329,7 +315,7 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     }
     drop(a);
 
-    let done = json_of(replay_cmd(&archive, &dst, "ann", &["--json", "-q"]), "replay");
+    let done = common::json_of(replay_cmd(&archive, &dst, "ann", &["--json", "-q"]), "replay");
     let appended: BTreeMap<String, u64> = done["folders"]
         .as_array()
         .unwrap()
@@ -342,7 +328,7 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
         })
         .collect();
     assert_eq!(appended, planned, "the run did what the plan said");
-    let after = json_of(replay_cmd(&archive, &dst, "ann", &["--dry-run", "--json"]), "dry run");
+    let after = common::json_of(replay_cmd(&archive, &dst, "ann", &["--dry-run", "--json"]), "dry run");
     assert_eq!(after["total"]["appended"], 0);
     assert_eq!(after["total"]["already_present"], 500);
 }
@@ -397,7 +383,7 @@ fn kill_during_replay_then_rerun_is_exact() {
         all.push("probe");
         dst.add_users(&all, PW);
         let t = Instant::now();
-        json_of(run("probe", &["--json", "-q"]), "probe");
+        common::json_of(run("probe", &["--json", "-q"]), "probe");
         let full = t.elapsed();
         let probe = dst.server_view("probe", PW);
         eprintln!("{variant}: a full replay of {} messages takes {full:?}", probe.len());
@@ -412,9 +398,9 @@ fn kill_during_replay_then_rerun_is_exact() {
             }
             // What the kills left: intents without an outcome are what the rerun
             // must resolve on the target.
-            let plan = json_of(run(user, &["--dry-run", "--json", "-q"]), "dry run");
+            let plan = common::json_of(run(user, &["--dry-run", "--json", "-q"]), "dry run");
             pending_seen += plan["total"]["checked"].as_u64().unwrap();
-            let last = json_of(run(user, &["--json", "-q"]), "rerun");
+            let last = common::json_of(run(user, &["--json", "-q"]), "rerun");
             assert_eq!(last["total"]["failed"], 0);
             resolved += last["total"]["checked"].as_u64().unwrap();
             found += last["total"]["resolved_present"].as_u64().unwrap();
@@ -525,7 +511,7 @@ fn query_folder_and_map_select_and_place() {
     assert!(expected > 10 && expected < 149, "{expected}");
     let dst = Dovecot::start_flavour(Storage::MdboxDot, "");
     dst.add_user("ann", PW);
-    let r = json_of(
+    let r = common::json_of(
         replay_cmd(
             &archive,
             &dst,

@@ -32,15 +32,26 @@ pub fn run(archive: &Path, args: &[&str]) -> Output {
 
 /// Runs and asserts success; returns stdout.
 pub fn ok(archive: &Path, args: &[&str]) -> String {
-    let out = run(archive, args);
+    stdout_of(cmd(archive, args), &format!("mailvault {args:?}"))
+}
+
+/// Runs `cmd` (`what` names it in a failure), which must succeed; returns stdout.
+pub fn stdout_of(mut cmd: Command, what: &str) -> String {
+    let out = cmd.output().expect("mailvault runs");
     assert!(
         out.status.success(),
-        "mailvault {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// Runs `cmd`, which must succeed, and parses what it prints as JSON.
+pub fn json_of(cmd: Command, what: &str) -> serde_json::Value {
+    let out = stdout_of(cmd, what);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{what}: not JSON ({e}):\n{out}"))
 }
 
 /// `stats --json` as a JSON value.
