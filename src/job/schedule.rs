@@ -50,6 +50,17 @@ pub enum Outcome {
     Permanent,
 }
 
+impl Outcome {
+    /// As the status file and JSON output spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Temporary => "temporary",
+            Outcome::Permanent => "permanent",
+        }
+    }
+}
+
 /// When to run next.
 ///
 /// 1. Success: the schedule's next time after the run's start.

@@ -35,8 +35,8 @@ pub struct Env {
     pub metrics: Arc<Metrics>,
     /// One index catch-up at a time.
     index: tokio::sync::Mutex<()>,
-    /// One status file write at a time.
-    status: std::sync::Mutex<()>,
+    /// Each job's status as in its file, read once, written after every run.
+    status: std::sync::Mutex<HashMap<String, status::JobStatus>>,
 }
 
 impl Env {
@@ -60,26 +60,35 @@ impl Env {
     /// Records a run in the job's status file.
     fn record(&self, run: &AccountRun, failures: u32, next: Option<DateTime<Utc>>) {
         self.metrics.record(run, failures);
-        let _one = self.status.lock().expect("status");
-        let p = status::path(self.archive.dir(), &run.job);
-        let mut s = status::read(&p).unwrap_or_default();
-        s.job = run.job.clone();
+        let mut all = self.status.lock().expect("status");
+        let s = self.job_status(&mut all, &run.job);
         s.record(run, failures, next);
+        let p = status::path(self.archive.dir(), &run.job);
         if let Err(e) = s.save(&p) {
             warn!(error = %e, path = %p.display(), "cannot write the status file");
         }
     }
 
+    /// `job`'s status, read from its file the first time.
+    fn job_status<'a>(&self, all: &'a mut HashMap<String, status::JobStatus>, job: &str) -> &'a mut status::JobStatus {
+        all.entry(job.to_string()).or_insert_with(|| {
+            let mut s = status::read(&status::path(self.archive.dir(), job)).unwrap_or_default();
+            s.job = job.to_string();
+            s
+        })
+    }
+
     /// The stored failures in a row and next run of an account (from an earlier
     /// process), so a restart does not forget a backoff.
     fn remembered(&self, job: &str, account: &str) -> (u32, Option<DateTime<Utc>>, bool) {
-        let p = status::path(self.archive.dir(), job);
-        let s = status::read(&p).unwrap_or_default();
-        match s.accounts.get(account) {
+        let mut all = self.status.lock().expect("status");
+        match self.job_status(&mut all, job).accounts.get(account) {
             Some(a) => (
                 a.consecutive_failures,
                 a.next_run,
-                a.last_run.as_ref().is_some_and(|r| r.result == "permanent"),
+                a.last_run
+                    .as_ref()
+                    .is_some_and(|r| r.result == Outcome::Permanent.as_str()),
             ),
             None => (0, None, false),
         }
@@ -107,7 +116,7 @@ impl Service {
             metrics: Arc::new(Metrics::default()),
         };
         for job in jobs {
-            let dir = job.archive.clone().unwrap_or_else(|| default_archive.to_path_buf());
+            let dir = archive_of(job, default_archive);
             if !s.envs.contains_key(&dir) {
                 let archive = Arc::new(Archive::open_or_create(&dir)?);
                 let (writer, handle) = Writer::spawn(archive.clone());
@@ -121,7 +130,7 @@ impl Service {
                         stop: s.stop.clone(),
                         metrics: s.metrics.clone(),
                         index: tokio::sync::Mutex::new(()),
-                        status: std::sync::Mutex::new(()),
+                        status: std::sync::Mutex::new(HashMap::new()),
                     }),
                 );
             }
@@ -137,7 +146,7 @@ impl Service {
     }
 
     fn env(&self, job: &Job, default_archive: &Path) -> Arc<Env> {
-        let dir = job.archive.clone().unwrap_or_else(|| default_archive.to_path_buf());
+        let dir = archive_of(job, default_archive);
         self.envs[&dir].clone()
     }
 
@@ -218,6 +227,11 @@ impl Service {
             let _ = w.join();
         }
     }
+}
+
+/// The archive `job` writes to.
+fn archive_of(job: &Job, default_archive: &Path) -> PathBuf {
+    job.archive.clone().unwrap_or_else(|| default_archive.to_path_buf())
 }
 
 /// Failures in a row after `run` (`before` until now), and when to run next.

@@ -100,10 +100,7 @@ impl JobStatus {
             result: if run.stopped && run.outcome == Outcome::Ok {
                 "stopped".into()
             } else {
-                serde_json::to_value(run.outcome)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default()
+                run.outcome.as_str().into()
             },
             new_messages: run.new_messages,
             fetched: run.fetched,

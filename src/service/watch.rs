@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::Env;
-use crate::imap::connect::connect;
+use crate::imap::connect::{connect, timed};
 use crate::imap::ImapError;
 use crate::job::schedule::backoff_after;
 use crate::job::{Job, JobAccount};
@@ -70,11 +70,6 @@ enum WatchError {
     Credential(String),
 }
 
-fn client(server: &str, what: &str) -> impl Fn(async_imap::error::Error) -> WatchError {
-    let (server, what) = (server.to_string(), what.to_string());
-    move |e| WatchError::Imap(ImapError::from_client(&server, &what, e))
-}
-
 /// One connection: EXAMINE, then IDLE until the connection fails (an error) or the
 /// receiver of changes is gone (`Ok`). Once EXAMINE succeeds, `failures` is reset.
 async fn idle_session(
@@ -89,39 +84,30 @@ async fn idle_session(
         .await
         .map_err(|f| WatchError::Credential(f.message))?;
     let server = o.endpoint.to_string();
-    let c = connect(&o).await?;
-    let mut session = c.session;
-    let remote = crate::plan::mutf7::encode(folder);
+    let server = server.as_str();
     let t = o.io_timeout;
-    let server = &server;
-    let timed = |what: &'static str| {
-        move |_| {
-            WatchError::Imap(ImapError::Timeout {
-                server: server.clone(),
-                what: what.into(),
-                seconds: t.as_secs(),
-            })
-        }
-    };
-    tokio::time::timeout(t, session.examine(&remote))
-        .await
-        .map_err(timed("EXAMINE"))?
-        .map_err(client(&o.endpoint.to_string(), "EXAMINE"))?;
+    let client = |what: &'static str| move |e| ImapError::from_client(server, what, e);
+    let mut session = connect(&o).await?.session;
+    let remote = crate::plan::mutf7::encode(folder);
+    timed(t, server, "EXAMINE", async {
+        session.examine(&remote).await.map_err(client("EXAMINE"))
+    })
+    .await?;
     info!("watching with IDLE");
     *failures = 0;
     loop {
         let mut idle = session.idle();
-        tokio::time::timeout(t, idle.init())
-            .await
-            .map_err(timed("IDLE"))?
-            .map_err(client(&o.endpoint.to_string(), "IDLE"))?;
+        timed(t, server, "IDLE", async { idle.init().await.map_err(client("IDLE")) }).await?;
         let (wait, _interrupt) = idle.wait_with_timeout(IDLE_RENEW);
-        let seen = wait.await.map_err(client(&o.endpoint.to_string(), "IDLE"))?;
+        let seen = wait.await.map_err(client("IDLE"))?;
         let mut change = matches!(seen, IdleResponse::NewData(_));
-        session = tokio::time::timeout(t, idle.done())
-            .await
-            .map_err(timed("DONE"))?
-            .map_err(client(&o.endpoint.to_string(), "DONE"))?;
+        session = timed(
+            t,
+            server,
+            "DONE",
+            async move { idle.done().await.map_err(client("DONE")) },
+        )
+        .await?;
         // Changes reported while IDLE was being ended.
         while let Ok(u) = session.unsolicited_responses.try_recv() {
             change |= matches!(
