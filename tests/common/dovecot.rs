@@ -52,8 +52,12 @@ impl Storage {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// `N` distinct free ports: every listener is held until all are chosen, so the
+/// kernel cannot hand out one port twice (seen once as Dovecot's "duplicate
+/// listener").
+fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
 fn run_ok(cmd: &mut Command, what: &str) -> String {
@@ -230,7 +234,7 @@ impl Dovecot {
         }
         make_certs(&dir.join("tls"));
         std::fs::write(dir.join("users"), "").unwrap();
-        let (imap, imaps, pop3, pop3s) = (free_port(), free_port(), free_port(), free_port());
+        let [imap, imaps, pop3, pop3s] = free_ports::<4>();
         let template = include_str!("dovecot.conf.in");
         let (internal_user, login_user) = match &internal {
             None => ("dovecot".to_string(), "dovenull".to_string()),
