@@ -7,10 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mailvault-target}"
 
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then
-  if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq libclang-dev;
-  else echo "demo.sh: needs libclang: sudo apt-get install -y libclang-dev" >&2; exit 1; fi
-fi
+# libclang-dev, for RocksDB's bindings: asked of dpkg (a libclang-cpp.so alone is not it).
+# shellcheck source=lib/packages.sh
+. scripts/lib/packages.sh
+ensure_packages libclang-dev
 cargo build --release --quiet
 mv="$CARGO_TARGET_DIR/release/mailvault"
 work=$(mktemp -d)

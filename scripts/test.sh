@@ -1,43 +1,28 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs (libclang for RocksDB's bindings, Dovecot for the
 # protocol tests, openssl for their certificates, tar + zstd for the corpora), then
-# runs formatting and lint checks and every test. `.ci/run` calls this script.
+# runs formatting and lint checks, the demo script, and every test. `.ci/run` calls
+# this script.
 #
 # As root, missing Debian packages are installed with apt-get; otherwise the exact
-# command to run is printed and the script stops.
+# command to run is printed and the script stops (scripts/lib/packages.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mailvault-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-packages=(libclang-dev dovecot-imapd dovecot-pop3d openssl tar zstd)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" -eq 0 ]; then
-    echo "test.sh: installing ${missing[*]}"
-    # Keep Debian from starting the system Dovecot (it would listen on all addresses).
-    guard=""
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && guard=1
-    fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-    [ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d
-  else
-    echo "test.sh: missing packages: ${missing[*]}" >&2
-    echo "run:  sudo apt-get install -y ${missing[*]}" >&2
-    exit 1
-  fi
-fi
+# shellcheck source=lib/packages.sh
+. scripts/lib/packages.sh
+ensure_packages libclang-dev dovecot-imapd dovecot-pop3d openssl tar zstd
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (release profile, shares the test build)"
 cargo clippy --release --all-targets -- -D warnings
+echo "== scripts/demo.sh (the README's first command, as a newcomer runs it)"
+bash scripts/demo.sh > "${TMPDIR:-/tmp}/mailvault-demo.log" 2>&1 || { cat "${TMPDIR:-/tmp}/mailvault-demo.log"; exit 1; }
+tail -n 3 "${TMPDIR:-/tmp}/mailvault-demo.log"
 echo "== cargo test --release"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -5,10 +5,12 @@
 //! | layer | modules | rule |
 //! |---|---|---|
 //! | L4 interface | `cli` (binary `main.rs`) | clap; `anyhow` only here |
-//! | L2 adapters | [`source`] (mbox, maildir, eml), [`export`] | file I/O |
-//! | L3 orchestration | [`import`] | reader thread + batched atomic ingest |
-//! | L1 storage | [`archive`], [`index`] | synchronous; RocksDB + zstd; tantivy |
-//! | L0 pure | [`model`], [`codec`], [`keys`], [`records`], [`mime`], [`query`], [`plan`] | no I/O, property-tested |
+//! | L3 orchestration | [`service`] (jobs on schedules, IDLE, metrics), [`import`], [`replay`] | tokio tasks; storage only through [`writer`] or blocking threads |
+//! | L2 adapters | [`imap`], [`pop3`] (network sources), [`source`] (mbox, maildir, eml), [`export`], [`net`] (TCP, TLS, secrets) | I/O; protocol parsing in [`pop3::proto`] and [`plan`] stays free of tokio |
+//! | L2 shared | [`remote`] (pull options and summaries), [`control`] (stop, pace, per-host slots), [`job`] (job files read and checked; schedule and backoff are pure) | types the sources and the service share |
+//! | L1 storage | [`archive`], [`index`], [`writer`] (the archive's async front) | synchronous; RocksDB + zstd; tantivy |
+//! | L0 pure | [`model`], [`codec`], [`keys`], [`records`], [`mime`], [`query`], [`plan`] | no I/O, table- and property-tested |
+//! | cross-cutting | [`private`] | files we create are the owner's alone |
 //!
 //! The archive is append-only: nothing once archived is removed by any command.
 
@@ -26,6 +28,7 @@ pub mod model;
 pub mod net;
 pub mod plan;
 pub mod pop3;
+pub mod private;
 pub mod query;
 pub mod records;
 pub mod remote;

@@ -3,5 +3,7 @@
 mod cli;
 
 fn main() -> std::process::ExitCode {
+    // Before anything is created: the archive, exports and status files are private.
+    mailvault::private::restrict_umask();
     cli::main()
 }

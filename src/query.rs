@@ -188,10 +188,17 @@ fn read_value(chars: &[(usize, char)], start: usize) -> Result<(Value, usize), Q
     Ok((Value { text, pos: start }, i))
 }
 
+/// How deep parentheses and `NOT`/`-` may nest. The parser, the expression's drop
+/// and the search that walks it all recurse: without a bound, 100,000 `(` overflow
+/// the stack and abort the process.
+pub const MAX_DEPTH: usize = 64;
+
 struct Parser {
     toks: Vec<(usize, Tok)>,
     at: usize,
     len: usize,
+    /// Parentheses and negations open around the current token.
+    depth: usize,
 }
 
 impl Parser {
@@ -234,19 +241,37 @@ impl Parser {
         })
     }
 
+    /// Parses what `inner` parses one nesting level deeper, refusing past [`MAX_DEPTH`].
+    fn nested(
+        &mut self,
+        pos: usize,
+        inner: impl FnOnce(&mut Self) -> Result<Expr, QueryError>,
+    ) -> Result<Expr, QueryError> {
+        if self.depth >= MAX_DEPTH {
+            return err(
+                pos,
+                format!("the query nests parentheses and NOT/- more than {MAX_DEPTH} deep"),
+            );
+        }
+        self.depth += 1;
+        let e = inner(self);
+        self.depth -= 1;
+        e
+    }
+
     fn unary(&mut self) -> Result<Expr, QueryError> {
         let pos = self.pos();
         match self.peek().cloned() {
             Some(Tok::Not) | Some(Tok::Minus) => {
                 self.at += 1;
-                Ok(Expr::Not(Box::new(self.unary()?)))
+                self.nested(pos, |p| Ok(Expr::Not(Box::new(p.unary()?))))
             }
             Some(Tok::LParen) => {
                 self.at += 1;
                 if self.peek() == Some(&Tok::RParen) {
                     return err(pos, "empty parentheses");
                 }
-                let e = self.or()?;
+                let e = self.nested(pos, Self::or)?;
                 if self.peek() != Some(&Tok::RParen) {
                     return err(pos, "unbalanced parenthesis: '(' is never closed");
                 }
@@ -468,6 +493,7 @@ pub fn parse(input: &str) -> Result<Expr, QueryError> {
         toks,
         at: 0,
         len: input.chars().count(),
+        depth: 0,
     };
     let e = p.or()?;
     if p.at < p.toks.len() {

@@ -82,6 +82,10 @@ pub struct FolderSummary {
     pub new_placements: u64,
     pub flag_changes: u64,
     pub deleted_at_source: u64,
+    /// Messages found at UIDs below ones already archived (a server that handed out
+    /// a lower UID, or lost its modseq state): fetched by this run, and said.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub below_cursor: u64,
     /// Messages this run deleted on the server (POP3 with a delete policy).
     #[serde(skip_serializing_if = "is_zero")]
     pub deleted_on_server: u64,

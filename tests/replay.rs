@@ -541,3 +541,41 @@ fn query_folder_and_map_select_and_place() {
         view.keys().next()
     );
 }
+
+/// Resolution on a server without UIDPLUS looks at every candidate: the message is
+/// found at UID 650 among 700 of the same size without a Message-ID (only the 500
+/// lowest were looked at before, so a rerun would append it again).
+#[test]
+fn resolution_considers_every_same_size_candidate() {
+    use mailvault::net::{tls, Endpoint, Secret, TlsOptions};
+    use mailvault::remote::{Auth, ConnectOptions};
+    use mailvault::replay::resolve;
+    let d = Dovecot::start();
+    d.add_user("many", PW);
+    let msg = |n: u32| format!("Subject: same size\r\n\r\nbody {n:04}\r\n").into_bytes();
+    let now = std::time::SystemTime::now();
+    let all: Vec<(Vec<u8>, &str, std::time::SystemTime)> = (1..=700).map(|n| (msg(n), "", now)).collect();
+    d.load("many", "INBOX", &all);
+    let o = ConnectOptions {
+        endpoint: Endpoint::parse(&url(&d, "many")).unwrap(),
+        tls: tls::client_config(&TlsOptions {
+            ca_file: Some(d.ca_pem()),
+            ..Default::default()
+        })
+        .unwrap(),
+        insecure_plaintext: false,
+        auth: Auth::Password(Secret::new(PW)),
+        io_timeout: Duration::from_secs(30),
+        slots: None,
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let found = rt.block_on(async {
+        let mut c = mailvault::imap::connect::connect(&o).await.unwrap();
+        let server = o.endpoint.to_string();
+        resolve::examine(&mut c, &server, o.io_timeout, "INBOX").await.unwrap();
+        resolve::find(&mut c, &server, o.io_timeout, "INBOX", &msg(650))
+            .await
+            .unwrap()
+    });
+    assert_eq!(found, vec![650]);
+}

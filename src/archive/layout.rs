@@ -120,7 +120,7 @@ pub fn unsupported(dir: &Path, found: u32) -> ArchiveError {
 
 /// Writes the marker of a new archive durably (temp file, fsync, rename, fsync dir).
 pub fn write_marker(dir: &Path) -> Result<()> {
-    fs::create_dir_all(dir).map_err(io(dir))?;
+    crate::private::create_dir_all(dir).map_err(io(dir))?;
     put_marker(
         dir,
         &Marker {

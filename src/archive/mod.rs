@@ -83,6 +83,13 @@ fn cf_options(name: &str) -> Options {
     o
 }
 
+/// Warns when other users of the machine can reach an existing archive directory.
+fn warn_if_exposed(dir: &Path) {
+    if let Some(mode) = crate::private::exposure(dir) {
+        tracing::warn!("{}", crate::private::exposure_warning("archive", dir, mode));
+    }
+}
+
 impl Archive {
     /// Opens the archive at `dir`, creating it when `dir` is missing or empty.
     pub fn open_or_create(dir: &Path) -> Result<Archive> {
@@ -98,6 +105,7 @@ impl Archive {
     /// another process writes (it sees the archive as it was when opened).
     /// A version-1 archive is read as it is (its replay ledger is empty).
     pub fn open_read_only(dir: &Path) -> Result<Archive> {
+        warn_if_exposed(dir);
         let Some(version) = layout::check(dir)? else {
             return Err(ArchiveError::NotAnArchive {
                 path: dir.to_path_buf(),
@@ -117,6 +125,7 @@ impl Archive {
     /// Opens for writing; a version-1 archive is upgraded in place (module
     /// [`layout`] says how).
     pub fn open_with(dir: &Path, create: bool, config: ArchiveConfig) -> Result<Archive> {
+        warn_if_exposed(dir);
         let marker = layout::check(dir)?;
         if marker.is_none() {
             if !create {

@@ -27,6 +27,10 @@ pub struct ImportArgs {
     /// Quoting convention of mbox files (mboxo and mboxrd differ only on `>>From `)
     #[arg(long, value_enum, default_value_t = MboxFormat::Mboxrd)]
     mbox_format: MboxFormat,
+    /// Follow symbolic links inside the directories named (loops are detected); by
+    /// default they are skipped and reported. Paths named here are always followed
+    #[arg(long)]
+    follow_symlinks: bool,
     /// Print the summary as JSON
     #[arg(long)]
     json: bool,
@@ -46,6 +50,7 @@ pub fn import(cli: &Cli, ui: &Ui, a: &ImportArgs) -> Result<ExitCode> {
         account: a.account.clone(),
         folder: a.folder.clone(),
         mbox_format: a.mbox_format,
+        follow_symlinks: a.follow_symlinks,
     };
     let pb = ui.progress(None, "importing");
     let summary = import_paths(&mut archive, &a.paths, &opts, BatchLimits::default(), &mut |r| {

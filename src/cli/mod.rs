@@ -17,6 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use tracing_subscriber::prelude::*;
 
 use mailvault::archive::Archive;
 
@@ -149,21 +150,37 @@ fn init_logging(cli: &Cli) {
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("mailvault={level},warn")))
-        // async-imap traces every command it sends, LOGIN and AUTHENTICATE included:
-        // never let those lines out, whatever RUST_LOG says.
-        .add_directive("async_imap=debug".parse().expect("valid directive"))
-        .add_directive("imap_proto=debug".parse().expect("valid directive"));
-    let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("mailvault={level},warn")));
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::filter::filter_fn(may_be_logged));
     match cli.log_format {
-        LogFormat::Json => fmt.json().with_current_span(true).with_span_list(true).init(),
-        LogFormat::Text => fmt
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        LogFormat::Json => registry
+            .with(fmt.json().with_current_span(true).with_span_list(true))
+            .init(),
+        LogFormat::Text => registry
+            .with(fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())))
             .init(),
     }
+}
+
+/// Whether an event may reach the log at all, whatever `RUST_LOG` asks for. The
+/// protocol libraries trace every command sent (LOGIN and AUTHENTICATE with their
+/// credentials) and every buffer received (mail): those never go out. A directive in
+/// the filter is not enough, since a more specific `RUST_LOG` directive
+/// (`async_imap::imap_stream=trace`) would win over it.
+fn may_be_logged(meta: &tracing::Metadata<'_>) -> bool {
+    const SILENT_BELOW_WARN: [&str; 2] = ["async_imap", "imap_proto"];
+    let target = meta.target();
+    let silenced = SILENT_BELOW_WARN.iter().any(|t| {
+        target
+            .strip_prefix(t)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    });
+    !silenced || *meta.level() <= tracing::Level::WARN
 }
 
 pub fn main() -> ExitCode {

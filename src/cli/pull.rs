@@ -256,6 +256,13 @@ pub fn print_summary(s: &PullSummary, json: bool) -> Result<()> {
             f.error.as_deref().unwrap_or("")
         );
     }
+    for f in s.folders.iter().filter(|f| f.below_cursor > 0) {
+        println!(
+            "note: {}: {} messages were at UIDs below ones already archived (the server reused or \
+             reordered UIDs); they were found by a full listing and archived",
+            f.folder, f.below_cursor
+        );
+    }
     println!(
         "{}",
         super::rate_line(&s.account, s.total.fetched, s.total.fetched_bytes, "fetched", s.seconds)

@@ -111,12 +111,21 @@ pub fn fresh_index(cli: &Cli, ui: &Ui) -> Result<MessageIndex> {
 }
 
 pub fn search(cli: &Cli, ui: &Ui, a: &SearchArgs) -> Result<ExitCode> {
+    let q = a.query.join(" ");
+    // A query that cannot be parsed is a usage error (exit 2), found before the
+    // archive is opened.
+    let expr = match mailvault::query::parse(&q) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("mailvault: error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let t = std::time::Instant::now();
     let idx = fresh_index(cli, ui)?;
     let t_index = t.elapsed();
-    let q = a.query.join(" ");
     tracing::debug!(query = %q, limit = a.limit, "search");
-    let hits = idx.search(&q, a.sort, a.limit, a.offset)?;
+    let hits = idx.search_expr(&expr, a.sort, a.limit, a.offset)?;
     tracing::debug!(
         index_us = t_index.as_micros() as u64,
         search_us = (t.elapsed() - t_index).as_micros() as u64,

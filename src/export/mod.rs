@@ -7,6 +7,11 @@
 //! - maildir: `DIR/ACCOUNT/` is a Maildir++ root: `INBOX` in `cur/`, folder `A/B` in
 //!   `.A.B/cur/`; file names carry the flags, mtime is the internal date
 //! - mbox: `DIR/ACCOUNT/FOLDER.mbox` (mboxrd, see `source::mbox`)
+//!
+//! Below `DIR`, nothing is followed or overwritten that is not ours: a symbolic link
+//! met as a directory or a file is refused (`O_NOFOLLOW`), and so is an existing file
+//! that is not a regular file or has other hard links. New directories are 0700 and
+//! files 0600.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -40,6 +45,8 @@ pub enum ExportError {
         #[source]
         source: std::io::Error,
     },
+    #[error("refusing to write {path}: {why} (an export never writes through links or over files it did not make)")]
+    NotOurs { path: PathBuf, why: &'static str },
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -102,15 +109,36 @@ impl Writer {
         }
     }
 
+    /// Creates `dir` (under `out`) one component at a time, refusing a component that
+    /// is a symbolic link or not a directory.
     fn mkdir(&mut self, dir: &Path) -> Result<(), ExportError> {
-        if self.created.insert(dir.to_path_buf()) {
-            fs::create_dir_all(dir).map_err(Self::io(dir))?;
+        if self.created.contains(dir) {
+            return Ok(());
         }
+        crate::private::create_dir_all(&self.out).map_err(Self::io(&self.out))?;
+        let below = dir.strip_prefix(&self.out).expect("export paths are under --out");
+        let mut at = self.out.clone();
+        for part in below.components() {
+            at.push(part);
+            match fs::symlink_metadata(&at) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(not_ours(&at, "it is a symbolic link"));
+                }
+                Ok(m) if !m.is_dir() => return Err(not_ours(&at, "it is not a directory")),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    use std::os::unix::fs::DirBuilderExt;
+                    fs::DirBuilder::new().mode(0o700).create(&at).map_err(Self::io(&at))?;
+                }
+                Err(e) => return Err(Self::io(&at)(e)),
+            }
+        }
+        self.created.insert(dir.to_path_buf());
         Ok(())
     }
 
     fn write_file(&mut self, path: &Path, raw: &[u8], date: Option<i64>) -> Result<(), ExportError> {
-        let mut f = File::create(path).map_err(Self::io(path))?;
+        let mut f = open_ours(path, true)?;
         f.write_all(raw).map_err(Self::io(path))?;
         if let Some(t) = date.and_then(|t| u64::try_from(t).ok()) {
             f.set_modified(UNIX_EPOCH + Duration::from_secs(t))
@@ -159,13 +187,7 @@ impl Writer {
                     }
                     // First time this run: start the file afresh; later: append.
                     let fresh = self.created.insert(path.clone());
-                    let f = fs::OpenOptions::new()
-                        .create(true)
-                        .write(true)
-                        .append(!fresh)
-                        .truncate(fresh)
-                        .open(&path)
-                        .map_err(Self::io(&path))?;
+                    let f = open_ours(&path, fresh)?;
                     self.current_mbox = Some((path.clone(), BufWriter::with_capacity(1 << 20, f)));
                 }
                 let (_, w) = self.current_mbox.as_mut().expect("opened above");
@@ -180,6 +202,42 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+fn not_ours(path: &Path, why: &'static str) -> ExportError {
+    ExportError::NotOurs {
+        path: path.to_path_buf(),
+        why,
+    }
+}
+
+/// Opens `path` for writing at its end (emptied first when `truncate`), creating it
+/// 0600, without following a symbolic link, and only if it is a regular file with no
+/// other hard link (one an earlier export made).
+fn open_ours(path: &Path, truncate: bool) -> Result<File, ExportError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        // Non-blocking: a FIFO planted at the path fails instead of hanging the export.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => not_ours(path, "it is a symbolic link"),
+            _ => Writer::io(path)(e),
+        })?;
+    let m = f.metadata().map_err(Writer::io(path))?;
+    if !m.is_file() {
+        return Err(not_ours(path, "it is not a regular file"));
+    }
+    if m.nlink() > 1 {
+        return Err(not_ours(path, "it has other hard links"));
+    }
+    if truncate {
+        f.set_len(0).map_err(Writer::io(path))?;
+    }
+    Ok(f)
 }
 
 /// Exports every placement matching `filter` (or only `ids`, when given) to `out`.

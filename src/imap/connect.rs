@@ -300,7 +300,7 @@ async fn login(
         async_imap::error::Error::No(d) | async_imap::error::Error::Bad(d) => ImapError::Auth {
             server: server.into(),
             user: user.into(),
-            detail: d,
+            detail: crate::net::server_quote(&d),
         },
         other => ImapError::from_client(server, "logging in", other),
     };

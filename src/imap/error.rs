@@ -3,7 +3,7 @@
 //! reconnecting may help.
 
 use crate::archive::ArchiveError;
-use crate::net::{ConnectError, SecretError, TlsError};
+use crate::net::{server_quote, ConnectError, SecretError, TlsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImapError {
@@ -66,14 +66,16 @@ impl ImapError {
         )
     }
 
-    /// Maps an async-imap error met while doing `what`.
+    /// Maps an async-imap error met while doing `what`. What the server said is
+    /// quoted short ([`server_quote`]): the library's parse errors carry its whole
+    /// receive buffer.
     pub(crate) fn from_client(server: &str, what: &str, e: async_imap::error::Error) -> ImapError {
         use async_imap::error::Error as E;
         match e {
             E::Io(io) => ImapError::Lost {
                 server: server.into(),
                 what: what.into(),
-                detail: io.to_string(),
+                detail: server_quote(&io.to_string()),
             },
             E::ConnectionLost => ImapError::Lost {
                 server: server.into(),
@@ -85,12 +87,12 @@ impl ImapError {
             E::Parse(p) => ImapError::Lost {
                 server: server.into(),
                 what: what.into(),
-                detail: format!("unparseable response ({p})"),
+                detail: format!("unparseable response ({})", server_quote(&p.to_string())),
             },
             other => ImapError::Protocol {
                 server: server.into(),
                 what: what.into(),
-                detail: other.to_string(),
+                detail: server_quote(&other.to_string()),
             },
         }
     }

@@ -222,6 +222,7 @@ pub async fn pull(o: &PullOptions, writer: &Writer, progress: Arc<dyn PullProgre
             total.new_placements += f.new_placements;
             total.flag_changes += f.flag_changes;
             total.deleted_at_source += f.deleted_at_source;
+            total.below_cursor += f.below_cursor;
             total.retries += f.retries;
         }
         total.seconds = started.elapsed().as_secs_f64();

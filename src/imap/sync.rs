@@ -62,7 +62,7 @@ async fn sync_folder_inner(
     let mbox = timed(job.io_timeout, server, "EXAMINE", async {
         s.examine(&f.remote).await.map_err(|e| match e {
             async_imap::error::Error::No(d) | async_imap::error::Error::Bad(d) => {
-                mailbox_err(format!("EXAMINE refused: {d}"))
+                mailbox_err(format!("EXAMINE refused: {}", crate::net::server_quote(&d)))
             }
             other => ImapError::from_client(server, &format!("EXAMINE {}", f.name), other),
         })
@@ -83,6 +83,13 @@ async fn sync_folder_inner(
     let state = job.writer.folder_state(job.account, &f.name).await?;
     // Archived UIDs of the current UIDVALIDITY that are still live, with their flags.
     let mut live: HashMap<u32, Flags> = HashMap::new();
+    // Every UID of this UIDVALIDITY ever archived here, live or not.
+    let archived: HashSet<u32> = state
+        .imap
+        .iter()
+        .filter(|p| p.uidvalidity == uidvalidity)
+        .map(|p| p.uid)
+        .collect();
     let mut updates: Vec<PlacementUpdate> = Vec::new();
     for p in &state.imap {
         if p.deleted_at.is_some() {
@@ -124,6 +131,8 @@ async fn sync_folder_inner(
     };
     let old_cursor = state.cursor.clone();
     let top = stored.map_or(0, |c| c.highest_uid);
+    // UIDs at or below `top` that the server lists and the archive never had.
+    let mut below: std::collections::BTreeSet<u32> = Default::default();
 
     // Stopping: what is committed stays; the rest of the folder waits for the next
     // run (the cursor has not moved past it).
@@ -151,17 +160,18 @@ async fn sync_folder_inner(
             Step::RetireUidValidity { .. } => {} // done above
             Step::FlagsChangedSince { up_to_uid, modseq } => {
                 let q = format!("(UID FLAGS) (CHANGEDSINCE {modseq})");
-                flag_changes(s, job, up_to_uid, &q, uidvalidity, &live, &mut updates).await?;
+                let seen = flag_changes(s, job, up_to_uid, &q, uidvalidity, &live, &mut updates).await?;
+                below.extend(seen.into_iter().filter(|u| !archived.contains(u)));
             }
             Step::AllFlags { up_to_uid } => {
-                flag_changes(s, job, up_to_uid, "(UID FLAGS)", uidvalidity, &live, &mut updates).await?;
+                let seen = flag_changes(s, job, up_to_uid, "(UID FLAGS)", uidvalidity, &live, &mut updates).await?;
+                below.extend(seen.into_iter().filter(|u| !archived.contains(u)));
             }
             Step::VanishedSince { modseq } => {
-                let gone = vanished_since(s, job, top, modseq).await?;
-                for uid in gone {
-                    if live.contains_key(&uid) {
-                        updates.push(update(job, uidvalidity, uid, PlacementChange::DeletedAtSource));
-                    }
+                let mut known: Vec<u32> = live.keys().copied().collect();
+                known.sort_unstable();
+                for uid in vanished_since(s, job, top, modseq, &known).await? {
+                    updates.push(update(job, uidvalidity, uid, PlacementChange::DeletedAtSource));
                 }
             }
             Step::SearchDiff { up_to_uid } => {
@@ -177,12 +187,20 @@ async fn sync_folder_inner(
                         updates.push(update(job, uidvalidity, uid, PlacementChange::DeletedAtSource));
                     }
                 }
+                below.extend(
+                    present
+                        .into_iter()
+                        .filter(|u| *u > 0 && *u <= up_to_uid && !archived.contains(u)),
+                );
             }
         }
     }
     if job.control.stop.requested() {
         stopped(summary);
         return Ok(());
+    }
+    if !below.is_empty() {
+        fetch_below_cursor(s, job, &below, uidvalidity, &mut updates, summary).await?;
     }
     // 4. The final commit: changes found and the modseq they bring us up to.
     if caps.condstore {
@@ -341,6 +359,46 @@ async fn fetch_new(
     Ok(())
 }
 
+/// UIDs the server lists at or below the highest one already archived that the
+/// archive never had: said (the server broke the rule that UIDs only grow), then
+/// fetched and committed in batches with the changes found so far, so nothing the
+/// server holds is missed.
+async fn fetch_below_cursor(
+    s: &mut ImapSession,
+    job: &FolderJob<'_>,
+    below: &std::collections::BTreeSet<u32>,
+    uidvalidity: u32,
+    updates: &mut Vec<PlacementUpdate>,
+    summary: &mut FolderSummary,
+) -> Result<(), ImapError> {
+    tracing::warn!(
+        folder = %job.folder.name,
+        count = below.len(),
+        uids = %uid_set(below.iter().copied()),
+        "the server lists messages at UIDs below ones already archived, without a UIDVALIDITY change; archiving them"
+    );
+    summary.below_cursor += below.len() as u64;
+    let todo: Vec<UidSize> = below.iter().map(|&u| (u, 0)).collect();
+    let query = "(UID FLAGS INTERNALDATE BODY.PEEK[])";
+    for chunk in todo.chunks(job.limits.max_messages.max(1)) {
+        if job.control.stop.requested() {
+            break;
+        }
+        let batch = fetch_bodies(s, job, chunk, query, uidvalidity).await?;
+        let fetched_bytes: u64 = batch.iter().map(|m| m.raw.len() as u64).sum();
+        summary.fetched += batch.len() as u64;
+        summary.fetched_bytes += fetched_bytes;
+        job.progress
+            .fetched(&job.folder.name, batch.len() as u64, fetched_bytes);
+        let changes = SourceChanges {
+            updates: std::mem::take(updates),
+            ..Default::default()
+        };
+        account_commit(summary, job.writer.commit(batch, changes).await?.wait().await?);
+    }
+    Ok(())
+}
+
 /// Which of the new UIDs carry an X-GM-MSGID the archive already holds.
 async fn known_gmail_messages(
     job: &FolderJob<'_>,
@@ -461,7 +519,8 @@ async fn fetch_bodies(
     Ok(out)
 }
 
-/// Steps 3b: flags of archived messages; a change becomes an update.
+/// Steps 3b: flags of archived messages; a change becomes an update. Returns the
+/// UIDs (up to `up_to`) the server answered for.
 async fn flag_changes(
     s: &mut ImapSession,
     job: &FolderJob<'_>,
@@ -470,7 +529,7 @@ async fn flag_changes(
     uidvalidity: u32,
     live: &HashMap<u32, Flags>,
     updates: &mut Vec<PlacementUpdate>,
-) -> Result<(), ImapError> {
+) -> Result<Vec<u32>, ImapError> {
     let server = job.server;
     let what = format!("fetching flags of {}", job.folder.name);
     let fetched: Vec<(u32, Flags)> = timed(job.io_timeout * 4, server, &what, async {
@@ -488,24 +547,31 @@ async fn flag_changes(
         Ok(out)
     })
     .await?;
+    let mut seen = Vec::with_capacity(fetched.len());
     for (uid, flags) in fetched {
+        if uid == 0 || uid > up_to {
+            continue; // `1:n` may name the last message when n is past it
+        }
+        seen.push(uid);
         if let Some(old) = live.get(&uid) {
             if *old != flags {
                 updates.push(update(job, uidvalidity, uid, PlacementChange::Flags(flags)));
             }
         }
     }
-    Ok(())
+    Ok(seen)
 }
 
 /// Step 3c with QRESYNC: `UID FETCH 1:top (UID) (CHANGEDSINCE m VANISHED)`; the
-/// `VANISHED (EARLIER)` answers list the expunged UIDs. Read response by response,
-/// since the client library would route VANISHED to its unsolicited queue.
+/// `VANISHED (EARLIER)` answers list the expunged UIDs, of which those in `known`
+/// (sorted) are returned. Read response by response, since the client library would
+/// route VANISHED to its unsolicited queue.
 async fn vanished_since(
     s: &mut ImapSession,
     job: &FolderJob<'_>,
     top: u32,
     modseq: u64,
+    known: &[u32],
 ) -> Result<Vec<u32>, ImapError> {
     let server = job.server;
     let what = format!("asking for expunges in {}", job.folder.name);
@@ -535,11 +601,7 @@ async fn vanished_since(
             return Err(lost(std::io::Error::other("connection closed")));
         };
         match resp.parsed() {
-            Response::Vanished { uids, .. } => {
-                for r in uids {
-                    gone.extend(r.clone());
-                }
-            }
+            Response::Vanished { uids, .. } => gone.extend(imap_sync::known_in_ranges(known, uids)),
             Response::Done {
                 tag: t,
                 status,

@@ -89,7 +89,7 @@ impl MessageIndex {
             path: dir.clone(),
             source,
         };
-        std::fs::create_dir_all(&dir).map_err(|source| IndexError::Io {
+        crate::private::create_dir_all(&dir).map_err(|source| IndexError::Io {
             path: dir.clone(),
             source,
         })?;
@@ -105,7 +105,7 @@ impl MessageIndex {
                     path: dir.clone(),
                     source,
                 })?;
-                std::fs::create_dir_all(&dir).map_err(|source| IndexError::Io {
+                crate::private::create_dir_all(&dir).map_err(|source| IndexError::Io {
                     path: dir.clone(),
                     source,
                 })?;

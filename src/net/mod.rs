@@ -14,6 +14,31 @@ pub use tls::{TlsError, TlsOptions};
 
 use std::time::Duration;
 
+/// At most this many bytes of what a server sent go into an error message: a
+/// parser's complaint can carry its whole receive buffer (hundreds of MB of mail).
+pub const QUOTE_LIMIT: usize = 300;
+
+/// What a server sent, made fit for an error message, a log line or a status file:
+/// one line, control characters escaped, cut after [`QUOTE_LIMIT`] bytes with a count
+/// of what was left out.
+pub fn server_quote(said: &str) -> String {
+    let mut out = String::new();
+    let mut taken = 0;
+    for c in said.chars() {
+        if taken + c.len_utf8() > QUOTE_LIMIT {
+            out.push_str(&format!("… ({} more bytes)", said.len() - taken));
+            return out;
+        }
+        taken += c.len_utf8();
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Why a TCP connection could not be opened (both sources wrap it; reconnecting may
 /// help either way).
 #[derive(Debug, thiserror::Error)]
@@ -49,4 +74,22 @@ pub async fn tcp_connect(
         })?;
     let _ = tcp.set_nodelay(true);
     Ok(Tcp { stream: tcp, slot })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_quotes_are_one_short_line() {
+        assert_eq!(server_quote("NO [ALERT] over quota"), "NO [ALERT] over quota");
+        assert_eq!(server_quote("a\r\nb\0"), "a\\r\\nb\\u{0}");
+        let huge = "é".repeat(1_000_000);
+        let q = server_quote(&huge);
+        assert!(q.len() < QUOTE_LIMIT + 40, "{}", q.len());
+        assert!(
+            q.ends_with(&format!("… ({} more bytes)", huge.len() - QUOTE_LIMIT)),
+            "{q}"
+        );
+    }
 }

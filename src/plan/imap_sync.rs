@@ -21,7 +21,12 @@
 //!    c. Expunges: with QRESYNC, `VANISHED (EARLIER)` since the cursor's modseq; else,
 //!       if the folder's message count shows none (EXISTS = archived live messages +
 //!       new ones, and there are no new ones), nothing; else `UID SEARCH ALL` up to
-//!       `highest` and diff against the archived UIDs.
+//!       `highest` and diff against the archived UIDs. UIDs the search finds below
+//!       `highest` that were never archived (a server that handed out a UID lower
+//!       than one already seen) are reported and fetched.
+//!    d. A HIGHESTMODSEQ below the cursor's (the server lost its modseq state, or
+//!       lies): neither CHANGEDSINCE nor VANISHED can be trusted: all flags and the
+//!       full search diff, as without CONDSTORE.
 //! 4. The cursor advances only with the batch that made it true (the executor
 //!    commits the new highest UID and modseq with the messages they cover).
 //! ```
@@ -107,19 +112,25 @@ pub fn plan(cursor: Option<&Cursor>, ex: &Examined, caps: Caps) -> Vec<Step> {
     }
     // 3b. Flag changes.
     let server_modseq = ex.highest_modseq.filter(|_| caps.condstore);
+    // 3d. A modseq that went down is no basis for "changed since".
+    let regressed = server_modseq.is_some_and(|m| m < c.highest_modseq);
     match server_modseq {
         Some(m) if c.highest_modseq > 0 && m > c.highest_modseq => steps.push(Step::FlagsChangedSince {
             up_to_uid: c.highest_uid,
             modseq: c.highest_modseq,
         }),
-        Some(m) if c.highest_modseq > 0 && m <= c.highest_modseq => {}
+        Some(m) if c.highest_modseq > 0 && m == c.highest_modseq => {}
         _ => steps.push(Step::AllFlags {
             up_to_uid: c.highest_uid,
         }),
     }
     // 3c. Expunges.
     let modseq_known = server_modseq.is_some() && c.highest_modseq > 0;
-    if caps.qresync && modseq_known {
+    if regressed {
+        steps.push(Step::SearchDiff {
+            up_to_uid: c.highest_uid,
+        });
+    } else if caps.qresync && modseq_known {
         if server_modseq > Some(c.highest_modseq) {
             steps.push(Step::VanishedSince {
                 modseq: c.highest_modseq,
@@ -133,10 +144,49 @@ pub fn plan(cursor: Option<&Cursor>, ex: &Examined, caps: Caps) -> Vec<Step> {
     steps
 }
 
+/// The UIDs of `known` (sorted ascending, no repeats) that fall in any of `ranges`.
+///
+/// UID sets come from the server (`VANISHED (EARLIER) 1:4294967295`): they are
+/// intersected with what the archive knows, never expanded. Cost: a binary search per
+/// range plus one step per match, whatever the ranges span.
+pub fn known_in_ranges<'a>(
+    known: &[u32],
+    ranges: impl IntoIterator<Item = &'a std::ops::RangeInclusive<u32>>,
+) -> Vec<u32> {
+    let mut out = Vec::new();
+    for r in ranges {
+        // A server may write `9:4`: RFC 9051 allows either order.
+        let (lo, hi) = (*r.start().min(r.end()), *r.start().max(r.end()));
+        let from = known.partition_point(|&u| u < lo);
+        out.extend(known[from..].iter().take_while(|&&u| u <= hi));
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use Step::*;
+
+    #[test]
+    fn known_uids_in_server_ranges_are_found_without_expanding_them() {
+        let known = [3, 5, 9, 4_000_000_000];
+        #[rustfmt::skip]
+        let cases: Vec<(Vec<std::ops::RangeInclusive<u32>>, Vec<u32>)> = vec![
+            (vec![1..=u32::MAX], vec![3, 5, 9, 4_000_000_000]),
+            (vec![4..=8], vec![5]),
+            (vec![std::ops::RangeInclusive::new(8, 4)], vec![5]),
+            (vec![1..=2, 10..=3_999_999_999], vec![]),
+            (vec![5..=5, 1..=u32::MAX, 9..=9], vec![3, 5, 9, 4_000_000_000]),
+            (vec![], vec![]),
+        ];
+        for (ranges, want) in cases {
+            assert_eq!(known_in_ranges(&known, &ranges), want, "{ranges:?}");
+        }
+        assert_eq!(known_in_ranges(&[], &[1..=u32::MAX]), Vec::<u32>::new());
+    }
 
     const NONE: Caps = Caps {
         condstore: false,
@@ -197,6 +247,12 @@ mod tests {
                 vec![AllFlags { up_to_uid: 10 }]),
             ("3: cursor with nothing archived yet", Some(cur(7, 0, 0, 0)), ex(7, Some(3), 2, Some(5)), QR,
                 vec![FetchFrom { from_uid: 1 }]),
+            ("3d: HIGHESTMODSEQ went down (QRESYNC): full flags and search diff", Some(cur(7, 10, 50, 10)), ex(7, Some(11), 10, Some(40)), QR,
+                vec![AllFlags { up_to_uid: 10 }, SearchDiff { up_to_uid: 10 }]),
+            ("3d: HIGHESTMODSEQ went down (CONDSTORE)", Some(cur(7, 10, 50, 10)), ex(7, Some(11), 10, Some(3)), CS,
+                vec![AllFlags { up_to_uid: 10 }, SearchDiff { up_to_uid: 10 }]),
+            ("3c: a message appeared below the cursor (count grew, UIDNEXT did not)", Some(cur(7, 10, 0, 10)), ex(7, Some(11), 11, None), NONE,
+                vec![AllFlags { up_to_uid: 10 }, SearchDiff { up_to_uid: 10 }]),
         ];
         for (name, c, e, caps, want) in cases {
             assert_eq!(plan(c.as_ref(), &e, caps), want, "{name}");

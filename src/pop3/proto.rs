@@ -287,7 +287,7 @@ pub fn no_uidl_id_of(placement: &str) -> Option<&str> {
 /// removed, so the archive holds the message as the server stores it (the same
 /// bytes IMAP's BODY[] gives).
 pub fn strip_added_crlf(mut raw: Vec<u8>, listed_size: u64) -> Vec<u8> {
-    if raw.len() as u64 == listed_size + 2 && raw.ends_with(b"\r\n") {
+    if raw.len() as u64 == listed_size.saturating_add(2) && raw.ends_with(b"\r\n") {
         raw.truncate(raw.len() - 2);
     }
     raw
@@ -427,6 +427,9 @@ mod tests {
         assert_eq!(strip_added_crlf(b"a\r\nb\r\n".to_vec(), 4), b"a\r\nb".to_vec());
         assert_eq!(strip_added_crlf(b"a\r\nb\r\n".to_vec(), 6), b"a\r\nb\r\n".to_vec());
         assert_eq!(strip_added_crlf(b"ab".to_vec(), 0), b"ab".to_vec());
+        // A size the server made up at the top of the range: no overflow.
+        assert_eq!(strip_added_crlf(b"ab".to_vec(), u64::MAX), b"ab".to_vec());
+        assert_eq!(parse_list_line("1 18446744073709551615"), Ok((1, u64::MAX)));
     }
 
     #[test]

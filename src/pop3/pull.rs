@@ -246,7 +246,12 @@ async fn pull_once(
     let untrusted: HashSet<u32> = plan.untrusted.iter().map(|u| u.0).collect();
     let by_msg: HashMap<u32, &Listed> = listed.iter().map(|l| (l.msg, l)).collect();
     let todo: Vec<(u32, u64)> = plan.retrieve.iter().map(|m| (*m, by_msg[m].size)).collect();
-    progress.to_fetch(MAILBOX, todo.len() as u64, todo.iter().map(|t| t.1).sum());
+    // Sizes are the server's word: summed without overflow.
+    progress.to_fetch(
+        MAILBOX,
+        todo.len() as u64,
+        todo.iter().fold(0, |a, t| a.saturating_add(t.1)),
+    );
     // Deleted once their batch is committed: with --delete-after-archive everything
     // retrieved under a trusted id; on a no-UIDL server, the archived messages the
     // policy deletes, fetched again to be sure of their bytes.
@@ -274,12 +279,12 @@ async fn pull_once(
             break;
         }
         let mut end = start;
-        let mut bytes = 0;
+        let mut bytes = 0u64;
         while end < todo.len()
             && end - start < limits.max_messages
-            && (end == start || bytes + todo[end].1 <= limits.max_bytes)
+            && (end == start || bytes.saturating_add(todo[end].1) <= limits.max_bytes)
         {
-            bytes += todo[end].1;
+            bytes = bytes.saturating_add(todo[end].1);
             end += 1;
         }
         let chunk = &todo[start..end];

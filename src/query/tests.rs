@@ -169,3 +169,28 @@ proptest::proptest! {
         let _ = parse(&q);
     }
 }
+
+#[test]
+fn deep_nesting_is_refused_with_its_column_not_a_stack_overflow() {
+    // Run on a small stack, as a search request thread might be: the bound must hold
+    // well below the 8 MiB main thread's stack.
+    let deep = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            let parens = format!("{}x", "(".repeat(100_000));
+            let minus = format!("{}x", "-".repeat(100_000));
+            let nots = format!("{}x", "NOT ".repeat(100_000));
+            [parse(&parens), parse(&minus), parse(&nots)]
+        })
+        .expect("thread")
+        .join()
+        .expect("no stack overflow");
+    for (e, column) in deep.into_iter().zip([MAX_DEPTH + 1, MAX_DEPTH + 1, MAX_DEPTH * 4 + 1]) {
+        let e = e.expect_err("too deep");
+        assert_eq!(e.column, column, "{e}");
+        assert!(e.to_string().contains("more than 64 deep"), "{e}");
+    }
+    // At the bound itself the query is fine.
+    let ok = format!("{}x{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+    assert_eq!(parse(&ok), Ok(t(None, "x")));
+}

@@ -13,10 +13,6 @@ use crate::imap::ImapError;
 use crate::model::MessageId;
 use crate::plan::mutf7;
 
-/// Most candidates fetched for one message (a SEARCH by size alone, for a message
-/// without Message-ID, could match many).
-const MAX_CANDIDATES: usize = 500;
-
 /// Fetched per command when comparing candidates' bodies.
 const BODIES_PER_FETCH: usize = 200;
 
@@ -109,7 +105,9 @@ pub async fn examine(c: &mut Connected, server: &str, t: Duration, mailbox: &str
 
 /// The UIDs, in the selected mailbox, of messages whose bytes are `raw`'s (as IMAP
 /// delivers them: CRLF line ends): SEARCH by Message-ID and size, then FETCH the
-/// candidates and compare BLAKE3 hashes.
+/// candidates and compare BLAKE3 hashes. Every candidate is looked at (a SEARCH by
+/// size alone can match thousands): bodies are fetched [`BODIES_PER_FETCH`] at a time
+/// and only their hashes kept, so memory is bounded by a chunk, not by the count.
 pub async fn find(
     c: &mut Connected,
     server: &str,
@@ -131,7 +129,6 @@ pub async fn find(
     .into_iter()
     .collect();
     uids.sort_unstable();
-    uids.truncate(MAX_CANDIDATES);
     Ok(hashed_bodies(c, server, t, mailbox, &uids, |id| *id == wanted)
         .await?
         .into_iter()

@@ -115,10 +115,25 @@ fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-/// Serves `metrics` on `listener` until `stop`.
+/// Connections answered at once; more wait in the kernel's backlog. Bounds the
+/// endpoint's file descriptors and tasks whatever clients do.
+pub const MAX_CONNECTIONS: usize = 64;
+/// A whole exchange (request in, reply out) must fit in this time: a client that
+/// never sends or never reads is dropped.
+pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves `metrics` on `listener` until `stop`: at most [`MAX_CONNECTIONS`] at once,
+/// each within [`EXCHANGE_TIMEOUT`].
 pub async fn serve(listener: TcpListener, metrics: std::sync::Arc<Metrics>, stop: Stop) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let (mut sock, _) = tokio::select! {
+        // A free slot first, then the next connection: past the limit, clients wait
+        // unaccepted instead of holding our descriptors.
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => s.expect("never closed"),
+            _ = stop.wait() => return,
+        };
+        let (sock, _) = tokio::select! {
             a = listener.accept() => match a {
                 Ok(a) => a,
                 Err(e) => {
@@ -131,33 +146,110 @@ pub async fn serve(listener: TcpListener, metrics: std::sync::Arc<Metrics>, stop
         };
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            // Read the request head (bounded in size and time), answer, close.
-            let mut head = Vec::with_capacity(512);
-            let read = tokio::time::timeout(Duration::from_secs(5), async {
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
-                    match sock.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-            })
-            .await;
-            if read.is_err() {
-                return;
-            }
-            let first = head.split(|b| *b == b'\n').next().unwrap_or_default();
-            let (status, body) = if first.starts_with(b"GET /metrics ") || first.starts_with(b"GET / ") {
-                ("200 OK", metrics.render())
-            } else {
-                ("404 Not Found", "GET /metrics\n".to_string())
-            };
-            let reply = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(reply.as_bytes()).await;
-            let _ = sock.shutdown().await;
+            let _ = tokio::time::timeout(EXCHANGE_TIMEOUT, answer(sock, &metrics)).await;
+            drop(slot);
         });
+    }
+}
+
+/// Reads the request head (at most 8 kB), answers, closes.
+async fn answer(mut sock: tokio::net::TcpStream, metrics: &Metrics) {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+        match sock.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let first = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let (status, body) = if first.starts_with(b"GET /metrics ") || first.starts_with(b"GET / ") {
+        ("200 OK", metrics.render())
+    } else {
+        ("404 Not Found", "GET /metrics\n".to_string())
+    };
+    let reply = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = sock.write_all(reply.as_bytes()).await;
+    let _ = sock.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn open_fds() -> usize {
+        std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    }
+
+    /// Starts the endpoint on a free loopback port over `accounts` accounts.
+    async fn endpoint(accounts: usize) -> (std::net::SocketAddr, Stop) {
+        let metrics = Arc::new(Metrics::default());
+        {
+            let mut m = metrics.0.lock().unwrap();
+            for i in 0..accounts {
+                m.insert(
+                    ("job".into(), format!("account-{i:08}@example.com")),
+                    Counters::default(),
+                );
+            }
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Stop::default();
+        tokio::spawn(serve(listener, metrics, stop.clone()));
+        (addr, stop)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_clients_hold_a_bounded_number_of_connections() {
+        let (addr, stop) = endpoint(1).await;
+        let before = open_fds();
+        let mut idle = Vec::new();
+        for _ in 0..(3 * MAX_CONNECTIONS) {
+            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Ours are the clients' sockets; the endpoint's are at most MAX_CONNECTIONS.
+        let held = open_fds() - before - idle.len();
+        assert!(held <= MAX_CONNECTIONS + 2, "the endpoint holds {held} sockets");
+        // They are dropped after the exchange timeout, and the endpoint answers again.
+        tokio::time::sleep(EXCHANGE_TIMEOUT + Duration::from_secs(1)).await;
+        drop(idle);
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut reply = String::new();
+        tokio::time::timeout(EXCHANGE_TIMEOUT * 3, c.read_to_string(&mut reply))
+            .await
+            .expect("answered once the idle clients are gone")
+            .unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+        stop.request();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_never_reads_is_dropped_after_the_timeout() {
+        // Megabytes of metrics: more than the sockets' buffers hold.
+        let (addr, stop) = endpoint(40_000).await;
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.unwrap();
+        tokio::time::sleep(EXCHANGE_TIMEOUT + Duration::from_secs(1)).await;
+        let mut got = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut got)).await;
+        let text = String::from_utf8_lossy(&got);
+        let announced: usize = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("a reply head");
+        assert!(
+            got.len() < announced,
+            "the endpoint kept writing to a client that did not read ({} of {announced} bytes)",
+            got.len()
+        );
+        stop.request();
     }
 }

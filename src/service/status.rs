@@ -112,7 +112,7 @@ impl JobStatus {
     /// Writes the file atomically (a temporary file renamed over it).
     pub fn save(&self, p: &Path) -> std::io::Result<()> {
         if let Some(dir) = p.parent() {
-            std::fs::create_dir_all(dir)?;
+            crate::private::create_dir_all(dir)?;
         }
         let tmp = p.with_extension("json.tmp");
         let mut text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;

@@ -22,6 +22,10 @@ pub struct LocalOptions {
     /// Put every message in this folder instead of the one derived from the path.
     pub folder: Option<String>,
     pub mbox_format: MboxFormat,
+    /// Follow symbolic links met inside the directories named (loops are detected and
+    /// reported). Off by default: a link is reported as skipped. Paths named by the
+    /// user are always followed.
+    pub follow_symlinks: bool,
 }
 
 impl Default for LocalOptions {
@@ -30,6 +34,7 @@ impl Default for LocalOptions {
             account: "local".into(),
             folder: None,
             mbox_format: MboxFormat::Mboxrd,
+            follow_symlinks: false,
         }
     }
 }

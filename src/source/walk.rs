@@ -9,6 +9,12 @@
 //!
 //! In a directory, files that do not look like mail (LICENSE, README, CSV…) are
 //! skipped and reported; a file named on the command line is always imported.
+//!
+//! Symbolic links: a path named by the user is followed. Inside it, links (to files
+//! or directories, in maildirs too) are skipped and reported unless
+//! [`LocalOptions::follow_symlinks`] is set; then they are followed and loops are
+//! reported. Only regular files are read: a FIFO or a device (`/dev/zero`) is
+//! skipped and reported, never read without end.
 
 use std::collections::HashMap;
 use std::fs;
@@ -20,6 +26,11 @@ use super::mbox::{from_line_date, sniff, MboxReader};
 use super::{Event, LocalOptions, SourceError, Stop};
 use crate::mime::header_value;
 use crate::model::{Flags, MessageId, PlacementSpec, RawMessage, SourceKey};
+
+/// Why a symbolic link inside a named directory was not read.
+const LINK_NOT_FOLLOWED: &str = "symbolic link not followed (--follow-symlinks follows them)";
+/// Why a FIFO, socket or device was not read.
+const NOT_REGULAR: &str = "not a regular file";
 
 /// File extensions always treated as mail inside directories.
 const MAIL_EXTENSIONS: [&str; 6] = ["eml", "msg", "mbox", "mbx", "mail", "raw"];
@@ -177,6 +188,7 @@ impl Reader<'_, '_> {
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "INBOX".into());
         let mut it = walkdir::WalkDir::new(root)
+            .follow_links(self.opts.follow_symlinks)
             .sort_by_file_name()
             .min_depth(1)
             .into_iter()
@@ -195,6 +207,11 @@ impl Reader<'_, '_> {
                 .parent()
                 .map(|p| p.to_string_lossy().replace('\\', "/"))
                 .unwrap_or_default();
+            if entry.file_type().is_symlink() {
+                // Only seen when links are not followed.
+                self.skip(entry.path(), LINK_NOT_FOLLOWED)?;
+                continue;
+            }
             if entry.file_type().is_dir() {
                 if is_maildir(entry.path()) {
                     self.maildir(entry.path(), Some(&rel.to_string_lossy()))?;
@@ -203,6 +220,7 @@ impl Reader<'_, '_> {
                 continue;
             }
             if !entry.file_type().is_file() {
+                self.skip(entry.path(), NOT_REGULAR)?;
                 continue;
             }
             let folder = if rel_dir.is_empty() { root_name.clone() } else { rel_dir };
@@ -280,6 +298,19 @@ impl Reader<'_, '_> {
         Ok(())
     }
 
+    /// Why a maildir entry is not read: a link not to be followed, or not (linking
+    /// to) a regular file. `None`: read it.
+    fn unreadable_entry(&self, e: &fs::DirEntry) -> Option<&'static str> {
+        let t = e.file_type().ok()?;
+        if t.is_symlink() {
+            if !self.opts.follow_symlinks {
+                return Some(LINK_NOT_FOLLOWED);
+            }
+            return (!e.path().is_file()).then_some(NOT_REGULAR);
+        }
+        (!t.is_file()).then_some(NOT_REGULAR)
+    }
+
     fn maildir(&mut self, dir: &Path, base: Option<&str>) -> Result<(), SourceError> {
         let root_folder = base.map(str::to_string).unwrap_or_else(|| "INBOX".into());
         let mut folders = vec![(dir.to_path_buf(), root_folder.clone())];
@@ -288,6 +319,10 @@ impl Reader<'_, '_> {
         for child in children {
             let name = child.file_name().to_string_lossy().into_owned();
             if let Some(sub) = subfolder_name(&name) {
+                if !self.opts.follow_symlinks && child.file_type().is_ok_and(|t| t.is_symlink()) {
+                    self.skip(&child.path(), LINK_NOT_FOLLOWED)?;
+                    continue;
+                }
                 if is_maildir(&child.path()) {
                     let folder = match base {
                         Some(b) => format!("{b}/{sub}"),
@@ -305,7 +340,11 @@ impl Reader<'_, '_> {
                 files.sort_by_key(|e| e.file_name());
                 for f in files {
                     let p = f.path();
-                    if !p.is_file() || is_hidden(&f.file_name()) {
+                    if is_hidden(&f.file_name()) {
+                        continue;
+                    }
+                    if let Some(why) = self.unreadable_entry(&f) {
+                        self.skip(&p, why)?;
                         continue;
                     }
                     let raw = fs::read(&p).map_err(io_err(&p))?;

@@ -131,7 +131,8 @@ impl FakeGmail {
     }
 }
 
-fn uid_set_contains(set: &str, uid: u32, max: u32) -> bool {
+/// `a:b,c` with `*` = `max`: does it hold `uid`?
+pub fn uid_set_contains(set: &str, uid: u32, max: u32) -> bool {
     set.split(',').any(|r| {
         let bound = |x: &str| if x == "*" { max } else { x.parse().unwrap_or(0) };
         match r.split_once(':') {

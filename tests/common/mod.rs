@@ -11,6 +11,7 @@ pub mod dovecot;
 pub mod fake_imap;
 pub mod fake_pop3;
 pub mod fault_proxy;
+pub mod scripted_imap;
 
 /// The `mailvault` binary built for these tests.
 pub fn bin() -> PathBuf {
