@@ -158,6 +158,54 @@ pub fn gmail_message(account: &str, gm_msgid: u64) -> Vec<u8> {
     k
 }
 
+/// Also in `cursors`: `account\0\0big` + mailbox + `\0` + source (as in a
+/// placement key: `I` uidvalidity + uid, `P` UIDL) → [`crate::records::TooLargeRecord`]:
+/// a message left unarchived for being over the maximum message size, so it is not
+/// fetched again (nor taken for one the server hid below the cursor).
+pub fn too_large(account: &str, mailbox: &str, source: &SourceKey) -> Vec<u8> {
+    let mut k = too_large_prefix(account, mailbox);
+    match source {
+        SourceKey::Imap { uidvalidity, uid } => {
+            k.push(SRC_IMAP);
+            k.extend_from_slice(&uidvalidity.to_be_bytes());
+            k.extend_from_slice(&uid.to_be_bytes());
+        }
+        SourceKey::Pop3 { uidl } => {
+            k.push(SRC_POP3);
+            k.extend_from_slice(uidl.as_bytes());
+        }
+        SourceKey::Local { occurrence } => {
+            k.push(SRC_LOCAL);
+            k.extend_from_slice(&occurrence.to_be_bytes());
+        }
+    }
+    k
+}
+
+/// Prefix of the too-large records of one mailbox.
+pub fn too_large_prefix(account: &str, mailbox: &str) -> Vec<u8> {
+    let mut k = placement_prefix(account, None);
+    k.extend_from_slice(b"\0big");
+    k.extend_from_slice(mailbox.as_bytes());
+    k.push(0);
+    k
+}
+
+/// The source of a too-large key, after its prefix.
+pub fn parse_too_large_source(rest: &[u8]) -> Option<SourceKey> {
+    let (&tag, body) = rest.split_first()?;
+    match tag {
+        SRC_IMAP if body.len() == 8 => Some(SourceKey::Imap {
+            uidvalidity: u32::from_be_bytes(body[0..4].try_into().ok()?),
+            uid: u32::from_be_bytes(body[4..8].try_into().ok()?),
+        }),
+        SRC_POP3 => Some(SourceKey::Pop3 {
+            uidl: std::str::from_utf8(body).ok()?.to_string(),
+        }),
+        _ => None,
+    }
+}
+
 /// `ingest_log`: sequence number, u64 big-endian.
 pub fn ingest_seq(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()

@@ -294,6 +294,35 @@ impl CursorRecord {
     }
 }
 
+/// A too-large record in `cursors` (see [`crate::keys::too_large`]): `u8 version,
+/// u64 bytes, u8 seen (0 announced, 1 received), i64 at`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooLargeRecord {
+    pub bytes: u64,
+    /// The size was what the server sent, not what it announced.
+    pub received: bool,
+    pub at: i64,
+}
+
+impl TooLargeRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Enc::default();
+        e.u8(RECORD_V1).u64(self.bytes).u8(u8::from(self.received)).i64(self.at);
+        e.finish()
+    }
+    pub fn decode(value: &[u8]) -> Result<Self, DecodeError> {
+        let mut d = Dec::new(value, "too-large record");
+        check_version(&mut d)?;
+        let r = TooLargeRecord {
+            bytes: d.u64()?,
+            received: d.u8()? != 0,
+            at: d.i64()?,
+        };
+        d.end()?;
+        Ok(r)
+    }
+}
+
 /// A `replay_ledger` value: what was done for one message copy in one target
 /// mailbox. `u8 version, u8 state (0 intent, 1 appended, 2 present),
 /// u32 uidvalidity, u8 has_uid, u32 uid (an intent: the UIDNEXT before), i64 at`.

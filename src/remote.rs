@@ -27,7 +27,13 @@ pub struct ConnectOptions {
     pub io_timeout: Duration,
     /// The server's connection slots, when a service limits connections per host.
     pub slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// The largest message accepted from the server, by the size it announces and by
+    /// the bytes it sends ([`DEFAULT_MAX_MESSAGE_SIZE`] unless set).
+    pub max_message_size: u64,
 }
+
+/// The largest message a pull accepts unless told otherwise: 512 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 512 << 20;
 
 /// Size bounds of one fetch/commit batch.
 #[derive(Clone, Copy, Debug)]
@@ -86,6 +92,11 @@ pub struct FolderSummary {
     /// a lower UID, or lost its modseq state): fetched by this run, and said.
     #[serde(skip_serializing_if = "is_zero")]
     pub below_cursor: u64,
+    /// Messages larger than the maximum message size: not archived, not deleted, and
+    /// not fetched again (an IMAP cursor moves past them; a POP3 pull skips them by
+    /// the size LIST gives).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub too_large: Vec<TooLarge>,
     /// Messages this run deleted on the server (POP3 with a delete policy).
     #[serde(skip_serializing_if = "is_zero")]
     pub deleted_on_server: u64,
@@ -94,6 +105,45 @@ pub struct FolderSummary {
     pub seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// A message not archived because it is larger than the maximum message size.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TooLarge {
+    pub folder: String,
+    /// IMAP: the folder's UIDVALIDITY and the message's UID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uidvalidity: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// POP3: the message's UIDL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uidl: Option<String>,
+    pub bytes: u64,
+    /// Whether `bytes` is what the server announced or what it began to send.
+    pub seen: SizeSeen,
+}
+
+/// How a message's size was learnt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SizeSeen {
+    /// RFC822.SIZE (IMAP) or LIST (POP3), before any byte of it was fetched.
+    Announced,
+    /// The literal's announced length or the bytes received, over the maximum while
+    /// the size announced before was not.
+    Received,
+}
+
+impl TooLarge {
+    /// `folder UID n` or `UIDL x`, for messages and tables.
+    pub fn which(&self) -> String {
+        match (&self.uid, &self.uidl) {
+            (Some(uid), _) => format!("{} UID {uid}", self.folder),
+            (None, Some(uidl)) => format!("{} UIDL {uidl}", self.folder),
+            (None, None) => self.folder.clone(),
+        }
+    }
 }
 
 fn is_zero(n: &u64) -> bool {

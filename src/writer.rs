@@ -10,14 +10,16 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::archive::{Archive, ArchiveError, ImapPlacement, IngestReport, Pop3Placements, SourceChanges};
-use crate::model::{MessageId, RawMessage};
-use crate::records::CursorRecord;
+use crate::model::{MessageId, RawMessage, SourceKey};
+use crate::records::{CursorRecord, TooLargeRecord};
 
 /// What the archive knows about one source folder.
 #[derive(Clone, Debug, Default)]
 pub struct FolderState {
     pub cursor: Option<CursorRecord>,
     pub imap: Vec<ImapPlacement>,
+    /// Messages recorded as over the maximum message size.
+    pub too_large: Vec<(SourceKey, TooLargeRecord)>,
 }
 
 /// Work for the writer thread.
@@ -84,6 +86,7 @@ impl Writer {
             Ok(FolderState {
                 cursor: a.cursor(&account, &mailbox)?,
                 imap: a.imap_placements(&account, &mailbox)?,
+                too_large: a.too_large(&account, &mailbox)?,
             })
         })
         .await?
@@ -95,6 +98,19 @@ impl Writer {
     pub async fn pop3_placements(&self, account: &str, mailbox: &str) -> Result<Pop3Placements, ArchiveError> {
         let (account, mailbox) = (account.to_string(), mailbox.to_string());
         self.submit(move |a| a.pop3_placements(&account, &mailbox))
+            .await?
+            .wait()
+            .await
+    }
+
+    /// The messages of a mailbox recorded as over the maximum message size.
+    pub async fn too_large(
+        &self,
+        account: &str,
+        mailbox: &str,
+    ) -> Result<Vec<(SourceKey, TooLargeRecord)>, ArchiveError> {
+        let (account, mailbox) = (account.to_string(), mailbox.to_string());
+        self.submit(move |a| a.too_large(&account, &mailbox))
             .await?
             .wait()
             .await

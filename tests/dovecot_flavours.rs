@@ -82,6 +82,7 @@ fn replay_target_folders_are_listed_mapped_and_created() {
         auth: Auth::Password(mailvault::net::Secret::new(PW)),
         io_timeout: Duration::from_secs(20),
         slots: None,
+        max_message_size: mailvault::remote::DEFAULT_MAX_MESSAGE_SIZE,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -567,6 +567,7 @@ fn resolution_considers_every_same_size_candidate() {
         auth: Auth::Password(Secret::new(PW)),
         io_timeout: Duration::from_secs(30),
         slots: None,
+        max_message_size: mailvault::remote::DEFAULT_MAX_MESSAGE_SIZE,
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let found = rt.block_on(async {

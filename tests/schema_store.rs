@@ -26,6 +26,7 @@ fn examples() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("key.placements.pop3", "acct / INBOX / UIDL abc", keys::placement("acct", "INBOX", &SourceKey::Pop3 { uidl: "abc".into() }, &m)),
         ("key.cursors", "acct / INBOX", keys::cursor("acct", "INBOX")),
         ("key.cursors.gmail", "acct / X-GM-MSGID 1278455344230334865", keys::gmail_message("acct", 1_278_455_344_230_334_865)),
+        ("key.cursors.too_large", "acct / INBOX / uidvalidity 7, uid 42", keys::too_large("acct", "INBOX", &SourceKey::Imap { uidvalidity: 7, uid: 42 })),
         ("key.ingest_log", "seq 5", keys::ingest_seq(5).to_vec()),
         ("key.dictionaries", "dict 1", keys::dictionary(1).to_vec()),
         (
@@ -60,6 +61,7 @@ fn examples() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             .encode(),
         ),
         ("value.cursors", "uidvalidity 7, highest uid 42, modseq 99, at 1700000000, remote &AOQ-rger, \\Junk", CursorRecord { uidvalidity: 7, highest_uid: 42, highest_modseq: 99, updated_at: 1_700_000_000, remote_name: "&AOQ-rger".into(), special_use: "\\Junk".into() }.encode()),
+        ("value.cursors.too_large", "600000000 bytes, received, at 1700000000", TooLargeRecord { bytes: 600_000_000, received: true, at: 1_700_000_000 }.encode()),
         ("value.ingest_log", "message stored, id(\"m\")", IngestEntry { kind: IngestKind::Message, message: m }.encode()),
         (
             "value.counters",

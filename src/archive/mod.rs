@@ -28,6 +28,7 @@ pub use ledger::LedgerEntry;
 pub use read::{PlacementEntry, PlacementFilter};
 pub use sync::{
     ImapPlacement, KnownPlacement, PlacementChange, PlacementUpdate, Pop3Placement, Pop3Placements, SourceChanges,
+    TooLargeSource,
 };
 pub use verify::VerifyReport;
 

@@ -10,7 +10,7 @@ use rocksdb::{Direction, IteratorMode, WriteBatch};
 use super::{check_name, Archive, ArchiveError, Result};
 use crate::keys;
 use crate::model::{Flags, Hash32, MessageId, PlacementSpec, SourceKey};
-use crate::records::{CursorRecord, IngestEntry, IngestKind, PlacementRecord};
+use crate::records::{CursorRecord, IngestEntry, IngestKind, PlacementRecord, TooLargeRecord};
 
 /// A change to a placement that already exists.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +51,17 @@ pub struct SourceChanges {
     pub drop_cursors: Vec<(String, String)>,
     /// (account, Gmail X-GM-MSGID, message id) to remember.
     pub gmail_ids: Vec<(String, u64, MessageId)>,
+    /// Messages left unarchived for being over the maximum message size.
+    pub too_large: Vec<TooLargeSource>,
+}
+
+/// A message a source holds that is over the maximum message size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TooLargeSource {
+    pub account: String,
+    pub mailbox: String,
+    pub source: SourceKey,
+    pub record: TooLargeRecord,
 }
 
 /// One IMAP placement of a folder, as the sync executor needs it.
@@ -159,6 +170,24 @@ impl Archive {
                 source,
             })?;
             out.push((mailbox, c));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The messages of `account`'s `mailbox` recorded as over the maximum size.
+    pub fn too_large(&self, account: &str, mailbox: &str) -> Result<Vec<(SourceKey, TooLargeRecord)>> {
+        let prefix = keys::too_large_prefix(account, mailbox);
+        let mut out = Vec::new();
+        self.for_each_prefixed(keys::CF_CURSORS, &prefix, |k, v| {
+            let Some(source) = keys::parse_too_large_source(&k[prefix.len()..]) else {
+                return Ok(());
+            };
+            let r = TooLargeRecord::decode(v).map_err(|source| ArchiveError::Decode {
+                key: format!("too-large record of {account}/{mailbox}"),
+                source,
+            })?;
+            out.push((source, r));
             Ok(())
         })?;
         Ok(out)
@@ -273,6 +302,15 @@ impl Archive {
         for (account, gm, id) in &changes.gmail_ids {
             check_name("account", account)?;
             wb.put_cf(ccf, keys::gmail_message(account, *gm), id.0);
+        }
+        for t in &changes.too_large {
+            check_name("account", &t.account)?;
+            check_name("mailbox", &t.mailbox)?;
+            wb.put_cf(
+                ccf,
+                keys::too_large(&t.account, &t.mailbox, &t.source),
+                t.record.encode(),
+            );
         }
         Ok(counts)
     }

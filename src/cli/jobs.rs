@@ -432,5 +432,17 @@ pub fn status(cli: &Cli, a: &StatusArgs) -> Result<ExitCode> {
             );
         }
     }
+    for j in &all {
+        for (name, s) in &j.accounts {
+            for t in &s.too_large {
+                println!(
+                    "too large: {} {name}: {} ({}, over max_message_size): not archived, not deleted",
+                    j.job,
+                    t.which(),
+                    super::human_bytes(t.bytes)
+                );
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -14,9 +14,10 @@ use super::{human_bytes, Cli, Ui};
 use mailvault::archive::Archive;
 use mailvault::control::{Control, Stop};
 use mailvault::imap::{self, PullOptions};
+use mailvault::job::units::ByteSize;
 use mailvault::plan::pop3_sync::DeletePolicy;
 use mailvault::pop3::{PlannedMessage, Pop3PullOptions, Pop3Session};
-use mailvault::remote::{BatchLimits, PullProgress, PullSummary};
+use mailvault::remote::{BatchLimits, PullProgress, PullSummary, SizeSeen};
 use mailvault::writer::Writer;
 
 #[derive(clap::Args, Debug)]
@@ -60,6 +61,10 @@ pub struct PullArgs {
     /// POP3: one command at a time even when the server offers PIPELINING
     #[arg(long)]
     no_pipelining: bool,
+    /// The largest message archived (e.g. 512MiB, 20M, 1GB): one the server announces
+    /// or sends larger is reported by folder and UID, not archived, not deleted
+    #[arg(long, value_name = "SIZE", default_value = "512MiB")]
+    max_message_size: ByteSize,
     /// Print the summary as JSON
     #[arg(long)]
     json: bool,
@@ -80,8 +85,10 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
         bail!("--dry-run, --apop and --no-pipelining apply to POP3 addresses");
     }
     let account = a.account.clone().unwrap_or_else(|| format!("{}@{}", ep.user, ep.host));
+    let mut connect = a.server.options().connect_options(ep.clone(), a.timeout)?;
+    connect.max_message_size = a.max_message_size.0;
     let opts = PullOptions {
-        connect: a.server.options().connect_options(ep.clone(), a.timeout)?,
+        connect,
         account,
         include: a.folders.clone(),
         exclude: a.exclude.clone(),
@@ -261,6 +268,17 @@ pub fn print_summary(s: &PullSummary, json: bool) -> Result<()> {
             "note: {}: {} messages were at UIDs below ones already archived (the server reused or \
              reordered UIDs); they were found by a full listing and archived",
             f.folder, f.below_cursor
+        );
+    }
+    for t in &s.total.too_large {
+        let how = match t.seen {
+            SizeSeen::Announced => "the server gives its size as",
+            SizeSeen::Received => "the server sent",
+        };
+        println!(
+            "skipped: {}: {how} {} (over --max-message-size); not archived, not deleted, not fetched again",
+            t.which(),
+            human_bytes(t.bytes)
         );
     }
     println!(

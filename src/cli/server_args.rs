@@ -64,6 +64,7 @@ impl ServerOptions<'_> {
             auth,
             io_timeout: Duration::from_secs(timeout_secs.max(1)),
             slots: None,
+            max_message_size: mailvault::remote::DEFAULT_MAX_MESSAGE_SIZE,
         })
     }
 }

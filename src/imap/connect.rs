@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::debug;
 
 use super::ImapError;
-use crate::net::{tls, MaybeTls, Scheme};
+use crate::net::{tls, Dropped, Guarded, MaybeTls, Scheme};
 use crate::remote::{Auth, ConnectOptions};
 
 /// What the server can do, as far as the sync cares.
@@ -27,12 +27,14 @@ pub struct ServerCaps {
     pub append: crate::replay::wire::AppendCaps,
 }
 
-pub type ImapSession = Session<MaybeTls>;
+pub type ImapSession = Session<Guarded<MaybeTls>>;
 
 /// An authenticated session and what the server offers.
 pub struct Connected {
     pub session: ImapSession,
     pub caps: ServerCaps,
+    /// Literals over the maximum message size the session's guard dropped.
+    pub dropped: Dropped,
 }
 
 const MAX_LINE: usize = 64 * 1024;
@@ -71,7 +73,8 @@ pub async fn connect(o: &ConnectOptions) -> Result<Connected, ImapError> {
         }
     };
     let pre_caps = capability(&mut stream, "M1", t, &server).await?;
-    let client = Client::new(stream);
+    let dropped = Dropped::default();
+    let client = Client::new(Guarded::new(stream, o.max_message_size, dropped.clone()));
     let mut session = login(client, o, &pre_caps, &server).await?;
     let caps_list = timed(t, &server, "CAPABILITY", async {
         session
@@ -107,7 +110,7 @@ pub async fn connect(o: &ConnectOptions) -> Result<Connected, ImapError> {
         .await?;
     }
     debug!(%server, ?caps, "logged in");
-    Ok(Connected { session, caps })
+    Ok(Connected { session, caps, dropped })
 }
 
 /// Runs `fut` with a time limit.
@@ -289,7 +292,7 @@ impl async_imap::Authenticator for OAuth<'_> {
 }
 
 async fn login(
-    client: Client<MaybeTls>,
+    client: Client<Guarded<MaybeTls>>,
     o: &ConnectOptions,
     caps: &[String],
     server: &str,

@@ -223,6 +223,7 @@ pub async fn pull(o: &PullOptions, writer: &Writer, progress: Arc<dyn PullProgre
             total.flag_changes += f.flag_changes;
             total.deleted_at_source += f.deleted_at_source;
             total.below_cursor += f.below_cursor;
+            total.too_large.extend(f.too_large.iter().cloned());
             total.retries += f.retries;
         }
         total.seconds = started.elapsed().as_secs_f64();
@@ -292,6 +293,8 @@ async fn worker(
                 limits: o.control.narrow(o.limits),
                 control: &o.control,
                 io_timeout: o.connect.io_timeout,
+                max_message_size: o.connect.max_message_size,
+                dropped: &c.dropped,
                 writer,
                 progress,
             };

@@ -14,11 +14,12 @@ use tracing::{debug, info_span, Instrument};
 use super::connect::{timed, ImapSession, ServerCaps};
 use super::folders::Folder;
 use super::ImapError;
-use crate::archive::{KnownPlacement, PlacementChange, PlacementUpdate, SourceChanges};
+use crate::archive::{KnownPlacement, PlacementChange, PlacementUpdate, SourceChanges, TooLargeSource};
 use crate::model::{Flags, MessageId, PlacementSpec, RawMessage, SourceKey};
+use crate::net::Dropped;
 use crate::plan::imap_sync::{self, Caps, Cursor, Examined, Step};
-use crate::records::CursorRecord;
-use crate::remote::{BatchLimits, FolderSummary, PullProgress};
+use crate::records::{CursorRecord, TooLargeRecord};
+use crate::remote::{BatchLimits, FolderSummary, PullProgress, SizeSeen, TooLarge};
 use crate::writer::{PendingCommit, Writer};
 
 /// Everything one folder sync needs besides the session.
@@ -30,8 +31,52 @@ pub struct FolderJob<'a> {
     pub limits: BatchLimits,
     pub control: &'a crate::control::Control,
     pub io_timeout: std::time::Duration,
+    /// The largest message archived; see [`crate::remote::TooLarge`].
+    pub max_message_size: u64,
+    /// Literals the session's guard dropped for being over `max_message_size`.
+    pub dropped: &'a Dropped,
     pub writer: &'a Writer,
     pub progress: &'a dyn PullProgress,
+}
+
+impl FolderJob<'_> {
+    /// Says that message `uid` is over the maximum size, adds it to `summary`, and
+    /// returns the record to commit.
+    fn too_large(
+        &self,
+        summary: &mut FolderSummary,
+        uidvalidity: u32,
+        uid: u32,
+        bytes: u64,
+        seen: SizeSeen,
+    ) -> TooLargeSource {
+        tracing::warn!(
+            folder = %self.folder.name,
+            uid,
+            bytes,
+            max = self.max_message_size,
+            ?seen,
+            "message larger than the maximum message size: not archived"
+        );
+        summary.too_large.push(TooLarge {
+            folder: self.folder.name.clone(),
+            uidvalidity: Some(uidvalidity),
+            uid: Some(uid),
+            uidl: None,
+            bytes,
+            seen,
+        });
+        TooLargeSource {
+            account: self.account.to_string(),
+            mailbox: self.folder.name.clone(),
+            source: SourceKey::Imap { uidvalidity, uid },
+            record: TooLargeRecord {
+                bytes,
+                received: seen == SizeSeen::Received,
+                at: chrono::Utc::now().timestamp(),
+            },
+        }
+    }
 }
 
 /// Syncs one folder; `summary` is updated as batches commit, so a failure part-way
@@ -71,6 +116,12 @@ async fn sync_folder_inner(
     let uidvalidity = mbox
         .uid_validity
         .ok_or_else(|| mailbox_err("EXAMINE gave no UIDVALIDITY".into()))?;
+    if uidvalidity == 0 {
+        tracing::warn!(
+            folder = %f.name,
+            "the server gives UIDVALIDITY 0 (RFC 3501 requires a non-zero number); its UIDs are taken as given"
+        );
+    }
     let ex = Examined {
         uidvalidity,
         uidnext: mbox.uid_next,
@@ -83,12 +134,18 @@ async fn sync_folder_inner(
     let state = job.writer.folder_state(job.account, &f.name).await?;
     // Archived UIDs of the current UIDVALIDITY that are still live, with their flags.
     let mut live: HashMap<u32, Flags> = HashMap::new();
-    // Every UID of this UIDVALIDITY ever archived here, live or not.
+    // Every UID of this UIDVALIDITY ever archived here, live or not, and those left
+    // out for being too large: a UID at or below the cursor not among them is one
+    // the server hid below it.
     let archived: HashSet<u32> = state
         .imap
         .iter()
         .filter(|p| p.uidvalidity == uidvalidity)
         .map(|p| p.uid)
+        .chain(state.too_large.iter().filter_map(|(s, _)| match s {
+            SourceKey::Imap { uidvalidity: v, uid } if *v == uidvalidity => Some(*uid),
+            _ => None,
+        }))
         .collect();
     let mut updates: Vec<PlacementUpdate> = Vec::new();
     for p in &state.imap {
@@ -295,6 +352,7 @@ async fn fetch_new(
     );
 
     let query = "(UID FLAGS INTERNALDATE BODY.PEEK[])";
+    let max = job.max_message_size;
     let mut pending: Option<PendingCommit> = None;
     let mut start = 0;
     while start < todo.len() {
@@ -305,21 +363,34 @@ async fn fetch_new(
         let mut bytes = 0u64;
         while end < todo.len()
             && end - start < job.limits.max_messages
-            && (end == start || bytes + todo[end].1 <= job.limits.max_bytes)
+            && (end == start || bytes.saturating_add(todo[end].1) <= job.limits.max_bytes)
         {
-            if !known.contains_key(&todo[end].0) {
-                bytes += todo[end].1;
+            if !known.contains_key(&todo[end].0) && todo[end].1 <= max {
+                bytes = bytes.saturating_add(todo[end].1);
             }
             end += 1;
         }
         let chunk = &todo[start..end];
         job.control.pace(chunk.len() as u64, bytes).await;
-        let (to_fetch, already): (Vec<UidSize>, Vec<UidSize>) = chunk.iter().partition(|t| !known.contains_key(&t.0));
-        let batch = if to_fetch.is_empty() {
-            Vec::new()
-        } else {
-            fetch_bodies(s, job, &to_fetch, query, cur.uidvalidity).await?
-        };
+        // Known elsewhere (no download), over the maximum by the size announced (never
+        // fetched; the cursor moves past them), and the rest.
+        let (already, unknown): (Vec<UidSize>, Vec<UidSize>) = chunk.iter().partition(|t| known.contains_key(&t.0));
+        let (over, to_fetch): (Vec<UidSize>, Vec<UidSize>) = unknown.into_iter().partition(|t| t.1 > max);
+        let mut too_large: Vec<TooLargeSource> = over
+            .iter()
+            .map(|&(uid, size)| job.too_large(summary, cur.uidvalidity, uid, size, SizeSeen::Announced))
+            .collect();
+        let mut batch = Vec::new();
+        if !to_fetch.is_empty() {
+            let got = fetch_bodies(s, job, &to_fetch, query, cur.uidvalidity).await?;
+            for (uid, n) in got.too_large {
+                too_large.push(job.too_large(summary, cur.uidvalidity, uid, n, SizeSeen::Received));
+            }
+            // Bodies past the batch's memory bound: fetched again one at a time and
+            // committed before the batch that moves the cursor past them.
+            fetch_and_commit(s, job, &got.deferred, 1, cur.uidvalidity, &mut Vec::new(), summary).await?;
+            batch = got.messages;
+        }
         let known_here = if already.is_empty() {
             Vec::new()
         } else {
@@ -346,6 +417,7 @@ async fn fetch_new(
             cursors: vec![(job.account.to_string(), f.name.clone(), cur.clone())],
             known: known_here,
             gmail_ids,
+            too_large,
             ..Default::default()
         };
         summary.fetched += fetched;
@@ -379,12 +451,43 @@ async fn fetch_below_cursor(
     );
     summary.below_cursor += below.len() as u64;
     let todo: Vec<UidSize> = below.iter().map(|&u| (u, 0)).collect();
+    fetch_and_commit(s, job, &todo, job.limits.max_messages, uidvalidity, updates, summary).await
+}
+
+/// Fetches `uids`, `per_fetch` at a time, committing each batch (with `updates` in
+/// the first) without moving the cursor.
+async fn fetch_and_commit(
+    s: &mut ImapSession,
+    job: &FolderJob<'_>,
+    uids: &[UidSize],
+    per_fetch: usize,
+    uidvalidity: u32,
+    updates: &mut Vec<PlacementUpdate>,
+    summary: &mut FolderSummary,
+) -> Result<(), ImapError> {
     let query = "(UID FLAGS INTERNALDATE BODY.PEEK[])";
-    for chunk in todo.chunks(job.limits.max_messages.max(1)) {
+    for chunk in uids.chunks(per_fetch.max(1)) {
         if job.control.stop.requested() {
             break;
         }
-        let batch = fetch_bodies(s, job, chunk, query, uidvalidity).await?;
+        let got = fetch_bodies(s, job, chunk, query, uidvalidity).await?;
+        let too_large: Vec<TooLargeSource> = got
+            .too_large
+            .iter()
+            .map(|&(uid, n)| job.too_large(summary, uidvalidity, uid, n, SizeSeen::Received))
+            .collect();
+        // Held over the bound (only when more than one was asked): one at a time.
+        Box::pin(fetch_and_commit(
+            s,
+            job,
+            &got.deferred,
+            1,
+            uidvalidity,
+            &mut Vec::new(),
+            summary,
+        ))
+        .await?;
+        let batch = got.messages;
         let fetched_bytes: u64 = batch.iter().map(|m| m.raw.len() as u64).sum();
         summary.fetched += batch.len() as u64;
         summary.fetched_bytes += fetched_bytes;
@@ -392,6 +495,7 @@ async fn fetch_below_cursor(
             .fetched(&job.folder.name, batch.len() as u64, fetched_bytes);
         let changes = SourceChanges {
             updates: std::mem::take(updates),
+            too_large,
             ..Default::default()
         };
         account_commit(summary, job.writer.commit(batch, changes).await?.wait().await?);
@@ -468,24 +572,43 @@ fn account_commit(summary: &mut FolderSummary, r: crate::archive::IngestReport) 
     summary.deleted_at_source += r.deleted_at_source;
 }
 
-/// `UID FETCH` of one batch of UIDs with bodies.
+/// What one `UID FETCH` with bodies brought.
+#[derive(Default)]
+struct Fetched {
+    messages: Vec<RawMessage>,
+    /// Over the maximum message size by what the server sent: (UID, bytes).
+    too_large: Vec<(u32, u64)>,
+    /// Sent, but not kept: the batch already held its bound of bytes.
+    deferred: Vec<UidSize>,
+}
+
+/// `UID FETCH` of one batch of UIDs with bodies. The bodies kept are bounded by the
+/// bytes actually received, not by the sizes announced: past the announced total
+/// plus one maximum-size message, further bodies are dropped and returned as
+/// deferred (a single UID is always kept, and the guard bounds it).
 async fn fetch_bodies(
     s: &mut ImapSession,
     job: &FolderJob<'_>,
-    chunk: &[(u32, u64)],
+    chunk: &[UidSize],
     query: &str,
     uidvalidity: u32,
-) -> Result<Vec<RawMessage>, ImapError> {
+) -> Result<Fetched, ImapError> {
     let server = job.server;
     let f = job.folder;
     let set = uid_set(chunk.iter().map(|t| t.0));
     let what = format!("fetching {} messages of {}", chunk.len(), f.name);
-    let wanted: HashSet<u32> = chunk.iter().map(|t| t.0).collect();
+    let wanted: HashMap<u32, u64> = chunk.iter().copied().collect();
+    let bound = chunk
+        .iter()
+        .fold(0u64, |n, t| n.saturating_add(t.1))
+        .saturating_add(job.max_message_size);
+    job.dropped.clear();
     let mut st = s
         .uid_fetch(&set, query)
         .await
         .map_err(|e| ImapError::from_client(server, &what, e))?;
-    let mut out: Vec<RawMessage> = Vec::with_capacity(chunk.len());
+    let mut out = Fetched::default();
+    let mut held = 0u64;
     let mut seen: HashSet<u32> = HashSet::new();
     loop {
         // Each item within the I/O timeout: a stalled server cannot hang the pull.
@@ -502,11 +625,36 @@ async fn fetch_bodies(
         let Some(item) = next else { break };
         let item = item.map_err(|e| ImapError::from_client(server, &what, e))?;
         let Some(uid) = item.uid else { continue };
-        // Unsolicited FETCH (flag updates of other messages) carry no body: skipped.
-        let Some(body) = item.body() else { continue };
-        if !wanted.contains(&uid) || !seen.insert(uid) {
+        let Some(&announced) = wanted.get(&uid) else {
+            // Unsolicited FETCH (flag updates of other messages; a hostile server's
+            // bodies never asked for): skipped.
+            continue;
+        };
+        let body = match item.body() {
+            Some(b) if b.len() as u64 > job.max_message_size => {
+                out.too_large.push((uid, b.len() as u64));
+                seen.insert(uid);
+                continue;
+            }
+            Some(b) => b,
+            None => {
+                // The guard turned a literal over the maximum into NIL.
+                if let Some(n) = job.dropped.take() {
+                    if seen.insert(uid) {
+                        out.too_large.push((uid, n));
+                    }
+                }
+                continue;
+            }
+        };
+        if !seen.insert(uid) {
             continue;
         }
+        if held > 0 && held.saturating_add(body.len() as u64) > bound {
+            out.deferred.push((uid, announced));
+            continue;
+        }
+        held += body.len() as u64;
         let spec = PlacementSpec {
             account: job.account.to_string(),
             mailbox: f.name.clone(),
@@ -514,7 +662,7 @@ async fn fetch_bodies(
             flags: flags_of(&item),
             internal_date: item.internal_date().map(|d| d.timestamp()),
         };
-        out.push(RawMessage::new(body.to_vec(), vec![spec]));
+        out.messages.push(RawMessage::new(body.to_vec(), vec![spec]));
     }
     Ok(out)
 }

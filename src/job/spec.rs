@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::units::{CronExpr, Duration};
+use super::units::{ByteSize, CronExpr, Duration};
 use super::Timing;
 use crate::net::{Endpoint, SecretSource};
 
@@ -70,6 +70,15 @@ pub struct Limits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub bytes_per_second: Option<u64>,
+    /// The largest message archived: one the server announces or sends larger is
+    /// reported (folder and UID, or UIDL), not archived, not deleted, and not
+    /// fetched again; `status` lists it. Default `"512MiB"`.
+    #[serde(default = "default_max_message_size")]
+    pub max_message_size: ByteSize,
+}
+
+fn default_max_message_size() -> ByteSize {
+    ByteSize(crate::remote::DEFAULT_MAX_MESSAGE_SIZE)
 }
 
 fn default_connections_per_host() -> u32 {
@@ -86,6 +95,7 @@ impl Default for Limits {
             accounts_in_parallel: default_accounts_in_parallel(),
             messages_per_second: None,
             bytes_per_second: None,
+            max_message_size: default_max_message_size(),
         }
     }
 }

@@ -1,15 +1,18 @@
 //! Network plumbing shared by the IMAP and POP3 sources: server addresses, TLS set-up
 //! (rustls, verified by default), credentials that never come from argv, and the
-//! stream type both protocols run over.
+//! stream type both protocols run over, and the guard on what an IMAP server may
+//! make us hold.
 
 pub mod endpoint;
+pub mod guard;
 pub mod secret;
 pub mod stream;
 pub mod tls;
 
 pub use endpoint::{Endpoint, EndpointError, Scheme};
+pub use guard::Dropped;
 pub use secret::{Secret, SecretError, SecretSource};
-pub use stream::{MaybeTls, Tcp};
+pub use stream::{Guarded, MaybeTls, Tcp};
 pub use tls::{TlsError, TlsOptions};
 
 use std::time::Duration;

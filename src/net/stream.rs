@@ -9,6 +9,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use super::guard::{Dropped, LiteralGuard};
+
 /// A TCP connection and the server slot it holds (see
 /// [`crate::control::HostSlots`]), given back once the connection is closed on both
 /// sides (see the `Drop` impl).
@@ -109,5 +111,77 @@ impl AsyncWrite for MaybeTls {
             MaybeTls::Plain(s) => Pin::new(s).poll_shutdown(cx),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
+    }
+}
+
+/// A stream whose reads pass through a [`LiteralGuard`]: what an IMAP server sends
+/// reaches the parser only within the bounds of a maximum message size.
+pub struct Guarded<S> {
+    inner: S,
+    guard: LiteralGuard,
+    /// Scanned bytes not handed over yet (from `pos`).
+    out: Vec<u8>,
+    pos: usize,
+    raw: Box<[u8]>,
+}
+
+impl<S> Guarded<S> {
+    /// Guards `inner`; literals over `max_literal` bytes are dropped and queued in
+    /// `dropped`.
+    pub fn new(inner: S, max_literal: u64, dropped: Dropped) -> Guarded<S> {
+        Guarded {
+            inner,
+            guard: LiteralGuard::new(max_literal, dropped),
+            out: Vec::new(),
+            pos: 0,
+            raw: vec![0u8; 64 * 1024].into_boxed_slice(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Guarded<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guarded")
+            .field("pending", &(self.out.len() - self.pos))
+            .finish()
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if this.pos < this.out.len() {
+                let n = (this.out.len() - this.pos).min(buf.remaining());
+                buf.put_slice(&this.out[this.pos..this.pos + n]);
+                this.pos += n;
+                if this.pos == this.out.len() {
+                    this.out.clear();
+                    this.pos = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            let mut rb = ReadBuf::new(&mut this.raw);
+            std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
+            let n = rb.filled().len();
+            if n == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            this.guard
+                .feed(&this.raw[..n], &mut this.out)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }

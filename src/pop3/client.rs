@@ -41,6 +41,32 @@ pub struct Pop3Client {
     pub caps: Capabilities,
     /// Commands in flight at most (1 when the server does not pipeline).
     window: usize,
+    /// Messages the last LIST gave (bounds the UIDL listing).
+    listed: usize,
+}
+
+/// The most lines a LIST or UIDL answer may have: a maildrop of four million
+/// messages (far past what POP3 servers serve), ~200 MB held at most.
+pub const MAX_LISTING: usize = 4_000_000;
+
+/// The largest header `TOP n 0` may return.
+pub const MAX_HEADER: u64 = 16 << 20;
+
+/// A multi-line body, or the length of one read past its cap and dropped.
+enum Body {
+    Whole(Vec<u8>),
+    Dropped(u64),
+}
+
+/// What [`Pop3Client::retr_many`] could not hand over.
+#[derive(Debug, Default)]
+pub struct Retrieved {
+    /// Refused (`-ERR`), with the server's words.
+    pub refused: Vec<(u32, String)>,
+    /// Over the maximum message size by the bytes sent: (message number, bytes).
+    pub too_large: Vec<(u32, u64)>,
+    /// Sent past the batch's bound of bytes held: to be retrieved again alone.
+    pub deferred: Vec<(u32, u64)>,
 }
 
 impl Pop3Client {
@@ -66,6 +92,7 @@ impl Pop3Client {
             t,
             caps: Capabilities::default(),
             window: 1,
+            listed: 0,
         };
         let greeting = c.expect_ok("reading the greeting").await?;
         let apop = proto::apop_timestamp(&greeting).map(str::to_string);
@@ -98,6 +125,7 @@ impl Pop3Client {
                 t,
                 caps: Capabilities::default(),
                 window: 1,
+                listed: 0,
             };
         }
         c.caps = c.capa().await.unwrap_or_default();
@@ -256,16 +284,23 @@ impl Pop3Client {
         }
     }
 
-    /// The lines of a multi-line answer (after its +OK), dot-unstuffed.
-    async fn lines(&mut self, what: &str, limit: usize) -> Result<Vec<String>, Pop3Error> {
+    /// The lines of a multi-line answer (after its +OK), dot-unstuffed, each parsed
+    /// as it arrives; more than `limit` lines is an error (a server cannot make us
+    /// hold an endless listing).
+    async fn lines<T>(
+        &mut self,
+        what: &str,
+        limit: usize,
+        mut parse: impl FnMut(&Self, &str) -> Result<T, Pop3Error>,
+    ) -> Result<Vec<T>, Pop3Error> {
         let mut out = Vec::new();
-        for _ in 0..limit {
+        for _ in 0..=limit {
             let l = self.read_line(what).await?;
             if l == b"." {
                 return Ok(out);
             }
             let l = l.strip_prefix(b".").unwrap_or(&l);
-            out.push(String::from_utf8_lossy(l).into_owned());
+            out.push(parse(self, &String::from_utf8_lossy(l))?);
         }
         Err(self.proto(
             what,
@@ -279,7 +314,7 @@ impl Pop3Client {
     async fn capa(&mut self) -> Result<Capabilities, Pop3Error> {
         self.send("CAPA").await?;
         self.expect_ok("CAPA").await?;
-        let lines = self.lines("CAPA", 1000).await?;
+        let lines = self.lines("CAPA", 1000, |_, l| Ok(l.to_string())).await?;
         Ok(Capabilities::parse(lines.iter().map(String::as_str)))
     }
 
@@ -294,24 +329,22 @@ impl Pop3Client {
         if let Status::Err(_) = self.status("UIDL").await? {
             return Ok(None);
         }
-        let lines = self.lines("UIDL", 10_000_000).await?;
-        lines
-            .iter()
-            .map(|l| {
-                let (n, u) = l.split_once(' ').unwrap_or((l.as_str(), ""));
-                let msg = n.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    self.proto(
-                        "UIDL",
-                        proto::ProtoError::Malformed {
-                            what: "UIDL",
-                            line: l.chars().take(200).collect(),
-                        },
-                    )
-                })?;
-                Ok((msg, u.trim_end().to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+        let parse = |c: &Self, l: &str| {
+            let (n, u) = l.split_once(' ').unwrap_or((l, ""));
+            let msg = n.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                c.proto(
+                    "UIDL",
+                    proto::ProtoError::Malformed {
+                        what: "UIDL",
+                        line: l.chars().take(200).collect(),
+                    },
+                )
+            })?;
+            Ok((msg, u.trim_end().to_string()))
+        };
+        // One line per message LIST gave (and a few more: the planner reports them).
+        let limit = self.listed.saturating_add(1000).min(MAX_LISTING);
+        self.lines("UIDL", limit, parse).await.map(Some)
     }
 
     /// `TOP n 0` (the header) of each message, pipelined when allowed; `None` when
@@ -329,13 +362,24 @@ impl Pop3Client {
             }
             let what = format!("TOP {msg} 0");
             match self.status(&what).await? {
-                Status::Ok(_) => out.push((msg, self.read_body(&what, 4096).await?)),
+                Status::Ok(_) => match self.read_body(&what, 4096, MAX_HEADER).await? {
+                    Body::Whole(h) => out.push((msg, h)),
+                    Body::Dropped(n) => {
+                        return Err(self.proto(
+                            &what,
+                            proto::ProtoError::Malformed {
+                                what: "TOP",
+                                line: format!("a header of {n} bytes (more than {MAX_HEADER})"),
+                            },
+                        ))
+                    }
+                },
                 Status::Err(detail) if i == 0 => {
                     // Answers to the commands already sent are read and dropped.
                     for m in &msgs[1..sent] {
                         let what = format!("TOP {m} 0");
                         if let Status::Ok(_) = self.status(&what).await? {
-                            self.read_body(&what, 4096).await?;
+                            self.read_body(&what, 4096, 0).await?;
                         }
                     }
                     tracing::debug!(detail, "TOP refused");
@@ -357,44 +401,62 @@ impl Pop3Client {
     pub async fn list(&mut self) -> Result<Vec<(u32, u64)>, Pop3Error> {
         self.send("LIST").await?;
         self.expect_ok("LIST").await?;
-        let lines = self.lines("LIST", 10_000_000).await?;
-        lines
-            .iter()
-            .map(|l| proto::parse_list_line(l).map_err(|e| self.proto("LIST", e)))
-            .collect()
+        let sizes = self
+            .lines("LIST", MAX_LISTING, |c, l| {
+                proto::parse_list_line(l).map_err(|e| c.proto("LIST", e))
+            })
+            .await?;
+        self.listed = sizes.len();
+        Ok(sizes)
     }
 
-    /// Reads one dot-stuffed multi-line body, streaming through the decoder.
-    async fn read_body(&mut self, what: &str, expect: u64) -> Result<Vec<u8>, Pop3Error> {
-        let mut out = Vec::with_capacity(expect.min(64 << 20) as usize);
+    /// Reads one dot-stuffed multi-line body, streaming through the decoder. Past
+    /// `cap` bytes the rest is read and dropped (the answer must still be consumed):
+    /// only its length is kept.
+    async fn read_body(&mut self, what: &str, expect: u64, cap: u64) -> Result<Body, Pop3Error> {
+        let mut out = Vec::with_capacity(expect.min(cap).min(64 << 20) as usize);
+        let mut dropped: Option<u64> = None;
         let mut d = DotDecoder::new();
         loop {
             self.fill(what).await?;
             let buf = self.s.buffer();
-            match d.feed(buf, &mut out) {
-                Fed::More => {
-                    let n = buf.len();
-                    self.s.consume(n);
-                }
-                Fed::End(n) => {
-                    self.s.consume(n);
-                    return Ok(out);
-                }
+            let fed = d.feed(buf, &mut out);
+            let n = match fed {
+                Fed::More => buf.len(),
+                Fed::End(n) => n,
+            };
+            self.s.consume(n);
+            if dropped.is_some() || out.len() as u64 > cap {
+                let so_far = dropped.unwrap_or(0).saturating_add(out.len() as u64);
+                dropped = Some(so_far);
+                out = Vec::new();
+            }
+            if let Fed::End(_) = fed {
+                return Ok(match dropped {
+                    Some(n) => Body::Dropped(n),
+                    None => Body::Whole(out),
+                });
             }
         }
     }
 
     /// `RETR` of each message, pipelined (a window of commands in flight) when the
-    /// server allows it; `on_message` gets each message's bytes in order. A message
-    /// the server refuses (`-ERR`) is skipped and returned with the server's words.
+    /// server allows it; `on_message` gets each message's bytes in order. Bodies kept
+    /// are bounded by bytes received: one over `max` is reported too large; past
+    /// `bound` bytes held in all (after the first), the rest are deferred (read and
+    /// dropped, to be retrieved again on their own). A message the server refuses
+    /// (`-ERR`) is skipped and returned with the server's words.
     pub async fn retr_many(
         &mut self,
         msgs: &[(u32, u64)],
+        max: u64,
+        bound: u64,
         mut on_message: impl FnMut(u32, Vec<u8>),
-    ) -> Result<Vec<(u32, String)>, Pop3Error> {
+    ) -> Result<Retrieved, Pop3Error> {
         let window = self.window;
         let mut sent = 0;
-        let mut refused = Vec::new();
+        let mut held = 0u64;
+        let mut r = Retrieved::default();
         for (i, &(msg, size)) in msgs.iter().enumerate() {
             while sent < msgs.len() && sent < i + window {
                 self.send(&format!("RETR {}", msgs[sent].0)).await?;
@@ -403,13 +465,24 @@ impl Pop3Client {
             let what = format!("RETR {msg}");
             match self.status(&what).await? {
                 Status::Ok(_) => {
-                    let body = self.read_body(&what, size).await?;
-                    on_message(msg, body);
+                    let cap = if held == 0 {
+                        max
+                    } else {
+                        max.min(bound.saturating_sub(held))
+                    };
+                    match self.read_body(&what, size, cap).await? {
+                        Body::Whole(body) => {
+                            held = held.saturating_add(body.len() as u64);
+                            on_message(msg, body);
+                        }
+                        Body::Dropped(n) if n > max => r.too_large.push((msg, n)),
+                        Body::Dropped(_) => r.deferred.push((msg, size)),
+                    }
                 }
-                Status::Err(detail) => refused.push((msg, detail)),
+                Status::Err(detail) => r.refused.push((msg, detail)),
             }
         }
-        Ok(refused)
+        Ok(r)
     }
 
     /// `DELE` of each message (pipelined when allowed). Deletions take effect at QUIT.

@@ -9,10 +9,13 @@ use tracing::{info, info_span, warn, Instrument};
 
 use super::client::{Pop3Client, Pop3Session};
 use super::{proto, Pop3Error};
-use crate::archive::{IngestReport, PlacementChange, PlacementUpdate, Pop3Placements, SourceChanges};
+use crate::archive::{IngestReport, PlacementChange, PlacementUpdate, Pop3Placements, SourceChanges, TooLargeSource};
 use crate::model::{Flags, PlacementSpec, RawMessage, SourceKey};
 use crate::plan::pop3_sync::{self, DeletePolicy, Listed};
-use crate::remote::{backoff, BatchLimits, ConnectOptions, FolderSummary, PullProgress, PullSummary};
+use crate::records::TooLargeRecord;
+use crate::remote::{
+    backoff, BatchLimits, ConnectOptions, FolderSummary, PullProgress, PullSummary, SizeSeen, TooLarge,
+};
 use crate::writer::{PendingCommit, Writer};
 
 /// POP3 serves one mailbox; it is archived under this name.
@@ -245,7 +248,31 @@ async fn pull_once(
 
     let untrusted: HashSet<u32> = plan.untrusted.iter().map(|u| u.0).collect();
     let by_msg: HashMap<u32, &Listed> = listed.iter().map(|l| (l.msg, l)).collect();
-    let todo: Vec<(u32, u64)> = plan.retrieve.iter().map(|m| (*m, by_msg[m].size)).collect();
+    let max = o.connect.max_message_size;
+    // Recorded as too large by an earlier run: not retrieved again.
+    let known_large: HashSet<String> = writer
+        .too_large(&o.account, MAILBOX)
+        .await?
+        .into_iter()
+        .filter_map(|(s, _)| match s {
+            SourceKey::Pop3 { uidl } => Some(uidl),
+            _ => None,
+        })
+        .collect();
+    // Over the maximum by LIST's size: never retrieved, never deleted.
+    type Sized = Vec<(u32, u64)>;
+    let (over, mut todo): (Sized, Sized) = plan
+        .retrieve
+        .iter()
+        .filter(|m| identity != Identity::Uidl || untrusted.contains(m) || !known_large.contains(&by_msg[m].uidl))
+        .map(|m| (*m, by_msg[m].size))
+        .partition(|t| t.1 > max);
+    let record = |l: &Listed| (identity == Identity::Uidl && !untrusted.contains(&l.msg)).then(|| l.uidl.clone());
+    let mut large: Vec<TooLargeSource> = over
+        .iter()
+        .map(|&(msg, size)| too_large(summary, by_msg[&msg], size, SizeSeen::Announced, max))
+        .filter_map(|t| record(by_msg[&t.0]).map(|uidl| too_large_source(o, uidl, t.1)))
+        .collect();
     // Sizes are the server's word: summed without overflow.
     progress.to_fetch(
         MAILBOX,
@@ -287,11 +314,12 @@ async fn pull_once(
             bytes = bytes.saturating_add(todo[end].1);
             end += 1;
         }
-        let chunk = &todo[start..end];
+        let chunk = &todo[start..end].to_vec();
         o.control.pace(chunk.len() as u64, bytes).await;
         let mut batch: Vec<RawMessage> = Vec::with_capacity(chunk.len());
-        let refused_here = c
-            .retr_many(chunk, |msg, raw| {
+        let bound = bytes.saturating_add(max);
+        let got = c
+            .retr_many(chunk, max, bound, |msg, raw| {
                 let l = by_msg[&msg];
                 let raw = proto::strip_added_crlf(raw, l.size);
                 let spec = PlacementSpec {
@@ -304,18 +332,30 @@ async fn pull_once(
                 batch.push(RawMessage::new(raw, vec![spec]));
             })
             .await?;
+        for &(msg, n) in &got.too_large {
+            let t = too_large(summary, by_msg[&msg], n, SizeSeen::Received, max);
+            if let Some(uidl) = record(by_msg[&msg]) {
+                large.push(too_large_source(o, uidl, t.1));
+            }
+        }
+        // Past the batch's bound of bytes held: retrieved again, each alone (a size of
+        // `max` puts it in a batch of its own).
+        todo.extend(got.deferred.iter().map(|&(m, _)| (m, max)));
+        let skipped: HashSet<u32> = got.too_large.iter().chain(&got.deferred).map(|t| t.0).collect();
+        let refused_here = got.refused;
         let fetched_bytes: u64 = batch.iter().map(|m| m.raw.len() as u64).sum();
         summary.fetched += batch.len() as u64;
         summary.fetched_bytes += fetched_bytes;
         progress.fetched(MAILBOX, batch.len() as u64, fetched_bytes);
         let changes = SourceChanges {
             updates: std::mem::take(&mut updates),
+            too_large: std::mem::take(&mut large),
             ..Default::default()
         };
         let deletable: Vec<u32> = chunk
             .iter()
             .map(|t| t.0)
-            .filter(|m| delete_after_commit(*m) && !refused_here.iter().any(|r| r.0 == *m))
+            .filter(|m| delete_after_commit(*m) && !skipped.contains(m) && !refused_here.iter().any(|r| r.0 == *m))
             .collect();
         refused.extend(refused_here);
         let pending = writer.commit(batch, changes).await?;
@@ -328,9 +368,10 @@ async fn pull_once(
     if let Some((prev, d)) = in_flight.take() {
         settle(prev.wait().await?, d, summary);
     }
-    if !updates.is_empty() {
+    if !updates.is_empty() || !large.is_empty() {
         let changes = SourceChanges {
             updates,
+            too_large: large,
             ..Default::default()
         };
         let r = writer.commit(Vec::new(), changes).await?.wait().await?;
@@ -357,6 +398,35 @@ async fn pull_once(
         ));
     }
     Ok(())
+}
+
+/// Says that `l` is over the maximum message size and adds it to `summary`;
+/// returns (message number, bytes, seen).
+fn too_large(summary: &mut FolderSummary, l: &Listed, bytes: u64, seen: SizeSeen, max: u64) -> (u32, (u64, bool)) {
+    warn!(msg = l.msg, uidl = %l.uidl, bytes, max, ?seen, "message larger than the maximum message size: not archived, not deleted");
+    summary.too_large.push(TooLarge {
+        folder: MAILBOX.into(),
+        uidvalidity: None,
+        uid: None,
+        uidl: Some(l.uidl.clone()),
+        bytes,
+        seen,
+    });
+    (l.msg, (bytes, seen == SizeSeen::Received))
+}
+
+/// The record that keeps a too-large message from being retrieved again.
+fn too_large_source(o: &Pop3PullOptions, uidl: String, (bytes, received): (u64, bool)) -> TooLargeSource {
+    TooLargeSource {
+        account: o.account.clone(),
+        mailbox: MAILBOX.into(),
+        source: SourceKey::Pop3 { uidl },
+        record: TooLargeRecord {
+            bytes,
+            received,
+            at: chrono::Utc::now().timestamp(),
+        },
+    }
 }
 
 /// One message in a dry run's lists.

@@ -125,7 +125,8 @@ async fn pull_and_replay(
     scope: &Scope,
     run: &mut AccountRun,
 ) -> Result<(), Failure> {
-    let connect = connect_options(env, &acct.endpoint, &acct.spec.login()).await?;
+    let mut connect = connect_options(env, &acct.endpoint, &acct.spec.login()).await?;
+    connect.max_message_size = job.limits.max_message_size.0;
     let control = Control {
         stop: env.stop.clone(),
         pace: Pace::new(job.limits.messages_per_second, job.limits.bytes_per_second),
@@ -258,5 +259,6 @@ pub async fn connect_options(env: &Env, ep: &Endpoint, login: &Login) -> Result<
         },
         io_timeout: login.timeout,
         slots: env.slots.of(&crate::job::host_key(ep)),
+        max_message_size: crate::remote::DEFAULT_MAX_MESSAGE_SIZE,
     })
 }

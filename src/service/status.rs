@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::account::AccountRun;
 use crate::job::Outcome;
+use crate::remote::TooLarge;
 
 /// The status of one job's accounts.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -33,7 +34,14 @@ pub struct AccountStatus {
     /// Since the status file was created.
     pub runs: u64,
     pub messages_total: u64,
+    /// Messages left unarchived for being over the job's `max_message_size`, as runs
+    /// found them (each once; the most recent [`TOO_LARGE_KEPT`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub too_large: Vec<TooLarge>,
 }
+
+/// How many too-large messages an account's status keeps.
+pub const TOO_LARGE_KEPT: usize = 1000;
 
 /// The last run, short.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -94,6 +102,13 @@ impl JobStatus {
         a.next_run = next_run;
         a.runs += 1;
         a.messages_total += run.new_messages;
+        for t in run.pull.iter().flat_map(|p| &p.total.too_large) {
+            if !a.too_large.contains(t) {
+                a.too_large.push(t.clone());
+            }
+        }
+        let over = a.too_large.len().saturating_sub(TOO_LARGE_KEPT);
+        a.too_large.drain(..over);
         a.last_run = Some(LastRun {
             started: run.started,
             ended: run.ended,

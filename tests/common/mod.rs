@@ -188,17 +188,41 @@ pub fn shared_edge_cases() -> Option<Vec<PathBuf>> {
     (!v.is_empty()).then_some(v)
 }
 
-/// Runs `cmd` to completion and returns its output and peak RSS in bytes (from
-/// `wait4`'s rusage of that one child).
-#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives the rusage
+/// Runs `cmd` to completion and returns its output and peak RSS in bytes: the
+/// child's `VmHWM`, read from `/proc` every few milliseconds while it runs. (Not
+/// `wait4`'s `ru_maxrss`: Linux counts in it the high-water mark of the test process
+/// the child was forked from, so a test that once held 200 MB would taint every
+/// later measurement.)
 pub fn output_with_peak_rss(mut cmd: Command) -> (std::process::ExitStatus, u64, Vec<u8>, Vec<u8>) {
     use std::io::Read;
-    use std::os::unix::process::ExitStatusExt;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
+    let (peak, done) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+    let status_file = format!("/proc/{}/status", child.id());
+    let watcher = {
+        let (peak, done) = (peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            // Bounded: the child's run (tests bound theirs) at 5 ms a read.
+            while !done.load(Ordering::Relaxed) {
+                let Ok(text) = std::fs::read_to_string(&status_file) else {
+                    break;
+                };
+                let hwm = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+                if let Some(kb) = hwm {
+                    peak.fetch_max(kb * 1024, Ordering::Relaxed);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        })
+    };
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let t = std::thread::spawn(move || {
@@ -209,17 +233,10 @@ pub fn output_with_peak_rss(mut cmd: Command) -> (std::process::ExitStatus, u64,
     let mut out = Vec::new();
     stdout.read_to_end(&mut out).ok();
     let err = t.join().unwrap();
-    let mut status = 0;
-    // SAFETY: plain FFI call with valid pointers to locals; the pid is our child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(r, child.id() as i32, "wait4");
-    (
-        std::process::ExitStatus::from_raw(status),
-        usage.ru_maxrss as u64 * 1024,
-        out,
-        err,
-    )
+    let status = child.wait().expect("wait");
+    done.store(true, Ordering::Relaxed);
+    watcher.join().unwrap();
+    (status, peak.load(Ordering::Relaxed), out, err)
 }
 
 /// A small deterministic PRNG (xorshift64*) for randomised test rounds.

@@ -4,6 +4,7 @@
 //! line of a megabyte. Plaintext, any login accepted, blocking std I/O on a thread
 //! per connection; it records every command line it received.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,21 @@ pub struct Script {
     /// When set, the first `UID FETCH` is answered by one untagged line of this many
     /// bytes that no parser accepts.
     pub garbage_line: Option<usize>,
+    /// RFC822.SIZE given for these UIDs instead of the body's length.
+    pub claimed: HashMap<u32, u64>,
+    /// These UIDs' bodies are sent as a literal of this many bytes (a small header,
+    /// then filler), written in chunks: the server never holds them.
+    pub literal_len: HashMap<u32, u64>,
+    /// A body fetch sends its literal's announcement and this many bytes of it, then
+    /// stalls (for 60 s, without closing).
+    pub stall_after: Option<u64>,
+    /// Every `UID FETCH` with bodies also answers for UIDs 9001..=9003, never asked.
+    pub unasked: bool,
+    /// LIST answers these raw lines (without line ends) before INBOX.
+    pub extra_list: Vec<Vec<u8>>,
+    /// The first `UID` command is answered by a status line that never ends (up to
+    /// 256 MB, or until the client hangs up).
+    pub endless_line: bool,
 }
 
 impl Script {
@@ -41,6 +57,12 @@ impl Script {
             messages: (1..=n).map(|u| (u, message(u))).collect(),
             vanished: None,
             garbage_line: None,
+            claimed: HashMap::new(),
+            literal_len: HashMap::new(),
+            stall_after: None,
+            unasked: false,
+            extra_list: Vec::new(),
+            endless_line: false,
         }
     }
 }
@@ -104,7 +126,17 @@ fn session(s: TcpStream, script: &Mutex<Script>, lines: &Mutex<Vec<String>>) {
             "CAPABILITY" => format!("* CAPABILITY IMAP4rev1 {}\r\n{tag} OK done\r\n", sc.caps).into_bytes(),
             "LOGIN" => format!("{tag} OK logged in\r\n").into_bytes(),
             "ENABLE" => format!("* ENABLED {rest}\r\n{tag} OK enabled\r\n").into_bytes(),
-            "LIST" => format!("* LIST (\\HasNoChildren) \"/\" \"INBOX\"\r\n{tag} OK done\r\n").into_bytes(),
+            "LIST" => {
+                let mut out = Vec::new();
+                for l in &sc.extra_list {
+                    out.extend_from_slice(l);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(
+                    format!("* LIST (\\HasNoChildren) \"/\" \"INBOX\"\r\n{tag} OK done\r\n").as_bytes(),
+                );
+                out
+            }
             "EXAMINE" | "SELECT" => examine(&sc, &tag).into_bytes(),
             "UID" => {
                 fetches += 1;
@@ -115,7 +147,16 @@ fn session(s: TcpStream, script: &Mutex<Script>, lines: &Mutex<Vec<String>>) {
                         g.extend_from_slice(b"\r\n");
                         g
                     }
-                    _ => uid_command(&sc, &tag, &rest),
+                    _ if sc.endless_line && fetches == 1 => {
+                        endless_line(&mut w);
+                        return;
+                    }
+                    _ => {
+                        if uid_command(&sc, &tag, &rest, &mut w).is_err() {
+                            return;
+                        }
+                        Vec::new()
+                    }
                 }
             }
             "LOGOUT" => {
@@ -145,13 +186,27 @@ fn examine(sc: &Script, tag: &str) -> String {
     out
 }
 
-fn uid_command(sc: &Script, tag: &str, rest: &str) -> Vec<u8> {
+/// `* OK aaaa…` without a line end, until the client hangs up (at most 256 MB).
+fn endless_line(w: &mut TcpStream) {
+    let chunk = vec![b'a'; 64 * 1024];
+    if w.write_all(b"* OK ").is_err() {
+        return;
+    }
+    for _ in 0..4096 {
+        if w.write_all(&chunk).is_err() {
+            return;
+        }
+    }
+}
+
+/// Answers `UID SEARCH` / `UID FETCH`, writing as it goes (literals of
+/// `literal_len` are never held).
+fn uid_command(sc: &Script, tag: &str, rest: &str, w: &mut TcpStream) -> std::io::Result<()> {
     let mut parts = rest.splitn(3, ' ');
     let sub = parts.next().unwrap_or("").to_ascii_uppercase();
     let mut set = parts.next().unwrap_or("").to_string();
     let items = parts.next().unwrap_or("").to_ascii_uppercase();
     let max = sc.messages.iter().map(|m| m.0).max().unwrap_or(0);
-    let mut out = Vec::new();
     if sub == "SEARCH" {
         // `UID SEARCH UID a:b`
         if set.eq_ignore_ascii_case("UID") {
@@ -163,35 +218,86 @@ fn uid_command(sc: &Script, tag: &str, rest: &str) -> Vec<u8> {
             .filter(|m| uid_set_contains(&set, m.0, max))
             .map(|m| m.0.to_string())
             .collect();
-        out.extend_from_slice(format!("* SEARCH {}\r\n", uids.join(" ")).as_bytes());
+        w.write_all(format!("* SEARCH {}\r\n", uids.join(" ")).as_bytes())?;
     } else if sub == "FETCH" {
         if items.contains("VANISHED") {
             if let Some(v) = &sc.vanished {
-                out.extend_from_slice(format!("{v}\r\n").as_bytes());
+                w.write_all(format!("{v}\r\n").as_bytes())?;
             }
         }
+        let bodies = items.contains("BODY.PEEK[]");
+        let unasked: Vec<(u32, Vec<u8>)> = if sc.unasked && bodies {
+            (9001..=9003).map(|u| (u, message(u))).collect()
+        } else {
+            Vec::new()
+        };
         for (seq, (uid, body)) in sc.messages.iter().enumerate() {
             if !uid_set_contains(&set, *uid, max) {
                 continue;
             }
-            let mut f = format!("* {} FETCH (UID {uid}", seq + 1);
-            if items.contains("RFC822.SIZE") {
-                f.push_str(&format!(" RFC822.SIZE {}", body.len()));
+            fetch_response(sc, seq + 1, *uid, body, &items, w)?;
+            if let Some((u, b)) = unasked.get(seq) {
+                fetch_response(sc, seq + 1, *u, b, &items, w)?;
             }
-            if items.contains("FLAGS") {
-                f.push_str(" FLAGS ()");
-            }
-            if items.contains("INTERNALDATE") {
-                f.push_str(" INTERNALDATE \"17-Jul-2021 02:44:25 +0000\"");
-            }
-            out.extend_from_slice(f.as_bytes());
-            if items.contains("BODY.PEEK[]") {
-                out.extend_from_slice(format!(" BODY[] {{{}}}\r\n", body.len()).as_bytes());
-                out.extend_from_slice(body);
-            }
-            out.extend_from_slice(b")\r\n");
         }
     }
-    out.extend_from_slice(format!("{tag} OK done\r\n").as_bytes());
-    out
+    w.write_all(format!("{tag} OK done\r\n").as_bytes())
+}
+
+fn fetch_response(
+    sc: &Script,
+    seq: usize,
+    uid: u32,
+    body: &[u8],
+    items: &str,
+    w: &mut TcpStream,
+) -> std::io::Result<()> {
+    let len = sc.literal_len.get(&uid).copied().unwrap_or(body.len() as u64);
+    let mut f = format!("* {seq} FETCH (UID {uid}");
+    if items.contains("RFC822.SIZE") {
+        f.push_str(&format!(
+            " RFC822.SIZE {}",
+            sc.claimed.get(&uid).copied().unwrap_or(len)
+        ));
+    }
+    if items.contains("FLAGS") {
+        f.push_str(" FLAGS ()");
+    }
+    if items.contains("INTERNALDATE") {
+        f.push_str(" INTERNALDATE \"17-Jul-2021 02:44:25 +0000\"");
+    }
+    w.write_all(f.as_bytes())?;
+    if items.contains("BODY.PEEK[]") {
+        w.write_all(format!(" BODY[] {{{len}}}\r\n").as_bytes())?;
+        if let Some(n) = sc.stall_after {
+            w.write_all(&body[..(n as usize).min(body.len())])?;
+            w.flush()?;
+            std::thread::sleep(Duration::from_secs(60));
+            return Err(std::io::Error::other("stalled"));
+        }
+        if sc.literal_len.contains_key(&uid) {
+            write_filler(uid, len, w)?;
+        } else {
+            w.write_all(body)?;
+        }
+    }
+    w.write_all(b")\r\n")
+}
+
+/// A message of exactly `len` bytes (a header naming `uid`, then lines of `x`),
+/// written in chunks.
+fn write_filler(uid: u32, len: u64, w: &mut TcpStream) -> std::io::Result<()> {
+    let head = format!("From: a@example.com\r\nSubject: big {uid}\r\n\r\n");
+    let head = &head.as_bytes()[..head.len().min(len as usize)];
+    w.write_all(head)?;
+    let mut line = vec![b'x'; 78];
+    line.extend_from_slice(b"\r\n");
+    let chunk = line.repeat(800);
+    let mut left = len - head.len() as u64;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        w.write_all(&chunk[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
 }

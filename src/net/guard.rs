@@ -1,0 +1,417 @@
+//! What an IMAP server may make us hold in memory, checked on the bytes as they
+//! arrive, before the IMAP parser (async-imap) sees them.
+//!
+//! async-imap grows its buffer to whatever size a literal (`{N}` CRLF) announces,
+//! before a byte of it has arrived, up to 512 MiB, and keeps a whole response in
+//! memory. A server that announces RFC822.SIZE 1 and then a 400 MB literal would be
+//! believed. This guard sits between the socket and the parser:
+//!
+//! 1. A literal announced larger than the maximum message size is never passed on:
+//!    the announcement becomes `NIL` and the literal's bytes are read and dropped as
+//!    they arrive. Its size is queued ([`Dropped`]) so the fetch can report the
+//!    message as too large, by UID.
+//! 2. A response (its lines and the literals passed on) is bounded by the maximum
+//!    message size plus [`RESPONSE_SLACK`]; a status line (`* OK`, `tag NO`, `+`,
+//!    which carry free text and never a literal) by [`TEXT_LINE_LIMIT`]. Past either,
+//!    reading fails with an error that says which.
+//!
+//! The scanner is pure (bytes in, bytes out); [`super::Guarded`] runs it on a stream.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+/// Bytes a response may hold beyond one literal of the maximum message size: its
+/// other lines (a UID SEARCH of ten million UIDs is ~80 MB).
+pub const RESPONSE_SLACK: u64 = 128 << 20;
+
+/// The longest status line (free text) accepted.
+pub const TEXT_LINE_LIMIT: u64 = 1 << 20;
+
+/// The most digits a literal's length is read with (`u64::MAX` has 20).
+const MAX_DIGITS: usize = 20;
+
+/// Why the guard stopped a connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuardError {
+    #[error("the server sent a status line of more than {limit} bytes without a line end")]
+    TextLineTooLong { limit: u64 },
+    #[error("the server sent a response of more than {limit} bytes (the maximum message size plus {} MiB)", RESPONSE_SLACK >> 20)]
+    ResponseTooLarge { limit: u64 },
+}
+
+/// Sizes of literals the guard dropped, oldest first, shared between the stream and
+/// the code that reads the parsed responses.
+#[derive(Clone, Debug, Default)]
+pub struct Dropped(Arc<Mutex<VecDeque<u64>>>);
+
+impl Dropped {
+    /// The size of the oldest dropped literal not yet accounted for.
+    pub fn take(&self) -> Option<u64> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
+    }
+    /// Forgets every dropped literal not yet accounted for (before a new command).
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+    fn push(&self, n: u64) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push_back(n);
+    }
+}
+
+/// What kind of line the scanner is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// The first two tokens are not read yet.
+    Undecided,
+    /// `+ …`, `* OK|NO|BAD|BYE|PREAUTH …`, `tag OK|NO|BAD …`: free text, no literals.
+    Text,
+    /// Anything else: `{N}` CRLF announces a literal.
+    Structured,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Outside literals.
+    Line,
+    /// In `{digits`, `{digits}` or `{digits}\r` (the bytes are held back).
+    Brace,
+    /// In a literal passed on: this many bytes left.
+    Literal(u64),
+    /// In a literal dropped: this many bytes left.
+    Swallow(u64),
+}
+
+/// The scanner; see the module documentation.
+#[derive(Debug)]
+pub struct LiteralGuard {
+    max_literal: u64,
+    state: State,
+    kind: Kind,
+    /// The first bytes of the current line (to decide its kind).
+    head: Vec<u8>,
+    /// Bytes of the current line outside literals.
+    line: u64,
+    /// Bytes of the current response passed on.
+    response: u64,
+    /// `{digits}` CR held back until we know whether it announces a literal.
+    held: Vec<u8>,
+    dropped: Dropped,
+}
+
+impl LiteralGuard {
+    pub fn new(max_literal: u64, dropped: Dropped) -> LiteralGuard {
+        LiteralGuard {
+            max_literal,
+            state: State::Line,
+            kind: Kind::Undecided,
+            head: Vec::new(),
+            line: 0,
+            response: 0,
+            held: Vec::new(),
+            dropped,
+        }
+    }
+
+    fn response_limit(&self) -> u64 {
+        self.max_literal.saturating_add(RESPONSE_SLACK)
+    }
+
+    /// Scans `input`, appending to `out` what the parser may see.
+    pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), GuardError> {
+        while !input.is_empty() {
+            match self.state {
+                State::Literal(left) => {
+                    let n = left.min(input.len() as u64) as usize;
+                    out.extend_from_slice(&input[..n]);
+                    input = &input[n..];
+                    self.state = if left == n as u64 {
+                        State::Line
+                    } else {
+                        State::Literal(left - n as u64)
+                    };
+                }
+                State::Swallow(left) => {
+                    let n = left.min(input.len() as u64) as usize;
+                    input = &input[n..];
+                    self.state = if left == n as u64 {
+                        State::Line
+                    } else {
+                        State::Swallow(left - n as u64)
+                    };
+                }
+                State::Line | State::Brace => {
+                    let b = input[0];
+                    input = &input[1..];
+                    self.byte(b, out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One byte outside literals.
+    fn byte(&mut self, b: u8, out: &mut Vec<u8>) -> Result<(), GuardError> {
+        self.line += 1;
+        self.response += 1;
+        if self.kind == Kind::Undecided {
+            self.decide(b);
+        }
+        if self.kind == Kind::Text && self.line > TEXT_LINE_LIMIT {
+            return Err(GuardError::TextLineTooLong { limit: TEXT_LINE_LIMIT });
+        }
+        if self.response > self.response_limit() {
+            return Err(GuardError::ResponseTooLarge {
+                limit: self.response_limit(),
+            });
+        }
+        if self.state == State::Brace {
+            return self.brace_byte(b, out);
+        }
+        if b == b'{' && self.kind == Kind::Structured {
+            self.held.push(b);
+            self.state = State::Brace;
+            return Ok(());
+        }
+        out.push(b);
+        if b == b'\n' {
+            self.end_line();
+        }
+        Ok(())
+    }
+
+    /// Decides the line's kind from its first two tokens (`b` is the line's next byte).
+    fn decide(&mut self, b: u8) {
+        if matches!(b, b' ' | b'\r' | b'\n') {
+            let tokens: Vec<&[u8]> = self.head.split(|&c| c == b' ').collect();
+            let kind = match tokens.as_slice() {
+                [first] if *first == b"+" => Some(Kind::Text),
+                [_] if b != b' ' => Some(Kind::Structured),
+                [_, second] => Some(
+                    if [&b"OK"[..], b"NO", b"BAD", b"BYE", b"PREAUTH"]
+                        .iter()
+                        .any(|w| second.eq_ignore_ascii_case(w))
+                    {
+                        Kind::Text
+                    } else {
+                        Kind::Structured
+                    },
+                ),
+                _ => None,
+            };
+            if let Some(k) = kind {
+                self.kind = k;
+                return;
+            }
+        }
+        if self.head.len() >= 16 {
+            self.kind = Kind::Structured;
+            return;
+        }
+        self.head.push(b);
+    }
+
+    /// A byte after `{`: digits, then `}`, CR, LF make a literal; anything else
+    /// means the held bytes were ordinary text.
+    fn brace_byte(&mut self, b: u8, out: &mut Vec<u8>) -> Result<(), GuardError> {
+        let digits = self.held.len() - 1;
+        let closed = self.held.last() == Some(&b'}');
+        let cr = self.held.last() == Some(&b'\r');
+        let fits = match b {
+            b'0'..=b'9' => !closed && !cr && digits < MAX_DIGITS,
+            b'}' => !closed && !cr && digits >= 1,
+            b'\r' => closed,
+            b'\n' => cr,
+            _ => false,
+        };
+        if !fits {
+            out.append(&mut self.held);
+            self.state = State::Line;
+            // The byte itself may start a new brace or end the line.
+            self.line -= 1;
+            self.response -= 1;
+            return self.byte(b, out);
+        }
+        if b != b'\n' {
+            self.held.push(b);
+            return Ok(());
+        }
+        let n = self.held[1..self.held.len() - 2]
+            .iter()
+            .try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+            .unwrap_or(u64::MAX);
+        self.held.clear();
+        // The line goes on after the literal: its kind stays, its length restarts.
+        self.line = 0;
+        if n > self.max_literal {
+            out.extend_from_slice(b"NIL");
+            self.dropped.push(n);
+            self.state = if n == 0 { State::Line } else { State::Swallow(n) };
+            return Ok(());
+        }
+        out.extend_from_slice(b"{");
+        out.extend_from_slice(n.to_string().as_bytes());
+        out.extend_from_slice(b"}\r\n");
+        self.response = self.response.saturating_add(n);
+        if self.response > self.response_limit() {
+            return Err(GuardError::ResponseTooLarge {
+                limit: self.response_limit(),
+            });
+        }
+        self.state = if n == 0 { State::Line } else { State::Literal(n) };
+        Ok(())
+    }
+
+    /// A line end outside literals: the response ends here.
+    fn end_line(&mut self) {
+        self.kind = Kind::Undecided;
+        self.head.clear();
+        self.line = 0;
+        self.response = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(max: u64, chunks: &[&[u8]]) -> (Result<Vec<u8>, GuardError>, Vec<u64>) {
+        let dropped = Dropped::default();
+        let mut g = LiteralGuard::new(max, dropped.clone());
+        let mut out = Vec::new();
+        for c in chunks {
+            if let Err(e) = g.feed(c, &mut out) {
+                return (Err(e), std::iter::from_fn(|| dropped.take()).collect());
+            }
+        }
+        (Ok(out), std::iter::from_fn(|| dropped.take()).collect())
+    }
+
+    #[test]
+    fn small_literals_and_plain_lines_pass_unchanged() {
+        let input: &[u8] =
+            b"* OK ready {99999999999}\r\n* 1 FETCH (UID 5 BODY[] {5}\r\nab{3}\r\n FLAGS (\\Seen))\r\nA1 OK done\r\n";
+        for split in 0..input.len() {
+            let (out, dropped) = run(100, &[&input[..split], &input[split..]]);
+            assert_eq!(out.unwrap(), input, "split at {split}");
+            assert!(dropped.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_literal_over_the_maximum_becomes_nil_and_its_bytes_are_dropped() {
+        let body = vec![b'x'; 1000];
+        let mut input = b"* 1 FETCH (UID 7 BODY[] {1000}\r\n".to_vec();
+        input.extend_from_slice(&body);
+        input.extend_from_slice(b")\r\nA1 OK done\r\n");
+        for split in [0, 20, 28, 29, 30, 31, 500, input.len()] {
+            let (out, dropped) = run(999, &[&input[..split], &input[split..]]);
+            assert_eq!(
+                out.unwrap(),
+                b"* 1 FETCH (UID 7 BODY[] NIL)\r\nA1 OK done\r\n",
+                "split at {split}"
+            );
+            assert_eq!(dropped, vec![1000]);
+        }
+    }
+
+    #[test]
+    fn a_length_past_u64_is_dropped_as_the_largest() {
+        let (out, dropped) = run(10, &[b"* 1 FETCH (BODY[] {99999999999999999999}\r\nxyz"]);
+        assert_eq!(out.unwrap(), b"* 1 FETCH (BODY[] NIL");
+        assert_eq!(dropped, vec![u64::MAX]);
+        // 21 digits: not a literal the parser could read either; passed on as text.
+        let (out, _) = run(10, &[b"* 1 FETCH (BODY[] {999999999999999999999}\r\n"]);
+        assert_eq!(out.unwrap(), b"* 1 FETCH (BODY[] {999999999999999999999}\r\n");
+    }
+
+    #[test]
+    fn braces_that_are_not_literals_pass_unchanged() {
+        for input in [
+            &b"* 1 FETCH (X {12)\r\n"[..],
+            b"* 1 FETCH (X {}\r\n",
+            b"* 1 FETCH (X {1}x\r\n",
+            b"* 1 FETCH (X {{5}\r\nhello)\r\n",
+            b"+ {999999}\r\n",
+            b"A7 NO {999999}\r\n",
+        ] {
+            let (out, dropped) = run(100, &[input]);
+            assert_eq!(out.unwrap(), input);
+            assert!(dropped.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_literal_inside_a_literal_is_content() {
+        let input: &[u8] = b"* 1 FETCH (BODY[] {16}\r\n{99999999}\r\nabcd)\r\n";
+        let (out, dropped) = run(100, &[input]);
+        assert_eq!(out.unwrap(), input);
+        assert!(dropped.is_empty());
+    }
+
+    #[test]
+    fn an_endless_status_line_is_stopped() {
+        let chunk = vec![b'a'; 64 * 1024];
+        let dropped = Dropped::default();
+        let mut g = LiteralGuard::new(1 << 30, dropped);
+        let mut out = Vec::new();
+        g.feed(b"* OK ", &mut out).unwrap();
+        let mut err = None;
+        for _ in 0..100 {
+            out.clear();
+            if let Err(e) = g.feed(&chunk, &mut out) {
+                err = Some(e);
+                break;
+            }
+        }
+        assert_eq!(err, Some(GuardError::TextLineTooLong { limit: TEXT_LINE_LIMIT }));
+    }
+
+    #[test]
+    fn a_response_past_the_maximum_plus_slack_is_stopped() {
+        let max = 1000;
+        let dropped = Dropped::default();
+        let mut g = LiteralGuard::new(max, dropped);
+        let mut out = Vec::new();
+        g.feed(b"* SEARCH", &mut out).unwrap();
+        let chunk = b" 12345678".repeat(1 << 16);
+        let mut err = None;
+        for _ in 0..1000 {
+            out.clear();
+            if let Err(e) = g.feed(&chunk, &mut out) {
+                err = Some(e);
+                break;
+            }
+        }
+        assert_eq!(
+            err,
+            Some(GuardError::ResponseTooLarge {
+                limit: max + RESPONSE_SLACK
+            })
+        );
+    }
+
+    #[test]
+    fn many_literals_in_one_response_count_together() {
+        let max = RESPONSE_SLACK;
+        let dropped = Dropped::default();
+        let mut g = LiteralGuard::new(max, dropped);
+        let mut out = Vec::new();
+        let mut err = None;
+        g.feed(b"* 1 FETCH (", &mut out).unwrap();
+        for _ in 0..3 {
+            let announce = format!("X {{{max}}}\r\n");
+            if let Err(e) = g.feed(announce.as_bytes(), &mut out) {
+                err = Some(e);
+                break;
+            }
+            let mut left = max;
+            while left > 0 {
+                let n = left.min(1 << 20);
+                out.clear();
+                g.feed(&vec![b'y'; n as usize], &mut out).unwrap();
+                left -= n;
+            }
+        }
+        assert!(matches!(err, Some(GuardError::ResponseTooLarge { .. })));
+    }
+}
