@@ -79,6 +79,12 @@ pub const SRC_POP3: u8 = b'P';
 /// `P` UIDL bytes.
 pub fn placement(account: &str, mailbox: &str, source: &SourceKey, id: &Hash32) -> Vec<u8> {
     let mut k = placement_prefix(account, Some(mailbox));
+    push_source(&mut k, source, id);
+    k
+}
+
+/// Appends a source's tag and identity, as a placement key spells them.
+fn push_source(k: &mut Vec<u8>, source: &SourceKey, id: &Hash32) {
     match source {
         SourceKey::Local { occurrence } => {
             k.push(SRC_LOCAL);
@@ -95,7 +101,24 @@ pub fn placement(account: &str, mailbox: &str, source: &SourceKey, id: &Hash32) 
             k.extend_from_slice(uidl.as_bytes());
         }
     }
-    k
+}
+
+/// A source's tag and identity read back (`None` if malformed).
+fn parse_source(src: &[u8]) -> Option<SourceKey> {
+    let (&tag, body) = src.split_first()?;
+    Some(match tag {
+        SRC_LOCAL if body.len() == 36 => SourceKey::Local {
+            occurrence: u32::from_be_bytes(body[32..36].try_into().ok()?),
+        },
+        SRC_IMAP if body.len() == 8 => SourceKey::Imap {
+            uidvalidity: u32::from_be_bytes(body[0..4].try_into().ok()?),
+            uid: u32::from_be_bytes(body[4..8].try_into().ok()?),
+        },
+        SRC_POP3 => SourceKey::Pop3 {
+            uidl: std::str::from_utf8(body).ok()?.to_string(),
+        },
+        _ => return None,
+    })
 }
 
 /// A placement key split back into its parts.
@@ -113,21 +136,7 @@ pub fn parse_placement(key: &[u8]) -> Option<PlacementKeyParts> {
     let m_end = memchr::memchr(0, rest)?;
     let account = std::str::from_utf8(&key[..a_end]).ok()?.to_string();
     let mailbox = std::str::from_utf8(&rest[..m_end]).ok()?.to_string();
-    let src = &rest[m_end + 1..];
-    let (&tag, body) = src.split_first()?;
-    let source = match tag {
-        SRC_LOCAL if body.len() == 36 => SourceKey::Local {
-            occurrence: u32::from_be_bytes(body[32..36].try_into().ok()?),
-        },
-        SRC_IMAP if body.len() == 8 => SourceKey::Imap {
-            uidvalidity: u32::from_be_bytes(body[0..4].try_into().ok()?),
-            uid: u32::from_be_bytes(body[4..8].try_into().ok()?),
-        },
-        SRC_POP3 => SourceKey::Pop3 {
-            uidl: std::str::from_utf8(body).ok()?.to_string(),
-        },
-        _ => return None,
-    };
+    let source = parse_source(&rest[m_end + 1..])?;
     Some(PlacementKeyParts {
         account,
         mailbox,
@@ -164,21 +173,8 @@ pub fn gmail_message(account: &str, gm_msgid: u64) -> Vec<u8> {
 /// fetched again (nor taken for one the server hid below the cursor).
 pub fn too_large(account: &str, mailbox: &str, source: &SourceKey) -> Vec<u8> {
     let mut k = too_large_prefix(account, mailbox);
-    match source {
-        SourceKey::Imap { uidvalidity, uid } => {
-            k.push(SRC_IMAP);
-            k.extend_from_slice(&uidvalidity.to_be_bytes());
-            k.extend_from_slice(&uid.to_be_bytes());
-        }
-        SourceKey::Pop3 { uidl } => {
-            k.push(SRC_POP3);
-            k.extend_from_slice(uidl.as_bytes());
-        }
-        SourceKey::Local { occurrence } => {
-            k.push(SRC_LOCAL);
-            k.extend_from_slice(&occurrence.to_be_bytes());
-        }
-    }
+    // Network sources only: a local message has no identity but its bytes.
+    push_source(&mut k, source, &Hash32([0; 32]));
     k
 }
 
@@ -193,17 +189,7 @@ pub fn too_large_prefix(account: &str, mailbox: &str) -> Vec<u8> {
 
 /// The source of a too-large key, after its prefix.
 pub fn parse_too_large_source(rest: &[u8]) -> Option<SourceKey> {
-    let (&tag, body) = rest.split_first()?;
-    match tag {
-        SRC_IMAP if body.len() == 8 => Some(SourceKey::Imap {
-            uidvalidity: u32::from_be_bytes(body[0..4].try_into().ok()?),
-            uid: u32::from_be_bytes(body[4..8].try_into().ok()?),
-        }),
-        SRC_POP3 => Some(SourceKey::Pop3 {
-            uidl: std::str::from_utf8(body).ok()?.to_string(),
-        }),
-        _ => None,
-    }
+    parse_source(rest)
 }
 
 /// `ingest_log`: sequence number, u64 big-endian.

@@ -6,11 +6,12 @@
 //! |---|---|---|
 //! | L4 interface | `cli` (binary `main.rs`) | clap; `anyhow` only here |
 //! | L3 orchestration | [`service`] (jobs on schedules, IDLE, metrics), [`import`], [`replay`] | tokio tasks; storage only through [`writer`] or blocking threads |
-//! | L2 adapters | [`imap`], [`pop3`] (network sources), [`source`] (mbox, maildir, eml), [`export`], [`net`] (TCP, TLS, secrets) | I/O; protocol parsing in [`pop3::proto`] and [`plan`] stays free of tokio |
+//! | L2 adapters | [`imap`], [`pop3`] (network sources), [`source`] (mbox, maildir, eml), [`export`], [`net`] (TCP, TLS, secrets) | I/O; protocol parsing in [`pop3::proto`], [`net::guard`] and [`plan`] stays free of tokio |
 //! | L2 shared | [`remote`] (pull options and summaries), [`control`] (stop, pace, per-host slots), [`job`] (job files read and checked; schedule and backoff are pure) | types the sources and the service share |
 //! | L1 storage | [`archive`], [`index`], [`writer`] (the archive's async front) | synchronous; RocksDB + zstd; tantivy |
 //! | L0 pure | [`model`], [`codec`], [`keys`], [`records`], [`mime`], [`query`], [`plan`] | no I/O, table- and property-tested |
 //! | cross-cutting | [`private`] | files we create are the owner's alone |
+//! | checks | `fuzzing` | the fuzz targets' properties, over raw bytes (also run on kept inputs in CI) |
 //!
 //! The archive is append-only: nothing once archived is removed by any command.
 
@@ -18,6 +19,8 @@ pub mod archive;
 pub mod codec;
 pub mod control;
 pub mod export;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod imap;
 pub mod import;
 pub mod index;

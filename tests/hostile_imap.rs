@@ -196,6 +196,16 @@ fn a_megabyte_of_garbage_is_quoted_short_in_the_error() {
 
 const MAX_64M: &[&str] = &["--max-message-size", "64M"];
 
+/// A pull with `--max-message-size 64M` that must succeed within 300 MB + 64 MB of
+/// peak RSS (said under `label`): its JSON summary and stderr.
+fn pull_within_64m(archive: &Path, server: &ScriptedImap, label: &str) -> (serde_json::Value, String) {
+    let (st, rss, out, err) = pull_with(archive, server, &[], MAX_64M);
+    assert!(st.success(), "{err}");
+    eprintln!("{label}: peak RSS {} MB", rss >> 20);
+    assert!(rss < RSS_BOUND + (64 << 20), "{label}: peak RSS {} MB", rss >> 20);
+    (summary(&out), err)
+}
+
 /// Every UID set the server was asked for bodies.
 fn body_fetches(server: &ScriptedImap) -> Vec<String> {
     server
@@ -217,11 +227,7 @@ fn a_literal_far_larger_than_its_announced_size_is_dropped_and_reported() {
     let server = ScriptedImap::start(script);
     let tmp = tempfile::tempdir().unwrap();
     let ar = tmp.path().join("a");
-    let (st, rss, out, err) = pull_with(&ar, &server, &[], MAX_64M);
-    assert!(st.success(), "{err}");
-    eprintln!("400 MB literal after RFC822.SIZE 1: peak RSS {} MB", rss >> 20);
-    assert!(rss < RSS_BOUND + (64 << 20), "peak RSS {} MB", rss >> 20);
-    let s = summary(&out);
+    let (s, err) = pull_within_64m(&ar, &server, "400 MB literal after RFC822.SIZE 1");
     let t = &s["total"]["too_large"];
     assert_eq!(t.as_array().map(Vec::len), Some(1), "{s}");
     assert_eq!(t[0]["uid"], 2, "{s}");
@@ -244,9 +250,7 @@ fn a_message_announced_over_the_maximum_is_never_fetched() {
     let server = ScriptedImap::start(script);
     let tmp = tempfile::tempdir().unwrap();
     let ar = tmp.path().join("a");
-    let (st, _, out, err) = pull_with(&ar, &server, &[], MAX_64M);
-    assert!(st.success(), "{err}");
-    let s = summary(&out);
+    let (s, _) = pull_within_64m(&ar, &server, "RFC822.SIZE 100 MB");
     assert_eq!(s["total"]["too_large"][0]["uid"], 2, "{s}");
     assert_eq!(s["total"]["too_large"][0]["seen"], "announced", "{s}");
     let sets = body_fetches(&server);
@@ -273,11 +277,7 @@ fn bodies_larger_than_announced_are_held_within_one_batch_bound() {
     let server = ScriptedImap::start(script);
     let tmp = tempfile::tempdir().unwrap();
     let ar = tmp.path().join("a");
-    let (st, rss, out, err) = pull_with(&ar, &server, &[], MAX_64M);
-    assert!(st.success(), "{err}");
-    eprintln!("8 x 40 MB sent after RFC822.SIZE 1: peak RSS {} MB", rss >> 20);
-    assert!(rss < RSS_BOUND + (64 << 20), "peak RSS {} MB", rss >> 20);
-    let s = summary(&out);
+    let (s, _) = pull_within_64m(&ar, &server, "8 x 40 MB sent after RFC822.SIZE 1");
     assert_eq!(s["total"]["new_messages"], 8, "every message archived: {s}");
     assert!(s["total"]["too_large"].is_null(), "{s}");
     verify_clean(&ar);

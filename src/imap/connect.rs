@@ -130,7 +130,7 @@ pub(crate) async fn timed<T>(
     }
 }
 
-fn check_greeting(server: &str, line: &str) -> Result<(), ImapError> {
+pub(crate) fn check_greeting(server: &str, line: &str) -> Result<(), ImapError> {
     let upper = line.to_ascii_uppercase();
     if upper.starts_with("* OK") {
         Ok(())

@@ -41,8 +41,8 @@ pub struct Pop3Client {
     pub caps: Capabilities,
     /// Commands in flight at most (1 when the server does not pipeline).
     window: usize,
-    /// Messages the last LIST gave (bounds the UIDL listing).
-    listed: usize,
+    /// Messages the last LIST gave (bounds the UIDL listing), if LIST ran.
+    listed: Option<usize>,
 }
 
 /// The most lines a LIST or UIDL answer may have: a maildrop of four million
@@ -92,7 +92,7 @@ impl Pop3Client {
             t,
             caps: Capabilities::default(),
             window: 1,
-            listed: 0,
+            listed: None,
         };
         let greeting = c.expect_ok("reading the greeting").await?;
         let apop = proto::apop_timestamp(&greeting).map(str::to_string);
@@ -125,7 +125,7 @@ impl Pop3Client {
                 t,
                 caps: Capabilities::default(),
                 window: 1,
-                listed: 0,
+                listed: None,
             };
         }
         c.caps = c.capa().await.unwrap_or_default();
@@ -343,7 +343,9 @@ impl Pop3Client {
             Ok((msg, u.trim_end().to_string()))
         };
         // One line per message LIST gave (and a few more: the planner reports them).
-        let limit = self.listed.saturating_add(1000).min(MAX_LISTING);
+        let limit = self
+            .listed
+            .map_or(MAX_LISTING, |n| n.saturating_add(1000).min(MAX_LISTING));
         self.lines("UIDL", limit, parse).await.map(Some)
     }
 
@@ -406,7 +408,7 @@ impl Pop3Client {
                 proto::parse_list_line(l).map_err(|e| c.proto("LIST", e))
             })
             .await?;
-        self.listed = sizes.len();
+        self.listed = Some(sizes.len());
         Ok(sizes)
     }
 
