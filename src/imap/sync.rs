@@ -130,6 +130,7 @@ async fn sync_folder_inner(
     };
     summary.uidvalidity = uidvalidity;
     summary.exists = mbox.exists;
+    drop_unsolicited(s);
 
     let state = job.writer.folder_state(job.account, &f.name).await?;
     // Archived UIDs of the current UIDVALIDITY that are still live, with their flags.
@@ -664,7 +665,19 @@ async fn fetch_bodies(
         };
         out.messages.push(RawMessage::new(body.to_vec(), vec![spec]));
     }
+    drop(st);
+    drop_unsolicited(s);
     Ok(out)
+}
+
+/// Empties the session's queue of unsolicited responses, which this sync does not
+/// read: async-imap keeps up to 100, each holding its whole receive buffer.
+fn drop_unsolicited(s: &mut ImapSession) {
+    for _ in 0..1000 {
+        if s.unsolicited_responses.try_recv().is_err() {
+            break;
+        }
+    }
 }
 
 /// Steps 3b: flags of archived messages; a change becomes an update. Returns the

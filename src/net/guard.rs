@@ -27,6 +27,11 @@ pub const RESPONSE_SLACK: u64 = 128 << 20;
 /// The longest status line (free text) accepted.
 pub const TEXT_LINE_LIMIT: u64 = 1 << 20;
 
+/// The largest literal outside a FETCH response (a folder name, a string in a
+/// STATUS or LIST answer); larger ones are dropped like an oversized body. Such
+/// responses may also arrive unasked, and async-imap keeps up to 100 of those.
+pub const NAME_LITERAL_LIMIT: u64 = 1 << 20;
+
 /// The most digits a literal's length is read with (`u64::MAX` has 20).
 const MAX_DIGITS: usize = 20;
 
@@ -65,7 +70,9 @@ enum Kind {
     Undecided,
     /// `+ …`, `* OK|NO|BAD|BYE|PREAUTH …`, `tag OK|NO|BAD …`: free text, no literals.
     Text,
-    /// Anything else: `{N}` CRLF announces a literal.
+    /// `* n FETCH …`: a literal may be a message body.
+    Fetch,
+    /// Anything else: `{N}` CRLF announces a literal, of a name or a string.
     Structured,
 }
 
@@ -113,7 +120,15 @@ impl LiteralGuard {
     }
 
     fn response_limit(&self) -> u64 {
-        self.max_literal.saturating_add(RESPONSE_SLACK)
+        self.literal_limit().saturating_add(RESPONSE_SLACK)
+    }
+
+    /// The largest literal passed on in the current line.
+    fn literal_limit(&self) -> u64 {
+        match self.kind {
+            Kind::Fetch => self.max_literal,
+            _ => self.max_literal.min(NAME_LITERAL_LIMIT),
+        }
     }
 
     /// Scans `input`, appending to `out` what the parser may see.
@@ -167,7 +182,7 @@ impl LiteralGuard {
         if self.state == State::Brace {
             return self.brace_byte(b, out);
         }
-        if b == b'{' && self.kind == Kind::Structured {
+        if b == b'{' && matches!(self.kind, Kind::Structured | Kind::Fetch) {
             self.held.push(b);
             self.state = State::Brace;
             return Ok(());
@@ -179,23 +194,20 @@ impl LiteralGuard {
         Ok(())
     }
 
-    /// Decides the line's kind from its first two tokens (`b` is the line's next byte).
+    /// Decides the line's kind from its first tokens (`b` is the line's next byte).
     fn decide(&mut self, b: u8) {
         if matches!(b, b' ' | b'\r' | b'\n') {
             let tokens: Vec<&[u8]> = self.head.split(|&c| c == b' ').collect();
+            let is = |t: &[u8], words: &[&[u8]]| words.iter().any(|w| t.eq_ignore_ascii_case(w));
+            let ended = b != b' ';
             let kind = match tokens.as_slice() {
                 [first] if *first == b"+" => Some(Kind::Text),
-                [_] if b != b' ' => Some(Kind::Structured),
-                [_, second] => Some(
-                    if [&b"OK"[..], b"NO", b"BAD", b"BYE", b"PREAUTH"]
-                        .iter()
-                        .any(|w| second.eq_ignore_ascii_case(w))
-                    {
-                        Kind::Text
-                    } else {
-                        Kind::Structured
-                    },
-                ),
+                [_] if ended => Some(Kind::Structured),
+                [_, second] if is(second, &[b"OK", b"NO", b"BAD", b"BYE", b"PREAUTH"]) => Some(Kind::Text),
+                [star, n] if *star == b"*" && !n.is_empty() && n.iter().all(u8::is_ascii_digit) && !ended => None,
+                [_, _] => Some(Kind::Structured),
+                [_, _, third] if is(third, &[b"FETCH"]) => Some(Kind::Fetch),
+                [_, _, _] => Some(Kind::Structured),
                 _ => None,
             };
             if let Some(k) = kind {
@@ -203,7 +215,7 @@ impl LiteralGuard {
                 return;
             }
         }
-        if self.head.len() >= 16 {
+        if self.head.len() >= 32 {
             self.kind = Kind::Structured;
             return;
         }
@@ -242,7 +254,7 @@ impl LiteralGuard {
         self.held.clear();
         // The line goes on after the literal: its kind stays, its length restarts.
         self.line = 0;
-        if n > self.max_literal {
+        if n > self.literal_limit() {
             out.extend_from_slice(b"NIL");
             self.dropped.push(n);
             self.state = if n == 0 { State::Line } else { State::Swallow(n) };
@@ -338,6 +350,19 @@ mod tests {
             assert_eq!(out.unwrap(), input);
             assert!(dropped.is_empty());
         }
+    }
+
+    #[test]
+    fn a_literal_outside_fetch_is_bounded_as_a_name() {
+        let big = NAME_LITERAL_LIMIT + 1;
+        let input = format!("* LIST () \"/\" {{{big}}}\r\n");
+        let (out, dropped) = run(1 << 30, &[input.as_bytes()]);
+        assert_eq!(out.unwrap(), b"* LIST () \"/\" NIL");
+        assert_eq!(dropped, vec![big]);
+        let input = format!("* 3 FETCH (BODY[] {{{big}}}\r\n");
+        let (out, dropped) = run(1 << 30, &[input.as_bytes()]);
+        assert_eq!(out.unwrap(), input.as_bytes(), "a body may be larger");
+        assert!(dropped.is_empty());
     }
 
     #[test]
