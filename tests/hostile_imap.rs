@@ -440,3 +440,39 @@ fn a_job_lists_messages_over_its_max_message_size_in_status() {
     assert_eq!(s[0]["accounts"]["me"]["too_large"][0]["uid"], 2, "{s}");
     assert_eq!(s[0]["accounts"]["me"]["too_large"][0]["seen"], "announced", "{s}");
 }
+
+#[test]
+fn an_exists_storm_during_idle_is_absorbed() {
+    // Every IDLE is answered by 200,000 EXISTS lines before the server waits for
+    // DONE; `serve` watches INBOX for 8 s.
+    let mut script = Script::with_messages(2, "");
+    script.exists_storm = Some(200_000);
+    let server = ScriptedImap::start(script);
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let jobs = tmp.path().join("jobs");
+    std::fs::create_dir(&jobs).unwrap();
+    std::fs::write(
+        jobs.join("storm.toml"),
+        format!(
+            "[schedule]\nevery = \"1h\"\n\n[[accounts]]\nname = \"me\"\nurl = \"{}\"\n\
+             password = {{ env = \"PW\" }}\ninsecure_plaintext = true\nwatch = [\"INBOX\"]\n",
+            server.url("me")
+        ),
+    )
+    .unwrap();
+    let mut c = cmd(&ar, &["serve", "--jobs", jobs.to_str().unwrap()]);
+    c.env("PW", PASSWORD);
+    let (st, rss, _, err) = output_with_peak_rss_stopped(c, Some(std::time::Duration::from_secs(8)));
+    let err = String::from_utf8_lossy(&err);
+    eprintln!("EXISTS storm during IDLE: peak RSS {} MB", rss >> 20);
+    assert_eq!(st.code(), Some(0), "stopped cleanly: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(rss < RSS_BOUND, "peak RSS {} MB", rss >> 20);
+    let idles = server.script.lock().unwrap().idles;
+    assert!(idles >= 1, "IDLE was used: {err}");
+    assert!(idles < 10_000, "{idles} IDLE cycles in 8 s");
+    eprintln!("{idles} IDLE cycles, each answered by 200,000 EXISTS");
+    assert_eq!(stat_u64(&ar, "messages"), 2);
+    verify_clean(&ar);
+}

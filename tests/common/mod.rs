@@ -193,7 +193,16 @@ pub fn shared_edge_cases() -> Option<Vec<PathBuf>> {
 /// `wait4`'s `ru_maxrss`: Linux counts in it the high-water mark of the test process
 /// the child was forked from, so a test that once held 200 MB would taint every
 /// later measurement.)
-pub fn output_with_peak_rss(mut cmd: Command) -> (std::process::ExitStatus, u64, Vec<u8>, Vec<u8>) {
+pub fn output_with_peak_rss(cmd: Command) -> (std::process::ExitStatus, u64, Vec<u8>, Vec<u8>) {
+    output_with_peak_rss_stopped(cmd, None)
+}
+
+/// [`output_with_peak_rss`], sending the child SIGTERM after `stop_after` (for a
+/// service that runs until stopped).
+pub fn output_with_peak_rss_stopped(
+    mut cmd: Command,
+    stop_after: Option<std::time::Duration>,
+) -> (std::process::ExitStatus, u64, Vec<u8>, Vec<u8>) {
     use std::io::Read;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
@@ -223,6 +232,16 @@ pub fn output_with_peak_rss(mut cmd: Command) -> (std::process::ExitStatus, u64,
             }
         })
     };
+    if let Some(after) = stop_after {
+        let (pid, done) = (child.id() as i32, done.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(after);
+            if !done.load(Ordering::Relaxed) {
+                // SAFETY: plain FFI call; the pid is our child, not yet reaped.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+        });
+    }
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let t = std::thread::spawn(move || {

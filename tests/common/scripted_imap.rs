@@ -44,6 +44,11 @@ pub struct Script {
     /// The first `UID` command is answered by a status line that never ends (up to
     /// 256 MB, or until the client hangs up).
     pub endless_line: bool,
+    /// `IDLE` is answered with this many `* n EXISTS` lines before the server waits
+    /// for DONE (`IDLE` is in CAPABILITY when set).
+    pub exists_storm: Option<usize>,
+    /// IDLE commands received, over all connections.
+    pub idles: usize,
 }
 
 impl Script {
@@ -63,6 +68,8 @@ impl Script {
             unasked: false,
             extra_list: Vec::new(),
             endless_line: false,
+            exists_storm: None,
+            idles: 0,
         }
     }
 }
@@ -123,7 +130,21 @@ fn session(s: TcpStream, script: &Mutex<Script>, lines: &Mutex<Vec<String>>) {
         let rest = words.next().unwrap_or("").to_string();
         let sc = script.lock().unwrap().clone();
         let out = match cmd.as_str() {
-            "CAPABILITY" => format!("* CAPABILITY IMAP4rev1 {}\r\n{tag} OK done\r\n", sc.caps).into_bytes(),
+            "CAPABILITY" => {
+                let mut caps: Vec<&str> = vec!["IMAP4rev1"];
+                caps.extend(sc.caps.split_ascii_whitespace());
+                if sc.exists_storm.is_some() {
+                    caps.push("IDLE");
+                }
+                format!("* CAPABILITY {}\r\n{tag} OK done\r\n", caps.join(" ")).into_bytes()
+            }
+            "IDLE" => {
+                script.lock().unwrap().idles += 1;
+                if idle_storm(&sc, &tag, &mut r, &mut w).is_err() {
+                    return;
+                }
+                Vec::new()
+            }
             "LOGIN" => format!("{tag} OK logged in\r\n").into_bytes(),
             "ENABLE" => format!("* ENABLED {rest}\r\n{tag} OK enabled\r\n").into_bytes(),
             "LIST" => {
@@ -184,6 +205,25 @@ fn examine(sc: &Script, tag: &str) -> String {
     }
     out.push_str(&format!("{tag} OK [READ-ONLY] done\r\n"));
     out
+}
+
+/// `+ idling`, then the storm of EXISTS, then waits for DONE (30 s at most).
+fn idle_storm(sc: &Script, tag: &str, r: &mut BufReader<TcpStream>, w: &mut TcpStream) -> std::io::Result<()> {
+    w.write_all(b"+ idling\r\n")?;
+    let n = sc.exists_storm.unwrap_or(0);
+    let count = sc.messages.len();
+    let mut burst = Vec::new();
+    for i in 0..n {
+        burst.extend_from_slice(format!("* {} EXISTS\r\n", count + i % 7).as_bytes());
+        if burst.len() > 64 * 1024 {
+            w.write_all(&burst)?;
+            burst.clear();
+        }
+    }
+    w.write_all(&burst)?;
+    let mut done = String::new();
+    r.read_line(&mut done)?;
+    w.write_all(format!("{tag} OK idle done\r\n").as_bytes())
 }
 
 /// `* OK aaaa…` without a line end, until the client hangs up (at most 256 MB).
