@@ -25,7 +25,7 @@ fn at(i: u64) -> SystemTime {
 /// Issue 4, item 1: the Enron maildir on the server; after one pull the archive holds
 /// exactly the server's messages (BODY[] hash per UID), folders, flags, INTERNALDATE.
 #[test]
-fn issue4_full_pull_equals_the_server() {
+fn full_pull_equals_the_server() {
     let d = Dovecot::start();
     d.add_user("skilling", PW);
     let loaded = load_enron(&d, "skilling");
@@ -75,7 +75,7 @@ fn issue4_full_pull_equals_the_server() {
 /// fetched, 5 flag changes, 3 deleted at source and still exportable. With QRESYNC
 /// (Dovecot's default): CHANGEDSINCE and VANISHED.
 #[test]
-fn issue4_incremental_pull_fetches_only_changes() {
+fn incremental_pull_fetches_only_changes() {
     incremental_pull(Dovecot::start());
 }
 
@@ -168,7 +168,7 @@ fn incremental_pull(d: Dovecot) {
 /// Issue 4, item 3: delete and recreate a folder with the same messages (new
 /// UIDVALIDITY): 0 new messages stored, placements rebuilt, no duplicates.
 #[test]
-fn issue4_uidvalidity_change_rebuilds_placements() {
+fn uidvalidity_change_rebuilds_placements() {
     let d = Dovecot::start();
     d.add_user("bob", PW);
     let msgs: Vec<_> = sample_messages(25)
@@ -196,7 +196,7 @@ fn issue4_uidvalidity_change_rebuilds_placements() {
 /// Issue 4, item 7: one mailbox under two account names: every message stored once,
 /// two placements each.
 #[test]
-fn issue4_two_accounts_store_each_message_once() {
+fn two_accounts_store_each_message_once() {
     let d = Dovecot::start();
     d.add_user("carol", PW);
     let msgs: Vec<_> = sample_messages(30)
@@ -222,7 +222,7 @@ fn issue4_two_accounts_store_each_message_once() {
 /// in another without being downloaded again — X-GM-MSGID names it. Against a
 /// scripted server answering as Gmail does.
 #[test]
-fn issue4_gmail_messages_are_downloaded_once_across_labels() {
+fn gmail_messages_are_downloaded_once_across_labels() {
     use common::fake_imap::{FakeGmail, GmailMessage};
     let body = |n: u32| {
         format!("From: a@example.com\r\nSubject: gmail {n}\r\nMessage-ID: <g{n}@example.com>\r\n\r\nbody {n}\r\n")

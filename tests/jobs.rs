@@ -169,7 +169,7 @@ fn interrupt(child: &mut Child, after: Duration, signal: i32) -> (Option<i32>, D
 /// What it must show, 1: three accounts (two IMAP, one POP3) run once, all
 /// archived, one summary per account.
 #[test]
-fn issue7_three_accounts_run_once_with_one_summary_each() {
+fn three_accounts_run_once_with_one_summary_each() {
     let d = Dovecot::start();
     d.add_users(&["ann", "bob", "cat"], TEST_PASSWORD);
     d.load("ann", "INBOX", &messages(0, 5, "ann inbox"));
@@ -257,7 +257,7 @@ fn issue7_three_accounts_run_once_with_one_summary_each() {
 /// What it must show, 2: in service mode a message delivered to a watched folder is
 /// archived and found by search within 5 seconds.
 #[test]
-fn issue7_service_archives_new_mail_in_a_watched_folder_within_seconds() {
+fn service_archives_new_mail_in_a_watched_folder_within_seconds() {
     let d = Dovecot::start();
     d.add_users(&["ann"], TEST_PASSWORD);
     d.load("ann", "INBOX", &messages(0, 3, "before the service"));
@@ -337,7 +337,7 @@ fn http_get(port: u16, path: &str) -> String {
 /// What it must show, 3: SIGTERM during a pull — exit within 10 s, the batch in
 /// hand committed; the restart continues; nothing lost or doubled.
 #[test]
-fn issue7_sigterm_during_a_pull_commits_the_batch_and_the_rerun_continues() {
+fn sigterm_during_a_pull_commits_the_batch_and_the_rerun_continues() {
     const N: usize = 1200;
     let d = Dovecot::start();
     d.add_users(&["ann"], TEST_PASSWORD);
@@ -492,7 +492,7 @@ fn refused_logins(d: &Dovecot, user: &str) -> usize {
 /// What it must show, 4: an account with a wrong password does not stop the
 /// others; it is reported and retried with backoff, not in a tight loop.
 #[test]
-fn issue7_a_wrong_password_is_reported_and_retried_with_backoff() {
+fn a_wrong_password_is_reported_and_retried_with_backoff() {
     let d = Dovecot::start();
     d.add_users(&["ann", "bob"], TEST_PASSWORD);
     d.load("ann", "INBOX", &messages(0, 4, "ann first"));
@@ -570,7 +570,7 @@ fn issue7_a_wrong_password_is_reported_and_retried_with_backoff() {
 /// What it must show, 5: the per-server connection limit holds across concurrent
 /// jobs (connections counted by a proxy in front of Dovecot).
 #[test]
-fn issue7_the_per_host_connection_limit_holds_across_jobs() {
+fn the_per_host_connection_limit_holds_across_jobs() {
     let d = Dovecot::start();
     let users = ["u1", "u2", "u3", "u4"];
     d.add_users(&users, TEST_PASSWORD);

@@ -75,7 +75,7 @@ fn pop3_pull_matches_imap_and_is_incremental() {
 /// of the account gives (BODY[] BLAKE3), so an IMAP pull afterwards stores 0 new
 /// messages; a second POP3 pull retrieves 0.
 #[test]
-fn issue5_spamassassin_ham_over_pop3_has_the_ids_imap_gives() {
+fn spamassassin_ham_over_pop3_has_the_ids_imap_gives() {
     let d = Dovecot::start();
     d.add_user("sam", PW);
     let n = common::dovecot::load_spamassassin(&d, "sam", &["easy-ham-1", "easy-ham-2", "hard-ham-1"]);
