@@ -476,3 +476,17 @@ fn an_exists_storm_during_idle_is_absorbed() {
     assert_eq!(stat_u64(&ar, "messages"), 2);
     verify_clean(&ar);
 }
+
+#[test]
+fn a_multibyte_character_after_a_response_code_does_not_panic_the_parser() {
+    // Found by fuzzing: imap-proto 0.17 panics on `* OK [UIDNEXT 3]€`.
+    let mut script = Script::with_messages(2, "");
+    script.utf8_after_code = true;
+    let server = ScriptedImap::start(script);
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let (s, err) = pull_ok(&ar, &server);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(s["total"]["new_messages"], 2, "{s}");
+    verify_clean(&ar);
+}

@@ -102,6 +102,8 @@ pub struct LiteralGuard {
     response: u64,
     /// `{digits}` CR held back until we know whether it announces a literal.
     held: Vec<u8>,
+    /// The last byte passed on was `]`.
+    after_bracket: bool,
     dropped: Dropped,
 }
 
@@ -115,6 +117,7 @@ impl LiteralGuard {
             line: 0,
             response: 0,
             held: Vec::new(),
+            after_bracket: false,
             dropped,
         }
     }
@@ -187,6 +190,12 @@ impl LiteralGuard {
             self.state = State::Brace;
             return Ok(());
         }
+        // imap-proto 0.17 slices the text after a `[code]` one byte in, assuming a
+        // space: a multi-byte character there panics the parser. A space is added.
+        if self.kind == Kind::Text && b >= 0x80 && self.after_bracket {
+            out.push(b' ');
+        }
+        self.after_bracket = b == b']';
         out.push(b);
         if b == b'\n' {
             self.end_line();
@@ -363,6 +372,16 @@ mod tests {
         let (out, dropped) = run(1 << 30, &[input.as_bytes()]);
         assert_eq!(out.unwrap(), input.as_bytes(), "a body may be larger");
         assert!(dropped.is_empty());
+    }
+
+    #[test]
+    fn a_multibyte_character_right_after_a_response_code_gets_a_space() {
+        // Found by fuzzing: imap-proto panics on `[code]` followed by non-ASCII.
+        let (out, _) = run(100, &[b"* OK [ALERT]\xe2\x82\xac down\r\n* OK [UIDNEXT 5] ok\r\n"]);
+        assert_eq!(
+            out.unwrap(),
+            b"* OK [ALERT] \xe2\x82\xac down\r\n* OK [UIDNEXT 5] ok\r\n"
+        );
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct Script {
     pub exists_storm: Option<usize>,
     /// IDLE commands received, over all connections.
     pub idles: usize,
+    /// EXAMINE's `[UIDNEXT n]` is followed by `€` without a space.
+    pub utf8_after_code: bool,
 }
 
 impl Script {
@@ -70,6 +72,7 @@ impl Script {
             endless_line: false,
             exists_storm: None,
             idles: 0,
+            utf8_after_code: false,
         }
     }
 }
@@ -195,10 +198,11 @@ fn session(s: TcpStream, script: &Mutex<Script>, lines: &Mutex<Vec<String>>) {
 fn examine(sc: &Script, tag: &str) -> String {
     let max = sc.messages.iter().map(|m| m.0).max().unwrap_or(0);
     let mut out = format!(
-        "* FLAGS (\\Seen \\Deleted)\r\n* {} EXISTS\r\n* OK [UIDVALIDITY {}] ok\r\n* OK [UIDNEXT {}] ok\r\n",
+        "* FLAGS (\\Seen \\Deleted)\r\n* {} EXISTS\r\n* OK [UIDVALIDITY {}] ok\r\n* OK [UIDNEXT {}]{}\r\n",
         sc.messages.len(),
         sc.uidvalidity,
-        sc.uidnext.unwrap_or(max + 1)
+        sc.uidnext.unwrap_or(max + 1),
+        if sc.utf8_after_code { "€ ok" } else { " ok" }
     );
     if sc.caps.contains("CONDSTORE") || sc.caps.contains("QRESYNC") {
         out.push_str(&format!("* OK [HIGHESTMODSEQ {}] ok\r\n", sc.modseq));
