@@ -53,6 +53,8 @@ fn pull_with(
         c.env(k, v);
     }
     let (status, rss, out, err) = output_with_peak_rss(c);
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    eprintln!("{test}: pull peak RSS {} MB", rss >> 20);
     (
         status,
         rss,

@@ -34,6 +34,8 @@ fn pull(archive: &Path, port: u16, extra: &[&str]) -> (std::process::ExitStatus,
     let mut c = cmd(archive, &args);
     c.env("P", "pw");
     let (st, rss, out, err) = output_with_peak_rss(c);
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    eprintln!("{test}: pull peak RSS {} MB", rss >> 20);
     let err = String::from_utf8_lossy(&err).into_owned();
     let s = serde_json::from_slice(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {err}"));
     (st, rss, s, err)
