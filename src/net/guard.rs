@@ -102,8 +102,6 @@ pub struct LiteralGuard {
     response: u64,
     /// `{digits}` CR held back until we know whether it announces a literal.
     held: Vec<u8>,
-    /// The last byte passed on was `]`.
-    after_bracket: bool,
     dropped: Dropped,
 }
 
@@ -117,7 +115,6 @@ impl LiteralGuard {
             line: 0,
             response: 0,
             held: Vec::new(),
-            after_bracket: false,
             dropped,
         }
     }
@@ -191,11 +188,9 @@ impl LiteralGuard {
             return Ok(());
         }
         // imap-proto 0.17 slices the text after a `[code]` one byte in, assuming a
-        // space: a multi-byte character there panics the parser. A space is added.
-        if self.kind == Kind::Text && b >= 0x80 && self.after_bracket {
-            out.push(b' ');
-        }
-        self.after_bracket = b == b']';
+        // space: a multi-byte character there panics the parser (found by fuzzing).
+        // Status text is for people; its non-ASCII bytes become `?`.
+        let b = if self.kind == Kind::Text && b >= 0x80 { b'?' } else { b };
         out.push(b);
         if b == b'\n' {
             self.end_line();
@@ -205,6 +200,11 @@ impl LiteralGuard {
 
     /// Decides the line's kind from its first tokens (`b` is the line's next byte).
     fn decide(&mut self, b: u8) {
+        // `+` starts a continuation request, with or without a space after it.
+        if self.head.is_empty() && b == b'+' {
+            self.kind = Kind::Text;
+            return;
+        }
         if matches!(b, b' ' | b'\r' | b'\n') {
             let tokens: Vec<&[u8]> = self.head.split(|&c| c == b' ').collect();
             let is = |t: &[u8], words: &[&[u8]]| words.iter().any(|w| t.eq_ignore_ascii_case(w));
@@ -375,12 +375,13 @@ mod tests {
     }
 
     #[test]
-    fn a_multibyte_character_right_after_a_response_code_gets_a_space() {
+    fn non_ascii_status_text_becomes_question_marks() {
         // Found by fuzzing: imap-proto panics on `[code]` followed by non-ASCII.
-        let (out, _) = run(100, &[b"* OK [ALERT]\xe2\x82\xac down\r\n* OK [UIDNEXT 5] ok\r\n"]);
+        let input: &[u8] = b"* OK [ALERT]\xe2\x82\xac down\r\n+\xff\r\n* 1 FETCH (X \"\xc3\xa9\")\r\n";
+        let (out, _) = run(100, &[input]);
         assert_eq!(
             out.unwrap(),
-            b"* OK [ALERT] \xe2\x82\xac down\r\n* OK [UIDNEXT 5] ok\r\n"
+            b"* OK [ALERT]??? down\r\n+?\r\n* 1 FETCH (X \"\xc3\xa9\")\r\n"
         );
     }
 
