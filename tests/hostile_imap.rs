@@ -63,6 +63,13 @@ fn pull_with(
     )
 }
 
+/// Starts the scripted server and gives a temp dir with the archive path in it.
+fn start(script: Script) -> (ScriptedImap, tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    (ScriptedImap::start(script), tmp, ar)
+}
+
 fn summary(out: &str) -> serde_json::Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
@@ -80,9 +87,7 @@ fn verify_clean(archive: &Path) {
 
 #[test]
 fn vanished_earlier_over_the_whole_uid_range_marks_only_archived_uids() {
-    let server = ScriptedImap::start(Script::with_messages(3, "CONDSTORE QRESYNC ENABLE"));
-    let tmp = tempfile::tempdir().unwrap();
-    let ar = tmp.path().join("a");
+    let (server, _tmp, ar) = start(Script::with_messages(3, "CONDSTORE QRESYNC ENABLE"));
     let (s, _) = pull_ok(&ar, &server);
     assert_eq!(s["total"]["fetched"], 3, "{s}");
     {
@@ -112,9 +117,7 @@ fn a_message_at_a_uid_below_the_cursor_is_reported_and_archived() {
     // UIDVALIDITY change and with UIDNEXT unchanged.
     let mut script = Script::with_messages(0, "");
     script.messages = vec![(1, message(1)), (3, message(3)), (5, message(5))];
-    let server = ScriptedImap::start(script);
-    let tmp = tempfile::tempdir().unwrap();
-    let ar = tmp.path().join("a");
+    let (server, _tmp, ar) = start(script);
     let (s, _) = pull_ok(&ar, &server);
     assert_eq!(s["total"]["fetched"], 3, "{s}");
     {
@@ -140,9 +143,7 @@ fn a_lowered_highestmodseq_falls_back_to_a_full_diff() {
     let mut script = Script::with_messages(0, "CONDSTORE QRESYNC ENABLE");
     script.messages = vec![(1, message(1)), (3, message(3))];
     script.modseq = 50;
-    let server = ScriptedImap::start(script);
-    let tmp = tempfile::tempdir().unwrap();
-    let ar = tmp.path().join("a");
+    let (server, _tmp, ar) = start(script);
     pull_ok(&ar, &server);
     {
         // The server lost its modseq state: 40 < 50, a new message at UID 2, and
@@ -161,9 +162,7 @@ fn a_lowered_highestmodseq_falls_back_to_a_full_diff() {
 
 #[test]
 fn no_log_filter_lets_the_password_or_mail_out() {
-    let server = ScriptedImap::start(Script::with_messages(2, ""));
-    let tmp = tempfile::tempdir().unwrap();
-    let ar = tmp.path().join("a");
+    let (server, _tmp, ar) = start(Script::with_messages(2, ""));
     for filter in [
         "trace",
         "async_imap::imap_stream=trace",
@@ -180,9 +179,7 @@ fn no_log_filter_lets_the_password_or_mail_out() {
 fn a_megabyte_of_garbage_is_quoted_short_in_the_error() {
     let mut script = Script::with_messages(2, "");
     script.garbage_line = Some(1 << 20);
-    let server = ScriptedImap::start(script);
-    let tmp = tempfile::tempdir().unwrap();
-    let ar = tmp.path().join("a");
+    let (server, _tmp, ar) = start(script);
     let (st, rss, out, err) = pull(&ar, &server, &[]);
     assert!(rss < RSS_BOUND, "peak RSS {} MB", rss >> 20);
     // The folder failed; the error says where, and quotes a few hundred bytes.
@@ -226,9 +223,7 @@ fn a_literal_far_larger_than_its_announced_size_is_dropped_and_reported() {
     let mut script = Script::with_messages(3, "");
     script.claimed.insert(2, 1);
     script.literal_len.insert(2, 400 << 20);
-    let server = ScriptedImap::start(script);
-    let tmp = tempfile::tempdir().unwrap();
-    let ar = tmp.path().join("a");
+    let (server, _tmp, ar) = start(script);
     let (s, err) = pull_within_64m(&ar, &server, "400 MB literal after RFC822.SIZE 1");
     let t = &s["total"]["too_large"];
     assert_eq!(t.as_array().map(Vec::len), Some(1), "{s}");
@@ -249,9 +244,7 @@ fn a_literal_far_larger_than_its_announced_size_is_dropped_and_reported() {
 fn a_message_announced_over_the_maximum_is_never_fetched() {
     let mut script = Script::with_messages(3, "");
     script.claimed.insert(2, 100 << 20);
-    let server = ScriptedImap::start(script);
-    let tmp = tempfile::tempdir().unwrap();
-    let ar = tmp.path().join("a");
+    let (server, _tmp, ar) = start(script);
     let (s, _) = pull_within_64m(&ar, &server, "RFC822.SIZE 100 MB");
     assert_eq!(s["total"]["too_large"][0]["uid"], 2, "{s}");
     assert_eq!(s["total"]["too_large"][0]["seen"], "announced", "{s}");
@@ -276,9 +269,7 @@ fn bodies_larger_than_announced_are_held_within_one_batch_bound() {
         script.claimed.insert(uid, 1);
         script.literal_len.insert(uid, 40 << 20);
     }
-    let server = ScriptedImap::start(script);
-    let tmp = tempfile::tempdir().unwrap();
-    let ar = tmp.path().join("a");
+    let (server, _tmp, ar) = start(script);
     let (s, _) = pull_within_64m(&ar, &server, "8 x 40 MB sent after RFC822.SIZE 1");
     assert_eq!(s["total"]["new_messages"], 8, "every message archived: {s}");
     assert!(s["total"]["too_large"].is_null(), "{s}");
@@ -289,9 +280,7 @@ fn bodies_larger_than_announced_are_held_within_one_batch_bound() {
 fn a_status_line_that_never_ends_fails_the_folder_with_a_clear_error() {
     let mut script = Script::with_messages(2, "");
     script.endless_line = true;
-    let server = ScriptedImap::start(script);
-    let tmp = tempfile::tempdir().unwrap();
-    let ar = tmp.path().join("a");
+    let (server, _tmp, ar) = start(script);
     let started = std::time::Instant::now();
     let (st, rss, out, _) = pull(&ar, &server, &[]);
     eprintln!("endless status line: peak RSS {} MB", rss >> 20);
@@ -308,9 +297,7 @@ fn a_status_line_that_never_ends_fails_the_folder_with_a_clear_error() {
 fn a_server_that_stops_mid_literal_times_out() {
     let mut script = Script::with_messages(2, "");
     script.stall_after = Some(10);
-    let server = ScriptedImap::start(script);
-    let tmp = tempfile::tempdir().unwrap();
-    let ar = tmp.path().join("a");
+    let (server, _tmp, ar) = start(script);
     let started = std::time::Instant::now();
     let (st, _, out, _) = pull_with(&ar, &server, &[], &["--timeout", "2"]);
     assert!(
@@ -329,9 +316,7 @@ fn a_server_that_stops_mid_literal_times_out() {
 fn fetch_answers_for_uids_never_asked_are_ignored() {
     let mut script = Script::with_messages(3, "");
     script.unasked = true;
-    let server = ScriptedImap::start(script);
-    let tmp = tempfile::tempdir().unwrap();
-    let ar = tmp.path().join("a");
+    let (server, _tmp, ar) = start(script);
     let (s, _) = pull_ok(&ar, &server);
     assert_eq!(s["total"]["new_messages"], 3, "{s}");
     assert_eq!(stat_u64(&ar, "messages"), 3);
@@ -353,9 +338,7 @@ fn a_hundred_thousand_folders_with_hostile_names_are_listed_within_bounds() {
     list.push(b"* LIST () \"/\" \"bad&Jjo\"".to_vec());
     list.push(b"* LIST () \"/\" \"&AGE-&-\"".to_vec());
     script.extra_list = list;
-    let server = ScriptedImap::start(script);
-    let tmp = tempfile::tempdir().unwrap();
-    let ar = tmp.path().join("a");
+    let (server, _tmp, ar) = start(script);
     let (st, rss, out, err) = pull_with(&ar, &server, &[], &["--folder", "INBOX"]);
     eprintln!("100,000 folders: peak RSS {} MB", rss >> 20);
     assert!(st.success(), "{err}");
@@ -373,9 +356,7 @@ fn hostile_folder_names_are_pulled_under_names_that_stay_inside_exports() {
         b"* LIST () \"/\" \"../../etc\"".to_vec(),
         b"* LIST () \"/\" \"bad&Jjo\"".to_vec(),
     ];
-    let server = ScriptedImap::start(script);
-    let tmp = tempfile::tempdir().unwrap();
-    let ar = tmp.path().join("a");
+    let (server, tmp, ar) = start(script);
     let (st, _, out, err) = pull(&ar, &server, &[]);
     assert!(!err.contains("panicked"), "{err}");
     let s = summary(&out);
@@ -400,9 +381,7 @@ fn hostile_folder_names_are_pulled_under_names_that_stay_inside_exports() {
 fn uidvalidity_zero_is_archived_and_said() {
     let mut script = Script::with_messages(2, "");
     script.uidvalidity = 0;
-    let server = ScriptedImap::start(script);
-    let tmp = tempfile::tempdir().unwrap();
-    let ar = tmp.path().join("a");
+    let (server, _tmp, ar) = start(script);
     let (st, _, out, err) = pull(&ar, &server, &[]);
     assert!(!err.contains("panicked"), "{err}");
     let s = summary(&out);
@@ -418,9 +397,7 @@ fn uidvalidity_zero_is_archived_and_said() {
 fn a_job_lists_messages_over_its_max_message_size_in_status() {
     let mut script = Script::with_messages(3, "");
     script.literal_len.insert(2, 200_000);
-    let server = ScriptedImap::start(script);
-    let tmp = tempfile::tempdir().unwrap();
-    let ar = tmp.path().join("a");
+    let (server, tmp, ar) = start(script);
     let job = tmp.path().join("big.toml");
     std::fs::write(
         &job,
@@ -449,9 +426,7 @@ fn an_exists_storm_during_idle_is_absorbed() {
     // DONE; `serve` watches INBOX for 8 s.
     let mut script = Script::with_messages(2, "");
     script.exists_storm = Some(200_000);
-    let server = ScriptedImap::start(script);
-    let tmp = tempfile::tempdir().unwrap();
-    let ar = tmp.path().join("a");
+    let (server, tmp, ar) = start(script);
     let jobs = tmp.path().join("jobs");
     std::fs::create_dir(&jobs).unwrap();
     std::fs::write(
@@ -484,9 +459,7 @@ fn a_multibyte_character_after_a_response_code_does_not_panic_the_parser() {
     // Found by fuzzing: imap-proto 0.17 panics on `* OK [UIDNEXT 3]€`.
     let mut script = Script::with_messages(2, "");
     script.utf8_after_code = true;
-    let server = ScriptedImap::start(script);
-    let tmp = tempfile::tempdir().unwrap();
-    let ar = tmp.path().join("a");
+    let (server, _tmp, ar) = start(script);
     let (s, err) = pull_ok(&ar, &server);
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(s["total"]["new_messages"], 2, "{s}");

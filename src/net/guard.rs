@@ -210,7 +210,6 @@ impl LiteralGuard {
             let is = |t: &[u8], words: &[&[u8]]| words.iter().any(|w| t.eq_ignore_ascii_case(w));
             let ended = b != b' ';
             let kind = match tokens.as_slice() {
-                [first] if *first == b"+" => Some(Kind::Text),
                 [_] if ended => Some(Kind::Structured),
                 [_, second] if is(second, &[b"OK", b"NO", b"BAD", b"BYE", b"PREAUTH"]) => Some(Kind::Text),
                 [star, n] if *star == b"*" && !n.is_empty() && n.iter().all(u8::is_ascii_digit) && !ended => None,
