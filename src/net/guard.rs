@@ -12,8 +12,12 @@
 //!    message as too large, by UID.
 //! 2. A response (its lines and the literals passed on) is bounded by the maximum
 //!    message size plus [`RESPONSE_SLACK`]; a status line (`* OK`, `tag NO`, `+`,
-//!    which carry free text and never a literal) by [`TEXT_LINE_LIMIT`]. Past either,
-//!    reading fails with an error that says which.
+//!    which carry free text, with a literal only inside a leading `[code]`) by
+//!    [`TEXT_LINE_LIMIT`]. Past either, reading fails with an error that says which.
+//! 3. Status text (and a literal in its code) reaches the parser as ASCII: other
+//!    bytes become `?`, since imap-proto 0.17 panics on a multi-byte character
+//!    right after a `[code]`. To know which bytes are status text, the guard reads
+//!    a line's first tokens as the parser does, however long its tag.
 //!
 //! The scanner is pure (bytes in, bytes out); [`super::Guarded`] runs it on a stream.
 
@@ -68,7 +72,8 @@ impl Dropped {
 enum Kind {
     /// The first two tokens are not read yet.
     Undecided,
-    /// `+ …`, `* OK|NO|BAD|BYE|PREAUTH …`, `tag OK|NO|BAD …`: free text, no literals.
+    /// `+ …`, `* OK|NO|BAD|BYE|PREAUTH …`, `tag OK|NO|BAD …`: free text, with a
+    /// literal only inside a leading `[code]` (BADCHARSET's names are astrings).
     Text,
     /// `* n FETCH …`: a literal may be a message body.
     Fetch,
@@ -88,14 +93,91 @@ enum State {
     Swallow(u64),
 }
 
+/// Where a status line's text is relative to its optional leading `[code]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Code {
+    /// At the text's first byte (after `+`, a space may come first).
+    Before { after_plus: bool },
+    /// Inside `[…`: a literal may come.
+    Open,
+    /// Past the code, or there is none: free text.
+    Past,
+}
+
+/// The longest token kept to classify a line: the words compared are at most 7
+/// bytes long; a tag may be any length, but only its being `*` matters.
+const TOKEN_KEPT: usize = 8;
+
+/// The first tokens of a line, read byte by byte to decide its [`Kind`].
+#[derive(Clone, Debug, Default)]
+struct Head {
+    /// Tokens ended so far (by a space).
+    ended: usize,
+    /// The current token's first bytes.
+    token: Vec<u8>,
+    /// The current token has more than [`TOKEN_KEPT`] bytes.
+    long: bool,
+    /// The first token is `*`.
+    star: bool,
+    /// The second token is a number (`* 12 FETCH`).
+    number: bool,
+}
+
+impl Head {
+    fn clear(&mut self) {
+        *self = Head::default();
+    }
+
+    fn is(&self, words: &[&[u8]]) -> bool {
+        !self.long && words.iter().any(|w| self.token.eq_ignore_ascii_case(w))
+    }
+
+    /// The line's kind once `b` (the next byte outside literals) is read, or
+    /// `None` while the first tokens are not all read.
+    fn read(&mut self, b: u8) -> Option<Kind> {
+        if self.ended == 0 && self.token.is_empty() && !self.long && b == b'+' {
+            return Some(Kind::Text);
+        }
+        if !matches!(b, b' ' | b'\r' | b'\n') {
+            if self.token.len() < TOKEN_KEPT {
+                self.token.push(b);
+            } else {
+                self.long = true;
+            }
+            return None;
+        }
+        let line_ends = b != b' ';
+        let kind = match self.ended {
+            0 if line_ends => Some(Kind::Structured),
+            0 => {
+                self.star = !self.long && self.token == b"*";
+                None
+            }
+            1 if self.is(&[b"OK", b"NO", b"BAD", b"BYE", b"PREAUTH"]) => Some(Kind::Text),
+            1 => {
+                self.number = self.star && !self.token.is_empty() && self.token.iter().all(u8::is_ascii_digit);
+                (!self.number || line_ends).then_some(Kind::Structured)
+            }
+            _ if self.is(&[b"FETCH"]) => Some(Kind::Fetch),
+            _ => Some(Kind::Structured),
+        };
+        self.ended += 1;
+        self.token.clear();
+        self.long = false;
+        kind
+    }
+}
+
 /// The scanner; see the module documentation.
 #[derive(Debug)]
 pub struct LiteralGuard {
     max_literal: u64,
     state: State,
     kind: Kind,
-    /// The first bytes of the current line (to decide its kind).
-    head: Vec<u8>,
+    /// The current line's first tokens (to decide its kind).
+    head: Head,
+    /// In a status line: where its `[code]` is.
+    code: Code,
     /// Bytes of the current line outside literals.
     line: u64,
     /// Bytes of the current response passed on.
@@ -111,7 +193,8 @@ impl LiteralGuard {
             max_literal,
             state: State::Line,
             kind: Kind::Undecided,
-            head: Vec::new(),
+            head: Head::default(),
+            code: Code::Past,
             line: 0,
             response: 0,
             held: Vec::new(),
@@ -137,7 +220,11 @@ impl LiteralGuard {
             match self.state {
                 State::Literal(left) => {
                     let n = left.min(input.len() as u64) as usize;
-                    out.extend_from_slice(&input[..n]);
+                    if self.kind == Kind::Text {
+                        out.extend(input[..n].iter().map(|&b| ascii_or_question_mark(b)));
+                    } else {
+                        out.extend_from_slice(&input[..n]);
+                    }
                     input = &input[n..];
                     self.state = if left == n as u64 {
                         State::Line
@@ -169,7 +256,20 @@ impl LiteralGuard {
         self.line += 1;
         self.response += 1;
         if self.kind == Kind::Undecided {
-            self.decide(b);
+            if let Some(kind) = self.head.read(b) {
+                self.kind = kind;
+                self.code = Code::Before { after_plus: b == b'+' };
+                if b == b'+' {
+                    return self.pass(b, out);
+                }
+            }
+        } else if self.kind == Kind::Text && self.state == State::Line {
+            self.code = match (self.code, b) {
+                (Code::Before { after_plus: true }, b' ') => Code::Before { after_plus: false },
+                (Code::Before { .. }, b'[') => Code::Open,
+                (Code::Open, b']') | (Code::Before { .. }, _) => Code::Past,
+                (code, _) => code,
+            };
         }
         if self.kind == Kind::Text && self.line > TEXT_LINE_LIMIT {
             return Err(GuardError::TextLineTooLong { limit: TEXT_LINE_LIMIT });
@@ -182,52 +282,34 @@ impl LiteralGuard {
         if self.state == State::Brace {
             return self.brace_byte(b, out);
         }
-        if b == b'{' && matches!(self.kind, Kind::Structured | Kind::Fetch) {
+        let literal_may_come = match self.kind {
+            Kind::Structured | Kind::Fetch => true,
+            Kind::Text => self.code == Code::Open,
+            Kind::Undecided => false,
+        };
+        if b == b'{' && literal_may_come {
             self.held.push(b);
             self.state = State::Brace;
             return Ok(());
         }
+        self.pass(b, out)
+    }
+
+    /// Passes on one byte outside literals and braces.
+    fn pass(&mut self, b: u8, out: &mut Vec<u8>) -> Result<(), GuardError> {
         // imap-proto 0.17 slices the text after a `[code]` one byte in, assuming a
         // space: a multi-byte character there panics the parser (found by fuzzing).
         // Status text is for people; its non-ASCII bytes become `?`.
-        let b = if self.kind == Kind::Text && b >= 0x80 { b'?' } else { b };
+        let b = if self.kind == Kind::Text {
+            ascii_or_question_mark(b)
+        } else {
+            b
+        };
         out.push(b);
         if b == b'\n' {
             self.end_line();
         }
         Ok(())
-    }
-
-    /// Decides the line's kind from its first tokens (`b` is the line's next byte).
-    fn decide(&mut self, b: u8) {
-        // `+` starts a continuation request, with or without a space after it.
-        if self.head.is_empty() && b == b'+' {
-            self.kind = Kind::Text;
-            return;
-        }
-        if matches!(b, b' ' | b'\r' | b'\n') {
-            let tokens: Vec<&[u8]> = self.head.split(|&c| c == b' ').collect();
-            let is = |t: &[u8], words: &[&[u8]]| words.iter().any(|w| t.eq_ignore_ascii_case(w));
-            let ended = b != b' ';
-            let kind = match tokens.as_slice() {
-                [_] if ended => Some(Kind::Structured),
-                [_, second] if is(second, &[b"OK", b"NO", b"BAD", b"BYE", b"PREAUTH"]) => Some(Kind::Text),
-                [star, n] if *star == b"*" && !n.is_empty() && n.iter().all(u8::is_ascii_digit) && !ended => None,
-                [_, _] => Some(Kind::Structured),
-                [_, _, third] if is(third, &[b"FETCH"]) => Some(Kind::Fetch),
-                [_, _, _] => Some(Kind::Structured),
-                _ => None,
-            };
-            if let Some(k) = kind {
-                self.kind = k;
-                return;
-            }
-        }
-        if self.head.len() >= 32 {
-            self.kind = Kind::Structured;
-            return;
-        }
-        self.head.push(b);
     }
 
     /// A byte after `{`: digits, then `}`, CR, LF make a literal; anything else
@@ -285,8 +367,18 @@ impl LiteralGuard {
     fn end_line(&mut self) {
         self.kind = Kind::Undecided;
         self.head.clear();
+        self.code = Code::Past;
         self.line = 0;
         self.response = 0;
+    }
+}
+
+/// Status text is for people: a byte outside ASCII becomes `?`.
+fn ascii_or_question_mark(b: u8) -> u8 {
+    if b.is_ascii() {
+        b
+    } else {
+        b'?'
     }
 }
 
@@ -382,6 +474,37 @@ mod tests {
             out.unwrap(),
             b"* OK [ALERT]??? down\r\n+?\r\n* 1 FETCH (X \"\xc3\xa9\")\r\n"
         );
+    }
+
+    #[test]
+    fn a_status_line_with_a_long_tag_is_still_status_text() {
+        // Found by fuzzing: a tag longer than the bytes once kept to classify a line
+        // made its status text pass unchanged.
+        let tag = "T".repeat(200);
+        let input = format!("{tag} OK [ALERT]\u{e9} done\r\n");
+        let (out, _) = run(100, &[input.as_bytes()]);
+        assert_eq!(out.unwrap(), format!("{tag} OK [ALERT]?? done\r\n").as_bytes());
+    }
+
+    #[test]
+    fn a_literal_inside_a_status_code_is_read_as_one() {
+        // BADCHARSET's names are astrings: imap-proto reads `{N}` CRLF there as a
+        // literal, so the line goes on after it and its text is still status text.
+        let input: &[u8] = b"A1 NO [BADCHARSET ({3}\r\n\xffab)]\xe2\x82\xac {7}\r\n* 1 FETCH (X \"\xc3\xa9\")\r\n";
+        for split in 0..input.len() {
+            let (out, dropped) = run(100, &[&input[..split], &input[split..]]);
+            assert_eq!(
+                out.unwrap(),
+                b"A1 NO [BADCHARSET ({3}\r\n?ab)]??? {7}\r\n* 1 FETCH (X \"\xc3\xa9\")\r\n",
+                "split at {split}"
+            );
+            assert!(dropped.is_empty());
+        }
+        let (out, dropped) = run(1 << 30, &[b"+ [X {2000000}\r\n"]);
+        assert_eq!(out.unwrap(), b"+ [X NIL", "bounded as a name");
+        assert_eq!(dropped, vec![2_000_000]);
+        let (out, _) = run(100, &[b"* OK ready [X {3}\r\n"]);
+        assert_eq!(out.unwrap(), b"* OK ready [X {3}\r\n", "a code only leads the text");
     }
 
     #[test]
