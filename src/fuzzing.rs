@@ -78,7 +78,7 @@ pub fn imap_lines(data: &[u8]) {
         if let Ok(decoded) = crate::plan::mutf7::decode(name) {
             assert!(!decoded.is_empty() || name.is_empty(), "{name:?} decoded to nothing");
         }
-        let _ = crate::imap::folders::folder_from_list(name, Some("/"), &[]);
+        let _ = crate::imap::folders::folder_from_list(name, Some("/"), &[], None);
     }
     // Pairs of u32 from the input: the archive's UIDs (sorted) and server ranges.
     let nums: Vec<u32> = data

@@ -65,7 +65,7 @@ fn mdbox_target_and_the_comparison_oracle() {
 /// (non-ASCII, nested) is created and subscribed, and the next LIST has it.
 #[test]
 fn replay_target_folders_are_listed_mapped_and_created() {
-    use mailvault::plan::folder_map::map_folder;
+    use mailvault::plan::folder_map::{map_folder, Mapping};
     use mailvault::remote::{Auth, ConnectOptions};
     use mailvault::replay::target;
     use std::time::Duration;
@@ -92,20 +92,21 @@ fn replay_target_folders_are_listed_mapped_and_created() {
         let server = o.endpoint.to_string();
         let mut c = mailvault::imap::connect::connect(&o).await.unwrap();
         let t = target::list(&mut c, &server, o.io_timeout).await.unwrap();
-        assert_eq!(t.separator, '.');
+        assert_eq!(t.separator(), '.');
+        assert_eq!(t.namespace.prefix, "");
         let sent = t.folders.iter().find(|f| f.special_use == "\\Sent").unwrap();
         assert_eq!(sent.name, "Sent");
         // A source "Sent Items" (no role from its server) goes to the target's \Sent.
-        let m = map_folder("Sent Items", "", &[], &t.folders, t.separator);
+        let m = map_folder("Sent Items", "", &Mapping::default(), &t);
         assert_eq!((m.name.as_str(), m.create), ("Sent", false));
-        let m = map_folder("Réunions/Été 2001", "", &[], &t.folders, t.separator);
+        let m = map_folder("Réunions/Été 2001", "", &Mapping::default(), &t);
         assert_eq!((m.name.as_str(), m.create), ("Réunions.Été 2001", true));
         target::create(&mut c, &server, o.io_timeout, &m.name).await.unwrap();
         // Creating it again is not an error.
         target::create(&mut c, &server, o.io_timeout, &m.name).await.unwrap();
         let t = target::list(&mut c, &server, o.io_timeout).await.unwrap();
         assert!(t.folders.iter().any(|f| f.name == "Réunions.Été 2001"), "{t:?}");
-        assert!(!map_folder("Réunions/Été 2001", "", &[], &t.folders, t.separator).create);
+        assert!(!map_folder("Réunions/Été 2001", "", &Mapping::default(), &t).create);
     });
     let subscribed = dst.doveadm(&["mailbox", "list", "-u", "ann", "-s"]);
     assert!(

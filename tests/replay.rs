@@ -580,3 +580,235 @@ fn resolution_considers_every_same_size_candidate() {
     });
     assert_eq!(found, vec![650]);
 }
+
+/// The archive's name (relative to the personal namespace, `/`-separated) of a
+/// folder as an `INBOX.`-prefixed server names it.
+fn relative_to_inbox_prefix(server: &str) -> String {
+    match server.strip_prefix("INBOX.") {
+        Some(rest) if !rest.eq_ignore_ascii_case("INBOX") => rest.replace('.', "/"),
+        _ => server.replace('.', "/"),
+    }
+}
+
+/// Migrates `src` to `dst` (`user` on both), checks every message against the
+/// source by the independent comparison, `compare`, and a rerun; returns the
+/// first report.
+fn migrate_checked(
+    archive: &Path,
+    src: &Dovecot,
+    dst: &Dovecot,
+    user: &str,
+    extra: &[&str],
+    source_name: &dyn Fn(&str) -> String,
+) -> serde_json::Value {
+    let mut args = vec!["--json", "-q"];
+    args.extend_from_slice(extra);
+    let first = common::json_of(migrate_cmd(archive, src, dst, user, &args), "migrate");
+    let report = first["replay"].clone();
+    assert_eq!(report["total"]["failed"], 0, "{report:#}");
+    let map = folder_map(&report);
+    let (source, target) = (src.server_view(user, PW), dst.server_view(user, PW));
+    assert_eq!(source.len(), target.len(), "one target message per source message");
+    let d = compare_views(&source, &target, |f| {
+        let name = source_name(f);
+        map.get(&name)
+            .cloned()
+            .unwrap_or_else(|| panic!("source folder {f} ({name}) is in no report folder: {map:?}"))
+    });
+    assert!(d.is_empty(), "{} differences: {:#?}", d.len(), &d[..d.len().min(10)]);
+    let again = common::json_of(migrate_cmd(archive, src, dst, user, &args), "rerun");
+    assert_eq!(
+        again["replay"]["total"]["appended"], 0,
+        "{:#}",
+        again["replay"]["total"]
+    );
+    assert_eq!(dst.server_view(user, PW).len(), source.len());
+    let compare_extra: Vec<&str> = extra.iter().copied().filter(|a| *a == "--no-role-map").collect();
+    let out = compare_cmd(src, dst, user, &compare_extra).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("no differences"),
+        "compare: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report
+}
+
+/// Into and out of a server whose personal folders sit under `INBOX.` with `.` as
+/// separator (NAMESPACE): the Enron account from a plain Dovecot into it, then from
+/// it into another plain one; every message in its mapped folder with its bytes,
+/// flags and INTERNALDATE; `compare` clean and reruns append nothing both ways.
+#[test]
+fn migrate_into_and_out_of_an_inbox_prefixed_server() {
+    let src = Dovecot::start();
+    src.add_user("ken", PW);
+    let loaded = load_enron(&src, "ken");
+    let mid = Dovecot::start_flavour(Storage::MaildirInboxDot, "");
+    mid.add_user("ken", PW);
+    let tmp = tempfile::tempdir().unwrap();
+
+    let into = migrate_checked(&tmp.path().join("in"), &src, &mid, "ken", &[], &|f| f.to_string());
+    assert_eq!(into["total"]["appended"], loaded as u64);
+    let map = folder_map(&into);
+    assert_eq!(map["_sent_mail"], "INBOX._sent_mail", "{map:?}");
+    assert_eq!(map["discussion_threads"], "INBOX.discussion_threads");
+    assert_eq!(map["INBOX"], "INBOX");
+    assert_eq!(map["INBOX/genie"], "INBOX.INBOX.genie");
+    assert_eq!(map["sent_items"], "INBOX.Sent", "roles: {map:?}");
+    assert_eq!(map["sent"], "INBOX.Sent");
+    let merged = into["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["folder"] == "INBOX.Sent")
+        .unwrap();
+    assert_eq!(merged["sources"].as_array().unwrap().len(), 2, "{merged:#}");
+    // The text report says so.
+    let text = common::stdout_of(
+        migrate_cmd(&tmp.path().join("in"), &src, &mid, "ken", &["-q"]),
+        "migrate",
+    );
+    assert!(text.contains("note: 2 source folders went into INBOX.Sent"), "{text}");
+
+    // Pulled from the prefixed server, folders are named relative to its prefix.
+    let listed = common::stdout_of(
+        common::dovecot::pull_command(
+            &tmp.path().join("list"),
+            &url(&mid, "ken"),
+            &mid,
+            &["--list-folders", "--json"],
+        ),
+        "pull --list-folders",
+    );
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed["namespaces"]["personal"][0]["prefix"], "INBOX.");
+    let names: Vec<(&str, &str)> = listed["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["server_name"].as_str().unwrap(), f["name"].as_str().unwrap()))
+        .collect();
+    assert!(names.contains(&("INBOX._sent_mail", "_sent_mail")), "{names:?}");
+    assert!(names.contains(&("INBOX.INBOX.genie", "INBOX/genie")), "{names:?}");
+
+    let dst = Dovecot::start_flavour(Storage::MdboxDot, "");
+    dst.add_user("ken", PW);
+    let out = migrate_checked(
+        &tmp.path().join("out"),
+        &mid,
+        &dst,
+        "ken",
+        &[],
+        &relative_to_inbox_prefix,
+    );
+    let map = folder_map(&out);
+    assert_eq!(map["_sent_mail"], "_sent_mail", "{map:?}");
+    assert_eq!(map["INBOX/genie"], "INBOX.genie");
+    // And the round trip ends where it began.
+    let (first, last) = (src.server_view("ken", PW), dst.server_view("ken", PW));
+    assert_eq!(first.len(), last.len());
+    let out = compare_cmd(&src, &dst, "ken", &[]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// With `--no-role-map`, every source folder arrives under its own name, under the
+/// target's prefix; nothing is merged.
+#[test]
+fn without_role_mapping_every_folder_arrives_under_its_own_name() {
+    let src = Dovecot::start();
+    src.add_user("ken", PW);
+    let loaded = load_enron(&src, "ken");
+    let dst = Dovecot::start_flavour(Storage::MaildirInboxDot, "");
+    dst.add_user("ken", PW);
+    let tmp = tempfile::tempdir().unwrap();
+    let report = migrate_checked(&tmp.path().join("a"), &src, &dst, "ken", &["--no-role-map"], &|f| {
+        f.to_string()
+    });
+    assert_eq!(report["total"]["appended"], loaded as u64);
+    let map = folder_map(&report);
+    assert_eq!(map.len(), 12, "{map:?}");
+    for (source, target) in &map {
+        let want = if source == "INBOX" {
+            "INBOX".to_string()
+        } else {
+            format!("INBOX.{}", source.replace('/', "."))
+        };
+        assert_eq!(target, &want);
+    }
+    assert!(report["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["sources"].as_array().unwrap().len() == 1));
+}
+
+/// A target that refuses CREATE for one folder (Dovecot's ACL: no right to make
+/// folders under `Locked`): that folder's messages are counted failed, in the
+/// table and the JSON, the run exits 1, and every other folder arrives.
+#[test]
+fn a_folder_the_target_refuses_to_create_counts_its_messages_as_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let acl = tmp.path().join("acl");
+    std::fs::write(&acl, "INBOX.Locked owner lrwstipe\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&acl, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let conf = format!(
+        "mail_plugins = $mail_plugins acl\nplugin {{\n  acl = vfile:{}\n}}\n",
+        acl.display()
+    );
+    let dst = Dovecot::start_flavour(Storage::MaildirInboxDot, &conf);
+    dst.add_user("ann", PW);
+    dst.doveadm(&["mailbox", "create", "-u", "ann", "INBOX.Locked"]);
+    let src = Dovecot::start();
+    src.add_user("ann", PW);
+    let msgs = common::dovecot::sample_messages(9);
+    let at = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_100_000_000);
+    let load = |folder: &str, range: std::ops::Range<usize>| {
+        let m: Vec<_> = msgs[range].iter().map(|m| (m.clone(), "S", at)).collect();
+        src.load("ann", folder, &m);
+    };
+    load("INBOX", 0..3);
+    load("Locked/Inner", 3..7);
+    load("Open", 7..9);
+
+    let archive = tmp.path().join("a");
+    let out = migrate_cmd(&archive, &src, &dst, "ann", &["--json", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &r["replay"];
+    let row = |name: &str| {
+        r["folders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["folder"] == name)
+            .unwrap_or_else(|| panic!("{name} in {r:#}"))
+            .clone()
+    };
+    let locked = row("INBOX.Locked.Inner");
+    assert_eq!(
+        (locked["in_source"].as_u64(), locked["failed"].as_u64()),
+        (Some(4), Some(4))
+    );
+    assert!(
+        locked["error"].as_str().unwrap().contains("Permission denied"),
+        "{locked:#}"
+    );
+    assert_eq!(row("INBOX")["appended"], 3);
+    assert_eq!(row("INBOX.Open")["appended"], 2);
+    assert_eq!(r["total"]["failed"], 4);
+    assert_eq!(dst.server_view("ann", PW).len(), 5);
+    // The table says so too.
+    let out = migrate_cmd(&archive, &src, &dst, "ann", &["-q"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("INBOX.Locked.Inner"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&cols[1..5], ["4", "0", "0", "4"], "{line}");
+}

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use super::server_args::{FromServerArgs, ToServerArgs};
 use mailvault::plan::compare::Kind;
-use mailvault::plan::folder_map::parse_rule;
+use mailvault::plan::folder_map::{parse_rule, Mapping};
 use mailvault::replay::compare::{differences, read_account};
 
 #[derive(clap::Args, Debug)]
@@ -23,6 +23,10 @@ pub struct CompareArgs {
     /// Folder rules, as given to replay/migrate (A's FROM goes to B's TO)
     #[arg(long = "map", value_name = "FROM=TO")]
     maps: Vec<String>,
+    /// Folders with a SPECIAL-USE role were kept under their own names (as given to
+    /// replay/migrate)
+    #[arg(long)]
+    no_role_map: bool,
     /// Credentials and TLS of A
     #[command(flatten)]
     source: FromServerArgs,
@@ -53,7 +57,11 @@ pub fn compare(a: &CompareArgs) -> Result<ExitCode> {
         .context("starting the async runtime")?;
     let (ra, rb) = rt.block_on(async { tokio::join!(read_account(&oa), read_account(&ob)) });
     let (acc_a, acc_b) = (ra?, rb?);
-    let diffs = differences(&acc_a, &acc_b, &rules);
+    let how = Mapping {
+        rules,
+        roles: !a.no_role_map,
+    };
+    let diffs = differences(&acc_a, &acc_b, &how);
     let mut counts: BTreeMap<Kind, usize> = BTreeMap::new();
     for d in &diffs {
         *counts.entry(d.kind).or_default() += 1;

@@ -15,6 +15,7 @@ use mailvault::archive::Archive;
 use mailvault::control::{Control, Stop};
 use mailvault::imap::{self, PullOptions};
 use mailvault::job::units::ByteSize;
+use mailvault::plan::namespace::NamespaceKind;
 use mailvault::plan::pop3_sync::DeletePolicy;
 use mailvault::pop3::{PlannedMessage, Pop3PullOptions, Pop3Session};
 use mailvault::remote::{BatchLimits, PullProgress, PullSummary, SizeSeen};
@@ -31,6 +32,13 @@ pub struct PullArgs {
     /// Skip folders matching this glob; repeatable
     #[arg(long, value_name = "GLOB")]
     exclude: Vec<String>,
+    /// Also pull the folders of this namespace: `other` (other users' folders shared
+    /// with you) or `shared` (public folders); repeatable [default: personal only]
+    #[arg(long = "namespace", value_name = "KIND")]
+    namespaces: Vec<NamespaceKind>,
+    /// List the server's folders (namespace, role, archive name) and pull nothing
+    #[arg(long)]
+    list_folders: bool,
     /// Account name in the archive [default: USER@HOST]
     #[arg(long, value_name = "NAME")]
     account: Option<String>,
@@ -92,12 +100,19 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
         account,
         include: a.folders.clone(),
         exclude: a.exclude.clone(),
+        namespaces: a.namespaces.clone(),
         connections: a.connections.max(1),
         limits: BatchLimits::default(),
         max_retries: a.retries,
         backoff: Duration::from_millis(250),
         control: Default::default(),
     };
+    if a.list_folders {
+        if !opts.connect.endpoint.scheme.is_imap() {
+            bail!("--list-folders applies to IMAP; POP3 serves one mailbox");
+        }
+        return list_folders(&opts, a.json);
+    }
     if !opts.connect.endpoint.scheme.is_imap() && a.dry_run {
         return pop3_dry_run(cli, &pop3_options(a, &opts), a.json);
     }
@@ -120,6 +135,48 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
             summary.account
         );
         return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `pull --list-folders`: every selectable folder in every namespace, and whether a
+/// pull with these options takes it.
+fn list_folders(o: &PullOptions, json: bool) -> Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (namespaces, folders) = rt.block_on(imap::pull::list_folders_only(o))?;
+    if json {
+        let v = serde_json::json!({ "namespaces": namespaces, "folders": folders });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    match &namespaces {
+        Some(n) => {
+            for (kind, list) in [("personal", &n.personal), ("other", &n.other), ("shared", &n.shared)] {
+                for ns in list {
+                    let sep = ns.separator.map_or("none".to_string(), |c| format!("{c:?}"));
+                    println!("namespace {kind:<8} prefix {:?} separator {sep}", ns.prefix);
+                }
+            }
+        }
+        None => println!("the server announces no namespaces (no NAMESPACE): folders are named from the top"),
+    }
+    println!();
+    println!(
+        "{:<8} {:<4} {:<10} {:<32} server name",
+        "pull", "ns", "role", "archive name"
+    );
+    for f in &folders {
+        println!(
+            "{:<8} {:<4} {:<10} {:<32} {}",
+            if f.pulled { "yes" } else { "no" },
+            &f.namespace.to_string()[..2],
+            f.special_use,
+            f.name,
+            f.server_name
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

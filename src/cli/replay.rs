@@ -14,7 +14,7 @@ use super::server_args::{FromServerArgs, ServerArgs, ToServerArgs};
 use super::{human_bytes, Cli, Ui};
 use mailvault::archive::{Archive, PlacementFilter};
 use mailvault::imap::PullOptions;
-use mailvault::plan::folder_map::{parse_rule, Rule};
+use mailvault::plan::folder_map::{parse_rule, Mapping, Rule};
 use mailvault::plan::pop3_sync::DeletePolicy;
 use mailvault::pop3::{Pop3PullOptions, Pop3Session};
 use mailvault::remote::{BatchLimits, ConnectOptions};
@@ -28,6 +28,10 @@ pub struct ReplayTuning {
     /// the target; repeatable; the longest matching FROM wins
     #[arg(long = "map", value_name = "FROM=TO")]
     maps: Vec<String>,
+    /// Keep every source folder under its own name: do not send folders with a
+    /// SPECIAL-USE role (Sent, Trash, …) to the target's folder of that role
+    #[arg(long)]
+    no_role_map: bool,
     /// Show what would be appended and created; change nothing on the target or in
     /// the archive
     #[arg(long)]
@@ -103,7 +107,10 @@ fn replay_options(connect: ConnectOptions, t: &ReplayTuning) -> Result<ReplayOpt
     }
     Ok(ReplayOptions {
         connect,
-        rules: rules(&t.maps)?,
+        mapping: Mapping {
+            rules: rules(&t.maps)?,
+            roles: !t.no_role_map,
+        },
         pipeline: Pipeline {
             per_command: t.per_append.max(1),
             ..Pipeline::default()
@@ -171,6 +178,7 @@ pub fn migrate(cli: &Cli, ui: &Ui, a: &MigrateArgs) -> Result<ExitCode> {
         account: account.clone(),
         include: Vec::new(),
         exclude: Vec::new(),
+        namespaces: Vec::new(),
         connections: 4,
         limits: BatchLimits::default(),
         max_retries: a.tuning.retries,
@@ -260,6 +268,15 @@ fn print_report(r: &ReplayReport) -> Result<()> {
         for x in &f.failures {
             println!("    refused {} from {}: {}", x.message, x.source, x.reason);
         }
+    }
+    for f in r.folders.iter().filter(|f| f.sources.len() > 1) {
+        println!(
+            "note: {} source folders {} {}: {} (--no-role-map keeps each under its own name)",
+            f.sources.len(),
+            if r.dry_run { "would go into" } else { "went into" },
+            f.folder,
+            f.sources.join(", ")
+        );
     }
     if r.total.checked > 0 {
         println!(

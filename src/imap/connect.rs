@@ -1,6 +1,7 @@
 //! Opening an IMAP session: TCP, implicit TLS or STARTTLS (required unless plaintext
 //! is explicitly allowed), greeting checks, CAPABILITY after TLS, login by LOGIN,
-//! AUTHENTICATE PLAIN or XOAUTH2/OAUTHBEARER, then ENABLE QRESYNC/CONDSTORE.
+//! AUTHENTICATE PLAIN or XOAUTH2/OAUTHBEARER, then ENABLE QRESYNC/CONDSTORE and
+//! NAMESPACE.
 //!
 //! Everything before TLS is done here, line by line, so that nothing the server sent
 //! in plaintext survives into the TLS session: bytes after the STARTTLS OK are
@@ -14,6 +15,7 @@ use tracing::debug;
 
 use super::ImapError;
 use crate::net::{tls, Dropped, Guarded, MaybeTls, Scheme};
+use crate::plan::namespace::Namespaces;
 use crate::remote::{Auth, ConnectOptions};
 
 /// What the server can do, as far as the sync cares.
@@ -23,6 +25,7 @@ pub struct ServerCaps {
     pub qresync: bool,
     pub gmail: bool,
     pub special_use: bool,
+    pub namespace: bool,
     /// What a replay into this server may use.
     pub append: crate::replay::wire::AppendCaps,
 }
@@ -35,6 +38,9 @@ pub struct Connected {
     pub caps: ServerCaps,
     /// Literals over the maximum message size the session's guard dropped.
     pub dropped: Dropped,
+    /// What NAMESPACE answered; `None` when the server does not offer it (or
+    /// refused it): folders are then named from the top of the hierarchy.
+    pub namespaces: Option<Namespaces>,
 }
 
 const MAX_LINE: usize = 64 * 1024;
@@ -88,6 +94,7 @@ pub async fn connect(o: &ConnectOptions) -> Result<Connected, ImapError> {
         qresync: caps_list.has_str("QRESYNC"),
         gmail: caps_list.has_str("X-GM-EXT-1"),
         special_use: caps_list.has_str("SPECIAL-USE"),
+        namespace: caps_list.has_str("NAMESPACE"),
         append: crate::replay::wire::AppendCaps::from_atoms(caps_list.iter().filter_map(|c| match c {
             async_imap::types::Capability::Atom(a) => Some(a.as_ref()),
             _ => None,
@@ -109,8 +116,18 @@ pub async fn connect(o: &ConnectOptions) -> Result<Connected, ImapError> {
         })
         .await?;
     }
+    let namespaces = if caps.namespace {
+        super::namespace::namespaces(&mut session, &server, t).await?
+    } else {
+        None
+    };
     debug!(%server, ?caps, "logged in");
-    Ok(Connected { session, caps, dropped })
+    Ok(Connected {
+        session,
+        caps,
+        dropped,
+        namespaces,
+    })
 }
 
 /// Runs `fut` with a time limit.

@@ -1,10 +1,12 @@
 //! Which folders to pull: LIST results turned into [`Folder`]s (modified UTF-7
-//! decoded, hierarchy separator normalised to `/`, SPECIAL-USE role kept,
-//! `\Noselect` dropped), filtered by `--folder`/`--exclude` globs. Pure.
+//! decoded, named relative to the personal namespace with `/` as hierarchy
+//! separator, SPECIAL-USE role kept, `\Noselect` dropped), filtered by
+//! `--folder`/`--exclude` globs and by namespace. Pure.
 
 use async_imap::imap_proto::NameAttribute;
 
 use crate::plan::mutf7;
+use crate::plan::namespace::{Namespace, NamespaceKind, Namespaces};
 
 /// One selectable folder on the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,10 +17,19 @@ pub struct Folder {
     pub name: String,
     /// `\Sent`, `\Trash`, … or empty.
     pub special_use: String,
+    /// The namespace it lies in (personal on servers without NAMESPACE).
+    pub namespace: NamespaceKind,
 }
 
-/// Builds a folder from one LIST answer; `None` for `\Noselect`/`\NonExistent`.
-pub fn folder_from_list(remote: &str, delimiter: Option<&str>, attrs: &[NameAttribute<'_>]) -> Option<Folder> {
+/// Builds a folder from one LIST answer, named as `namespaces` say (from the top of
+/// the hierarchy when the server announced none); `None` for
+/// `\Noselect`/`\NonExistent`.
+pub fn folder_from_list(
+    remote: &str,
+    delimiter: Option<&str>,
+    attrs: &[NameAttribute<'_>],
+    namespaces: Option<&Namespaces>,
+) -> Option<Folder> {
     let mut special_use = String::new();
     for a in attrs {
         match a {
@@ -35,19 +46,21 @@ pub fn folder_from_list(remote: &str, delimiter: Option<&str>, attrs: &[NameAttr
         }
     }
     let decoded = mutf7::decode(remote).unwrap_or_else(|_| remote.to_string());
-    let name = match delimiter {
-        Some(d) if d != "/" && !d.is_empty() => decoded.replace(d, "/"),
-        _ => decoded,
+    let listed = delimiter.and_then(|d| d.chars().next());
+    let (namespace, mut ns) = match namespaces {
+        Some(all) => all.of(&decoded),
+        None => (NamespaceKind::Personal, Namespace::root(listed)),
     };
-    let name = if name.eq_ignore_ascii_case("INBOX") {
-        "INBOX".to_string()
-    } else {
-        name
-    };
+    ns.separator = ns.separator.or(listed);
+    if namespace != NamespaceKind::Personal {
+        // Another user's or a shared folder keeps its whole name.
+        ns.prefix.clear();
+    }
     Some(Folder {
         remote: remote.to_string(),
-        name,
+        name: ns.to_archive(&decoded),
         special_use,
+        namespace,
     })
 }
 
@@ -121,29 +134,49 @@ mod tests {
 
     #[test]
     fn list_answers() {
-        let f = folder_from_list("Entw&APw-rfe", Some("."), &[NameAttribute::Drafts]).unwrap();
+        let f = folder_from_list("Entw&APw-rfe", Some("."), &[NameAttribute::Drafts], None).unwrap();
         assert_eq!(
             f,
             Folder {
                 remote: "Entw&APw-rfe".into(),
                 name: "Entwürfe".into(),
-                special_use: "\\Drafts".into()
+                special_use: "\\Drafts".into(),
+                namespace: NamespaceKind::Personal,
             }
         );
-        let f = folder_from_list("Work.2024.Q1", Some("."), &[]).unwrap();
+        let f = folder_from_list("Work.2024.Q1", Some("."), &[], None).unwrap();
         assert_eq!(f.name, "Work/2024/Q1");
-        assert_eq!(folder_from_list("[Gmail]", Some("/"), &[NameAttribute::NoSelect]), None);
+        assert_eq!(
+            folder_from_list("[Gmail]", Some("/"), &[NameAttribute::NoSelect], None),
+            None
+        );
         assert_eq!(
             folder_from_list(
                 "x",
                 Some("/"),
-                &[NameAttribute::Extension(Cow::Borrowed("\\NonExistent"))]
+                &[NameAttribute::Extension(Cow::Borrowed("\\NonExistent"))],
+                None
             ),
             None
         );
-        assert_eq!(folder_from_list("inbox", Some("/"), &[]).unwrap().name, "INBOX");
+        assert_eq!(folder_from_list("inbox", Some("/"), &[], None).unwrap().name, "INBOX");
         // Not valid modified UTF-7: kept as the server spelled it.
-        assert_eq!(folder_from_list("a&b", None, &[]).unwrap().name, "a&b");
+        assert_eq!(folder_from_list("a&b", None, &[], None).unwrap().name, "a&b");
+    }
+
+    #[test]
+    fn list_answers_under_namespaces() {
+        let courier = crate::plan::namespace::parse(b"((\"INBOX.\" \".\")) NIL ((\"#shared.\" \".\"))").unwrap();
+        let f = |name: &str| folder_from_list(name, Some("."), &[], Some(&courier)).unwrap();
+        assert_eq!(f("INBOX").name, "INBOX");
+        assert_eq!(f("INBOX.Work.2024").name, "Work/2024");
+        assert_eq!(f("INBOX.Work.2024").remote, "INBOX.Work.2024");
+        assert_eq!(f("INBOX.INBOX.genie").name, "INBOX/genie");
+        let shared = f("#shared.news.x");
+        assert_eq!(
+            (shared.name.as_str(), shared.namespace),
+            ("#shared/news/x", NamespaceKind::Shared)
+        );
     }
 
     proptest::proptest! {

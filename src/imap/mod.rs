@@ -6,6 +6,7 @@
 pub mod connect;
 mod error;
 pub mod folders;
+pub mod namespace;
 pub mod pull;
 pub mod sync;
 

@@ -16,6 +16,7 @@ use super::ImapError;
 use crate::archive::{PlacementChange, PlacementUpdate, SourceChanges};
 use crate::control::Control;
 use crate::model::SourceKey;
+use crate::plan::namespace::{NamespaceKind, Namespaces};
 use crate::remote::{backoff, BatchLimits, ConnectOptions, FolderSummary, PullProgress, PullSummary};
 use crate::writer::Writer;
 
@@ -27,6 +28,8 @@ pub struct PullOptions {
     pub account: String,
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    /// Namespaces pulled besides the personal one (other users', shared).
+    pub namespaces: Vec<NamespaceKind>,
     /// Sessions opened in parallel (per-host limit).
     pub connections: usize,
     pub limits: BatchLimits,
@@ -57,16 +60,12 @@ async fn connect_retrying(o: &PullOptions, attempt: &mut u32) -> Result<Connecte
     }
 }
 
-/// Lists the selectable folders and applies the include/exclude globs.
-/// Lists the selectable folders: those to pull (include/exclude globs applied) and
-/// the names of all of them.
-async fn list_folders(
-    c: &mut Connected,
-    o: &PullOptions,
-    server: &str,
-) -> Result<(Vec<Folder>, HashSet<String>), ImapError> {
+/// Every selectable folder the server lists, named relative to its personal
+/// namespace, in every namespace.
+pub async fn list_all(c: &mut Connected, server: &str, t: Duration) -> Result<Vec<Folder>, ImapError> {
     let what = "LIST";
-    let names = timed(o.connect.io_timeout, server, what, async {
+    let namespaces = c.namespaces.clone();
+    timed(t, server, what, async {
         let mut st = c
             .session
             .list(Some(""), Some("*"))
@@ -75,16 +74,61 @@ async fn list_folders(
         let mut out = Vec::new();
         while let Some(n) = st.next().await {
             let n = n.map_err(|e| ImapError::from_client(server, what, e))?;
-            if let Some(f) = folder_from_list(n.name(), n.delimiter(), n.attributes()) {
+            if let Some(f) = folder_from_list(n.name(), n.delimiter(), n.attributes(), namespaces.as_ref()) {
                 out.push(f);
             }
         }
         Ok(out)
     })
-    .await?;
+    .await
+}
+
+/// One folder as `pull --list-folders` shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ListedFolder {
+    /// The name as the server spells it, decoded from modified UTF-7.
+    pub server_name: String,
+    /// The archive's name for it.
+    pub name: String,
+    pub special_use: String,
+    pub namespace: NamespaceKind,
+    /// Whether a pull with these options takes it.
+    pub pulled: bool,
+}
+
+/// The server's namespaces (`None` without NAMESPACE) and every selectable folder.
+pub async fn list_folders_only(o: &PullOptions) -> Result<(Option<Namespaces>, Vec<ListedFolder>), ImapError> {
+    let server = o.connect.endpoint.to_string();
+    let mut c = connect(&o.connect).await?;
+    let (pulled, _) = list_folders(&mut c, o, &server).await?;
+    let all = list_all(&mut c, &server, o.connect.io_timeout).await?;
+    let _ = tokio::time::timeout(o.connect.io_timeout, c.session.logout()).await;
+    let mut out: Vec<ListedFolder> = all
+        .into_iter()
+        .map(|f| ListedFolder {
+            server_name: crate::plan::mutf7::decode(&f.remote).unwrap_or_else(|_| f.remote.clone()),
+            pulled: pulled.iter().any(|p| p.remote == f.remote),
+            name: f.name,
+            special_use: f.special_use,
+            namespace: f.namespace,
+        })
+        .collect();
+    out.sort_by(|a, b| (a.namespace, &a.name).cmp(&(b.namespace, &b.name)));
+    Ok((c.namespaces, out))
+}
+
+/// The folders to pull (personal ones and those of the namespaces asked for, with
+/// the include/exclude globs applied) and the names of all listed folders.
+async fn list_folders(
+    c: &mut Connected,
+    o: &PullOptions,
+    server: &str,
+) -> Result<(Vec<Folder>, HashSet<String>), ImapError> {
+    let names = list_all(c, server, o.connect.io_timeout).await?;
     let all: HashSet<String> = names.iter().map(|f| f.name.clone()).collect();
     let mut folders: Vec<Folder> = names
         .into_iter()
+        .filter(|f| f.namespace == NamespaceKind::Personal || o.namespaces.contains(&f.namespace))
         .filter(|f| selected(&f.name, &o.include, &o.exclude))
         .collect();
     folders.sort_by(|a, b| (a.name != "INBOX", &a.name).cmp(&(b.name != "INBOX", &b.name)));

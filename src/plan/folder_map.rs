@@ -6,18 +6,21 @@
 //! 1. An explicit rule FROM=TO whose FROM is the folder or one of its ancestors wins
 //!    (the longest such FROM): "Work=Jobs" sends "Work" to "Jobs" and "Work/2001" to
 //!    "Jobs/2001". A rule to the empty name is not allowed (parse_rule refuses it).
-//! 2. A folder with a SPECIAL-USE role (\Sent, \Drafts, \Trash, \Junk, \Archive,
+//! 2. Unless role mapping is off (`--no-role-map`), a folder with a SPECIAL-USE role (\Sent, \Drafts, \Trash, \Junk, \Archive,
 //!    \All) — the server's, or guessed from a well-known name ("Sent Items",
 //!    "Deleted Messages", "[Gmail]/Spam", …) — goes to the target folder holding that
 //!    role, whatever it is called. Without such a folder on the target it keeps its
 //!    name (and is created).
 //! 3. INBOX, in any case spelling, goes to INBOX.
-//! 4. Anything else keeps its name. Names are `/`-separated in the archive; on the
-//!    target they are joined with the target's separator, and a separator character
-//!    inside one name component is replaced by `_` (reported), since it would
-//!    otherwise split the folder in two.
+//! 4. Anything else keeps its name. Names are `/`-separated in the archive, relative
+//!    to the personal namespace; on the target they are joined with the target's
+//!    separator and put under its personal prefix (`INBOX.` on many servers), and a
+//!    separator character inside one name component is replaced by `_` (reported),
+//!    since it would otherwise split the folder in two.
 //! 5. The result is created on the target when no target folder has that name.
 //! ```
+
+use crate::plan::namespace::Namespace;
 
 /// SPECIAL-USE roles that identify a folder across servers (RFC 6154).
 pub const ROLES: [&str; 6] = ["\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive", "\\All"];
@@ -29,6 +32,38 @@ pub struct TargetFolder {
     pub name: String,
     /// Its SPECIAL-USE role, or empty.
     pub special_use: String,
+}
+
+/// The target as a mapping needs it: its personal namespace (prefix and separator)
+/// and the folders it lists there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub namespace: Namespace,
+    pub folders: Vec<TargetFolder>,
+}
+
+impl Target {
+    /// The hierarchy separator names are joined with.
+    pub fn separator(&self) -> char {
+        self.namespace.separator.unwrap_or('/')
+    }
+}
+
+/// How folders are mapped: the user's rules, and whether SPECIAL-USE roles are
+/// matched (step 2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub rules: Vec<Rule>,
+    pub roles: bool,
+}
+
+impl Default for Mapping {
+    fn default() -> Mapping {
+        Mapping {
+            rules: Vec::new(),
+            roles: true,
+        }
+    }
 }
 
 /// An explicit `--map FROM=TO` rule (both `/`-separated archive names).
@@ -90,10 +125,12 @@ pub fn role_from_name(name: &str) -> Option<&'static str> {
 }
 
 /// Maps one source folder (`/`-separated archive name, its role or empty).
-pub fn map_folder(source: &str, special_use: &str, rules: &[Rule], target: &[TargetFolder], separator: char) -> Mapped {
+pub fn map_folder(source: &str, special_use: &str, how: &Mapping, target: &Target) -> Mapped {
     let mut why = String::new();
+    let separator = target.separator();
     // 1.
-    let rule = rules
+    let rule = how
+        .rules
         .iter()
         .filter(|r| source == r.from || source.starts_with(&format!("{}/", r.from)))
         .max_by_key(|r| r.from.len());
@@ -102,12 +139,14 @@ pub fn map_folder(source: &str, special_use: &str, rules: &[Rule], target: &[Tar
         format!("{}{}", r.to, &source[r.from.len()..])
     } else {
         // 2.
-        let role = if special_use.is_empty() {
+        let role = if !how.roles {
+            None
+        } else if special_use.is_empty() {
             role_from_name(source)
         } else {
             ROLES.iter().copied().find(|r| r.eq_ignore_ascii_case(special_use))
         };
-        if let Some(holder) = role.and_then(|r| target.iter().find(|t| t.special_use.eq_ignore_ascii_case(r))) {
+        if let Some(holder) = role.and_then(|r| target.folders.iter().find(|t| t.special_use.eq_ignore_ascii_case(r))) {
             return Mapped {
                 name: holder.name.clone(),
                 create: false,
@@ -141,9 +180,9 @@ pub fn map_folder(source: &str, special_use: &str, rules: &[Rule], target: &[Tar
     if replaced {
         why.push_str(&format!("; '{separator}' inside a name became '_'"));
     }
-    let name = parts.join(&separator.to_string());
+    let name = target.namespace.to_server(&parts);
     // 5.
-    let create = !name.eq_ignore_ascii_case("INBOX") && !target.iter().any(|t| t.name == name);
+    let create = !name.eq_ignore_ascii_case("INBOX") && !target.folders.iter().any(|t| t.name == name);
     Mapped { name, create, why }
 }
 
@@ -159,8 +198,21 @@ mod tests {
         }
     }
 
-    fn rules(specs: &[&str]) -> Vec<Rule> {
-        specs.iter().map(|s| parse_rule(s).unwrap()).collect()
+    fn rules(specs: &[&str]) -> Mapping {
+        Mapping {
+            rules: specs.iter().map(|s| parse_rule(s).unwrap()).collect(),
+            roles: true,
+        }
+    }
+
+    fn on(folders: &[TargetFolder], prefix: &str, sep: char) -> Target {
+        Target {
+            namespace: Namespace {
+                prefix: prefix.into(),
+                separator: Some(sep),
+            },
+            folders: folders.to_vec(),
+        }
     }
 
     #[test]
@@ -193,7 +245,7 @@ mod tests {
             ("Réunions/Été", "", '.', "Réunions.Été", true),
         ];
         for (src, role, sep, name, create) in cases {
-            let m = map_folder(src, role, &r, &target, *sep);
+            let m = map_folder(src, role, &r, &on(&target, "", *sep));
             assert_eq!(
                 (m.name.as_str(), m.create),
                 (*name, *create),
@@ -201,9 +253,56 @@ mod tests {
             );
         }
         // A rule beats a role.
-        let m = map_folder("Sent", "\\Sent", &rules(&["Sent=Old Sent"]), &target, '/');
+        let m = map_folder("Sent", "\\Sent", &rules(&["Sent=Old Sent"]), &on(&target, "", '/'));
         assert_eq!(m.name, "Old Sent");
-        assert!(map_folder("a/b.c", "", &[], &target, '.').why.contains("became '_'"));
+        assert!(map_folder("a/b.c", "", &rules(&[]), &on(&target, "", '.'))
+            .why
+            .contains("became '_'"));
+    }
+
+    #[test]
+    fn folders_go_under_the_targets_personal_prefix() {
+        let courier = on(
+            &[t("INBOX", ""), t("INBOX.Sent", "\\Sent"), t("INBOX.Work", "")],
+            "INBOX.",
+            '.',
+        );
+        let none = rules(&[]);
+        // (source, role) → (name, create)
+        let cases: &[(&str, &str, &str, bool)] = &[
+            ("INBOX", "", "INBOX", false),
+            ("Work", "", "INBOX.Work", false),
+            ("Work/2024", "", "INBOX.Work.2024", true),
+            ("_sent_mail", "", "INBOX._sent_mail", true),
+            ("sent_items", "", "INBOX.Sent", false),
+            ("INBOX/genie", "", "INBOX.INBOX.genie", true),
+        ];
+        for (src, role, name, create) in cases {
+            let m = map_folder(src, role, &none, &courier);
+            assert_eq!((m.name.as_str(), m.create), (*name, *create), "{src}: {m:?}");
+        }
+        let m = map_folder("Work", "", &rules(&["Work=Jobs/Old"]), &courier);
+        assert_eq!(m.name, "INBOX.Jobs.Old");
+    }
+
+    #[test]
+    fn without_role_mapping_every_folder_keeps_its_name() {
+        let target = on(&[t("INBOX", ""), t("Sent", "\\Sent"), t("Trash", "\\Trash")], "", '/');
+        let keep = Mapping {
+            rules: Vec::new(),
+            roles: false,
+        };
+        for (src, role, name, create) in [
+            ("sent_items", "", "sent_items", true),
+            ("Sent Items", "\\Sent", "Sent Items", true),
+            ("Sent", "\\Sent", "Sent", false),
+            ("deleted_items", "", "deleted_items", true),
+            ("inbox", "", "INBOX", false),
+        ] {
+            let m = map_folder(src, role, &keep, &target);
+            assert_eq!((m.name.as_str(), m.create), (name, create), "{src}: {m:?}");
+        }
+        assert_eq!(map_folder("sent_items", "", &Mapping::default(), &target).name, "Sent");
     }
 
     #[test]
@@ -242,12 +341,13 @@ mod tests {
             existing in proptest::collection::vec("[a-z]{1,4}", 0..4),
         ) {
             let src = comps.join("/");
-            let target: Vec<TargetFolder> = existing.iter().map(|n| t(n, "")).collect();
-            let m = map_folder(&src, "", &[], &target, sep);
+            let folders: Vec<TargetFolder> = existing.iter().map(|n| t(n, "")).collect();
+            let target = on(&folders, "", sep);
+            let m = map_folder(&src, "", &Mapping::default(), &target);
             prop_assert!(m.name.split(sep).all(|c| !c.is_empty()));
             if role_from_name(&src).is_none() && !src.eq_ignore_ascii_case("inbox") {
                 prop_assert_eq!(m.name.split(sep).count(), comps.len());
-                prop_assert_eq!(m.create, !target.iter().any(|t| t.name == m.name));
+                prop_assert_eq!(m.create, !folders.iter().any(|t| t.name == m.name));
             }
         }
     }

@@ -7,5 +7,6 @@ pub mod compare;
 pub mod folder_map;
 pub mod imap_sync;
 pub mod mutf7;
+pub mod namespace;
 pub mod pop3_sync;
 pub mod replay;

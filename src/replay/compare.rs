@@ -11,48 +11,68 @@ use crate::imap::connect::{connect, timed, Connected};
 use crate::imap::ImapError;
 use crate::model::Hash32;
 use crate::plan::compare::{diff, Difference, Held};
-use crate::plan::folder_map::{map_folder, Rule};
+use crate::plan::folder_map::{map_folder, Mapping, Target};
 use crate::plan::mutf7;
+use crate::plan::namespace::NamespaceKind;
 use crate::remote::ConnectOptions;
 
-/// One account as read.
+/// One folder of an account as read.
+pub struct ReadFolder {
+    /// The name as the server spells it, decoded.
+    pub server_name: String,
+    /// The name relative to the personal namespace, `/`-separated (the archive's).
+    pub name: String,
+    pub special_use: String,
+    pub messages: Vec<Held>,
+}
+
+/// One account as read: its personal folders.
 pub struct Account {
-    pub separator: char,
-    /// (folder as the server names it, decoded, its SPECIAL-USE role, its messages).
-    pub folders: Vec<(String, String, Vec<Held>)>,
+    /// The personal namespace and folders, as a replay into this account sees them.
+    pub target: Target,
+    pub folders: Vec<ReadFolder>,
 }
 
 impl Account {
     pub fn messages(&self) -> usize {
-        self.folders.iter().map(|(_, _, m)| m.len()).sum()
+        self.folders.iter().map(|f| f.messages.len()).sum()
     }
 }
 
-/// Reads every selectable folder of the account `o` logs in to.
+/// Reads every selectable personal folder of the account `o` logs in to.
 pub async fn read_account(o: &ConnectOptions) -> Result<Account, ImapError> {
     let server = o.endpoint.to_string();
     let t = o.io_timeout;
     let mut c = connect(o).await?;
-    let listed = target::list(&mut c, &server, t).await?;
+    let target = target::list(&mut c, &server, t).await?;
+    let listed = crate::imap::pull::list_all(&mut c, &server, t).await?;
     let mut folders = Vec::new();
-    for f in &listed.folders {
-        let held = read_folder(&mut c, &server, t, &f.name).await?;
-        folders.push((f.name.clone(), f.special_use.clone(), held));
+    for f in listed.into_iter().filter(|f| f.namespace == NamespaceKind::Personal) {
+        let server_name = mutf7::decode(&f.remote).unwrap_or_else(|_| f.remote.clone());
+        let messages = read_folder(&mut c, &server, t, &f.remote, &server_name).await?;
+        folders.push(ReadFolder {
+            server_name,
+            name: f.name,
+            special_use: f.special_use,
+            messages,
+        });
     }
     let _ = tokio::time::timeout(t, c.session.logout()).await;
-    Ok(Account {
-        separator: listed.separator,
-        folders,
-    })
+    Ok(Account { target, folders })
 }
 
-async fn read_folder(c: &mut Connected, server: &str, t: Duration, name: &str) -> Result<Vec<Held>, ImapError> {
-    let remote = mutf7::encode(name);
+async fn read_folder(
+    c: &mut Connected,
+    server: &str,
+    t: Duration,
+    remote: &str,
+    name: &str,
+) -> Result<Vec<Held>, ImapError> {
     let what = format!("reading {name}");
     timed(t * 8, server, &what, async {
         let mb = c
             .session
-            .examine(&remote)
+            .examine(remote)
             .await
             .map_err(|e| ImapError::from_client(server, &what, e))?;
         let mut out = Vec::new();
@@ -81,27 +101,18 @@ async fn read_folder(c: &mut Connected, server: &str, t: Duration, name: &str) -
     .await
 }
 
-/// The differences between `a` and `b`, A's folders mapped with `rules` (and
-/// SPECIAL-USE roles, INBOX, the separators) as a replay from A to B maps them.
-pub fn differences(a: &Account, b: &Account, rules: &[Rule]) -> Vec<Difference> {
-    let targets: Vec<crate::plan::folder_map::TargetFolder> = b
-        .folders
-        .iter()
-        .map(|(name, role, _)| crate::plan::folder_map::TargetFolder {
-            name: name.clone(),
-            special_use: role.clone(),
-        })
-        .collect();
+/// The differences between `a` and `b`, A's folders (named relative to A's personal
+/// namespace) mapped as a replay from A to B maps them: rules, SPECIAL-USE roles
+/// unless `how.roles` is off, INBOX, B's prefix and separator.
+pub fn differences(a: &Account, b: &Account, how: &Mapping) -> Vec<Difference> {
     let mut wanted = Vec::new();
-    for (name, role, held) in &a.folders {
-        // The archive's spelling: components joined by `/`.
-        let slashed = name.replace(a.separator, "/");
-        let to = map_folder(&slashed, role, rules, &targets, b.separator).name;
-        wanted.extend(held.iter().map(|h| Held {
+    for f in &a.folders {
+        let to = map_folder(&f.name, &f.special_use, how, &b.target).name;
+        wanted.extend(f.messages.iter().map(|h| Held {
             folder: to.clone(),
             ..h.clone()
         }));
     }
-    let have: Vec<Held> = b.folders.iter().flat_map(|(_, _, h)| h.iter().cloned()).collect();
+    let have: Vec<Held> = b.folders.iter().flat_map(|f| f.messages.iter().cloned()).collect();
     diff(&wanted, &have)
 }

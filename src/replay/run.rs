@@ -4,7 +4,8 @@
 //! written (durably) before and the outcomes after; a report per folder.
 //!
 //! ```text
-//! 1. LIST the target; map every source folder (rules, SPECIAL-USE, INBOX, name).
+//! 1. LIST the target (its personal namespace); map every source folder (rules,
+//!    SPECIAL-USE unless --no-role-map, INBOX, name under the target's prefix).
 //! 2. Number byte-identical messages per target mailbox: copy 0, 1, … in source
 //!    order, so two identical messages are both replayed, and a rerun finds both.
 //! 3. Per target mailbox: CREATE + SUBSCRIBE when missing; STATUS (UIDVALIDITY,
@@ -30,13 +31,13 @@ use serde::Serialize;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::append::{self, Outcome, Pipeline};
-use super::target::{self, TargetFolders};
+use super::target;
 use super::{resolve, wire};
 use crate::archive::{Archive, ArchiveError, LedgerEntry, PlacementFilter};
 use crate::imap::connect::{connect, Connected};
 use crate::imap::ImapError;
 use crate::model::{Flags, MessageId};
-use crate::plan::folder_map::{map_folder, Rule};
+use crate::plan::folder_map::{map_folder, Mapping, Target};
 use crate::plan::replay::{self as plan, Item, Ledger};
 use crate::remote::{backoff, ConnectOptions, PullProgress};
 
@@ -121,7 +122,8 @@ pub fn select(
 #[derive(Clone, Debug)]
 pub struct ReplayOptions {
     pub connect: ConnectOptions,
-    pub rules: Vec<Rule>,
+    /// `--map` rules and whether SPECIAL-USE roles are matched.
+    pub mapping: Mapping,
     pub pipeline: Pipeline,
     /// Messages per ledger chunk (intents, APPENDs, outcomes).
     pub chunk_messages: usize,
@@ -155,7 +157,8 @@ pub struct Failure {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct FolderReport {
     pub folder: String,
-    /// Source folders mapped here (`account/folder`), and why.
+    /// Source folders mapped here (`account/folder`), and why. More than one: folders
+    /// merged (by role mapping or rules), said in the report.
     pub sources: Vec<String>,
     pub created: bool,
     pub in_source: u64,
@@ -171,6 +174,8 @@ pub struct FolderReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<Failure>,
     pub retries: u32,
+    /// Why the folder failed as a whole (its messages not arrived are counted in
+    /// `failed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// What this run appended or found, so that a retry after a lost connection
@@ -202,9 +207,15 @@ pub struct ReplayReport {
 }
 
 impl ReplayReport {
-    /// Folders that failed as a whole plus messages refused.
+    /// Messages that did not arrive, plus folders that failed as a whole with none
+    /// to lose.
     pub fn problems(&self) -> u64 {
-        self.total.failed + self.folders.iter().filter(|f| f.error.is_some()).count() as u64
+        self.total.failed
+            + self
+                .folders
+                .iter()
+                .filter(|f| f.error.is_some() && f.failed == 0)
+                .count() as u64
     }
 }
 
@@ -279,7 +290,7 @@ struct Env<'a> {
     archive: &'a Arc<Archive>,
     o: &'a ReplayOptions,
     target_name: &'a str,
-    folders: &'a TargetFolders,
+    folders: &'a Target,
     items: &'a [SourceItem],
     progress: &'a dyn PullProgress,
 }
@@ -348,6 +359,12 @@ async fn worker(
                 }
             }
         }
+        if r.error.is_some() {
+            // A folder that could not be created or replayed: whatever of it did
+            // not arrive has failed.
+            let arrived = r.appended + r.already_present;
+            r.failed = r.failed.max(r.in_source.saturating_sub(arrived));
+        }
         env.progress.folder_done(name);
         out.push((i, r));
     }
@@ -358,7 +375,7 @@ async fn worker(
 }
 
 /// Steps 1 and 2: target folder → its items, copies numbered.
-fn map_all(items: &[SourceItem], o: &ReplayOptions, t: &TargetFolders) -> BTreeMap<String, Group> {
+fn map_all(items: &[SourceItem], o: &ReplayOptions, t: &Target) -> BTreeMap<String, Group> {
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     let mut mapped: HashMap<(&str, &str), (String, bool)> = HashMap::new();
     let mut copies: HashMap<(String, MessageId), u32> = HashMap::new();
@@ -366,7 +383,7 @@ fn map_all(items: &[SourceItem], o: &ReplayOptions, t: &TargetFolders) -> BTreeM
         let (name, create) = mapped
             .entry((it.account.as_str(), it.folder.as_str()))
             .or_insert_with(|| {
-                let m = map_folder(&it.folder, &it.special_use, &o.rules, &t.folders, t.separator);
+                let m = map_folder(&it.folder, &it.special_use, &o.mapping, t);
                 let g = groups.entry(m.name.clone()).or_insert_with(|| Group {
                     sources: Vec::new(),
                     create: m.create,

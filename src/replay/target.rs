@@ -1,51 +1,49 @@
-//! The replay target's folders over IMAP: LIST read into [`TargetFolder`]s (names
-//! decoded from modified UTF-7, in the target's own hierarchy separator, with their
-//! SPECIAL-USE roles), and CREATE + SUBSCRIBE of the folders a mapping says are
-//! missing.
-
-use futures::StreamExt;
+//! The replay target's folders over IMAP: LIST read into a [`Target`] (its personal
+//! namespace — prefix and separator, from NAMESPACE or else LIST — and the folders
+//! there, names decoded from modified UTF-7, with their SPECIAL-USE roles), and
+//! CREATE + SUBSCRIBE of the folders a mapping says are missing.
 
 use crate::imap::connect::{timed, Connected};
-use crate::imap::folders::folder_from_list;
+use crate::imap::pull::list_all;
 use crate::imap::ImapError;
-use crate::plan::folder_map::TargetFolder;
+use crate::plan::folder_map::{Target, TargetFolder};
 use crate::plan::mutf7;
+use crate::plan::namespace::{Namespace, NamespaceKind};
 
-/// What the target has.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TargetFolders {
-    /// The hierarchy separator (`/` when the server reports none).
-    pub separator: char,
-    pub folders: Vec<TargetFolder>,
+/// Lists the target's selectable personal folders.
+pub async fn list(c: &mut Connected, server: &str, t: std::time::Duration) -> Result<Target, ImapError> {
+    let listed = list_all(c, server, t).await?;
+    let mut namespace = c.namespaces.as_ref().map_or(Namespace::root(None), |n| n.personal());
+    if namespace.separator.is_none() {
+        namespace.separator = Some(list_separator(c, server, t).await?);
+    }
+    let folders = listed
+        .into_iter()
+        .filter(|f| f.namespace == NamespaceKind::Personal)
+        .map(|f| TargetFolder {
+            name: mutf7::decode(&f.remote).unwrap_or(f.remote),
+            special_use: f.special_use,
+        })
+        .collect();
+    Ok(Target { namespace, folders })
 }
 
-/// Lists the target's selectable folders.
-pub async fn list(c: &mut Connected, server: &str, t: std::time::Duration) -> Result<TargetFolders, ImapError> {
-    let what = "LIST";
+/// The hierarchy separator, from `LIST "" ""` (`/` when the server has none).
+async fn list_separator(c: &mut Connected, server: &str, t: std::time::Duration) -> Result<char, ImapError> {
+    use futures::StreamExt;
+    let what = "LIST \"\" \"\"";
     timed(t, server, what, async {
         let mut st = c
             .session
-            .list(Some(""), Some("*"))
+            .list(Some(""), Some(""))
             .await
             .map_err(|e| ImapError::from_client(server, what, e))?;
-        let mut separator = None;
-        let mut folders = Vec::new();
+        let mut sep = None;
         while let Some(n) = st.next().await {
             let n = n.map_err(|e| ImapError::from_client(server, what, e))?;
-            if separator.is_none() {
-                separator = n.delimiter().and_then(|d| d.chars().next());
-            }
-            if let Some(f) = folder_from_list(n.name(), n.delimiter(), n.attributes()) {
-                folders.push(TargetFolder {
-                    name: mutf7::decode(&f.remote).unwrap_or(f.remote),
-                    special_use: f.special_use,
-                });
-            }
+            sep = sep.or_else(|| n.delimiter().and_then(|d| d.chars().next()));
         }
-        Ok(TargetFolders {
-            separator: separator.unwrap_or('/'),
-            folders,
-        })
+        Ok(sep.unwrap_or('/'))
     })
     .await
 }

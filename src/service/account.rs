@@ -13,7 +13,7 @@ use crate::control::{Control, Pace};
 use crate::imap::{ImapError, PullOptions};
 use crate::job::{DeleteMode, Job, JobAccount, Login, Outcome};
 use crate::net::{tls, Endpoint, TlsOptions};
-use crate::plan::folder_map::Rule;
+use crate::plan::folder_map::{Mapping, Rule};
 use crate::plan::pop3_sync::DeletePolicy;
 use crate::pop3::{Pop3Error, Pop3PullOptions, Pop3Session};
 use crate::remote::{Auth, BatchLimits, ConnectOptions, NoProgress, PullSummary};
@@ -142,6 +142,7 @@ async fn pull_and_replay(
                 scope.only.clone()
             },
             exclude: acct.spec.exclude.clone(),
+            namespaces: Vec::new(),
             connections: acct.connections() as usize,
             limits: BatchLimits::default(),
             max_retries: job.retry.attempts,
@@ -187,14 +188,17 @@ async fn pull_and_replay(
         let connect = connect_options(env, ep, &target.login()).await?;
         let o = ReplayOptions {
             connect,
-            rules: target
-                .map
-                .iter()
-                .map(|(from, to)| Rule {
-                    from: from.trim_matches('/').into(),
-                    to: to.trim_matches('/').into(),
-                })
-                .collect(),
+            mapping: Mapping {
+                rules: target
+                    .map
+                    .iter()
+                    .map(|(from, to)| Rule {
+                        from: from.trim_matches('/').into(),
+                        to: to.trim_matches('/').into(),
+                    })
+                    .collect(),
+                roles: true,
+            },
             pipeline: Default::default(),
             chunk_messages: 1000,
             chunk_bytes: 64 << 20,

@@ -35,6 +35,11 @@ pub enum Storage {
     Maildir,
     /// mdbox (Dovecot's multi-message files), `.` separator.
     MdboxDot,
+    /// maildir with the personal folders under the prefix `INBOX.` and `.` as
+    /// separator (NAMESPACE says so), as Courier and many hosting providers have
+    /// them. Loaded with [`Dovecot::load`] by `/`-separated names relative to the
+    /// prefix.
+    MaildirInboxDot,
 }
 
 impl Storage {
@@ -42,13 +47,30 @@ impl Storage {
         match self {
             Storage::Maildir => format!("maildir:{}/mail/%u", dir.display()),
             Storage::MdboxDot => format!("mdbox:{}/mail/%u", dir.display()),
+            Storage::MaildirInboxDot => format!("maildir:{}/mail/%u", dir.display()),
         }
     }
     pub fn separator(self) -> &'static str {
         match self {
             Storage::Maildir => "/",
-            Storage::MdboxDot => ".",
+            Storage::MdboxDot | Storage::MaildirInboxDot => ".",
         }
+    }
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Storage::MaildirInboxDot => "INBOX.",
+            Storage::Maildir | Storage::MdboxDot => "",
+        }
+    }
+    /// The server's name of a folder given `/`-separated and relative to the
+    /// personal namespace (INBOX in any case spelling is INBOX, also as a parent).
+    pub fn server_name(self, folder: &str) -> String {
+        let folder = match folder.split_once('/') {
+            Some((top, rest)) if top.eq_ignore_ascii_case("INBOX") => format!("INBOX/{rest}"),
+            _ if folder.eq_ignore_ascii_case("INBOX") => return "INBOX".to_string(),
+            _ => folder.to_string(),
+        };
+        format!("{}{}", self.prefix(), folder.replace('/', self.separator()))
     }
 }
 
@@ -253,6 +275,7 @@ impl Dovecot {
             .replace("@POP3S@", &pop3s.to_string())
             .replace("@MAIL_LOCATION@", &storage.mail_location(&dir))
             .replace("@SEPARATOR@", storage.separator())
+            .replace("@PREFIX@", storage.prefix())
             + extra_conf;
         let conf = dir.join("dovecot.conf");
         std::fs::write(&conf, conf_text).unwrap();
@@ -386,19 +409,14 @@ impl Dovecot {
         );
     }
 
-    /// Creates a folder (if missing) and returns its maildir.
+    /// Creates a folder (if missing) and returns its maildir; `folder` is
+    /// `/`-separated, relative to the personal namespace.
     pub fn folder_path(&self, user: &str, folder: &str) -> PathBuf {
-        assert_eq!(
-            self.storage,
-            Storage::Maildir,
+        assert!(
+            matches!(self.storage, Storage::Maildir | Storage::MaildirInboxDot),
             "only maildir instances are loaded file by file"
         );
-        // INBOX is case-insensitive, also as the parent of other folders.
-        let folder = match folder.split_once('/') {
-            Some((top, rest)) if top.eq_ignore_ascii_case("INBOX") => format!("INBOX/{rest}"),
-            _ if folder.eq_ignore_ascii_case("INBOX") => "INBOX".to_string(),
-            _ => folder.to_string(),
-        };
+        let folder = self.storage.server_name(folder);
         let folder = folder.as_str();
         self.ensure_mailbox(user, folder);
         let p = PathBuf::from(self.doveadm(&["mailbox", "path", "-u", user, folder]).trim());

@@ -159,6 +159,7 @@ fn gmail_session(mut s: TcpStream, folders: &Folders, sent: &std::sync::atomic::
             "CAPABILITY" => out.extend_from_slice(
                 format!("* CAPABILITY IMAP4rev1 UNSELECT IDLE NAMESPACE QUOTA ID XLIST CHILDREN X-GM-EXT-1 UIDPLUS SPECIAL-USE AUTH=PLAIN\r\n{tag} OK Thats all she wrote!\r\n").as_bytes(),
             ),
+            "NAMESPACE" => out.extend_from_slice(format!("* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n{tag} OK Success\r\n").as_bytes()),
             "LIST" => {
                 for (name, attrs, _) in folders {
                     out.extend_from_slice(format!("* LIST ({attrs}) \"/\" \"{name}\"\r\n").as_bytes());
