@@ -358,3 +358,62 @@ fn server_connection_limit_leaves_the_pull_complete() {
     // The limit was really hit.
     assert!(proxy.refused.load(std::sync::atomic::Ordering::SeqCst) >= 1);
 }
+
+/// A server with a public (shared) namespace beside the personal one: `pull`
+/// takes only personal folders, `--list-folders` shows both with their namespace,
+/// and `--namespace shared` pulls the shared ones too, under their whole names.
+#[test]
+fn shared_folders_are_listed_and_pulled_only_when_asked() {
+    let public = "namespace public {\n  type = public\n  separator = /\n  prefix = Public/\n  \
+        location = maildir:@DIR@/mail/public\n  subscriptions = no\n  list = children\n}\n";
+    let d = Dovecot::start_with(public);
+    d.add_user("ken", PW);
+    let msgs = sample_messages(5);
+    let mine: Vec<_> = msgs[..3]
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.clone(), "", at(i as u64)))
+        .collect();
+    d.load("ken", "INBOX", &mine);
+    d.save("ken", "Public/news", &msgs[3]);
+    d.save("ken", "Public/news", &msgs[4]);
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let folders_of = |s: &serde_json::Value| -> Vec<String> {
+        s["folders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["folder"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let s = pull_json(&ar, &d, "ken", &[]);
+    let pulled = folders_of(&s);
+    assert!(pulled.contains(&"INBOX".to_string()), "{s:#}");
+    assert!(!pulled.iter().any(|f| f.starts_with("Public")), "{s:#}");
+    let listed = common::stdout_of(
+        common::dovecot::pull_command(
+            &ar,
+            &format!("imaps://ken@127.0.0.1:{}", d.imaps),
+            &d,
+            &["--list-folders", "--json"],
+        ),
+        "--list-folders",
+    );
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed["namespaces"]["shared"][0]["prefix"], "Public/", "{listed:#}");
+    let news = listed["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["server_name"] == "Public/news")
+        .unwrap_or_else(|| panic!("{listed:#}"));
+    assert_eq!((&news["namespace"], &news["pulled"]), (&"shared".into(), &false.into()));
+
+    let s = pull_json(&ar, &d, "ken", &["--namespace", "shared"]);
+    assert!(folders_of(&s).contains(&"Public/news".to_string()), "{s:#}");
+    let view = archive_view(&ar, "ken@127.0.0.1");
+    assert_eq!(view.keys().filter(|(f, _, _)| f == "Public/news").count(), 2);
+    assert_eq!(view.len(), 5);
+}

@@ -262,7 +262,8 @@ impl Dovecot {
             None => ("dovecot".to_string(), "dovenull".to_string()),
             Some(n) => (n.clone(), n.clone()),
         };
-        let conf_text = template
+        // Extra lines may use the same placeholders (@DIR@ for paths in the state dir).
+        let conf_text = format!("{template}{extra_conf}")
             .replace("@DIR@", &dir.to_string_lossy())
             .replace("@NAME@", &dir.file_name().unwrap().to_string_lossy())
             .replace("@UID@", &uid.to_string())
@@ -275,8 +276,7 @@ impl Dovecot {
             .replace("@POP3S@", &pop3s.to_string())
             .replace("@MAIL_LOCATION@", &storage.mail_location(&dir))
             .replace("@SEPARATOR@", storage.separator())
-            .replace("@PREFIX@", storage.prefix())
-            + extra_conf;
+            .replace("@PREFIX@", storage.prefix());
         let conf = dir.join("dovecot.conf");
         std::fs::write(&conf, conf_text).unwrap();
         // Dovecot forks into the background: no inherited pipes, or we wait forever.
