@@ -1,0 +1,277 @@
+//! Migration side by side with imapsync: the Enron account (4,139 messages, 12
+//! folders) on a private Dovecot (maildir, `/`, no prefix) is moved over IMAPS into
+//! fresh accounts of a second Dovecot whose personal folders sit under `INBOX.`
+//! with `.` as separator — once by `mailvault migrate`, once by imapsync (the
+//! script from its public repository, run with Debian's Perl modules) — in the
+//! same run. For each tool: seconds, messages/s, messages moved, and the
+//! differences it leaves (bytes, flags, INTERNALDATE, folders), found by the
+//! tests' independent comparison (`server_view` + `compare_views`), each tool's
+//! folders mapped as that tool maps them.
+//!
+//! `cargo bench --bench migrate_vs_imapsync`. `MAILVAULT_BENCH_RUNS` (default 1)
+//! runs of each tool, medians reported. imapsync is found at `IMAPSYNC` or
+//! `../shared/peers/imapsync/imapsync`; without it (or its Perl modules) only
+//! mailvault is measured and a line says why.
+
+#[path = "../tests/common/mod.rs"]
+mod tc;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use tc::dovecot::{compare_views, load_enron, Dovecot, ServerMessage, Storage, TEST_PASSWORD};
+
+type View = BTreeMap<(String, u32, u32), ServerMessage>;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// The imapsync script, when it and its Perl modules are there; else why not.
+fn imapsync() -> Result<PathBuf, String> {
+    let path = std::env::var("IMAPSYNC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/imapsync/imapsync"));
+    if !path.exists() {
+        return Err(format!("{} is missing (set IMAPSYNC)", path.display()));
+    }
+    let out = Command::new("perl")
+        .arg(&path)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("perl: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "imapsync does not start ({}); install its Perl modules as the README says",
+            err.lines().next().unwrap_or("")
+        ));
+    }
+    Ok(path)
+}
+
+/// `mailvault migrate` of `ken` on `src` into `user` on `dst`, into a fresh
+/// archive; seconds and the replay report.
+fn mailvault(src: &Dovecot, dst: &Dovecot, user: &str, work: &Path) -> (f64, serde_json::Value) {
+    let archive = work.join(format!("archive-{user}"));
+    let (from, to) = (
+        format!("imaps://ken@127.0.0.1:{}", src.imaps),
+        format!("imaps://{user}@127.0.0.1:{}", dst.imaps),
+    );
+    let (ca1, ca2) = (src.ca_pem(), dst.ca_pem());
+    let mut c = tc::cmd(
+        &archive,
+        &[
+            "migrate",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--from-password-env",
+            "MV_TEST_PW",
+            "--from-tls-ca",
+            ca1.to_str().unwrap(),
+            "--to-password-env",
+            "MV_TEST_PW",
+            "--to-tls-ca",
+            ca2.to_str().unwrap(),
+            "--json",
+            "-q",
+        ],
+    );
+    c.env("MV_TEST_PW", TEST_PASSWORD);
+    let t = Instant::now();
+    let out = c.output().unwrap();
+    let took = t.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "migrate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (took, v["replay"].clone())
+}
+
+/// imapsync from `ken` on `src` to `user` on `dst`, passwords in files, the test
+/// CA checked; seconds.
+/// imapsync's exit status and error lines come back with the seconds.
+fn run_imapsync(
+    script: &Path,
+    src: &Dovecot,
+    dst: &Dovecot,
+    user: &str,
+    work: &Path,
+) -> (f64, Option<i32>, Vec<String>) {
+    let pass = work.join("imapsync-pass");
+    std::fs::write(&pass, TEST_PASSWORD).unwrap();
+    let ca_file = |d: &Dovecot| format!("SSL_ca_file={}", d.ca_pem().display());
+    let t = Instant::now();
+    let out = Command::new("perl")
+        .arg(script)
+        .args(["--host1", "127.0.0.1", "--port1", &src.imaps.to_string(), "--ssl1"])
+        .args(["--user1", "ken", "--passfile1", pass.to_str().unwrap()])
+        .args(["--sslargs1", "SSL_verify_mode=1", "--sslargs1", &ca_file(src)])
+        .args(["--host2", "127.0.0.1", "--port2", &dst.imaps.to_string(), "--ssl2"])
+        .args(["--user2", user, "--passfile2", pass.to_str().unwrap()])
+        .args(["--sslargs2", "SSL_verify_mode=1", "--sslargs2", &ca_file(dst)])
+        .args(["--nolog", "--noreleasecheck", "--tmpdir", work.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let took = t.elapsed().as_secs_f64();
+    // A non-zero exit is one of the results (its errors are listed), not the end
+    // of the benchmark: what it left is compared like the rest.
+    let text = String::from_utf8_lossy(&out.stdout);
+    let errors: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("Err ") || l.starts_with("Exiting with return value"))
+        .map(str::to_string)
+        .collect();
+    (took, out.status.code(), errors)
+}
+
+/// Source folder (the plain server's name) → target folder, from a report.
+fn mailvault_map(report: &serde_json::Value) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    for f in report["folders"].as_array().unwrap() {
+        for s in f["sources"].as_array().unwrap() {
+            let s = s.as_str().unwrap();
+            let account_folder = s.rsplit_once(" (").map_or(s, |(a, _)| a);
+            let folder = account_folder.split_once('/').unwrap().1;
+            m.insert(folder.to_string(), f["folder"].as_str().unwrap().to_string());
+        }
+    }
+    m
+}
+
+/// imapsync's own mapping: host1's prefix removed, separators inverted, host2's
+/// prefix added (INBOX excepted).
+fn imapsync_name(source: &str) -> String {
+    if source.eq_ignore_ascii_case("INBOX") {
+        "INBOX".into()
+    } else {
+        format!("INBOX.{}", source.replace('/', "."))
+    }
+}
+
+/// Differences by kind, as `compare_views` words them.
+fn kinds(diffs: &[String]) -> BTreeMap<&'static str, usize> {
+    let mut out = BTreeMap::new();
+    for d in diffs {
+        let k = if d.contains(" missing ") {
+            "missing"
+        } else if d.contains(" extra ") {
+            "extra"
+        } else {
+            "flags/date"
+        };
+        *out.entry(k).or_default() += 1;
+    }
+    out
+}
+
+struct Row {
+    tool: &'static str,
+    seconds: f64,
+    moved: usize,
+    diffs: Vec<String>,
+    /// The tool's exit status and the errors it printed.
+    exit: Option<i32>,
+    errors: Vec<String>,
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let runs: usize = std::env::var("MAILVAULT_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let work = tempfile::tempdir().unwrap();
+    let src = Dovecot::start();
+    src.add_user("ken", TEST_PASSWORD);
+    let loaded = load_enron(&src, "ken");
+    let source: View = src.server_view("ken", TEST_PASSWORD);
+    assert_eq!(source.len(), loaded);
+    let dst = Dovecot::start_flavour(Storage::MaildirInboxDot, "");
+    let peer = imapsync();
+    println!(
+        "migrating {loaded} messages (Enron, 12 folders): Dovecot maildir '/' → Dovecot maildir 'INBOX.' '.', IMAPS on loopback; {runs} run(s) each"
+    );
+    let mut rows = Vec::new();
+    let mut times = Vec::new();
+    let mut last = None;
+    for run in 0..runs {
+        let user = format!("mv{run}");
+        dst.add_user(&user, TEST_PASSWORD);
+        let (t, report) = mailvault(&src, &dst, &user, work.path());
+        times.push(t);
+        last = Some((user, report));
+    }
+    let (user, report) = last.unwrap();
+    let map = mailvault_map(&report);
+    let target = dst.server_view(&user, TEST_PASSWORD);
+    rows.push(Row {
+        tool: "mailvault",
+        seconds: median(times),
+        moved: target.len(),
+        diffs: compare_views(&source, &target, |f| map[f].clone()),
+        exit: Some(0),
+        errors: Vec::new(),
+    });
+    match &peer {
+        Ok(script) => {
+            let mut times = Vec::new();
+            let (mut exit, mut errors) = (None, Vec::new());
+            for run in 0..runs {
+                let user = format!("is{run}");
+                dst.add_user(&user, TEST_PASSWORD);
+                let (t, code, errs) = run_imapsync(script, &src, &dst, &user, work.path());
+                times.push(t);
+                (exit, errors) = (code, errs);
+            }
+            let target = dst.server_view(&format!("is{}", runs - 1), TEST_PASSWORD);
+            rows.push(Row {
+                tool: "imapsync 2.229",
+                seconds: median(times),
+                moved: target.len(),
+                diffs: compare_views(&source, &target, imapsync_name),
+                exit,
+                errors,
+            });
+        }
+        Err(why) => println!("imapsync skipped: {why}"),
+    }
+    println!(
+        "{:<16} {:>9} {:>10} {:>7} {:>5}  differences from the source",
+        "tool", "seconds", "msg/s", "moved", "exit"
+    );
+    for r in &rows {
+        println!(
+            "{:<16} {:>9.2} {:>10.0} {:>7} {:>5}  {} {:?}",
+            r.tool,
+            r.seconds,
+            r.moved as f64 / r.seconds,
+            r.moved,
+            r.exit.map_or("?".into(), |c| c.to_string()),
+            r.diffs.len(),
+            kinds(&r.diffs)
+        );
+        for e in &r.errors {
+            println!("    {e}");
+        }
+        for d in r.diffs.iter().take(5) {
+            println!("    {d}");
+        }
+    }
+    if let [mv, is] = &rows[..] {
+        println!(
+            "mailvault / imapsync: {:.1}x the messages per second",
+            is.seconds / mv.seconds
+        );
+    }
+}
