@@ -270,12 +270,18 @@ fn print_report(r: &ReplayReport) -> Result<()> {
         }
     }
     for f in r.folders.iter().filter(|f| f.sources.len() > 1) {
+        let by_role = f.sources.iter().any(|s| s.ends_with(" on both)"));
         println!(
-            "note: {} source folders {} {}: {} (--no-role-map keeps each under its own name)",
+            "note: {} source folders {} {}: {}{}",
             f.sources.len(),
             if r.dry_run { "would go into" } else { "went into" },
             f.folder,
-            f.sources.join(", ")
+            f.sources.join(", "),
+            if by_role {
+                " (--no-role-map keeps each under its own name)"
+            } else {
+                ""
+            }
         );
     }
     if r.total.checked > 0 {

@@ -100,14 +100,13 @@ pub struct ListedFolder {
 pub async fn list_folders_only(o: &PullOptions) -> Result<(Option<Namespaces>, Vec<ListedFolder>), ImapError> {
     let server = o.connect.endpoint.to_string();
     let mut c = connect(&o.connect).await?;
-    let (pulled, _) = list_folders(&mut c, o, &server).await?;
     let all = list_all(&mut c, &server, o.connect.io_timeout).await?;
     let _ = tokio::time::timeout(o.connect.io_timeout, c.session.logout()).await;
     let mut out: Vec<ListedFolder> = all
         .into_iter()
         .map(|f| ListedFolder {
             server_name: crate::plan::mutf7::decode(&f.remote).unwrap_or_else(|_| f.remote.clone()),
-            pulled: pulled.iter().any(|p| p.remote == f.remote),
+            pulled: takes(o, &f),
             name: f.name,
             special_use: f.special_use,
             namespace: f.namespace,
@@ -115,6 +114,13 @@ pub async fn list_folders_only(o: &PullOptions) -> Result<(Option<Namespaces>, V
         .collect();
     out.sort_by(|a, b| (a.namespace, &a.name).cmp(&(b.namespace, &b.name)));
     Ok((c.namespaces, out))
+}
+
+/// Whether a pull with `o` takes `f`: a personal folder or one of a namespace asked
+/// for, passing the include/exclude globs.
+fn takes(o: &PullOptions, f: &Folder) -> bool {
+    (f.namespace == NamespaceKind::Personal || o.namespaces.contains(&f.namespace))
+        && selected(&f.name, &o.include, &o.exclude)
 }
 
 /// The folders to pull (personal ones and those of the namespaces asked for, with
@@ -126,11 +132,7 @@ async fn list_folders(
 ) -> Result<(Vec<Folder>, HashSet<String>), ImapError> {
     let names = list_all(c, server, o.connect.io_timeout).await?;
     let all: HashSet<String> = names.iter().map(|f| f.name.clone()).collect();
-    let mut folders: Vec<Folder> = names
-        .into_iter()
-        .filter(|f| f.namespace == NamespaceKind::Personal || o.namespaces.contains(&f.namespace))
-        .filter(|f| selected(&f.name, &o.include, &o.exclude))
-        .collect();
+    let mut folders: Vec<Folder> = names.into_iter().filter(|f| takes(o, f)).collect();
     folders.sort_by(|a, b| (a.name != "INBOX", &a.name).cmp(&(b.name != "INBOX", &b.name)));
     folders.dedup_by(|a, b| a.name == b.name);
     Ok((folders, all))
