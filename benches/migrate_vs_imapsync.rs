@@ -16,12 +16,12 @@
 #[path = "../tests/common/mod.rs"]
 mod tc;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use tc::dovecot::{compare_views, load_enron, Dovecot, ServerMessage, Storage, TEST_PASSWORD};
+use tc::dovecot::{compare_views, load_enron, report_folder_map, Dovecot, ServerMessage, Storage, TEST_PASSWORD};
 
 type View = BTreeMap<(String, u32, u32), ServerMessage>;
 
@@ -132,20 +132,6 @@ fn run_imapsync(
     (took, out.status.code(), errors)
 }
 
-/// Source folder (the plain server's name) → target folder, from a report.
-fn mailvault_map(report: &serde_json::Value) -> HashMap<String, String> {
-    let mut m = HashMap::new();
-    for f in report["folders"].as_array().unwrap() {
-        for s in f["sources"].as_array().unwrap() {
-            let s = s.as_str().unwrap();
-            let account_folder = s.rsplit_once(" (").map_or(s, |(a, _)| a);
-            let folder = account_folder.split_once('/').unwrap().1;
-            m.insert(folder.to_string(), f["folder"].as_str().unwrap().to_string());
-        }
-    }
-    m
-}
-
 /// imapsync's own mapping: host1's prefix removed, separators inverted, host2's
 /// prefix added (INBOX excepted).
 fn imapsync_name(source: &str) -> String {
@@ -213,7 +199,7 @@ fn main() {
         last = Some((user, report));
     }
     let (user, report) = last.unwrap();
-    let map = mailvault_map(&report);
+    let map = report_folder_map(&report);
     let target = dst.server_view(&user, TEST_PASSWORD);
     rows.push(Row {
         tool: "mailvault",

@@ -9,7 +9,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::dovecot::{compare_views, load_enron, Dovecot, ServerMessage, Storage, TEST_PASSWORD as PW};
+use common::dovecot::{
+    compare_views, load_enron, report_folder_map as folder_map, Dovecot, ServerMessage, Storage, TEST_PASSWORD as PW,
+};
 use common::Rng;
 use mailvault::archive::Archive;
 
@@ -63,20 +65,6 @@ fn migrate_cmd(archive: &Path, src: &Dovecot, dst: &Dovecot, user: &str, extra: 
     let mut c = common::cmd(archive, &refs);
     c.env("MV_TEST_PW", PW);
     c
-}
-
-/// Source folder (as the archive names it) → target folder, from a report.
-fn folder_map(report: &serde_json::Value) -> HashMap<String, String> {
-    let mut m = HashMap::new();
-    for f in report["folders"].as_array().unwrap() {
-        for s in f["sources"].as_array().unwrap() {
-            let s = s.as_str().unwrap();
-            let account_folder = s.rsplit_once(" (").map_or(s, |(a, _)| a);
-            let folder = account_folder.split_once('/').unwrap().1;
-            m.insert(folder.to_string(), f["folder"].as_str().unwrap().to_string());
-        }
-    }
-    m
 }
 
 /// The source view with folder names as the archive spells them (`/`-separated):

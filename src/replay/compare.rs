@@ -44,8 +44,8 @@ pub async fn read_account(o: &ConnectOptions) -> Result<Account, ImapError> {
     let server = o.endpoint.to_string();
     let t = o.io_timeout;
     let mut c = connect(o).await?;
-    let target = target::list(&mut c, &server, t).await?;
     let listed = crate::imap::pull::list_all(&mut c, &server, t).await?;
+    let target = target::of_listed(&mut c, &server, t, listed.clone()).await?;
     let mut folders = Vec::new();
     for f in listed.into_iter().filter(|f| f.namespace == NamespaceKind::Personal) {
         let server_name = mutf7::decode(&f.remote).unwrap_or_else(|_| f.remote.clone());

@@ -1,9 +1,10 @@
 //! The replay target's folders over IMAP: LIST read into a [`Target`] (its personal
-//! namespace — prefix and separator, from NAMESPACE or else LIST — and the folders
+//! namespace — prefix and separator, from NAMESPACE or else `LIST "" ""` — and the folders
 //! there, names decoded from modified UTF-7, with their SPECIAL-USE roles), and
 //! CREATE + SUBSCRIBE of the folders a mapping says are missing.
 
 use crate::imap::connect::{timed, Connected};
+use crate::imap::folders::Folder;
 use crate::imap::pull::list_all;
 use crate::imap::ImapError;
 use crate::plan::folder_map::{Target, TargetFolder};
@@ -13,6 +14,17 @@ use crate::plan::namespace::{Namespace, NamespaceKind};
 /// Lists the target's selectable personal folders.
 pub async fn list(c: &mut Connected, server: &str, t: std::time::Duration) -> Result<Target, ImapError> {
     let listed = list_all(c, server, t).await?;
+    of_listed(c, server, t, listed).await
+}
+
+/// The target made of folders already listed ([`list_all`]); the separator is
+/// NAMESPACE's, else `LIST "" ""`'s.
+pub async fn of_listed(
+    c: &mut Connected,
+    server: &str,
+    t: std::time::Duration,
+    listed: Vec<Folder>,
+) -> Result<Target, ImapError> {
     let mut namespace = c.namespaces.as_ref().map_or(Namespace::root(None), |n| n.personal());
     if namespace.separator.is_none() {
         namespace.separator = Some(list_separator(c, server, t).await?);

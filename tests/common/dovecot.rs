@@ -775,6 +775,21 @@ pub fn assert_same(
     }
 }
 
+/// Source folder (as the archive names it) → target folder, from a replay report's
+/// rows (`sources` are `account/folder (why)`).
+pub fn report_folder_map(report: &serde_json::Value) -> std::collections::HashMap<String, String> {
+    let mut m = std::collections::HashMap::new();
+    for f in report["folders"].as_array().unwrap() {
+        for s in f["sources"].as_array().unwrap() {
+            let s = s.as_str().unwrap();
+            let account_folder = s.rsplit_once(" (").map_or(s, |(a, _)| a);
+            let folder = account_folder.split_once('/').unwrap().1;
+            m.insert(folder.to_string(), f["folder"].as_str().unwrap().to_string());
+        }
+    }
+    m
+}
+
 /// Every difference between two accounts as [`Dovecot::server_view`] reads them:
 /// each source message must appear in `map(its folder)` on the target exactly as
 /// often as in the source, with the same flags and INTERNALDATE. Target folders no
