@@ -8,7 +8,7 @@ use clap::Args;
 
 use mailvault::mime;
 
-use super::{human_bytes, open_archive, open_archive_read_only, Cli, Ui};
+use super::{human_bytes, open_archive_read_only, Cli, Ui};
 
 #[derive(Args, Debug)]
 pub struct ShowArgs {
@@ -61,8 +61,7 @@ pub struct StatsArgs {
 }
 
 pub fn stats(cli: &Cli, a: &StatsArgs) -> Result<ExitCode> {
-    let archive = open_archive(cli, true)?;
-    archive.flush()?;
+    let archive = open_archive_read_only(cli)?;
     let c = archive.counters();
     let disk = archive.disk_bytes();
     let saved = c.dedup_saved_bytes();

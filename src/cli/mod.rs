@@ -15,7 +15,7 @@ mod server_args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::prelude::*;
 
@@ -122,8 +122,26 @@ fn archive_dir(cli: &Cli) -> Result<PathBuf> {
     Ok(dirs.data_dir().join("archive"))
 }
 
-fn open_archive(cli: &Cli, create: bool) -> Result<Archive> {
+/// The archive's directory, which must exist: only `init`, `import`, `pull`,
+/// `migrate` and the job commands create an archive, so a mistyped `--archive`
+/// is an error, never an empty archive that checks clean.
+fn existing_archive_dir(cli: &Cli) -> Result<PathBuf> {
     let dir = archive_dir(cli)?;
+    if !dir.exists() {
+        bail!(
+            "no archive at {} (create one with `mailvault init`, or give --archive DIR)",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+fn open_archive(cli: &Cli, create: bool) -> Result<Archive> {
+    let dir = if create {
+        archive_dir(cli)?
+    } else {
+        existing_archive_dir(cli)?
+    };
     let a = if create {
         Archive::open_or_create(&dir)
     } else {
@@ -134,8 +152,23 @@ fn open_archive(cli: &Cli, create: bool) -> Result<Archive> {
 
 /// Opens an existing archive without taking its lock (searching while importing).
 fn open_archive_read_only(cli: &Cli) -> Result<Archive> {
-    let dir = archive_dir(cli)?;
+    let dir = existing_archive_dir(cli)?;
     Archive::open_read_only(&dir).with_context(|| format!("opening archive {}", dir.display()))
+}
+
+/// `mailvault search … | head -1`: when the reader goes away, stop at once and
+/// quietly with status 0, as ripgrep does, instead of failing on the next write.
+/// Not for the service (`run`, `serve`), whose network writes report EPIPE as an
+/// error (sockets are written with MSG_NOSIGNAL, so they never raise SIGPIPE).
+fn exit_quietly_on_closed_pipe() {
+    extern "C" fn on_sigpipe(_: libc::c_int) {
+        // SAFETY: _exit is async-signal-safe; nothing else runs here.
+        unsafe { libc::_exit(0) }
+    }
+    // SAFETY: installs a handler that only calls an async-signal-safe function.
+    unsafe {
+        libc::signal(libc::SIGPIPE, on_sigpipe as *const () as libc::sighandler_t);
+    }
 }
 
 fn init_logging(cli: &Cli) {
@@ -185,6 +218,9 @@ fn may_be_logged(meta: &tracing::Metadata<'_>) -> bool {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_) | Command::Serve(_)) {
+        exit_quietly_on_closed_pipe();
+    }
     init_logging(&cli);
     let ui = Ui { quiet: cli.quiet };
     let result = match &cli.command {
