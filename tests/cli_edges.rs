@@ -101,3 +101,29 @@ fn assert_pipe_free(archive: &Path) {
     let out = common::run(archive, &["verify"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// A server that is not there fails a pull at once, in one line: refusals are not
+/// retried with backoff before a first session (that is for drops after one).
+#[test]
+fn an_unreachable_server_fails_a_pull_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A port nobody listens on: bound, then let go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for scheme in ["imaps", "pop3s"] {
+        let url = format!("{scheme}://alice@127.0.0.1:{port}");
+        let mut c = common::cmd(&tmp.path().join("a"), &["pull", &url, "--password-env", "MV_TEST_PW"]);
+        c.env("MV_TEST_PW", "x");
+        let started = std::time::Instant::now();
+        let out = c.output().unwrap();
+        let took = started.elapsed();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{url}: {err}");
+        assert!(took < std::time::Duration::from_secs(2), "{url}: took {took:?}");
+        assert_eq!(err.lines().count(), 1, "{url}: one line: {err}");
+        assert!(err.contains("cannot connect"), "{url}: {err}");
+    }
+}

@@ -66,6 +66,12 @@ impl ImapError {
         )
     }
 
+    /// The server could not be reached at all (refused, no route, unknown host):
+    /// before a first session this fails at once rather than being retried.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ImapError::Connect(ConnectError::Failed { .. }))
+    }
+
     /// Maps an async-imap error met while doing `what`. What the server said is
     /// quoted short ([`server_quote`]): the library's parse errors carry its whole
     /// receive buffer.

@@ -44,11 +44,14 @@ pub struct PullOptions {
 /// A folder's error when a stop was asked before it was done.
 pub const STOPPED: &str = "stopped before this folder was done (the next run resumes it)";
 
-/// Connects with retries for transient failures (bounded by `max_retries`).
-async fn connect_retrying(o: &PullOptions, attempt: &mut u32) -> Result<Connected, ImapError> {
+/// Connects with retries for transient failures (bounded by `max_retries`). For
+/// the `first` session of a pull, a server that cannot be reached at all fails at
+/// once: backoff is for drops after a session was made.
+async fn connect_retrying(o: &PullOptions, attempt: &mut u32, first: bool) -> Result<Connected, ImapError> {
     loop {
         match connect(&o.connect).await {
             Ok(c) => return Ok(c),
+            Err(e) if first && e.is_unreachable() => return Err(e),
             Err(e) if e.is_retryable() && *attempt < o.max_retries => {
                 *attempt += 1;
                 let d = backoff(o.backoff, *attempt);
@@ -198,7 +201,8 @@ pub async fn pull(o: &PullOptions, writer: &Writer, progress: Arc<dyn PullProgre
         // connection drops.
         let mut attempts = 0;
         let (first, folders) = loop {
-            let mut c = connect_retrying(o, &mut attempts).await?;
+            let first = attempts == 0;
+            let mut c = connect_retrying(o, &mut attempts, first).await?;
             match list_folders(&mut c, o, &server).await {
                 Ok(f) => break (c, f),
                 Err(e) if e.is_retryable() && attempts < o.max_retries => {
@@ -314,7 +318,7 @@ async fn worker(
         let mut attempts = 0u32;
         loop {
             if conn.is_none() {
-                match connect_retrying(o, &mut attempts).await {
+                match connect_retrying(o, &mut attempts, false).await {
                     Ok(c) => {
                         conn = Some(c);
                         ever_connected = true;

@@ -58,4 +58,10 @@ impl Pop3Error {
             Pop3Error::Connect(_) | Pop3Error::Timeout { .. } | Pop3Error::Lost { .. }
         )
     }
+
+    /// The server could not be reached at all (refused, no route, unknown host):
+    /// before a first session this fails at once rather than being retried.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Pop3Error::Connect(ConnectError::Failed { .. }))
+    }
 }

@@ -193,6 +193,9 @@ pub async fn pull(o: &Pop3PullOptions, writer: &Writer, progress: &dyn PullProgr
         loop {
             match pull_once(o, writer, progress, &mut summary).await {
                 Ok(()) => break,
+                // An unreachable server on the first attempt is an answer, not a
+                // drop: backoff is for sessions lost after they were made.
+                Err(e) if e.is_unreachable() && summary.retries == 0 => return Err(e),
                 Err(e) if e.is_retryable() && summary.retries < o.max_retries => {
                     summary.retries += 1;
                     let d = backoff(o.backoff, summary.retries);
