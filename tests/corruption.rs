@@ -78,9 +78,13 @@ fn a_second_writer_is_refused_with_a_clear_error() {
     let first = Archive::open_or_create(&a).unwrap();
     let err = Archive::open(&a).err().expect("second open fails").to_string();
     assert!(err.contains("in use by another mailvault process"), "{err}");
-    let out = run(&a, &["stats"]);
+    let mail = tmp.path().join("one.eml");
+    fs::write(&mail, b"Subject: one\r\n\r\nbody\r\n").unwrap();
+    let out = run(&a, &["import", mail.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another mailvault process"));
-    drop(first);
+    // Reading needs no lock: stats works beside the writer.
     ok(&a, &["stats"]);
+    drop(first);
+    ok(&a, &["import", mail.to_str().unwrap()]);
 }

@@ -73,29 +73,29 @@ macro_rules! server_args {
     ($name:ident, $prefix:literal, $whose:literal) => {
         #[derive(clap::Args, Debug)]
         pub struct $name {
-            #[doc = concat!("imap://: require STARTTLS", $whose, " (the default; abort if the server does not offer it)")]
-            #[arg(long = concat!($prefix, "starttls"), id = concat!($prefix, "starttls"), conflicts_with = concat!($prefix, "insecure_plaintext"))]
+            #[arg(help = concat!("imap://: require STARTTLS", $whose, " (the default; abort if the server does not offer it)"),
+                  long = concat!($prefix, "starttls"), id = concat!($prefix, "starttls"), conflicts_with = concat!($prefix, "insecure_plaintext"))]
             pub starttls: bool,
-            #[doc = concat!("imap://", $whose, ": no TLS at all; the password crosses the network in clear")]
-            #[arg(long = concat!($prefix, "insecure-plaintext"), id = concat!($prefix, "insecure_plaintext"))]
+            #[arg(help = concat!("imap://", $whose, ": no TLS at all; the password crosses the network in clear"),
+                  long = concat!($prefix, "insecure-plaintext"), id = concat!($prefix, "insecure_plaintext"))]
             pub insecure_plaintext: bool,
-            #[doc = concat!("Read the password", $whose, " from this environment variable")]
-            #[arg(long = concat!($prefix, "password-env"), id = concat!($prefix, "password_env"), value_name = "VAR", group = concat!($prefix, "secret"))]
+            #[arg(help = concat!("Read the password", $whose, " from this environment variable"),
+                  long = concat!($prefix, "password-env"), id = concat!($prefix, "password_env"), value_name = "VAR", group = concat!($prefix, "secret"))]
             pub password_env: Option<String>,
-            #[doc = concat!("Read the password", $whose, " from the first line of this file")]
-            #[arg(long = concat!($prefix, "password-file"), id = concat!($prefix, "password_file"), value_name = "FILE", group = concat!($prefix, "secret"))]
+            #[arg(help = concat!("Read the password", $whose, " from the first line of this file"),
+                  long = concat!($prefix, "password-file"), id = concat!($prefix, "password_file"), value_name = "FILE", group = concat!($prefix, "secret"))]
             pub password_file: Option<PathBuf>,
-            #[doc = concat!("Run this shell command and use the first line it prints as the password", $whose)]
-            #[arg(long = concat!($prefix, "password-command"), id = concat!($prefix, "password_command"), value_name = "CMD", group = concat!($prefix, "secret"))]
+            #[arg(help = concat!("Run this shell command and use the first line it prints as the password", $whose),
+                  long = concat!($prefix, "password-command"), id = concat!($prefix, "password_command"), value_name = "CMD", group = concat!($prefix, "secret"))]
             pub password_command: Option<String>,
-            #[doc = concat!("Run this shell command for an OAuth2 access token", $whose, " (XOAUTH2/OAUTHBEARER)")]
-            #[arg(long = concat!($prefix, "oauth2-token-command"), id = concat!($prefix, "oauth2_token_command"), value_name = "CMD", group = concat!($prefix, "secret"))]
+            #[arg(help = concat!("Run this shell command for an OAuth2 access token", $whose, " (XOAUTH2/OAUTHBEARER)"),
+                  long = concat!($prefix, "oauth2-token-command"), id = concat!($prefix, "oauth2_token_command"), value_name = "CMD", group = concat!($prefix, "secret"))]
             pub oauth2_token_command: Option<String>,
-            #[doc = concat!("Also trust the CA certificate(s) in this PEM file", $whose)]
-            #[arg(long = concat!($prefix, "tls-ca"), id = concat!($prefix, "tls_ca"), value_name = "FILE")]
+            #[arg(help = concat!("Also trust the CA certificate(s) in this PEM file", $whose),
+                  long = concat!($prefix, "tls-ca"), id = concat!($prefix, "tls_ca"), value_name = "FILE")]
             pub tls_ca: Option<PathBuf>,
-            #[doc = concat!("Do not verify the certificate", $whose, " (anyone on the path can read your mail)")]
-            #[arg(long = concat!($prefix, "danger-accept-invalid-certs"), id = concat!($prefix, "danger_accept_invalid_certs"))]
+            #[arg(help = concat!("Do not verify the certificate", $whose, " (anyone on the path can read your mail)"),
+                  long = concat!($prefix, "danger-accept-invalid-certs"), id = concat!($prefix, "danger_accept_invalid_certs"))]
             pub danger_accept_invalid_certs: bool,
         }
 
