@@ -51,7 +51,12 @@ fn version_1_reads_without_change_and_upgrades_on_first_write() {
     assert_eq!(hits.lines().count(), 6, "search of a v1 archive:\n{hits}");
     assert_eq!(marker_version(&arch), 1, "reading did not upgrade");
 
-    // The first writable open upgrades: column family, meta, marker.
+    // `stats` only reads: still version 1.
+    let stats: serde_json::Value = serde_json::from_str(&ok(&arch, &["stats", "--json"])).unwrap();
+    assert_eq!(stats["format_version"], 1);
+    assert_eq!(marker_version(&arch), 1, "stats did not upgrade");
+    // The first writable open (here `reindex`) upgrades: column family, meta, marker.
+    ok(&arch, &["-q", "reindex"]);
     let stats: serde_json::Value = serde_json::from_str(&ok(&arch, &["stats", "--json"])).unwrap();
     assert_eq!(stats["format_version"], FORMAT_VERSION);
     assert_eq!(stats["messages"], 20);
