@@ -43,17 +43,7 @@ fn commands_that_only_read_never_create_an_archive() {
 #[test]
 fn a_reader_that_stops_early_ends_the_output_quietly() {
     let tmp = tempfile::tempdir().unwrap();
-    let archive = tmp.path().join("a");
-    common::ok(
-        &archive,
-        &[
-            "-q",
-            "import",
-            "--account",
-            "demo",
-            common::demo_sample().to_str().unwrap(),
-        ],
-    );
+    let archive = common::demo_archive(tmp.path());
     // A message of ~1 MB for `show`.
     let big = tmp.path().join("big.eml");
     let mut m = b"From: a@example.org\r\nSubject: big\r\nMessage-ID: <big@example.org>\r\n\r\n".to_vec();

@@ -474,17 +474,7 @@ fn refused_messages_are_reported_one_by_one_and_the_run_goes_on() {
 #[test]
 fn query_folder_and_map_select_and_place() {
     let tmp = tempfile::tempdir().unwrap();
-    let archive = tmp.path().join("a");
-    common::ok(
-        &archive,
-        &[
-            "-q",
-            "import",
-            "--account",
-            "demo",
-            common::demo_sample().to_str().unwrap(),
-        ],
-    );
+    let archive = common::demo_archive(tmp.path());
     let hits = common::ok(
         &archive,
         &["-q", "search", "--format", "json", "--limit", "1000", "from:enron.com"],

@@ -75,6 +75,16 @@ pub fn demo_sample() -> PathBuf {
     manifest_dir().join("demo/sample")
 }
 
+/// A new archive at `dir/a` holding the demo sample as account `demo`.
+pub fn demo_archive(dir: &Path) -> PathBuf {
+    let archive = dir.join("a");
+    ok(
+        &archive,
+        &["-q", "import", "--account", "demo", demo_sample().to_str().unwrap()],
+    );
+    archive
+}
+
 /// A fresh copy of the format-1 archive fixture (`tests/data/archive-v1.tar.zst`)
 /// under `dir`: the archive directory and the message ids it holds.
 pub fn v1_fixture(dir: &Path) -> (PathBuf, Vec<String>) {
