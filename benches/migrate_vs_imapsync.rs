@@ -132,16 +132,6 @@ fn run_imapsync(
     (took, out.status.code(), errors)
 }
 
-/// imapsync's own mapping: host1's prefix removed, separators inverted, host2's
-/// prefix added (INBOX excepted).
-fn imapsync_name(source: &str) -> String {
-    if source.eq_ignore_ascii_case("INBOX") {
-        "INBOX".into()
-    } else {
-        format!("INBOX.{}", source.replace('/', "."))
-    }
-}
-
 /// Differences by kind, as `compare_views` words them.
 fn kinds(diffs: &[String]) -> BTreeMap<&'static str, usize> {
     let mut out = BTreeMap::new();
@@ -225,7 +215,10 @@ fn main() {
                 tool: "imapsync 2.229",
                 seconds: median(times),
                 moved: target.len(),
-                diffs: compare_views(&source, &target, imapsync_name),
+                // imapsync's own mapping (host1's prefix off, separators inverted,
+                // host2's prefix on, INBOX excepted) is how the prefixed flavour
+                // names a folder.
+                diffs: compare_views(&source, &target, |f| Storage::MaildirInboxDot.server_name(f)),
                 exit,
                 errors,
             });
