@@ -13,6 +13,7 @@
 //! `../shared/peers/imapsync/imapsync`; without it (or its Perl modules) only
 //! mailvault is measured and a line says why.
 
+mod common;
 #[path = "../tests/common/mod.rs"]
 mod tc;
 
@@ -83,15 +84,7 @@ fn mailvault(src: &Dovecot, dst: &Dovecot, user: &str, work: &Path) -> (f64, ser
         ],
     );
     c.env("MV_TEST_PW", TEST_PASSWORD);
-    let t = Instant::now();
-    let out = c.output().unwrap();
-    let took = t.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "migrate failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (took, v) = common::timed_json(c, "migrate");
     (took, v["replay"].clone())
 }
 

@@ -51,15 +51,7 @@ fn replay(archive: &Path, d: &Dovecot, user: &str) -> (f64, serde_json::Value) {
         ],
     );
     c.env("MV_TEST_PW", TEST_PASSWORD);
-    let t = Instant::now();
-    let out = c.output().unwrap();
-    let took = t.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "replay failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (took, serde_json::from_slice(&out.stdout).unwrap())
+    common::timed_json(c, "replay")
 }
 
 /// mbsync pushing the maildir at `maildir` (Maildir++, INBOX at its root) into

@@ -116,3 +116,17 @@ pub fn mbsync(conf: &str, dir: &Path) -> Option<Duration> {
     );
     Some(took)
 }
+
+/// Runs `cmd` (a mailvault command printing JSON), asserts it succeeded; its wall
+/// seconds and the JSON.
+pub fn timed_json(mut cmd: Command, what: &str) -> (f64, serde_json::Value) {
+    let t = Instant::now();
+    let out = cmd.output().unwrap();
+    let took = t.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (took, serde_json::from_slice(&out.stdout).unwrap())
+}
