@@ -35,6 +35,8 @@ pub struct ImportSummary {
     pub report: IngestReport,
     /// Files not imported, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
+    /// Files named by the user that were not imported (not mail, without force).
+    pub refused: Vec<(PathBuf, String)>,
     pub warnings: Vec<(PathBuf, String)>,
     pub batches: u64,
     #[serde(serialize_with = "as_secs")]
@@ -107,6 +109,10 @@ pub fn import_paths(
                     Event::Skipped { path, reason } => {
                         tracing::info!(path = %path.display(), %reason, "skipped");
                         summary.skipped.push((path, reason));
+                    }
+                    Event::Refused { path, reason } => {
+                        tracing::info!(path = %path.display(), %reason, "refused");
+                        summary.refused.push((path, reason));
                     }
                     Event::Warning { path, message } => {
                         tracing::warn!(path = %path.display(), %message);

@@ -8,7 +8,7 @@ use common::*;
 use mailvault::model::Hash32;
 
 fn show_bytes(archive: &std::path::Path, raw: &[u8]) -> Vec<u8> {
-    let out = run(archive, &["show", &Hash32::of(raw).to_hex()]);
+    let out = run(archive, &["show", "--raw", &Hash32::of(raw).to_hex()]);
     assert!(
         out.status.success(),
         "show failed: {}",

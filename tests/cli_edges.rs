@@ -61,7 +61,7 @@ fn a_reader_that_stops_early_ends_the_output_quietly() {
         "the search output must overflow the pipe: {} bytes",
         full.len()
     );
-    for args in [search, &["show", &id]] {
+    for args in [search, &["show", &id], &["show", "--raw", &id]] {
         let line = format!(
             "{} --archive {} {} | head -1 >/dev/null; echo \"${{PIPESTATUS[0]}} ${{PIPESTATUS[1]}}\"",
             common::bin().display(),
@@ -116,4 +116,240 @@ fn an_unreachable_server_fails_a_pull_at_once() {
         assert_eq!(err.lines().count(), 1, "{url}: one line: {err}");
         assert!(err.contains("cannot connect"), "{url}: {err}");
     }
+}
+
+/// The bash completion script, sourced into a real bash, completes commands and
+/// their flags.
+#[test]
+fn bash_completion_completes_commands_and_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = tmp.path().join("mailvault.bash");
+    std::fs::write(
+        &script,
+        common::ok(&tmp.path().join("unused"), &["completions", "bash"]),
+    )
+    .unwrap();
+    // `_mailvault` is what the script registers with `complete -F`.
+    let complete = |words: &str| -> Vec<String> {
+        let line = format!(
+            "source '{}'; COMP_WORDS=({words}); COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 )); \
+             COMP_LINE='{words}'; COMP_POINT=${{#COMP_LINE}}; \
+             _mailvault mailvault \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        );
+        let out = Command::new("bash")
+            .arg("--norc")
+            .arg("-c")
+            .arg(&line)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let commands = complete("mailvault se");
+    assert!(
+        commands.contains(&"search".to_string())
+            && commands.contains(&"serve".to_string())
+            && !commands.contains(&"pull".to_string()),
+        "{commands:?}"
+    );
+    let flags = complete("mailvault search --li");
+    assert_eq!(flags, ["--limit"], "{flags:?}");
+    let shells = complete("mailvault completions f");
+    assert_eq!(shells, ["fish"], "{shells:?}");
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let s = common::ok(&tmp.path().join("unused"), &["completions", shell]);
+        assert!(s.contains("pull") && s.contains("--archive"), "{shell}");
+    }
+}
+
+/// `mailvault man` writes a page `man -l` renders, with every command in it;
+/// `--dir` writes one page per command.
+#[test]
+fn the_manual_page_renders_with_man() {
+    let tmp = tempfile::tempdir().unwrap();
+    let page = tmp.path().join("mailvault.1");
+    std::fs::write(&page, common::ok(&tmp.path().join("unused"), &["man"])).unwrap();
+    let out = Command::new("man")
+        .arg("-l")
+        .arg(&page)
+        .env("MANWIDTH", "100")
+        .env("MANPAGER", "cat")
+        .env("PAGER", "cat")
+        .output()
+        .expect("man (Debian man-db) is installed by scripts/test.sh");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for heading in ["NAME", "SYNOPSIS", "SUBCOMMANDS"] {
+        assert!(text.contains(heading), "{heading} in:\n{text}");
+    }
+    for command in ["pull", "search", "verify", "completions"] {
+        assert!(text.contains(&format!("mailvault-{command}")), "{command} in:\n{text}");
+    }
+    let dir = tmp.path().join("man1");
+    common::ok(&tmp.path().join("unused"), &["man", "--dir", dir.to_str().unwrap()]);
+    let search = std::fs::read_to_string(dir.join("mailvault-search.1")).unwrap();
+    assert!(search.contains("limit"), "{search}");
+}
+
+/// Colour: `--color always` colours the log even into a pipe, `never` never does,
+/// and on a terminal `auto` colours unless NO_COLOR is set.
+#[test]
+fn colour_follows_the_flag_and_no_color() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = common::demo_archive(tmp.path());
+    // A log line on stderr: a file skipped in a directory as not mail.
+    let empty = tmp.path().join("no-mail");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::write(empty.join("notes.txt"), "just some notes\n").unwrap();
+    let logged = |color: &str| {
+        let out = common::run(&archive, &["--color", color, "-v", "import", empty.to_str().unwrap()]);
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let always = logged("always");
+    assert!(has_colour(&always), "{always:?}");
+    for when in ["never", "auto"] {
+        let text = logged(when);
+        assert!(!text.is_empty() && !has_colour(&text), "{when}: {text:?}");
+    }
+    // A terminal, by `script` (util-linux): auto colours; NO_COLOR turns it off.
+    let on_terminal = |no_color: Option<&str>| {
+        let line = format!(
+            "{} --archive {} -v import {}",
+            common::bin().display(),
+            archive.display(),
+            empty.display()
+        );
+        let mut c = Command::new("script");
+        c.args(["-qec", &line, "/dev/null"]).env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        String::from_utf8_lossy(&c.output().expect("script (util-linux)").stdout).to_string()
+    };
+    let tty = on_terminal(None);
+    assert!(has_colour(&tty), "{tty:?}");
+    let plain = on_terminal(Some("1"));
+    assert!(!plain.is_empty() && !has_colour(&plain), "{plain:?}");
+}
+
+/// Whether `text` holds an ANSI colour or style sequence (`ESC [ 1;33 m`); the
+/// progress bar's cursor movements do not count.
+fn has_colour(text: &str) -> bool {
+    text.split("\x1b[").skip(1).any(|rest| {
+        let params = rest.bytes().take_while(|b| b.is_ascii_digit() || *b == b';').count();
+        rest.as_bytes().get(params) == Some(&b'm')
+    })
+}
+
+/// The binary `cargo install --path .` builds (the release profile) carries no
+/// debug information: a few tens of MB, not hundreds.
+#[test]
+fn the_installed_binary_is_small() {
+    if cfg!(debug_assertions) {
+        eprintln!("a debug build: the size is checked in release builds (as CI runs them)");
+        return;
+    }
+    let size = std::fs::metadata(common::bin()).unwrap().len();
+    assert!(size < 64 << 20, "the release binary is {} MB", size >> 20);
+}
+
+/// A file named on the command line that is not mail (a binary, `Cargo.toml`) is
+/// refused with a reason and a non-zero exit, while the mail named beside it is
+/// imported; `--force` stores it as it is.
+#[test]
+fn importing_a_file_that_is_not_mail_needs_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("a");
+    let binary = tmp.path().join("program.bin");
+    let mut bytes = Vec::new();
+    let mut rng = common::Rng::from_env("MV_IMPORT_SEED");
+    while bytes.len() < 1 << 20 {
+        bytes.extend_from_slice(&rng.next().to_le_bytes());
+    }
+    std::fs::write(&binary, &bytes).unwrap();
+    let cargo_toml = common::manifest_dir().join("Cargo.toml");
+    let mail = tmp.path().join("one.eml");
+    std::fs::write(&mail, "From: a@example.org\r\nSubject: real\r\n\r\nhello\r\n").unwrap();
+    let args = |force: bool| {
+        let mut v = vec![
+            "import",
+            binary.to_str().unwrap(),
+            cargo_toml.to_str().unwrap(),
+            mail.to_str().unwrap(),
+        ];
+        if force {
+            v.push("--force");
+        }
+        v
+    };
+    let out = common::run(&archive, &args(false));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for named in [&binary, &cargo_toml] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&*named.to_string_lossy()) && l.contains("--force")),
+            "{} refused: {err}",
+            named.display()
+        );
+    }
+    assert_eq!(common::stat_u64(&archive, "messages"), 1, "only the mail");
+    let out = common::run(&archive, &args(true));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(common::stat_u64(&archive, "messages"), 3);
+    let id = mailvault::model::MessageId::of(&bytes).to_hex();
+    let shown = common::cmd(&archive, &["show", "--raw", &id]).output().unwrap();
+    assert!(
+        shown.stdout == bytes,
+        "stored byte-exact: {} bytes out",
+        shown.stdout.len()
+    );
+}
+
+/// `show` prints a message for people (header fields decoded, the text, the
+/// attachments, the folders); `--raw` gives the archived bytes.
+#[test]
+fn show_prints_a_message_for_people_and_raw_bytes_with_raw() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("a");
+    let raw = b"From: =?UTF-8?B?w4VzYQ==?= <asa@example.org>\r\nTo: bo@example.org\r\n\
+Subject: =?ISO-8859-1?Q?caf=E9_menu?=\r\nDate: Tue, 1 Mar 2022 10:00:00 +0100\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe menu is attached.\r\n\
+--b\r\nContent-Type: application/pdf; name=menu.pdf\r\nContent-Disposition: attachment; filename=menu.pdf\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n";
+    let file = tmp.path().join("m.eml");
+    std::fs::write(&file, raw).unwrap();
+    common::ok(
+        &archive,
+        &[
+            "-q",
+            "import",
+            "--account",
+            "work",
+            "--folder",
+            "Lunch",
+            file.to_str().unwrap(),
+        ],
+    );
+    let id = mailvault::model::MessageId::of(raw).to_hex();
+    let shown = common::ok(&archive, &["show", &id[..8]]);
+    for line in [
+        "From:    Åsa <asa@example.org>",
+        "Subject: café menu",
+        "Date:    2022-03-01T10:00:00+01:00",
+        "Folders: work: Lunch",
+        "The menu is attached.",
+        "menu.pdf  (application/pdf, 9 B)",
+    ] {
+        assert!(shown.lines().any(|l| l.trim() == line), "{line:?} in:\n{shown}");
+    }
+    assert!(!shown.contains("=?UTF-8?") && !shown.contains("JVBERi0"), "{shown}");
+    let out = common::cmd(&archive, &["show", "--raw", &id]).output().unwrap();
+    assert!(out.stdout == raw, "--raw is byte-exact");
 }

@@ -29,7 +29,7 @@ fn flipped_byte_is_named_by_verify() {
     );
     assert!(text.contains("1 problems"), "{text}");
     // Reading that message fails with the id; others still read.
-    let shown = run(&a, &["show", &victim.to_hex()]);
+    let shown = run(&a, &["show", "--raw", &victim.to_hex()]);
     assert!(!shown.status.success());
     assert!(String::from_utf8_lossy(&shown.stderr).contains(&victim.to_hex()));
 }

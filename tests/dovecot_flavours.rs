@@ -75,7 +75,7 @@ fn replay_target_folders_are_listed_mapped_and_created() {
         endpoint: mailvault::net::Endpoint::parse(&format!("imaps://ann@127.0.0.1:{}", dst.imaps)).unwrap(),
         tls: mailvault::net::tls::client_config(&mailvault::net::TlsOptions {
             ca_file: Some(dst.ca_pem()),
-            danger_accept_invalid_certs: false,
+            ..Default::default()
         })
         .unwrap(),
         insecure_plaintext: false,

@@ -157,7 +157,7 @@ fn incremental_pull(d: Dovecot) {
     drop(a);
     assert_eq!(gone.len(), 3);
     for p in gone {
-        let shown = common::cmd(&ar, &["show", &p.record.message.to_hex()])
+        let shown = common::cmd(&ar, &["show", "--raw", &p.record.message.to_hex()])
             .output()
             .unwrap();
         assert!(shown.status.success());

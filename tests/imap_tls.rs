@@ -303,3 +303,118 @@ fn hostile_literal_size_is_a_clear_error() {
     common::ok(&ar, &["verify"]);
     assert_eq!(common::stat_u64(&ar, "messages"), 0);
 }
+
+/// `openssl req -x509`, the common way to make a server certificate by hand: it is
+/// self-signed and says CA:TRUE. Only for 127.0.0.1 (no DNS name).
+fn self_signed(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "3",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (cert, key)
+}
+
+/// The fingerprint as openssl prints it (`sha256 Fingerprint=AB:CD:…`), written as
+/// `--tls-pin` takes it.
+fn openssl_fingerprint(cert: &Path) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(cert)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hex = text.trim().rsplit('=').next().unwrap().to_string();
+    format!("sha256:{hex}")
+}
+
+/// A Dovecot serving a self-signed CA:TRUE certificate: refused by default with the
+/// fingerprint to pin; trusted when that very certificate is given with --tls-ca or
+/// pinned by fingerprint; a different certificate with the same name, a wrong pin,
+/// and the right pin under another host name are all refused.
+#[test]
+fn a_self_signed_certificate_is_trusted_when_given_or_pinned_and_nothing_else_is() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(certs.path(), "server");
+    let (other, _) = self_signed(certs.path(), "other");
+    let d = Dovecot::start_with(&format!(
+        "ssl_cert = <{}\nssl_key = <{}\n",
+        cert.display(),
+        key.display()
+    ));
+    d.add_user("dave", PW);
+    let msg = b"From: a@example.com\r\nSubject: pinned\r\nMessage-ID: <pin@example.com>\r\n\r\nhi\r\n".to_vec();
+    d.load("dave", "INBOX", &[(msg, "", std::time::SystemTime::now())]);
+    let tmp = tempfile::tempdir().unwrap();
+    let ar = tmp.path().join("a");
+    let url = format!("imaps://dave@127.0.0.1:{}", d.imaps);
+    let pin = openssl_fingerprint(&cert);
+    let refused_with = |extra: &[&str], words: &[&str]| {
+        let out = pull(&ar, &url, extra);
+        let e = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {e}");
+        assert_eq!(e.lines().count(), 1, "{extra:?}: one line: {e}");
+        for w in words {
+            assert!(e.contains(w), "{extra:?}: {w:?} in {e}");
+        }
+        assert!(
+            !e.contains("Other(") && !e.contains("Error {"),
+            "{extra:?}: no debug text: {e}"
+        );
+    };
+    let lower_pin = pin.replace(':', "").to_lowercase().replacen("sha256", "sha256:", 1);
+    refused_with(&[], &["not trusted", "self-signed", "--tls-pin", &lower_pin]);
+    refused_with(&["--tls-ca", other.to_str().unwrap()], &["not trusted"]);
+    refused_with(
+        &["--tls-pin", &openssl_fingerprint(&other)],
+        &["none of the pinned", &lower_pin],
+    );
+    assert!(!ar.join("store").exists() || common::stat_u64(&ar, "messages") == 0);
+
+    let given = pull(&ar, &url, &["--tls-ca", cert.to_str().unwrap()]);
+    assert!(given.status.success(), "{}", stderr(&given));
+    assert_eq!(common::stat_u64(&ar, "messages"), 1);
+    let pinned = pull(&ar, &url, &["--tls-pin", &pin]);
+    assert!(pinned.status.success(), "{}", stderr(&pinned));
+    // The host name is still checked: the certificate names 127.0.0.1 only.
+    let by_name = format!("imaps://dave@localhost:{}", d.imaps);
+    let out = pull(&ar, &by_name, &["--tls-pin", &pin]);
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(e.contains("does not match the host name"), "{e}");
+
+    // The same pin in a job file.
+    let job = tmp.path().join("pinned.toml");
+    std::fs::write(
+        &job,
+        format!("[[accounts]]\nname = \"dave\"\nurl = \"{url}\"\npassword = {{ env = \"MV_TEST_PW\" }}\ntls_pin = [\"{pin}\"]\n"),
+    )
+    .unwrap();
+    let jar = tmp.path().join("job-archive");
+    let out = common::cmd(&jar, &["run", job.to_str().unwrap(), "--once"])
+        .env("MV_TEST_PW", PW)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
+    assert_eq!(common::stat_u64(&jar, "messages"), 1);
+}

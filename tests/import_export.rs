@@ -21,7 +21,7 @@ fn source_messages(paths: &[PathBuf], account: &str) -> (Vec<RawMessage>, Vec<Pa
     read_paths(paths, &opts, &mut |ev| {
         match ev {
             Event::Message(m) => msgs.push(m),
-            Event::Skipped { path, .. } => skipped.push(path),
+            Event::Skipped { path, .. } | Event::Refused { path, .. } => skipped.push(path),
             Event::Warning { .. } => {}
         }
         Ok(())
@@ -99,7 +99,7 @@ fn edge_cases_roundtrip_byte_exact() {
             continue;
         }
         let id = Hash32::of(&bytes).to_hex();
-        let shown = run(&archive, &["show", &id]);
+        let shown = run(&archive, &["show", "--raw", &id]);
         assert!(
             shown.status.success() && shown.stdout == bytes,
             "{} not archived byte-exact",
@@ -184,7 +184,7 @@ fn shared_attachment_is_stored_once() {
     );
     // Both come back exactly.
     for (raw, _) in [(&a, "a"), (&b, "b")] {
-        let out = run(&archive, &["show", &Hash32::of(raw).to_hex()]);
+        let out = run(&archive, &["show", "--raw", &Hash32::of(raw).to_hex()]);
         assert!(out.status.success());
         assert!(out.stdout == *raw);
     }
@@ -302,9 +302,9 @@ fn cli_reports_missing_path_and_bad_ids() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/mail: no such file or directory"));
     ok(&a, &["init"]);
-    let out = run(&a, &["show", "zz"]);
+    let out = run(&a, &["show", "--raw", "zz"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a hex id prefix"));
-    let out = run(&a, &["show", "abcd"]);
+    let out = run(&a, &["show", "--raw", "abcd"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no message with id abcd"));
 }

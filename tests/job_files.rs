@@ -86,6 +86,19 @@ fn run_refuses_a_bad_job_naming_file_line_column_and_field() {
     );
     assert!(!err.contains("hunter2"), "the refused secret is not echoed: {err}");
 
+    std::fs::write(
+        &job,
+        "[[accounts]]\nurl = \"imaps://a@127.0.0.1:1\"\npassword = { env = \"X\" }\ntls_pin = [\"sha256:abc\"]\n",
+    )
+    .unwrap();
+    let out = cmd(dir.path(), &["run"]).arg(&job).arg("--dry-run").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(":4:1") && err.contains("accounts[0].tls_pin") && err.contains("64 hex digits"),
+        "{err}"
+    );
+
     // serve reports every bad file of the directory.
     std::fs::write(
         dir.path().join("also-bad.toml"),

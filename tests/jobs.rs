@@ -561,7 +561,11 @@ fn a_wrong_password_is_reported_and_retried_with_backoff() {
     );
     assert_eq!(bob["messages_total"], 0);
     let ann = account_status(&archive, "mixed", "ann").unwrap();
-    assert_eq!(ann["last_run"]["result"], "ok", "{ann}");
+    // ann runs every second, so the SIGTERM may land inside a run: that run
+    // is recorded as stopped, which is the truth, not a failure.
+    let last = ann["last_run"]["result"].as_str().unwrap_or_default();
+    assert!(matches!(last, "ok" | "stopped"), "{ann}");
+    assert_eq!(ann["consecutive_failures"], 0, "{ann}");
     assert!(ann["runs"].as_u64().unwrap() >= 5, "{ann}");
     assert_eq!(ann["messages_total"], 5);
     assert!(svc.log().contains("login failed for bob"), "reported in the log");

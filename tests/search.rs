@@ -454,7 +454,7 @@ fn cli_formats_and_query_filters() {
     assert_eq!(neg.lines().count(), 1, "{neg}");
     let table = ok(a, &["search", "subject:flagged-one"]);
     assert!(table.contains("flagged-one") && table.contains("DATE"));
-    let shown = run(a, &["show", "--query", "subject:people account:synthetic"]);
+    let shown = run(a, &["show", "--raw", "--query", "subject:people account:synthetic"]);
     assert!(shown.status.success());
     assert!(String::from_utf8_lossy(&shown.stdout).contains("Quentin Recipient"));
     let out = fixture()._tmp.path().join("export-q");

@@ -31,6 +31,10 @@ pub struct ImportArgs {
     /// default they are skipped and reported. Paths named here are always followed
     #[arg(long)]
     follow_symlinks: bool,
+    /// Import a file named here even when it does not look like mail (no header
+    /// section): it is stored as it is
+    #[arg(long)]
+    force: bool,
     /// Print the summary as JSON
     #[arg(long)]
     json: bool,
@@ -51,6 +55,7 @@ pub fn import(cli: &Cli, ui: &Ui, a: &ImportArgs) -> Result<ExitCode> {
         folder: a.folder.clone(),
         mbox_format: a.mbox_format,
         follow_symlinks: a.follow_symlinks,
+        force: a.force,
     };
     let pb = ui.progress(None, "importing");
     let summary = import_paths(&mut archive, &a.paths, &opts, BatchLimits::default(), &mut |r| {
@@ -95,7 +100,16 @@ pub fn import(cli: &Cli, ui: &Ui, a: &ImportArgs) -> Result<ExitCode> {
             }
         );
     }
-    Ok(ExitCode::SUCCESS)
+    // A file the user named that was not imported fails the command, after the
+    // rest was imported.
+    for (path, why) in &summary.refused {
+        eprintln!("mailvault: error: {}: {why}", path.display());
+    }
+    Ok(if summary.refused.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 #[derive(Args, Debug)]

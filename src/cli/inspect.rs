@@ -18,8 +18,11 @@ pub struct ShowArgs {
     /// Show the one message matching this search query instead
     #[arg(long, value_name = "QUERY", conflicts_with = "id")]
     query: Option<String>,
-    /// Only the header section
+    /// The message's bytes exactly as archived, instead of the readable form
     #[arg(long)]
+    raw: bool,
+    /// Only the header section, as archived
+    #[arg(long, conflicts_with = "raw")]
     headers: bool,
 }
 
@@ -42,15 +45,59 @@ pub fn show(cli: &Cli, ui: &Ui, a: &ShowArgs) -> Result<ExitCode> {
         (None, None) => anyhow::bail!("give a message id or --query"),
     };
     let raw = archive.get_raw(&id)?;
-    let bytes = if a.headers {
-        &raw[..mime::body_start(&raw).unwrap_or(raw.len())]
-    } else {
-        &raw[..]
-    };
     let mut out = std::io::stdout().lock();
-    out.write_all(bytes)?;
+    if a.raw || a.headers {
+        let end = if a.headers {
+            mime::body_start(&raw).unwrap_or(raw.len())
+        } else {
+            raw.len()
+        };
+        out.write_all(&raw[..end])?;
+    } else {
+        let folders: Vec<String> = archive
+            .placements_of(&id)?
+            .iter()
+            .map(|p| format!("{}: {}", p.key.account, p.key.mailbox))
+            .collect();
+        out.write_all(render_readable(&mime::readable::readable(&raw), &id.to_hex(), &folders, ui).as_bytes())?;
+    }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Header lines, the message's id and folders, a blank line, the text, and the
+/// attachments.
+fn render_readable(r: &mime::readable::Readable, id: &str, folders: &[String], ui: &Ui) -> String {
+    let mut s = String::new();
+    let mut field = |name: &str, value: &str| {
+        let label = format!("{name}:");
+        s.push_str(&format!("{} {value}\n", ui.bold(&format!("{label:<8}"))));
+    };
+    for (name, value) in &r.headers {
+        field(name, value);
+    }
+    field("Id", id);
+    if !folders.is_empty() {
+        field("Folders", &folders.join(", "));
+    }
+    s.push('\n');
+    s.push_str(&r.text);
+    s.push('\n');
+    if !r.attachments.is_empty() {
+        s.push_str(&format!(
+            "\n{}\n",
+            ui.bold(&format!("{} attached:", r.attachments.len()))
+        ));
+        for a in &r.attachments {
+            s.push_str(&format!(
+                "  {}  ({}, {})\n",
+                a.name,
+                a.content_type,
+                human_bytes(a.size as u64)
+            ));
+        }
+    }
+    s
 }
 
 #[derive(Args, Debug)]

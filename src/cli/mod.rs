@@ -40,6 +40,9 @@ pub struct Cli {
     /// Log lines as text for people or JSON objects for log collectors
     #[arg(long, global = true, value_enum, default_value = "text", value_name = "FORMAT")]
     log_format: LogFormat,
+    /// Colour in logs and tables: auto means on a terminal unless NO_COLOR is set
+    #[arg(long, global = true, value_enum, default_value = "auto", value_name = "WHEN")]
+    color: ColorWhen,
     #[command(subcommand)]
     command: Command,
 }
@@ -81,6 +84,47 @@ enum Command {
     Serve(jobs::ServeArgs),
     /// Per job and account: last run, result, messages, errors, next run
     Status(jobs::StatusArgs),
+    /// Print a shell completion script (see the README for where to put it)
+    Completions(CompletionsArgs),
+    /// Print the manual page, or write one page per command into a directory
+    Man(ManArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ManArgs {
+    /// Write mailvault.1 and a mailvault-COMMAND.1 per command into DIR instead of
+    /// printing mailvault.1
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+/// `--color`: whether logs and tables use ANSI colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ColorWhen {
+    /// On a terminal, unless NO_COLOR is set to a non-empty value
+    Auto,
+    /// Always, even into a pipe
+    Always,
+    /// Never
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether output going to a terminal (`is_terminal`) gets colour.
+    fn enabled(self, is_terminal: bool) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -92,9 +136,20 @@ enum LogFormat {
 /// Output settings shared by commands.
 pub struct Ui {
     pub quiet: bool,
+    /// Tables on standard output may use ANSI colour.
+    pub color: bool,
 }
 
 impl Ui {
+    /// `text` in bold when colour is on (a table's header line).
+    pub fn bold(&self, text: &str) -> String {
+        if self.color {
+            format!("\x1b[1m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
     pub fn progress(&self, len: Option<u64>, what: &str) -> indicatif::ProgressBar {
         if self.quiet {
             return indicatif::ProgressBar::hidden();
@@ -195,7 +250,7 @@ fn init_logging(cli: &Cli) {
             .with(fmt.json().with_current_span(true).with_span_list(true))
             .init(),
         LogFormat::Text => registry
-            .with(fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())))
+            .with(fmt.with_ansi(cli.color.enabled(std::io::IsTerminal::is_terminal(&std::io::stderr()))))
             .init(),
     }
 }
@@ -222,7 +277,10 @@ pub fn main() -> ExitCode {
         exit_quietly_on_closed_pipe();
     }
     init_logging(&cli);
-    let ui = Ui { quiet: cli.quiet };
+    let ui = Ui {
+        quiet: cli.quiet,
+        color: cli.color.enabled(std::io::IsTerminal::is_terminal(&std::io::stdout())),
+    };
     let result = match &cli.command {
         Command::Init => init(&cli),
         Command::Import(a) => import::import(&cli, &ui, a),
@@ -239,6 +297,8 @@ pub fn main() -> ExitCode {
         Command::Run(a) => jobs::run(&cli, a),
         Command::Serve(a) => jobs::serve(&cli, a),
         Command::Status(a) => jobs::status(&cli, a),
+        Command::Completions(a) => completions(a),
+        Command::Man(a) => man(a),
     };
     match result {
         Ok(code) => code,
@@ -265,6 +325,28 @@ fn error_chain(e: &anyhow::Error) -> String {
         previous = text;
     }
     out
+}
+
+fn completions(a: &CompletionsArgs) -> Result<ExitCode> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    clap_complete::generate(a.shell, &mut cmd, "mailvault", &mut std::io::stdout());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn man(a: &ManArgs) -> Result<ExitCode> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    match &a.dir {
+        None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?,
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(cmd, dir)
+                .with_context(|| format!("writing manual pages into {}", dir.display()))?;
+            println!("manual pages written to {}", dir.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init(cli: &Cli) -> Result<ExitCode> {

@@ -146,10 +146,11 @@ pub fn search(cli: &Cli, ui: &Ui, a: &SearchArgs) -> Result<ExitCode> {
             if hits.is_empty() {
                 eprintln!("no messages match");
             } else {
-                println!(
+                let header = format!(
                     "{:<10}  {:<24}  {:<48}  {:<18}  ID",
                     "DATE", "FROM", "SUBJECT", "FOLDER"
                 );
+                println!("{}", ui.bold(&header));
             }
             for h in &hits {
                 let date = chrono::DateTime::from_timestamp(h.date, 0)

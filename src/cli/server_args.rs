@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use mailvault::net::{tls, Endpoint, SecretSource, TlsOptions};
+use mailvault::net::tls::{self, Pin};
+use mailvault::net::{Endpoint, SecretSource, TlsOptions};
 use mailvault::remote::{Auth, ConnectOptions};
 
 /// The options' values, whichever spelling they came from.
@@ -20,6 +21,7 @@ pub struct ServerOptions<'a> {
     pub password_command: &'a Option<String>,
     pub oauth2_token_command: &'a Option<String>,
     pub tls_ca: &'a Option<PathBuf>,
+    pub tls_pin: &'a [Pin],
     pub danger_accept_invalid_certs: bool,
 }
 
@@ -55,6 +57,7 @@ impl ServerOptions<'_> {
         };
         let tls = tls::client_config(&TlsOptions {
             ca_file: self.tls_ca.clone(),
+            pins: self.tls_pin.to_vec(),
             danger_accept_invalid_certs: self.danger_accept_invalid_certs,
         })?;
         Ok(ConnectOptions {
@@ -94,6 +97,9 @@ macro_rules! server_args {
             #[arg(help = concat!("Also trust the CA certificate(s) in this PEM file", $whose),
                   long = concat!($prefix, "tls-ca"), id = concat!($prefix, "tls_ca"), value_name = "FILE")]
             pub tls_ca: Option<PathBuf>,
+            #[arg(help = concat!("Trust only a certificate", $whose, " with this SHA-256 fingerprint (sha256:HEX, as a refusal prints it); repeatable"),
+                  long = concat!($prefix, "tls-pin"), id = concat!($prefix, "tls_pin"), value_name = "sha256:HEX")]
+            pub tls_pin: Vec<Pin>,
             #[arg(help = concat!("Do not verify the certificate", $whose, " (anyone on the path can read your mail)"),
                   long = concat!($prefix, "danger-accept-invalid-certs"), id = concat!($prefix, "danger_accept_invalid_certs"))]
             pub danger_accept_invalid_certs: bool,
@@ -109,6 +115,7 @@ macro_rules! server_args {
                     password_command: &self.password_command,
                     oauth2_token_command: &self.oauth2_token_command,
                     tls_ca: &self.tls_ca,
+                    tls_pin: &self.tls_pin,
                     danger_accept_invalid_certs: self.danger_accept_invalid_certs,
                 }
             }

@@ -12,6 +12,7 @@ use toml::Spanned;
 
 use super::units::{ByteSize, CronExpr, Duration};
 use super::Timing;
+use crate::net::tls::Pin;
 use crate::net::{Endpoint, SecretSource};
 
 /// A job: accounts archived into one archive, on one schedule, within limits.
@@ -163,9 +164,15 @@ pub struct Account {
     /// Where an OAuth2 access token comes from (XOAUTH2/OAUTHBEARER), instead of a password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth2_token: Option<Credential>,
-    /// Also trust the CA certificate(s) in this PEM file.
+    /// Also trust the CA certificate(s) in this PEM file; a server certificate that
+    /// is exactly one of them is trusted as it is (a self-signed one, say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_ca: Option<PathBuf>,
+    /// Trust only server certificates with one of these SHA-256 fingerprints
+    /// (`"sha256:HEX"`; a refusal prints the server's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub tls_pin: Vec<Pin>,
     /// Do not verify the server's certificate (anyone on the path can read your mail).
     #[serde(default, skip_serializing_if = "is_false")]
     pub danger_accept_invalid_certs: bool,
@@ -213,6 +220,7 @@ pub struct Login {
     pub password: Option<Credential>,
     pub oauth2_token: Option<Credential>,
     pub tls_ca: Option<PathBuf>,
+    pub tls_pin: Vec<Pin>,
     pub danger_accept_invalid_certs: bool,
     pub insecure_plaintext: bool,
     pub timeout: std::time::Duration,
@@ -226,6 +234,7 @@ macro_rules! login_of {
                     password: self.password.clone(),
                     oauth2_token: self.oauth2_token.clone(),
                     tls_ca: self.tls_ca.as_deref().map(|p| expand_home(&p.to_string_lossy())),
+                    tls_pin: self.tls_pin.clone(),
                     danger_accept_invalid_certs: self.danger_accept_invalid_certs,
                     insecure_plaintext: self.insecure_plaintext,
                     timeout: self.timeout.0,
@@ -259,9 +268,15 @@ pub struct ReplayTarget {
     /// Where an OAuth2 access token comes from (XOAUTH2/OAUTHBEARER), instead of a password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth2_token: Option<Credential>,
-    /// Also trust the CA certificate(s) in this PEM file.
+    /// Also trust the CA certificate(s) in this PEM file; a server certificate that
+    /// is exactly one of them is trusted as it is (a self-signed one, say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_ca: Option<PathBuf>,
+    /// Trust only server certificates with one of these SHA-256 fingerprints
+    /// (`"sha256:HEX"`; a refusal prints the server's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub tls_pin: Vec<Pin>,
     /// Do not verify the server's certificate (anyone on the path can read your mail).
     #[serde(default, skip_serializing_if = "is_false")]
     pub danger_accept_invalid_certs: bool,

@@ -15,6 +15,7 @@
 
 pub mod base64;
 mod header;
+pub mod readable;
 
 /// Offset of the first body byte (after the first empty line), if there is one.
 pub fn body_start(raw: &[u8]) -> Option<usize> {

@@ -249,6 +249,7 @@ pub async fn connect_options(env: &Env, ep: &Endpoint, login: &Login) -> Result<
         .map_err(|e| Failure::of(true, format!("{ep}: {e}")))?;
     let tls = tls::client_config(&TlsOptions {
         ca_file: login.tls_ca.clone(),
+        pins: login.tls_pin.clone(),
         danger_accept_invalid_certs: login.danger_accept_invalid_certs,
     })
     .map_err(|e| Failure::of(true, format!("{ep}: {e}")))?;

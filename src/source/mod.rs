@@ -26,6 +26,9 @@ pub struct LocalOptions {
     /// reported). Off by default: a link is reported as skipped. Paths named by the
     /// user are always followed.
     pub follow_symlinks: bool,
+    /// Import a file named by the user even when it has no header section (it
+    /// does not look like mail); without it such a file is refused.
+    pub force: bool,
 }
 
 impl Default for LocalOptions {
@@ -35,6 +38,7 @@ impl Default for LocalOptions {
             folder: None,
             mbox_format: MboxFormat::Mboxrd,
             follow_symlinks: false,
+            force: false,
         }
     }
 }
@@ -45,6 +49,11 @@ pub enum Event {
     Message(RawMessage),
     /// A file that was not imported, and why (not mail, empty, unreadable).
     Skipped {
+        path: PathBuf,
+        reason: String,
+    },
+    /// A file the user named that was not imported: an error of the command.
+    Refused {
         path: PathBuf,
         reason: String,
     },

@@ -8,7 +8,9 @@
 //! placement per label. `--folder` overrides all of these.
 //!
 //! In a directory, files that do not look like mail (LICENSE, README, CSV…) are
-//! skipped and reported; a file named on the command line is always imported.
+//! skipped and reported. A file named on the command line is imported when it has
+//! a mail extension or looks like mail; otherwise (a binary, `Cargo.toml`) it is
+//! refused unless [`LocalOptions::force`] is set.
 //!
 //! Symbolic links: a path named by the user is followed. Inside it, links (to files
 //! or directories, in maildirs too) are skipped and reported unless
@@ -258,12 +260,21 @@ impl Reader<'_, '_> {
             let single = MAIL_EXTENSIONS.contains(&ext.as_str()) && ext != "mbox" && ext != "mbx";
             return self.mbox(path, &mbox_folder, single);
         }
-        if !explicit && !MAIL_EXTENSIONS.contains(&ext.as_str()) && !looks_like_mail(&head) {
-            self.skip(
-                path,
-                "does not look like mail (name the file itself to import it anyway)",
-            )?;
-            return Ok(());
+        if !MAIL_EXTENSIONS.contains(&ext.as_str()) && !looks_like_mail(&head) {
+            if !explicit {
+                self.skip(
+                    path,
+                    "does not look like mail (name it with --force to import it anyway)",
+                )?;
+                return Ok(());
+            }
+            if !self.opts.force {
+                (self.sink)(Event::Refused {
+                    path: path.to_path_buf(),
+                    reason: "does not look like mail: it has no header section (--force imports it as it is)".into(),
+                })?;
+                return Ok(());
+            }
         }
         let mut raw = head;
         let len = f.metadata().map(|m| m.len() as usize).unwrap_or(0);

@@ -1,0 +1,139 @@
+//! A message as a person reads it (`mailvault show`): the main header fields
+//! decoded, the text body (HTML turned into text), and the list of attachments.
+//! Pure: bytes in, text out. A message mail-parser cannot parse still shows its
+//! header section as it is.
+
+use mail_parser::{Address, MessageParser, MimeHeaders};
+
+/// What `show` prints of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readable {
+    /// `(field, decoded value)` for From, To, Cc, Date, Subject, in that order,
+    /// each only when present.
+    pub headers: Vec<(&'static str, String)>,
+    /// The text bodies, joined by a blank line; HTML-only messages as text.
+    pub text: String,
+    pub attachments: Vec<Attachment>,
+}
+
+/// An attachment's name, type and decoded size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub name: String,
+    pub content_type: String,
+    pub size: usize,
+}
+
+fn addresses(a: Option<&Address<'_>>) -> Option<String> {
+    let list: Vec<String> = a?
+        .iter()
+        .filter_map(|x| match (x.name(), x.address()) {
+            (Some(n), Some(ad)) => Some(format!("{n} <{ad}>")),
+            (None, Some(ad)) => Some(ad.to_string()),
+            (Some(n), None) => Some(n.to_string()),
+            (None, None) => None,
+        })
+        .collect();
+    (!list.is_empty()).then(|| list.join(", "))
+}
+
+/// Reads `raw` for a person.
+pub fn readable(raw: &[u8]) -> Readable {
+    let Some(m) = MessageParser::default().parse(raw) else {
+        let end = super::body_start(raw).unwrap_or(raw.len());
+        return Readable {
+            headers: Vec::new(),
+            text: String::from_utf8_lossy(&raw[..end]).into_owned(),
+            attachments: Vec::new(),
+        };
+    };
+    let mut headers = Vec::new();
+    for (name, value) in [
+        ("From", addresses(m.from())),
+        ("To", addresses(m.to())),
+        ("Cc", addresses(m.cc())),
+    ] {
+        if let Some(v) = value {
+            headers.push((name, v));
+        }
+    }
+    if let Some(d) = m.date() {
+        headers.push(("Date", d.to_rfc3339()));
+    }
+    if let Some(s) = m.subject() {
+        headers.push(("Subject", s.to_string()));
+    }
+    let text = (0..m.text_body_count())
+        .filter_map(|i| m.body_text(i))
+        .map(|t| t.trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let attachments = m
+        .attachments()
+        .map(|a| Attachment {
+            name: a.attachment_name().unwrap_or("(no name)").to_string(),
+            content_type: a
+                .content_type()
+                .map(|c| match c.subtype() {
+                    Some(sub) => format!("{}/{sub}", c.ctype()),
+                    None => c.ctype().to_string(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            size: a.contents().len(),
+        })
+        .collect();
+    Readable {
+        headers,
+        text,
+        attachments,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_words_are_decoded_and_attachments_listed() {
+        let raw = b"From: =?UTF-8?B?w4VzYQ==?= <asa@example.org>\r\n\
+To: bo@example.org\r\n\
+Subject: =?ISO-8859-1?Q?caf=E9?=\r\n\
+Date: Tue, 1 Mar 2022 10:00:00 +0100\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello there\r\n\
+--b\r\nContent-Type: application/pdf; name=report.pdf\r\n\
+Content-Disposition: attachment; filename=report.pdf\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n";
+        let r = readable(raw);
+        assert_eq!(
+            r.headers,
+            vec![
+                ("From", "Åsa <asa@example.org>".to_string()),
+                ("To", "bo@example.org".to_string()),
+                ("Date", "2022-03-01T10:00:00+01:00".to_string()),
+                ("Subject", "café".to_string()),
+            ]
+        );
+        assert_eq!(r.text, "Hello there");
+        assert_eq!(
+            r.attachments,
+            vec![Attachment {
+                name: "report.pdf".into(),
+                content_type: "application/pdf".into(),
+                size: 9,
+            }]
+        );
+    }
+
+    #[test]
+    fn html_only_messages_show_as_text() {
+        let raw = b"From: a@example.org\r\nContent-Type: text/html\r\n\r\n<p>Hi <b>you</b></p>\r\n";
+        let r = readable(raw);
+        assert!(
+            r.text.contains("Hi") && r.text.contains("you") && !r.text.contains("<b>"),
+            "{:?}",
+            r.text
+        );
+    }
+}
