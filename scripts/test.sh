@@ -14,7 +14,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 # shellcheck source=lib/packages.sh
 . scripts/lib/packages.sh
-ensure_packages libclang-dev dovecot-imapd dovecot-pop3d openssl tar zstd
+ensure_packages libclang-dev dovecot-imapd dovecot-pop3d openssl tar zstd man-db
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -353,3 +353,112 @@ Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n";
     let out = common::cmd(&archive, &["show", "--raw", &id]).output().unwrap();
     assert!(out.stdout == raw, "--raw is byte-exact");
 }
+
+/// Every command that reads works on an archive its user may not write (the bits
+/// say so, tested as an unprivileged user when run as root, since root ignores
+/// them), and writes nothing into it.
+#[test]
+fn an_archive_its_user_may_only_read_serves_every_reading_command() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let archive = common::demo_archive(tmp.path());
+    let root = unsafe { libc::geteuid() } == 0;
+    // As root, the reader is `nobody`, who needs a binary it may run and the
+    // archive as its own (an owner without write permission, not a stranger).
+    const NOBODY: u32 = 65534;
+    let bin = if root {
+        let copy = tmp.path().join("mailvault");
+        std::fs::copy(common::bin(), &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        copy
+    } else {
+        common::bin()
+    };
+    let out_dir = tmp.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let set_tree = |writable: bool| {
+        for e in walkdir::WalkDir::new(&archive) {
+            let e = e.unwrap();
+            if root && !writable {
+                std::os::unix::fs::chown(e.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+            }
+            let mode = match (e.file_type().is_dir(), writable) {
+                (true, true) => 0o700,
+                (true, false) => 0o500,
+                (false, true) => 0o600,
+                (false, false) => 0o400,
+            };
+            std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    };
+    if root {
+        std::os::unix::fs::chown(&out_dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    set_tree(false);
+    let before = tree_listing(&archive);
+    let as_reader = |args: &[&str]| {
+        let mut c = if root {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&bin);
+            c
+        } else {
+            Command::new(&bin)
+        };
+        c.arg("--archive")
+            .arg(&archive)
+            .args(args)
+            .env("HOME", tmp.path())
+            .env_remove("MAILVAULT_ARCHIVE");
+        let out = c.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert!(
+            !err.contains("Os {") && !err.contains("IoError("),
+            "{args:?}: no debug text: {err}"
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let ids = as_reader(&["search", "--format", "ids", "--limit", "3", "the"]);
+    let id = ids.lines().next().expect("the sample has messages with \"the\"");
+    assert!(as_reader(&["stats"]).contains("messages"));
+    assert!(as_reader(&["show", id]).contains("Id:"));
+    as_reader(&["show", "--raw", id]);
+    as_reader(&[
+        "show",
+        "--query",
+        &format!("msgid:{}", message_id_of(&as_reader(&["show", "--raw", id]))),
+    ]);
+    assert!(as_reader(&["verify"]).contains("clean"));
+    let exported = as_reader(&[
+        "export",
+        "--format",
+        "eml",
+        "--out",
+        out_dir.join("eml").to_str().unwrap(),
+    ]);
+    assert!(exported.starts_with("exported "), "{exported}");
+    assert_eq!(tree_listing(&archive), before, "nothing in the archive changed");
+    set_tree(true);
+}
+
+/// Every path under `dir` with its size and modification time.
+fn tree_listing(dir: &Path) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime)> {
+    walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            (e.path().to_path_buf(), m.len(), m.modified().unwrap())
+        })
+        .collect()
+}
+
+/// The Message-ID of a raw message, without its angle brackets.
+fn message_id_of(raw: &str) -> String {
+    raw.lines()
+        .find_map(|l| l.strip_prefix("Message-ID:").or_else(|| l.strip_prefix("Message-Id:")))
+        .map(|v| v.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+        .expect("the sample's messages have a Message-ID")
+}

@@ -114,12 +114,18 @@ impl Archive {
             });
         };
         let cfs: &[&str] = if version == 1 { V1_CFS } else { &ALL_CFS };
-        let db = DB::open_cf_for_read_only(&Options::default(), layout::db_dir(dir), cfs, false).map_err(|source| {
-            ArchiveError::Db {
+        // Nothing is written, not even RocksDB's own LOG file (a reader may have no
+        // write permission on the archive): its messages go to our log instead.
+        let mut opts = Options::default();
+        opts.set_info_logger(rocksdb::InfoLogger::new_callback_logger(
+            rocksdb::LogLevel::Error,
+            |_, text| tracing::warn!(target: "mailvault::archive", "RocksDB: {}", text.trim_end()),
+        ));
+        let db =
+            DB::open_cf_for_read_only(&opts, layout::db_dir(dir), cfs, false).map_err(|source| ArchiveError::Db {
                 path: dir.to_path_buf(),
                 source,
-            }
-        })?;
+            })?;
         Archive::from_db(dir, db, ArchiveConfig::default(), true)
     }
 

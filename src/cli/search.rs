@@ -10,10 +10,32 @@ use mailvault::index::{IndexError, MessageIndex, Sort};
 
 use super::{open_archive, open_archive_read_only, Cli, Ui};
 
-/// Brings the index up to date with the archive (a no-op when it is).
+/// Brings the index up to date with the archive (a no-op when it is). An index
+/// that is up to date is opened without writing anything; one that is behind on
+/// an archive the user cannot write is searched as it is, with a warning.
 pub fn updated_index(archive: &Archive, ui: &Ui) -> Result<MessageIndex> {
+    if let Ok(idx) = MessageIndex::open_read_only(archive.dir()) {
+        if idx.covers()? >= archive.counters().next_seq {
+            return Ok(idx);
+        }
+        if !may_write(&archive.dir().join(mailvault::index::INDEX_DIR)) {
+            tracing::warn!("the search index is behind the archive and this user may not update it; results may miss the newest messages");
+            return Ok(idx);
+        }
+    }
     let idx = MessageIndex::open(archive.dir()).context("opening the search index")?;
     catch_up(idx, archive, ui)
+}
+
+/// Whether this process may create files in `dir` (the permission bits, as the
+/// kernel judges them for this user).
+fn may_write(dir: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a valid NUL-terminated path; access(2) only reads it.
+    unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
 }
 
 /// Indexes what `idx` does not cover yet.
@@ -100,13 +122,14 @@ pub fn fresh_index(cli: &Cli, ui: &Ui) -> Result<MessageIndex> {
         .with_context(|| format!("opening archive {}", dir.display()))?
         .is_some()
     {
-        let idx = MessageIndex::open(&dir).context("opening the search index")?;
-        if layout::read_seq_hint(&dir).is_some_and(|hint| idx.covers().is_ok_and(|c| c >= hint)) {
-            return Ok(idx);
+        if let Ok(idx) = MessageIndex::open_read_only(&dir) {
+            if layout::read_seq_hint(&dir).is_some_and(|hint| idx.covers().is_ok_and(|c| c >= hint)) {
+                return Ok(idx);
+            }
         }
-        return catch_up(idx, &open_archive_read_only(cli)?, ui);
     }
-    // No archive there: this fails with the usual "no archive there yet" message.
+    // The index is behind (or missing), or there is no archive: open the archive,
+    // which fails with the usual "no archive" message when there is none.
     updated_index(&open_archive_read_only(cli)?, ui)
 }
 

@@ -8,6 +8,7 @@
 //! schema is not this version's is rebuilt, never half-used.
 
 mod doc;
+mod read_only;
 pub mod schema;
 mod search;
 mod tokenizer;
@@ -114,6 +115,37 @@ impl MessageIndex {
         } else {
             Index::create_in_dir(&dir, schema).map_err(tv)?
         };
+        schema::register_tokenizers(&index);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(tv)?;
+        Ok(MessageIndex {
+            dir,
+            index,
+            reader,
+            fields,
+        })
+    }
+
+    /// Opens the index of the archive at `archive_dir` for searching only: nothing
+    /// is created or written, so it works on an archive the user cannot write. The
+    /// index must exist with this version's schema.
+    pub fn open_read_only(archive_dir: &Path) -> Result<MessageIndex> {
+        let dir = archive_dir.join(INDEX_DIR);
+        let tv = |source| IndexError::Tantivy {
+            path: dir.clone(),
+            source,
+        };
+        let directory = read_only::ReadOnlyDirectory::open(&dir).map_err(tv)?;
+        let index = Index::open(directory).map_err(tv)?;
+        let (schema, fields) = schema::build();
+        if index.schema() != schema {
+            return Err(tv(tantivy::TantivyError::SchemaError(
+                "the index was made by another version; run `mailvault reindex`".into(),
+            )));
+        }
         schema::register_tokenizers(&index);
         let reader = index
             .reader_builder()
