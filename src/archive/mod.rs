@@ -30,7 +30,7 @@ pub use sync::{
     ImapPlacement, KnownPlacement, PlacementChange, PlacementUpdate, Pop3Placement, Pop3Placements, SourceChanges,
     TooLargeSource,
 };
-pub use verify::VerifyReport;
+pub use verify::{Filed, Problem, ProblemKind, VerifyReport};
 
 use crate::keys::{self, ALL_CFS, V1_CFS};
 use crate::records::Counters;

@@ -1,13 +1,14 @@
 //! `verify`: rebuild and rehash every message, rehash every part, check that every
 //! placement points at a stored message and that the counters match. Each problem is
-//! reported by id; nothing is modified.
+//! reported by id, a damaged message with the accounts and folders it is in;
+//! nothing is modified.
 
 use rayon::prelude::*;
 use rocksdb::IteratorMode;
 
 use super::{Archive, ArchiveError, Result};
 use crate::keys;
-use crate::model::Hash32;
+use crate::model::{Hash32, MessageId};
 use crate::records::PlacementRecord;
 
 /// What `verify` found.
@@ -16,8 +17,88 @@ pub struct VerifyReport {
     pub messages_checked: u64,
     pub parts_checked: u64,
     pub placements_checked: u64,
-    /// One line per problem, naming the message, part or placement.
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
+}
+
+/// What kind of thing is damaged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// A message cannot be rebuilt byte-exact (a piece unreadable or changed).
+    DamagedMessage,
+    /// A stored part cannot be read or does not hash to its id.
+    DamagedPart,
+    /// A placement record that cannot be decoded.
+    DamagedPlacement,
+    /// A placement of a message that is not stored.
+    MissingMessage,
+    /// A key of the wrong shape.
+    DamagedKey,
+    /// A counter disagrees with what was counted.
+    Counter,
+}
+
+/// One problem: what, which message or part, where the message is filed, and the
+/// error in words.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
+    /// The accounts and folders the message is in.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub placements: Vec<Filed>,
+    pub detail: String,
+}
+
+/// A message's account and folder.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Filed {
+    pub account: String,
+    pub folder: String,
+}
+
+impl Problem {
+    fn of(kind: ProblemKind, detail: String) -> Problem {
+        Problem {
+            kind,
+            message: None,
+            part: None,
+            placements: Vec::new(),
+            detail,
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self.kind {
+            ProblemKind::DamagedMessage => "damaged message",
+            ProblemKind::DamagedPart => "damaged part",
+            ProblemKind::DamagedPlacement => "damaged placement",
+            ProblemKind::MissingMessage => "placement of a missing message",
+            ProblemKind::DamagedKey => "damaged key",
+            ProblemKind::Counter => "wrong counter",
+        };
+        write!(f, "{what}")?;
+        if let Some(m) = &self.message {
+            write!(f, " {m}")?;
+        }
+        if let Some(p) = &self.part {
+            write!(f, " part {p}")?;
+        }
+        if !self.placements.is_empty() {
+            let list: Vec<String> = self
+                .placements
+                .iter()
+                .map(|p| format!("{}: {}", p.account, p.folder))
+                .collect();
+            write!(f, " (in {})", list.join(", "))?;
+        }
+        write!(f, ": {}", self.detail)
+    }
 }
 
 impl VerifyReport {
@@ -34,14 +115,14 @@ impl Archive {
         let mut report = VerifyReport::default();
         let ids = self.message_ids()?;
         for chunk in ids.chunks(CHUNK) {
-            let problems: Vec<String> = chunk
+            let problems: Vec<Problem> = chunk
                 .par_iter()
                 .filter_map(|id| {
                     let r = self
                         .message_record(id)
                         .and_then(|rec| rec.ok_or_else(|| ArchiveError::NotFound(id.to_hex())))
                         .and_then(|rec| self.rebuild(id, &rec));
-                    r.err().map(|e| format!("damaged: {e}"))
+                    r.err().map(|e| self.damaged_message(id, e))
                 })
                 .collect();
             report.problems.extend(problems);
@@ -54,12 +135,20 @@ impl Archive {
             let (k, _) = item.map_err(|e| self.db_error(e))?;
             match <[u8; 32]>::try_from(&k[..]) {
                 Ok(a) => part_ids.push(Hash32(a)),
-                Err(_) => report.problems.push(format!("damaged: parts key of {} bytes", k.len())),
+                Err(_) => report.problems.push(Problem::of(
+                    ProblemKind::DamagedKey,
+                    format!("a parts key of {} bytes", k.len()),
+                )),
             }
         }
-        let part_problems: Vec<String> = part_ids
+        let part_problems: Vec<Problem> = part_ids
             .par_iter()
-            .filter_map(|p| self.part_payload(p, p).err().map(|e| format!("damaged part {p}: {e}")))
+            .filter_map(|p| {
+                self.part_payload(p, p).err().map(|e| Problem {
+                    part: Some(p.to_string()),
+                    ..Problem::of(ProblemKind::DamagedPart, e.to_string())
+                })
+            })
             .collect();
         report.parts_checked = part_ids.len() as u64;
         report.problems.extend(part_problems);
@@ -68,9 +157,17 @@ impl Archive {
         for item in self.db.iterator_cf(self.cf(keys::CF_PLACEMENTS), IteratorMode::Start) {
             let (k, v) = item.map_err(|e| self.db_error(e))?;
             report.placements_checked += 1;
-            let name = keys::parse_placement(&k)
-                .map(|p| format!("{}/{} {:?}", p.account, p.mailbox, p.source))
-                .unwrap_or_else(|| format!("{:?}", String::from_utf8_lossy(&k)));
+            let parts = keys::parse_placement(&k);
+            let filed: Vec<Filed> = parts
+                .iter()
+                .map(|p| Filed {
+                    account: p.account.clone(),
+                    folder: p.mailbox.clone(),
+                })
+                .collect();
+            let name = parts
+                .map(|p| format!("{:?}", p.source))
+                .unwrap_or_else(|| format!("key {:?}", String::from_utf8_lossy(&k)));
             match PlacementRecord::decode(&v) {
                 Ok(rec) => {
                     if self
@@ -79,12 +176,17 @@ impl Archive {
                         .map_err(|e| self.db_error(e))?
                         .is_none()
                     {
-                        report
-                            .problems
-                            .push(format!("placement {name} points at missing message {}", rec.message));
+                        report.problems.push(Problem {
+                            message: Some(rec.message.to_string()),
+                            placements: filed,
+                            ..Problem::of(ProblemKind::MissingMessage, format!("placement {name}"))
+                        });
                     }
                 }
-                Err(e) => report.problems.push(format!("placement {name}: {e}")),
+                Err(e) => report.problems.push(Problem {
+                    placements: filed,
+                    ..Problem::of(ProblemKind::DamagedPlacement, format!("placement {name}: {e}"))
+                }),
             }
         }
 
@@ -95,11 +197,33 @@ impl Archive {
             ("placements", report.placements_checked, c.placements),
         ] {
             if counted != recorded {
-                report
-                    .problems
-                    .push(format!("counter {what} says {recorded}, found {counted}"));
+                report.problems.push(Problem::of(
+                    ProblemKind::Counter,
+                    format!("counter {what} says {recorded}, found {counted}"),
+                ));
             }
         }
         Ok(report)
+    }
+
+    /// The problem of a message that cannot be rebuilt, with where it is filed (as
+    /// far as the placements can still be read).
+    fn damaged_message(&self, id: &MessageId, e: ArchiveError) -> Problem {
+        let placements = self
+            .placements_of(id)
+            .map(|ps| {
+                ps.into_iter()
+                    .map(|p| Filed {
+                        account: p.key.account,
+                        folder: p.key.mailbox,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Problem {
+            message: Some(id.to_hex()),
+            placements,
+            ..Problem::of(ProblemKind::DamagedMessage, e.to_string())
+        }
     }
 }
