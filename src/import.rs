@@ -29,7 +29,7 @@ impl Default for BatchLimits {
 }
 
 /// The outcome of an import.
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct ImportSummary {
     #[serde(flatten)]
     pub report: IngestReport,
@@ -39,7 +39,9 @@ pub struct ImportSummary {
     pub refused: Vec<(PathBuf, String)>,
     pub warnings: Vec<(PathBuf, String)>,
     pub batches: u64,
+    /// Seconds.
     #[serde(serialize_with = "as_secs")]
+    #[schemars(with = "f64")]
     pub elapsed: Duration,
 }
 

@@ -5,7 +5,7 @@
 //! | layer | modules | rule |
 //! |---|---|---|
 //! | L4 interface | `cli` (binary `main.rs`) | clap; `anyhow` only here |
-//! | L3 orchestration | [`service`] (jobs on schedules, IDLE, metrics), [`import`], [`replay`] | tokio tasks; storage only through [`writer`] or blocking threads |
+//! | L3 orchestration | [`service`] (jobs on schedules, IDLE, metrics), [`import`], [`replay`]; [`output`] (the JSON report shapes and their schemas) | tokio tasks; storage only through [`writer`] or blocking threads |
 //! | L2 adapters | [`imap`], [`pop3`] (network sources), [`source`] (mbox, maildir, eml), [`export`], [`net`] (TCP, TLS, secrets) | I/O; protocol parsing in [`pop3::proto`], [`net::guard`] and [`plan`] stays free of tokio |
 //! | L2 shared | [`remote`] (pull options and summaries), [`control`] (stop, pace, per-host slots), [`job`] (job files read and checked; schedule and backoff are pure) | types the sources and the service share |
 //! | L1 storage | [`archive`], [`index`], [`writer`] (the archive's async front) | synchronous; RocksDB + zstd; tantivy |
@@ -29,6 +29,7 @@ pub mod keys;
 pub mod mime;
 pub mod model;
 pub mod net;
+pub mod output;
 pub mod plan;
 pub mod pop3;
 pub mod private;

@@ -25,6 +25,14 @@ fn commands_that_only_read_never_create_an_archive() {
     ];
     for args in commands {
         let out = common::run(&missing, args);
+        if args.contains(&"--json") {
+            // Asked for JSON: the error comes as JSON on stdout.
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(out.status.code(), Some(1));
+            assert!(v["error"].as_str().unwrap().contains("no archive at"), "{v}");
+            assert!(out.stderr.is_empty() && !missing.exists());
+            continue;
+        }
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");

@@ -18,7 +18,7 @@ use crate::model::{Hash32, MessageId, PartId, PlacementSpec, RawMessage};
 use crate::records::{IngestEntry, IngestKind, MessageRecord, PartRecord, PartRef, PlacementRecord};
 
 /// What one batch changed.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct IngestReport {
     /// Messages offered (including duplicates).
     pub messages: u64,

@@ -119,7 +119,12 @@ impl Archive {
         let mut opts = Options::default();
         opts.set_info_logger(rocksdb::InfoLogger::new_callback_logger(
             rocksdb::LogLevel::Error,
-            |_, text| tracing::warn!(target: "mailvault::archive", "RocksDB: {}", text.trim_end()),
+            |level, text| {
+                // The "header" lines (version, options) come whatever the level.
+                if matches!(level, rocksdb::LogLevel::Error | rocksdb::LogLevel::Fatal) {
+                    tracing::warn!(target: "mailvault::archive", "RocksDB: {}", text.trim_end())
+                }
+            },
         ));
         let db =
             DB::open_cf_for_read_only(&opts, layout::db_dir(dir), cfs, false).map_err(|source| ArchiveError::Db {

@@ -12,7 +12,7 @@ use crate::model::{Hash32, MessageId};
 use crate::records::PlacementRecord;
 
 /// What `verify` found.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct VerifyReport {
     pub messages_checked: u64,
     pub parts_checked: u64,
@@ -21,7 +21,7 @@ pub struct VerifyReport {
 }
 
 /// What kind of thing is damaged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemKind {
     /// A message cannot be rebuilt byte-exact (a piece unreadable or changed).
@@ -40,7 +40,7 @@ pub enum ProblemKind {
 
 /// One problem: what, which message or part, where the message is filed, and the
 /// error in words.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Problem {
     pub kind: ProblemKind,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,7 +54,7 @@ pub struct Problem {
 }
 
 /// A message's account and folder.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Filed {
     pub account: String,
     pub folder: String,

@@ -36,9 +36,8 @@ pub struct CompareArgs {
     /// Seconds to wait for any single network step
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     timeout: u64,
-    /// Print the differences as JSON
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: super::Output,
 }
 
 pub fn compare(a: &CompareArgs) -> Result<ExitCode> {
@@ -66,7 +65,7 @@ pub fn compare(a: &CompareArgs) -> Result<ExitCode> {
     for d in &diffs {
         *counts.entry(d.kind).or_default() += 1;
     }
-    if a.json {
+    if a.output.json() {
         let v = serde_json::json!({
             "a": { "server": oa.endpoint.to_string(), "messages": acc_a.messages(), "folders": acc_a.folders.len() },
             "b": { "server": ob.endpoint.to_string(), "messages": acc_b.messages(), "folders": acc_b.folders.len() },

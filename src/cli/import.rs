@@ -35,9 +35,8 @@ pub struct ImportArgs {
     /// section): it is stored as it is
     #[arg(long)]
     force: bool,
-    /// Print the summary as JSON
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: super::Output,
     /// Do not update the search index now (the next search catches up)
     #[arg(long)]
     no_index: bool,
@@ -77,7 +76,7 @@ pub fn import(cli: &Cli, ui: &Ui, a: &ImportArgs) -> Result<ExitCode> {
         }
     }
     let r = &summary.report;
-    if a.json {
+    if a.output.json() {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         let secs = summary.elapsed.as_secs_f64().max(1e-6);

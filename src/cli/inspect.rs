@@ -102,9 +102,8 @@ fn render_readable(r: &mime::readable::Readable, id: &str, folders: &[String], u
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
-    /// Print as one JSON object
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: super::Output,
 }
 
 pub fn stats(cli: &Cli, a: &StatsArgs) -> Result<ExitCode> {
@@ -117,24 +116,24 @@ pub fn stats(cli: &Cli, a: &StatsArgs) -> Result<ExitCode> {
     } else {
         c.stored_bytes as f64 / c.raw_bytes as f64
     };
-    if a.json {
-        let v = serde_json::json!({
-            "archive": archive.dir(),
-            "format_version": archive.format_version(),
-            "messages": c.messages,
-            "placements": c.placements,
-            "parts": c.parts,
-            "raw_bytes": c.raw_bytes,
-            "placement_raw_bytes": c.placement_raw_bytes,
-            "unique_bytes": c.unique_bytes,
-            "part_dedup_bytes": c.part_dedup_bytes,
-            "stored_bytes": c.stored_bytes,
-            "dedup_saved_bytes": saved,
-            "ratio": ratio,
-            "disk_bytes": disk,
-            "dictionaries": c.dictionaries,
-        });
-        println!("{v}");
+    if a.output.json() {
+        let v = mailvault::output::StatsReport {
+            archive: archive.dir().to_path_buf(),
+            format_version: archive.format_version(),
+            messages: c.messages,
+            placements: c.placements,
+            parts: c.parts,
+            raw_bytes: c.raw_bytes,
+            placement_raw_bytes: c.placement_raw_bytes,
+            unique_bytes: c.unique_bytes,
+            part_dedup_bytes: c.part_dedup_bytes,
+            stored_bytes: c.stored_bytes,
+            dedup_saved_bytes: saved,
+            ratio,
+            disk_bytes: disk,
+            dictionaries: c.dictionaries,
+        };
+        println!("{}", serde_json::to_string(&v)?);
     } else {
         let rows = [
             ("archive", archive.dir().display().to_string()),
@@ -160,9 +159,8 @@ pub fn stats(cli: &Cli, a: &StatsArgs) -> Result<ExitCode> {
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// Print the report as JSON
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: super::Output,
 }
 
 pub fn verify(cli: &Cli, ui: &Ui, a: &VerifyArgs) -> Result<ExitCode> {
@@ -170,7 +168,7 @@ pub fn verify(cli: &Cli, ui: &Ui, a: &VerifyArgs) -> Result<ExitCode> {
     let pb = ui.progress(Some(archive.counters().messages), "verifying");
     let r = archive.verify(|n| pb.set_position(n))?;
     pb.finish_and_clear();
-    if a.json {
+    if a.output.json() {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         for p in &r.problems {

@@ -26,9 +26,8 @@ pub struct RunArgs {
     /// Check the job and its credentials and show what would run; connect to nothing
     #[arg(long)]
     dry_run: bool,
-    /// Print the per-account summaries as JSON
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: super::Output,
     #[command(flatten)]
     service: ServiceArgs,
 }
@@ -58,9 +57,8 @@ pub struct StatusArgs {
     /// Read the archives these job files use (default: the archive of --archive)
     #[arg(long, value_name = "DIR")]
     jobs: Option<PathBuf>,
-    /// Print JSON
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: super::Output,
 }
 
 /// Every `*.toml` of `dir`, read and checked; all errors reported together.
@@ -113,7 +111,7 @@ pub fn run(cli: &Cli, a: &RunArgs) -> Result<ExitCode> {
     rt.shutdown_timeout(Duration::from_secs(1));
     service.close();
     let runs = runs.unwrap_or_default();
-    if a.json {
+    if a.output.json() {
         println!("{}", serde_json::to_string_pretty(&runs)?);
     } else {
         for r in &runs {
@@ -396,7 +394,7 @@ pub fn status(cli: &Cli, a: &StatusArgs) -> Result<ExitCode> {
     for dir in &archives {
         all.extend(service::status::read_all(dir).with_context(|| format!("reading the status in {}", dir.display()))?);
     }
-    if a.json {
+    if a.output.json() {
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(ExitCode::SUCCESS);
     }

@@ -133,6 +133,33 @@ enum LogFormat {
     Json,
 }
 
+/// `--format table|json` and its alias `--json`: every command that reports
+/// something takes them (search adds `ids`). JSON output follows the versioned
+/// schemas in `schemas/output/`, and errors are JSON too when JSON was asked for.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct Output {
+    /// Output for people (table) or programs (json; see schemas/output/)
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table, value_name = "FORMAT")]
+    format: OutputFormat,
+    /// Same as --format json
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum OutputFormat {
+    /// Lines and aligned columns for people
+    Table,
+    /// JSON for programs
+    Json,
+}
+
+impl Output {
+    pub fn json(&self) -> bool {
+        self.json || self.format == OutputFormat::Json
+    }
+}
+
 /// Output settings shared by commands.
 pub struct Ui {
     pub quiet: bool,
@@ -272,7 +299,10 @@ fn may_be_logged(meta: &tracing::Metadata<'_>) -> bool {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let json_asked = matches.subcommand().is_some_and(|(_, m)| asks_for_json(m));
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if !matches!(cli.command, Command::Run(_) | Command::Serve(_)) {
         exit_quietly_on_closed_pipe();
     }
@@ -302,11 +332,35 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("mailvault: error: {}", error_chain(&e));
-            ExitCode::from(1)
-        }
+        Err(e) => report_error(&error_chain(&e), 1, json_asked),
     }
+}
+
+/// Whether a command's arguments ask for JSON output (`--json`, `--format json`).
+fn asks_for_json(m: &clap::ArgMatches) -> bool {
+    let flag = matches!(m.try_get_one::<bool>("json"), Ok(Some(true)));
+    let format = m
+        .try_get_raw("format")
+        .ok()
+        .flatten()
+        .and_then(|mut v| v.next())
+        .is_some_and(|v| v == "json");
+    flag || format
+}
+
+/// Prints an error for whoever reads the output: one line on stderr, or, when JSON
+/// was asked for, an [`ErrorReport`](mailvault::output::ErrorReport) on stdout.
+pub fn report_error(text: &str, code: u8, json: bool) -> ExitCode {
+    if json {
+        let e = mailvault::output::ErrorReport {
+            error: text.to_string(),
+            exit_code: code,
+        };
+        println!("{}", serde_json::to_string(&e).expect("an error report serialises"));
+    } else {
+        eprintln!("mailvault: error: {text}");
+    }
+    ExitCode::from(code)
 }
 
 /// The error and its causes on one line, without repeating a cause whose text the

@@ -73,9 +73,8 @@ pub struct PullArgs {
     /// or sends larger is reported by folder and UID, not archived, not deleted
     #[arg(long, value_name = "SIZE", default_value = "512MiB")]
     max_message_size: ByteSize,
-    /// Print the summary as JSON
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: super::Output,
     /// Do not update the search index now (the next search catches up)
     #[arg(long)]
     no_index: bool,
@@ -111,15 +110,15 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
         if !opts.connect.endpoint.scheme.is_imap() {
             bail!("--list-folders applies to IMAP; POP3 serves one mailbox");
         }
-        return list_folders(&opts, a.json);
+        return list_folders(&opts, a.output.json());
     }
     if !opts.connect.endpoint.scheme.is_imap() && a.dry_run {
-        return pop3_dry_run(cli, &pop3_options(a, &opts), a.json);
+        return pop3_dry_run(cli, &pop3_options(a, &opts), a.output.json());
     }
     let archive = Arc::new(super::open_archive(cli, true)?);
     let pop3 = (!opts.connect.endpoint.scheme.is_imap()).then(|| pop3_options(a, &opts));
     let summary = pull_into(&archive, ui, &opts, pop3.as_ref(), !a.no_index, true)?;
-    print_summary(&summary, a.json)?;
+    print_summary(&summary, a.output.json())?;
     if summary
         .folders
         .iter()

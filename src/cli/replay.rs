@@ -51,9 +51,8 @@ pub struct ReplayTuning {
     /// Reconnect attempts per folder after a lost connection
     #[arg(long, default_value_t = 8, value_name = "N")]
     retries: u32,
-    /// Print the report as JSON
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: super::Output,
 }
 
 #[derive(clap::Args, Debug)]
@@ -149,7 +148,7 @@ pub fn replay(cli: &Cli, ui: &Ui, a: &ReplayArgs) -> Result<ExitCode> {
         messages,
     };
     let report = run_replay(&archive, ui, &opts, &filter, &a.tuning)?;
-    if a.tuning.json {
+    if a.tuning.output.json() {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_report(&report)?;
@@ -197,7 +196,7 @@ pub fn migrate(cli: &Cli, ui: &Ui, a: &MigrateArgs) -> Result<ExitCode> {
     });
     let summary = pull_into(&archive, ui, &pull, pop3.as_ref(), true, false)?;
     if summary.failed_folders() > 0 {
-        print_summary(&summary, a.tuning.json)?;
+        print_summary(&summary, a.tuning.output.json())?;
         bail!(
             "{} folder(s) of {} could not be pulled; not replaying an incomplete account (see the summary)",
             summary.failed_folders(),
@@ -205,7 +204,7 @@ pub fn migrate(cli: &Cli, ui: &Ui, a: &MigrateArgs) -> Result<ExitCode> {
         );
     }
     let report = run_replay(&archive, ui, &opts, &filter, &a.tuning)?;
-    if a.tuning.json {
+    if a.tuning.output.json() {
         let both = serde_json::json!({ "pull": summary, "replay": report });
         println!("{}", serde_json::to_string_pretty(&both)?);
     } else {

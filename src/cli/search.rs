@@ -98,9 +98,13 @@ pub struct SearchArgs {
     /// Result order
     #[arg(long, value_enum, default_value = "-date", allow_hyphen_values = true)]
     sort: Sort,
-    /// Output format
+    /// Output for people (table), programs (json, one object per line; see
+    /// schemas/output/) or other commands (ids)
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Same as --format json
+    #[arg(long)]
+    json: bool,
 }
 
 fn shorten(s: &str, n: usize) -> String {
@@ -137,12 +141,10 @@ pub fn search(cli: &Cli, ui: &Ui, a: &SearchArgs) -> Result<ExitCode> {
     let q = a.query.join(" ");
     // A query that cannot be parsed is a usage error (exit 2), found before the
     // archive is opened.
+    let format = if a.json { Format::Json } else { a.format };
     let expr = match mailvault::query::parse(&q) {
         Ok(e) => e,
-        Err(e) => {
-            eprintln!("mailvault: error: {e}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(e) => return Ok(super::report_error(&e.to_string(), 2, format == Format::Json)),
     };
     let t = std::time::Instant::now();
     let idx = fresh_index(cli, ui)?;
@@ -154,7 +156,7 @@ pub fn search(cli: &Cli, ui: &Ui, a: &SearchArgs) -> Result<ExitCode> {
         search_us = (t.elapsed() - t_index).as_micros() as u64,
         "search timings"
     );
-    match a.format {
+    match format {
         Format::Json => {
             for h in &hits {
                 println!("{}", serde_json::to_string(h)?);

@@ -23,10 +23,13 @@ pub enum Sort {
 }
 
 /// One search result, from the stored fields.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Hit {
     pub id: String,
-    /// Unix seconds (the Date header, else the internal date).
+    /// The Date header, else the internal date: Unix seconds here, RFC 3339 (UTC)
+    /// in JSON.
+    #[serde(serialize_with = "rfc3339")]
+    #[schemars(with = "String")]
     pub date: i64,
     pub from: Vec<String>,
     pub to: Vec<String>,
@@ -36,6 +39,13 @@ pub struct Hit {
     pub flags: Vec<String>,
     pub size: u64,
     pub attachments: Vec<String>,
+}
+
+fn rfc3339<S: serde::Serializer>(secs: &i64, s: S) -> Result<S::Ok, S::Error> {
+    match chrono::DateTime::from_timestamp(*secs, 0) {
+        Some(d) => s.collect_str(&d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        None => s.serialize_none(),
+    }
 }
 
 fn text_field(f: &Fields, t: TextField) -> Field {

@@ -1,0 +1,57 @@
+//! What commands print for programs: the JSON shapes of their reports, each with
+//! a versioned schema in `schemas/output/` (checked against these types by
+//! `tests/output_schemas.rs`). A shape changes compatibly (fields added) within a
+//! version; anything else is a new version and a new file.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+/// `stats --format json`.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct StatsReport {
+    pub archive: std::path::PathBuf,
+    pub format_version: u32,
+    pub messages: u64,
+    pub placements: u64,
+    pub parts: u64,
+    /// Bytes of every distinct message as received.
+    pub raw_bytes: u64,
+    /// Bytes of every placement's message (a message filed twice counts twice).
+    pub placement_raw_bytes: u64,
+    pub unique_bytes: u64,
+    pub part_dedup_bytes: u64,
+    /// Bytes stored after deduplication and compression.
+    pub stored_bytes: u64,
+    pub dedup_saved_bytes: u64,
+    /// stored_bytes / raw_bytes.
+    pub ratio: f64,
+    /// Bytes the archive's files take on disk.
+    pub disk_bytes: u64,
+    pub dictionaries: u64,
+}
+
+/// Any command's error, when JSON output was asked for (printed on standard
+/// output, so a program reading it sees the error where it expects the report).
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ErrorReport {
+    /// The error and its causes, as one line.
+    pub error: String,
+    /// The process's exit status.
+    pub exit_code: u8,
+}
+
+/// Every output shape: (file name under `schemas/output/`, schema text).
+pub fn schemas() -> Vec<(&'static str, String)> {
+    fn text<T: JsonSchema>() -> String {
+        let mut s = serde_json::to_string_pretty(&schemars::schema_for!(T)).expect("a schema serialises");
+        s.push('\n');
+        s
+    }
+    vec![
+        ("search-hit.v1.schema.json", text::<crate::index::Hit>()),
+        ("stats.v1.schema.json", text::<StatsReport>()),
+        ("verify.v1.schema.json", text::<crate::archive::VerifyReport>()),
+        ("import.v1.schema.json", text::<crate::import::ImportSummary>()),
+        ("error.v1.schema.json", text::<ErrorReport>()),
+    ]
+}
