@@ -47,6 +47,8 @@ pub enum ExactField {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expr {
+    /// Every message (the query `*`).
+    All,
     And(Vec<Expr>),
     Or(Vec<Expr>),
     Not(Box<Expr>),
@@ -483,8 +485,11 @@ fn size_expr(s: &str, pos: usize) -> Result<Expr, QueryError> {
     Ok(e)
 }
 
-/// Parses a query. An empty query is an error (use `*`? no: say what is wanted).
+/// Parses a query. `*` alone matches every message; an empty query is an error.
 pub fn parse(input: &str) -> Result<Expr, QueryError> {
+    if input.trim() == "*" {
+        return Ok(Expr::All);
+    }
     let toks = lex(input)?;
     if toks.is_empty() {
         return err(0, "empty query");

@@ -470,3 +470,122 @@ fn message_id_of(raw: &str) -> String {
         .map(|v| v.trim().trim_start_matches('<').trim_end_matches('>').to_string())
         .expect("the sample's messages have a Message-ID")
 }
+
+/// Search for people: `*` matches every message, `--limit 0` shows them all,
+/// `--count` only counts, and a table cut by the limit says how many it shows.
+#[test]
+fn search_counts_shows_all_and_says_how_many_were_shown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = common::demo_archive(tmp.path());
+    let total = common::stat_u64(&archive, "messages");
+    let count = |args: &[&str]| -> u64 { common::ok(&archive, args).trim().parse().unwrap() };
+    assert_eq!(count(&["search", "--count", "*"]), total);
+    let the = count(&["search", "--count", "the"]);
+    assert!(the > 20 && the < total, "{the}");
+    let all = common::ok(&archive, &["search", "--format", "ids", "--limit", "0", "*"]);
+    assert_eq!(all.lines().count() as u64, total);
+    let out = common::run(&archive, &["search", "the"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        21,
+        "a header and 20 rows"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim(), format!("20 of {the} shown"));
+    let json = common::ok(&archive, &["search", "--count", "--json", "the"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&json).unwrap()["count"], the);
+}
+
+/// Small things a newcomer trips on: singular nouns for one, a folder or account
+/// named to `export` that the archive lacks is an error, a malformed URL is a
+/// usage error (exit 2), and `run DIR` points at `serve --jobs`.
+#[test]
+fn polish_plurals_unknown_names_bad_urls_and_run_of_a_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = common::demo_archive(tmp.path());
+    let dir = tmp.path().join("in");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not mail\n").unwrap();
+    std::fs::write(dir.join("m.eml"), "From: a@example.org\r\nSubject: one\r\n\r\nx\r\n").unwrap();
+    let line = common::ok(&archive, &["-q", "import", dir.to_str().unwrap()]);
+    assert!(line.contains("; 1 file skipped") && !line.contains("files"), "{line}");
+
+    let out_dir = tmp.path().join("out");
+    for args in [["--folder", "nosuch"], ["--account", "nobody"]] {
+        let out = common::run(
+            &archive,
+            &[
+                &["export", "--format", "eml", "--out", out_dir.to_str().unwrap()][..],
+                &args,
+            ]
+            .concat(),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("no {} named \"{}\"", &args[0][2..], args[1])),
+            "{err}"
+        );
+    }
+
+    let out = common::run(&archive, &["pull", "imaps://no user here", "--password-env", "X"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = common::run(&archive, &["run", dir.to_str().unwrap(), "--once"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("serve --jobs"), "{err}");
+}
+
+/// Every command's `--help` ends with real examples, and the top-level help does
+/// not point at text only found elsewhere.
+#[test]
+fn every_command_help_ends_with_examples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let top = common::ok(&tmp.path().join("unused"), &["--help"]);
+    assert!(!top.contains("below"), "{top}");
+    let commands: Vec<String> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        // A command's line; wrapped descriptions are indented further.
+        .filter(|l| !l[2..].starts_with(' '))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(commands.len() >= 15, "{commands:?}");
+    for c in &commands {
+        let help = common::ok(&tmp.path().join("unused"), &[c, "--help"]);
+        let examples: Vec<&str> = help
+            .lines()
+            .skip_while(|l| *l != "Examples:")
+            .skip(1)
+            .take_while(|l| l.starts_with("  mailvault "))
+            .collect();
+        assert!(!examples.is_empty(), "{c}: no examples in\n{help}");
+        assert!(
+            examples.iter().all(|e| e.split_whitespace().any(|w| w == c)),
+            "{c}: {examples:?}"
+        );
+    }
+}
+
+/// A query word that starts with `-` works after `--`, and without it the error
+/// says where it goes.
+#[test]
+fn a_query_word_starting_with_a_dash_goes_after_double_dash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = common::demo_archive(tmp.path());
+    let out = common::run(&archive, &["search", "-press"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("goes after '--'"), "{err}");
+    let all = common::ok(&archive, &["search", "--count", "*"]);
+    let without: u64 = common::ok(&archive, &["search", "--count", "--", "-press"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(without < all.trim().parse::<u64>().unwrap(), "some messages say press");
+}

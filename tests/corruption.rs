@@ -27,7 +27,8 @@ fn flipped_byte_is_named_by_verify() {
         text.contains(&victim.to_hex()),
         "verify output names the message:\n{text}"
     );
-    assert!(text.contains("1 problems"), "{text}");
+    assert!(text.contains(": 1 problem"), "{text}");
+    assert!(!text.contains("1 problems"), "{text}");
     // Reading that message fails with the id; others still read.
     let shown = run(&a, &["show", "--raw", &victim.to_hex()]);
     assert!(!shown.status.success());

@@ -57,9 +57,15 @@ fn edge_cases_roundtrip_byte_exact() {
     ok(&archive, &["import", src.to_str().unwrap(), "--account", "edge"]);
     let (msgs, skipped) = source_messages(std::slice::from_ref(&src), "edge");
     assert!(msgs.len() > 700, "edge cases yield {} messages", msgs.len());
-    // Files skipped in a directory walk are still importable by naming them.
+    // Files skipped in a directory walk are still importable by naming them with
+    // --force (named without it, those with no header section are refused).
     assert!(!skipped.is_empty());
-    let mut args = vec!["import".to_string(), "--account".into(), "named".into()];
+    let mut args = vec![
+        "import".to_string(),
+        "--force".into(),
+        "--account".into(),
+        "named".into(),
+    ];
     args.extend(skipped.iter().map(|p| p.to_string_lossy().into_owned()));
     let args_ref: Vec<&str> = args.iter().map(String::as_str).collect();
     ok(&archive, &args_ref);

@@ -95,7 +95,7 @@ pub fn import(cli: &Cli, ui: &Ui, a: &ImportArgs) -> Result<ExitCode> {
             if summary.skipped.is_empty() {
                 String::new()
             } else {
-                format!("; {} files skipped", summary.skipped.len())
+                format!("; {} skipped", super::plural(summary.skipped.len() as u64, "file", "files"))
             }
         );
     }
@@ -130,6 +130,26 @@ pub struct ExportArgs {
     query: Option<String>,
 }
 
+/// An account or folder named to `export` that the archive does not have is a
+/// mistake (a typo would otherwise export nothing and exit 0).
+fn refuse_unknown_names(archive: &mailvault::archive::Archive, accounts: &[String], folders: &[String]) -> Result<()> {
+    let names = accounts
+        .iter()
+        .map(|n| ("account", n, vec![n.clone()], vec![]))
+        .chain(folders.iter().map(|n| ("folder", n, vec![], vec![n.clone()])));
+    for (what, name, accounts, mailboxes) in names {
+        let filter = PlacementFilter {
+            accounts,
+            mailboxes,
+            messages: None,
+        };
+        if archive.placements(&filter)?.is_empty() {
+            bail!("the archive has no {what} named {name:?}; nothing exported");
+        }
+    }
+    Ok(())
+}
+
 pub fn export(cli: &Cli, ui: &Ui, a: &ExportArgs) -> Result<ExitCode> {
     let archive = super::open_archive_read_only(cli)?;
     let messages = match &a.query {
@@ -141,6 +161,7 @@ pub fn export(cli: &Cli, ui: &Ui, a: &ExportArgs) -> Result<ExitCode> {
         ),
         None => None,
     };
+    refuse_unknown_names(&archive, &a.account, &a.folder)?;
     let filter = PlacementFilter {
         accounts: a.account.clone(),
         mailboxes: a.folder.clone(),

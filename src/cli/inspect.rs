@@ -182,7 +182,7 @@ pub fn verify(cli: &Cli, ui: &Ui, a: &VerifyArgs) -> Result<ExitCode> {
             if r.is_clean() {
                 "clean".to_string()
             } else {
-                format!("{} problems", r.problems.len())
+                super::plural(r.problems.len() as u64, "problem", "problems")
             }
         );
     }

@@ -92,6 +92,15 @@ fn load_dir(dir: &Path) -> Result<Vec<Job>> {
 }
 
 pub fn run(cli: &Cli, a: &RunArgs) -> Result<ExitCode> {
+    if a.job.is_dir() {
+        return Err(super::UsageError(format!(
+            "{} is a directory; `run` takes one job file (to run every job in a directory: \
+             mailvault serve --jobs {})",
+            a.job.display(),
+            a.job.display()
+        ))
+        .into());
+    }
     let job = job::load(&a.job)?;
     if a.dry_run {
         return dry_run(cli, &job);

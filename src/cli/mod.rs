@@ -50,43 +50,79 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create an archive (other commands create one on first use too)
+    #[command(after_help = "Examples:\n  mailvault init\n  mailvault --archive /srv/mail-archive init")]
     Init,
     /// Import mbox files, maildirs, and .eml files or folders of them
+    #[command(
+        after_help = "Examples:\n  mailvault import ~/Mail/ --account me\n  mailvault import Takeout/Mail/Inbox.mbox --account gmail\n  mailvault import --json export.mbox"
+    )]
     Import(import::ImportArgs),
     /// Write archived messages out as .eml files, a maildir or mbox files
+    #[command(
+        after_help = "Examples:\n  mailvault export --format mbox --out ./out --account work\n  mailvault export --format eml --out ./found --query 'from:alice date:2021'"
+    )]
     Export(import::ExportArgs),
     /// Print one message's raw bytes (by id or unambiguous id prefix)
+    #[command(
+        after_help = "Examples:\n  mailvault show 3f2a9c\n  mailvault show --raw 3f2a9c > message.eml\n  mailvault show --query 'msgid:abc@example.org'"
+    )]
     Show(inspect::ShowArgs),
     /// Counts and sizes of the archive
+    #[command(after_help = "Examples:\n  mailvault stats\n  mailvault stats --json | jq .messages")]
     Stats(inspect::StatsArgs),
     /// Rebuild and rehash every message and part; name each damaged one
+    #[command(after_help = "Examples:\n  mailvault verify\n  mailvault verify --json > verify-report.json")]
     Verify(inspect::VerifyArgs),
-    /// Search the archive (see the query language below)
+    /// Search the archive (`mailvault search --help` shows the query language)
     Search(search::SearchArgs),
     /// Rebuild the search index from the archive
+    #[command(after_help = "Examples:\n  mailvault reindex")]
     Reindex,
     /// Pull an IMAP account (every folder) or a POP3 mailbox into the archive (incremental)
+    #[command(
+        after_help = "Examples:\n  mailvault pull imaps://ann@mail.example.com --password-command 'pass show mail'\n  mailvault pull imaps://ann@mail.example.com --list-folders\n  mailvault pull pop3s://ann@pop.example.com --delete-after-archive --password-env POP_PW"
+    )]
     Pull(pull::PullArgs),
     /// Append archived messages to an IMAP account, with flags, dates and folders;
     /// never twice (a ledger in the archive remembers what each target has)
+    #[command(
+        after_help = "Examples:\n  mailvault replay --to imaps://ann@new.example.com --account old --dry-run\n  mailvault replay --to imaps://ann@new.example.com --account old --map 'Sent Items=Sent'"
+    )]
     Replay(replay::ReplayArgs),
     /// Pull an account, then replay into another what it does not have yet; rerun
     /// it on cut-over day to carry over only the new mail
+    #[command(
+        after_help = "Examples:\n  mailvault migrate --from imaps://ann@old.example.com --to imaps://ann@new.example.com --dry-run\n  mailvault migrate --from imaps://ann@old.example.com --to imaps://ann@new.example.com --from-password-env OLD_PW --to-password-env NEW_PW"
+    )]
     Migrate(replay::MigrateArgs),
     /// List every difference between two IMAP accounts (missing, extra, wrong
     /// folder, flags, INTERNALDATE), A's folders mapped as replay maps them; exit 1
     /// when there is any
+    #[command(
+        after_help = "Examples:\n  mailvault compare imaps://ann@old.example.com imaps://ann@new.example.com\n  mailvault compare imaps://ann@old.example.com imaps://ann@new.example.com --json"
+    )]
     Compare(compare::CompareArgs),
     /// Run a job file: every account on the job's schedule, or once (--once)
+    #[command(
+        after_help = "Examples:\n  mailvault run jobs/work.toml --dry-run\n  mailvault run jobs/work.toml --once"
+    )]
     Run(jobs::RunArgs),
     /// Run every job of a directory as a service: schedules, IDLE on watched
     /// folders, shared per-server connection limits; SIGTERM stops gracefully
+    #[command(
+        after_help = "Examples:\n  mailvault serve --jobs /etc/mailvault/jobs\n  mailvault serve --jobs ./jobs --metrics 127.0.0.1:9898"
+    )]
     Serve(jobs::ServeArgs),
     /// Per job and account: last run, result, messages, errors, next run
+    #[command(after_help = "Examples:\n  mailvault status\n  mailvault status --json")]
     Status(jobs::StatusArgs),
     /// Print a shell completion script (see the README for where to put it)
+    #[command(
+        after_help = "Examples:\n  mailvault completions bash > ~/.local/share/bash-completion/completions/mailvault\n  mailvault completions zsh > \"${fpath[1]}/_mailvault\""
+    )]
     Completions(CompletionsArgs),
     /// Print the manual page, or write one page per command into a directory
+    #[command(after_help = "Examples:\n  mailvault man | man -l -\n  mailvault man --dir ~/.local/share/man/man1")]
     Man(ManArgs),
 }
 
@@ -186,10 +222,16 @@ impl Ui {
             None => indicatif::ProgressBar::new_spinner(),
         };
         let template = match len {
-            Some(_) => "{spinner} {msg} {pos}/{len} [{elapsed_precise}] {per_sec} eta {eta}",
-            None => "{spinner} {msg} {pos} [{elapsed_precise}] {per_sec}",
+            Some(_) => "{spinner} {msg} {pos}/{len} [{elapsed_precise}] {rate} eta {eta}",
+            None => "{spinner} {msg} {pos} [{elapsed_precise}] {rate}",
         };
-        pb.set_style(indicatif::ProgressStyle::with_template(template).expect("valid template"));
+        // `{per_sec}` prints four decimals (8009.1461/s); a whole number reads better.
+        let style = indicatif::ProgressStyle::with_template(template)
+            .expect("valid template")
+            .with_key("rate", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0}/s", s.per_sec());
+            });
+        pb.set_style(style);
         pb.set_message(what.to_string());
         pb
     }
@@ -300,7 +342,9 @@ fn may_be_logged(meta: &tracing::Metadata<'_>) -> bool {
 
 pub fn main() -> ExitCode {
     use clap::{CommandFactory, FromArgMatches};
-    let matches = Cli::command().get_matches();
+    let matches = Cli::command()
+        .try_get_matches()
+        .unwrap_or_else(|e| exit_on_usage_error(e));
     let json_asked = matches.subcommand().is_some_and(|(_, m)| asks_for_json(m));
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if !matches!(cli.command, Command::Run(_) | Command::Serve(_)) {
@@ -332,8 +376,34 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e) => report_error(&error_chain(&e), 1, json_asked),
+        Err(e) => {
+            let code = if e.downcast_ref::<UsageError>().is_some() { 2 } else { 1 };
+            report_error(&error_chain(&e), code, json_asked)
+        }
     }
+}
+
+/// A mistake in the command line that clap cannot see (a malformed URL, a
+/// directory where a file is wanted): exit status 2, as clap's own.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// `1 file`, `2 files`.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// clap's usage error, with a word more for `search -press`: clap reads `-press`
+/// as the flags -p -r -e -s -s, and its tip names only `-p`.
+fn exit_on_usage_error(e: clap::Error) -> ! {
+    let searching = std::env::args().skip(1).any(|a| a == "search");
+    if searching && e.kind() == clap::error::ErrorKind::UnknownArgument {
+        let _ = e.print();
+        eprintln!("note: a query word that starts with '-' goes after '--': mailvault search -- -word");
+        std::process::exit(2);
+    }
+    e.exit()
 }
 
 /// Whether a command's arguments ask for JSON output (`--json`, `--format json`).

@@ -80,7 +80,14 @@ Query language:
   size:>1M  size:<10k  size:1M..5M (k, M, G = 1024-based)
   AND, OR, NOT, -word, ( )   (AND is implied between terms)
 Matching ignores case and accents; Chinese, Japanese and Korean text is matched by
-character pairs, so words are found without spaces. Dates are UTC.";
+character pairs, so words are found without spaces. Dates are UTC. `*` alone matches
+every message.
+
+Examples:
+  mailvault search from:alice subject:invoice date:2021
+  mailvault search --count '*'
+  mailvault search --format ids has:attachment size:>5M | xargs -n1 mailvault show
+  mailvault search -- -press release";
 
 #[derive(Args, Debug)]
 #[command(after_long_help = QUERY_HELP)]
@@ -89,9 +96,12 @@ pub struct SearchArgs {
     /// or after it; a query that starts with `-` goes after `--`
     #[arg(required = true, value_name = "QUERY")]
     query: Vec<String>,
-    /// Most results to print
+    /// Most results to print; 0 prints them all
     #[arg(long, default_value_t = 20)]
     limit: usize,
+    /// Print only how many messages match
+    #[arg(long, conflicts_with_all = ["limit", "offset", "sort"])]
+    count: bool,
     /// Results to skip
     #[arg(long, default_value_t = 0)]
     offset: usize,
@@ -150,7 +160,20 @@ pub fn search(cli: &Cli, ui: &Ui, a: &SearchArgs) -> Result<ExitCode> {
     let idx = fresh_index(cli, ui)?;
     let t_index = t.elapsed();
     tracing::debug!(query = %q, limit = a.limit, "search");
-    let hits = idx.search_expr(&expr, a.sort, a.limit, a.offset)?;
+    if a.count {
+        let n = idx.count_expr(&expr)?;
+        match format {
+            Format::Json => println!("{}", serde_json::json!({ "count": n })),
+            _ => println!("{n}"),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let limit = if a.limit == 0 {
+        idx.num_docs().max(1) as usize
+    } else {
+        a.limit
+    };
+    let hits = idx.search_expr(&expr, a.sort, limit, a.offset)?;
     tracing::debug!(
         index_us = t_index.as_micros() as u64,
         search_us = (t.elapsed() - t_index).as_micros() as u64,
@@ -189,6 +212,21 @@ pub fn search(cli: &Cli, ui: &Ui, a: &SearchArgs) -> Result<ExitCode> {
                     shorten(h.folders.first().map_or("", String::as_str), 18),
                     &h.id[..12.min(h.id.len())]
                 );
+            }
+            // Say when there is more than was shown (people; programs use --count).
+            if hits.len() == limit || a.offset > 0 {
+                let total = idx.count_expr(&expr)?;
+                if total > hits.len() {
+                    eprintln!(
+                        "{} of {total} shown{}",
+                        hits.len(),
+                        if a.offset > 0 {
+                            format!(" (from {})", a.offset + 1)
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
             }
         }
     }

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use mailvault::net::tls::{self, Pin};
 use mailvault::net::{Endpoint, SecretSource, TlsOptions};
@@ -28,12 +28,13 @@ pub struct ServerOptions<'a> {
 impl ServerOptions<'_> {
     /// Parses `url` and checks the options fit it.
     pub fn endpoint(&self, url: &str) -> Result<Endpoint> {
-        let ep = Endpoint::parse(url)?;
+        let ep = Endpoint::parse(url).map_err(|e| super::UsageError(e.to_string()))?;
         if ep.scheme.implicit_tls() && (self.starttls || self.insecure_plaintext) {
-            bail!(
+            return Err(super::UsageError(format!(
                 "--starttls and --insecure-plaintext apply to imap:// and pop3:// addresses; {}:// is TLS from the start",
                 ep.scheme.as_str()
-            );
+            ))
+            .into());
         }
         Ok(ep)
     }

@@ -300,6 +300,15 @@ impl MessageIndex {
             .collect()
     }
 
+    /// How many messages match.
+    pub fn count_expr(&self, expr: &Expr) -> Result<usize> {
+        let searcher = self.reader.searcher();
+        let query = search::to_query(&self.fields, expr);
+        searcher
+            .search(query.as_ref(), &tantivy::collector::Count)
+            .map_err(|e| self.tv(e))
+    }
+
     /// The ids of every matching message (for `export --query`, `show --query`).
     pub fn matching_ids(&self, q: &str) -> Result<Vec<MessageId>> {
         let expr = query::parse(q)?;

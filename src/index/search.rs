@@ -99,6 +99,7 @@ fn words_query(field: Field, tokens: &[(usize, String)]) -> Box<dyn Query> {
 /// The tantivy query for an expression.
 pub fn to_query(f: &Fields, e: &Expr) -> Box<dyn Query> {
     match e {
+        Expr::All => Box::new(AllQuery),
         Expr::Text { field: Some(t), text } => words_query(text_field(f, *t), &analyze(text)),
         Expr::Text { field: None, text } => {
             // Analyzed once, looked up in each default field.

@@ -21,6 +21,8 @@ fn parse_table() {
     use TextField::*;
     let cases: Vec<(&str, Expr)> = vec![
         ("hello", t(None, "hello")),
+        ("*", Expr::All),
+        (" * ", Expr::All),
         ("\"exact phrase\"", t(None, "exact phrase")),
         ("a b", Expr::And(vec![t(None, "a"), t(None, "b")])),
         ("a AND b", Expr::And(vec![t(None, "a"), t(None, "b")])),
