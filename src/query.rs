@@ -196,6 +196,8 @@ fn read_value(chars: &[(usize, char)], start: usize) -> Result<(Value, usize), Q
 pub const MAX_DEPTH: usize = 64;
 
 struct Parser {
+    /// The day relative dates count from (`date:yesterday`, `date:2w..`).
+    today: NaiveDate,
     toks: Vec<(usize, Tok)>,
     at: usize,
     len: usize,
@@ -291,7 +293,7 @@ impl Parser {
             }
             Some(Tok::Field(name, v)) => {
                 self.at += 1;
-                field_expr(&name, pos, &v)
+                field_expr(&name, pos, &v, self.today)
             }
             None => err(pos, "the query ends where a term was expected"),
         }
@@ -301,7 +303,7 @@ impl Parser {
 const FIELDS: &str =
     "from to cc bcc subject body list filename msgid folder account mime flag has is date after before size";
 
-fn field_expr(name: &str, pos: usize, v: &Value) -> Result<Expr, QueryError> {
+fn field_expr(name: &str, pos: usize, v: &Value, today: NaiveDate) -> Result<Expr, QueryError> {
     let text = |field| {
         Ok(Expr::Text {
             field: Some(field),
@@ -353,40 +355,71 @@ fn field_expr(name: &str, pos: usize, v: &Value) -> Result<Expr, QueryError> {
         "date" => {
             let (from, to) = match v.text.split_once("..") {
                 Some((a, b)) => (
-                    opt_date(a, v.pos)?.map(|d| d.0),
-                    opt_date(b, v.pos + a.len() + 2)?.map(|d| d.1),
+                    opt_date(a, v.pos, today)?.map(|d| d.0),
+                    opt_date(b, v.pos + a.len() + 2, today)?.map(|d| d.1),
                 ),
                 None => {
-                    let (s, e) = date_span(&v.text, v.pos)?;
+                    let (s, e) = date_span(&v.text, v.pos, today)?;
                     (Some(s), Some(e))
                 }
             };
             Ok(Expr::Date { from, to })
         }
         "after" => Ok(Expr::Date {
-            from: Some(date_span(&v.text, v.pos)?.0),
+            from: Some(date_span(&v.text, v.pos, today)?.0),
             to: None,
         }),
         "before" => Ok(Expr::Date {
             from: None,
-            to: Some(date_span(&v.text, v.pos)?.0),
+            to: Some(date_span(&v.text, v.pos, today)?.0),
         }),
         "size" => size_expr(&v.text, v.pos),
         other => err(pos, format!("unknown field {other}: (fields: {FIELDS})")),
     }
 }
 
-fn opt_date(s: &str, pos: usize) -> Result<Option<(i64, i64)>, QueryError> {
+fn opt_date(s: &str, pos: usize, today: NaiveDate) -> Result<Option<(i64, i64)>, QueryError> {
     if s.is_empty() {
         Ok(None)
     } else {
-        date_span(s, pos).map(Some)
+        date_span(s, pos, today).map(Some)
     }
 }
 
-/// `YYYY`, `YYYY-MM` or `YYYY-MM-DD` → [start, end) in Unix seconds (UTC).
-fn date_span(s: &str, pos: usize) -> Result<(i64, i64), QueryError> {
-    let bad = || err(pos, format!("{s:?} is not a date (YYYY, YYYY-MM or YYYY-MM-DD)"));
+/// A date relative to `today`, as the span from its first day to the end of today:
+/// `today`, `yesterday`, or N days, weeks, months or years back (`3d`, `2w`, `6m`,
+/// `1y`). `None` when `s` is not one.
+fn relative_span(s: &str, today: NaiveDate) -> Option<(NaiveDate, NaiveDate)> {
+    let tomorrow = today.succ_opt()?;
+    match s.to_ascii_lowercase().as_str() {
+        "today" => return Some((today, tomorrow)),
+        "yesterday" => return Some((today.pred_opt()?, today)),
+        _ => {}
+    }
+    let unit = s.chars().last()?;
+    let n: u32 = s[..s.len() - unit.len_utf8()].parse().ok()?;
+    let start = match unit.to_ascii_lowercase() {
+        'd' => today.checked_sub_days(chrono::Days::new(n.into()))?,
+        'w' => today.checked_sub_days(chrono::Days::new(u64::from(n) * 7))?,
+        'm' => today.checked_sub_months(chrono::Months::new(n))?,
+        'y' => today.checked_sub_months(chrono::Months::new(n.checked_mul(12)?))?,
+        _ => return None,
+    };
+    Some((start, tomorrow))
+}
+
+/// `YYYY`, `YYYY-MM`, `YYYY-MM-DD` or a date relative to `today` (see
+/// [`relative_span`]) → [start, end) in Unix seconds (UTC).
+fn date_span(s: &str, pos: usize, today: NaiveDate) -> Result<(i64, i64), QueryError> {
+    let bad = || {
+        err(
+            pos,
+            format!("{s:?} is not a date (YYYY, YYYY-MM, YYYY-MM-DD, today, yesterday, or 3d, 2w, 6m, 1y back)"),
+        )
+    };
+    if let Some((start, end)) = relative_span(s, today) {
+        return Ok((ts(start), ts(end)));
+    }
     let parts: Vec<&str> = s.split(['-', '/']).collect();
     let num = |p: &str| -> Option<u32> {
         (!p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit()))
@@ -485,8 +518,15 @@ fn size_expr(s: &str, pos: usize) -> Result<Expr, QueryError> {
     Ok(e)
 }
 
-/// Parses a query. `*` alone matches every message; an empty query is an error.
+/// Parses a query, relative dates counted from today (UTC). `*` alone matches
+/// every message; an empty query is an error.
 pub fn parse(input: &str) -> Result<Expr, QueryError> {
+    parse_on(input, chrono::Utc::now().date_naive())
+}
+
+/// Parses a query, relative dates (`date:yesterday`, `date:2w..`) counted from
+/// `today`.
+pub fn parse_on(input: &str, today: NaiveDate) -> Result<Expr, QueryError> {
     if input.trim() == "*" {
         return Ok(Expr::All);
     }
@@ -495,6 +535,7 @@ pub fn parse(input: &str) -> Result<Expr, QueryError> {
         return err(0, "empty query");
     }
     let mut p = Parser {
+        today,
         toks,
         at: 0,
         len: input.chars().count(),

@@ -589,3 +589,37 @@ fn a_query_word_starting_with_a_dash_goes_after_double_dash() {
         .unwrap();
     assert!(without < all.trim().parse::<u64>().unwrap(), "some messages say press");
 }
+
+/// The search table fits the width it is given (`$COLUMNS` when not on a
+/// terminal), measuring CJK characters as two cells, cuts long folder names in
+/// the middle and counts a message's other folders as `+N`.
+#[test]
+fn the_search_table_fits_the_width_and_counts_more_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("a");
+    let file = tmp.path().join("m.eml");
+    std::fs::write(
+        &file,
+        "From: =?UTF-8?B?5bGx55Sw5aSq6YOO?= <taro@example.jp>\r\nSubject: =?UTF-8?B?5Lya6K2w44Gu6K2w5LqL6Yyy44Gn44GZ44CC5p2l6YCx44Gu5LqI5a6a44KC5YWl44KM44Gm44GK44GN44G+44GX44Gf?=\r\nDate: Tue, 1 Mar 2022 10:00:00 +0000\r\n\r\nbody\r\n",
+    )
+    .unwrap();
+    for folder in ["Projects/2022/a-very-long-folder-name/minutes", "Archive", "Japan"] {
+        common::ok(&archive, &["-q", "import", "--folder", folder, file.to_str().unwrap()]);
+    }
+    for columns in [80usize, 120, 160] {
+        let out = common::cmd(&archive, &["search", "*"])
+            .env("COLUMNS", columns.to_string())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let row = text.lines().nth(1).expect("one row");
+        assert_eq!(unicode_width::UnicodeWidthStr::width(row), columns, "{row:?}");
+        let header = text.lines().next().unwrap();
+        assert!(unicode_width::UnicodeWidthStr::width(header) <= columns, "{header:?}");
+        assert!(row.contains(" +2"), "{row}");
+        if columns == 80 {
+            assert!(row.contains('…'), "a cut subject: {row}");
+        }
+        assert!(row.contains("会議"), "{row}");
+    }
+}

@@ -11,6 +11,7 @@ mod pull;
 mod replay;
 mod search;
 mod server_args;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -77,6 +77,7 @@ Query language:
   msgid: folder: account:  mime:type/sub  flag:seen  has:attachment
   is:unread|read|flagged|answered|draft|deleted
   date:2020-01-01..2020-06-30  date:2020  date:2020-03  after:2020  before:2021-06
+  date:today  date:yesterday  date:2w..  after:3d  before:6m  (d, w, m, y back)
   size:>1M  size:<10k  size:1M..5M (k, M, G = 1024-based)
   AND, OR, NOT, -word, ( )   (AND is implied between terms)
 Matching ignores case and accents; Chinese, Japanese and Korean text is matched by
@@ -115,16 +116,6 @@ pub struct SearchArgs {
     /// Same as --format json
     #[arg(long)]
     json: bool,
-}
-
-fn shorten(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    }
 }
 
 /// The index of the archive named on the command line, brought up to date. When the
@@ -194,24 +185,7 @@ pub fn search(cli: &Cli, ui: &Ui, a: &SearchArgs) -> Result<ExitCode> {
             if hits.is_empty() {
                 eprintln!("no messages match");
             } else {
-                let header = format!(
-                    "{:<10}  {:<24}  {:<48}  {:<18}  ID",
-                    "DATE", "FROM", "SUBJECT", "FOLDER"
-                );
-                println!("{}", ui.bold(&header));
-            }
-            for h in &hits {
-                let date = chrono::DateTime::from_timestamp(h.date, 0)
-                    .map(|d| d.format("%Y-%m-%d").to_string())
-                    .unwrap_or_default();
-                println!(
-                    "{:<10}  {:<24}  {:<48}  {:<18}  {}",
-                    date,
-                    shorten(h.from.first().map_or("", String::as_str), 24),
-                    shorten(&h.subject.replace(['\r', '\n', '\t'], " "), 48),
-                    shorten(h.folders.first().map_or("", String::as_str), 18),
-                    &h.id[..12.min(h.id.len())]
-                );
+                print_table(&hits, ui);
             }
             // Say when there is more than was shown (people; programs use --count).
             if hits.len() == limit || a.offset > 0 {
@@ -231,6 +205,34 @@ pub fn search(cli: &Cli, ui: &Ui, a: &SearchArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// DATE, FROM, SUBJECT, FOLDER (the first, ` +N` for more) and a short ID,
+/// fitted to the terminal's width.
+fn print_table(hits: &[mailvault::index::Hit], ui: &Ui) {
+    use super::table::{columns, first_and_more, fit_end, output_width};
+    let c = columns(output_width());
+    let header = format!(
+        "{}  {}  {}  {}  ID",
+        fit_end("DATE", 10),
+        fit_end("FROM", c.from),
+        fit_end("SUBJECT", c.subject),
+        fit_end("FOLDER", c.folder)
+    );
+    println!("{}", ui.bold(&header));
+    for h in hits {
+        let date = chrono::DateTime::from_timestamp(h.date, 0)
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default();
+        println!(
+            "{}  {}  {}  {}  {}",
+            fit_end(&date, 10),
+            fit_end(h.from.first().map_or("", String::as_str), c.from),
+            fit_end(&h.subject.replace(['\r', '\n', '\t'], " "), c.subject),
+            first_and_more(&h.folders, c.folder),
+            &h.id[..12.min(h.id.len())]
+        );
+    }
 }
 
 pub fn reindex(cli: &Cli, ui: &Ui) -> Result<ExitCode> {

@@ -130,6 +130,43 @@ fn parse_table() {
 }
 
 #[test]
+fn relative_dates_count_back_from_the_given_day() {
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 3, 10).unwrap();
+    let day = |y, m, d| {
+        chrono::NaiveDate::from_ymd_opt(y, m, d)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp()
+    };
+    let span = |from, to| Expr::Date { from, to };
+    let cases = [
+        ("date:today", span(Some(day(2026, 3, 10)), Some(day(2026, 3, 11)))),
+        ("date:yesterday", span(Some(day(2026, 3, 9)), Some(day(2026, 3, 10)))),
+        ("date:3d", span(Some(day(2026, 3, 7)), Some(day(2026, 3, 11)))),
+        ("date:2w..", span(Some(day(2026, 2, 24)), None)),
+        (
+            "date:1m..yesterday",
+            span(Some(day(2026, 2, 10)), Some(day(2026, 3, 10))),
+        ),
+        ("after:1y", span(Some(day(2025, 3, 10)), None)),
+        ("before:6m", span(None, Some(day(2025, 9, 10)))),
+        (
+            "date:2026-03..today",
+            span(Some(day(2026, 3, 1)), Some(day(2026, 3, 11))),
+        ),
+    ];
+    for (q, want) in cases {
+        assert_eq!(parse_on(q, today), Ok(want), "{q}");
+    }
+    for bad in ["date:3x", "date:w", "date:99999999999d", "date:-3d"] {
+        let e = parse_on(bad, today).unwrap_err().to_string();
+        assert!(e.contains("not a date") && e.contains("2w"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn error_table() {
     let cases: Vec<(&str, usize, &str)> = vec![
         ("from:", 1, "from: needs a value"),
