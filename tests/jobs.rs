@@ -569,6 +569,17 @@ fn a_wrong_password_is_reported_and_retried_with_backoff() {
     assert!(ann["runs"].as_u64().unwrap() >= 5, "{ann}");
     assert_eq!(ann["messages_total"], 5);
     assert!(svc.log().contains("login failed for bob"), "reported in the log");
+    // The table says it in words, with times that carry their offset from UTC.
+    let table = ok(&archive, &["status"]);
+    let bob_line = table
+        .lines()
+        .find(|l| l.starts_with("mixed ") && l.contains(" bob "))
+        .unwrap();
+    assert!(bob_line.contains("failed, needs you"), "{table}");
+    let has_offset = bob_line
+        .split_whitespace()
+        .any(|w| w.len() == 6 && (w.starts_with('+') || w.starts_with('-')) && w.as_bytes()[3] == b':');
+    assert!(has_offset, "{table}");
 }
 
 /// What it must show, 5: the per-server connection limit holds across concurrent

@@ -124,3 +124,48 @@ fn errors_are_json_when_json_was_asked_for() {
         }
     }
 }
+
+/// Search JSON ties each folder to its account (`placements`), which the flat
+/// `folders` and `accounts` lists cannot when a message is in several accounts.
+#[test]
+fn search_json_ties_folders_to_their_accounts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("a");
+    let file = tmp.path().join("m.eml");
+    std::fs::write(&file, "From: a@example.org\r\nSubject: placed twice\r\n\r\nx\r\n").unwrap();
+    for (account, folder) in [("work", "Projects"), ("home", "INBOX")] {
+        common::ok(
+            &archive,
+            &[
+                "-q",
+                "import",
+                "--account",
+                account,
+                "--folder",
+                folder,
+                file.to_str().unwrap(),
+            ],
+        );
+    }
+    let hits = json_lines(&archive, &["search", "--json", "subject:placed"]);
+    assert_eq!(hits.len(), 1);
+    let mut placed: Vec<(String, String)> = hits[0]["placements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["account"].as_str().unwrap().into(),
+                p["folder"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    placed.sort();
+    assert_eq!(
+        placed,
+        [
+            ("home".to_string(), "INBOX".to_string()),
+            ("work".into(), "Projects".into())
+        ]
+    );
+}

@@ -383,6 +383,22 @@ fn when(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
+/// A time for the status table: local time with its offset from UTC.
+fn local_time(t: DateTime<Utc>) -> String {
+    t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M %:z").to_string()
+}
+
+/// A run's result, as the status file spells it, in words for the table.
+fn result_words(code: &str) -> &str {
+    match code {
+        "ok" => "ok",
+        "temporary" => "failed, will retry",
+        "permanent" => "failed, needs you",
+        "stopped" => "stopped",
+        other => other,
+    }
+}
+
 pub fn status(cli: &Cli, a: &StatusArgs) -> Result<ExitCode> {
     let mut archives: Vec<PathBuf> = Vec::new();
     match &a.jobs {
@@ -412,30 +428,29 @@ pub fn status(cli: &Cli, a: &StatusArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<12} {:<28} {:<20} {:<10} {:>6} {:>8}  {:<20}  error",
+        "{:<12} {:<28} {:<23} {:<18} {:>6} {:>8}  {:<23}  error",
         "job", "account", "last run", "result", "new", "failures", "next run"
     );
     for j in &all {
         for (name, s) in &j.accounts {
             let (last, result, new, err) = match &s.last_run {
                 Some(r) => (
-                    when(r.ended),
-                    r.result.as_str(),
+                    local_time(r.ended),
+                    result_words(&r.result),
                     r.new_messages,
                     r.errors.first().cloned().unwrap_or_default(),
                 ),
                 None => ("never".into(), "", 0, String::new()),
             };
             println!(
-                "{:<12} {:<28} {:<20} {:<10} {:>6} {:>8}  {:<20}  {err}",
+                "{:<12} {:<28} {:<23} {:<18} {:>6} {:>8}  {:<23}  {err}",
                 j.job,
                 name,
-                last.trim_end_matches(" UTC"),
+                last,
                 result,
                 new,
                 s.consecutive_failures,
-                s.next_run
-                    .map_or("-".into(), |t| when(t).trim_end_matches(" UTC").to_string()),
+                s.next_run.map_or("-".into(), local_time),
             );
         }
     }

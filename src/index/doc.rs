@@ -105,6 +105,15 @@ pub fn build(f: &Fields, id: &MessageId, raw: &[u8], placements: &[PlacementEntr
     doc.add_i64(f.date, date);
     let mut seen = std::collections::HashSet::new();
     for p in placements {
+        let placed = format!(
+            "{}{}{}",
+            p.key.account,
+            super::schema::PLACEMENT_SEPARATOR,
+            p.key.mailbox
+        );
+        if seen.insert(("p", placed.clone())) {
+            doc.add_text(f.placement, placed);
+        }
         if seen.insert(("f", p.key.mailbox.clone())) {
             doc.add_text(f.folder, &p.key.mailbox);
         }

@@ -21,7 +21,7 @@ use tantivy::collector::DocSetCollector;
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 use thiserror::Error;
 
-pub use search::{Hit, Sort};
+pub use search::{Hit, Placed, Sort};
 
 use crate::archive::{Archive, ArchiveError};
 use crate::model::{Hash32, MessageId};
@@ -333,7 +333,7 @@ impl MessageIndex {
         self.reader.searcher().num_docs()
     }
 
-    /// The schema, as tantivy serialises it (`schemas/index-v1.json`).
+    /// The schema, as tantivy serialises it (`schemas/index-v2.json`).
     pub fn schema_json() -> serde_json::Value {
         serde_json::to_value(schema::build().0).expect("schema serialises")
     }

@@ -1,4 +1,4 @@
-//! The index schema (declared in `schemas/index-v1.json`, checked by
+//! The index schema (declared in `schemas/index-v2.json`, checked by
 //! `tests/schema_index.rs`) and the analyzers its fields use.
 
 use tantivy::schema::{
@@ -35,7 +35,14 @@ pub struct Fields {
     pub account: Field,
     pub flag: Field,
     pub has: Field,
+    /// Stored only: each placement's account and folder, joined by
+    /// [`PLACEMENT_SEPARATOR`], so results tie folders to their accounts.
+    pub placement: Field,
 }
+
+/// Between account and folder in the stored `placement` field (a control
+/// character no account or folder name holds).
+pub const PLACEMENT_SEPARATOR: char = '\u{1f}';
 
 fn text(tokenizer: &str, record: IndexRecordOption, stored: bool) -> TextOptions {
     let o = TextOptions::default().set_indexing_options(
@@ -60,7 +67,7 @@ fn exact(stored: bool) -> TextOptions {
     text(EXACT, IndexRecordOption::Basic, stored)
 }
 
-/// Builds the v1 schema.
+/// Builds the v2 schema (v1 plus the stored `placement` field).
 pub fn build() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let num: NumericOptions = NumericOptions::from(INDEXED | FAST | STORED);
@@ -83,6 +90,7 @@ pub fn build() -> (Schema, Fields) {
         account: b.add_text_field("account", exact(true)),
         flag: b.add_text_field("flag", exact(true)),
         has: b.add_text_field("has", exact(false)),
+        placement: b.add_text_field("placement", tantivy::schema::STORED),
     };
     (b.build(), fields)
 }

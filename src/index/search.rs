@@ -36,9 +36,18 @@ pub struct Hit {
     pub subject: String,
     pub folders: Vec<String>,
     pub accounts: Vec<String>,
+    /// Each account with a folder the message is in.
+    pub placements: Vec<Placed>,
     pub flags: Vec<String>,
     pub size: u64,
     pub attachments: Vec<String>,
+}
+
+/// An account and one of its folders.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct Placed {
+    pub account: String,
+    pub folder: String,
 }
 
 fn rfc3339<S: serde::Serializer>(secs: &i64, s: S) -> Result<S::Ok, S::Error> {
@@ -164,6 +173,16 @@ pub(super) fn hit(f: &Fields, doc: &TantivyDocument) -> Hit {
         subject: strings(doc, f.subject).pop().unwrap_or_default(),
         folders: strings(doc, f.folder),
         accounts: strings(doc, f.account),
+        placements: strings(doc, f.placement)
+            .into_iter()
+            .filter_map(|p| {
+                let (account, folder) = p.split_once(super::schema::PLACEMENT_SEPARATOR)?;
+                Some(Placed {
+                    account: account.to_string(),
+                    folder: folder.to_string(),
+                })
+            })
+            .collect(),
         flags: strings(doc, f.flag),
         size: doc.get_first(f.size).and_then(|v| v.as_u64()).unwrap_or(0),
         attachments: strings(doc, f.filename),
