@@ -40,6 +40,31 @@ pub struct ErrorReport {
     pub exit_code: u8,
 }
 
+/// `compare --format json`: both accounts, every difference, and the count of
+/// each kind.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct CompareReport {
+    pub a: CompareSide,
+    pub b: CompareSide,
+    pub differences: Vec<crate::plan::compare::Difference>,
+    pub counts: std::collections::BTreeMap<crate::plan::compare::Kind, usize>,
+}
+
+/// One account of a comparison.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct CompareSide {
+    pub server: String,
+    pub messages: usize,
+    pub folders: usize,
+}
+
+/// `migrate --format json`: the pull, then the replay.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct MigrateReport {
+    pub pull: crate::remote::PullSummary,
+    pub replay: crate::replay::run::ReplayReport,
+}
+
 /// Every output shape: (file name under `schemas/output/`, schema text).
 pub fn schemas() -> Vec<(&'static str, String)> {
     fn text<T: JsonSchema>() -> String {
@@ -52,6 +77,15 @@ pub fn schemas() -> Vec<(&'static str, String)> {
         ("stats.v1.schema.json", text::<StatsReport>()),
         ("verify.v1.schema.json", text::<crate::archive::VerifyReport>()),
         ("import.v1.schema.json", text::<crate::import::ImportSummary>()),
+        ("pull.v1.schema.json", text::<crate::remote::PullSummary>()),
+        ("replay.v1.schema.json", text::<crate::replay::run::ReplayReport>()),
+        ("migrate.v1.schema.json", text::<MigrateReport>()),
+        ("compare.v1.schema.json", text::<CompareReport>()),
+        ("run.v1.schema.json", text::<Vec<crate::service::AccountRun>>()),
+        (
+            "status.v1.schema.json",
+            text::<Vec<crate::service::status::JobStatus>>(),
+        ),
         ("error.v1.schema.json", text::<ErrorReport>()),
     ]
 }

@@ -70,7 +70,7 @@ impl PullProgress for NoProgress {
 }
 
 /// What happened to one folder.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct FolderSummary {
     pub folder: String,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -108,7 +108,7 @@ pub struct FolderSummary {
 }
 
 /// A message not archived because it is larger than the maximum message size.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct TooLarge {
     pub folder: String,
     /// IMAP: the folder's UIDVALIDITY and the message's UID.
@@ -125,7 +125,7 @@ pub struct TooLarge {
 }
 
 /// How a message's size was learnt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SizeSeen {
     /// RFC822.SIZE (IMAP) or LIST (POP3), before any byte of it was fetched.
@@ -151,7 +151,7 @@ fn is_zero(n: &u64) -> bool {
 }
 
 /// The result of a pull: one entry per folder, and totals.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct PullSummary {
     pub account: String,
     pub server: String,

@@ -66,12 +66,19 @@ pub fn compare(a: &CompareArgs) -> Result<ExitCode> {
         *counts.entry(d.kind).or_default() += 1;
     }
     if a.output.json() {
-        let v = serde_json::json!({
-            "a": { "server": oa.endpoint.to_string(), "messages": acc_a.messages(), "folders": acc_a.folders.len() },
-            "b": { "server": ob.endpoint.to_string(), "messages": acc_b.messages(), "folders": acc_b.folders.len() },
-            "differences": diffs,
-            "counts": counts,
-        });
+        let side = |o: &mailvault::remote::ConnectOptions, acc: &mailvault::replay::compare::Account| {
+            mailvault::output::CompareSide {
+                server: o.endpoint.to_string(),
+                messages: acc.messages(),
+                folders: acc.folders.len(),
+            }
+        };
+        let v = mailvault::output::CompareReport {
+            a: side(&oa, &acc_a),
+            b: side(&ob, &acc_b),
+            differences: diffs.clone(),
+            counts: counts.clone(),
+        };
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for d in &diffs {

@@ -204,15 +204,19 @@ pub fn migrate(cli: &Cli, ui: &Ui, a: &MigrateArgs) -> Result<ExitCode> {
         );
     }
     let report = run_replay(&archive, ui, &opts, &filter, &a.tuning)?;
+    let code = exit_code(&report);
     if a.tuning.output.json() {
-        let both = serde_json::json!({ "pull": summary, "replay": report });
+        let both = mailvault::output::MigrateReport {
+            pull: summary,
+            replay: report,
+        };
         println!("{}", serde_json::to_string_pretty(&both)?);
     } else {
         print_summary(&summary, false)?;
         println!();
         print_report(&report)?;
     }
-    Ok(exit_code(&report))
+    Ok(code)
 }
 
 fn exit_code(r: &ReplayReport) -> ExitCode {

@@ -28,7 +28,7 @@ pub struct Held {
     pub internal_date: Option<i64>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// On A, not on B.
@@ -41,7 +41,7 @@ pub enum Kind {
     Date,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Difference {
     pub kind: Kind,
     /// The folder on B where it is expected (or, for extra, where it is).

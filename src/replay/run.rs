@@ -145,7 +145,7 @@ impl ReplayOptions {
 }
 
 /// One message that did not make it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Failure {
     pub message: String,
     /// `account/folder` it came from.
@@ -154,7 +154,7 @@ pub struct Failure {
 }
 
 /// What happened in one target folder.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct FolderReport {
     pub folder: String,
     /// Source folders mapped here (`account/folder`), and why. More than one: folders
@@ -197,7 +197,7 @@ impl FolderReport {
     }
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct ReplayReport {
     pub target: String,
     pub dry_run: bool,

@@ -20,7 +20,7 @@ use crate::remote::{Auth, BatchLimits, ConnectOptions, NoProgress, PullSummary};
 use crate::replay::run::{ReplayOptions, ReplayReport};
 
 /// What one run of an account did.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct AccountRun {
     pub job: String,
     pub account: String,

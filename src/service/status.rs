@@ -15,14 +15,14 @@ use crate::job::Outcome;
 use crate::remote::TooLarge;
 
 /// The status of one job's accounts.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct JobStatus {
     pub job: String,
     pub accounts: BTreeMap<String, AccountStatus>,
 }
 
 /// One account's record.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AccountStatus {
     pub server: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,7 +44,7 @@ pub struct AccountStatus {
 pub const TOO_LARGE_KEPT: usize = 1000;
 
 /// The last run, short.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LastRun {
     pub started: DateTime<Utc>,
     pub ended: DateTime<Utc>,
