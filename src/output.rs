@@ -65,6 +65,14 @@ pub struct MigrateReport {
     pub replay: crate::replay::run::ReplayReport,
 }
 
+/// `pull --list-folders --format json`: the server's namespaces (when it has
+/// NAMESPACE) and every folder.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct FolderList {
+    pub namespaces: Option<crate::plan::namespace::Namespaces>,
+    pub folders: Vec<crate::imap::pull::ListedFolder>,
+}
+
 /// Every output shape: (file name under `schemas/output/`, schema text).
 pub fn schemas() -> Vec<(&'static str, String)> {
     fn text<T: JsonSchema>() -> String {
@@ -78,6 +86,8 @@ pub fn schemas() -> Vec<(&'static str, String)> {
         ("verify.v1.schema.json", text::<crate::archive::VerifyReport>()),
         ("import.v1.schema.json", text::<crate::import::ImportSummary>()),
         ("pull.v1.schema.json", text::<crate::remote::PullSummary>()),
+        ("pull-list-folders.v1.schema.json", text::<FolderList>()),
+        ("pull-pop3-dry-run.v1.schema.json", text::<crate::pop3::pull::DryRun>()),
         ("replay.v1.schema.json", text::<crate::replay::run::ReplayReport>()),
         ("migrate.v1.schema.json", text::<MigrateReport>()),
         ("compare.v1.schema.json", text::<CompareReport>()),

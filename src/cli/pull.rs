@@ -147,7 +147,10 @@ fn list_folders(o: &PullOptions, json: bool) -> Result<ExitCode> {
         .context("starting the async runtime")?;
     let (namespaces, folders) = rt.block_on(imap::pull::list_folders_only(o))?;
     if json {
-        let v = serde_json::json!({ "namespaces": namespaces, "folders": folders });
+        let v = mailvault::output::FolderList {
+            namespaces: namespaces.clone(),
+            folders: folders.clone(),
+        };
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }

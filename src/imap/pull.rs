@@ -87,7 +87,7 @@ pub async fn list_all(c: &mut Connected, server: &str, t: Duration) -> Result<Ve
 }
 
 /// One folder as `pull --list-folders` shows it.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct ListedFolder {
     /// The name as the server spells it, decoded from modified UTF-7.
     pub server_name: String,

@@ -115,18 +115,7 @@ impl MessageIndex {
         } else {
             Index::create_in_dir(&dir, schema).map_err(tv)?
         };
-        schema::register_tokenizers(&index);
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()
-            .map_err(tv)?;
-        Ok(MessageIndex {
-            dir,
-            index,
-            reader,
-            fields,
-        })
+        Self::with_reader(dir, index, fields)
     }
 
     /// Opens the index of the archive at `archive_dir` for searching only: nothing
@@ -146,12 +135,20 @@ impl MessageIndex {
                 "the index was made by another version; run `mailvault reindex`".into(),
             )));
         }
+        Self::with_reader(dir, index, fields)
+    }
+
+    /// The index with our analyzers and a reader, ready to search.
+    fn with_reader(dir: PathBuf, index: Index, fields: Fields) -> Result<MessageIndex> {
         schema::register_tokenizers(&index);
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
-            .map_err(tv)?;
+            .map_err(|source| IndexError::Tantivy {
+                path: dir.clone(),
+                source,
+            })?;
         Ok(MessageIndex {
             dir,
             index,

@@ -141,13 +141,28 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsError> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    if opts.danger_accept_invalid_certs {
-        let cfg = builder
+    let trust = if opts.danger_accept_invalid_certs {
+        Trust::Anyone
+    } else if !opts.pins.is_empty() {
+        Trust::Pinned(opts.pins.clone())
+    } else {
+        chain_trust(opts)?
+    };
+    let verifier = Verifier {
+        trust,
+        provider: provider(),
+    };
+    Ok(Arc::new(
+        builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnything(provider())))
-            .with_no_client_auth();
-        return Ok(Arc::new(cfg));
-    }
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth(),
+    ))
+}
+
+/// The system's roots (Mozilla's when the system has none) and the CA file's
+/// certificates, which are also trusted as the server's own by exact match.
+fn chain_trust(opts: &TlsOptions) -> Result<Trust, TlsError> {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
@@ -168,18 +183,7 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsError> {
     let chain = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
         .build()
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    let verifier = Pinning {
-        chain,
-        given,
-        pins: opts.pins.clone(),
-        provider: provider(),
-    };
-    Ok(Arc::new(
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth(),
-    ))
+    Ok(Trust::Chain { chain, given })
 }
 
 fn read_ca_file(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -268,7 +272,7 @@ fn describe(c: &CertificateError) -> String {
     }
 }
 
-/// What a [`Pinning`] verifier refused: the certificate's fingerprint and the chain
+/// What a [`Verifier`] refused: the certificate's fingerprint and the chain
 /// verifier's reason (`None`: it matched none of the pins).
 #[derive(Debug)]
 struct Refused {
@@ -287,19 +291,31 @@ impl fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-/// Chain verification, with the CA file's certificates also trusted as the server's
-/// own by exact match, or, when pins are given, by fingerprint only.
+/// Whom a [`Verifier`] trusts.
 #[derive(Debug)]
-struct Pinning {
-    chain: Arc<WebPkiServerVerifier>,
-    /// Fingerprints of the certificates in the CA file.
-    given: Vec<Pin>,
-    /// `--tls-pin`: when not empty, the only certificates trusted.
-    pins: Vec<Pin>,
+enum Trust {
+    /// A chain to a root, or exactly one of the CA file's certificates (`given`,
+    /// by fingerprint).
+    Chain {
+        chain: Arc<WebPkiServerVerifier>,
+        given: Vec<Pin>,
+    },
+    /// `--tls-pin`: only certificates with one of these fingerprints.
+    Pinned(Vec<Pin>),
+    /// `--danger-accept-invalid-certs`: anyone (signatures are still checked to
+    /// be well-formed).
+    Anyone,
+}
+
+/// Checks the server's certificate as its [`Trust`] says; the host name is
+/// checked for every trust but `Anyone`.
+#[derive(Debug)]
+struct Verifier {
+    trust: Trust,
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
-impl Pinning {
+impl Verifier {
     fn refuse(pin: Pin, cause: Option<CertificateError>) -> rustls::Error {
         rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(Refused { pin, cause }))))
     }
@@ -315,7 +331,7 @@ impl Pinning {
     }
 }
 
-impl ServerCertVerifier for Pinning {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -325,24 +341,22 @@ impl ServerCertVerifier for Pinning {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let pin = Pin::of(end_entity);
-        if !self.pins.is_empty() {
-            if !self.pins.contains(&pin) {
-                return Err(Self::refuse(pin, None));
-            }
+        let exact_match = || {
             Self::name_matches(end_entity, server_name).map_err(|c| Self::refuse(pin, Some(c)))?;
-            return Ok(ServerCertVerified::assertion());
-        }
-        match self
-            .chain
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Ok(v) => Ok(v),
-            Err(_) if self.given.contains(&pin) => {
-                Self::name_matches(end_entity, server_name).map_err(|c| Self::refuse(pin, Some(c)))?;
-                Ok(ServerCertVerified::assertion())
+            Ok(ServerCertVerified::assertion())
+        };
+        match &self.trust {
+            Trust::Anyone => Ok(ServerCertVerified::assertion()),
+            Trust::Pinned(pins) if pins.contains(&pin) => exact_match(),
+            Trust::Pinned(_) => Err(Self::refuse(pin, None)),
+            Trust::Chain { chain, given } => {
+                match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+                    Ok(v) => Ok(v),
+                    Err(_) if given.contains(&pin) => exact_match(),
+                    Err(rustls::Error::InvalidCertificate(c)) => Err(Self::refuse(pin, Some(c))),
+                    Err(other) => Err(other),
+                }
             }
-            Err(rustls::Error::InvalidCertificate(c)) => Err(Self::refuse(pin, Some(c))),
-            Err(other) => Err(other),
         }
     }
     fn verify_tls12_signature(
@@ -363,42 +377,6 @@ impl ServerCertVerifier for Pinning {
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.provider.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// `--danger-accept-invalid-certs`: checks signatures are well-formed, trusts anyone.
-#[derive(Debug)]
-struct AcceptAnything(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnything {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -17,7 +17,9 @@ use serde::Serialize;
 use crate::plan::mutf7;
 
 /// The three kinds of namespace a server may announce.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum NamespaceKind {
     /// The user's own folders.
@@ -39,7 +41,7 @@ impl std::fmt::Display for NamespaceKind {
 }
 
 /// One namespace: its prefix (decoded from modified UTF-7) and hierarchy separator.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Namespace {
     pub prefix: String,
     /// `None` when the server has no hierarchy (NIL).
@@ -114,7 +116,7 @@ impl Namespace {
 }
 
 /// What a server announced, or what is assumed without NAMESPACE.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Namespaces {
     /// The first personal namespace is the one folders are named relative to.
     pub personal: Vec<Namespace>,

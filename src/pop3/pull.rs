@@ -433,7 +433,7 @@ fn too_large_source(o: &Pop3PullOptions, uidl: String, (bytes, received): (u64, 
 }
 
 /// One message in a dry run's lists.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct PlannedMessage {
     pub msg: u32,
     pub uidl: String,
@@ -444,7 +444,7 @@ pub struct PlannedMessage {
 }
 
 /// What a pull would do, found without retrieving, deleting or storing anything.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct DryRun {
     pub account: String,
     pub server: String,
