@@ -63,7 +63,8 @@ enum Command {
         after_help = "Examples:\n  mailvault export --format mbox --out ./out --account work\n  mailvault export --format eml --out ./found --query 'from:alice date:2021'"
     )]
     Export(import::ExportArgs),
-    /// Print one message's raw bytes (by id or unambiguous id prefix)
+    /// Print one message for people, or its bytes as archived with --raw (by id or
+    /// unambiguous id prefix)
     #[command(
         after_help = "Examples:\n  mailvault show 3f2a9c\n  mailvault show --raw 3f2a9c > message.eml\n  mailvault show --query 'msgid:abc@example.org'"
     )]

@@ -21,7 +21,7 @@ use tantivy::collector::DocSetCollector;
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 use thiserror::Error;
 
-pub use search::{Hit, Placed, Sort};
+pub use search::{Hit, Sort};
 
 use crate::archive::{Archive, ArchiveError};
 use crate::model::{Hash32, MessageId};

@@ -8,6 +8,7 @@ use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
 
 use super::schema::{words_analyzer, Fields};
+use crate::archive::Filed;
 use crate::query::{ExactField, Expr, TextField};
 
 /// Result order.
@@ -37,17 +38,10 @@ pub struct Hit {
     pub folders: Vec<String>,
     pub accounts: Vec<String>,
     /// Each account with a folder the message is in.
-    pub placements: Vec<Placed>,
+    pub placements: Vec<Filed>,
     pub flags: Vec<String>,
     pub size: u64,
     pub attachments: Vec<String>,
-}
-
-/// An account and one of its folders.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
-pub struct Placed {
-    pub account: String,
-    pub folder: String,
 }
 
 fn rfc3339<S: serde::Serializer>(secs: &i64, s: S) -> Result<S::Ok, S::Error> {
@@ -177,7 +171,7 @@ pub(super) fn hit(f: &Fields, doc: &TantivyDocument) -> Hit {
             .into_iter()
             .filter_map(|p| {
                 let (account, folder) = p.split_once(super::schema::PLACEMENT_SEPARATOR)?;
-                Some(Placed {
+                Some(Filed {
                     account: account.to_string(),
                     folder: folder.to_string(),
                 })
