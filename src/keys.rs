@@ -1,5 +1,5 @@
 //! RocksDB key layouts, one function per column family (declared in
-//! `schemas/store-v2.toml`, checked by `tests/schema_store.rs`).
+//! `schemas/store-v3.toml`, checked by `tests/schema_store.rs`).
 //!
 //! Keys sort the way we scan them: integers are big-endian; account and mailbox
 //! names are NUL-terminated (names containing NUL are refused by the caller), so a
@@ -20,7 +20,41 @@ pub const CF_DICTIONARIES: &str = "dictionaries";
 /// Format version 2: what replays into other servers did (issue 6).
 pub const CF_REPLAY_LEDGER: &str = "replay_ledger";
 
-pub const ALL_CFS: [&str; 10] = [
+/// Format version 3: the packs the archive references, and where each skeleton
+/// and part payload is in them (the `blobs` column family is gone).
+pub const CF_PACKS: &str = "packs";
+pub const CF_PACK_INDEX: &str = "pack_index";
+
+/// The column families of format version 3, in creation order.
+pub const ALL_CFS: [&str; 11] = [
+    CF_META,
+    CF_MESSAGES,
+    CF_PARTS,
+    CF_PLACEMENTS,
+    CF_PLACEMENTS_BY_MESSAGE,
+    CF_CURSORS,
+    CF_INGEST_LOG,
+    CF_DICTIONARIES,
+    CF_REPLAY_LEDGER,
+    CF_PACKS,
+    CF_PACK_INDEX,
+];
+
+/// The column families of format version 1.
+pub const V1_CFS: &[&str] = &[
+    CF_META,
+    CF_MESSAGES,
+    CF_PARTS,
+    CF_BLOBS,
+    CF_PLACEMENTS,
+    CF_PLACEMENTS_BY_MESSAGE,
+    CF_CURSORS,
+    CF_INGEST_LOG,
+    CF_DICTIONARIES,
+];
+
+/// The column families of format version 2: version 1's and the replay ledger.
+pub const V2_CFS: &[&str] = &[
     CF_META,
     CF_MESSAGES,
     CF_PARTS,
@@ -33,18 +67,28 @@ pub const ALL_CFS: [&str; 10] = [
     CF_REPLAY_LEDGER,
 ];
 
-/// The column families of format version 1 (a prefix of [`ALL_CFS`]).
-pub const V1_CFS: &[&str] = ALL_CFS.split_at(9).0;
+/// Every column family any readable version has.
+pub fn is_known_cf(name: &str) -> bool {
+    name == "default" || name == CF_BLOBS || ALL_CFS.contains(&name)
+}
+
+/// `packs`: the pack number (u64 BE), in the order packs were written.
+pub fn pack(number: u64) -> [u8; 8] {
+    number.to_be_bytes()
+}
 
 /// `meta` keys.
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
 pub const META_COUNTERS: &[u8] = b"counters";
+/// Format 3: the number the next pack gets (u64 BE).
+pub const META_NEXT_PACK: &[u8] = b"next_pack";
 
 /// Blob kinds: the first byte of a `blobs` key.
 pub const BLOB_SKELETON: u8 = b's';
 pub const BLOB_PART: u8 = b'p';
 
-/// `blobs`: kind byte + 32-byte hash (message id for skeletons, part id for parts).
+/// `blobs` (formats 1 and 2) and `pack_index` (format 3): kind byte + 32-byte hash
+/// (message id for skeletons, part id for parts).
 pub fn blob(kind: u8, id: &Hash32) -> Vec<u8> {
     let mut k = Vec::with_capacity(33);
     k.push(kind);

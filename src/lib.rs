@@ -16,6 +16,7 @@
 //! The archive is append-only: nothing once archived is removed by any command.
 
 pub mod archive;
+pub mod blobstore;
 pub mod codec;
 pub mod control;
 pub mod export;

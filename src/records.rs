@@ -30,6 +30,111 @@ pub enum Codec {
     ZstdDict = 2,
 }
 
+impl Codec {
+    fn decode(d: &mut Dec<'_>) -> Result<Codec, DecodeError> {
+        match d.u8()? {
+            0 => Ok(Codec::Stored),
+            1 => Ok(Codec::Zstd),
+            2 => Ok(Codec::ZstdDict),
+            c => Err(d.err(format!("unknown codec {c}"))),
+        }
+    }
+}
+
+/// Where a skeleton or part payload is (format 3, `pack_index`): bytes
+/// `offset..offset + len` of the decoded frame at `frame_offset..+frame_len` of pack
+/// `pack`. `group` orders similar mail together when packs are rewritten.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobLocation {
+    pub pack: u64,
+    pub frame_offset: u64,
+    pub frame_len: u32,
+    pub codec: Codec,
+    pub dict_id: u32,
+    pub offset: u64,
+    pub len: u64,
+    pub group: u64,
+}
+
+impl BlobLocation {
+    pub const ENCODED_LEN: usize = 46;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Enc(Vec::with_capacity(Self::ENCODED_LEN));
+        e.u8(RECORD_V1)
+            .u64(self.pack)
+            .u64(self.frame_offset)
+            .u32(self.frame_len)
+            .u8(self.codec as u8)
+            .u32(self.dict_id)
+            .u64(self.offset)
+            .u64(self.len)
+            .u64(self.group);
+        e.finish()
+    }
+
+    pub fn decode(v: &[u8]) -> Result<BlobLocation, DecodeError> {
+        let mut d = Dec::new(v, "blob location");
+        check_version(&mut d)?;
+        let r = BlobLocation {
+            pack: d.u64()?,
+            frame_offset: d.u64()?,
+            frame_len: d.u32()?,
+            codec: Codec::decode(&mut d)?,
+            dict_id: d.u32()?,
+            offset: d.u64()?,
+            len: d.u64()?,
+            group: d.u64()?,
+        };
+        d.end()?;
+        Ok(r)
+    }
+
+    /// The frame this location is in, as the frame cache names it.
+    pub fn frame(&self) -> (u64, u64) {
+        (self.pack, self.frame_offset)
+    }
+}
+
+/// A pack the archive references (format 3, `packs`, keyed by pack number).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackRecord {
+    /// The BLAKE3 of the pack's bytes: its name in the blob store.
+    pub name: Hash32,
+    pub size: u64,
+    pub entries: u32,
+    /// The zstd level its frames were written at (compaction raises it).
+    pub level: u8,
+    pub created: i64,
+}
+
+impl PackRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Enc(Vec::with_capacity(58));
+        e.u8(RECORD_V1)
+            .raw(&self.name.0)
+            .u64(self.size)
+            .u32(self.entries)
+            .u8(self.level)
+            .i64(self.created);
+        e.finish()
+    }
+
+    pub fn decode(v: &[u8]) -> Result<PackRecord, DecodeError> {
+        let mut d = Dec::new(v, "pack record");
+        check_version(&mut d)?;
+        let r = PackRecord {
+            name: Hash32(d.hash()?),
+            size: d.u64()?,
+            entries: d.u32()?,
+            level: d.u8()?,
+            created: d.i64()?,
+        };
+        d.end()?;
+        Ok(r)
+    }
+}
+
 /// A `blobs` value: `u8 version, u8 codec, u32 dict_id, u64 payload_len, data…`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct BlobHeader {
@@ -55,12 +160,7 @@ impl BlobHeader {
     pub fn decode(value: &[u8]) -> Result<(BlobHeader, &[u8]), DecodeError> {
         let mut d = Dec::new(value, "blob");
         check_version(&mut d)?;
-        let codec = match d.u8()? {
-            0 => Codec::Stored,
-            1 => Codec::Zstd,
-            2 => Codec::ZstdDict,
-            c => return Err(d.err(format!("unknown codec {c}"))),
-        };
+        let codec = Codec::decode(&mut d)?;
         let dict_id = d.u32()?;
         let payload_len = d.u64()?;
         Ok((

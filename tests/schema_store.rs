@@ -1,6 +1,7 @@
-//! The storage layout in `schemas/store-v2.toml` is what the code writes: column
-//! families in order, and the exact bytes of each example key and record; and
-//! format 2 kept format 1 (`schemas/store-v1.toml`) unchanged but for its addition.
+//! The storage layout in `schemas/store-v3.toml` is what the code writes: column
+//! families in order, the pack magics, and the exact bytes of each example key and
+//! record; format 2 kept format 1 unchanged but for its addition, and format 3 kept
+//! every record of format 2 but the blobs it moved into packs.
 //! `MAILVAULT_BLESS=1` prints the examples' current bytes (for a deliberate change,
 //! which is a format change: bump the version).
 
@@ -69,6 +70,17 @@ fn examples() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             Counters { messages: 1, placements: 2, parts: 3, raw_bytes: 4, placement_raw_bytes: 5, unique_bytes: 6, part_dedup_bytes: 10, stored_bytes: 7, next_seq: 8, dictionaries: 9 }.encode(),
         ),
         ("value.blobs", "zstd with dictionary 1, payload_len 3, data \"xyz\"", BlobHeader { codec: Codec::ZstdDict, dict_id: 1, payload_len: 3 }.encode(b"xyz")),
+        ("key.packs", "pack 7", keys::pack(7).to_vec()),
+        (
+            "value.pack_index",
+            "pack 7, frame at 8 of 300 bytes, zstd with dictionary 1, offset 120, len 64, group 0x0102030405060708",
+            BlobLocation { pack: 7, frame_offset: 8, frame_len: 300, codec: Codec::ZstdDict, dict_id: 1, offset: 120, len: 64, group: 0x0102_0304_0506_0708 }.encode(),
+        ),
+        (
+            "value.packs",
+            "name id(\"m\"), 5000 bytes, 12 entries, level 19, created 1700000000",
+            PackRecord { name: m, size: 5000, entries: 12, level: 19, created: 1_700_000_000 }.encode(),
+        ),
         ("key.replay_ledger", "u@h:993 / Sent / id(\"m\") copy 1", keys::ledger("u@h:993", "Sent", &m, 1)),
         ("value.replay_ledger.intent", "intent, uidvalidity 7, uidnext 40, at 1700000000", LedgerRecord { state: Ledger::Intent { uidvalidity: 7, uidnext: 40 }, at: 1_700_000_000 }.encode()),
         ("value.replay_ledger.appended", "appended, uidvalidity 7, uid 42, at 1700000000", LedgerRecord { state: Ledger::Appended { uidvalidity: 7, uid: Some(42) }, at: 1_700_000_000 }.encode()),
@@ -83,7 +95,7 @@ fn schema_file(name: &str) -> toml::Table {
 }
 
 fn schema() -> toml::Table {
-    schema_file("store-v2.toml")
+    schema_file("store-v3.toml")
 }
 
 fn declared_examples(s: &toml::Table) -> Vec<(String, String)> {
@@ -115,7 +127,7 @@ fn cf_names(s: &toml::Table) -> Vec<String> {
 /// is still there, byte for byte (which is why the upgrade need not rewrite data).
 #[test]
 fn version_2_only_adds_to_version_1() {
-    let (v1, v2) = (schema_file("store-v1.toml"), schema());
+    let (v1, v2) = (schema_file("store-v1.toml"), schema_file("store-v2.toml"));
     assert_eq!(v1["format_version"].as_integer(), Some(1));
     assert_eq!(cf_names(&v1), keys::V1_CFS.to_vec());
     assert_eq!(cf_names(&v2)[..keys::V1_CFS.len()], cf_names(&v1)[..]);
@@ -128,6 +140,48 @@ fn version_2_only_adds_to_version_1() {
         );
     }
     assert_eq!(mailvault::archive::layout::OLDEST_READABLE, 1);
+}
+
+/// Format 3 keeps every format-2 column family but `blobs`, in order, and every
+/// format-2 record byte for byte: the upgrade moves blobs and rewrites nothing else.
+#[test]
+fn version_3_keeps_every_version_2_record_but_the_blobs() {
+    let (v2, v3) = (schema_file("store-v2.toml"), schema());
+    let kept: Vec<String> = cf_names(&v2).into_iter().filter(|n| n != "blobs").collect();
+    assert_eq!(cf_names(&v3)[..kept.len()], kept[..]);
+    assert_eq!(keys::V2_CFS.to_vec(), cf_names(&v2));
+    let upgrades: Vec<i64> = v3["upgrades_from"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_integer().unwrap())
+        .collect();
+    assert_eq!(upgrades, vec![1, 2]);
+    let v3_examples = declared_examples(&v3);
+    for (name, hex) in declared_examples(&v2) {
+        assert!(
+            v3_examples.contains(&(name.clone(), hex)),
+            "{name}: version 3 changed a version-2 layout"
+        );
+    }
+}
+
+#[test]
+fn pack_magics_match() {
+    let s = schema();
+    let pack = s["pack"].as_table().unwrap();
+    assert_eq!(
+        pack["magic"].as_str().unwrap().as_bytes(),
+        mailvault::archive::pack::MAGIC
+    );
+    assert_eq!(
+        pack["end_magic"].as_str().unwrap().as_bytes(),
+        mailvault::archive::pack::END_MAGIC
+    );
+    assert_eq!(
+        pack["entry_bytes"].as_integer(),
+        Some(mailvault::archive::pack::ENTRY_LEN as i64)
+    );
 }
 
 #[test]

@@ -31,8 +31,10 @@ pub const MAX_PAYLOAD: u64 = 1 << 32;
 /// A loaded dictionary, ready for both directions.
 pub struct Dict {
     pub id: u32,
+    /// Prepared for [`LEVEL`], the level of new mail.
     pub encoder: EncoderDictionary<'static>,
     pub decoder: DecoderDictionary<'static>,
+    bytes: Vec<u8>,
 }
 
 impl Dict {
@@ -41,8 +43,19 @@ impl Dict {
             id,
             encoder: EncoderDictionary::copy(bytes, LEVEL),
             decoder: DecoderDictionary::copy(bytes),
+            bytes: bytes.to_vec(),
         }
     }
+
+    /// The dictionary prepared for another compression level (compaction's).
+    pub fn encoder_at(&self, level: i32) -> EncoderDictionary<'static> {
+        EncoderDictionary::copy(&self.bytes, level)
+    }
+}
+
+/// Runs `f` with this thread's zstd decompression context.
+pub fn with_dctx<T>(f: impl FnOnce(&mut zstd::zstd_safe::DCtx<'static>) -> T) -> T {
+    DCTX.with(|c| f(&mut c.borrow_mut()))
 }
 
 /// Every dictionary of the archive, and which one new blobs use.
@@ -119,15 +132,16 @@ fn zstd_error(code: usize) -> DecodeFailure {
     format!("zstd: {}", zstd::zstd_safe::get_error_name(code))
 }
 
-/// Compresses payloads into complete `blobs` values (header + data). Keeps one zstd
-/// context for many blobs: creating a context per blob costs more than compressing
-/// a typical message header.
+/// Compresses payloads into complete `blobs` values (header + data), as formats 1
+/// and 2 stored them (tests make such values; the archive only reads them now).
+#[cfg(test)]
 pub struct Encoder<'d> {
     zstd: zstd::bulk::Compressor<'d>,
     codec: Codec,
     dict_id: u32,
 }
 
+#[cfg(test)]
 impl<'d> Encoder<'d> {
     pub fn new(dict: Option<&'d Dict>) -> std::io::Result<Self> {
         let (mut zstd, codec, dict_id) = match dict {

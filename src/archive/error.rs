@@ -19,6 +19,8 @@ pub enum ArchiveError {
         #[source]
         source: rocksdb::Error,
     },
+    #[error(transparent)]
+    Blobs(#[from] crate::blobstore::BlobStoreError),
     #[error("archive {path} was opened read-only")]
     ReadOnly { path: PathBuf },
     #[error("archive {path} is in use by another mailvault process (RocksDB lock held)")]

@@ -1,6 +1,8 @@
-//! Storing a batch of messages: hash, split, dedup, compress (in parallel), then one
-//! synced RocksDB `WriteBatch` with blobs, records, placements, ingest-log entries
-//! and counters. Either the whole batch is durable or none of it is.
+//! Storing a batch of messages: hash, split, dedup, pack (compressed in parallel,
+//! durable in the blob store), then one synced RocksDB `WriteBatch` with the pack's
+//! index entries, records, placements, ingest-log entries and counters. Either the
+//! whole batch is durable or none of it is (a pack without its batch is an orphan
+//! that `compact` removes).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -10,12 +12,13 @@ use rocksdb::WriteBatch;
 use tracing::{debug, warn};
 
 use super::blob::{self, Dict};
+use super::pack::{self, FrameDict, PackItem};
 use super::sync::SourceChanges;
 use super::{check_name, layout, Archive, ArchiveError, Result};
 use crate::keys;
 use crate::mime::{self, Cut};
 use crate::model::{Hash32, MessageId, PartId, PlacementSpec, RawMessage};
-use crate::records::{IngestEntry, IngestKind, MessageRecord, PartRecord, PartRef, PlacementRecord};
+use crate::records::{Counters, IngestEntry, IngestKind, MessageRecord, PartRecord, PartRef, PlacementRecord};
 
 /// What one batch changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
@@ -69,9 +72,29 @@ struct Prepared {
     raw_len: u64,
     skeleton: Vec<u8>,
     parts: Vec<(PartRef, Vec<u8>)>,
+    /// Where similar mail goes in packs (folder, list or sender).
+    group: u64,
 }
 
-fn prepare(id: MessageId, raw: &[u8], min_part: usize) -> Prepared {
+/// Every account and mailbox name of the batch is usable in keys.
+fn check_batch_names(batch: &[RawMessage]) -> Result<()> {
+    for p in batch.iter().flat_map(|m| &m.placements) {
+        check_name("account", &p.account)?;
+        check_name("mailbox", &p.mailbox)?;
+    }
+    Ok(())
+}
+
+fn prepare(m: &RawMessage, min_part: usize) -> Prepared {
+    let mut p = split_message(m.id, &m.raw, min_part);
+    p.group = match m.placements.first() {
+        Some(spec) => pack::group_of(&spec.account, &spec.mailbox, &p.skeleton),
+        None => pack::group_of("", "", &p.skeleton),
+    };
+    p
+}
+
+fn split_message(id: MessageId, raw: &[u8], min_part: usize) -> Prepared {
     let cuts: Vec<Cut> = mime::split(raw, min_part);
     let skeleton = mime::skeleton(raw, &cuts);
     let splices = mime::splices(&cuts);
@@ -87,6 +110,7 @@ fn prepare(id: MessageId, raw: &[u8], min_part: usize) -> Prepared {
             raw_len: raw.len() as u64,
             skeleton: raw.to_vec(),
             parts: Vec::new(),
+            group: 0,
         };
     }
     let parts = splices
@@ -107,19 +131,50 @@ fn prepare(id: MessageId, raw: &[u8], min_part: usize) -> Prepared {
         raw_len: raw.len() as u64,
         skeleton,
         parts,
+        group: 0,
     }
 }
 
-/// Encodes with a worker's encoder, or reports why the encoder could not be made.
-fn encode_with(
-    enc: &mut std::io::Result<blob::Encoder<'_>>,
-    payload: &[u8],
-    try_stored: bool,
-) -> std::io::Result<Vec<u8>> {
-    match enc {
-        Ok(e) => e.encode(payload, try_stored),
-        Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+/// The parts of a batch's new messages that the archive does not hold yet.
+struct NewParts<'a> {
+    /// Each new part once, with its payload.
+    fresh: HashMap<PartId, &'a [u8]>,
+    /// References to parts already stored (or repeated within the batch).
+    deduplicated: u64,
+    /// Their encoded bytes (what part-level dedup saved).
+    dedup_bytes: u64,
+}
+
+/// Packs new skeletons and parts in group order: each message's skeleton followed
+/// by the new parts it introduces, so reading one message usually decodes one frame.
+fn pack_items<'a>(prepared: &'a [Prepared], fresh: &HashMap<PartId, &'a [u8]>) -> Vec<PackItem<'a>> {
+    let mut order: Vec<&Prepared> = prepared.iter().collect();
+    order.sort_by_key(|p| p.group);
+    let mut placed: HashSet<PartId> = HashSet::new();
+    let mut items = Vec::with_capacity(prepared.len() + fresh.len());
+    for p in order {
+        items.push(PackItem {
+            kind: keys::BLOB_SKELETON,
+            id: p.id,
+            payload: &p.skeleton,
+            try_stored: false,
+            group: p.group,
+        });
+        for (r, _) in &p.parts {
+            if let Some(payload) = fresh.get(&r.part) {
+                if placed.insert(r.part) {
+                    items.push(PackItem {
+                        kind: keys::BLOB_PART,
+                        id: r.part,
+                        payload,
+                        try_stored: true,
+                        group: p.group,
+                    });
+                }
+            }
+        }
     }
+    items
 }
 
 impl Archive {
@@ -129,7 +184,8 @@ impl Archive {
     }
 
     /// Stores a batch together with placement changes and cursor advances, all in one
-    /// durable write.
+    /// durable write: the new payloads in one pack (durable first), then one RocksDB
+    /// batch with their index entries, records, placements, log entries and counters.
     pub fn ingest_with(&self, batch: &[RawMessage], changes: &SourceChanges, now: i64) -> Result<IngestReport> {
         let mut report = IngestReport {
             messages: batch.len() as u64,
@@ -138,131 +194,186 @@ impl Archive {
         };
         let _writer = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         let before_seq = self.counters().next_seq;
-        for m in batch {
-            for p in &m.placements {
-                check_name("account", &p.account)?;
-                check_name("mailbox", &p.mailbox)?;
-            }
-        }
+        check_batch_names(batch)?;
+        let t0 = std::time::Instant::now();
 
-        // 1. Which messages are new (not stored, first in this batch)?
+        // 1. Which messages are new; split and verify them, in parallel.
+        let new = self.new_messages(batch)?;
+        report.new_messages = new.len() as u64;
+        report.duplicates = report.messages - report.new_messages;
+        let min_part = self.config.min_part;
+        let prepared: Vec<Prepared> = new.par_iter().map(|m| prepare(m, min_part)).collect();
+        let t_split = t0.elapsed();
+
+        // 2. Train the dictionary on the first batch large enough.
+        let mut wb = WriteBatch::default();
+        let mut counters = self.counters();
+        let new_dict = self.train_dictionary(&prepared, &mut wb, &mut counters);
+        let dict = new_dict
+            .clone()
+            .or_else(|| self.dicts.read().unwrap_or_else(|p| p.into_inner()).current.clone());
+
+        // 3. Which parts are new?
+        let parts = self.new_parts(&prepared)?;
+        report.new_parts = parts.fresh.len() as u64;
+        report.deduplicated_parts = parts.deduplicated;
+        counters.part_dedup_bytes += parts.dedup_bytes;
+        let t_dict = t0.elapsed();
+
+        // 4. The pack: durable in the blob store before anything points to it.
+        let items = pack_items(&prepared, &parts.fresh);
+        let written = if items.is_empty() {
+            None
+        } else {
+            let frame_dict = dict.as_deref().map(|d| FrameDict {
+                id: d.id,
+                encoder: &d.encoder,
+            });
+            let w = self.write_pack(&items, frame_dict, blob::LEVEL, pack::INGEST_FRAME, now, &mut wb)?;
+            counters.stored_bytes += w.record.size;
+            report.stored_bytes += w.record.size;
+            Some(w)
+        };
+        let t_compress = t0.elapsed();
+
+        // 5. Records, placements, source changes and counters in the same batch.
+        let new_ids = self.stage_records(&prepared, &parts.fresh, now, &mut wb, &mut counters);
+        counters.messages += report.new_messages;
+        let sightings = self.sightings(batch, changes)?;
+        self.stage_placements(&sightings, &new_ids, now, &mut wb, &mut counters, &mut report)?;
+        let cc = self.stage_changes(changes, now, &mut wb, &mut counters.next_seq)?;
+        report.flag_changes = cc.flag_changes;
+        report.deleted_at_source = cc.deleted_at_source;
+        wb.put_cf(self.cf(keys::CF_META), keys::META_COUNTERS, counters.encode());
+        let t_stage = t0.elapsed();
+
+        // 6. Commit.
+        if counters.next_seq != before_seq {
+            layout::write_seq_hint(&self.dir, counters.next_seq)?;
+        }
+        self.write(wb)?;
+        debug!(
+            messages = batch.len(),
+            new = report.new_messages,
+            split_ms = t_split.as_millis() as u64,
+            dict_ms = (t_dict - t_split).as_millis() as u64,
+            pack_ms = (t_compress - t_dict).as_millis() as u64,
+            stage_ms = (t_stage - t_compress).as_millis() as u64,
+            write_ms = (t0.elapsed() - t_stage).as_millis() as u64,
+            "batch stored"
+        );
+        // The dictionary first: a reader that sees the new counters (and so the new
+        // ingest-log entries) must be able to decode what they point to.
+        if let Some(d) = new_dict {
+            let mut dicts = self.dicts.write().unwrap_or_else(|p| p.into_inner());
+            dicts.by_id.insert(d.id, d.clone());
+            dicts.current = Some(d);
+        }
+        self.packs_committed(written);
+        *self.counters.write().unwrap_or_else(|p| p.into_inner()) = counters;
+        Ok(report)
+    }
+
+    /// The batch's messages the archive does not hold, each once.
+    fn new_messages<'b>(&self, batch: &'b [RawMessage]) -> Result<Vec<&'b RawMessage>> {
         let mut seen: HashSet<MessageId> = HashSet::new();
         let unique: Vec<&RawMessage> = batch.iter().filter(|m| seen.insert(m.id)).collect();
         let present = self.exists_many(keys::CF_MESSAGES, unique.iter().map(|m| m.id))?;
-        let new: Vec<&RawMessage> = unique
-            .iter()
-            .zip(&present)
-            .filter(|(_, p)| !**p)
-            .map(|(m, _)| *m)
-            .collect();
-        report.new_messages = new.len() as u64;
-        report.duplicates = report.messages - report.new_messages;
+        Ok(unique
+            .into_iter()
+            .zip(present)
+            .filter(|(_, p)| !*p)
+            .map(|(m, _)| m)
+            .collect())
+    }
 
-        let t0 = std::time::Instant::now();
-        // 2. Split and verify, in parallel.
-        let min_part = self.config.min_part;
-        let prepared: Vec<Prepared> = new.par_iter().map(|m| prepare(m.id, &m.raw, min_part)).collect();
-
-        let t_split = t0.elapsed();
-        // 3. Train the dictionary on the first batch large enough.
-        let mut wb = WriteBatch::default();
-        let mut counters = self.counters();
-        let mut new_dict: Option<Arc<Dict>> = None;
-        let current_dict = self.dicts.read().unwrap_or_else(|p| p.into_inner()).current.clone();
-        if current_dict.is_none() && prepared.len() >= blob::DICT_MIN_SAMPLES {
-            let samples: Vec<&[u8]> = prepared.iter().map(|p| p.skeleton.as_slice()).collect();
-            if let Some(bytes) = blob::train(&samples) {
-                let id = counters.dictionaries as u32 + 1;
-                debug!(
-                    dict = id,
-                    bytes = bytes.len(),
-                    samples = samples.len(),
-                    "trained zstd dictionary"
-                );
-                wb.put_cf(self.cf(keys::CF_DICTIONARIES), keys::dictionary(id), &bytes);
-                counters.dictionaries += 1;
-                new_dict = Some(Arc::new(Dict::new(id, &bytes)));
-            }
+    /// Trains the archive's first dictionary when this batch has enough new messages;
+    /// stages it in `wb`.
+    fn train_dictionary(
+        &self,
+        prepared: &[Prepared],
+        wb: &mut WriteBatch,
+        counters: &mut Counters,
+    ) -> Option<Arc<Dict>> {
+        let has_one = self.dicts.read().unwrap_or_else(|p| p.into_inner()).current.is_some();
+        if has_one || prepared.len() < blob::DICT_MIN_SAMPLES {
+            return None;
         }
-        let dict = new_dict.clone().or(current_dict);
+        let samples: Vec<&[u8]> = prepared.iter().map(|p| p.skeleton.as_slice()).collect();
+        let bytes = blob::train(&samples)?;
+        let id = counters.dictionaries as u32 + 1;
+        debug!(
+            dict = id,
+            bytes = bytes.len(),
+            samples = samples.len(),
+            "trained zstd dictionary"
+        );
+        wb.put_cf(self.cf(keys::CF_DICTIONARIES), keys::dictionary(id), &bytes);
+        counters.dictionaries += 1;
+        Some(Arc::new(Dict::new(id, &bytes)))
+    }
 
-        // 4. Which parts are new?
-        let mut part_seen: HashSet<PartId> = HashSet::new();
-        let mut candidate_parts: Vec<(&PartRef, &[u8])> = Vec::new();
-        for p in &prepared {
+    /// The parts of `prepared` not stored yet, and what dedup saved on the others.
+    fn new_parts<'a>(&self, prepared: &'a [Prepared]) -> Result<NewParts<'a>> {
+        let mut seen: HashSet<PartId> = HashSet::new();
+        let mut candidates: Vec<(PartId, &[u8])> = Vec::new();
+        for p in prepared {
             for (r, payload) in &p.parts {
-                if part_seen.insert(r.part) {
-                    candidate_parts.push((r, payload));
+                if seen.insert(r.part) {
+                    candidates.push((r.part, payload));
                 }
             }
         }
-        let parts_present = self.exists_many(keys::CF_PARTS, candidate_parts.iter().map(|(r, _)| r.part))?;
-        let new_parts: Vec<(&PartRef, &[u8])> = candidate_parts
+        let present = self.exists_many(keys::CF_PARTS, candidates.iter().map(|(id, _)| *id))?;
+        let fresh: HashMap<PartId, &[u8]> = candidates
             .into_iter()
-            .zip(parts_present)
+            .zip(present)
             .filter(|(_, present)| !present)
-            .map(|(p, _)| p)
+            .map(|(c, _)| c)
             .collect();
-        let total_refs: u64 = prepared.iter().map(|p| p.parts.len() as u64).sum();
-        report.new_parts = new_parts.len() as u64;
-        report.deduplicated_parts = total_refs - report.new_parts;
-        let fresh: HashSet<PartId> = new_parts.iter().map(|(r, _)| r.part).collect();
+        let (mut deduplicated, mut dedup_bytes) = (0, 0);
         let mut first_use: HashSet<PartId> = HashSet::new();
         for r in prepared.iter().flat_map(|p| p.parts.iter().map(|(r, _)| r)) {
-            if !(fresh.contains(&r.part) && first_use.insert(r.part)) {
-                counters.part_dedup_bytes += r.splice.len;
+            if !(fresh.contains_key(&r.part) && first_use.insert(r.part)) {
+                deduplicated += 1;
+                dedup_bytes += r.splice.len;
             }
         }
+        Ok(NewParts {
+            fresh,
+            deduplicated,
+            dedup_bytes,
+        })
+    }
 
-        let t_dict = t0.elapsed();
-        // 5. Compress skeletons and new parts, in parallel.
-        let d = dict.as_deref();
-        // One zstd context per worker thread, not per blob.
-        let skeleton_blobs: Vec<std::io::Result<Vec<u8>>> = prepared
-            .par_iter()
-            .map_init(|| blob::Encoder::new(d), |enc, p| encode_with(enc, &p.skeleton, false))
-            .collect();
-        let part_blobs: Vec<std::io::Result<Vec<u8>>> = new_parts
-            .par_iter()
-            .map_init(
-                || blob::Encoder::new(d),
-                |enc, (_, payload)| encode_with(enc, payload, true),
-            )
-            .collect();
-        let compress_err = |id: &Hash32, e: std::io::Error| ArchiveError::Corrupt {
-            id: id.to_hex(),
-            what: format!("zstd compression failed: {e}"),
-        };
-
-        let t_compress = t0.elapsed();
-        // 6. One write batch.
-        let (blobs, messages, parts) = (
-            self.cf(keys::CF_BLOBS),
+    /// Stages the records of new parts and messages and their ingest-log entries;
+    /// returns the new message ids.
+    fn stage_records(
+        &self,
+        prepared: &[Prepared],
+        fresh: &HashMap<PartId, &[u8]>,
+        now: i64,
+        wb: &mut WriteBatch,
+        counters: &mut Counters,
+    ) -> HashSet<MessageId> {
+        let (messages, parts, log) = (
             self.cf(keys::CF_MESSAGES),
             self.cf(keys::CF_PARTS),
+            self.cf(keys::CF_INGEST_LOG),
         );
-        let log = self.cf(keys::CF_INGEST_LOG);
-        for ((r, payload), b) in new_parts.iter().zip(part_blobs) {
-            let b = b.map_err(|e| compress_err(&r.part, e))?;
-            counters.stored_bytes += b.len() as u64;
-            report.stored_bytes += b.len() as u64;
+        for (id, payload) in fresh {
             counters.unique_bytes += payload.len() as u64;
-            wb.put_cf(blobs, keys::blob(keys::BLOB_PART, &r.part), &b);
             let rec = PartRecord {
                 payload_len: payload.len() as u64,
                 first_seen: now,
             };
-            wb.put_cf(parts, keys::by_hash(&r.part), rec.encode());
+            wb.put_cf(parts, keys::by_hash(id), rec.encode());
         }
-        counters.parts += report.new_parts;
+        counters.parts += fresh.len() as u64;
         let mut new_ids: HashSet<MessageId> = HashSet::new();
-        for (p, b) in prepared.iter().zip(skeleton_blobs) {
-            let b = b.map_err(|e| compress_err(&p.id, e))?;
-            counters.stored_bytes += b.len() as u64;
-            report.stored_bytes += b.len() as u64;
+        for p in prepared {
             counters.unique_bytes += p.skeleton.len() as u64;
             counters.raw_bytes += p.raw_len;
-            wb.put_cf(blobs, keys::blob(keys::BLOB_SKELETON, &p.id), &b);
             let seq = counters.next_seq;
             counters.next_seq += 1;
             let rec = MessageRecord {
@@ -279,9 +390,12 @@ impl Archive {
             wb.put_cf(log, keys::ingest_seq(seq), entry.encode());
             new_ids.insert(p.id);
         }
-        counters.messages += report.new_messages;
+        new_ids
+    }
 
-        let mut sightings: Vec<Sighting<'_>> = batch
+    /// Every placement the batch and the source's changes record.
+    fn sightings<'b>(&self, batch: &'b [RawMessage], changes: &'b SourceChanges) -> Result<Vec<Sighting<'b>>> {
+        let mut sightings: Vec<Sighting<'b>> = batch
             .iter()
             .flat_map(|m| {
                 m.placements.iter().map(|spec| Sighting {
@@ -304,36 +418,7 @@ impl Archive {
                 spec: &k.spec,
             });
         }
-        self.stage_placements(&sightings, &new_ids, now, &mut wb, &mut counters, &mut report)?;
-        let cc = self.stage_changes(changes, now, &mut wb, &mut counters.next_seq)?;
-        report.flag_changes = cc.flag_changes;
-        report.deleted_at_source = cc.deleted_at_source;
-
-        wb.put_cf(self.cf(keys::CF_META), keys::META_COUNTERS, counters.encode());
-        let t_stage = t0.elapsed();
-        if counters.next_seq != before_seq {
-            layout::write_seq_hint(&self.dir, counters.next_seq)?;
-        }
-        self.write(wb)?;
-        debug!(
-            messages = batch.len(),
-            new = report.new_messages,
-            split_ms = t_split.as_millis() as u64,
-            dict_ms = (t_dict - t_split).as_millis() as u64,
-            compress_ms = (t_compress - t_dict).as_millis() as u64,
-            stage_ms = (t_stage - t_compress).as_millis() as u64,
-            write_ms = (t0.elapsed() - t_stage).as_millis() as u64,
-            "batch stored"
-        );
-        // The dictionary first: a reader that sees the new counters (and so the new
-        // ingest-log entries) must be able to decode what they point to.
-        if let Some(d) = new_dict {
-            let mut dicts = self.dicts.write().unwrap_or_else(|p| p.into_inner());
-            dicts.by_id.insert(d.id, d.clone());
-            dicts.current = Some(d);
-        }
-        *self.counters.write().unwrap_or_else(|p| p.into_inner()) = counters;
-        Ok(report)
+        Ok(sightings)
     }
 
     /// Adds new placements and updates changed ones (flags, internal date) in `wb`.
@@ -343,7 +428,7 @@ impl Archive {
         new_ids: &HashSet<MessageId>,
         now: i64,
         wb: &mut WriteBatch,
-        counters: &mut crate::records::Counters,
+        counters: &mut Counters,
         report: &mut IngestReport,
     ) -> Result<()> {
         let pcf = self.cf(keys::CF_PLACEMENTS);

@@ -1,17 +1,23 @@
-//! The archive directory: a marker file naming the format version, RocksDB under
-//! `db/`. The marker is read before RocksDB is touched, so a newer format is refused
-//! without any chance of modifying it.
+//! The archive directory: a marker file naming the format version and where the
+//! packs are, RocksDB under `db/`, local packs under `packs/`. The marker is read
+//! before RocksDB is touched, so a newer format is refused without any chance of
+//! modifying it.
 //!
 //! ```text
 //! ARCHIVE/
-//!   mailvault-archive.toml   format = "mailvault-archive", format_version = 2
-//!   db/                      RocksDB (column families: schemas/store-v2.toml)
+//!   mailvault-archive.toml   format = "mailvault-archive", format_version = 3,
+//!                            [blobs] kind = "local" | "s3" (bucket, prefix, endpoint, region)
+//!   db/                      RocksDB (column families: schemas/store-v3.toml)
+//!   packs/ab/ab….pack        packs, when they are kept locally
 //! ```
 //!
-//! Format 2 added the `replay_ledger` column family and nothing else. A version-1
-//! archive is read as it is, and upgraded in place by the first writable open:
-//! the column family is created, then `meta/format_version` is set, then the marker
-//! (each step durable; a crash between them is finished by the next open).
+//! Format 2 added the `replay_ledger` column family; format 3 moved every skeleton
+//! and part from the `blobs` column family into packs. Older archives are read as
+//! they are, and upgraded in place by the first writable open: missing column
+//! families are created, blobs are moved into packs (a pack at a time, each durable
+//! before the batch that points to it and drops the blobs commits), the `blobs`
+//! column family is dropped, then `meta/format_version` is set, then the marker.
+//! A crash between any two steps is finished by the next writable open.
 
 use std::fs;
 use std::io::Write;
@@ -22,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ArchiveError, Result};
 
 /// The format version this build writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format version this build reads (and upgrades when writing).
 pub const OLDEST_READABLE: u32 = 1;
 pub const MARKER_FILE: &str = "mailvault-archive.toml";
@@ -33,6 +39,26 @@ struct Marker {
     format: String,
     format_version: u32,
     created_by: String,
+    /// Absent before format 3, and in archives that keep packs locally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    blobs: Option<BlobsConfig>,
+}
+
+/// Where an archive keeps its packs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum BlobsConfig {
+    /// `ARCHIVE/packs/`.
+    #[default]
+    Local,
+    S3(crate::blobstore::S3Config),
+}
+
+/// What the marker of an existing archive says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarkerInfo {
+    pub format_version: u32,
+    pub blobs: BlobsConfig,
 }
 
 /// A hint for readers: an upper bound of the ingest log's next sequence number,
@@ -67,6 +93,11 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
 /// Checks the marker of an existing archive and returns its format version. `Ok(None)`
 /// when `dir` does not exist or is empty (a new archive may be created there).
 pub fn check(dir: &Path) -> Result<Option<u32>> {
+    Ok(read_marker(dir)?.map(|m| m.format_version))
+}
+
+/// [`check`], with where the packs are.
+pub fn read_marker(dir: &Path) -> Result<Option<MarkerInfo>> {
     let marker = dir.join(MARKER_FILE);
     match fs::read_to_string(&marker) {
         Ok(text) => {
@@ -83,7 +114,10 @@ pub fn check(dir: &Path) -> Result<Option<u32>> {
             if !(OLDEST_READABLE..=FORMAT_VERSION).contains(&m.format_version) {
                 return Err(unsupported(dir, m.format_version));
             }
-            Ok(Some(m.format_version))
+            Ok(Some(MarkerInfo {
+                format_version: m.format_version,
+                blobs: m.blobs.unwrap_or_default(),
+            }))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             // A marker temp file alone is an interrupted `init`: still empty.
@@ -119,7 +153,7 @@ pub fn unsupported(dir: &Path, found: u32) -> ArchiveError {
 }
 
 /// Writes the marker of a new archive durably (temp file, fsync, rename, fsync dir).
-pub fn write_marker(dir: &Path) -> Result<()> {
+pub fn write_marker(dir: &Path, blobs: &BlobsConfig) -> Result<()> {
     crate::private::create_dir_all(dir).map_err(io(dir))?;
     put_marker(
         dir,
@@ -127,6 +161,7 @@ pub fn write_marker(dir: &Path) -> Result<()> {
             format: FORMAT_NAME.into(),
             format_version: FORMAT_VERSION,
             created_by: format!("mailvault {}", env!("CARGO_PKG_VERSION")),
+            blobs: (*blobs != BlobsConfig::Local).then(|| blobs.clone()),
         },
     )
 }

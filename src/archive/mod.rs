@@ -1,27 +1,36 @@
 //! The archive: content-addressed, part-deduplicated, dictionary-compressed storage
-//! of raw messages, with their placements and the replay ledger, in RocksDB (layout:
-//! `schemas/store-v2.toml`).
+//! of raw messages. Skeletons and parts are in packs (module [`pack`]) kept by a
+//! [`BlobStore`](crate::blobstore::BlobStore) (a local directory or S3); the
+//! metadata (messages, parts, placements, where each payload is, the replay ledger)
+//! is in RocksDB (layout: `schemas/store-v3.toml`).
 //!
 //! Synchronous by design: async callers wrap it in `spawn_blocking`. One process owns
-//! an archive at a time (RocksDB's lock). Writes happen in batches, each one RocksDB
-//! `WriteBatch` written with sync, so a crash leaves the archive at a batch boundary.
-//! Nothing is ever deleted: placements are marked deleted-at-source, messages stay.
+//! an archive at a time (RocksDB's lock). Writes happen in batches: the batch's pack
+//! is durable in the blob store first, then one RocksDB `WriteBatch` written with sync
+//! points to it, so a crash leaves the archive at a batch boundary (and at most an
+//! orphan pack, which `compact` removes). Messages are never deleted: placements are
+//! marked deleted-at-source, messages stay.
 
 mod blob;
+mod compact;
 mod error;
 mod ingest;
 pub mod layout;
 mod ledger;
+pub mod pack;
+mod packs;
 mod read;
 mod sync;
 pub mod testing;
 mod verify;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, DB};
 
+pub use compact::CompactReport;
 pub use error::{ArchiveError, Result};
 pub use ingest::IngestReport;
 pub use ledger::LedgerEntry;
@@ -32,21 +41,34 @@ pub use sync::{
 };
 pub use verify::{Filed, Problem, ProblemKind, VerifyReport};
 
-use crate::keys::{self, ALL_CFS, V1_CFS};
-use crate::records::Counters;
+use crate::blobstore::{BlobStore, LocalDir, S3Store};
+use crate::keys::{self, ALL_CFS};
+use crate::records::{Counters, PackRecord};
 use blob::{Dict, Dicts};
+use layout::BlobsConfig;
+use packs::FrameCache;
 
 /// Tunables; the defaults are what the README's figures were measured with.
 #[derive(Clone, Debug)]
 pub struct ArchiveConfig {
     /// Leaf bodies at least this long are stored as separate, deduplicated parts.
     pub min_part: usize,
+    /// Where a new archive keeps its packs (an existing one says in its marker).
+    pub blobs: BlobsConfig,
+    /// Payload bytes per pack when the format-2 upgrade moves blobs into packs.
+    pub upgrade_pack_bytes: usize,
+    /// Tests of a killed upgrade: stop (with an error) after this many packs.
+    #[doc(hidden)]
+    pub upgrade_stop_after_packs: Option<usize>,
 }
 
 impl Default for ArchiveConfig {
     fn default() -> Self {
         ArchiveConfig {
             min_part: crate::mime::DEFAULT_MIN_PART,
+            blobs: BlobsConfig::Local,
+            upgrade_pack_bytes: 32 << 20,
+            upgrade_stop_after_packs: None,
         }
     }
 }
@@ -65,6 +87,42 @@ pub struct Archive {
     read_only: bool,
     /// The format version of the open archive (older only when opened read-only).
     format_version: u32,
+    /// Where the packs are.
+    blobs: Box<dyn BlobStore>,
+    /// Every pack the archive references, by number.
+    packs: RwLock<HashMap<u64, PackRecord>>,
+    /// The number the next pack gets.
+    next_pack: Mutex<u64>,
+    frames: FrameCache,
+}
+
+/// The blob store an archive's marker names.
+fn open_blob_store(dir: &Path, config: &BlobsConfig) -> Result<Box<dyn BlobStore>> {
+    Ok(match config {
+        BlobsConfig::Local => Box::new(LocalDir::new(dir)),
+        BlobsConfig::S3(s3) => Box::new(S3Store::new(s3)?),
+    })
+}
+
+/// The column families to open: those that exist (refusing unknown ones, which a
+/// newer format may have added), and for writing every one of the current format.
+fn column_families(dir: &Path, writable: bool) -> Result<Vec<String>> {
+    let existing = DB::list_cf(&Options::default(), layout::db_dir(dir)).unwrap_or_default();
+    if let Some(unknown) = existing.iter().find(|n| !keys::is_known_cf(n)) {
+        return Err(ArchiveError::NotAnArchive {
+            path: dir.to_path_buf(),
+            reason: format!("unknown column family {unknown:?} (written by a newer mailvault?)"),
+        });
+    }
+    let mut cfs: Vec<String> = existing.into_iter().filter(|n| n != "default").collect();
+    if writable {
+        for n in ALL_CFS {
+            if !cfs.iter().any(|c| c == n) {
+                cfs.push(n.to_string());
+            }
+        }
+    }
+    Ok(cfs)
 }
 
 fn cf_options(name: &str) -> Options {
@@ -107,13 +165,13 @@ impl Archive {
     /// A version-1 archive is read as it is (its replay ledger is empty).
     pub fn open_read_only(dir: &Path) -> Result<Archive> {
         warn_if_exposed(dir);
-        let Some(version) = layout::check(dir)? else {
+        let Some(marker) = layout::read_marker(dir)? else {
             return Err(ArchiveError::NotAnArchive {
                 path: dir.to_path_buf(),
                 reason: "no archive there yet (run `mailvault init` or an import)".into(),
             });
         };
-        let cfs: &[&str] = if version == 1 { V1_CFS } else { &ALL_CFS };
+        let cfs = column_families(dir, false)?;
         // Nothing is written, not even RocksDB's own LOG file (a reader may have no
         // write permission on the archive): its messages go to our log instead.
         let mut opts = Options::default();
@@ -127,27 +185,34 @@ impl Archive {
             },
         ));
         let db =
-            DB::open_cf_for_read_only(&opts, layout::db_dir(dir), cfs, false).map_err(|source| ArchiveError::Db {
+            DB::open_cf_for_read_only(&opts, layout::db_dir(dir), &cfs, false).map_err(|source| ArchiveError::Db {
                 path: dir.to_path_buf(),
                 source,
             })?;
-        Archive::from_db(dir, db, ArchiveConfig::default(), true)
+        let blobs = open_blob_store(dir, &marker.blobs)?;
+        Archive::from_db(dir, db, blobs, ArchiveConfig::default(), true)
     }
 
     /// Opens for writing; a version-1 archive is upgraded in place (module
     /// [`layout`] says how).
     pub fn open_with(dir: &Path, create: bool, config: ArchiveConfig) -> Result<Archive> {
         warn_if_exposed(dir);
-        let marker = layout::check(dir)?;
-        if marker.is_none() {
-            if !create {
+        let marker = match layout::read_marker(dir)? {
+            Some(m) => m,
+            None if create => {
+                layout::write_marker(dir, &config.blobs)?;
+                layout::MarkerInfo {
+                    format_version: layout::FORMAT_VERSION,
+                    blobs: config.blobs.clone(),
+                }
+            }
+            None => {
                 return Err(ArchiveError::NotAnArchive {
                     path: dir.to_path_buf(),
                     reason: "no archive there yet (run `mailvault init` or an import)".into(),
-                });
+                })
             }
-            layout::write_marker(dir)?;
-        }
+        };
         let db_path = layout::db_dir(dir);
         let db_err = |source: rocksdb::Error| {
             let text = source.to_string();
@@ -162,35 +227,50 @@ impl Archive {
                 }
             }
         };
-        // A newer format may have added column families: refuse rather than ignore.
-        if let Ok(existing) = DB::list_cf(&Options::default(), &db_path) {
-            if let Some(unknown) = existing
-                .iter()
-                .find(|n| *n != "default" && !ALL_CFS.contains(&n.as_str()))
-            {
-                return Err(ArchiveError::NotAnArchive {
-                    path: dir.to_path_buf(),
-                    reason: format!("unknown column family {unknown:?} (written by a newer mailvault?)"),
-                });
-            }
-        }
+        let cf_names = column_families(dir, true)?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_max_background_jobs(2);
         opts.set_keep_log_file_num(3);
-        let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n)));
+        let cfs = cf_names.iter().map(|n| ColumnFamilyDescriptor::new(n, cf_options(n)));
         let db = DB::open_cf_descriptors(&opts, &db_path, cfs).map_err(db_err)?;
-        let archive = Archive::from_db(dir, db, config, false)?;
-        if marker.is_some_and(|v| v < layout::FORMAT_VERSION) {
-            tracing::info!(archive = %dir.display(), "upgraded the archive to format version {}", layout::FORMAT_VERSION);
+        let blobs = open_blob_store(dir, &marker.blobs)?;
+        let mut archive = Archive::from_db(dir, db, blobs, config, false)?;
+        if archive.format_version < layout::FORMAT_VERSION {
+            archive.upgrade()?;
+        }
+        if marker.format_version < layout::FORMAT_VERSION {
             layout::upgrade_marker(dir)?;
+            tracing::info!(archive = %dir.display(), "upgraded the archive to format version {}", layout::FORMAT_VERSION);
         }
         Ok(archive)
     }
 
+    /// Upgrades an older format in place (see [`layout`]): column families were
+    /// created by opening; blobs move into packs; then the database's version.
+    fn upgrade(&mut self) -> Result<()> {
+        tracing::info!(archive = %self.dir.display(), from = self.format_version, "upgrading the archive to format version {}", layout::FORMAT_VERSION);
+        self.move_blobs_into_packs(chrono::Utc::now().timestamp())?;
+        let mut wb = rocksdb::WriteBatch::default();
+        wb.put_cf(
+            self.cf(keys::CF_META),
+            keys::META_FORMAT_VERSION,
+            layout::FORMAT_VERSION.to_be_bytes(),
+        );
+        self.write(wb)?;
+        self.format_version = layout::FORMAT_VERSION;
+        Ok(())
+    }
+
     /// The archive over an opened database, with counters and dictionaries loaded.
-    fn from_db(dir: &Path, db: DB, config: ArchiveConfig, read_only: bool) -> Result<Archive> {
+    fn from_db(
+        dir: &Path,
+        db: DB,
+        blobs: Box<dyn BlobStore>,
+        config: ArchiveConfig,
+        read_only: bool,
+    ) -> Result<Archive> {
         let mut archive = Archive {
             dir: dir.to_path_buf(),
             db,
@@ -200,8 +280,13 @@ impl Archive {
             config,
             read_only,
             format_version: layout::FORMAT_VERSION,
+            blobs,
+            packs: RwLock::new(HashMap::new()),
+            next_pack: Mutex::new(1),
+            frames: FrameCache::new(packs::FRAME_CACHE_BYTES),
         };
         archive.load_meta()?;
+        archive.load_packs()?;
         Ok(archive)
     }
 
@@ -223,15 +308,8 @@ impl Archive {
                 if !(layout::OLDEST_READABLE..=layout::FORMAT_VERSION).contains(&found) {
                     return Err(layout::unsupported(&self.dir, found));
                 }
+                // An older version is upgraded by `open_with`, after loading.
                 version = found;
-                if found < layout::FORMAT_VERSION && !self.read_only {
-                    // v1 → v2: the only change is the ledger column family, which
-                    // opening created; record the new version.
-                    let mut wb = rocksdb::WriteBatch::default();
-                    wb.put_cf(meta, keys::META_FORMAT_VERSION, layout::FORMAT_VERSION.to_be_bytes());
-                    self.write(wb)?;
-                    version = layout::FORMAT_VERSION;
-                }
             }
             None if self.read_only => {
                 return Err(ArchiveError::NotAnArchive {
@@ -276,11 +354,18 @@ impl Archive {
         Ok(())
     }
 
-    /// A column family every readable version has (all but the replay ledger).
+    /// A column family the open archive has: every one of format 3 when writable;
+    /// for an older archive opened read-only, those of its version (callers of the
+    /// others use [`Archive::cf_opt`]).
     pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
         self.db
             .cf_handle(name)
-            .expect("every version-1 column family is opened")
+            .expect("the column family is one of the open archive's")
+    }
+
+    /// A column family some versions lack (`blobs`, `packs`, `pack_index`, the ledger).
+    pub(crate) fn cf_opt(&self, name: &str) -> Option<&ColumnFamily> {
+        self.db.cf_handle(name)
     }
 
     pub(crate) fn db_error(&self, source: rocksdb::Error) -> ArchiveError {

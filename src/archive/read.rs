@@ -50,18 +50,20 @@ impl Archive {
 
     fn blob_payload(&self, kind: u8, id: &Hash32, owner: &MessageId) -> Result<Vec<u8>> {
         let what = if kind == keys::BLOB_PART { "part" } else { "skeleton" };
-        let v = self
-            .db
-            .get_cf(self.cf(keys::CF_BLOBS), keys::blob(kind, id))
-            .map_err(|e| self.db_error(e))?
-            .ok_or_else(|| ArchiveError::Corrupt {
-                id: owner.to_hex(),
-                what: format!("{what} blob {id} is missing"),
-            })?;
-        blob::decode(&v, &self.dicts.read().unwrap_or_else(|p| p.into_inner())).map_err(|e| ArchiveError::Corrupt {
+        let damaged = |e: String| ArchiveError::Corrupt {
             id: owner.to_hex(),
-            what: format!("{what} blob {id}: {e}"),
-        })
+            what: format!("{what} {id}: {e}"),
+        };
+        if let Some(loc) = self.location(kind, id)? {
+            return self.read_located(&loc).map_err(damaged);
+        }
+        // Formats 1 and 2 (read as they are, or half-way through the upgrade).
+        let legacy = match self.cf_opt(keys::CF_BLOBS) {
+            Some(cf) => self.db.get_cf(cf, keys::blob(kind, id)).map_err(|e| self.db_error(e))?,
+            None => None,
+        };
+        let v = legacy.ok_or_else(|| damaged("is missing (not in any pack)".into()))?;
+        blob::decode(&v, &self.dicts.read().unwrap_or_else(|p| p.into_inner())).map_err(damaged)
     }
 
     /// The part payload, checked against its id.

@@ -1,28 +1,35 @@
-//! Fault injection for tests: damage a stored blob on purpose. Not used by the CLI.
+//! Fault injection for tests: damage a stored payload on purpose. Not used by the CLI.
 
 use super::{Archive, Result};
 use crate::keys;
 use crate::model::Hash32;
 
 impl Archive {
-    /// Flips one bit of the stored skeleton blob of `message`, at `offset` bytes from
-    /// the end of the value (inside the compressed data, past the header).
+    /// Flips one bit in the pack frame holding the skeleton of `message`, at
+    /// `offset_from_end` bytes before the frame's end (inside the compressed data).
+    /// Only for packs kept locally.
     #[doc(hidden)]
     pub fn testing_flip_skeleton_byte(&self, message: &Hash32, offset_from_end: usize) -> Result<bool> {
-        let cf = self.cf(keys::CF_BLOBS);
-        let key = keys::blob(keys::BLOB_SKELETON, message);
-        let Some(mut v) = self.db.get_cf(cf, &key).map_err(|e| self.db_error(e))? else {
+        let Some(loc) = self.location(keys::BLOB_SKELETON, message)? else {
             return Ok(false);
         };
-        let at = v
-            .len()
-            .saturating_sub(1 + offset_from_end)
-            .max(crate::records::BLOB_HEADER_LEN);
-        if at >= v.len() {
+        let Some(rec) = self
+            .pack_records()
+            .into_iter()
+            .find(|(n, _)| *n == loc.pack)
+            .map(|(_, r)| r)
+        else {
             return Ok(false);
-        }
-        v[at] ^= 0x10;
-        self.db.put_cf(cf, &key, &v).map_err(|e| self.db_error(e))?;
+        };
+        let path = self.dir.join(crate::blobstore::PackName(rec.name).object_path());
+        let Ok(mut bytes) = std::fs::read(&path) else {
+            return Ok(false);
+        };
+        let end = (loc.frame_offset + loc.frame_len as u64) as usize;
+        let at = end.saturating_sub(1 + offset_from_end).max(loc.frame_offset as usize);
+        bytes[at] ^= 0x10;
+        std::fs::write(&path, bytes).map_err(|source| super::ArchiveError::Io { path, source })?;
+        self.frames.clear();
         Ok(true)
     }
 

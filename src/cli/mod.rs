@@ -20,7 +20,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::prelude::*;
 
-use mailvault::archive::Archive;
+use mailvault::archive::layout::{self, BlobsConfig};
+use mailvault::archive::{Archive, ArchiveConfig};
+use mailvault::blobstore::S3Config;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -50,9 +52,16 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Create an archive (other commands create one on first use too)
-    #[command(after_help = "Examples:\n  mailvault init\n  mailvault --archive /srv/mail-archive init")]
-    Init,
+    /// Create an archive (other commands create one on first use too), with its
+    /// packs on the local disk or in S3-compatible object storage
+    #[command(
+        after_help = "Examples:\n  mailvault init\n  mailvault --archive /srv/mail-archive init\n  mailvault init --blobs s3://mail-archive/acme --s3-endpoint https://s3.example.com --s3-region eu-1\n\nS3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and\nAWS_SESSION_TOKEN), else from ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE,\nAWS_PROFILE); never from the command line."
+    )]
+    Init(InitArgs),
+    /// Rewrite packs of new mail at a high compression level with similar mail
+    /// together; drop what nothing references; remove packs a crash left behind
+    #[command(after_help = "Examples:\n  mailvault compact\n  mailvault compact --json")]
+    Compact(CompactArgs),
     /// Import mbox files, maildirs, and .eml files or folders of them
     #[command(
         after_help = "Examples:\n  mailvault import ~/Mail/ --account me\n  mailvault import Takeout/Mail/Inbox.mbox --account gmail\n  mailvault import --json export.mbox"
@@ -358,7 +367,8 @@ pub fn main() -> ExitCode {
         color: cli.color.enabled(std::io::IsTerminal::is_terminal(&std::io::stdout())),
     };
     let result = match &cli.command {
-        Command::Init => init(&cli),
+        Command::Init(a) => init(&cli, a),
+        Command::Compact(a) => compact(&cli, &ui, a),
         Command::Import(a) => import::import(&cli, &ui, a),
         Command::Export(a) => import::export(&cli, &ui, a),
         Command::Show(a) => inspect::show(&cli, &ui, a),
@@ -475,9 +485,90 @@ fn man(a: &ManArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn init(cli: &Cli) -> Result<ExitCode> {
-    let a = open_archive(cli, true)?;
-    println!("archive ready at {}", a.dir().display());
+#[derive(clap::Args, Debug)]
+struct InitArgs {
+    /// Where packs are kept: `local` (ARCHIVE/packs, the default) or
+    /// s3://BUCKET/PREFIX
+    #[arg(long, value_name = "WHERE", default_value = "local")]
+    blobs: String,
+    /// The S3 service's URL (path-style requests), e.g. http://127.0.0.1:3900;
+    /// omit for AWS
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// The S3 region [default: us-east-1]
+    #[arg(long, value_name = "REGION")]
+    s3_region: Option<String>,
+}
+
+fn init(cli: &Cli, args: &InitArgs) -> Result<ExitCode> {
+    let blobs = match args.blobs.as_str() {
+        "local" => {
+            if args.s3_endpoint.is_some() || args.s3_region.is_some() {
+                return Err(
+                    UsageError("--s3-endpoint and --s3-region go with --blobs s3://BUCKET/PREFIX".into()).into(),
+                );
+            }
+            BlobsConfig::Local
+        }
+        url => BlobsConfig::S3(
+            S3Config::from_url(url, args.s3_endpoint.clone(), args.s3_region.clone())
+                .map_err(|e| UsageError(e.to_string()))?,
+        ),
+    };
+    let dir = archive_dir(cli)?;
+    if let Some(existing) = layout::read_marker(&dir).with_context(|| format!("opening archive {}", dir.display()))? {
+        if existing.blobs != blobs {
+            anyhow::bail!(
+                "archive {} already exists with its packs elsewhere; `init` does not move them",
+                dir.display()
+            );
+        }
+    }
+    let config = ArchiveConfig {
+        blobs,
+        ..ArchiveConfig::default()
+    };
+    let a = Archive::open_with(&dir, true, config).with_context(|| format!("opening archive {}", dir.display()))?;
+    println!(
+        "archive ready at {} (packs: {})",
+        a.dir().display(),
+        a.blob_store().describe()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args, Debug)]
+struct CompactArgs {
+    #[command(flatten)]
+    output: Output,
+}
+
+fn compact(cli: &Cli, ui: &Ui, args: &CompactArgs) -> Result<ExitCode> {
+    let archive = open_archive(cli, false)?;
+    let pb = ui.progress(None, "compacting");
+    let r = archive
+        .compact(|done, total| {
+            pb.set_length(total);
+            pb.set_position(done);
+        })
+        .with_context(|| format!("compacting archive {}", archive.dir().display()))?;
+    pb.finish_and_clear();
+    if args.output.json() {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "compacted: {} rewritten into {}; {} ({}) before, {} ({}) after; {} dropped; {} removed ({})",
+            plural(r.packs_rewritten, "pack", "packs"),
+            plural(r.packs_written, "pack", "packs"),
+            plural(r.packs_before, "pack", "packs"),
+            human_bytes(r.bytes_before),
+            plural(r.packs_after, "pack", "packs"),
+            human_bytes(r.bytes_after),
+            plural(r.payloads_dropped, "unreferenced payload", "unreferenced payloads"),
+            plural(r.orphans_removed, "orphan pack", "orphan packs"),
+            human_bytes(r.orphan_bytes_removed),
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -88,18 +88,27 @@ pub fn demo_archive(dir: &Path) -> PathBuf {
 /// A fresh copy of the format-1 archive fixture (`tests/data/archive-v1.tar.zst`)
 /// under `dir`: the archive directory and the message ids it holds.
 pub fn v1_fixture(dir: &Path) -> (PathBuf, Vec<String>) {
+    format_fixture(dir, "archive-v1")
+}
+
+/// The format-2 fixture (`tests/data/ORIGIN.md`): its directory and message ids.
+pub fn v2_fixture(dir: &Path) -> (PathBuf, Vec<String>) {
+    format_fixture(dir, "archive-v2")
+}
+
+fn format_fixture(dir: &Path, name: &str) -> (PathBuf, Vec<String>) {
     let st = Command::new("tar")
         .arg("-I")
         .arg("zstd -d")
         .arg("-xf")
-        .arg(manifest_dir().join("tests/data/archive-v1.tar.zst"))
+        .arg(manifest_dir().join(format!("tests/data/{name}.tar.zst")))
         .arg("-C")
         .arg(dir)
         .status()
         .expect("tar runs");
-    assert!(st.success(), "unpacking the v1 fixture");
-    let ids = std::fs::read_to_string(dir.join("archive-v1.ids")).unwrap();
-    (dir.join("archive-v1"), ids.lines().map(str::to_string).collect())
+    assert!(st.success(), "unpacking the {name} fixture");
+    let ids = std::fs::read_to_string(dir.join(format!("{name}.ids"))).unwrap();
+    (dir.join(name), ids.lines().map(str::to_string).collect())
 }
 
 /// Unpacks a `.tar.zst` into `dest` once (under a file lock shared by all test

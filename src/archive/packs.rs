@@ -1,0 +1,358 @@
+//! The archive's side of packs: writing a pack and staging its index entries in the
+//! batch that references it, reading a payload through the frame cache, and the
+//! format-2 upgrade that moves blobs out of RocksDB into packs.
+//!
+//! Order of durability, always: the pack is durable in the blob store, then the
+//! RocksDB batch that points to it commits. A crash in between leaves an orphan
+//! pack (nothing references it), which `compact` removes; never a reference to a
+//! pack that is not there.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use rocksdb::{IteratorMode, WriteBatch};
+
+use super::blob;
+use super::pack::{self, BuiltPack, FrameDict, PackItem};
+use super::{Archive, ArchiveError, Result};
+use crate::keys;
+use crate::model::Hash32;
+use crate::records::{BlobHeader, BlobLocation, Codec, PackRecord};
+
+/// Decoded frames kept for reuse: reading the messages of one frame decodes it once.
+pub struct FrameCache {
+    inner: Mutex<CacheInner>,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    frames: HashMap<(u64, u64), Arc<Vec<u8>>>,
+    order: VecDeque<(u64, u64)>,
+    bytes: usize,
+}
+
+impl FrameCache {
+    pub fn new(capacity: usize) -> FrameCache {
+        FrameCache {
+            inner: Mutex::new(CacheInner::default()),
+            capacity,
+        }
+    }
+
+    fn get(&self, key: (u64, u64)) -> Option<Arc<Vec<u8>>> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .frames
+            .get(&key)
+            .cloned()
+    }
+
+    /// Keeps `frame` unless it is larger than an eighth of the cache; drops the oldest
+    /// frames to stay within the capacity.
+    fn put(&self, key: (u64, u64), frame: Arc<Vec<u8>>) {
+        if frame.len() > self.capacity / 8 {
+            return;
+        }
+        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if c.frames.contains_key(&key) {
+            return;
+        }
+        c.bytes += frame.len();
+        c.frames.insert(key, frame);
+        c.order.push_back(key);
+        while c.bytes > self.capacity {
+            let Some(old) = c.order.pop_front() else { break };
+            if let Some(f) = c.frames.remove(&old) {
+                c.bytes -= f.len();
+            }
+        }
+    }
+
+    pub fn clear(&self) {
+        *self.inner.lock().unwrap_or_else(|p| p.into_inner()) = CacheInner::default();
+    }
+}
+
+/// Bytes of decoded frames an open archive keeps.
+pub const FRAME_CACHE_BYTES: usize = 64 << 20;
+
+/// A pack written to the store, its number, and the record its batch will commit.
+pub(super) struct WrittenPack {
+    pub number: u64,
+    pub record: PackRecord,
+}
+
+impl Archive {
+    /// The pack record of `number` (memory first, then the database).
+    fn pack_record(&self, number: u64) -> std::result::Result<PackRecord, String> {
+        if let Some(r) = self.packs.read().unwrap_or_else(|p| p.into_inner()).get(&number) {
+            return Ok(r.clone());
+        }
+        let cf = self.cf_opt(keys::CF_PACKS).ok_or("the archive has no packs")?;
+        let v = self
+            .db
+            .get_cf(cf, keys::pack(number))
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("pack number {number} is not recorded"))?;
+        PackRecord::decode(&v).map_err(|e| e.to_string())
+    }
+
+    /// The decoded frame a location points into.
+    fn frame(&self, loc: &BlobLocation) -> std::result::Result<Arc<Vec<u8>>, String> {
+        if let Some(f) = self.frames.get(loc.frame()) {
+            return Ok(f);
+        }
+        let rec = self.pack_record(loc.pack)?;
+        let name = crate::blobstore::PackName(rec.name);
+        let bytes = self
+            .blobs
+            .read_range(&name, loc.frame_offset..loc.frame_offset + loc.frame_len as u64)
+            .map_err(|e| e.to_string())?;
+        let dicts = self.dicts.read().unwrap_or_else(|p| p.into_inner());
+        let dict = match loc.codec {
+            Codec::ZstdDict => Some(
+                dicts
+                    .by_id
+                    .get(&loc.dict_id)
+                    .ok_or_else(|| format!("the frame needs dictionary {} which the archive lacks", loc.dict_id))?
+                    .as_ref(),
+            ),
+            _ => None,
+        };
+        let frame = Arc::new(
+            pack::decode_frame(&bytes, loc.codec, dict)
+                .map_err(|e| format!("pack {name}, frame at {}: {e}", loc.frame_offset))?,
+        );
+        self.frames.put(loc.frame(), frame.clone());
+        Ok(frame)
+    }
+
+    /// The payload at `loc`.
+    pub(super) fn read_located(&self, loc: &BlobLocation) -> std::result::Result<Vec<u8>, String> {
+        let frame = self.frame(loc)?;
+        let end = loc.offset.checked_add(loc.len).filter(|e| *e <= frame.len() as u64);
+        match end {
+            Some(end) => Ok(frame[loc.offset as usize..end as usize].to_vec()),
+            None => Err(format!(
+                "the location {}+{} is outside its frame of {} bytes",
+                loc.offset,
+                loc.len,
+                frame.len()
+            )),
+        }
+    }
+
+    /// Where a payload is, if it is in a pack.
+    pub(super) fn location(&self, kind: u8, id: &Hash32) -> Result<Option<BlobLocation>> {
+        let Some(cf) = self.cf_opt(keys::CF_PACK_INDEX) else {
+            return Ok(None);
+        };
+        let Some(v) = self
+            .db
+            .get_pinned_cf(cf, keys::blob(kind, id))
+            .map_err(|e| self.db_error(e))?
+        else {
+            return Ok(None);
+        };
+        BlobLocation::decode(&v)
+            .map(Some)
+            .map_err(|source| ArchiveError::Decode {
+                key: format!("pack_index/{}{id}", kind as char),
+                source,
+            })
+    }
+
+    /// Builds a pack of `items`, stores it durably, and stages its record and index
+    /// entries (and the next pack number) in `wb`. Call with the write lock held; the
+    /// caller commits `wb`, then calls [`Archive::packs_committed`].
+    pub(super) fn write_pack(
+        &self,
+        items: &[PackItem<'_>],
+        dict: Option<FrameDict<'_>>,
+        level: i32,
+        frame_target: usize,
+        now: i64,
+        wb: &mut WriteBatch,
+    ) -> Result<WrittenPack> {
+        let built: BuiltPack = pack::build(items, dict, level, frame_target).map_err(|e| ArchiveError::Corrupt {
+            id: "a new pack".into(),
+            what: format!("zstd compression failed: {e}"),
+        })?;
+        self.blobs.put(&built.name, &built.bytes)?;
+        let number = *self.next_pack.lock().unwrap_or_else(|p| p.into_inner());
+        let record = PackRecord {
+            name: built.name.0,
+            size: built.bytes.len() as u64,
+            entries: built.entries.len() as u32,
+            level: level as u8,
+            created: now,
+        };
+        let index = self.cf(keys::CF_PACK_INDEX);
+        for e in &built.entries {
+            let mut loc = e.location.clone();
+            loc.pack = number;
+            wb.put_cf(index, keys::blob(e.kind, &e.id), loc.encode());
+        }
+        wb.put_cf(self.cf(keys::CF_PACKS), keys::pack(number), record.encode());
+        wb.put_cf(self.cf(keys::CF_META), keys::META_NEXT_PACK, (number + 1).to_be_bytes());
+        Ok(WrittenPack { number, record })
+    }
+
+    /// After the batch staging `written` committed: the packs are known in memory.
+    pub(super) fn packs_committed(&self, written: impl IntoIterator<Item = WrittenPack>) {
+        let mut packs = self.packs.write().unwrap_or_else(|p| p.into_inner());
+        let mut next = self.next_pack.lock().unwrap_or_else(|p| p.into_inner());
+        for w in written {
+            *next = (*next).max(w.number + 1);
+            packs.insert(w.number, w.record);
+        }
+    }
+
+    /// Loads the pack records and the next pack number (format 3).
+    pub(super) fn load_packs(&mut self) -> Result<()> {
+        let Some(cf) = self.cf_opt(keys::CF_PACKS) else {
+            return Ok(());
+        };
+        let mut packs = HashMap::new();
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, v) = item.map_err(|e| self.db_error(e))?;
+            let number = <[u8; 8]>::try_from(&k[..])
+                .map(u64::from_be_bytes)
+                .map_err(|_| ArchiveError::Corrupt {
+                    id: "packs".into(),
+                    what: format!("a pack key of {} bytes", k.len()),
+                })?;
+            let rec = PackRecord::decode(&v).map_err(|source| ArchiveError::Decode {
+                key: format!("packs/{number}"),
+                source,
+            })?;
+            packs.insert(number, rec);
+        }
+        let next = self
+            .db
+            .get_cf(self.cf(keys::CF_META), keys::META_NEXT_PACK)
+            .map_err(|e| self.db_error(e))?
+            .and_then(|v| <[u8; 8]>::try_from(&v[..]).ok().map(u64::from_be_bytes))
+            .unwrap_or(1);
+        let next = next.max(packs.keys().max().map_or(1, |m| m + 1));
+        *self.packs.get_mut().unwrap_or_else(|p| p.into_inner()) = packs;
+        *self.next_pack.get_mut().unwrap_or_else(|p| p.into_inner()) = next;
+        Ok(())
+    }
+
+    /// Every pack the archive references: number and record.
+    pub fn pack_records(&self) -> Vec<(u64, PackRecord)> {
+        let mut v: Vec<(u64, PackRecord)> = self
+            .packs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(n, r)| (*n, r.clone()))
+            .collect();
+        v.sort_by_key(|(n, _)| *n);
+        v
+    }
+
+    /// Where the packs are kept, for messages.
+    pub fn blob_store(&self) -> &dyn crate::blobstore::BlobStore {
+        self.blobs.as_ref()
+    }
+
+    /// Format 2 → 3: moves the `blobs` column family's payloads into packs, about
+    /// `pack_bytes` at a time, each pack durable before the batch that points to it
+    /// and deletes the blobs commits; then drops the column family. Resumes where a
+    /// killed upgrade stopped.
+    pub(super) fn move_blobs_into_packs(&mut self, now: i64) -> Result<()> {
+        let Some(cf) = self.cf_opt(keys::CF_BLOBS) else {
+            return Ok(());
+        };
+        let mut resume: Vec<u8> = Vec::new();
+        let mut moved_packs = 0usize;
+        loop {
+            let mut keys_done: Vec<Vec<u8>> = Vec::new();
+            let mut payloads: Vec<(u8, Hash32, Vec<u8>, bool)> = Vec::new();
+            let mut legacy_bytes = 0u64;
+            let mut payload_bytes = 0usize;
+            let dicts = self.dicts.read().unwrap_or_else(|p| p.into_inner());
+            for item in self
+                .db
+                .iterator_cf(cf, IteratorMode::From(&resume, rocksdb::Direction::Forward))
+            {
+                let (k, v) = item.map_err(|e| self.db_error(e))?;
+                let (Some(&kind), Ok(id)) = (k.first(), <[u8; 32]>::try_from(&k[1..])) else {
+                    return Err(ArchiveError::Corrupt {
+                        id: "blobs".into(),
+                        what: format!("a blob key of {} bytes", k.len()),
+                    });
+                };
+                let payload = blob::decode(&v, &dicts).map_err(|e| ArchiveError::Corrupt {
+                    id: Hash32(id).to_hex(),
+                    what: format!("moving blob {} into a pack: {e}", kind as char),
+                })?;
+                let stored = BlobHeader::decode(&v).is_ok_and(|(h, _)| h.codec == Codec::Stored);
+                legacy_bytes += v.len() as u64;
+                payload_bytes += payload.len();
+                payloads.push((kind, Hash32(id), payload, stored));
+                keys_done.push(k.to_vec());
+                if payload_bytes >= self.config.upgrade_pack_bytes {
+                    break;
+                }
+            }
+            drop(dicts);
+            let Some(last) = keys_done.last() else { break };
+            resume = last.clone();
+            resume.push(0);
+            self.move_one_pack(&keys_done, &payloads, legacy_bytes, now)?;
+            moved_packs += 1;
+            if self.config.upgrade_stop_after_packs == Some(moved_packs) {
+                return Err(ArchiveError::Corrupt {
+                    id: "upgrade".into(),
+                    what: format!("stopped after {moved_packs} packs, as the test asked"),
+                });
+            }
+        }
+        self.db.drop_cf(keys::CF_BLOBS).map_err(|e| self.db_error(e))?;
+        Ok(())
+    }
+
+    /// One step of the upgrade: a pack of `payloads`, and one batch that indexes it
+    /// and deletes the blobs it holds.
+    fn move_one_pack(
+        &self,
+        keys_done: &[Vec<u8>],
+        payloads: &[(u8, Hash32, Vec<u8>, bool)],
+        legacy_bytes: u64,
+        now: i64,
+    ) -> Result<()> {
+        let items: Vec<PackItem<'_>> = payloads
+            .iter()
+            .map(|(kind, id, payload, stored)| PackItem {
+                kind: *kind,
+                id: *id,
+                payload,
+                try_stored: *stored,
+                group: 0,
+            })
+            .collect();
+        let current = self.dicts.read().unwrap_or_else(|p| p.into_inner()).current.clone();
+        let dict = current.as_deref().map(|d| FrameDict {
+            id: d.id,
+            encoder: &d.encoder,
+        });
+        let mut wb = WriteBatch::default();
+        let written = self.write_pack(&items, dict, blob::LEVEL, pack::INGEST_FRAME, now, &mut wb)?;
+        let blobs_cf = self.cf(keys::CF_BLOBS);
+        for k in keys_done {
+            wb.delete_cf(blobs_cf, k);
+        }
+        let mut counters = self.counters();
+        counters.stored_bytes = counters.stored_bytes.saturating_sub(legacy_bytes) + written.record.size;
+        wb.put_cf(self.cf(keys::CF_META), keys::META_COUNTERS, counters.encode());
+        self.write(wb)?;
+        self.packs_committed([written]);
+        *self.counters.write().unwrap_or_else(|p| p.into_inner()) = counters;
+        Ok(())
+    }
+}
