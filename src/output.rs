@@ -25,9 +25,14 @@ pub struct StatsReport {
     pub dedup_saved_bytes: u64,
     /// stored_bytes / raw_bytes.
     pub ratio: f64,
-    /// Bytes the archive's files take on disk.
+    /// Bytes the archive's files take on disk (its local packs included).
     pub disk_bytes: u64,
     pub dictionaries: u64,
+    /// Where the packs are: a directory, or `s3://bucket/prefix at endpoint`.
+    pub blob_store: String,
+    /// Packs the archive references, and their bytes (objects in S3).
+    pub packs: u64,
+    pub pack_bytes: u64,
 }
 
 /// Any command's error, when JSON output was asked for (printed on standard
@@ -96,6 +101,7 @@ pub fn schemas() -> Vec<(&'static str, String)> {
             "status.v1.schema.json",
             text::<Vec<crate::service::status::JobStatus>>(),
         ),
+        ("compact.v1.schema.json", text::<crate::archive::CompactReport>()),
         ("error.v1.schema.json", text::<ErrorReport>()),
     ]
 }

@@ -314,3 +314,25 @@ fn cli_reports_missing_path_and_bad_ids() {
     let out = run(&a, &["show", "--raw", "abcd"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no message with id abcd"));
 }
+
+/// The suite's archives keep their packs where `scripts/test.sh` runs them: in the
+/// archive's `packs/`, or in S3 on its second pass (`MAILVAULT_TEST_BLOBS=s3`).
+#[test]
+fn archives_keep_their_packs_where_the_suite_runs_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    ok(&a, &["-q", "import", demo_sample().to_str().unwrap()]);
+    let s = stats(&a);
+    let store = s["blob_store"].as_str().unwrap();
+    if shared_garage().is_some() {
+        assert!(store.starts_with("s3://"), "{s}");
+        assert!(!a.join("packs").exists());
+    } else {
+        assert_eq!(store, a.display().to_string(), "{s}");
+        assert!(a.join("packs").is_dir());
+    }
+    assert!(
+        s["packs"].as_u64().unwrap() >= 1 && s["pack_bytes"] == s["stored_bytes"],
+        "{s}"
+    );
+}

@@ -217,6 +217,7 @@ impl Archive {
         }
         *self.counters.write().unwrap_or_else(|p| p.into_inner()) = counters;
         self.frames.clear();
+        self.ranges.clear();
         for r in records.values() {
             self.blobs.delete(&PackName(r.name))?;
         }

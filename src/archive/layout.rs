@@ -54,6 +54,36 @@ pub enum BlobsConfig {
     S3(crate::blobstore::S3Config),
 }
 
+impl BlobsConfig {
+    /// Where new archives keep their packs when `init --blobs` is not given: the
+    /// environment's `MAILVAULT_BLOBS` (`local` or `s3://BUCKET/PREFIX`, with
+    /// `MAILVAULT_S3_ENDPOINT` and `MAILVAULT_S3_REGION`), else local.
+    pub fn from_env() -> std::result::Result<BlobsConfig, crate::blobstore::BlobStoreError> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        match var("MAILVAULT_BLOBS") {
+            None => Ok(BlobsConfig::Local),
+            Some(v) => BlobsConfig::parse(&v, var("MAILVAULT_S3_ENDPOINT"), var("MAILVAULT_S3_REGION")),
+        }
+    }
+
+    /// `local` or `s3://BUCKET/PREFIX` (S3 with `endpoint` and `region`).
+    pub fn parse(
+        blobs: &str,
+        endpoint: Option<String>,
+        region: Option<String>,
+    ) -> std::result::Result<BlobsConfig, crate::blobstore::BlobStoreError> {
+        if blobs == "local" {
+            if endpoint.is_some() || region.is_some() {
+                return Err(crate::blobstore::BlobStoreError::Config(
+                    "an S3 endpoint or region goes with s3://BUCKET/PREFIX, not with local packs".into(),
+                ));
+            }
+            return Ok(BlobsConfig::Local);
+        }
+        crate::blobstore::S3Config::from_url(blobs, endpoint, region).map(BlobsConfig::S3)
+    }
+}
+
 /// What the marker of an existing archive says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MarkerInfo {

@@ -94,6 +94,8 @@ pub struct Archive {
     /// The number the next pack gets.
     next_pack: Mutex<u64>,
     frames: FrameCache,
+    /// Ranges of packs fetched from a remote store.
+    ranges: packs::RangeCache,
 }
 
 /// The blob store an archive's marker names.
@@ -284,6 +286,7 @@ impl Archive {
             packs: RwLock::new(HashMap::new()),
             next_pack: Mutex::new(1),
             frames: FrameCache::new(packs::FRAME_CACHE_BYTES),
+            ranges: packs::RangeCache::default(),
         };
         archive.load_meta()?;
         archive.load_packs()?;

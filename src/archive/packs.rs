@@ -77,6 +77,45 @@ impl FrameCache {
 
 /// Bytes of decoded frames an open archive keeps.
 pub const FRAME_CACHE_BYTES: usize = 64 << 20;
+/// From a remote store, a frame's read fetches this much of its pack at once...
+pub const READ_AHEAD_BYTES: u64 = 4 << 20;
+/// ...and this many bytes of such fetched ranges are kept.
+pub const RANGE_CACHE_BYTES: usize = 64 << 20;
+
+/// Bytes of a pack fetched from a remote store: pack number, offset, bytes.
+type FetchedRange = (u64, u64, Arc<Vec<u8>>);
+
+/// Ranges of packs fetched from a remote store, newest last (bounded in bytes).
+#[derive(Default)]
+pub struct RangeCache {
+    ranges: Mutex<VecDeque<FetchedRange>>,
+}
+
+impl RangeCache {
+    /// Bytes `start..end` of pack `pack`, if a kept range covers them.
+    fn get(&self, pack: u64, start: u64, end: u64) -> Option<Vec<u8>> {
+        let ranges = self.ranges.lock().unwrap_or_else(|p| p.into_inner());
+        ranges.iter().rev().find_map(|(p, at, bytes)| {
+            (*p == pack && *at <= start && end <= at + bytes.len() as u64)
+                .then(|| bytes[(start - at) as usize..(end - at) as usize].to_vec())
+        })
+    }
+
+    fn put(&self, pack: u64, start: u64, bytes: Arc<Vec<u8>>) {
+        let mut ranges = self.ranges.lock().unwrap_or_else(|p| p.into_inner());
+        ranges.push_back((pack, start, bytes));
+        let mut total: usize = ranges.iter().map(|r| r.2.len()).sum();
+        while total > RANGE_CACHE_BYTES && ranges.len() > 1 {
+            if let Some((_, _, old)) = ranges.pop_front() {
+                total -= old.len();
+            }
+        }
+    }
+
+    pub fn clear(&self) {
+        self.ranges.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
 
 /// A pack written to the store, its number, and the record its batch will commit.
 pub(super) struct WrittenPack {
@@ -106,10 +145,7 @@ impl Archive {
         }
         let rec = self.pack_record(loc.pack)?;
         let name = crate::blobstore::PackName(rec.name);
-        let bytes = self
-            .blobs
-            .read_range(&name, loc.frame_offset..loc.frame_offset + loc.frame_len as u64)
-            .map_err(|e| e.to_string())?;
+        let bytes = self.frame_bytes(loc, &rec).map_err(|e| e.to_string())?;
         let dicts = self.dicts.read().unwrap_or_else(|p| p.into_inner());
         let dict = match loc.codec {
             Codec::ZstdDict => Some(
@@ -126,6 +162,24 @@ impl Archive {
                 .map_err(|e| format!("pack {name}, frame at {}: {e}", loc.frame_offset))?,
         );
         self.frames.put(loc.frame(), frame.clone());
+        Ok(frame)
+    }
+
+    /// The compressed bytes of `loc`'s frame: from a remote store through the range
+    /// cache, fetching up to [`READ_AHEAD_BYTES`] of the pack from the frame on.
+    fn frame_bytes(&self, loc: &BlobLocation, rec: &PackRecord) -> crate::blobstore::Result<Vec<u8>> {
+        let name = crate::blobstore::PackName(rec.name);
+        let (start, end) = (loc.frame_offset, loc.frame_offset + loc.frame_len as u64);
+        if !self.blobs.is_remote() {
+            return self.blobs.read_range(&name, start..end);
+        }
+        if let Some(b) = self.ranges.get(loc.pack, start, end) {
+            return Ok(b);
+        }
+        let ahead = end.max((start + READ_AHEAD_BYTES).min(rec.size));
+        let fetched = Arc::new(self.blobs.read_range(&name, start..ahead)?);
+        let frame = fetched[..(end - start) as usize].to_vec();
+        self.ranges.put(loc.pack, start, fetched);
         Ok(frame)
     }
 

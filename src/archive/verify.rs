@@ -1,5 +1,6 @@
 //! `verify`: rebuild and rehash every message, rehash every part, check that every
-//! placement points at a stored message and that the counters match. Each problem is
+//! placement points at a stored message, that every referenced pack is in the blob
+//! store at its recorded size, and that the counters match. Each problem is
 //! reported by id, a damaged message with the accounts and folders it is in;
 //! nothing is modified.
 
@@ -17,6 +18,12 @@ pub struct VerifyReport {
     pub messages_checked: u64,
     pub parts_checked: u64,
     pub placements_checked: u64,
+    /// Packs the archive references, each found in the blob store.
+    pub packs_checked: u64,
+    /// Packs in the blob store that the archive does not reference (left by a
+    /// crash between a pack's upload and its batch; `compact` removes them). Not a
+    /// problem: nothing is lost.
+    pub unreferenced_packs: u64,
     pub problems: Vec<Problem>,
 }
 
@@ -34,6 +41,8 @@ pub enum ProblemKind {
     MissingMessage,
     /// A key of the wrong shape.
     DamagedKey,
+    /// A pack the archive references is not in the blob store, or has another size.
+    MissingPack,
     /// A counter disagrees with what was counted.
     Counter,
 }
@@ -80,6 +89,7 @@ impl std::fmt::Display for Problem {
             ProblemKind::DamagedPlacement => "damaged placement",
             ProblemKind::MissingMessage => "placement of a missing message",
             ProblemKind::DamagedKey => "damaged key",
+            ProblemKind::MissingPack => "missing pack",
             ProblemKind::Counter => "wrong counter",
         };
         write!(f, "{what}")?;
@@ -153,6 +163,7 @@ impl Archive {
         report.parts_checked = part_ids.len() as u64;
         report.problems.extend(part_problems);
 
+        self.verify_packs(&mut report)?;
         let mcf = self.cf(keys::CF_MESSAGES);
         for item in self.db.iterator_cf(self.cf(keys::CF_PLACEMENTS), IteratorMode::Start) {
             let (k, v) = item.map_err(|e| self.db_error(e))?;
@@ -204,6 +215,30 @@ impl Archive {
             }
         }
         Ok(report)
+    }
+
+    /// Every referenced pack is in the store at its size; counts the unreferenced.
+    fn verify_packs(&self, report: &mut VerifyReport) -> Result<()> {
+        let records = self.pack_records();
+        if records.is_empty() && self.cf_opt(keys::CF_PACKS).is_none() {
+            return Ok(());
+        }
+        let listed: std::collections::HashMap<Hash32, u64> =
+            self.blobs.list()?.into_iter().map(|p| (p.name.0, p.size)).collect();
+        for (number, r) in &records {
+            let found = listed.get(&r.name);
+            if found != Some(&r.size) {
+                let detail = match found {
+                    None => format!("pack {number} ({}) is not in {}", r.name, self.blobs.describe()),
+                    Some(size) => format!("pack {number} ({}) is {size} bytes, {} recorded", r.name, r.size),
+                };
+                report.problems.push(Problem::of(ProblemKind::MissingPack, detail));
+            }
+        }
+        report.packs_checked = records.len() as u64;
+        let referenced: std::collections::HashSet<Hash32> = records.iter().map(|(_, r)| r.name).collect();
+        report.unreferenced_packs = listed.keys().filter(|n| !referenced.contains(n)).count() as u64;
+        Ok(())
     }
 
     /// The problem of a message that cannot be rebuilt, with where it is filed (as

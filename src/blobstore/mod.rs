@@ -102,4 +102,9 @@ pub trait BlobStore: Send + Sync {
     fn delete(&self, name: &PackName) -> Result<()>;
     /// Where the packs are, for messages: a directory or `s3://bucket/prefix`.
     fn describe(&self) -> String;
+    /// True when a request costs far more than its bytes (a network store): readers
+    /// then fetch ahead of the frame they need and keep what they fetched.
+    fn is_remote(&self) -> bool {
+        false
+    }
 }

@@ -280,6 +280,10 @@ impl BlobStore for S3Store {
         }
     }
 
+    fn is_remote(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         match &self.config.endpoint {
             Some(e) => format!("{} at {e}", self.config.url()),

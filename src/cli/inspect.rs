@@ -111,6 +111,8 @@ pub fn stats(cli: &Cli, a: &StatsArgs) -> Result<ExitCode> {
     let c = archive.counters();
     let disk = archive.disk_bytes();
     let saved = c.dedup_saved_bytes();
+    let packs = archive.pack_records();
+    let pack_bytes: u64 = packs.iter().map(|(_, r)| r.size).sum();
     let ratio = if c.raw_bytes == 0 {
         0.0
     } else {
@@ -132,6 +134,9 @@ pub fn stats(cli: &Cli, a: &StatsArgs) -> Result<ExitCode> {
             ratio,
             disk_bytes: disk,
             dictionaries: c.dictionaries,
+            blob_store: archive.blob_store().describe(),
+            packs: packs.len() as u64,
+            pack_bytes,
         };
         println!("{}", serde_json::to_string(&v)?);
     } else {
@@ -149,6 +154,15 @@ pub fn stats(cli: &Cli, a: &StatsArgs) -> Result<ExitCode> {
             ("saved by dedup", human_bytes(saved)),
             ("on disk", human_bytes(disk)),
             ("dictionaries", c.dictionaries.to_string()),
+            (
+                "packs",
+                format!(
+                    "{} ({}) in {}",
+                    packs.len(),
+                    human_bytes(pack_bytes),
+                    archive.blob_store().describe()
+                ),
+            ),
         ];
         for (k, v) in rows {
             println!("{k:<16}{v}");

@@ -22,7 +22,6 @@ use tracing_subscriber::prelude::*;
 
 use mailvault::archive::layout::{self, BlobsConfig};
 use mailvault::archive::{Archive, ArchiveConfig};
-use mailvault::blobstore::S3Config;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -278,7 +277,15 @@ fn open_archive(cli: &Cli, create: bool) -> Result<Archive> {
         existing_archive_dir(cli)?
     };
     let a = if create {
-        Archive::open_or_create(&dir)
+        let blobs = BlobsConfig::from_env().map_err(|e| UsageError(e.to_string()))?;
+        Archive::open_with(
+            &dir,
+            true,
+            ArchiveConfig {
+                blobs,
+                ..ArchiveConfig::default()
+            },
+        )
     } else {
         Archive::open(&dir)
     };
@@ -291,14 +298,26 @@ fn open_archive_read_only(cli: &Cli) -> Result<Archive> {
     Archive::open_read_only(&dir).with_context(|| format!("opening archive {}", dir.display()))
 }
 
-/// `mailvault search … | head -1`: when the reader goes away, stop at once and
-/// quietly with status 0, as ripgrep does, instead of failing on the next write.
-/// Not for the service (`run`, `serve`), whose network writes report EPIPE as an
-/// error (sockets are written with MSG_NOSIGNAL, so they never raise SIGPIPE).
+/// `mailvault search … | head -1`: when the reader of standard output goes away,
+/// stop at once and quietly with status 0, as ripgrep does, instead of failing on
+/// the next write. Only for standard output: a SIGPIPE from a network connection
+/// the other end closed (an S3 server's, written with `writev`, which cannot ask
+/// for MSG_NOSIGNAL) returns, and that write fails with EPIPE like any other, to
+/// be retried or reported. Not for the service (`run`, `serve`).
 fn exit_quietly_on_closed_pipe() {
     extern "C" fn on_sigpipe(_: libc::c_int) {
-        // SAFETY: _exit is async-signal-safe; nothing else runs here.
-        unsafe { libc::_exit(0) }
+        let mut out = libc::pollfd {
+            fd: libc::STDOUT_FILENO,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: poll and _exit are async-signal-safe; nothing else runs here. A
+        // pipe whose reader is gone polls as POLLERR.
+        unsafe {
+            if libc::poll(&mut out, 1, 0) == 1 && out.revents & libc::POLLERR != 0 {
+                libc::_exit(0)
+            }
+        }
     }
     // SAFETY: installs a handler that only calls an async-signal-safe function.
     unsafe {
@@ -489,36 +508,24 @@ fn man(a: &ManArgs) -> Result<ExitCode> {
 struct InitArgs {
     /// Where packs are kept: `local` (ARCHIVE/packs, the default) or
     /// s3://BUCKET/PREFIX
-    #[arg(long, value_name = "WHERE", default_value = "local")]
+    #[arg(long, value_name = "WHERE", env = "MAILVAULT_BLOBS", default_value = "local")]
     blobs: String,
     /// The S3 service's URL (path-style requests), e.g. http://127.0.0.1:3900;
     /// omit for AWS
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "MAILVAULT_S3_ENDPOINT")]
     s3_endpoint: Option<String>,
     /// The S3 region [default: us-east-1]
-    #[arg(long, value_name = "REGION")]
+    #[arg(long, value_name = "REGION", env = "MAILVAULT_S3_REGION")]
     s3_region: Option<String>,
 }
 
 fn init(cli: &Cli, args: &InitArgs) -> Result<ExitCode> {
-    let blobs = match args.blobs.as_str() {
-        "local" => {
-            if args.s3_endpoint.is_some() || args.s3_region.is_some() {
-                return Err(
-                    UsageError("--s3-endpoint and --s3-region go with --blobs s3://BUCKET/PREFIX".into()).into(),
-                );
-            }
-            BlobsConfig::Local
-        }
-        url => BlobsConfig::S3(
-            S3Config::from_url(url, args.s3_endpoint.clone(), args.s3_region.clone())
-                .map_err(|e| UsageError(e.to_string()))?,
-        ),
-    };
+    let blobs = BlobsConfig::parse(&args.blobs, args.s3_endpoint.clone(), args.s3_region.clone())
+        .map_err(|e| UsageError(e.to_string()))?;
     let dir = archive_dir(cli)?;
     if let Some(existing) = layout::read_marker(&dir).with_context(|| format!("opening archive {}", dir.display()))? {
         if existing.blobs != blobs {
-            anyhow::bail!(
+            bail!(
                 "archive {} already exists with its packs elsewhere; `init` does not move them",
                 dir.display()
             );

@@ -118,7 +118,11 @@ impl Service {
         for job in jobs {
             let dir = archive_of(job, default_archive);
             if !s.envs.contains_key(&dir) {
-                let archive = Arc::new(Archive::open_or_create(&dir)?);
+                let config = crate::archive::ArchiveConfig {
+                    blobs: crate::archive::layout::BlobsConfig::from_env()?,
+                    ..Default::default()
+                };
+                let archive = Arc::new(Archive::open_with(&dir, true, config)?);
                 let (writer, handle) = Writer::spawn(archive.clone());
                 s.writers.push(handle);
                 s.envs.insert(

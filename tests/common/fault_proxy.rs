@@ -222,3 +222,137 @@ impl SlowProxy {
         SlowProxy { port }
     }
 }
+
+/// A proxy for HTTP servers (S3) on loopback: of the next `faults` connections it
+/// accepts, every other one answers its first request with `503 Slow Down` and
+/// closes, the others are cut after a random number of bytes (up to 64 KB, either
+/// direction); later connections pass through ([`HttpFaultProxy::add_faults`] arms
+/// more). A client reconnects after each fault, so they come one after another.
+pub struct HttpFaultProxy {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+    left: Arc<AtomicU64>,
+    /// 503 answers sent and connections cut so far.
+    pub answered_503: Arc<AtomicU64>,
+    pub cut: Arc<AtomicU64>,
+}
+
+impl HttpFaultProxy {
+    pub fn start(upstream: u16, faults: u64, seed_name: &str) -> HttpFaultProxy {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (answered_503, cut) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let rng = Arc::new(Mutex::new(Rng::from_env(seed_name)));
+        let left = Arc::new(AtomicU64::new(faults));
+        let (stop2, a2, c2, left2) = (stop.clone(), answered_503.clone(), cut.clone(), left.clone());
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = conn else { continue };
+                let fault = left2.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+                let kind = fault.map_or(0, |n| n % 2);
+                let fault = fault.is_ok();
+                let budget = 1 + rng.lock().unwrap().below(64 << 10);
+                let (a3, c3) = (a2.clone(), c2.clone());
+                std::thread::spawn(move || match (fault, kind) {
+                    (true, 0) => {
+                        answer_503(client);
+                        a3.fetch_add(1, Ordering::SeqCst);
+                    }
+                    (true, _) => {
+                        if pump_both(client, upstream, Some(budget)) {
+                            c3.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    (false, _) => {
+                        pump_both(client, upstream, None);
+                    }
+                });
+            }
+        });
+        HttpFaultProxy {
+            port,
+            stop,
+            left,
+            answered_503,
+            cut,
+        }
+    }
+
+    /// Arms `n` more faulty connections.
+    pub fn add_faults(&self, n: u64) {
+        self.left.fetch_add(n, Ordering::SeqCst);
+    }
+}
+
+impl Drop for HttpFaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Reads one request head (bounded, with a timeout) and answers 503.
+fn answer_503(mut client: TcpStream) {
+    client.set_read_timeout(Some(std::time::Duration::from_secs(5))).ok();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+        match client.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let body =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>test fault</Message></Error>";
+    let _ = write!(
+        client,
+        "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = client.shutdown(Shutdown::Both);
+}
+
+/// Copies both ways between `client` and the upstream; with a budget, cuts both
+/// after that many bytes in all. True when it cut.
+fn pump_both(client: TcpStream, upstream: u16, budget: Option<u64>) -> bool {
+    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+        return false;
+    };
+    let left = Arc::new(AtomicU64::new(budget.unwrap_or(u64::MAX)));
+    let did_cut = Arc::new(AtomicBool::new(false));
+    let copy = |mut from: TcpStream, mut to: TcpStream, left: Arc<AtomicU64>, did_cut: Arc<AtomicBool>| {
+        move || {
+            let mut buf = [0u8; 16384];
+            loop {
+                let n = match from.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let before = left.fetch_sub((n as u64).min(left.load(Ordering::SeqCst)), Ordering::SeqCst);
+                if (n as u64) >= before {
+                    let _ = to.write_all(&buf[..before as usize]);
+                    did_cut.store(true, Ordering::SeqCst);
+                    break;
+                }
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = from.shutdown(Shutdown::Both);
+            let _ = to.shutdown(Shutdown::Both);
+        }
+    };
+    let up = std::thread::spawn(copy(
+        client.try_clone().unwrap(),
+        server.try_clone().unwrap(),
+        left.clone(),
+        did_cut.clone(),
+    ));
+    copy(server, client, left, did_cut.clone())();
+    let _ = up.join();
+    did_cut.load(Ordering::SeqCst)
+}

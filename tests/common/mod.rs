@@ -11,6 +11,7 @@ pub mod dovecot;
 pub mod fake_imap;
 pub mod fake_pop3;
 pub mod fault_proxy;
+pub mod garage;
 pub mod scripted_imap;
 
 /// The `mailvault` binary built for these tests.
@@ -18,13 +19,39 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mailvault"))
 }
 
-/// A command running `mailvault --archive ARCHIVE ARGS…`.
+/// A command running `mailvault --archive ARCHIVE ARGS…`. With
+/// `MAILVAULT_TEST_BLOBS=s3`, archives it creates keep their packs in a Garage this
+/// test process starts (one bucket, a prefix per archive): the archive tests run
+/// once against local packs and once against S3 (`scripts/test.sh`).
 pub fn cmd(archive: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(bin());
     c.arg("--archive").arg(archive).args(args);
     c.env_remove("MAILVAULT_ARCHIVE").env_remove("RUST_LOG");
+    c.env_remove("MAILVAULT_BLOBS");
+    if let Some(g) = shared_garage() {
+        let prefix = mailvault::model::Hash32::of(archive.as_os_str().as_encoded_bytes()).to_hex();
+        c.env("MAILVAULT_BLOBS", format!("s3://{}/{}", garage::BUCKET, &prefix[..16]))
+            .env("MAILVAULT_S3_ENDPOINT", g.endpoint())
+            .env("MAILVAULT_S3_REGION", garage::REGION)
+            .env("AWS_ACCESS_KEY_ID", garage::KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", garage::SECRET);
+    }
     c.stdin(Stdio::null());
     c
+}
+
+/// The Garage of this test process when `MAILVAULT_TEST_BLOBS=s3` (started on
+/// first use, stopped by its watchdog when the process ends).
+pub fn shared_garage() -> Option<&'static garage::Garage> {
+    static GARAGE: OnceLock<Option<garage::Garage>> = OnceLock::new();
+    GARAGE
+        .get_or_init(|| {
+            (std::env::var("MAILVAULT_TEST_BLOBS").as_deref() == Ok("s3")).then(|| {
+                garage::use_test_credentials();
+                garage::Garage::single()
+            })
+        })
+        .as_ref()
 }
 
 pub fn run(archive: &Path, args: &[&str]) -> Output {
