@@ -135,6 +135,11 @@ impl Writer {
             .await
     }
 
+    /// Compacts the archive on the writer thread (commits wait meanwhile).
+    pub async fn compact(&self) -> Result<crate::archive::CompactReport, ArchiveError> {
+        self.submit(|a| a.compact(|_, _| {})).await?.wait().await
+    }
+
     /// Queues a commit; the returned handle resolves once it is durable.
     pub async fn commit(&self, batch: Vec<RawMessage>, changes: SourceChanges) -> Result<PendingCommit, ArchiveError> {
         self.submit(move |a| a.ingest_with(&batch, &changes, chrono::Utc::now().timestamp()))

@@ -109,10 +109,14 @@ struct Service {
 
 impl Service {
     fn start(archive: &Path, jobs: &Path, extra: &[&str]) -> Service {
+        Service::start_with_env(archive, jobs, extra, &[])
+    }
+    fn start_with_env(archive: &Path, jobs: &Path, extra: &[&str], env: &[(&str, &str)]) -> Service {
         let log = archive.with_extension("serve.log");
         let mut args = vec!["serve", "--jobs", jobs.to_str().unwrap()];
         args.extend_from_slice(extra);
         let child = mailvault(archive, &args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -694,4 +698,46 @@ fn a_job_with_a_replay_target_keeps_the_target_up_to_date() {
     assert_eq!(second["replay"]["total"]["already_present"], 7, "{second}");
     assert_eq!(count("INBOX"), "INBOX messages=5");
     assert_eq!(count("Archive/Work"), "Archive/Work messages=3");
+}
+
+/// `serve` compacts an archive once its accounts have been quiet for the set time
+/// and enough packs of new mail have gathered; everything still reads.
+#[test]
+fn serve_compacts_the_archive_when_its_accounts_are_idle() {
+    let d = Dovecot::start();
+    d.add_users(&["ann"], TEST_PASSWORD);
+    d.load("ann", "INBOX", &messages(0, 3, "before the service"));
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("archive");
+    // Sixteen imports, sixteen packs of new mail.
+    for round in 0..16 {
+        let dir = tmp.path().join(format!("in{round}"));
+        std::fs::create_dir(&dir).unwrap();
+        for (i, (raw, _, _)) in messages(round * 10, 10, "imported").into_iter().enumerate() {
+            std::fs::write(dir.join(format!("{i}.eml")), raw).unwrap();
+        }
+        ok(&archive, &["-q", "import", "--no-index", dir.to_str().unwrap()]);
+    }
+    let packs = |a: &Path| common::stats(a)["packs"].as_u64().unwrap();
+    assert_eq!(packs(&archive), 16);
+    let jobs = tmp.path().join("jobs");
+    std::fs::create_dir(&jobs).unwrap();
+    write_job(
+        &jobs,
+        "quiet",
+        &format!(
+            "[schedule]\nevery = \"1h\"\n\n{}",
+            account(&d, "ann", &imap_url(&d, "ann"), "MV_TEST_PW", "")
+        ),
+    );
+    let mut svc = Service::start_with_env(&archive, &jobs, &[], &[("MAILVAULT_COMPACT_WHEN_IDLE_SECS", "1")]);
+    wait_until(Duration::from_secs(60), "compacted while idle", || {
+        svc.log().contains("compacted")
+    });
+    // The first run's pack and the sixteen became one.
+    assert_eq!(packs(&archive), 1, "{}", svc.log());
+    let (code, _) = svc.terminate();
+    assert_eq!(code, Some(0), "{}", svc.log());
+    let verify = ok(&archive, &["verify"]);
+    assert!(verify.contains("163 messages") && verify.contains("clean"), "{verify}");
 }

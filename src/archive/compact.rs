@@ -32,6 +32,8 @@ use crate::records::{BlobLocation, Codec};
 pub const COMPACT_LEVEL: i32 = 19;
 /// Payload bytes per compacted pack.
 pub const COMPACT_PACK_BYTES: usize = 32 << 20;
+/// Idle compaction waits for this many packs to rewrite (or a pack's worth of bytes).
+pub const WORTH_PACKS: usize = 16;
 
 /// What a compaction did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
@@ -78,6 +80,19 @@ impl Archive {
         report.packs_after = after.len() as u64;
         report.bytes_after = after.iter().map(|(_, r)| r.size).sum();
         Ok(report)
+    }
+
+    /// Whether compacting would do much: at least [`WORTH_PACKS`] packs to rewrite,
+    /// or as many bytes as one compacted pack holds.
+    pub fn worth_compacting(&self) -> bool {
+        let packs = self.pack_records();
+        let chosen = choose_packs(&packs);
+        let bytes: u64 = packs
+            .iter()
+            .filter(|(n, _)| chosen.contains(n))
+            .map(|(_, r)| r.size)
+            .sum();
+        chosen.len() >= WORTH_PACKS || bytes >= COMPACT_PACK_BYTES as u64
     }
 
     /// Step 2: the live payloads of `chosen`, in index order; dead index entries are

@@ -6,6 +6,7 @@
 //! One archive may serve several jobs: it is opened once, with one writer.
 
 pub mod account;
+pub mod compaction;
 pub mod metrics;
 pub mod status;
 pub mod watch;
@@ -37,6 +38,8 @@ pub struct Env {
     index: tokio::sync::Mutex<()>,
     /// Each job's status as in its file, read once, written after every run.
     status: std::sync::Mutex<HashMap<String, status::JobStatus>>,
+    /// Accounts running now, and when one last ran (for idle compaction).
+    pub activity: compaction::Activity,
 }
 
 impl Env {
@@ -135,6 +138,7 @@ impl Service {
                         metrics: s.metrics.clone(),
                         index: tokio::sync::Mutex::new(()),
                         status: std::sync::Mutex::new(HashMap::new()),
+                        activity: compaction::Activity::default(),
                     }),
                 );
             }
@@ -193,6 +197,11 @@ impl Service {
     /// folders pulled when IDLE reports a change.
     pub async fn serve(&self, jobs: &[Arc<Job>], default_archive: &Path) {
         let mut tasks = Vec::new();
+        if let Some(quiet) = compaction::quiet_time() {
+            for env in self.envs.values() {
+                tasks.push(tokio::spawn(compaction::when_idle(env.clone(), quiet)));
+            }
+        }
         for job in jobs {
             let env = self.env(job, default_archive);
             let gate = Arc::new(Semaphore::new(job.limits.accounts_in_parallel.max(1) as usize));
@@ -312,7 +321,9 @@ async fn account_loop(
             t = gate.clone().acquire_owned() => t.expect("gate open"),
             _ = env.stop.wait() => return,
         };
+        let running = env.activity.start();
         let run = account::run(&env, &job, &acct, &scope).await;
+        drop(running);
         drop(_turn);
         // Searchable at once: watched folders are for mail people are waiting for.
         if run.new_messages > 0 {
