@@ -10,36 +10,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-use common::{corpus_root, json, run_measured};
-
-const FOLDERS: [&str; 3] = [
-    "enron-skilling-j",
-    "spamassassin-public-corpus",
-    "usrp-users-list-2019-2021",
-];
-
-fn solid_zstd19(root: &Path) -> Option<u64> {
-    let cache = root.join(".solid-zstd19-bytes");
-    if let Ok(s) = std::fs::read_to_string(&cache) {
-        return s.trim().parse().ok();
-    }
-    if std::env::var("MAILVAULT_BENCH_SKIP_SOLID").is_ok() {
-        return None;
-    }
-    eprintln!("computing tar | zstd -19 of the main set once (a few minutes)…");
-    let out = Command::new("sh")
-        .current_dir(root)
-        .arg("-c")
-        .arg(format!("tar -cf - {} | zstd -19 -T0 -c | wc -c", FOLDERS.join(" ")))
-        .output()
-        .ok()?;
-    let n: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
-    std::fs::write(&cache, n.to_string()).ok();
-    Some(n)
-}
+use common::{corpus_root, json, run_measured, solid_zstd19, FOLDERS};
 
 fn main() {
     // `cargo bench` passes harness flags such as --bench; nothing to parse.

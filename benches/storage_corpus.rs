@@ -17,7 +17,7 @@ mod tc;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{corpus_root, json, run_measured, FOLDERS};
+use common::{corpus_root, json, run_measured, solid_zstd19, FOLDERS};
 use mailvault::archive::Archive;
 use tc::dovecot::{pull_command, Dovecot, TEST_PASSWORD};
 use tc::garage::{self, Garage};
@@ -89,9 +89,7 @@ fn main() {
         eprintln!("storage_corpus: no corpus; nothing measured");
         return;
     };
-    let solid: Option<u64> = std::fs::read_to_string(root.join(".solid-zstd19-bytes"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok());
+    let solid = solid_zstd19(&root);
     let paths: Vec<String> = FOLDERS
         .iter()
         .map(|f| root.join(f).to_string_lossy().into_owned())

@@ -35,7 +35,7 @@ bash scripts/demo.sh > "${TMPDIR:-/tmp}/mailvault-demo.log" 2>&1 || { cat "${TMP
 tail -n 3 "${TMPDIR:-/tmp}/mailvault-demo.log"
 # The integration tests that run a second time against S3 (corruption.rs damages
 # local pack files on purpose, so it runs once).
-S3_AGAIN="--test import_export --test crash --test search --test replay --test imap_pull --test pop3_pull --test bad_input --test private_files"
+S3_AGAIN="--test import_export --test full_corpus --test crash --test search --test replay --test imap_pull --test pop3_pull --test bad_input --test private_files"
 echo "== cargo test --release"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

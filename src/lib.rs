@@ -8,12 +8,13 @@
 //! | L3 orchestration | [`service`] (jobs on schedules, IDLE, metrics), [`import`], [`replay`]; [`output`] (the JSON report shapes and their schemas) | tokio tasks; storage only through [`writer`] or blocking threads |
 //! | L2 adapters | [`imap`], [`pop3`] (network sources), [`source`] (mbox, maildir, eml), [`export`], [`net`] (TCP, TLS, secrets) | I/O; protocol parsing in [`pop3::proto`], [`net::guard`] and [`plan`] stays free of tokio |
 //! | L2 shared | [`remote`] (pull options and summaries), [`control`] (stop, pace, per-host slots), [`job`] (job files read and checked; schedule and backoff are pure) | types the sources and the service share |
-//! | L1 storage | [`archive`], [`index`], [`writer`] (the archive's async front) | synchronous; RocksDB + zstd; tantivy |
+//! | L1 storage | [`archive`] (metadata in RocksDB; packs, compaction, format upgrades), [`blobstore`] (where packs live: a local directory or S3), [`index`], [`writer`] (the archive's async front) | synchronous; RocksDB + zstd; tantivy; the S3 store runs its requests on a runtime of its own |
 //! | L0 pure | [`model`], [`codec`], [`keys`], [`records`], [`mime`], [`query`], [`plan`] | no I/O, table- and property-tested |
 //! | cross-cutting | [`private`] | files we create are the owner's alone |
 //! | checks | `fuzzing` | the fuzz targets' properties, over raw bytes (also run on kept inputs in CI) |
 //!
-//! The archive is append-only: nothing once archived is removed by any command.
+//! The archive is append-only: no message once archived is removed by any command
+//! (`compact` rewrites packs, and deletes only what it has first rewritten).
 
 pub mod archive;
 pub mod blobstore;

@@ -130,3 +130,24 @@ pub fn timed_json(mut cmd: Command, what: &str) -> (f64, serde_json::Value) {
     );
     (took, serde_json::from_slice(&out.stdout).unwrap())
 }
+
+/// Bytes of `tar | zstd -19` of the main set (computed once, cached beside the corpus).
+pub fn solid_zstd19(root: &Path) -> Option<u64> {
+    let cache = root.join(".solid-zstd19-bytes");
+    if let Ok(s) = std::fs::read_to_string(&cache) {
+        return s.trim().parse().ok();
+    }
+    if std::env::var("MAILVAULT_BENCH_SKIP_SOLID").is_ok() {
+        return None;
+    }
+    eprintln!("computing tar | zstd -19 of the main set once (a few minutes)…");
+    let out = Command::new("sh")
+        .current_dir(root)
+        .arg("-c")
+        .arg(format!("tar -cf - {} | zstd -19 -T0 -c | wc -c", FOLDERS.join(" ")))
+        .output()
+        .ok()?;
+    let n: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    std::fs::write(&cache, n.to_string()).ok();
+    Some(n)
+}

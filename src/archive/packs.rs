@@ -77,7 +77,10 @@ impl FrameCache {
 
 /// Bytes of decoded frames an open archive keeps.
 pub const FRAME_CACHE_BYTES: usize = 64 << 20;
-/// From a remote store, a frame's read fetches this much of its pack at once...
+/// From a remote store, reads that follow one another through a pack fetch ahead,
+/// doubling from this...
+pub const READ_AHEAD_MIN: u64 = 256 << 10;
+/// ...up to this much of the pack at once (a random read fetches its frame only)...
 pub const READ_AHEAD_BYTES: u64 = 4 << 20;
 /// ...and this many bytes of such fetched ranges are kept.
 pub const RANGE_CACHE_BYTES: usize = 64 << 20;
@@ -85,13 +88,45 @@ pub const RANGE_CACHE_BYTES: usize = 64 << 20;
 /// Bytes of a pack fetched from a remote store: pack number, offset, bytes.
 type FetchedRange = (u64, u64, Arc<Vec<u8>>);
 
-/// Ranges of packs fetched from a remote store, newest last (bounded in bytes).
+/// Ranges of packs fetched from a remote store, newest last (bounded in bytes), and
+/// the reads that follow one another (a few at once: verify reads on two threads).
 #[derive(Default)]
 pub struct RangeCache {
     ranges: Mutex<VecDeque<FetchedRange>>,
+    /// (pack, where a fetch started and ended, its read-ahead), newest last.
+    streams: Mutex<VecDeque<(u64, u64, u64, u64)>>,
 }
 
+/// Sequential streams remembered.
+const STREAMS: usize = 8;
+
 impl RangeCache {
+    /// How far past a frame at `start` of `pack` to fetch: nothing for a random
+    /// read; doubling for one that starts within (or right at the end of) an
+    /// earlier fetch, which a reader going through the pack does.
+    fn read_ahead(&self, pack: u64, start: u64) -> u64 {
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        match streams
+            .iter()
+            .rev()
+            .find(|(p, from, to, _)| *p == pack && (*from..=*to).contains(&start))
+        {
+            Some((_, _, _, ahead)) => (ahead * 2).clamp(READ_AHEAD_MIN, READ_AHEAD_BYTES),
+            None => 0,
+        }
+    }
+
+    /// Remembers a fetch of `pack`'s bytes `start..end` that read `ahead` ahead;
+    /// it continues the stream it followed.
+    fn fetched(&self, pack: u64, start: u64, end: u64, ahead: u64) {
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        streams.retain(|(p, from, to, _)| !(*p == pack && (*from..=*to).contains(&start)));
+        streams.push_back((pack, start, end, ahead));
+        while streams.len() > STREAMS {
+            streams.pop_front();
+        }
+    }
+
     /// Bytes `start..end` of pack `pack`, if a kept range covers them.
     fn get(&self, pack: u64, start: u64, end: u64) -> Option<Vec<u8>> {
         let ranges = self.ranges.lock().unwrap_or_else(|p| p.into_inner());
@@ -176,10 +211,14 @@ impl Archive {
         if let Some(b) = self.ranges.get(loc.pack, start, end) {
             return Ok(b);
         }
-        let ahead = end.max((start + READ_AHEAD_BYTES).min(rec.size));
-        let fetched = Arc::new(self.blobs.read_range(&name, start..ahead)?);
+        let ahead = self.ranges.read_ahead(loc.pack, start);
+        let until = (end + ahead).min(rec.size).max(end);
+        let fetched = Arc::new(self.blobs.read_range(&name, start..until)?);
         let frame = fetched[..(end - start) as usize].to_vec();
-        self.ranges.put(loc.pack, start, fetched);
+        self.ranges.fetched(loc.pack, start, until, ahead);
+        if until > end {
+            self.ranges.put(loc.pack, start, fetched);
+        }
         Ok(frame)
     }
 
@@ -294,6 +333,21 @@ impl Archive {
         *self.packs.get_mut().unwrap_or_else(|p| p.into_inner()) = packs;
         *self.next_pack.get_mut().unwrap_or_else(|p| p.into_inner()) = next;
         Ok(())
+    }
+
+    /// `ids` (of skeletons or parts, by `kind`) sorted by where their payloads are:
+    /// pack, frame, offset; those not in a pack (an older format's blobs) last.
+    pub fn in_storage_order(&self, kind: u8, ids: Vec<Hash32>) -> Result<Vec<Hash32>> {
+        let mut located: Vec<((u64, u64, u64), Hash32)> = Vec::with_capacity(ids.len());
+        let mut rest = Vec::new();
+        for id in ids {
+            match self.location(kind, &id)? {
+                Some(l) => located.push(((l.pack, l.frame_offset, l.offset), id)),
+                None => rest.push(id),
+            }
+        }
+        located.sort_unstable_by_key(|(at, _)| *at);
+        Ok(located.into_iter().map(|(_, id)| id).chain(rest).collect())
     }
 
     /// Every pack the archive references: number and record.

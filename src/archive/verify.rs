@@ -123,7 +123,8 @@ impl Archive {
     /// Checks everything; `progress` is called with the number of messages done.
     pub fn verify(&self, mut progress: impl FnMut(u64)) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
-        let ids = self.message_ids()?;
+        // In storage order: each frame is read and decoded once, not once per message.
+        let ids = self.in_storage_order(keys::BLOB_SKELETON, self.message_ids()?)?;
         for chunk in ids.chunks(CHUNK) {
             let problems: Vec<Problem> = chunk
                 .par_iter()
@@ -151,6 +152,7 @@ impl Archive {
                 )),
             }
         }
+        let part_ids = self.in_storage_order(keys::BLOB_PART, part_ids)?;
         let part_problems: Vec<Problem> = part_ids
             .par_iter()
             .filter_map(|p| {

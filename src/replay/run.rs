@@ -402,6 +402,7 @@ fn map_all(items: &[SourceItem], o: &ReplayOptions, t: &Target) -> BTreeMap<Stri
     groups
 }
 
+/// Replays one target folder (steps 3 to 5).
 async fn replay_folder(
     c: &mut Connected,
     env: &Env<'_>,
@@ -409,41 +410,121 @@ async fn replay_folder(
     g: &Group,
     r: &mut FolderReport,
 ) -> Result<(), ReplayError> {
-    let Env {
-        archive,
-        o,
-        target_name,
-        folders,
-        items,
-        progress,
-    } = *env;
-    let server = o.connect.endpoint.to_string();
-    let t = o.connect.io_timeout;
     // 3.
-    let exists = folders
+    let status = open_target_folder(c, env, name, g, r).await?;
+    let uidvalidity = status.map(|s| s.uidvalidity);
+    // 4.
+    let ledger = read_ledger(env, name).await?;
+    let mut planned = plan_folder(env, g, &ledger, uidvalidity, r);
+    if env.o.dry_run {
+        // Pending intents would be looked for; count them as to append (the worst case).
+        for (m, copies) in &planned.plan.resolve {
+            planned
+                .to_append
+                .extend(copies.iter().map(|c| (planned.by_item[&(*m, *c)], *c)));
+        }
+        r.appended = planned.to_append.len() as u64;
+        r.appended_bytes = planned.to_append.iter().map(|&(i, _)| env.items[i].size).sum();
+        return Ok(());
+    }
+    if !planned.plan.resolve.is_empty() {
+        let missing = resolve_intents(c, env, name, &planned, &ledger, r).await?;
+        planned.to_append.extend(missing);
+    }
+    env.progress
+        .fetched(name, (planned.plan.present - planned.counted_before) as u64, 0);
+    // Keep the source order on the target (resolution appended some at the end).
+    planned.to_append.sort_unstable();
+    // 5.
+    let chunks = chunk_appends(&planned.to_append, env.items, env.o);
+    append_chunks(c, env, name, &chunks, status, r).await
+}
+
+/// Runs `f` with the archive on a blocking thread: async code never calls the
+/// (synchronous, fsyncing) archive directly.
+async fn on_archive<T: Send + 'static>(
+    archive: &Arc<Archive>,
+    f: impl FnOnce(&Archive) -> Result<T, ArchiveError> + Send + 'static,
+) -> Result<T, ArchiveError> {
+    let a = archive.clone();
+    tokio::task::spawn_blocking(move || f(&a))
+        .await
+        .map_err(|e| ArchiveError::Corrupt {
+            id: "replay".into(),
+            what: format!("an archive task failed: {e}"),
+        })?
+}
+
+/// Writes ledger entries of `folder` durably; gives them back.
+async fn write_ledger(
+    env: &Env<'_>,
+    folder: &str,
+    entries: Vec<LedgerEntry>,
+) -> Result<Vec<LedgerEntry>, ArchiveError> {
+    let (target, folder) = (env.target_name.to_string(), folder.to_string());
+    on_archive(env.archive, move |a| {
+        a.ledger_write(&target, &folder, &entries, now())?;
+        Ok(entries)
+    })
+    .await
+}
+
+/// The ledger of one target folder: what was appended or found there, by message
+/// and copy.
+async fn read_ledger(env: &Env<'_>, folder: &str) -> Result<HashMap<(MessageId, u32), Ledger>, ArchiveError> {
+    let (target, folder) = (env.target_name.to_string(), folder.to_string());
+    let records = on_archive(env.archive, move |a| a.ledger(&target, &folder)).await?;
+    Ok(records.into_iter().map(|(k, v)| (k, v.state)).collect())
+}
+
+/// Step 3: the target folder's status, creating the folder when it is missing
+/// (`None` in a dry run where it would be created).
+async fn open_target_folder(
+    c: &mut Connected,
+    env: &Env<'_>,
+    name: &str,
+    g: &Group,
+    r: &mut FolderReport,
+) -> Result<Option<resolve::MailboxStatus>, ReplayError> {
+    let (o, server, t) = (env.o, env.o.connect.endpoint.to_string(), env.o.connect.io_timeout);
+    let exists = env
+        .folders
         .folders
         .iter()
         .any(|f| f.name == name || (name == "INBOX" && f.name.eq_ignore_ascii_case("INBOX")));
     // The status stays good for the first chunk: resolving only reads.
-    let mut status = if exists {
-        Some(resolve::status(c, &server, t, name).await?)
+    if exists {
+        Ok(Some(resolve::status(c, &server, t, name).await?))
     } else if o.dry_run {
-        None
+        r.created = g.create;
+        Ok(None)
     } else {
         target::create(c, &server, t, name).await?;
         r.created = true;
-        Some(resolve::status(c, &server, t, name).await?)
-    };
-    let uidvalidity = status.map(|s| s.uidvalidity);
-    if !exists && o.dry_run {
-        r.created = g.create;
+        Ok(Some(resolve::status(c, &server, t, name).await?))
     }
-    // 4.
-    let ledger: HashMap<(MessageId, u32), Ledger> = archive
-        .ledger(target_name, name)?
-        .into_iter()
-        .map(|(k, v)| (k, v.state))
-        .collect();
+}
+
+/// A folder's plan, with what the report needs of it.
+struct Planned {
+    plan: plan::Plan,
+    /// (message, copy) → index into the source items.
+    by_item: HashMap<(MessageId, u32), usize>,
+    /// Items present that an earlier attempt of this run already counted.
+    counted_before: usize,
+    /// (index into the source items, copy number)
+    to_append: Vec<(usize, u32)>,
+}
+
+/// Step 4: plans the folder from the ledger; counts what is there already.
+fn plan_folder(
+    env: &Env<'_>,
+    g: &Group,
+    ledger: &HashMap<(MessageId, u32), Ledger>,
+    uidvalidity: Option<u32>,
+    r: &mut FolderReport,
+) -> Planned {
+    let items = env.items;
     let plan_items: Vec<Item> = g
         .items
         .iter()
@@ -452,7 +533,7 @@ async fn replay_folder(
             copy,
         })
         .collect();
-    let p = plan::plan(&plan_items, &ledger, uidvalidity);
+    let p = plan::plan(&plan_items, ledger, uidvalidity);
     let by_item: HashMap<(MessageId, u32), usize> =
         g.items.iter().map(|&(i, copy)| ((items[i].message, copy), i)).collect();
     let counted_before = plan_items
@@ -465,125 +546,156 @@ async fn replay_folder(
         .count();
     r.already_present += (p.present - counted_before) as u64;
     r.checked += p.resolve.iter().map(|(_, c)| c.len() as u64).sum::<u64>();
-    // (index into the source items, copy number)
-    let mut to_append: Vec<(usize, u32)> = p
+    let to_append = p
         .append
         .iter()
         .map(|it| (by_item[&(it.message, it.copy)], it.copy))
         .collect();
-    if o.dry_run {
-        // Pending intents would be looked for; count them as to append (the worst case).
-        for (m, copies) in &p.resolve {
-            to_append.extend(copies.iter().map(|c| (by_item[&(*m, *c)], *c)));
-        }
-        r.appended = to_append.len() as u64;
-        r.appended_bytes = to_append.iter().map(|&(i, _)| items[i].size).sum();
-        return Ok(());
+    Planned {
+        plan: p,
+        by_item,
+        counted_before,
+        to_append,
     }
-    if !p.resolve.is_empty() {
-        let v = resolve::examine(c, &server, t, name).await?;
-        // Intents under this UIDVALIDITY are looked for among the UIDs from the
-        // earliest of their UIDNEXTs on, all at once; anything else (an older
-        // UIDVALIDITY, or another copy recorded without its UID, which may lie
-        // anywhere) by a search of the whole mailbox.
-        // The ledger's entries of each message in question, other copies included.
-        let mut entries_of: HashMap<MessageId, Vec<(u32, Ledger)>> =
-            p.resolve.iter().map(|(m, _)| (*m, Vec::new())).collect();
-        for ((m, copy), st) in &ledger {
-            if let Some(e) = entries_of.get_mut(m) {
-                e.push((*copy, *st));
-            }
+}
+
+/// Step 4, pending intents: looks for their messages on the target and records
+/// those found as present; returns the copies still to append.
+async fn resolve_intents(
+    c: &mut Connected,
+    env: &Env<'_>,
+    name: &str,
+    planned: &Planned,
+    ledger: &HashMap<(MessageId, u32), Ledger>,
+    r: &mut FolderReport,
+) -> Result<Vec<(usize, u32)>, ReplayError> {
+    let (server, t) = (env.o.connect.endpoint.to_string(), env.o.connect.io_timeout);
+    let resolve_list = &planned.plan.resolve;
+    let v = resolve::examine(c, &server, t, name).await?;
+    // The ledger's entries of each message in question, other copies included.
+    let mut entries_of: HashMap<MessageId, Vec<(u32, Ledger)>> =
+        resolve_list.iter().map(|(m, _)| (*m, Vec::new())).collect();
+    for ((m, copy), st) in ledger {
+        if let Some(e) = entries_of.get_mut(m) {
+            e.push((*copy, *st));
         }
-        let other_copy_without_uid = |m: &MessageId, copies: &[u32]| {
-            entries_of[m].iter().any(|(lc, st)| {
-                !copies.contains(lc)
-                    && matches!(st, Ledger::Appended { uidvalidity: lv, uid: None }
-                        | Ledger::Present { uidvalidity: lv, uid: None } if *lv == v)
+    }
+    // Intents under this UIDVALIDITY are looked for among the UIDs from the
+    // earliest of their UIDNEXTs on, all at once; anything else (an older
+    // UIDVALIDITY, or another copy recorded without its UID, which may lie
+    // anywhere) by a search of the whole mailbox.
+    let other_copy_without_uid = |m: &MessageId, copies: &[u32]| {
+        entries_of[m].iter().any(|(lc, st)| {
+            !copies.contains(lc)
+                && matches!(st, Ledger::Appended { uidvalidity: lv, uid: None }
+                    | Ledger::Present { uidvalidity: lv, uid: None } if *lv == v)
+        })
+    };
+    let since = |m: &MessageId, copies: &[u32]| -> Option<u32> {
+        copies
+            .iter()
+            .map(|copy| match ledger.get(&(*m, *copy)) {
+                Some(Ledger::Intent { uidvalidity, uidnext }) if *uidvalidity == v => Some(*uidnext),
+                _ => None,
             })
-        };
-        let since = |m: &MessageId, copies: &[u32]| -> Option<u32> {
-            copies
-                .iter()
-                .map(|copy| match ledger.get(&(*m, *copy)) {
-                    Some(Ledger::Intent { uidvalidity, uidnext }) if *uidvalidity == v => Some(*uidnext),
-                    _ => None,
-                })
-                .collect::<Option<Vec<u32>>>()?
-                .into_iter()
-                .min()
-        };
-        let mut fast: HashMap<MessageId, u64> = HashMap::new();
-        let mut crlf_id: HashMap<MessageId, MessageId> = HashMap::new();
-        let mut from = u32::MAX;
-        for (m, copies) in &p.resolve {
-            if let (Some(n), false) = (since(m, copies), other_copy_without_uid(m, copies)) {
-                let raw = archive.get_raw(m)?;
-                let bytes = wire::crlf(&raw);
-                let id = MessageId::of(&bytes);
-                fast.insert(id, bytes.len() as u64);
-                crlf_id.insert(*m, id);
-                from = from.min(n);
-            }
-        }
-        let found_since = if fast.is_empty() {
-            HashMap::new()
-        } else {
-            resolve::find_since(c, &server, t, name, from, &fast).await?
-        };
-        let mut present = Vec::new();
-        // A UID found for one message is not found again for another (two archived
-        // messages can be the same bytes once line ends are CRLF).
-        let mut claimed: std::collections::HashSet<u32> = std::collections::HashSet::new();
-        for (m, copies) in &p.resolve {
-            let mut found = match crlf_id.get(m) {
-                Some(id) => found_since.get(id).cloned().unwrap_or_default(),
-                None => resolve::find(c, &server, t, name, &archive.get_raw(m)?).await?,
-            };
-            found.retain(|u| !claimed.contains(u));
-            // Equal messages the ledger already accounts for (other copies recorded
-            // under this UIDVALIDITY) are not these copies.
-            let mut accounted_without_uid = 0usize;
-            for (lc, state) in &entries_of[m] {
-                if copies.contains(lc) {
-                    continue;
-                }
-                match state {
-                    Ledger::Appended { uidvalidity: lv, uid } | Ledger::Present { uidvalidity: lv, uid }
-                        if *lv == v =>
-                    {
-                        match uid {
-                            Some(u) => found.retain(|x| x != u),
-                            None => accounted_without_uid += 1,
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            let k = found.len().saturating_sub(accounted_without_uid);
-            let (here, missing) = plan::settle(copies, k);
-            for (n, copy) in here.iter().enumerate() {
-                let uid = found.get(accounted_without_uid + n).copied();
-                claimed.extend(uid);
-                present.push(LedgerEntry {
-                    message: *m,
-                    copy: *copy,
-                    state: Ledger::Present { uidvalidity: v, uid },
-                });
-            }
-            to_append.extend(missing.iter().map(|c| (by_item[&(*m, *c)], *c)));
-        }
-        archive.ledger_write(target_name, name, &present, now())?;
-        r.resolved_present += present.len() as u64;
-        r.already_present += present.len() as u64;
-        r.done_this_run.extend(present.iter().map(|e| (e.message, e.copy)));
-        progress.fetched(name, present.len() as u64, 0);
+            .collect::<Option<Vec<u32>>>()?
+            .into_iter()
+            .min()
+    };
+    let fast_ids: Vec<(MessageId, u32)> = resolve_list
+        .iter()
+        .filter_map(
+            |(m, copies)| match (since(m, copies), other_copy_without_uid(m, copies)) {
+                (Some(n), false) => Some((*m, n)),
+                _ => None,
+            },
+        )
+        .collect();
+    let ids: Vec<MessageId> = fast_ids.iter().map(|(m, _)| *m).collect();
+    let raws: Vec<Vec<u8>> = on_archive(env.archive, move |a| ids.iter().map(|m| a.get_raw(m)).collect()).await?;
+    let mut fast: HashMap<MessageId, u64> = HashMap::new();
+    let mut crlf_id: HashMap<MessageId, MessageId> = HashMap::new();
+    let mut from = u32::MAX;
+    for ((m, n), raw) in fast_ids.iter().zip(raws) {
+        let bytes = wire::crlf(&raw);
+        let id = MessageId::of(&bytes);
+        fast.insert(id, bytes.len() as u64);
+        crlf_id.insert(*m, id);
+        from = from.min(*n);
     }
-    progress.fetched(name, (p.present - counted_before) as u64, 0);
-    // Keep the source order on the target (resolution appended some at the end).
-    to_append.sort_unstable();
-    // 5.
+    let found_since = if fast.is_empty() {
+        HashMap::new()
+    } else {
+        resolve::find_since(c, &server, t, name, from, &fast).await?
+    };
+    let mut present = Vec::new();
+    let mut missing_copies = Vec::new();
+    // A UID found for one message is not found again for another (two archived
+    // messages can be the same bytes once line ends are CRLF).
+    let mut claimed: std::collections::HashSet<u32> = std::collections::HashSet::new();
+    for (m, copies) in resolve_list {
+        let mut found = match crlf_id.get(m) {
+            Some(id) => found_since.get(id).cloned().unwrap_or_default(),
+            None => {
+                let id = *m;
+                let raw = on_archive(env.archive, move |a| a.get_raw(&id)).await?;
+                resolve::find(c, &server, t, name, &raw).await?
+            }
+        };
+        found.retain(|u| !claimed.contains(u));
+        let accounted_without_uid = discount_other_copies(&mut found, &entries_of[m], copies, v);
+        let k = found.len().saturating_sub(accounted_without_uid);
+        let (here, missing) = plan::settle(copies, k);
+        for (n, copy) in here.iter().enumerate() {
+            let uid = found.get(accounted_without_uid + n).copied();
+            claimed.extend(uid);
+            present.push(LedgerEntry {
+                message: *m,
+                copy: *copy,
+                state: Ledger::Present { uidvalidity: v, uid },
+            });
+        }
+        missing_copies.extend(missing.iter().map(|c| (planned.by_item[&(*m, *c)], *c)));
+    }
+    let present = write_ledger(env, name, present).await?;
+    r.resolved_present += present.len() as u64;
+    r.already_present += present.len() as u64;
+    r.done_this_run.extend(present.iter().map(|e| (e.message, e.copy)));
+    env.progress.fetched(name, present.len() as u64, 0);
+    Ok(missing_copies)
+}
+
+/// Equal messages the ledger already accounts for (other copies recorded under
+/// UIDVALIDITY `v`) are not the copies in question: removes their UIDs from
+/// `found`, and returns how many were recorded without one.
+fn discount_other_copies(found: &mut Vec<u32>, entries: &[(u32, Ledger)], copies: &[u32], v: u32) -> usize {
+    let mut accounted_without_uid = 0usize;
+    for (lc, state) in entries {
+        if copies.contains(lc) {
+            continue;
+        }
+        match state {
+            Ledger::Appended { uidvalidity: lv, uid } | Ledger::Present { uidvalidity: lv, uid } if *lv == v => {
+                match uid {
+                    Some(u) => found.retain(|x| x != u),
+                    None => accounted_without_uid += 1,
+                }
+            }
+            _ => {}
+        }
+    }
+    accounted_without_uid
+}
+
+/// Step 5's chunks: up to `chunk_messages` messages and `chunk_bytes` bytes each
+/// (a larger message alone).
+fn chunk_appends<'a>(
+    to_append: &'a [(usize, u32)],
+    items: &[SourceItem],
+    o: &ReplayOptions,
+) -> Vec<&'a [(usize, u32)]> {
     let mut start = 0;
-    let mut chunks: Vec<&[(usize, u32)]> = Vec::new();
+    let mut chunks = Vec::new();
     while start < to_append.len() {
         let mut end = start;
         let mut bytes = 0;
@@ -597,11 +709,23 @@ async fn replay_folder(
         chunks.push(&to_append[start..end]);
         start = end;
     }
-    // Chunk k+1 is read from the archive (on other threads) while chunk k is
-    // appended.
+    chunks
+}
+
+/// Step 5: per chunk, intents (durable), APPENDs, then outcomes (durable). Chunk
+/// k+1 is read from the archive (on other threads) while chunk k is appended.
+async fn append_chunks(
+    c: &mut Connected,
+    env: &Env<'_>,
+    name: &str,
+    chunks: &[&[(usize, u32)]],
+    mut status: Option<resolve::MailboxStatus>,
+    r: &mut FolderReport,
+) -> Result<(), ReplayError> {
+    let (server, t, items) = (env.o.connect.endpoint.to_string(), env.o.connect.io_timeout, env.items);
     let read = |chunk: &[(usize, u32)]| {
         let ids: Vec<MessageId> = chunk.iter().map(|&(i, _)| items[i].message).collect();
-        let archive = archive.clone();
+        let archive = env.archive.clone();
         tokio::task::spawn_blocking(move || read_for_append(&archive, &ids))
     };
     let mut next = chunks.first().map(|c| read(c));
@@ -632,7 +756,7 @@ async fn replay_folder(
                 },
             })
             .collect();
-        archive.ledger_write(target_name, name, &intents, now())?;
+        write_ledger(env, name, intents).await?;
         debug!(
             messages = chunk.len(),
             bytes = raws.iter().map(Vec::len).sum::<usize>(),
@@ -650,42 +774,57 @@ async fn replay_folder(
                 raw,
             })
             .collect();
-        let outcomes = append::append(c, &server, t, name, &append_items, o.pipeline).await?;
+        let outcomes = append::append(c, &server, t, name, &append_items, env.o.pipeline).await?;
         let append_ms = append_started.elapsed().as_millis() as u64;
-        let mut done = Vec::with_capacity(chunk.len());
-        let mut chunk_bytes = 0;
-        for ((&(i, copy), outcome), raw) in chunk.iter().zip(&outcomes).zip(&raws) {
-            match outcome {
-                Outcome::Appended { uidvalidity: v, uid } => {
-                    done.push(LedgerEntry {
-                        message: items[i].message,
-                        copy,
-                        state: Ledger::Appended {
-                            uidvalidity: v.unwrap_or(now_status.uidvalidity),
-                            uid: *uid,
-                        },
-                    });
-                    r.appended += 1;
-                    r.appended_bytes += raw.len() as u64;
-                    r.done_this_run.insert((items[i].message, copy));
-                    chunk_bytes += raw.len() as u64;
-                }
-                Outcome::Refused(why) => {
-                    warn!(message = %items[i].message, folder = %name, reason = %why, "the target refused a message");
-                    r.failed += 1;
-                    r.failures.push(Failure {
-                        message: items[i].message.to_hex(),
-                        source: format!("{}/{}", items[i].account, items[i].folder),
-                        reason: why.clone(),
-                    });
-                }
-            }
-        }
-        archive.ledger_write(target_name, name, &done, now())?;
+        let (done, chunk_bytes) = record_outcomes(items, name, chunk, &outcomes, &raws, now_status.uidvalidity, r);
+        let done = write_ledger(env, name, done).await?;
         debug!(appended = done.len(), append_ms, "outcomes written");
-        progress.fetched(name, chunk.len() as u64, chunk_bytes);
+        env.progress.fetched(name, chunk.len() as u64, chunk_bytes);
     }
     Ok(())
+}
+
+/// The ledger entries of a chunk's APPENDs that succeeded (and their bytes); the
+/// refused ones go into the report.
+fn record_outcomes(
+    items: &[SourceItem],
+    name: &str,
+    chunk: &[(usize, u32)],
+    outcomes: &[Outcome],
+    raws: &[Vec<u8>],
+    uidvalidity: u32,
+    r: &mut FolderReport,
+) -> (Vec<LedgerEntry>, u64) {
+    let mut done = Vec::with_capacity(chunk.len());
+    let mut chunk_bytes = 0;
+    for ((&(i, copy), outcome), raw) in chunk.iter().zip(outcomes).zip(raws) {
+        match outcome {
+            Outcome::Appended { uidvalidity: v, uid } => {
+                done.push(LedgerEntry {
+                    message: items[i].message,
+                    copy,
+                    state: Ledger::Appended {
+                        uidvalidity: v.unwrap_or(uidvalidity),
+                        uid: *uid,
+                    },
+                });
+                r.appended += 1;
+                r.appended_bytes += raw.len() as u64;
+                r.done_this_run.insert((items[i].message, copy));
+                chunk_bytes += raw.len() as u64;
+            }
+            Outcome::Refused(why) => {
+                warn!(message = %items[i].message, folder = %name, reason = %why, "the target refused a message");
+                r.failed += 1;
+                r.failures.push(Failure {
+                    message: items[i].message.to_hex(),
+                    source: format!("{}/{}", items[i].account, items[i].folder),
+                    reason: why.clone(),
+                });
+            }
+        }
+    }
+    (done, chunk_bytes)
 }
 
 /// The messages as they will be appended (CRLF line ends), read and rebuilt on
