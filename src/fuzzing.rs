@@ -73,7 +73,7 @@ fn guarded(max: u64, chunks: &[&[u8]]) -> GuardRun {
 pub fn imap_lines(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let _ = crate::imap::connect::check_greeting("fuzz", &text);
-    let _ = crate::replay::wire::AppendCaps::from_atoms(text.split_ascii_whitespace());
+    let _ = crate::imap::caps::AppendCaps::from_atoms(text.split_ascii_whitespace());
     for name in text.lines() {
         if let Ok(decoded) = crate::plan::mutf7::decode(name) {
             assert!(!decoded.is_empty() || name.is_empty(), "{name:?} decoded to nothing");

@@ -105,7 +105,22 @@ pub struct FolderSummary {
     pub seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A stop (a signal) ended this folder before it was done; the next run resumes
+    /// it. `error` says so in words.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
 }
+
+impl FolderSummary {
+    /// Records that a stop ended this folder before it was done.
+    pub fn mark_stopped(&mut self) {
+        self.stopped = true;
+        self.error = Some(STOPPED.into());
+    }
+}
+
+/// What a folder a stop ended says as its error.
+pub const STOPPED: &str = "stopped before this folder was done (the next run resumes it)";
 
 /// A message not archived because it is larger than the maximum message size.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]

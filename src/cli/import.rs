@@ -7,9 +7,11 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use mailvault::archive::PlacementFilter;
-use mailvault::export::{self, ExportFormat};
+use mailvault::export;
 use mailvault::import::{import_paths, BatchLimits};
-use mailvault::source::{LocalOptions, MboxFormat};
+use mailvault::source::LocalOptions;
+
+use super::choices::{ExportFormatArg, MboxFormatArg};
 
 use super::{human_bytes, open_archive, Cli, Ui};
 
@@ -25,8 +27,8 @@ pub struct ImportArgs {
     #[arg(long)]
     folder: Option<String>,
     /// Quoting convention of mbox files (mboxo and mboxrd differ only on `>>From `)
-    #[arg(long, value_enum, default_value_t = MboxFormat::Mboxrd)]
-    mbox_format: MboxFormat,
+    #[arg(long, value_enum, default_value_t = MboxFormatArg::Mboxrd)]
+    mbox_format: MboxFormatArg,
     /// Follow symbolic links inside the directories named (loops are detected); by
     /// default they are skipped and reported. Paths named here are always followed
     #[arg(long)]
@@ -52,7 +54,7 @@ pub fn import(cli: &Cli, ui: &Ui, a: &ImportArgs) -> Result<ExitCode> {
     let opts = LocalOptions {
         account: a.account.clone(),
         folder: a.folder.clone(),
-        mbox_format: a.mbox_format,
+        mbox_format: a.mbox_format.into(),
         follow_symlinks: a.follow_symlinks,
         force: a.force,
     };
@@ -115,7 +117,7 @@ pub fn import(cli: &Cli, ui: &Ui, a: &ImportArgs) -> Result<ExitCode> {
 pub struct ExportArgs {
     /// Output format
     #[arg(long, value_enum)]
-    format: ExportFormat,
+    format: ExportFormatArg,
     /// Output directory (created if missing)
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -168,7 +170,7 @@ pub fn export(cli: &Cli, ui: &Ui, a: &ExportArgs) -> Result<ExitCode> {
         messages,
     };
     let pb = ui.progress(None, "exporting");
-    let s = export::export(&archive, &filter, a.format, &a.out, &mut |n| pb.set_position(n))?;
+    let s = export::export(&archive, &filter, a.format.into(), &a.out, &mut |n| pb.set_position(n))?;
     pb.finish_and_clear();
     println!(
         "exported {} messages ({}) to {}",

@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 success; 1 error; 2 usage error; 3 `verify` found damage.
 
+mod choices;
 mod compare;
 mod import;
 mod inspect;

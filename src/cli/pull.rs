@@ -15,7 +15,6 @@ use mailvault::archive::Archive;
 use mailvault::control::{Control, Stop};
 use mailvault::imap::{self, PullOptions};
 use mailvault::job::units::ByteSize;
-use mailvault::plan::namespace::NamespaceKind;
 use mailvault::plan::pop3_sync::DeletePolicy;
 use mailvault::pop3::{PlannedMessage, Pop3PullOptions, Pop3Session};
 use mailvault::remote::{BatchLimits, PullProgress, PullSummary, SizeSeen};
@@ -35,7 +34,7 @@ pub struct PullArgs {
     /// Also pull the folders of this namespace: `other` (other users' folders shared
     /// with you) or `shared` (public folders); repeatable [default: personal only]
     #[arg(long = "namespace", value_name = "KIND")]
-    namespaces: Vec<NamespaceKind>,
+    namespaces: Vec<super::choices::NamespaceArg>,
     /// List the server's folders (namespace, role, archive name) and pull nothing
     #[arg(long)]
     list_folders: bool,
@@ -99,7 +98,7 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
         account,
         include: a.folders.clone(),
         exclude: a.exclude.clone(),
-        namespaces: a.namespaces.clone(),
+        namespaces: a.namespaces.iter().map(|&n| n.into()).collect(),
         connections: a.connections.max(1),
         limits: BatchLimits::default(),
         max_retries: a.retries,
@@ -119,11 +118,7 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
     let pop3 = (!opts.connect.endpoint.scheme.is_imap()).then(|| pop3_options(a, &opts));
     let summary = pull_into(&archive, ui, &opts, pop3.as_ref(), !a.no_index, true)?;
     print_summary(&summary, a.output.json())?;
-    if summary
-        .folders
-        .iter()
-        .any(|f| f.error.as_deref() == Some(imap::pull::STOPPED))
-    {
+    if summary.folders.iter().any(|f| f.stopped) {
         eprintln!("mailvault: stopped by a signal; what was fetched is committed, the next pull resumes");
         return Ok(ExitCode::from(130));
     }

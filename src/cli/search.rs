@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use mailvault::archive::{layout, Archive};
-use mailvault::index::{IndexError, MessageIndex, Sort};
+use mailvault::index::{IndexError, MessageIndex};
 
 use super::{open_archive, open_archive_read_only, Cli, Ui};
 
@@ -108,7 +108,7 @@ pub struct SearchArgs {
     offset: usize,
     /// Result order
     #[arg(long, value_enum, default_value = "-date", allow_hyphen_values = true)]
-    sort: Sort,
+    sort: super::choices::SortArg,
     /// Output for people (table), programs (json, one object per line; see
     /// schemas/output/) or other commands (ids)
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -164,7 +164,7 @@ pub fn search(cli: &Cli, ui: &Ui, a: &SearchArgs) -> Result<ExitCode> {
     } else {
         a.limit
     };
-    let hits = idx.search_expr(&expr, a.sort, limit, a.offset)?;
+    let hits = idx.search_expr(&expr, a.sort.into(), limit, a.offset)?;
     tracing::debug!(
         index_us = t_index.as_micros() as u64,
         search_us = (t.elapsed() - t_index).as_micros() as u64,

@@ -27,7 +27,7 @@ use crate::keys::PlacementKeyParts;
 use crate::model::SourceKey;
 use crate::source::mbox;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
     Eml,

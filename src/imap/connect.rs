@@ -27,7 +27,7 @@ pub struct ServerCaps {
     pub special_use: bool,
     pub namespace: bool,
     /// What a replay into this server may use.
-    pub append: crate::replay::wire::AppendCaps,
+    pub append: crate::imap::caps::AppendCaps,
 }
 
 pub type ImapSession = Session<Guarded<MaybeTls>>;
@@ -95,7 +95,7 @@ pub async fn connect(o: &ConnectOptions) -> Result<Connected, ImapError> {
         gmail: caps_list.has_str("X-GM-EXT-1"),
         special_use: caps_list.has_str("SPECIAL-USE"),
         namespace: caps_list.has_str("NAMESPACE"),
-        append: crate::replay::wire::AppendCaps::from_atoms(caps_list.iter().filter_map(|c| match c {
+        append: crate::imap::caps::AppendCaps::from_atoms(caps_list.iter().filter_map(|c| match c {
             async_imap::types::Capability::Atom(a) => Some(a.as_ref()),
             _ => None,
         })),

@@ -3,6 +3,7 @@
 //! into the archive. Protocol parsing is async-imap's (over tokio); what to do per
 //! folder is decided by the pure planner in [`crate::plan::imap_sync`].
 
+pub mod caps;
 pub mod connect;
 mod error;
 pub mod folders;

@@ -41,9 +41,6 @@ pub struct PullOptions {
     pub control: Control,
 }
 
-/// A folder's error when a stop was asked before it was done.
-pub const STOPPED: &str = "stopped before this folder was done (the next run resumes it)";
-
 /// Connects with retries for transient failures (bounded by `max_retries`). For
 /// the `first` session of a pull, a server that cannot be reached at all fails at
 /// once: backoff is for drops after a session was made.
@@ -245,18 +242,18 @@ pub async fn pull(o: &PullOptions, writer: &Writer, progress: Arc<dyn PullProgre
         // Folders no worker could take (every connection failed) are reported.
         let left: Vec<Folder> = queue.lock().expect("queue").drain(..).collect();
         let mut folders = std::mem::take(&mut *results.lock().expect("results"));
-        let why = if o.control.stop.requested() {
-            STOPPED
-        } else {
-            "not pulled: no connection to the server could be opened"
-        };
+        let stopped = o.control.stop.requested();
         for f in left {
-            folders.push(FolderSummary {
+            let mut s = FolderSummary {
                 folder: f.name,
                 special_use: f.special_use,
-                error: Some(why.into()),
+                error: Some("not pulled: no connection to the server could be opened".into()),
                 ..Default::default()
-            });
+            };
+            if stopped {
+                s.mark_stopped();
+            }
+            folders.push(s);
         }
         folders.sort_by(|a, b| (a.folder != "INBOX", &a.folder).cmp(&(b.folder != "INBOX", &b.folder)));
         let mut total = FolderSummary {

@@ -195,7 +195,7 @@ async fn sync_folder_inner(
     // Stopping: what is committed stays; the rest of the folder waits for the next
     // run (the cursor has not moved past it).
     let stopped = |summary: &mut FolderSummary| {
-        summary.error = Some(super::pull::STOPPED.into());
+        summary.mark_stopped();
         summary.seconds += started.elapsed().as_secs_f64();
     };
     for step in steps {

@@ -12,13 +12,11 @@ use crate::archive::Filed;
 use crate::query::{ExactField, Expr, TextField};
 
 /// Result order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sort {
     /// Newest first.
-    #[value(name = "-date")]
     DateDesc,
     /// Oldest first.
-    #[value(name = "date")]
     DateAsc,
     Relevance,
 }

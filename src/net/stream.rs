@@ -11,13 +11,13 @@ use tokio_rustls::client::TlsStream;
 
 use super::guard::{Dropped, LiteralGuard};
 
-/// A TCP connection and the server slot it holds (see
-/// [`crate::control::HostSlots`]), given back once the connection is closed on both
-/// sides (see the `Drop` impl).
+/// A TCP connection and the permit of a per-server connection limit it holds (the
+/// caller's limit; the service's are `control::HostSlots`), given back once the
+/// connection is closed on both sides (see the `Drop` impl).
 #[derive(Debug)]
 pub struct Tcp {
     pub stream: TcpStream,
-    pub slot: Option<crate::control::Slot>,
+    pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// A TCP connection, with or without TLS.

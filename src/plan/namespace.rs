@@ -17,9 +17,7 @@ use serde::Serialize;
 use crate::plan::mutf7;
 
 /// The three kinds of namespace a server may announce.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NamespaceKind {
     /// The user's own folders.

@@ -59,6 +59,20 @@ pub fn may_delete(policy: DeletePolicy, dated: i64, now: i64) -> bool {
     }
 }
 
+/// What is wrong with a UIDL by RFC 1939 §7 (1 to 70 characters in 0x21..=0x7E),
+/// if anything.
+pub fn uidl_problem(uidl: &str) -> Option<&'static str> {
+    if uidl.is_empty() {
+        Some("empty")
+    } else if uidl.len() > 70 {
+        Some("longer than 70 characters")
+    } else if !uidl.bytes().all(|b| (0x21..=0x7E).contains(&b)) {
+        Some("characters outside 0x21-0x7E")
+    } else {
+        None
+    }
+}
+
 /// Plans a run. `archived` maps the account's archived UIDLs to their age reference.
 pub fn plan(listed: &[Listed], archived: &HashMap<String, i64>, policy: DeletePolicy, now: i64) -> Plan {
     let mut count: HashMap<&str, usize> = HashMap::new();
@@ -72,7 +86,7 @@ pub fn plan(listed: &[Listed], archived: &HashMap<String, i64>, policy: DeletePo
             continue; // a message number listed twice: once is enough
         }
         // 1.
-        let why = if crate::pop3::proto::validate_uidl(l.msg, &l.uidl).is_err() {
+        let why = if uidl_problem(&l.uidl).is_some() {
             Some("malformed UIDL")
         } else if count[l.uidl.as_str()] > 1 {
             Some("UIDL shared with another message")

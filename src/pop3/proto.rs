@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::plan::pop3_sync::uidl_problem;
+
 /// The longest line accepted from a server (RFC 2449 allows 512 octets for responses;
 /// message lines may be longer and are not bounded here).
 pub const MAX_STATUS_LINE: usize = 4096;
@@ -84,23 +86,16 @@ impl Capabilities {
     }
 }
 
-/// Checks a UIDL against RFC 1939 §7: 1 to 70 characters in 0x21..=0x7E.
+/// Checks a UIDL against RFC 1939 §7 ([`uidl_problem`]), naming the message.
 pub fn validate_uidl(msg: u32, uidl: &str) -> Result<(), ProtoError> {
-    let bad = |why| ProtoError::BadUidl {
-        msg,
-        uidl: uidl.chars().take(100).collect(),
-        why,
-    };
-    if uidl.is_empty() {
-        return Err(bad("empty"));
+    match uidl_problem(uidl) {
+        None => Ok(()),
+        Some(why) => Err(ProtoError::BadUidl {
+            msg,
+            uidl: uidl.chars().take(100).collect(),
+            why,
+        }),
     }
-    if uidl.len() > 70 {
-        return Err(bad("longer than 70 characters"));
-    }
-    if !uidl.bytes().all(|b| (0x21..=0x7E).contains(&b)) {
-        return Err(bad("characters outside 0x21-0x7E"));
-    }
-    Ok(())
 }
 
 /// One line of a multi-line UIDL answer: `msg uidl`.

@@ -305,7 +305,7 @@ async fn pull_once(
     while start < todo.len() {
         // Stopping: the committed batches are still deleted (by policy) and QUIT.
         if o.control.stop.requested() {
-            summary.error = Some(crate::imap::pull::STOPPED.into());
+            summary.mark_stopped();
             break;
         }
         let mut end = start;

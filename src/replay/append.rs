@@ -15,7 +15,8 @@ use std::time::Duration;
 use async_imap::imap_proto::{Response, ResponseCode, Status};
 use tokio::io::AsyncWriteExt;
 
-use super::wire::{self, AppendCaps, AppendItem};
+use super::wire::{self, AppendItem};
+use crate::imap::caps::AppendCaps;
 use crate::imap::connect::{timed, Connected};
 use crate::imap::ImapError;
 use crate::plan::mutf7;

@@ -17,7 +17,7 @@ use std::io::{BufRead, Write};
 use chrono::NaiveDateTime;
 
 /// Quoting convention of an mbox file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MboxFormat {
     #[default]
     Mboxrd,
