@@ -3,7 +3,7 @@
 //! advance), record flag changes and expunges, and finally commit the new
 //! HIGHESTMODSEQ. Nothing here decides *what* to do; the pure planner does.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use async_imap::imap_proto::{self, Response};
@@ -97,78 +97,22 @@ async fn sync_folder_inner(
 ) -> Result<(), ImapError> {
     let started = Instant::now();
     let f = job.folder;
-    let server = job.server;
-    let mailbox_err = |detail: String| ImapError::Mailbox {
-        server: server.into(),
-        mailbox: f.name.clone(),
-        detail,
-    };
-    // EXAMINE: read-only, never changes \Seen.
-    let mbox = timed(job.io_timeout, server, "EXAMINE", async {
-        s.examine(&f.remote).await.map_err(|e| match e {
-            async_imap::error::Error::No(d) | async_imap::error::Error::Bad(d) => {
-                mailbox_err(format!("EXAMINE refused: {}", crate::net::server_quote(&d)))
-            }
-            other => ImapError::from_client(server, &format!("EXAMINE {}", f.name), other),
-        })
-    })
-    .await?;
-    let uidvalidity = mbox
-        .uid_validity
-        .ok_or_else(|| mailbox_err("EXAMINE gave no UIDVALIDITY".into()))?;
-    if uidvalidity == 0 {
-        tracing::warn!(
-            folder = %f.name,
-            "the server gives UIDVALIDITY 0 (RFC 3501 requires a non-zero number); its UIDs are taken as given"
-        );
-    }
-    let ex = Examined {
-        uidvalidity,
-        uidnext: mbox.uid_next,
-        exists: mbox.exists,
-        highest_modseq: mbox.highest_modseq,
-    };
+    // 1. EXAMINE, and what the archive knows of the folder.
+    let ex = examine(s, job).await?;
+    let uidvalidity = ex.uidvalidity;
     summary.uidvalidity = uidvalidity;
-    summary.exists = mbox.exists;
+    summary.exists = ex.exists;
     drop_unsolicited(s);
-
     let state = job.writer.folder_state(job.account, &f.name).await?;
-    // Archived UIDs of the current UIDVALIDITY that are still live, with their flags.
-    let mut live: HashMap<u32, Flags> = HashMap::new();
-    // Every UID of this UIDVALIDITY ever archived here, live or not, and those left
-    // out for being too large: a UID at or below the cursor not among them is one
-    // the server hid below it.
-    let archived: HashSet<u32> = state
-        .imap
-        .iter()
-        .filter(|p| p.uidvalidity == uidvalidity)
-        .map(|p| p.uid)
-        .chain(state.too_large.iter().filter_map(|(s, _)| match s {
-            SourceKey::Imap { uidvalidity: v, uid } if *v == uidvalidity => Some(*uid),
-            _ => None,
-        }))
-        .collect();
-    let mut updates: Vec<PlacementUpdate> = Vec::new();
-    for p in &state.imap {
-        if p.deleted_at.is_some() {
-            continue;
-        }
-        if p.uidvalidity == uidvalidity {
-            live.insert(p.uid, p.flags.clone());
-        } else {
-            // Step 2 of the plan, done whenever it is found undone (also after a
-            // crash between the re-fetch and the retirement): UIDs of another
-            // UIDVALIDITY are gone.
-            updates.push(update(job, p.uidvalidity, p.uid, PlacementChange::DeletedAtSource));
-        }
-    }
+    let mut known = Known::of(&state, uidvalidity, job);
+    // 2. The plan.
     let stored = state.cursor.as_ref().filter(|c| c.uidvalidity == uidvalidity);
     let cursor = state.cursor.as_ref().map(|c| Cursor {
         uidvalidity: c.uidvalidity,
         highest_uid: c.highest_uid,
         highest_modseq: c.highest_modseq,
         live_messages: if c.uidvalidity == uidvalidity {
-            live.len() as u32
+            known.live.len() as u32
         } else {
             0
         },
@@ -187,48 +131,139 @@ async fn sync_folder_inner(
         remote_name: f.remote.clone(),
         special_use: f.special_use.clone(),
     };
-    let old_cursor = state.cursor.clone();
     let top = stored.map_or(0, |c| c.highest_uid);
-    // UIDs at or below `top` that the server lists and the archive never had.
-    let mut below: std::collections::BTreeSet<u32> = Default::default();
-
-    // Stopping: what is committed stays; the rest of the folder waits for the next
-    // run (the cursor has not moved past it).
-    let stopped = |summary: &mut FolderSummary| {
-        summary.mark_stopped();
-        summary.seconds += started.elapsed().as_secs_f64();
-    };
-    for step in steps {
-        if job.control.stop.requested() {
-            stopped(summary);
+    // 3. The steps. Stopping: what is committed stays; the rest of the folder waits
+    // for the next run (the cursor has not moved past it).
+    let below = match run_steps(s, job, steps, top, &mut known, &mut cur, summary).await? {
+        Some(below) if !job.control.stop.requested() => below,
+        _ => {
+            summary.mark_stopped();
+            summary.seconds += started.elapsed().as_secs_f64();
             return Ok(());
         }
+    };
+    if !below.is_empty() {
+        fetch_below_cursor(s, job, &below, uidvalidity, &mut known.updates, summary).await?;
+    }
+    // 4. The final commit: changes found and the modseq they bring us up to.
+    if caps.condstore {
+        cur.highest_modseq = ex.highest_modseq.unwrap_or(0);
+    }
+    final_commit(job, state.cursor.as_ref(), cur, known.updates, summary).await?;
+    summary.seconds += started.elapsed().as_secs_f64();
+    Ok(())
+}
+
+/// EXAMINE (read-only: never changes \Seen) and what it says of the folder.
+async fn examine(s: &mut ImapSession, job: &FolderJob<'_>) -> Result<Examined, ImapError> {
+    let (f, server) = (job.folder, job.server);
+    let mailbox_err = |detail: String| ImapError::Mailbox {
+        server: server.into(),
+        mailbox: f.name.clone(),
+        detail,
+    };
+    let mbox = timed(job.io_timeout, server, "EXAMINE", async {
+        s.examine(&f.remote).await.map_err(|e| match e {
+            async_imap::error::Error::No(d) | async_imap::error::Error::Bad(d) => {
+                mailbox_err(format!("EXAMINE refused: {}", crate::net::server_quote(&d)))
+            }
+            other => ImapError::from_client(server, &format!("EXAMINE {}", f.name), other),
+        })
+    })
+    .await?;
+    let uidvalidity = mbox
+        .uid_validity
+        .ok_or_else(|| mailbox_err("EXAMINE gave no UIDVALIDITY".into()))?;
+    if uidvalidity == 0 {
+        tracing::warn!(
+            folder = %f.name,
+            "the server gives UIDVALIDITY 0 (RFC 3501 requires a non-zero number); its UIDs are taken as given"
+        );
+    }
+    Ok(Examined {
+        uidvalidity,
+        uidnext: mbox.uid_next,
+        exists: mbox.exists,
+        highest_modseq: mbox.highest_modseq,
+    })
+}
+
+/// What the archive knows of a folder under the server's UIDVALIDITY, and the
+/// placement changes found so far.
+struct Known {
+    /// Archived UIDs of the current UIDVALIDITY that are still live, with their flags.
+    live: HashMap<u32, Flags>,
+    /// Every UID of this UIDVALIDITY ever archived here, live or not, and those left
+    /// out for being too large: a UID at or below the cursor not among them is one
+    /// the server hid below it.
+    archived: HashSet<u32>,
+    updates: Vec<PlacementUpdate>,
+}
+
+impl Known {
+    fn of(state: &crate::writer::FolderState, uidvalidity: u32, job: &FolderJob<'_>) -> Known {
+        let archived: HashSet<u32> = state
+            .imap
+            .iter()
+            .filter(|p| p.uidvalidity == uidvalidity)
+            .map(|p| p.uid)
+            .chain(state.too_large.iter().filter_map(|(s, _)| match s {
+                SourceKey::Imap { uidvalidity: v, uid } if *v == uidvalidity => Some(*uid),
+                _ => None,
+            }))
+            .collect();
+        let mut live = HashMap::new();
+        let mut updates = Vec::new();
+        for p in state.imap.iter().filter(|p| p.deleted_at.is_none()) {
+            if p.uidvalidity == uidvalidity {
+                live.insert(p.uid, p.flags.clone());
+            } else {
+                // Step 2 of the plan, done whenever it is found undone (also after a
+                // crash between the re-fetch and the retirement): UIDs of another
+                // UIDVALIDITY are gone.
+                updates.push(update(job, p.uidvalidity, p.uid, PlacementChange::DeletedAtSource));
+            }
+        }
+        Known { live, archived, updates }
+    }
+}
+
+/// Step 3: runs the plan's steps; returns the UIDs found at or below `top` that the
+/// archive never had, or `None` when a stop came first.
+async fn run_steps(
+    s: &mut ImapSession,
+    job: &FolderJob<'_>,
+    steps: Vec<Step>,
+    top: u32,
+    known: &mut Known,
+    cur: &mut CursorRecord,
+    summary: &mut FolderSummary,
+) -> Result<Option<BTreeSet<u32>>, ImapError> {
+    let (f, server, uidvalidity) = (job.folder, job.server, cur.uidvalidity);
+    let mut below: BTreeSet<u32> = BTreeSet::new();
+    for step in steps {
+        if job.control.stop.requested() {
+            return Ok(None);
+        }
+        let Known { live, archived, updates } = &mut *known;
         match step {
             Step::FetchFrom { from_uid } => {
-                fetch_new(
-                    s,
-                    job,
-                    from_uid.max(top.saturating_add(1)),
-                    &mut cur,
-                    &mut updates,
-                    summary,
-                )
-                .await?;
+                fetch_new(s, job, from_uid.max(top.saturating_add(1)), cur, updates, summary).await?;
             }
-            Step::RetireUidValidity { .. } => {} // done above
+            Step::RetireUidValidity { .. } => {} // done by `Known::of`
             Step::FlagsChangedSince { up_to_uid, modseq } => {
                 let q = format!("(UID FLAGS) (CHANGEDSINCE {modseq})");
-                let seen = flag_changes(s, job, up_to_uid, &q, uidvalidity, &live, &mut updates).await?;
+                let seen = flag_changes(s, job, up_to_uid, &q, uidvalidity, live, updates).await?;
                 below.extend(seen.into_iter().filter(|u| !archived.contains(u)));
             }
             Step::AllFlags { up_to_uid } => {
-                let seen = flag_changes(s, job, up_to_uid, "(UID FLAGS)", uidvalidity, &live, &mut updates).await?;
+                let seen = flag_changes(s, job, up_to_uid, "(UID FLAGS)", uidvalidity, live, updates).await?;
                 below.extend(seen.into_iter().filter(|u| !archived.contains(u)));
             }
             Step::VanishedSince { modseq } => {
-                let mut known: Vec<u32> = live.keys().copied().collect();
-                known.sort_unstable();
-                for uid in vanished_since(s, job, top, modseq, &known).await? {
+                let mut ids: Vec<u32> = live.keys().copied().collect();
+                ids.sort_unstable();
+                for uid in vanished_since(s, job, top, modseq, &ids).await? {
                     updates.push(update(job, uidvalidity, uid, PlacementChange::DeletedAtSource));
                 }
             }
@@ -253,35 +288,36 @@ async fn sync_folder_inner(
             }
         }
     }
-    if job.control.stop.requested() {
-        stopped(summary);
-        return Ok(());
-    }
-    if !below.is_empty() {
-        fetch_below_cursor(s, job, &below, uidvalidity, &mut updates, summary).await?;
-    }
-    // 4. The final commit: changes found and the modseq they bring us up to.
-    if caps.condstore {
-        cur.highest_modseq = ex.highest_modseq.unwrap_or(0);
-    }
-    let same_cursor = old_cursor.as_ref().is_some_and(|o| {
+    Ok(Some(below))
+}
+
+/// Step 4: commits the placement changes found and the cursor, unless nothing
+/// changed.
+async fn final_commit(
+    job: &FolderJob<'_>,
+    old_cursor: Option<&CursorRecord>,
+    mut cur: CursorRecord,
+    updates: Vec<PlacementUpdate>,
+    summary: &mut FolderSummary,
+) -> Result<(), ImapError> {
+    let same_cursor = old_cursor.is_some_and(|o| {
         CursorRecord {
             updated_at: 0,
             ..o.clone()
         } == cur
     });
-    if !updates.is_empty() || !same_cursor {
-        cur.updated_at = chrono::Utc::now().timestamp();
-        let changes = SourceChanges {
-            updates,
-            cursors: vec![(job.account.to_string(), f.name.clone(), cur)],
-            ..Default::default()
-        };
-        let r = job.writer.commit(Vec::new(), changes).await?.wait().await?;
-        summary.flag_changes += r.flag_changes;
-        summary.deleted_at_source += r.deleted_at_source;
+    if updates.is_empty() && same_cursor {
+        return Ok(());
     }
-    summary.seconds += started.elapsed().as_secs_f64();
+    cur.updated_at = chrono::Utc::now().timestamp();
+    let changes = SourceChanges {
+        updates,
+        cursors: vec![(job.account.to_string(), job.folder.name.clone(), cur)],
+        ..Default::default()
+    };
+    let r = job.writer.commit(Vec::new(), changes).await?.wait().await?;
+    summary.flag_changes += r.flag_changes;
+    summary.deleted_at_source += r.deleted_at_source;
     Ok(())
 }
 
