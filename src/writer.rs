@@ -1,5 +1,5 @@
 //! The single archive writer that network sources commit through. The archive is
-//! owned by one thread; folder tasks (many, async) send it jobs — batches with their
+//! owned by one thread; folder tasks (many, async) send it tasks — batches with their
 //! placement changes and cursor advances, and reads of folder state — which it runs
 //! in order. Each commit is one durable write, so a cursor never runs ahead of
 //! stored messages.
@@ -23,15 +23,15 @@ pub struct FolderState {
 }
 
 /// Work for the writer thread.
-type Job = Box<dyn FnOnce(&Archive) + Send>;
+type Task = Box<dyn FnOnce(&Archive) + Send>;
 
 /// A cheap, cloneable handle to the writer thread.
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Task>,
 }
 
-/// A job in flight: await it for its result.
+/// A task in flight: await it for its result.
 pub struct Pending<T>(oneshot::Receiver<Result<T, ArchiveError>>);
 
 /// A commit in flight: await it to learn whether (and what) it stored.
@@ -54,13 +54,13 @@ impl Writer {
     /// Starts the writer thread. It ends when every [`Writer`] is dropped; other
     /// threads may read the archive meanwhile.
     pub fn spawn(archive: Arc<Archive>) -> (Writer, JoinHandle<()>) {
-        // A few jobs per folder task in flight at most; the channel bounds memory.
-        let (tx, mut rx) = mpsc::channel::<Job>(8);
+        // A few tasks per folder task in flight at most; the channel bounds memory.
+        let (tx, mut rx) = mpsc::channel::<Task>(8);
         let handle = std::thread::Builder::new()
             .name("archive-writer".into())
             .spawn(move || {
-                while let Some(job) = rx.blocking_recv() {
-                    job(&archive);
+                while let Some(task) = rx.blocking_recv() {
+                    task(&archive);
                 }
             })
             .expect("spawning the archive writer thread");
@@ -73,10 +73,10 @@ impl Writer {
         f: impl FnOnce(&Archive) -> Result<T, ArchiveError> + Send + 'static,
     ) -> Result<Pending<T>, ArchiveError> {
         let (reply, rx) = oneshot::channel();
-        let job: Job = Box::new(move |a| {
+        let task: Task = Box::new(move |a| {
             let _ = reply.send(f(a));
         });
-        self.tx.send(job).await.map_err(|_| stopped())?;
+        self.tx.send(task).await.map_err(|_| stopped())?;
         Ok(Pending(rx))
     }
 

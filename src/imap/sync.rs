@@ -224,7 +224,11 @@ impl Known {
                 updates.push(update(job, p.uidvalidity, p.uid, PlacementChange::DeletedAtSource));
             }
         }
-        Known { live, archived, updates }
+        Known {
+            live,
+            archived,
+            updates,
+        }
     }
 }
 
@@ -245,7 +249,11 @@ async fn run_steps(
         if job.control.stop.requested() {
             return Ok(None);
         }
-        let Known { live, archived, updates } = &mut *known;
+        let Known {
+            live,
+            archived,
+            updates,
+        } = &mut *known;
         match step {
             Step::FetchFrom { from_uid } => {
                 fetch_new(s, job, from_uid.max(top.saturating_add(1)), cur, updates, summary).await?;

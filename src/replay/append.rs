@@ -23,7 +23,7 @@ use crate::plan::mutf7;
 
 /// What became of one message.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum AppendOutcome {
     /// The server took it; APPENDUID when it said (UIDPLUS).
     Appended { uidvalidity: Option<u32>, uid: Option<u32> },
     /// The server refused it (or it is larger than the server takes).
@@ -61,15 +61,15 @@ pub async fn append(
     mailbox: &str,
     items: &[AppendItem<'_>],
     pipeline: Pipeline,
-) -> Result<Vec<Outcome>, ImapError> {
+) -> Result<Vec<AppendOutcome>, ImapError> {
     let caps = c.caps.append;
     let remote = mutf7::encode(mailbox);
-    let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
+    let mut outcomes: Vec<Option<AppendOutcome>> = vec![None; items.len()];
     let mut eligible = Vec::with_capacity(items.len());
     for (i, it) in items.iter().enumerate() {
         match caps.append_limit {
             Some(limit) if it.raw.len() as u64 > limit => {
-                outcomes[i] = Some(Outcome::Refused(format!(
+                outcomes[i] = Some(AppendOutcome::Refused(format!(
                     "{} bytes is more than the server's APPENDLIMIT of {limit}",
                     it.raw.len()
                 )))
@@ -106,7 +106,7 @@ pub async fn append(
     }
     Ok(outcomes
         .into_iter()
-        .map(|o| o.unwrap_or_else(|| Outcome::Refused("no answer from the server".into())))
+        .map(|o| o.unwrap_or_else(|| AppendOutcome::Refused("no answer from the server".into())))
         .collect())
 }
 
@@ -139,7 +139,7 @@ struct Run<'a, 'b> {
     remote: &'a str,
     caps: AppendCaps,
     items: &'a [AppendItem<'b>],
-    outcomes: &'a mut [Option<Outcome>],
+    outcomes: &'a mut [Option<AppendOutcome>],
     /// Tag → the items of that command.
     inflight: HashMap<String, Vec<usize>>,
     next_tag: u32,
@@ -268,7 +268,7 @@ impl Run<'_, '_> {
                             Some((v, _)) => (Some(*v), None),
                             None => (None, None),
                         };
-                        self.outcomes[i] = Some(Outcome::Appended { uidvalidity, uid });
+                        self.outcomes[i] = Some(AppendOutcome::Appended { uidvalidity, uid });
                     }
                 } else if group.len() > 1 {
                     retry.extend(group);
@@ -276,7 +276,7 @@ impl Run<'_, '_> {
                     let words = outcome.information.as_deref().unwrap_or("").trim();
                     let code = outcome.code.as_ref().map(|c| format!("[{c:?}] ")).unwrap_or_default();
                     let status = format!("{status:?}").to_ascii_uppercase();
-                    self.outcomes[group[0]] = Some(Outcome::Refused(format!("{status} {code}{words}")));
+                    self.outcomes[group[0]] = Some(AppendOutcome::Refused(format!("{status} {code}{words}")));
                 }
                 Ok(Read::Done(tag.0.clone()))
             }

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use super::append::{self, Outcome, Pipeline};
+use super::append::{self, AppendOutcome, Pipeline};
 use super::target;
 use super::{resolve, wire};
 use crate::archive::{Archive, ArchiveError, LedgerEntry, PlacementFilter};
@@ -146,7 +146,7 @@ impl ReplayOptions {
 
 /// One message that did not make it.
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
-pub struct Failure {
+pub struct MessageFailure {
     pub message: String,
     /// `account/folder` it came from.
     pub source: String,
@@ -172,7 +172,7 @@ pub struct FolderReport {
     pub checked: u64,
     pub failed: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub failures: Vec<Failure>,
+    pub failures: Vec<MessageFailure>,
     pub retries: u32,
     /// Why the folder failed as a whole (its messages not arrived are counted in
     /// `failed`).
@@ -247,7 +247,7 @@ pub async fn replay(
         // session (the first has the one that listed); while one waits for the
         // server to store a batch, another sends.
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let env = Env {
+        let env = ReplayContext {
             archive,
             o,
             target_name: &target_name,
@@ -286,7 +286,7 @@ pub async fn replay(
 }
 
 /// What every folder of a replay shares.
-struct Env<'a> {
+struct ReplayContext<'a> {
     archive: &'a Arc<Archive>,
     o: &'a ReplayOptions,
     target_name: &'a str,
@@ -298,7 +298,7 @@ struct Env<'a> {
 /// Takes folders from `groups` (the next index in `next`) until none are left; one
 /// connection, reconnected with backoff when lost (step 6).
 async fn worker(
-    env: &Env<'_>,
+    env: &ReplayContext<'_>,
     mut conn: Option<Connected>,
     groups: &[(String, Group)],
     next: &std::sync::atomic::AtomicUsize,
@@ -405,7 +405,7 @@ fn map_all(items: &[SourceItem], o: &ReplayOptions, t: &Target) -> BTreeMap<Stri
 /// Replays one target folder (steps 3 to 5).
 async fn replay_folder(
     c: &mut Connected,
-    env: &Env<'_>,
+    env: &ReplayContext<'_>,
     name: &str,
     g: &Group,
     r: &mut FolderReport,
@@ -457,7 +457,7 @@ async fn on_archive<T: Send + 'static>(
 
 /// Writes ledger entries of `folder` durably; gives them back.
 async fn write_ledger(
-    env: &Env<'_>,
+    env: &ReplayContext<'_>,
     folder: &str,
     entries: Vec<LedgerEntry>,
 ) -> Result<Vec<LedgerEntry>, ArchiveError> {
@@ -471,7 +471,7 @@ async fn write_ledger(
 
 /// The ledger of one target folder: what was appended or found there, by message
 /// and copy.
-async fn read_ledger(env: &Env<'_>, folder: &str) -> Result<HashMap<(MessageId, u32), Ledger>, ArchiveError> {
+async fn read_ledger(env: &ReplayContext<'_>, folder: &str) -> Result<HashMap<(MessageId, u32), Ledger>, ArchiveError> {
     let (target, folder) = (env.target_name.to_string(), folder.to_string());
     let records = on_archive(env.archive, move |a| a.ledger(&target, &folder)).await?;
     Ok(records.into_iter().map(|(k, v)| (k, v.state)).collect())
@@ -481,7 +481,7 @@ async fn read_ledger(env: &Env<'_>, folder: &str) -> Result<HashMap<(MessageId, 
 /// (`None` in a dry run where it would be created).
 async fn open_target_folder(
     c: &mut Connected,
-    env: &Env<'_>,
+    env: &ReplayContext<'_>,
     name: &str,
     g: &Group,
     r: &mut FolderReport,
@@ -518,7 +518,7 @@ struct Planned {
 
 /// Step 4: plans the folder from the ledger; counts what is there already.
 fn plan_folder(
-    env: &Env<'_>,
+    env: &ReplayContext<'_>,
     g: &Group,
     ledger: &HashMap<(MessageId, u32), Ledger>,
     uidvalidity: Option<u32>,
@@ -563,7 +563,7 @@ fn plan_folder(
 /// those found as present; returns the copies still to append.
 async fn resolve_intents(
     c: &mut Connected,
-    env: &Env<'_>,
+    env: &ReplayContext<'_>,
     name: &str,
     planned: &Planned,
     ledger: &HashMap<(MessageId, u32), Ledger>,
@@ -716,7 +716,7 @@ fn chunk_appends<'a>(
 /// k+1 is read from the archive (on other threads) while chunk k is appended.
 async fn append_chunks(
     c: &mut Connected,
-    env: &Env<'_>,
+    env: &ReplayContext<'_>,
     name: &str,
     chunks: &[&[(usize, u32)]],
     mut status: Option<resolve::MailboxStatus>,
@@ -790,7 +790,7 @@ fn record_outcomes(
     items: &[SourceItem],
     name: &str,
     chunk: &[(usize, u32)],
-    outcomes: &[Outcome],
+    outcomes: &[AppendOutcome],
     raws: &[Vec<u8>],
     uidvalidity: u32,
     r: &mut FolderReport,
@@ -799,7 +799,7 @@ fn record_outcomes(
     let mut chunk_bytes = 0;
     for ((&(i, copy), outcome), raw) in chunk.iter().zip(outcomes).zip(raws) {
         match outcome {
-            Outcome::Appended { uidvalidity: v, uid } => {
+            AppendOutcome::Appended { uidvalidity: v, uid } => {
                 done.push(LedgerEntry {
                     message: items[i].message,
                     copy,
@@ -813,10 +813,10 @@ fn record_outcomes(
                 r.done_this_run.insert((items[i].message, copy));
                 chunk_bytes += raw.len() as u64;
             }
-            Outcome::Refused(why) => {
+            AppendOutcome::Refused(why) => {
                 warn!(message = %items[i].message, folder = %name, reason = %why, "the target refused a message");
                 r.failed += 1;
-                r.failures.push(Failure {
+                r.failures.push(MessageFailure {
                     message: items[i].message.to_hex(),
                     source: format!("{}/{}", items[i].account, items[i].folder),
                     reason: why.clone(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::{info, info_span, warn, Instrument};
 
-use super::Env;
+use super::ArchiveContext;
 use crate::control::{Control, Pace};
 use crate::imap::{ImapError, PullOptions};
 use crate::job::{DeleteMode, Job, JobAccount, Login, Outcome};
@@ -43,15 +43,15 @@ pub struct AccountRun {
 }
 
 /// Why a run failed as a whole.
-pub struct Failure {
+pub struct RunFailure {
     pub outcome: Outcome,
     pub message: String,
 }
 
-impl Failure {
+impl RunFailure {
     /// A refused login or an unreadable credential is permanent; the rest may pass.
-    fn of(permanent: bool, e: impl std::fmt::Display) -> Failure {
-        Failure {
+    fn of(permanent: bool, e: impl std::fmt::Display) -> RunFailure {
+        RunFailure {
             outcome: if permanent {
                 Outcome::Permanent
             } else {
@@ -62,15 +62,15 @@ impl Failure {
     }
 }
 
-impl From<ImapError> for Failure {
-    fn from(e: ImapError) -> Failure {
-        Failure::of(matches!(e, ImapError::Auth { .. } | ImapError::Secret(_)), e)
+impl From<ImapError> for RunFailure {
+    fn from(e: ImapError) -> RunFailure {
+        RunFailure::of(matches!(e, ImapError::Auth { .. } | ImapError::Secret(_)), e)
     }
 }
 
-impl From<Pop3Error> for Failure {
-    fn from(e: Pop3Error) -> Failure {
-        Failure::of(matches!(e, Pop3Error::Auth { .. } | Pop3Error::Secret(_)), e)
+impl From<Pop3Error> for RunFailure {
+    fn from(e: Pop3Error) -> RunFailure {
+        RunFailure::of(matches!(e, Pop3Error::Auth { .. } | Pop3Error::Secret(_)), e)
     }
 }
 
@@ -82,7 +82,7 @@ pub struct Scope {
 }
 
 /// Runs `acct` of `job` once.
-pub async fn run(env: &Env, job: &Job, acct: &JobAccount, scope: &Scope) -> AccountRun {
+pub async fn run(env: &ArchiveContext, job: &Job, acct: &JobAccount, scope: &Scope) -> AccountRun {
     let started = Utc::now();
     let span = info_span!("account", job = %job.name, account = %acct.name);
     let mut run = AccountRun {
@@ -119,12 +119,12 @@ pub async fn run(env: &Env, job: &Job, acct: &JobAccount, scope: &Scope) -> Acco
 }
 
 async fn pull_and_replay(
-    env: &Env,
+    env: &ArchiveContext,
     job: &Job,
     acct: &JobAccount,
     scope: &Scope,
     run: &mut AccountRun,
-) -> Result<(), Failure> {
+) -> Result<(), RunFailure> {
     let mut connect = connect_options(env, &acct.endpoint, &acct.spec.login()).await?;
     connect.max_message_size = job.limits.max_message_size.0;
     let control = Control {
@@ -215,13 +215,13 @@ async fn pull_and_replay(
         let include_deleted = target.include_deleted;
         let items = tokio::task::spawn_blocking(move || crate::replay::run::select(&archive, &filter, include_deleted))
             .await
-            .map_err(|e| Failure::of(false, format!("selecting placements to replay: {e}")))?
-            .map_err(|e| Failure::of(false, e))?;
+            .map_err(|e| RunFailure::of(false, format!("selecting placements to replay: {e}")))?
+            .map_err(|e| RunFailure::of(false, e))?;
         let report = crate::replay::run::replay(&env.archive, &o, &items, &NoProgress)
             .await
             .map_err(|e| {
                 let refused = matches!(e, crate::replay::run::ReplayError::Imap(ImapError::Auth { .. }));
-                Failure::of(refused, format!("replay to {ep}: {e}"))
+                RunFailure::of(refused, format!("replay to {ep}: {e}"))
             })?;
         if report.problems() > 0 {
             run.outcome = Outcome::Temporary;
@@ -237,7 +237,7 @@ async fn pull_and_replay(
 
 /// Reads the credential (a command may run: off the async threads) and builds the
 /// TLS configuration; the connection takes a slot of the server's limit.
-pub async fn connect_options(env: &Env, ep: &Endpoint, login: &Login) -> Result<ConnectOptions, Failure> {
+pub async fn connect_options(env: &ArchiveContext, ep: &Endpoint, login: &Login) -> Result<ConnectOptions, RunFailure> {
     let (cred, oauth) = match (&login.password, &login.oauth2_token) {
         (Some(p), _) => (p.source(), false),
         (None, Some(t)) => (t.source(), true),
@@ -245,14 +245,14 @@ pub async fn connect_options(env: &Env, ep: &Endpoint, login: &Login) -> Result<
     };
     let secret = tokio::task::spawn_blocking(move || cred.read())
         .await
-        .map_err(|e| Failure::of(false, format!("{ep}: reading the credential: {e}")))?
-        .map_err(|e| Failure::of(true, format!("{ep}: {e}")))?;
+        .map_err(|e| RunFailure::of(false, format!("{ep}: reading the credential: {e}")))?
+        .map_err(|e| RunFailure::of(true, format!("{ep}: {e}")))?;
     let tls = tls::client_config(&TlsOptions {
         ca_file: login.tls_ca.clone(),
         pins: login.tls_pin.clone(),
         danger_accept_invalid_certs: login.danger_accept_invalid_certs,
     })
-    .map_err(|e| Failure::of(true, format!("{ep}: {e}")))?;
+    .map_err(|e| RunFailure::of(true, format!("{ep}: {e}")))?;
     Ok(ConnectOptions {
         endpoint: ep.clone(),
         tls,

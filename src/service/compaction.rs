@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::Env;
+use super::ArchiveContext;
 
 /// Quiet time before compacting, unless the environment says otherwise.
 pub const DEFAULT_QUIET: Duration = Duration::from_secs(300);
@@ -69,7 +69,7 @@ pub fn quiet_time() -> Option<Duration> {
 
 /// Checks `env`'s archive every so often until a stop; compacts it when idle and
 /// worth it.
-pub async fn when_idle(env: Arc<Env>, quiet: Duration) {
+pub async fn when_idle(env: Arc<ArchiveContext>, quiet: Duration) {
     let every = (quiet / 4).clamp(Duration::from_millis(200), Duration::from_secs(60));
     loop {
         tokio::select! {

@@ -28,7 +28,7 @@ pub use account::{AccountRun, Scope};
 pub use metrics::Metrics;
 
 /// What the runs of one archive share.
-pub struct Env {
+pub struct ArchiveContext {
     pub archive: Arc<Archive>,
     pub writer: Writer,
     pub slots: HostSlots,
@@ -42,7 +42,7 @@ pub struct Env {
     pub activity: compaction::Activity,
 }
 
-impl Env {
+impl ArchiveContext {
     /// Brings the search index up to date (searches see new mail at once). Another
     /// process holding the index (a `search` catching up) is not an error.
     pub async fn catch_up_index(&self) {
@@ -100,7 +100,7 @@ impl Env {
 
 /// The archives of a set of jobs, each opened once, and the limits they share.
 pub struct Service {
-    envs: HashMap<PathBuf, Arc<Env>>,
+    envs: HashMap<PathBuf, Arc<ArchiveContext>>,
     writers: Vec<std::thread::JoinHandle<()>>,
     pub slots: HostSlots,
     pub stop: Stop,
@@ -130,7 +130,7 @@ impl Service {
                 s.writers.push(handle);
                 s.envs.insert(
                     dir.clone(),
-                    Arc::new(Env {
+                    Arc::new(ArchiveContext {
                         archive,
                         writer,
                         slots: s.slots.clone(),
@@ -153,7 +153,7 @@ impl Service {
         Ok(s)
     }
 
-    fn env(&self, job: &Job, default_archive: &Path) -> Arc<Env> {
+    fn env(&self, job: &Job, default_archive: &Path) -> Arc<ArchiveContext> {
         let dir = archive_of(job, default_archive);
         self.envs[&dir].clone()
     }
@@ -272,7 +272,7 @@ pub(crate) fn jitter() -> f64 {
 /// One account in service mode: sleep until due or until a watched folder
 /// changes, run, record, compute the next time; until a stop.
 async fn account_loop(
-    env: Arc<Env>,
+    env: Arc<ArchiveContext>,
     job: Arc<Job>,
     account: String,
     gate: Arc<Semaphore>,

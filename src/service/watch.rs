@@ -11,7 +11,7 @@ use async_imap::types::UnsolicitedResponse;
 use tokio::sync::mpsc;
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use super::Env;
+use super::ArchiveContext;
 use crate::imap::connect::{connect, timed};
 use crate::imap::ImapError;
 use crate::job::schedule::backoff_after;
@@ -23,7 +23,7 @@ const IDLE_RENEW: Duration = Duration::from_secs(9 * 60);
 /// Watches `folder` of `acct` until the service stops, sending `folder` on
 /// `changed` for every change seen.
 pub async fn watch(
-    env: std::sync::Arc<Env>,
+    env: std::sync::Arc<ArchiveContext>,
     job: std::sync::Arc<Job>,
     acct: JobAccount,
     folder: String,
@@ -73,7 +73,7 @@ enum WatchError {
 /// One connection: EXAMINE, then IDLE until the connection fails (an error) or the
 /// receiver of changes is gone (`Ok`). Once EXAMINE succeeds, `failures` is reset.
 async fn idle_session(
-    env: &Env,
+    env: &ArchiveContext,
     acct: &JobAccount,
     folder: &str,
     changed: &mpsc::Sender<String>,
