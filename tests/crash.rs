@@ -83,3 +83,54 @@ fn kill_during_import_then_rerun_is_exact() {
         "too few kills hit a running import ({killed_mid_way})"
     );
 }
+
+/// kill -9 at random moments of `compact` over an archive of many small packs: after
+/// every kill the archive verifies clean with every message; the next compaction
+/// finishes the job and removes what the kill left (orphan packs).
+#[test]
+fn kill_during_compaction_loses_nothing_and_the_next_one_finishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    // One import per folder of the sample and the edge corpus: many packs.
+    let mut folders: Vec<PathBuf> = Vec::new();
+    for root in [demo_sample(), edge_cases().to_path_buf()] {
+        for e in std::fs::read_dir(&root).unwrap().filter_map(Result::ok) {
+            if e.path().is_dir() {
+                folders.push(e.path());
+            }
+        }
+    }
+    folders.sort();
+    for f in &folders {
+        ok(&a, &["-q", "import", "--no-index", "--force", f.to_str().unwrap()]);
+    }
+    let ids: HashSet<_> = Archive::open_read_only(&a)
+        .unwrap()
+        .message_ids()
+        .unwrap()
+        .into_iter()
+        .collect();
+    let probe = tmp.path().join("probe");
+    copy_dir(&a, &probe);
+    let t = Instant::now();
+    ok(&probe, &["-q", "compact"]);
+    let full = t.elapsed();
+    let mut rng = Rng::from_env("crash-compact");
+    let mut killed_mid_way = 0;
+    for round in 0..crash_rounds() / 2 {
+        let delay = Duration::from_micros(rng.below(full.as_micros() as u64 + 1));
+        // kill_after verifies the archive after each kill.
+        killed_mid_way += u64::from(kill_after(cmd(&a, &["-q", "compact"]), delay, &a, round));
+    }
+    let report = common::json_of(cmd(&a, &["compact", "--json"]), "the last compaction");
+    let archive = Archive::open(&a).unwrap();
+    let verified = archive.verify(|_| {}).unwrap();
+    assert!(verified.is_clean(), "{:?}", verified.problems);
+    assert_eq!(verified.unreferenced_packs, 0, "{report}");
+    let got: HashSet<_> = archive.message_ids().unwrap().into_iter().collect();
+    assert_eq!(got, ids);
+    eprintln!(
+        "{} folders; compaction {full:?}; {killed_mid_way} kills landed mid-way; last: {report}",
+        folders.len()
+    );
+}
