@@ -45,7 +45,7 @@ status=${PIPESTATUS[0]}
 # The archive tests again, with every archive's packs in S3 (a Garage per test binary).
 if [ "$status" -eq 0 ] && [ $# -eq 0 ]; then
   echo "== the archive tests again, packs in S3 (Garage)"
-  MAILVAULT_TEST_BLOBS=s3 cargo test --release $S3_AGAIN 2>&1 | tee -a "$log"
+  MAILVAULT_TEST_BLOBS=s3 cargo test --release --no-fail-fast $S3_AGAIN 2>&1 | tee -a "$log"
   status=${PIPESTATUS[0]}
 fi
 set -e

@@ -40,19 +40,6 @@ pub const ALL_CFS: [&str; 11] = [
     CF_PACK_INDEX,
 ];
 
-/// The column families of format version 1.
-pub const V1_CFS: &[&str] = &[
-    CF_META,
-    CF_MESSAGES,
-    CF_PARTS,
-    CF_BLOBS,
-    CF_PLACEMENTS,
-    CF_PLACEMENTS_BY_MESSAGE,
-    CF_CURSORS,
-    CF_INGEST_LOG,
-    CF_DICTIONARIES,
-];
-
 /// The column families of format version 2: version 1's and the replay ledger.
 pub const V2_CFS: &[&str] = &[
     CF_META,
@@ -66,6 +53,9 @@ pub const V2_CFS: &[&str] = &[
     CF_DICTIONARIES,
     CF_REPLAY_LEDGER,
 ];
+
+/// The column families of format version 1 (version 2's without the ledger).
+pub const V1_CFS: &[&str] = V2_CFS.split_at(9).0;
 
 /// Every column family any readable version has.
 pub fn is_known_cf(name: &str) -> bool {

@@ -57,7 +57,9 @@ pub struct BlobLocation {
 }
 
 impl BlobLocation {
-    pub const ENCODED_LEN: usize = 46;
+    pub const ENCODED_LEN: usize = 50;
+    /// Bytes before the frame fields: the record version and the pack number.
+    pub const FRAME_FIELDS_AT: usize = 9;
 
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Enc(Vec::with_capacity(Self::ENCODED_LEN));

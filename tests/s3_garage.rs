@@ -177,7 +177,7 @@ fn kill_9_during_import_and_compaction_into_s3_loses_nothing() {
     let orphan = b"MVPACK01 a pack whose batch never committed".to_vec();
     S3Store::new(&config)
         .unwrap()
-        .put(&PackName::of(&orphan), &orphan)
+        .put(&PackName::of(&orphan), orphan.clone())
         .unwrap();
     let report = verify_clean(&a, "with an orphan");
     assert!(report["unreferenced_packs"].as_u64().unwrap() >= 1, "{report}");
@@ -213,13 +213,7 @@ fn import_and_pull_complete_through_503s_and_cut_connections() {
     proxy.add_faults(4);
 
     let d = Dovecot::start();
-    d.add_user("dora", common::dovecot::TEST_PASSWORD);
-    let msgs: Vec<_> = fresh_pull_messages(120);
-    let loaded: Vec<(Vec<u8>, &str, std::time::SystemTime)> = msgs
-        .iter()
-        .map(|m| (m.clone(), "", std::time::SystemTime::now()))
-        .collect();
-    d.load("dora", "INBOX", &loaded);
+    user_with_mail(&d, "dora", &fresh_pull_messages(120));
     let mut pull = pull_command(
         &a,
         &format!("imaps://dora@127.0.0.1:{}", d.imaps),
@@ -238,6 +232,16 @@ fn import_and_pull_complete_through_503s_and_cut_connections() {
     );
     let report = verify_clean(&a, "after the faults");
     assert_eq!(report["messages_checked"].as_u64(), Some(500 + 120));
+}
+
+/// A Dovecot user with `msgs` in INBOX.
+fn user_with_mail(d: &Dovecot, user: &str, msgs: &[Vec<u8>]) {
+    d.add_user(user, common::dovecot::TEST_PASSWORD);
+    let loaded: Vec<(Vec<u8>, &str, std::time::SystemTime)> = msgs
+        .iter()
+        .map(|m| (m.clone(), "", std::time::SystemTime::now()))
+        .collect();
+    d.load(user, "INBOX", &loaded);
 }
 
 /// Messages no demo-sample message equals (for the pull).
@@ -264,13 +268,8 @@ fn a_pull_into_a_three_node_cluster_completes_with_a_node_stopped() {
     let a = tmp.path().join("a");
     s3_archive(&g, &a, "cluster", &g.endpoint());
     let d = Dovecot::start();
-    d.add_user("cleo", common::dovecot::TEST_PASSWORD);
     let msgs = sample_messages(400);
-    let loaded: Vec<(Vec<u8>, &str, std::time::SystemTime)> = msgs
-        .iter()
-        .map(|m| (m.clone(), "", std::time::SystemTime::now()))
-        .collect();
-    d.load("cleo", "INBOX", &loaded);
+    user_with_mail(&d, "cleo", &msgs);
     let mut pull = pull_command(
         &a,
         &format!("imaps://cleo@127.0.0.1:{}", d.imaps),

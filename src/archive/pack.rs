@@ -120,21 +120,21 @@ impl<'d> FrameEncoder<'d> {
     }
 }
 
-/// A compressed frame and how to decode it.
-struct Frame {
-    bytes: Vec<u8>,
+/// A compressed frame (or a stored payload, borrowed) and how to decode it.
+struct Frame<'a> {
+    bytes: std::borrow::Cow<'a, [u8]>,
     codec: Codec,
     dict_id: u32,
 }
 
-fn compress_frame(
+fn compress_frame<'a>(
     enc: &mut std::io::Result<FrameEncoder<'_>>,
-    items: &[PackItem<'_>],
+    items: &[PackItem<'a>],
     stored: bool,
-) -> std::io::Result<Frame> {
+) -> std::io::Result<Frame<'a>> {
     if stored {
         return Ok(Frame {
-            bytes: items[0].payload.to_vec(),
+            bytes: std::borrow::Cow::Borrowed(items[0].payload),
             codec: Codec::Stored,
             dict_id: 0,
         });
@@ -145,7 +145,7 @@ fn compress_frame(
         raw.extend_from_slice(i.payload);
     }
     Ok(Frame {
-        bytes: enc.zstd.compress(&raw)?,
+        bytes: std::borrow::Cow::Owned(enc.zstd.compress(&raw)?),
         codec: enc.codec,
         dict_id: enc.dict_id,
     })
@@ -208,17 +208,11 @@ pub fn build(
 fn write_trailer(bytes: &mut Vec<u8>, entries: &[PackEntry]) {
     let trailer_offset = bytes.len() as u64;
     let mut e = Enc(Vec::with_capacity(entries.len() * ENTRY_LEN + FOOTER_LEN));
+    // An entry is the kind, the id, then a `pack_index` value's frame fields.
     for x in entries {
-        let l = &x.location;
         e.u8(x.kind)
             .raw(&x.id.0)
-            .u64(l.frame_offset)
-            .u32(l.frame_len)
-            .u8(l.codec as u8)
-            .u32(l.dict_id)
-            .u64(l.offset)
-            .u64(l.len)
-            .u64(l.group);
+            .raw(&x.location.encode()[BlobLocation::FRAME_FIELDS_AT..]);
     }
     e.u32(entries.len() as u32).u64(trailer_offset).raw(END_MAGIC);
     bytes.extend_from_slice(&e.finish());

@@ -273,11 +273,12 @@ impl Archive {
             id: "a new pack".into(),
             what: format!("zstd compression failed: {e}"),
         })?;
-        self.blobs.put(&built.name, &built.bytes)?;
+        let size = built.bytes.len() as u64;
+        self.blobs.put(&built.name, built.bytes)?;
         let number = *self.next_pack.lock().unwrap_or_else(|p| p.into_inner());
         let record = PackRecord {
             name: built.name.0,
-            size: built.bytes.len() as u64,
+            size,
             entries: built.entries.len() as u32,
             level: level as u8,
             created: now,

@@ -43,7 +43,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 impl BlobStore for LocalDir {
-    fn put(&self, name: &PackName, bytes: &[u8]) -> Result<()> {
+    fn put(&self, name: &PackName, bytes: Vec<u8>) -> Result<()> {
         let path = self.path(name);
         if fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
             return Ok(());
@@ -54,7 +54,7 @@ impl BlobStore for LocalDir {
         let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
         let write = || -> std::io::Result<()> {
             let mut f = fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
+            f.write_all(&bytes)?;
             f.sync_all()?;
             fs::rename(&tmp, &path)?;
             sync_dir(dir)?;
@@ -137,8 +137,8 @@ mod tests {
         let store = LocalDir::new(tmp.path());
         let bytes = b"0123456789".repeat(10);
         let name = PackName::of(&bytes);
-        store.put(&name, &bytes).unwrap();
-        store.put(&name, &bytes).unwrap();
+        store.put(&name, bytes.clone()).unwrap();
+        store.put(&name, bytes.clone()).unwrap();
         assert_eq!(store.read_range(&name, 5..15).unwrap(), &bytes[5..15]);
         assert_eq!(store.list().unwrap(), vec![StoredPack { name, size: 100 }]);
         let short = store.read_range(&name, 95..105).unwrap_err().to_string();

@@ -92,8 +92,9 @@ pub type Result<T, E = BlobStoreError> = std::result::Result<T, E>;
 /// Immutable, content-named packs: put, ranged read, list, delete.
 pub trait BlobStore: Send + Sync {
     /// Stores `bytes` as pack `name`; durable when this returns. Putting a pack that
-    /// is already there is a no-op (the name is the content).
-    fn put(&self, name: &PackName, bytes: &[u8]) -> Result<()>;
+    /// is already there is a no-op (the name is the content). Takes the bytes, so a
+    /// network store need not copy them.
+    fn put(&self, name: &PackName, bytes: Vec<u8>) -> Result<()>;
     /// Bytes `range` of pack `name`, exactly (a shorter answer is an error).
     fn read_range(&self, name: &PackName, range: Range<u64>) -> Result<Vec<u8>>;
     /// Every pack in the store.

@@ -230,9 +230,9 @@ impl S3Store {
 }
 
 impl BlobStore for S3Store {
-    fn put(&self, name: &PackName, bytes: &[u8]) -> Result<()> {
+    fn put(&self, name: &PackName, bytes: Vec<u8>) -> Result<()> {
         let (store, path) = (self.store.clone(), self.path(name));
-        let payload = PutPayload::from(bytes.to_vec());
+        let payload = PutPayload::from(bytes);
         self.run(async move { store.put(&path, payload).await })
             .map(|_| ())
             .map_err(|e| self.remote("put", name, e))
