@@ -528,7 +528,8 @@ pub struct Counters {
     pub unique_bytes: u64,
     /// Encoded bytes of message parts found already stored (part-level dedup).
     pub part_dedup_bytes: u64,
-    /// Bytes of every stored blob value (compressed, with headers).
+    /// Bytes of the packs the archive references (before format 3: of every stored
+    /// blob value, compressed, with headers).
     pub stored_bytes: u64,
     /// The next ingest-log sequence number.
     pub next_seq: u64,

@@ -35,7 +35,7 @@ pub struct IngestReport {
     /// Parts found already stored (shared attachments, list bodies).
     pub deduplicated_parts: u64,
     pub bytes_in: u64,
-    /// Blob bytes this batch added to the archive.
+    /// Bytes of the pack this batch added to the archive (0 when nothing was new).
     pub stored_bytes: u64,
     /// Placements whose flags a source reported changed.
     pub flag_changes: u64,
