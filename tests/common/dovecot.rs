@@ -77,7 +77,8 @@ impl Storage {
 /// `N` distinct free ports: every listener is held until all are chosen, so the
 /// kernel cannot hand out one port twice (seen once as Dovecot's "duplicate
 /// listener").
-fn free_ports<const N: usize>() -> [u16; N] {
+/// `N` distinct free ports on 127.0.0.1 (held until all are picked).
+pub fn free_ports<const N: usize>() -> [u16; N] {
     let held: Vec<TcpListener> = (0..N).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
     std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }

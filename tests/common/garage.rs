@@ -8,7 +8,6 @@
 //! (where `scripts/test.sh` installs it), else `garage` on the PATH. When it is
 //! missing the test fails saying how to install it: never skipped silently.
 
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -49,11 +48,6 @@ pub fn garage_bin() -> PathBuf {
     PathBuf::from("garage")
 }
 
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
-}
-
 struct Node {
     config: PathBuf,
     log: PathBuf,
@@ -87,7 +81,7 @@ impl Garage {
         let secret: String = (0..32).map(|_| format!("{:02x}", rand_byte())).collect();
         let mut nodes = Vec::new();
         for i in 0..n {
-            let ports = free_ports(4);
+            let ports = super::dovecot::free_ports::<3>();
             let dir = tmp.path().join(format!("node{i}"));
             std::fs::create_dir_all(&dir).unwrap();
             let config = dir.join("garage.toml");
