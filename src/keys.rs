@@ -6,6 +6,7 @@
 //! prefix of `account\0` or `account\0mailbox\0` selects one account or folder.
 
 use crate::model::{Hash32, SourceKey};
+use crate::records::PayloadKind;
 
 /// Column family names, in creation order (format version 1 had the first nine).
 pub const CF_META: &str = "meta";
@@ -79,9 +80,9 @@ pub const BLOB_PART: u8 = b'p';
 
 /// `blobs` (formats 1 and 2) and `pack_index` (format 3): kind byte + 32-byte hash
 /// (message id for skeletons, part id for parts).
-pub fn blob(kind: u8, id: &Hash32) -> Vec<u8> {
+pub fn blob(kind: PayloadKind, id: &Hash32) -> Vec<u8> {
     let mut k = Vec::with_capacity(33);
-    k.push(kind);
+    k.push(kind.byte());
     k.extend_from_slice(&id.0);
     k
 }
@@ -156,7 +157,7 @@ fn parse_source(src: &[u8]) -> Option<SourceKey> {
 }
 
 /// A placement key split back into its parts.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PlacementKeyParts {
     pub account: String,
     pub mailbox: String,

@@ -8,7 +8,7 @@
 //! | L3 orchestration | [`service`] (jobs on schedules, IDLE, metrics), [`import`], [`replay`]; [`output`] (the JSON report shapes and their schemas) | tokio tasks; storage only through [`writer`] or blocking threads |
 //! | L2 adapters | [`imap`], [`pop3`] (network sources), [`source`] (mbox, maildir, eml), [`export`], [`net`] (TCP, TLS, secrets) | I/O; protocol parsing in [`pop3::proto`], [`net::guard`] and [`plan`] stays free of tokio |
 //! | L2 shared | [`remote`] (pull options and summaries), [`control`] (stop, pace, per-host slots), [`job`] (job files read and checked; schedule and backoff are pure) | types the sources and the service share |
-//! | L1 storage | [`archive`] (metadata in RocksDB; packs, compaction, format upgrades), [`blobstore`] (where packs live: a local directory or S3), [`index`], [`writer`] (the archive's async front) | synchronous; RocksDB + zstd; tantivy; the S3 store runs its requests on a runtime of its own |
+//! | L1 storage | [`archive`] (messages byte-exact: packs, compaction, format upgrades; knows no key layout), [`metastore`] (the metadata behind one typed interface; RocksDB), [`blobstore`] (where packs live: a local directory or S3), [`index`], [`writer`] (the archive's async front) | synchronous; RocksDB + zstd; tantivy; the S3 store runs its requests on a runtime of its own; `archive` reaches RocksDB only through `metastore` |
 //! | L0 pure | [`model`], [`codec`], [`keys`], [`records`], [`mime`], [`query`], [`plan`] | no I/O, table- and property-tested |
 //! | cross-cutting | [`private`] | files we create are the owner's alone |
 //! | checks | `fuzzing` | the fuzz targets' properties, over raw bytes (also run on kept inputs in CI) |
@@ -28,6 +28,7 @@ pub mod import;
 pub mod index;
 pub mod job;
 pub mod keys;
+pub mod metastore;
 pub mod mime;
 pub mod model;
 pub mod net;

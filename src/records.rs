@@ -41,6 +41,39 @@ impl Codec {
     }
 }
 
+/// What a stored payload is: a message's skeleton or a (deduplicated) part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PayloadKind {
+    Skeleton,
+    Part,
+}
+
+impl PayloadKind {
+    /// The byte that tags the kind in keys and pack trailers.
+    pub fn byte(self) -> u8 {
+        match self {
+            PayloadKind::Skeleton => crate::keys::BLOB_SKELETON,
+            PayloadKind::Part => crate::keys::BLOB_PART,
+        }
+    }
+
+    pub fn from_byte(b: u8) -> Option<PayloadKind> {
+        match b {
+            crate::keys::BLOB_SKELETON => Some(PayloadKind::Skeleton),
+            crate::keys::BLOB_PART => Some(PayloadKind::Part),
+            _ => None,
+        }
+    }
+
+    /// For messages: `skeleton` or `part`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PayloadKind::Skeleton => "skeleton",
+            PayloadKind::Part => "part",
+        }
+    }
+}
+
 /// Where a skeleton or part payload is (format 3, `pack_index`): bytes
 /// `offset..offset + len` of the decoded frame at `frame_offset..+frame_len` of pack
 /// `pack`. `group` orders similar mail together when packs are rewritten.

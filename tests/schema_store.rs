@@ -20,8 +20,8 @@ fn examples() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let p = Hash32::of(b"p");
     vec![
         ("key.messages", "id(\"m\")", keys::by_hash(&m)),
-        ("key.blobs.part", "part id(\"p\")", keys::blob(keys::BLOB_PART, &p)),
-        ("key.blobs.skeleton", "message id(\"m\")", keys::blob(keys::BLOB_SKELETON, &m)),
+        ("key.blobs.part", "part id(\"p\")", keys::blob(PayloadKind::Part, &p)),
+        ("key.blobs.skeleton", "message id(\"m\")", keys::blob(PayloadKind::Skeleton, &m)),
         ("key.placements.local", "acct / INBOX / Local occurrence 1 of id(\"m\")", keys::placement("acct", "INBOX", &SourceKey::Local { occurrence: 1 }, &m)),
         ("key.placements.imap", "acct / Sent / uidvalidity 7, uid 42", keys::placement("acct", "Sent", &SourceKey::Imap { uidvalidity: 7, uid: 42 }, &m)),
         ("key.placements.pop3", "acct / INBOX / UIDL abc", keys::placement("acct", "INBOX", &SourceKey::Pop3 { uidl: "abc".into() }, &m)),

@@ -19,14 +19,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rocksdb::{IteratorMode, WriteBatch};
-
 use super::pack::{self, FrameDict, PackItem};
 use super::{Archive, ArchiveError, Result};
 use crate::blobstore::PackName;
-use crate::keys;
+use crate::metastore::{collect_all, Change, MetaBatch};
 use crate::model::Hash32;
-use crate::records::{BlobLocation, Codec};
+use crate::records::{BlobLocation, Codec, PayloadKind};
 
 /// zstd level of compacted packs.
 pub const COMPACT_LEVEL: i32 = 19;
@@ -53,7 +51,7 @@ pub struct CompactReport {
 
 /// A live payload to move: its index key and where it is now.
 struct Live {
-    kind: u8,
+    kind: PayloadKind,
     id: Hash32,
     location: BlobLocation,
 }
@@ -98,41 +96,37 @@ impl Archive {
     /// Step 2: the live payloads of `chosen`, in index order; dead index entries are
     /// deleted.
     fn live_payloads(&self, chosen: &HashSet<u64>, report: &mut CompactReport) -> Result<Vec<Live>> {
-        let index = self.cf(keys::CF_PACK_INDEX);
-        let mut live = Vec::new();
-        let mut dead = WriteBatch::default();
-        for item in self.db.iterator_cf(index, IteratorMode::Start) {
-            let (k, v) = item.map_err(|e| self.db_error(e))?;
-            let location = BlobLocation::decode(&v).map_err(|source| ArchiveError::Decode {
-                key: "pack_index".into(),
-                source,
-            })?;
-            if !chosen.contains(&location.pack) {
-                continue;
-            }
-            let (Some(&kind), Ok(id)) = (k.first(), <[u8; 32]>::try_from(&k[1..])) else {
-                continue;
-            };
-            let id = Hash32(id);
-            let owner_cf = if kind == keys::BLOB_PART {
-                keys::CF_PARTS
-            } else {
-                keys::CF_MESSAGES
-            };
-            let referenced = self
-                .db
-                .get_pinned_cf(self.cf(owner_cf), id.0)
-                .map_err(|e| self.db_error(e))?
-                .is_some();
-            if referenced {
-                live.push(Live { kind, id, location });
-            } else {
-                dead.delete_cf(index, &k);
-                report.payloads_dropped += 1;
+        let mut candidates = Vec::new();
+        collect_all(
+            |visit| self.meta.scan_locations(visit),
+            |(kind, id, location)| {
+                if chosen.contains(&location.pack) {
+                    candidates.push(Live { kind, id, location });
+                }
+            },
+        )?;
+        let mut live = Vec::with_capacity(candidates.len());
+        let mut dead = MetaBatch::default();
+        for chunk in candidates.chunks(4096) {
+            for kind in [PayloadKind::Skeleton, PayloadKind::Part] {
+                let of_kind: Vec<&Live> = chunk.iter().filter(|l| l.kind == kind).collect();
+                let ids: Vec<Hash32> = of_kind.iter().map(|l| l.id).collect();
+                for (l, referenced) in of_kind.into_iter().zip(self.meta.have(kind, &ids)?) {
+                    if referenced {
+                        live.push(Live {
+                            kind,
+                            id: l.id,
+                            location: l.location.clone(),
+                        });
+                    } else {
+                        dead.push(Change::DropLocation { kind, id: l.id });
+                        report.payloads_dropped += 1;
+                    }
+                }
             }
         }
-        if report.payloads_dropped > 0 {
-            self.write(dead)?;
+        if !dead.is_empty() {
+            self.commit(dead)?;
         }
         Ok(live)
     }
@@ -181,7 +175,7 @@ impl Archive {
             .map(|l| {
                 self.read_located(&l.location).map_err(|e| ArchiveError::Corrupt {
                     id: l.id.to_hex(),
-                    what: format!("compact cannot read {} {}: {e}", kind_name(l.kind), l.id),
+                    what: format!("compact cannot read {} {}: {e}", l.kind.name(), l.id),
                 })
             })
             .collect::<Result<_>>()?;
@@ -196,14 +190,14 @@ impl Archive {
                 group: l.location.group,
             })
             .collect();
-        let mut wb = WriteBatch::default();
+        let mut wb = MetaBatch::default();
         let now = chrono::Utc::now().timestamp();
         let written = self.write_pack(&items, dict, COMPACT_LEVEL, pack::COMPACT_FRAME, now, &mut wb)?;
         let mut counters = self.counters();
         // The old packs' bytes are subtracted when they are forgotten (step 5).
         counters.stored_bytes += written.record.size;
-        wb.put_cf(self.cf(keys::CF_META), keys::META_COUNTERS, counters.encode());
-        self.write(wb)?;
+        wb.push(Change::Counters(counters.clone()));
+        self.commit(wb)?;
         self.packs_committed([written]);
         *self.counters.write().unwrap_or_else(|p| p.into_inner()) = counters;
         Ok(())
@@ -216,14 +210,14 @@ impl Archive {
             .into_iter()
             .filter(|(n, _)| chosen.contains(n))
             .collect();
-        let mut wb = WriteBatch::default();
+        let mut wb = MetaBatch::default();
         let mut counters = self.counters();
         for (n, r) in &records {
-            wb.delete_cf(self.cf(keys::CF_PACKS), keys::pack(*n));
+            wb.push(Change::DropPack(*n));
             counters.stored_bytes = counters.stored_bytes.saturating_sub(r.size);
         }
-        wb.put_cf(self.cf(keys::CF_META), keys::META_COUNTERS, counters.encode());
-        self.write(wb)?;
+        wb.push(Change::Counters(counters.clone()));
+        self.commit(wb)?;
         {
             let mut packs = self.packs.write().unwrap_or_else(|p| p.into_inner());
             for n in records.keys() {
@@ -251,14 +245,6 @@ impl Archive {
             }
         }
         Ok(())
-    }
-}
-
-fn kind_name(kind: u8) -> &'static str {
-    if kind == keys::BLOB_PART {
-        "part"
-    } else {
-        "skeleton"
     }
 }
 

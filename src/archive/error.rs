@@ -3,8 +3,6 @@
 use std::path::PathBuf;
 use thiserror::Error;
 
-use crate::codec::DecodeError;
-
 #[derive(Debug, Error)]
 pub enum ArchiveError {
     #[error("{path}: {source}")]
@@ -13,17 +11,13 @@ pub enum ArchiveError {
         #[source]
         source: std::io::Error,
     },
-    #[error("archive {path}: RocksDB error: {source}")]
-    Db {
-        path: PathBuf,
-        #[source]
-        source: rocksdb::Error,
-    },
+    #[error(transparent)]
+    Meta(#[from] crate::metastore::MetaError),
     #[error(transparent)]
     Blobs(#[from] crate::blobstore::BlobStoreError),
     #[error("archive {path} was opened read-only")]
     ReadOnly { path: PathBuf },
-    #[error("archive {path} is in use by another mailvault process (RocksDB lock held)")]
+    #[error("archive {path} is in use by another mailvault process (its metadata is locked)")]
     Locked { path: PathBuf },
     #[error("{path} is not a mailvault archive: {reason}")]
     NotAnArchive { path: PathBuf, reason: String },
@@ -40,12 +34,6 @@ pub enum ArchiveError {
     },
     #[error("message {id}: {what}")]
     Corrupt { id: String, what: String },
-    #[error("stored record {key}: {source}")]
-    Decode {
-        key: String,
-        #[source]
-        source: DecodeError,
-    },
     #[error("no message with id {0}")]
     NotFound(String),
     #[error("id prefix {prefix:?} matches more than one message; give more characters")]

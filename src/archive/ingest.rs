@@ -1,5 +1,5 @@
 //! Storing a batch of messages: hash, split, dedup, pack (compressed in parallel,
-//! durable in the blob store), then one synced RocksDB `WriteBatch` with the pack's
+//! durable in the blob store), then one metadata batch ([`MetaBatch`]) with the pack's
 //! index entries, records, placements, ingest-log entries and counters. Either the
 //! whole batch is durable or none of it is (a pack without its batch is an orphan
 //! that `compact` removes).
@@ -8,17 +8,18 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use rocksdb::WriteBatch;
 use tracing::{debug, warn};
 
 use super::blob::{self, Dict};
 use super::pack::{self, FrameDict, PackItem};
 use super::sync::SourceChanges;
 use super::{check_name, layout, Archive, ArchiveError, Result};
-use crate::keys;
+use crate::metastore::{Change, MetaBatch, PlacementKey};
 use crate::mime::{self, Cut};
-use crate::model::{Hash32, MessageId, PartId, PlacementSpec, RawMessage};
-use crate::records::{Counters, IngestEntry, IngestKind, MessageRecord, PartRecord, PartRef, PlacementRecord};
+use crate::model::{MessageId, PartId, PlacementSpec, RawMessage};
+use crate::records::{
+    Counters, IngestEntry, IngestKind, MessageRecord, PartRecord, PartRef, PayloadKind, PlacementRecord,
+};
 
 /// What one batch changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
@@ -154,7 +155,7 @@ fn pack_items<'a>(prepared: &'a [Prepared], fresh: &HashMap<PartId, &'a [u8]>) -
     let mut items = Vec::with_capacity(prepared.len() + fresh.len());
     for p in order {
         items.push(PackItem {
-            kind: keys::BLOB_SKELETON,
+            kind: PayloadKind::Skeleton,
             id: p.id,
             payload: &p.skeleton,
             try_stored: false,
@@ -164,7 +165,7 @@ fn pack_items<'a>(prepared: &'a [Prepared], fresh: &HashMap<PartId, &'a [u8]>) -
             if let Some(payload) = fresh.get(&r.part) {
                 if placed.insert(r.part) {
                     items.push(PackItem {
-                        kind: keys::BLOB_PART,
+                        kind: PayloadKind::Part,
                         id: r.part,
                         payload,
                         try_stored: true,
@@ -184,8 +185,9 @@ impl Archive {
     }
 
     /// Stores a batch together with placement changes and cursor advances, all in one
-    /// durable write: the new payloads in one pack (durable first), then one RocksDB
-    /// batch with their index entries, records, placements, log entries and counters.
+    /// durable write: the new payloads in one pack (durable first), then one
+    /// metadata batch with their index entries, records, placements, log entries and
+    /// counters.
     pub fn ingest_with(&self, batch: &[RawMessage], changes: &SourceChanges, now: i64) -> Result<IngestReport> {
         let mut report = IngestReport {
             messages: batch.len() as u64,
@@ -206,7 +208,7 @@ impl Archive {
         let t_split = t0.elapsed();
 
         // 2. Train the dictionary on the first batch large enough.
-        let mut wb = WriteBatch::default();
+        let mut wb = MetaBatch::default();
         let mut counters = self.counters();
         let new_dict = self.train_dictionary(&prepared, &mut wb, &mut counters);
         let dict = new_dict
@@ -244,14 +246,14 @@ impl Archive {
         let cc = self.stage_changes(changes, now, &mut wb, &mut counters.next_seq)?;
         report.flag_changes = cc.flag_changes;
         report.deleted_at_source = cc.deleted_at_source;
-        wb.put_cf(self.cf(keys::CF_META), keys::META_COUNTERS, counters.encode());
+        wb.push(Change::Counters(counters.clone()));
         let t_stage = t0.elapsed();
 
         // 6. Commit.
         if counters.next_seq != before_seq {
             layout::write_seq_hint(&self.dir, counters.next_seq)?;
         }
-        self.write(wb)?;
+        self.commit(wb)?;
         debug!(
             messages = batch.len(),
             new = report.new_messages,
@@ -278,7 +280,8 @@ impl Archive {
     fn new_messages<'b>(&self, batch: &'b [RawMessage]) -> Result<Vec<&'b RawMessage>> {
         let mut seen: HashSet<MessageId> = HashSet::new();
         let unique: Vec<&RawMessage> = batch.iter().filter(|m| seen.insert(m.id)).collect();
-        let present = self.exists_many(keys::CF_MESSAGES, unique.iter().map(|m| m.id))?;
+        let ids: Vec<MessageId> = unique.iter().map(|m| m.id).collect();
+        let present = self.meta.have(PayloadKind::Skeleton, &ids)?;
         Ok(unique
             .into_iter()
             .zip(present)
@@ -292,7 +295,7 @@ impl Archive {
     fn train_dictionary(
         &self,
         prepared: &[Prepared],
-        wb: &mut WriteBatch,
+        wb: &mut MetaBatch,
         counters: &mut Counters,
     ) -> Option<Arc<Dict>> {
         let has_one = self.dicts.read().unwrap_or_else(|p| p.into_inner()).current.is_some();
@@ -308,9 +311,10 @@ impl Archive {
             samples = samples.len(),
             "trained zstd dictionary"
         );
-        wb.put_cf(self.cf(keys::CF_DICTIONARIES), keys::dictionary(id), &bytes);
+        let dict = Arc::new(Dict::new(id, &bytes));
+        wb.push(Change::Dictionary { id, bytes });
         counters.dictionaries += 1;
-        Some(Arc::new(Dict::new(id, &bytes)))
+        Some(dict)
     }
 
     /// The parts of `prepared` not stored yet, and what dedup saved on the others.
@@ -324,7 +328,8 @@ impl Archive {
                 }
             }
         }
-        let present = self.exists_many(keys::CF_PARTS, candidates.iter().map(|(id, _)| *id))?;
+        let ids: Vec<PartId> = candidates.iter().map(|(id, _)| *id).collect();
+        let present = self.meta.have(PayloadKind::Part, &ids)?;
         let fresh: HashMap<PartId, &[u8]> = candidates
             .into_iter()
             .zip(present)
@@ -353,21 +358,16 @@ impl Archive {
         prepared: &[Prepared],
         fresh: &HashMap<PartId, &[u8]>,
         now: i64,
-        wb: &mut WriteBatch,
+        wb: &mut MetaBatch,
         counters: &mut Counters,
     ) -> HashSet<MessageId> {
-        let (messages, parts, log) = (
-            self.cf(keys::CF_MESSAGES),
-            self.cf(keys::CF_PARTS),
-            self.cf(keys::CF_INGEST_LOG),
-        );
         for (id, payload) in fresh {
             counters.unique_bytes += payload.len() as u64;
             let rec = PartRecord {
                 payload_len: payload.len() as u64,
                 first_seen: now,
             };
-            wb.put_cf(parts, keys::by_hash(id), rec.encode());
+            wb.push(Change::Part { id: *id, record: rec });
         }
         counters.parts += fresh.len() as u64;
         let mut new_ids: HashSet<MessageId> = HashSet::new();
@@ -382,12 +382,12 @@ impl Archive {
                 first_seen: now,
                 parts: p.parts.iter().map(|(r, _)| r.clone()).collect(),
             };
-            wb.put_cf(messages, keys::by_hash(&p.id), rec.encode());
+            wb.push(Change::Message { id: p.id, record: rec });
             let entry = IngestEntry {
                 kind: IngestKind::Message,
                 message: p.id,
             };
-            wb.put_cf(log, keys::ingest_seq(seq), entry.encode());
+            wb.push(Change::LogEntry { seq, entry });
             new_ids.insert(p.id);
         }
         new_ids
@@ -427,40 +427,25 @@ impl Archive {
         sightings: &[Sighting<'_>],
         new_ids: &HashSet<MessageId>,
         now: i64,
-        wb: &mut WriteBatch,
+        wb: &mut MetaBatch,
         counters: &mut Counters,
         report: &mut IngestReport,
     ) -> Result<()> {
-        let pcf = self.cf(keys::CF_PLACEMENTS);
-        let rcf = self.cf(keys::CF_PLACEMENTS_BY_MESSAGE);
-        let log = self.cf(keys::CF_INGEST_LOG);
         // Later entries for the same key in one batch win.
-        let mut staged: HashMap<Vec<u8>, usize> = HashMap::new();
-        let mut order: Vec<Vec<u8>> = Vec::new();
+        let mut staged: HashMap<PlacementKey, usize> = HashMap::new();
+        let mut order: Vec<PlacementKey> = Vec::new();
         for (i, s) in sightings.iter().enumerate() {
             let p = s.spec;
-            let key = keys::placement(&p.account, &p.mailbox, &p.source, &s.id);
+            let key = PlacementKey::new(&p.account, &p.mailbox, &p.source, &s.id);
             if staged.insert(key.clone(), i).is_none() {
                 order.push(key);
             }
         }
-        let existing = self
-            .db
-            .multi_get_cf(order.iter().map(|k| (pcf, k.as_slice())))
-            .into_iter()
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| self.db_error(e))?;
+        let existing = self.meta.placements_get(&order)?;
         let mut logged: HashSet<MessageId> = HashSet::new();
-        for (key, old) in order.iter().zip(existing) {
-            let m = &sightings[staged[key]];
+        for (key, old) in order.into_iter().zip(existing) {
+            let m = &sightings[staged[&key]];
             let spec = m.spec;
-            let old = old
-                .map(|v| PlacementRecord::decode(&v))
-                .transpose()
-                .map_err(|source| ArchiveError::Decode {
-                    key: format!("placement of {}", m.id),
-                    source,
-                })?;
             let rec = match &old {
                 None => PlacementRecord {
                     message: m.id,
@@ -479,6 +464,7 @@ impl Archive {
                     deleted_at: None,
                 },
             };
+            let mut replaces = None;
             let changed = match &old {
                 None => {
                     report.new_placements += 1;
@@ -491,7 +477,7 @@ impl Archive {
                     // within one UIDVALIDITY): the newer bytes win; the old message
                     // stays archived, reachable from its other placements.
                     warn!(old = %o.message, new = %m.id, "placement identity reused for different bytes");
-                    wb.delete_cf(rcf, keys::placement_by_message(&o.message, key));
+                    replaces = Some(o.message);
                     report.updated_placements += 1;
                     true
                 }
@@ -507,8 +493,11 @@ impl Archive {
             // last_seen moves on every sighting; unchanged placements are rewritten
             // only when something users see changed, to keep re-imports cheap.
             if changed {
-                wb.put_cf(pcf, key, rec.encode());
-                wb.put_cf(rcf, keys::placement_by_message(&m.id, key), b"");
+                wb.push(Change::Placement {
+                    key,
+                    record: rec,
+                    replaces,
+                });
                 if !new_ids.contains(&m.id) && logged.insert(m.id) {
                     let seq = counters.next_seq;
                     counters.next_seq += 1;
@@ -516,21 +505,10 @@ impl Archive {
                         kind: IngestKind::Placement,
                         message: m.id,
                     };
-                    wb.put_cf(log, keys::ingest_seq(seq), entry.encode());
+                    wb.push(Change::LogEntry { seq, entry });
                 }
             }
         }
         Ok(())
-    }
-
-    /// For each id, whether `cf` has it.
-    fn exists_many(&self, cf: &str, ids: impl Iterator<Item = Hash32>) -> Result<Vec<bool>> {
-        let handle = self.cf(cf);
-        let keys: Vec<[u8; 32]> = ids.map(|h| h.0).collect();
-        self.db
-            .multi_get_cf(keys.iter().map(|k| (handle, &k[..])))
-            .into_iter()
-            .map(|r| r.map(|v| v.is_some()).map_err(|e| self.db_error(e)))
-            .collect()
     }
 }

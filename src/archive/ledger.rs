@@ -4,10 +4,8 @@
 
 use std::collections::HashMap;
 
-use rocksdb::{Direction, IteratorMode};
-
-use super::{check_name, Archive, ArchiveError, Result};
-use crate::keys;
+use super::{check_name, Archive, Result};
+use crate::metastore::{Change, MetaBatch};
 use crate::model::MessageId;
 use crate::plan::replay::Ledger;
 use crate::records::LedgerRecord;
@@ -24,25 +22,7 @@ impl Archive {
     /// Everything the ledger holds for one target mailbox (empty for a version-1
     /// archive opened read-only, which has no ledger).
     pub fn ledger(&self, target: &str, mailbox: &str) -> Result<HashMap<(MessageId, u32), LedgerRecord>> {
-        let mut out = HashMap::new();
-        let Some(cf) = self.db.cf_handle(keys::CF_REPLAY_LEDGER) else {
-            return Ok(out);
-        };
-        let prefix = keys::ledger_prefix(target, mailbox);
-        for item in self.db.iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward)) {
-            let (k, v) = item.map_err(|e| self.db_error(e))?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            let what = || format!("replay_ledger/{target}/{mailbox}");
-            let (id, copy) = keys::parse_ledger(&prefix, &k).ok_or_else(|| ArchiveError::Corrupt {
-                id: what(),
-                what: format!("a ledger key of {} bytes", k.len()),
-            })?;
-            let rec = LedgerRecord::decode(&v).map_err(|source| ArchiveError::Decode { key: what(), source })?;
-            out.insert((id, copy), rec);
-        }
-        Ok(out)
+        Ok(self.meta.ledger(target, mailbox)?)
     }
 
     /// Writes `entries` for one target mailbox in one durable batch.
@@ -52,20 +32,20 @@ impl Archive {
         if entries.is_empty() {
             return Ok(());
         }
-        let cf = self.cf(keys::CF_REPLAY_LEDGER);
-        let mut wb = rocksdb::WriteBatch::default();
+        let mut batch = MetaBatch::default();
         for e in entries {
-            wb.put_cf(
-                cf,
-                keys::ledger(target, mailbox, &e.message, e.copy),
-                LedgerRecord {
+            batch.push(Change::Ledger {
+                target: target.to_string(),
+                mailbox: mailbox.to_string(),
+                message: e.message,
+                copy: e.copy,
+                record: LedgerRecord {
                     state: e.state,
                     at: now,
-                }
-                .encode(),
-            );
+                },
+            });
         }
-        self.write(wb)
+        self.commit(batch)
     }
 }
 

@@ -2,11 +2,13 @@
 //! of raw messages. Skeletons and parts are in packs (module [`pack`]) kept by a
 //! [`BlobStore`](crate::blobstore::BlobStore) (a local directory or S3); the
 //! metadata (messages, parts, placements, where each payload is, the replay ledger)
-//! is in RocksDB (layout: `schemas/store-v3.toml`).
+//! is behind a [`MetaStore`](crate::metastore::MetaStore) — RocksDB today (layout:
+//! `schemas/store-v3.toml`). This module knows no key layout: it speaks in typed
+//! records and batches of typed changes.
 //!
 //! Synchronous by design: async callers wrap it in `spawn_blocking`. One process owns
-//! an archive at a time (RocksDB's lock). Writes happen in batches: the batch's pack
-//! is durable in the blob store first, then one RocksDB `WriteBatch` written with sync
+//! an archive at a time (the metadata store's lock). Writes happen in batches: the
+//! batch's pack is durable in the blob store first, then one metadata batch committed with sync
 //! points to it, so a crash leaves the archive at a batch boundary (and at most an
 //! orphan pack, which `compact` removes). Messages are never deleted: placements are
 //! marked deleted-at-source, messages stay.
@@ -28,8 +30,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, DB};
-
 pub use compact::CompactReport;
 pub use error::{ArchiveError, Result};
 pub use ingest::IngestReport;
@@ -42,7 +42,7 @@ pub use sync::{
 pub use verify::{Filed, Problem, ProblemKind, VerifyReport};
 
 use crate::blobstore::{BlobStore, LocalDir, S3Store};
-use crate::keys::{self, ALL_CFS};
+use crate::metastore::{Change, MetaBatch, MetaError, MetaStore, OpenMode, RocksMeta};
 use crate::records::{Counters, PackRecord};
 use blob::{Dict, Dicts};
 use layout::BlobsConfig;
@@ -76,7 +76,8 @@ impl Default for ArchiveConfig {
 /// An open archive.
 pub struct Archive {
     dir: PathBuf,
-    db: DB,
+    /// Everything but the message bytes.
+    meta: Box<dyn MetaStore>,
     /// Guarded so that readers on other threads (the indexer following a pull) see
     /// the counters and dictionaries of committed batches while a writer ingests.
     counters: RwLock<Counters>,
@@ -104,44 +105,6 @@ fn open_blob_store(dir: &Path, config: &BlobsConfig) -> Result<Box<dyn BlobStore
         BlobsConfig::Local => Box::new(LocalDir::new(dir)),
         BlobsConfig::S3(s3) => Box::new(S3Store::new(s3)?),
     })
-}
-
-/// The column families to open: those that exist (refusing unknown ones, which a
-/// newer format may have added), and for writing every one of the current format.
-fn column_families(dir: &Path, writable: bool) -> Result<Vec<String>> {
-    let existing = DB::list_cf(&Options::default(), layout::db_dir(dir)).unwrap_or_default();
-    if let Some(unknown) = existing.iter().find(|n| !keys::is_known_cf(n)) {
-        return Err(ArchiveError::NotAnArchive {
-            path: dir.to_path_buf(),
-            reason: format!("unknown column family {unknown:?} (written by a newer mailvault?)"),
-        });
-    }
-    let mut cfs: Vec<String> = existing.into_iter().filter(|n| n != "default").collect();
-    if writable {
-        for n in ALL_CFS {
-            if !cfs.iter().any(|c| c == n) {
-                cfs.push(n.to_string());
-            }
-        }
-    }
-    Ok(cfs)
-}
-
-fn cf_options(name: &str) -> Options {
-    let mut o = Options::default();
-    if name == keys::CF_BLOBS {
-        // Blob values are zstd frames already: no second compression, and large
-        // values go to RocksDB's blob files instead of being rewritten by compaction.
-        o.set_compression_type(rocksdb::DBCompressionType::None);
-        o.set_enable_blob_files(true);
-        o.set_min_blob_size(2048);
-        o.set_blob_file_size(256 << 20);
-        o.set_blob_compression_type(rocksdb::DBCompressionType::None);
-        o.set_write_buffer_size(64 << 20);
-    } else {
-        o.set_compression_type(rocksdb::DBCompressionType::Zstd);
-    }
-    o
 }
 
 /// Warns when other users of the machine can reach an existing archive directory.
@@ -173,26 +136,9 @@ impl Archive {
                 reason: "no archive there yet (run `mailvault init` or an import)".into(),
             });
         };
-        let cfs = column_families(dir, false)?;
-        // Nothing is written, not even RocksDB's own LOG file (a reader may have no
-        // write permission on the archive): its messages go to our log instead.
-        let mut opts = Options::default();
-        opts.set_info_logger(rocksdb::InfoLogger::new_callback_logger(
-            rocksdb::LogLevel::Error,
-            |level, text| {
-                // The "header" lines (version, options) come whatever the level.
-                if matches!(level, rocksdb::LogLevel::Error | rocksdb::LogLevel::Fatal) {
-                    tracing::warn!(target: "mailvault::archive", "RocksDB: {}", text.trim_end())
-                }
-            },
-        ));
-        let db =
-            DB::open_cf_for_read_only(&opts, layout::db_dir(dir), &cfs, false).map_err(|source| ArchiveError::Db {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+        let meta = open_meta(dir, OpenMode::ReadOnly)?;
         let blobs = open_blob_store(dir, &marker.blobs)?;
-        Archive::from_db(dir, db, blobs, ArchiveConfig::default(), true)
+        Archive::from_meta(dir, meta, blobs, ArchiveConfig::default(), true)
     }
 
     /// Opens for writing; a version-1 archive is upgraded in place (module
@@ -215,30 +161,9 @@ impl Archive {
                 })
             }
         };
-        let db_path = layout::db_dir(dir);
-        let db_err = |source: rocksdb::Error| {
-            let text = source.to_string();
-            if text.contains("While lock file") || text.contains("lock hold by current process") {
-                ArchiveError::Locked {
-                    path: dir.to_path_buf(),
-                }
-            } else {
-                ArchiveError::Db {
-                    path: dir.to_path_buf(),
-                    source,
-                }
-            }
-        };
-        let cf_names = column_families(dir, true)?;
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        opts.set_max_background_jobs(2);
-        opts.set_keep_log_file_num(3);
-        let cfs = cf_names.iter().map(|n| ColumnFamilyDescriptor::new(n, cf_options(n)));
-        let db = DB::open_cf_descriptors(&opts, &db_path, cfs).map_err(db_err)?;
+        let meta = open_meta(dir, OpenMode::Write)?;
         let blobs = open_blob_store(dir, &marker.blobs)?;
-        let mut archive = Archive::from_db(dir, db, blobs, config, false)?;
+        let mut archive = Archive::from_meta(dir, meta, blobs, config, false)?;
         if archive.format_version < layout::FORMAT_VERSION {
             archive.upgrade()?;
         }
@@ -254,28 +179,24 @@ impl Archive {
     fn upgrade(&mut self) -> Result<()> {
         tracing::info!(archive = %self.dir.display(), from = self.format_version, "upgrading the archive to format version {}", layout::FORMAT_VERSION);
         self.move_blobs_into_packs(chrono::Utc::now().timestamp())?;
-        let mut wb = rocksdb::WriteBatch::default();
-        wb.put_cf(
-            self.cf(keys::CF_META),
-            keys::META_FORMAT_VERSION,
-            layout::FORMAT_VERSION.to_be_bytes(),
-        );
-        self.write(wb)?;
+        let mut batch = MetaBatch::default();
+        batch.push(Change::FormatVersion(layout::FORMAT_VERSION));
+        self.commit(batch)?;
         self.format_version = layout::FORMAT_VERSION;
         Ok(())
     }
 
-    /// The archive over an opened database, with counters and dictionaries loaded.
-    fn from_db(
+    /// The archive over opened metadata, with counters and dictionaries loaded.
+    fn from_meta(
         dir: &Path,
-        db: DB,
+        meta: Box<dyn MetaStore>,
         blobs: Box<dyn BlobStore>,
         config: ArchiveConfig,
         read_only: bool,
     ) -> Result<Archive> {
         let mut archive = Archive {
             dir: dir.to_path_buf(),
-            db,
+            meta,
             counters: RwLock::new(Counters::default()),
             dicts: RwLock::new(Dicts::default()),
             write_lock: Mutex::new(()),
@@ -295,19 +216,8 @@ impl Archive {
 
     fn load_meta(&mut self) -> Result<()> {
         let mut version = layout::FORMAT_VERSION;
-        let meta = self.cf(keys::CF_META);
-        match self
-            .db
-            .get_cf(meta, keys::META_FORMAT_VERSION)
-            .map_err(|e| self.db_error(e))?
-        {
-            Some(v) => {
-                let found = <[u8; 4]>::try_from(v.as_slice()).map(u32::from_be_bytes).map_err(|_| {
-                    ArchiveError::NotAnArchive {
-                        path: self.dir.clone(),
-                        reason: "meta/format_version is not a 4-byte integer".into(),
-                    }
-                })?;
+        match self.meta.format_version()? {
+            Some(found) => {
                 if !(layout::OLDEST_READABLE..=layout::FORMAT_VERSION).contains(&found) {
                     return Err(layout::unsupported(&self.dir, found));
                 }
@@ -321,34 +231,18 @@ impl Archive {
                 })
             }
             None => {
-                let mut wb = rocksdb::WriteBatch::default();
-                wb.put_cf(meta, keys::META_FORMAT_VERSION, layout::FORMAT_VERSION.to_be_bytes());
-                wb.put_cf(meta, keys::META_COUNTERS, Counters::default().encode());
-                self.write(wb)?;
+                let mut batch = MetaBatch::default();
+                batch.push(Change::FormatVersion(layout::FORMAT_VERSION));
+                batch.push(Change::Counters(Counters::default()));
+                self.commit(batch)?;
             }
         }
-        if let Some(v) = self
-            .db
-            .get_cf(meta, keys::META_COUNTERS)
-            .map_err(|e| self.db_error(e))?
-        {
-            *self.counters.get_mut().unwrap_or_else(|p| p.into_inner()) =
-                Counters::decode(&v).map_err(|source| ArchiveError::Decode {
-                    key: "meta/counters".into(),
-                    source,
-                })?;
+        if let Some(c) = self.meta.counters()? {
+            *self.counters.get_mut().unwrap_or_else(|p| p.into_inner()) = c;
         }
-        let dcf = self.cf(keys::CF_DICTIONARIES);
         let mut dicts = Dicts::default();
-        for item in self.db.iterator_cf(dcf, rocksdb::IteratorMode::Start) {
-            let (k, v) = item.map_err(|e| self.db_error(e))?;
-            let id = <[u8; 4]>::try_from(&k[..])
-                .map(u32::from_be_bytes)
-                .map_err(|_| ArchiveError::Corrupt {
-                    id: "dictionaries".into(),
-                    what: "a dictionary key is not 4 bytes".into(),
-                })?;
-            let d = Arc::new(Dict::new(id, &v));
+        for (id, bytes) in self.meta.dictionaries()? {
+            let d = Arc::new(Dict::new(id, &bytes));
             dicts.current = Some(d.clone());
             dicts.by_id.insert(id, d);
         }
@@ -357,35 +251,12 @@ impl Archive {
         Ok(())
     }
 
-    /// A column family the open archive has: every one of format 3 when writable;
-    /// for an older archive opened read-only, those of its version (callers of the
-    /// others use [`Archive::cf_opt`]).
-    pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
-        self.db
-            .cf_handle(name)
-            .expect("the column family is one of the open archive's")
-    }
-
-    /// A column family some versions lack (`blobs`, `packs`, `pack_index`, the ledger).
-    pub(crate) fn cf_opt(&self, name: &str) -> Option<&ColumnFamily> {
-        self.db.cf_handle(name)
-    }
-
-    pub(crate) fn db_error(&self, source: rocksdb::Error) -> ArchiveError {
-        ArchiveError::Db {
-            path: self.dir.clone(),
-            source,
-        }
-    }
-
-    /// Writes one batch durably (WAL fsync before returning).
-    pub(crate) fn write(&self, wb: rocksdb::WriteBatch) -> Result<()> {
+    /// Commits one batch durably.
+    pub(crate) fn commit(&self, batch: MetaBatch) -> Result<()> {
         if self.read_only {
             return Err(ArchiveError::ReadOnly { path: self.dir.clone() });
         }
-        let mut wo = rocksdb::WriteOptions::default();
-        wo.set_sync(true);
-        self.db.write_opt(wb, &wo).map_err(|e| self.db_error(e))
+        Ok(self.meta.commit(batch)?)
     }
 
     /// The archive's format version ([`layout::FORMAT_VERSION`] once opened for
@@ -414,14 +285,24 @@ impl Archive {
             .sum()
     }
 
-    /// Flushes memtables so that `disk_bytes` reflects everything written.
+    /// Flushes buffered metadata so that `disk_bytes` reflects everything written.
     pub fn flush(&self) -> Result<()> {
-        for name in ALL_CFS {
-            if let Some(cf) = self.db.cf_handle(name) {
-                self.db.flush_cf(cf).map_err(|e| self.db_error(e))?;
-            }
-        }
-        Ok(())
+        Ok(self.meta.flush()?)
+    }
+}
+
+/// Opens the archive's metadata, naming the archive in the errors people act on.
+fn open_meta(dir: &Path, mode: OpenMode) -> Result<Box<dyn MetaStore>> {
+    match RocksMeta::open(&layout::db_dir(dir), mode) {
+        Ok(m) => Ok(Box::new(m)),
+        Err(MetaError::Locked { .. }) => Err(ArchiveError::Locked {
+            path: dir.to_path_buf(),
+        }),
+        Err(MetaError::UnknownTable { name, .. }) => Err(ArchiveError::NotAnArchive {
+            path: dir.to_path_buf(),
+            reason: format!("unknown column family {name:?} (written by a newer mailvault?)"),
+        }),
+        Err(e) => Err(e.into()),
     }
 }
 

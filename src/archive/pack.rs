@@ -21,7 +21,7 @@ use super::blob::{self, Dict};
 use crate::blobstore::PackName;
 use crate::codec::{Dec, Enc};
 use crate::model::Hash32;
-use crate::records::{BlobLocation, Codec};
+use crate::records::{BlobLocation, Codec, PayloadKind};
 
 pub const MAGIC: &[u8; 8] = b"MVPACK01";
 pub const END_MAGIC: &[u8; 8] = b"MVPKEND1";
@@ -37,7 +37,7 @@ pub const MAX_FRAME: u64 = blob::MAX_PAYLOAD;
 
 /// One payload to pack.
 pub struct PackItem<'a> {
-    pub kind: u8,
+    pub kind: PayloadKind,
     pub id: Hash32,
     pub payload: &'a [u8],
     /// Check whether the payload is already compressed (parts; never skeletons).
@@ -48,7 +48,7 @@ pub struct PackItem<'a> {
 /// One payload's place in a pack (before the archive numbers the pack).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PackEntry {
-    pub kind: u8,
+    pub kind: PayloadKind,
     pub id: Hash32,
     pub location: BlobLocation,
 }
@@ -210,7 +210,7 @@ fn write_trailer(bytes: &mut Vec<u8>, entries: &[PackEntry]) {
     let mut e = Enc(Vec::with_capacity(entries.len() * ENTRY_LEN + FOOTER_LEN));
     // An entry is the kind, the id, then a `pack_index` value's frame fields.
     for x in entries {
-        e.u8(x.kind)
+        e.u8(x.kind.byte())
             .raw(&x.id.0)
             .raw(&x.location.encode()[BlobLocation::FRAME_FIELDS_AT..]);
     }
@@ -240,7 +240,8 @@ pub fn read_trailer(bytes: &[u8], pack: u64) -> Result<Vec<PackEntry>, String> {
     let mut d = Dec::new(&bytes[at..end], "pack trailer");
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let kind = d.u8().map_err(|e| e.to_string())?;
+        let byte = d.u8().map_err(|e| e.to_string())?;
+        let kind = PayloadKind::from_byte(byte).ok_or_else(|| format!("unknown payload kind {byte} in the trailer"))?;
         let id = Hash32(d.hash().map_err(|e| e.to_string())?);
         let mut rec = Enc::default();
         rec.u8(crate::records::RECORD_V1)
@@ -328,21 +329,21 @@ mod tests {
         jpeg.extend((0..20000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
         let items = [
             PackItem {
-                kind: b's',
+                kind: PayloadKind::Skeleton,
                 id: Hash32::of(&a),
                 payload: &a,
                 try_stored: false,
                 group: 1,
             },
             PackItem {
-                kind: b'p',
+                kind: PayloadKind::Part,
                 id: Hash32::of(&jpeg),
                 payload: &jpeg,
                 try_stored: true,
                 group: 1,
             },
             PackItem {
-                kind: b's',
+                kind: PayloadKind::Skeleton,
                 id: Hash32::of(&b),
                 payload: &b,
                 try_stored: false,

@@ -1,23 +1,23 @@
 //! The archive's side of packs: writing a pack and staging its index entries in the
 //! batch that references it, reading a payload through the frame cache, and the
-//! format-2 upgrade that moves blobs out of RocksDB into packs.
+//! format-2 upgrade that moves blobs out of the metadata into packs.
 //!
 //! Order of durability, always: the pack is durable in the blob store, then the
-//! RocksDB batch that points to it commits. A crash in between leaves an orphan
+//! metadata batch that points to it commits. A crash in between leaves an orphan
 //! pack (nothing references it), which `compact` removes; never a reference to a
 //! pack that is not there.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use rocksdb::{IteratorMode, WriteBatch};
+use std::ops::ControlFlow;
 
 use super::blob;
 use super::pack::{self, BuiltPack, FrameDict, PackItem};
 use super::{Archive, ArchiveError, Result};
-use crate::keys;
+use crate::metastore::{Change, MetaBatch};
 use crate::model::Hash32;
-use crate::records::{BlobHeader, BlobLocation, Codec, PackRecord};
+use crate::records::{BlobHeader, BlobLocation, Codec, PackRecord, PayloadKind};
 
 /// Decoded frames kept for reuse: reading the messages of one frame decodes it once.
 pub struct FrameCache {
@@ -152,6 +152,10 @@ impl RangeCache {
     }
 }
 
+/// A format-2 blob being moved into a pack: kind, id, payload, and whether it was
+/// stored uncompressed.
+type LegacyPayload = (PayloadKind, Hash32, Vec<u8>, bool);
+
 /// A pack written to the store, its number, and the record its batch will commit.
 pub(super) struct WrittenPack {
     pub number: u64,
@@ -164,13 +168,10 @@ impl Archive {
         if let Some(r) = self.packs.read().unwrap_or_else(|p| p.into_inner()).get(&number) {
             return Ok(r.clone());
         }
-        let cf = self.cf_opt(keys::CF_PACKS).ok_or("the archive has no packs")?;
-        let v = self
-            .db
-            .get_cf(cf, keys::pack(number))
+        self.meta
+            .pack(number)
             .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("pack number {number} is not recorded"))?;
-        PackRecord::decode(&v).map_err(|e| e.to_string())
+            .ok_or_else(|| format!("pack number {number} is not recorded"))
     }
 
     /// The decoded frame a location points into.
@@ -238,23 +239,8 @@ impl Archive {
     }
 
     /// Where a payload is, if it is in a pack.
-    pub(super) fn location(&self, kind: u8, id: &Hash32) -> Result<Option<BlobLocation>> {
-        let Some(cf) = self.cf_opt(keys::CF_PACK_INDEX) else {
-            return Ok(None);
-        };
-        let Some(v) = self
-            .db
-            .get_pinned_cf(cf, keys::blob(kind, id))
-            .map_err(|e| self.db_error(e))?
-        else {
-            return Ok(None);
-        };
-        BlobLocation::decode(&v)
-            .map(Some)
-            .map_err(|source| ArchiveError::Decode {
-                key: format!("pack_index/{}{id}", kind as char),
-                source,
-            })
+    pub(super) fn location(&self, kind: PayloadKind, id: &Hash32) -> Result<Option<BlobLocation>> {
+        Ok(self.meta.location(kind, id)?)
     }
 
     /// Builds a pack of `items`, stores it durably, and stages its record and index
@@ -267,7 +253,7 @@ impl Archive {
         level: i32,
         frame_target: usize,
         now: i64,
-        wb: &mut WriteBatch,
+        wb: &mut MetaBatch,
     ) -> Result<WrittenPack> {
         let built: BuiltPack = pack::build(items, dict, level, frame_target).map_err(|e| ArchiveError::Corrupt {
             id: "a new pack".into(),
@@ -283,14 +269,20 @@ impl Archive {
             level: level as u8,
             created: now,
         };
-        let index = self.cf(keys::CF_PACK_INDEX);
-        for e in &built.entries {
-            let mut loc = e.location.clone();
-            loc.pack = number;
-            wb.put_cf(index, keys::blob(e.kind, &e.id), loc.encode());
+        for e in built.entries {
+            let mut location = e.location;
+            location.pack = number;
+            wb.push(Change::Location {
+                kind: e.kind,
+                id: e.id,
+                location,
+            });
         }
-        wb.put_cf(self.cf(keys::CF_PACKS), keys::pack(number), record.encode());
-        wb.put_cf(self.cf(keys::CF_META), keys::META_NEXT_PACK, (number + 1).to_be_bytes());
+        wb.push(Change::Pack {
+            number,
+            record: record.clone(),
+        });
+        wb.push(Change::NextPack(number + 1));
         Ok(WrittenPack { number, record })
     }
 
@@ -306,30 +298,8 @@ impl Archive {
 
     /// Loads the pack records and the next pack number (format 3).
     pub(super) fn load_packs(&mut self) -> Result<()> {
-        let Some(cf) = self.cf_opt(keys::CF_PACKS) else {
-            return Ok(());
-        };
-        let mut packs = HashMap::new();
-        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
-            let (k, v) = item.map_err(|e| self.db_error(e))?;
-            let number = <[u8; 8]>::try_from(&k[..])
-                .map(u64::from_be_bytes)
-                .map_err(|_| ArchiveError::Corrupt {
-                    id: "packs".into(),
-                    what: format!("a pack key of {} bytes", k.len()),
-                })?;
-            let rec = PackRecord::decode(&v).map_err(|source| ArchiveError::Decode {
-                key: format!("packs/{number}"),
-                source,
-            })?;
-            packs.insert(number, rec);
-        }
-        let next = self
-            .db
-            .get_cf(self.cf(keys::CF_META), keys::META_NEXT_PACK)
-            .map_err(|e| self.db_error(e))?
-            .and_then(|v| <[u8; 8]>::try_from(&v[..]).ok().map(u64::from_be_bytes))
-            .unwrap_or(1);
+        let packs: HashMap<u64, PackRecord> = self.meta.packs()?.into_iter().collect();
+        let next = self.meta.next_pack()?.unwrap_or(1);
         let next = next.max(packs.keys().max().map_or(1, |m| m + 1));
         *self.packs.get_mut().unwrap_or_else(|p| p.into_inner()) = packs;
         *self.next_pack.get_mut().unwrap_or_else(|p| p.into_inner()) = next;
@@ -338,7 +308,7 @@ impl Archive {
 
     /// `ids` (of skeletons or parts, by `kind`) sorted by where their payloads are:
     /// pack, frame, offset; those not in a pack (an older format's blobs) last.
-    pub fn in_storage_order(&self, kind: u8, ids: Vec<Hash32>) -> Result<Vec<Hash32>> {
+    pub fn in_storage_order(&self, kind: PayloadKind, ids: Vec<Hash32>) -> Result<Vec<Hash32>> {
         let mut located: Vec<((u64, u64, u64), Hash32)> = Vec::with_capacity(ids.len());
         let mut rest = Vec::new();
         for id in ids {
@@ -374,46 +344,16 @@ impl Archive {
     /// and deletes the blobs commits; then drops the column family. Resumes where a
     /// killed upgrade stopped.
     pub(super) fn move_blobs_into_packs(&mut self, now: i64) -> Result<()> {
-        let Some(cf) = self.cf_opt(keys::CF_BLOBS) else {
-            return Ok(());
-        };
-        let mut resume: Vec<u8> = Vec::new();
+        let mut resume = None;
         let mut moved_packs = 0usize;
         loop {
-            let mut keys_done: Vec<Vec<u8>> = Vec::new();
-            let mut payloads: Vec<(u8, Hash32, Vec<u8>, bool)> = Vec::new();
-            let mut legacy_bytes = 0u64;
-            let mut payload_bytes = 0usize;
-            let dicts = self.dicts.read().unwrap_or_else(|p| p.into_inner());
-            for item in self
-                .db
-                .iterator_cf(cf, IteratorMode::From(&resume, rocksdb::Direction::Forward))
-            {
-                let (k, v) = item.map_err(|e| self.db_error(e))?;
-                let (Some(&kind), Ok(id)) = (k.first(), <[u8; 32]>::try_from(&k[1..])) else {
-                    return Err(ArchiveError::Corrupt {
-                        id: "blobs".into(),
-                        what: format!("a blob key of {} bytes", k.len()),
-                    });
-                };
-                let payload = blob::decode(&v, &dicts).map_err(|e| ArchiveError::Corrupt {
-                    id: Hash32(id).to_hex(),
-                    what: format!("moving blob {} into a pack: {e}", kind as char),
-                })?;
-                let stored = BlobHeader::decode(&v).is_ok_and(|(h, _)| h.codec == Codec::Stored);
-                legacy_bytes += v.len() as u64;
-                payload_bytes += payload.len();
-                payloads.push((kind, Hash32(id), payload, stored));
-                keys_done.push(k.to_vec());
-                if payload_bytes >= self.config.upgrade_pack_bytes {
-                    break;
-                }
-            }
-            drop(dicts);
-            let Some(last) = keys_done.last() else { break };
-            resume = last.clone();
-            resume.push(0);
-            self.move_one_pack(&keys_done, &payloads, legacy_bytes, now)?;
+            let (payloads, legacy_bytes) = match self.legacy_chunk(resume)? {
+                Some(chunk) => chunk,
+                None => return Ok(()),
+            };
+            let Some((kind, id, ..)) = payloads.last() else { break };
+            resume = Some((*kind, *id));
+            self.move_one_pack(&payloads, legacy_bytes, now)?;
             moved_packs += 1;
             if self.config.upgrade_stop_after_packs == Some(moved_packs) {
                 return Err(ArchiveError::Corrupt {
@@ -422,19 +362,54 @@ impl Archive {
                 });
             }
         }
-        self.db.drop_cf(keys::CF_BLOBS).map_err(|e| self.db_error(e))?;
+        self.meta.drop_legacy_blobs()?;
         Ok(())
+    }
+
+    /// The next format-2 blobs after `resume`, decoded, about `upgrade_pack_bytes`
+    /// of them, with their stored size; `None` when there is no blob table.
+    fn legacy_chunk(&self, resume: Option<(PayloadKind, Hash32)>) -> Result<Option<(Vec<LegacyPayload>, u64)>> {
+        let mut payloads: Vec<LegacyPayload> = Vec::new();
+        let mut legacy_bytes = 0u64;
+        let mut payload_bytes = 0usize;
+        let mut failed = None;
+        let dicts = self.dicts.read().unwrap_or_else(|p| p.into_inner());
+        let limit = self.config.upgrade_pack_bytes;
+        let exists = self.meta.scan_legacy_blobs(resume, &mut |item| {
+            let moved = item.map_err(ArchiveError::from).and_then(|(kind, id, v)| {
+                let payload = blob::decode(&v, &dicts).map_err(|e| ArchiveError::Corrupt {
+                    id: id.to_hex(),
+                    what: format!("moving {} blob into a pack: {e}", kind.name()),
+                })?;
+                let stored = BlobHeader::decode(&v).is_ok_and(|(h, _)| h.codec == Codec::Stored);
+                legacy_bytes += v.len() as u64;
+                Ok((kind, id, payload, stored))
+            });
+            match moved {
+                Ok(p) => {
+                    payload_bytes += p.2.len();
+                    payloads.push(p);
+                    if payload_bytes >= limit {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok(exists.then_some((payloads, legacy_bytes)))
     }
 
     /// One step of the upgrade: a pack of `payloads`, and one batch that indexes it
     /// and deletes the blobs it holds.
-    fn move_one_pack(
-        &self,
-        keys_done: &[Vec<u8>],
-        payloads: &[(u8, Hash32, Vec<u8>, bool)],
-        legacy_bytes: u64,
-        now: i64,
-    ) -> Result<()> {
+    fn move_one_pack(&self, payloads: &[LegacyPayload], legacy_bytes: u64, now: i64) -> Result<()> {
         let items: Vec<PackItem<'_>> = payloads
             .iter()
             .map(|(kind, id, payload, stored)| PackItem {
@@ -450,16 +425,15 @@ impl Archive {
             id: d.id,
             encoder: &d.encoder,
         });
-        let mut wb = WriteBatch::default();
+        let mut wb = MetaBatch::default();
         let written = self.write_pack(&items, dict, blob::LEVEL, pack::INGEST_FRAME, now, &mut wb)?;
-        let blobs_cf = self.cf(keys::CF_BLOBS);
-        for k in keys_done {
-            wb.delete_cf(blobs_cf, k);
+        for (kind, id, ..) in payloads {
+            wb.push(Change::DropLegacyBlob { kind: *kind, id: *id });
         }
         let mut counters = self.counters();
         counters.stored_bytes = counters.stored_bytes.saturating_sub(legacy_bytes) + written.record.size;
-        wb.put_cf(self.cf(keys::CF_META), keys::META_COUNTERS, counters.encode());
-        self.write(wb)?;
+        wb.push(Change::Counters(counters.clone()));
+        self.commit(wb)?;
         self.packs_committed([written]);
         *self.counters.write().unwrap_or_else(|p| p.into_inner()) = counters;
         Ok(())

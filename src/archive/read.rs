@@ -1,13 +1,16 @@
 //! Reading back: rebuild a message byte-exact (hash-checked), resolve id prefixes,
 //! list placements.
 
-use rocksdb::{Direction, IteratorMode};
+use std::ops::ControlFlow;
 
 use super::{blob, Archive, ArchiveError, Result};
-use crate::keys::{self, PlacementKeyParts};
+use crate::keys::PlacementKeyParts;
+use crate::metastore::{collect_all, PlacementScope};
 use crate::mime;
 use crate::model::{hex_to_bytes, Hash32, MessageId};
-use crate::records::{IngestEntry, MessageRecord, PlacementRecord};
+use crate::records::{IngestEntry, MessageRecord, PayloadKind, PlacementRecord};
+
+pub use crate::metastore::PlacementEntry;
 
 /// Which placements to list.
 #[derive(Clone, Debug, Default)]
@@ -26,49 +29,31 @@ impl PlacementFilter {
     }
 }
 
-/// One placement with its key parts decoded.
-#[derive(Clone, Debug)]
-pub struct PlacementEntry {
-    pub key: PlacementKeyParts,
-    pub record: PlacementRecord,
-}
-
 impl Archive {
     /// The stored record of a message, if it is archived.
     pub fn message_record(&self, id: &MessageId) -> Result<Option<MessageRecord>> {
-        let v = self
-            .db
-            .get_cf(self.cf(keys::CF_MESSAGES), keys::by_hash(id))
-            .map_err(|e| self.db_error(e))?;
-        v.map(|v| MessageRecord::decode(&v))
-            .transpose()
-            .map_err(|source| ArchiveError::Decode {
-                key: format!("messages/{id}"),
-                source,
-            })
+        Ok(self.meta.message(id)?)
     }
 
-    fn blob_payload(&self, kind: u8, id: &Hash32, owner: &MessageId) -> Result<Vec<u8>> {
-        let what = if kind == keys::BLOB_PART { "part" } else { "skeleton" };
+    fn blob_payload(&self, kind: PayloadKind, id: &Hash32, owner: &MessageId) -> Result<Vec<u8>> {
         let damaged = |e: String| ArchiveError::Corrupt {
             id: owner.to_hex(),
-            what: format!("{what} {id}: {e}"),
+            what: format!("{} {id}: {e}", kind.name()),
         };
         if let Some(loc) = self.location(kind, id)? {
             return self.read_located(&loc).map_err(damaged);
         }
         // Formats 1 and 2 (read as they are, or half-way through the upgrade).
-        let legacy = match self.cf_opt(keys::CF_BLOBS) {
-            Some(cf) => self.db.get_cf(cf, keys::blob(kind, id)).map_err(|e| self.db_error(e))?,
-            None => None,
-        };
-        let v = legacy.ok_or_else(|| damaged("is missing (not in any pack)".into()))?;
+        let v = self
+            .meta
+            .legacy_blob(kind, id)?
+            .ok_or_else(|| damaged("is missing (not in any pack)".into()))?;
         blob::decode(&v, &self.dicts.read().unwrap_or_else(|p| p.into_inner())).map_err(damaged)
     }
 
     /// The part payload, checked against its id.
     pub(crate) fn part_payload(&self, part: &Hash32, owner: &MessageId) -> Result<Vec<u8>> {
-        let p = self.blob_payload(keys::BLOB_PART, part, owner)?;
+        let p = self.blob_payload(PayloadKind::Part, part, owner)?;
         if Hash32::of(&p) != *part {
             return Err(ArchiveError::Corrupt {
                 id: owner.to_hex(),
@@ -88,7 +73,7 @@ impl Archive {
     }
 
     pub(crate) fn rebuild(&self, id: &MessageId, rec: &MessageRecord) -> Result<Vec<u8>> {
-        let skeleton = self.blob_payload(keys::BLOB_SKELETON, id, id)?;
+        let skeleton = self.blob_payload(PayloadKind::Skeleton, id, id)?;
         let payloads = rec
             .parts
             .iter()
@@ -117,114 +102,72 @@ impl Archive {
         }
         let even = &p[..p.len() / 2 * 2];
         let start = hex_to_bytes(even).unwrap_or_default();
-        let mut found: Option<MessageId> = None;
-        let iter = self.db.iterator_cf(
-            self.cf(keys::CF_MESSAGES),
-            IteratorMode::From(&start, Direction::Forward),
-        );
-        for item in iter {
-            let (k, _) = item.map_err(|e| self.db_error(e))?;
-            if !k.starts_with(&start) {
-                break;
-            }
-            let Ok(arr) = <[u8; 32]>::try_from(&k[..]) else {
-                continue;
-            };
-            let h = Hash32(arr);
-            if h.to_hex().starts_with(&p) {
-                if found.is_some() {
-                    return Err(ArchiveError::Ambiguous {
-                        prefix: prefix.to_string(),
-                    });
+        let mut found: Vec<MessageId> = Vec::new();
+        self.meta
+            .scan_ids(PayloadKind::Skeleton, &start, &mut |item| match item {
+                Ok(h) if !h.0.starts_with(&start) => ControlFlow::Break(()),
+                Ok(h) => {
+                    if h.to_hex().starts_with(&p) {
+                        found.push(h);
+                    }
+                    if found.len() > 1 {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
                 }
-                found = Some(h);
-            }
+                // A damaged key is no message; `verify` reports it.
+                Err(_) => ControlFlow::Continue(()),
+            })?;
+        if found.len() > 1 {
+            return Err(ArchiveError::Ambiguous {
+                prefix: prefix.to_string(),
+            });
         }
-        found.ok_or_else(|| ArchiveError::NotFound(prefix.to_string()))
+        found.pop().ok_or_else(|| ArchiveError::NotFound(prefix.to_string()))
     }
 
     /// Every placement matching `filter`, in key order (account, mailbox, source).
     pub fn placements(&self, filter: &PlacementFilter) -> Result<Vec<PlacementEntry>> {
-        let mut out = Vec::new();
-        let prefix = match filter.accounts.as_slice() {
-            [one] => keys::placement_prefix(one, None),
-            _ => Vec::new(),
+        let scope = PlacementScope {
+            account: match filter.accounts.as_slice() {
+                [one] => Some(one.as_str()),
+                _ => None,
+            },
+            ..PlacementScope::default()
         };
-        self.for_each_prefixed(keys::CF_PLACEMENTS, &prefix, |k, v| {
-            let key = keys::parse_placement(k).ok_or_else(|| ArchiveError::Corrupt {
-                id: "placements".into(),
-                what: format!("unparseable placement key {:?}", String::from_utf8_lossy(k)),
-            })?;
-            let record = PlacementRecord::decode(v).map_err(|source| ArchiveError::Decode {
-                key: format!("placement {}/{}", key.account, key.mailbox),
-                source,
-            })?;
-            if filter.matches(&key, &record) {
-                out.push(PlacementEntry { key, record });
-            }
-            Ok(())
-        })?;
+        let mut out = Vec::new();
+        collect_all(
+            |visit| self.meta.scan_placements(scope, visit),
+            |e| {
+                if filter.matches(&e.key, &e.record) {
+                    out.push(e)
+                }
+            },
+        )?;
         Ok(out)
     }
 
     /// The placements of one message.
     pub fn placements_of(&self, id: &MessageId) -> Result<Vec<PlacementEntry>> {
-        let rcf = self.cf(keys::CF_PLACEMENTS_BY_MESSAGE);
-        let pcf = self.cf(keys::CF_PLACEMENTS);
-        let mut out = Vec::new();
-        for item in self.db.iterator_cf(rcf, IteratorMode::From(&id.0, Direction::Forward)) {
-            let (k, _) = item.map_err(|e| self.db_error(e))?;
-            if !k.starts_with(&id.0) {
-                break;
-            }
-            let pkey = &k[32..];
-            let Some(v) = self.db.get_cf(pcf, pkey).map_err(|e| self.db_error(e))? else {
-                continue;
-            };
-            let (Some(key), Ok(record)) = (keys::parse_placement(pkey), PlacementRecord::decode(&v)) else {
-                continue;
-            };
-            out.push(PlacementEntry { key, record });
-        }
-        Ok(out)
+        Ok(self.meta.placements_of(id)?)
     }
 
     /// Up to `limit` ingest-log entries with sequence numbers from `from` on.
     pub fn ingest_log(&self, from: u64, limit: usize) -> Result<Vec<(u64, IngestEntry)>> {
-        let start = keys::ingest_seq(from);
-        let mut out = Vec::new();
-        for item in self.db.iterator_cf(
-            self.cf(keys::CF_INGEST_LOG),
-            IteratorMode::From(&start, Direction::Forward),
-        ) {
-            let (k, v) = item.map_err(|e| self.db_error(e))?;
-            let seq = <[u8; 8]>::try_from(&k[..])
-                .map(u64::from_be_bytes)
-                .map_err(|_| ArchiveError::Corrupt {
-                    id: "ingest_log".into(),
-                    what: format!("key of {} bytes", k.len()),
-                })?;
-            let entry = IngestEntry::decode(&v).map_err(|source| ArchiveError::Decode {
-                key: format!("ingest_log/{seq}"),
-                source,
-            })?;
-            out.push((seq, entry));
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        Ok(self.meta.ingest_log(from, limit)?)
     }
 
-    /// Every message id, in id order.
+    /// Every message id, in id order (a damaged key is skipped: `verify` counts
+    /// the messages against the counters).
     pub fn message_ids(&self) -> Result<Vec<MessageId>> {
         let mut out = Vec::with_capacity(self.counters().messages as usize);
-        for item in self.db.iterator_cf(self.cf(keys::CF_MESSAGES), IteratorMode::Start) {
-            let (k, _) = item.map_err(|e| self.db_error(e))?;
-            if let Ok(arr) = <[u8; 32]>::try_from(&k[..]) {
-                out.push(Hash32(arr));
+        self.meta.scan_ids(PayloadKind::Skeleton, &[], &mut |item| {
+            if let Ok(id) = item {
+                out.push(id);
             }
-        }
+            ControlFlow::Continue(())
+        })?;
         Ok(out)
     }
 }

@@ -5,10 +5,8 @@
 
 use std::collections::HashMap;
 
-use rocksdb::{Direction, IteratorMode, WriteBatch};
-
-use super::{check_name, Archive, ArchiveError, Result};
-use crate::keys;
+use super::{check_name, Archive, Result};
+use crate::metastore::{collect_all, Change, MetaBatch, PlacementKey, PlacementScope, SourceKind};
 use crate::model::{Flags, Hash32, MessageId, PlacementSpec, SourceKey};
 use crate::records::{CursorRecord, IngestEntry, IngestKind, PlacementRecord, TooLargeRecord};
 
@@ -94,177 +92,148 @@ pub(crate) struct ChangeCounts {
 impl Archive {
     /// The stored cursor of one source folder.
     pub fn cursor(&self, account: &str, mailbox: &str) -> Result<Option<CursorRecord>> {
-        let key = keys::cursor(account, mailbox);
-        let Some(v) = self
-            .db
-            .get_cf(self.cf(keys::CF_CURSORS), &key)
-            .map_err(|e| self.db_error(e))?
-        else {
-            return Ok(None);
-        };
-        CursorRecord::decode(&v)
-            .map(Some)
-            .map_err(|source| ArchiveError::Decode {
-                key: format!("cursor of {account}/{mailbox}"),
-                source,
-            })
+        Ok(self.meta.cursor(account, mailbox)?)
     }
 
-    /// Calls `f` with every (key, value) of column family `cf` whose key starts with
-    /// `prefix`, in key order.
-    pub(crate) fn for_each_prefixed(
+    /// The placements of one mailbox from one kind of source, in key order.
+    fn folder_placements(
         &self,
-        cf: &str,
-        prefix: &[u8],
-        mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
-    ) -> Result<()> {
-        let iter = self
-            .db
-            .iterator_cf(self.cf(cf), IteratorMode::From(prefix, Direction::Forward));
-        for item in iter {
-            let (k, v) = item.map_err(|e| self.db_error(e))?;
-            if !k.starts_with(prefix) {
-                break;
-            }
-            f(&k, &v)?;
-        }
-        Ok(())
+        account: &str,
+        mailbox: &str,
+        kind: SourceKind,
+    ) -> Result<Vec<(SourceKey, PlacementRecord)>> {
+        let scope = PlacementScope {
+            account: Some(account),
+            mailbox: Some(mailbox),
+            source: Some(kind),
+        };
+        let mut out = Vec::new();
+        collect_all(
+            |visit| self.meta.scan_placements(scope, visit),
+            |e| out.push((e.key.source, e.record)),
+        )?;
+        Ok(out)
     }
 
     /// The POP3 placements of one mailbox, by UIDL.
     pub fn pop3_placements(&self, account: &str, mailbox: &str) -> Result<Pop3Placements> {
-        let mut prefix = keys::placement_prefix(account, Some(mailbox));
-        prefix.push(keys::SRC_POP3);
         let mut out = HashMap::new();
-        self.for_each_prefixed(keys::CF_PLACEMENTS, &prefix, |k, v| {
-            let uidl = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            let r = PlacementRecord::decode(v).map_err(|source| ArchiveError::Decode {
-                key: format!("placement {account}/{mailbox} UIDL {uidl}"),
-                source,
-            })?;
-            out.insert(
-                uidl,
-                Pop3Placement {
+        for (source, r) in self.folder_placements(account, mailbox, SourceKind::Pop3)? {
+            if let SourceKey::Pop3 { uidl } = source {
+                let p = Pop3Placement {
                     first_seen: r.first_seen,
                     deleted_at: r.deleted_at,
-                },
-            );
-            Ok(())
-        })?;
+                };
+                out.insert(uidl, p);
+            }
+        }
         Ok(out)
     }
 
     /// Every folder cursor of `account`: (mailbox, cursor), in mailbox order.
     pub fn cursors(&self, account: &str) -> Result<Vec<(String, CursorRecord)>> {
-        let prefix = keys::placement_prefix(account, None);
-        let mut out = Vec::new();
-        self.for_each_prefixed(keys::CF_CURSORS, &prefix, |k, v| {
-            let rest = &k[prefix.len()..];
-            // Folder cursors are `mailbox NUL`; other entries (Gmail ids) start with NUL.
-            let Some(mailbox) = rest.strip_suffix(&[0u8]).filter(|m| !m.is_empty() && !m.contains(&0)) else {
-                return Ok(());
-            };
-            let mailbox = String::from_utf8_lossy(mailbox).into_owned();
-            let c = CursorRecord::decode(v).map_err(|source| ArchiveError::Decode {
-                key: format!("cursor of {account}/{mailbox}"),
-                source,
-            })?;
-            out.push((mailbox, c));
-            Ok(())
-        })?;
-        Ok(out)
+        Ok(self.meta.cursors(account)?)
     }
 
     /// The messages of `account`'s `mailbox` recorded as over the maximum size.
     pub fn too_large(&self, account: &str, mailbox: &str) -> Result<Vec<(SourceKey, TooLargeRecord)>> {
-        let prefix = keys::too_large_prefix(account, mailbox);
-        let mut out = Vec::new();
-        self.for_each_prefixed(keys::CF_CURSORS, &prefix, |k, v| {
-            let Some(source) = keys::parse_too_large_source(&k[prefix.len()..]) else {
-                return Ok(());
-            };
-            let r = TooLargeRecord::decode(v).map_err(|source| ArchiveError::Decode {
-                key: format!("too-large record of {account}/{mailbox}"),
-                source,
-            })?;
-            out.push((source, r));
-            Ok(())
-        })?;
-        Ok(out)
+        Ok(self.meta.too_large(account, mailbox)?)
     }
 
     /// The archived message behind each Gmail X-GM-MSGID of `account` (`None` when not
     /// seen yet).
     pub fn gmail_messages(&self, account: &str, gm_ids: &[u64]) -> Result<Vec<Option<MessageId>>> {
-        let cf = self.cf(keys::CF_CURSORS);
-        let ks: Vec<Vec<u8>> = gm_ids.iter().map(|g| keys::gmail_message(account, *g)).collect();
-        self.db
-            .multi_get_cf(ks.iter().map(|k| (cf, k.as_slice())))
-            .into_iter()
-            .map(|r| {
-                let v = r.map_err(|e| self.db_error(e))?;
-                Ok(v.and_then(|v| <[u8; 32]>::try_from(&v[..]).ok()).map(Hash32))
-            })
-            .collect()
+        Ok(self.meta.gmail_messages(account, gm_ids)?)
     }
 
     /// Every IMAP placement of one folder (all UIDVALIDITYs, live and deleted), in
     /// (UIDVALIDITY, UID) order.
     pub fn imap_placements(&self, account: &str, mailbox: &str) -> Result<Vec<ImapPlacement>> {
-        let mut prefix = keys::placement_prefix(account, Some(mailbox));
-        prefix.push(keys::SRC_IMAP);
-        let mut out = Vec::new();
-        self.for_each_prefixed(keys::CF_PLACEMENTS, &prefix, |k, v| {
-            let Some(keys::PlacementKeyParts {
-                source: SourceKey::Imap { uidvalidity, uid },
-                ..
-            }) = keys::parse_placement(k)
-            else {
-                return Err(ArchiveError::Corrupt {
-                    id: "placements".into(),
-                    what: format!("unparseable IMAP placement key in {account}/{mailbox}"),
-                });
-            };
-            let r = PlacementRecord::decode(v).map_err(|source| ArchiveError::Decode {
-                key: format!("placement {account}/{mailbox} uid {uid}"),
-                source,
-            })?;
-            out.push(ImapPlacement {
-                uidvalidity,
-                uid,
-                message: r.message,
-                flags: r.flags,
-                deleted_at: r.deleted_at,
-            });
-            Ok(())
-        })?;
-        Ok(out)
+        let placements = self.folder_placements(account, mailbox, SourceKind::Imap)?;
+        Ok(placements
+            .into_iter()
+            .filter_map(|(source, r)| match source {
+                SourceKey::Imap { uidvalidity, uid } => Some(ImapPlacement {
+                    uidvalidity,
+                    uid,
+                    message: r.message,
+                    flags: r.flags,
+                    deleted_at: r.deleted_at,
+                }),
+                _ => None,
+            })
+            .collect())
     }
 
-    /// Adds placement changes and cursor writes to `wb`. Changes to placements that do
-    /// not exist are ignored (the message was never archived from there).
+    /// Adds placement changes and cursor writes to `batch`. Changes to placements
+    /// that do not exist are ignored (the message was never archived from there).
     pub(crate) fn stage_changes(
         &self,
         changes: &SourceChanges,
         now: i64,
-        wb: &mut WriteBatch,
+        batch: &mut MetaBatch,
         next_seq: &mut u64,
     ) -> Result<ChangeCounts> {
-        let pcf = self.cf(keys::CF_PLACEMENTS);
-        let log = self.cf(keys::CF_INGEST_LOG);
+        let counts = self.stage_updates(&changes.updates, now, batch, next_seq)?;
+        for (account, mailbox, c) in &changes.cursors {
+            check_name("account", account)?;
+            check_name("mailbox", mailbox)?;
+            batch.push(Change::Cursor {
+                account: account.clone(),
+                mailbox: mailbox.clone(),
+                cursor: c.clone(),
+            });
+        }
+        for (account, mailbox) in &changes.drop_cursors {
+            batch.push(Change::DropCursor {
+                account: account.clone(),
+                mailbox: mailbox.clone(),
+            });
+        }
+        for (account, gm, id) in &changes.gmail_ids {
+            check_name("account", account)?;
+            batch.push(Change::GmailMessage {
+                account: account.clone(),
+                gm_msgid: *gm,
+                message: *id,
+            });
+        }
+        for t in &changes.too_large {
+            check_name("account", &t.account)?;
+            check_name("mailbox", &t.mailbox)?;
+            batch.push(Change::TooLarge {
+                account: t.account.clone(),
+                mailbox: t.mailbox.clone(),
+                source: t.source.clone(),
+                record: t.record,
+            });
+        }
+        Ok(counts)
+    }
+
+    /// Flag changes and deletions at source, each with an ingest-log entry.
+    fn stage_updates(
+        &self,
+        updates: &[PlacementUpdate],
+        now: i64,
+        batch: &mut MetaBatch,
+        next_seq: &mut u64,
+    ) -> Result<ChangeCounts> {
         let mut counts = ChangeCounts::default();
-        for u in &changes.updates {
+        for u in updates {
             check_name("account", &u.account)?;
             check_name("mailbox", &u.mailbox)?;
-            // The message id is not part of IMAP/POP3 placement keys.
-            let key = keys::placement(&u.account, &u.mailbox, &u.source, &crate::model::Hash32([0; 32]));
-            let Some(v) = self.db.get_cf(pcf, &key).map_err(|e| self.db_error(e))? else {
+        }
+        // The message id is not part of IMAP/POP3 placement identities.
+        let keys: Vec<PlacementKey> = updates
+            .iter()
+            .map(|u| PlacementKey::new(&u.account, &u.mailbox, &u.source, &Hash32([0; 32])))
+            .collect();
+        let current = self.meta.placements_get(&keys)?;
+        for ((u, key), rec) in updates.iter().zip(keys).zip(current) {
+            let Some(mut rec) = rec else {
                 continue;
             };
-            let mut rec = PlacementRecord::decode(&v).map_err(|source| ArchiveError::Decode {
-                key: format!("placement {}/{} {:?}", u.account, u.mailbox, u.source),
-                source,
-            })?;
             match &u.change {
                 PlacementChange::Flags(f) => {
                     if &rec.flags == f {
@@ -282,35 +251,19 @@ impl Archive {
                     counts.deleted_at_source += 1;
                 }
             }
-            wb.put_cf(pcf, &key, rec.encode());
-            let entry = IngestEntry {
-                kind: IngestKind::Placement,
-                message: rec.message,
-            };
-            wb.put_cf(log, keys::ingest_seq(*next_seq), entry.encode());
+            batch.push(Change::LogEntry {
+                seq: *next_seq,
+                entry: IngestEntry {
+                    kind: IngestKind::Placement,
+                    message: rec.message,
+                },
+            });
             *next_seq += 1;
-        }
-        let ccf = self.cf(keys::CF_CURSORS);
-        for (account, mailbox, c) in &changes.cursors {
-            check_name("account", account)?;
-            check_name("mailbox", mailbox)?;
-            wb.put_cf(ccf, keys::cursor(account, mailbox), c.encode());
-        }
-        for (account, mailbox) in &changes.drop_cursors {
-            wb.delete_cf(ccf, keys::cursor(account, mailbox));
-        }
-        for (account, gm, id) in &changes.gmail_ids {
-            check_name("account", account)?;
-            wb.put_cf(ccf, keys::gmail_message(account, *gm), id.0);
-        }
-        for t in &changes.too_large {
-            check_name("account", &t.account)?;
-            check_name("mailbox", &t.mailbox)?;
-            wb.put_cf(
-                ccf,
-                keys::too_large(&t.account, &t.mailbox, &t.source),
-                t.record.encode(),
-            );
+            batch.push(Change::Placement {
+                key,
+                record: rec,
+                replaces: None,
+            });
         }
         Ok(counts)
     }

@@ -1,8 +1,9 @@
 //! Fault injection for tests: damage a stored payload on purpose. Not used by the CLI.
 
 use super::{Archive, Result};
-use crate::keys;
+use crate::metastore::{Change, MetaBatch};
 use crate::model::Hash32;
+use crate::records::PayloadKind;
 
 impl Archive {
     /// Flips one bit in the pack frame holding the skeleton of `message`, at
@@ -10,7 +11,7 @@ impl Archive {
     /// Only for packs kept locally.
     #[doc(hidden)]
     pub fn testing_flip_skeleton_byte(&self, message: &Hash32, offset_from_end: usize) -> Result<bool> {
-        let Some(loc) = self.location(keys::BLOB_SKELETON, message)? else {
+        let Some(loc) = self.location(PayloadKind::Skeleton, message)? else {
             return Ok(false);
         };
         let Some(rec) = self
@@ -36,8 +37,8 @@ impl Archive {
     /// Overwrites the format version stored inside the database (tests of refusal).
     #[doc(hidden)]
     pub fn testing_set_db_format_version(&self, version: u32) -> Result<()> {
-        self.db
-            .put_cf(self.cf(keys::CF_META), keys::META_FORMAT_VERSION, version.to_be_bytes())
-            .map_err(|e| self.db_error(e))
+        let mut batch = MetaBatch::default();
+        batch.push(Change::FormatVersion(version));
+        self.commit(batch)
     }
 }

@@ -4,13 +4,14 @@
 //! reported by id, a damaged message with the accounts and folders it is in;
 //! nothing is modified.
 
+use std::ops::ControlFlow;
+
 use rayon::prelude::*;
-use rocksdb::IteratorMode;
 
 use super::{Archive, ArchiveError, Result};
-use crate::keys;
+use crate::metastore::{MetaError, PlacementScope};
 use crate::model::{Hash32, MessageId};
-use crate::records::PlacementRecord;
+use crate::records::PayloadKind;
 
 /// What `verify` found.
 #[derive(Clone, Debug, Default, serde::Serialize, schemars::JsonSchema)]
@@ -124,7 +125,7 @@ impl Archive {
     pub fn verify(&self, mut progress: impl FnMut(u64)) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
         // In storage order: each frame is read and decoded once, not once per message.
-        let ids = self.in_storage_order(keys::BLOB_SKELETON, self.message_ids()?)?;
+        let ids = self.in_storage_order(PayloadKind::Skeleton, self.message_ids()?)?;
         for chunk in ids.chunks(CHUNK) {
             let problems: Vec<Problem> = chunk
                 .par_iter()
@@ -142,17 +143,16 @@ impl Archive {
         }
 
         let mut part_ids = Vec::new();
-        for item in self.db.iterator_cf(self.cf(keys::CF_PARTS), IteratorMode::Start) {
-            let (k, _) = item.map_err(|e| self.db_error(e))?;
-            match <[u8; 32]>::try_from(&k[..]) {
-                Ok(a) => part_ids.push(Hash32(a)),
-                Err(_) => report.problems.push(Problem::of(
-                    ProblemKind::DamagedKey,
-                    format!("a parts key of {} bytes", k.len()),
-                )),
+        self.meta.scan_ids(PayloadKind::Part, &[], &mut |item| {
+            match item {
+                Ok(id) => part_ids.push(id),
+                Err(e) => report
+                    .problems
+                    .push(Problem::of(ProblemKind::DamagedKey, e.to_string())),
             }
-        }
-        let part_ids = self.in_storage_order(keys::BLOB_PART, part_ids)?;
+            ControlFlow::Continue(())
+        })?;
+        let part_ids = self.in_storage_order(PayloadKind::Part, part_ids)?;
         let part_problems: Vec<Problem> = part_ids
             .par_iter()
             .filter_map(|p| {
@@ -166,42 +166,7 @@ impl Archive {
         report.problems.extend(part_problems);
 
         self.verify_packs(&mut report)?;
-        let mcf = self.cf(keys::CF_MESSAGES);
-        for item in self.db.iterator_cf(self.cf(keys::CF_PLACEMENTS), IteratorMode::Start) {
-            let (k, v) = item.map_err(|e| self.db_error(e))?;
-            report.placements_checked += 1;
-            let parts = keys::parse_placement(&k);
-            let filed: Vec<Filed> = parts
-                .iter()
-                .map(|p| Filed {
-                    account: p.account.clone(),
-                    folder: p.mailbox.clone(),
-                })
-                .collect();
-            let name = parts
-                .map(|p| format!("{:?}", p.source))
-                .unwrap_or_else(|| format!("key {:?}", String::from_utf8_lossy(&k)));
-            match PlacementRecord::decode(&v) {
-                Ok(rec) => {
-                    if self
-                        .db
-                        .get_pinned_cf(mcf, rec.message.0)
-                        .map_err(|e| self.db_error(e))?
-                        .is_none()
-                    {
-                        report.problems.push(Problem {
-                            message: Some(rec.message.to_string()),
-                            placements: filed,
-                            ..Problem::of(ProblemKind::MissingMessage, format!("placement {name}"))
-                        });
-                    }
-                }
-                Err(e) => report.problems.push(Problem {
-                    placements: filed,
-                    ..Problem::of(ProblemKind::DamagedPlacement, format!("placement {name}: {e}"))
-                }),
-            }
-        }
+        self.verify_placements(&mut report)?;
 
         let c = self.counters();
         for (what, counted, recorded) in [
@@ -219,10 +184,39 @@ impl Archive {
         Ok(report)
     }
 
+    /// Every placement is readable and points at a stored message.
+    fn verify_placements(&self, report: &mut VerifyReport) -> Result<()> {
+        let mut readable = Vec::new();
+        self.meta.scan_placements(PlacementScope::default(), &mut |item| {
+            report.placements_checked += 1;
+            match item {
+                Ok(e) => readable.push(e),
+                Err(e) => report.problems.push(damaged_placement(e)),
+            }
+            ControlFlow::Continue(())
+        })?;
+        for chunk in readable.chunks(4096) {
+            let ids: Vec<MessageId> = chunk.iter().map(|e| e.record.message).collect();
+            for (e, held) in chunk.iter().zip(self.meta.have(PayloadKind::Skeleton, &ids)?) {
+                if !held {
+                    report.problems.push(Problem {
+                        message: Some(e.record.message.to_string()),
+                        placements: vec![Filed {
+                            account: e.key.account.clone(),
+                            folder: e.key.mailbox.clone(),
+                        }],
+                        ..Problem::of(ProblemKind::MissingMessage, format!("placement {:?}", e.key.source))
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Every referenced pack is in the store at its size; counts the unreferenced.
     fn verify_packs(&self, report: &mut VerifyReport) -> Result<()> {
         let records = self.pack_records();
-        if records.is_empty() && self.cf_opt(keys::CF_PACKS).is_none() {
+        if records.is_empty() && self.format_version < 3 {
             return Ok(());
         }
         let listed: std::collections::HashMap<Hash32, u64> =
@@ -263,4 +257,13 @@ impl Archive {
             ..Problem::of(ProblemKind::DamagedMessage, e.to_string())
         }
     }
+}
+
+/// The problem of a placement that cannot be read (its key or its record).
+fn damaged_placement(e: MetaError) -> Problem {
+    let kind = match &e {
+        MetaError::Decode { .. } => ProblemKind::DamagedPlacement,
+        _ => ProblemKind::DamagedKey,
+    };
+    Problem::of(kind, e.to_string())
 }
