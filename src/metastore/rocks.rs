@@ -238,6 +238,32 @@ impl RocksMeta {
             .collect()
     }
 
+    /// Decodes each entry of a scan with `decode` (`None`: not an entry of that
+    /// kind, skipped), stopping after `limit` entries or at the first error.
+    fn collect<T>(
+        &self,
+        cf: &str,
+        (prefix, from): (&[u8], &[u8]),
+        limit: usize,
+        mut decode: impl FnMut(&[u8], &[u8]) -> Option<Result<T>>,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        let mut failed = None;
+        self.scan(cf, prefix, from, |k, v| {
+            match decode(k, v) {
+                None => {}
+                Some(Ok(t)) => out.push(t),
+                Some(Err(e)) => failed = Some(e),
+            }
+            if failed.is_some() || out.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        failed.map_or(Ok(out), Err)
+    }
+
     /// Adds one change to `wb`.
     fn stage(&self, wb: &mut WriteBatch, change: Change) -> Result<()> {
         match change {
@@ -347,25 +373,13 @@ impl MetaStore for RocksMeta {
     }
 
     fn dictionaries(&self) -> Result<Vec<(u32, Vec<u8>)>> {
-        let mut out = Vec::new();
-        let mut bad = None;
-        self.scan(keys::CF_DICTIONARIES, &[], &[], |k, v| match <[u8; 4]>::try_from(k) {
-            Ok(id) => {
-                out.push((u32::from_be_bytes(id), v.to_vec()));
-                ControlFlow::Continue(())
-            }
-            Err(_) => {
-                bad = Some(k.len());
-                ControlFlow::Break(())
-            }
-        })?;
-        match bad {
-            Some(len) => Err(MetaError::Corrupt {
+        self.collect(keys::CF_DICTIONARIES, (&[], &[]), usize::MAX, |k, v| {
+            let id = <[u8; 4]>::try_from(k).map_err(|_| MetaError::Corrupt {
                 table: keys::CF_DICTIONARIES,
-                what: format!("a dictionary key of {len} bytes"),
-            }),
-            None => Ok(out),
-        }
+                what: format!("a dictionary key of {} bytes", k.len()),
+            });
+            Some(id.map(|id| (u32::from_be_bytes(id), v.to_vec())))
+        })
     }
 
     fn next_pack(&self) -> Result<Option<u64>> {
@@ -373,27 +387,13 @@ impl MetaStore for RocksMeta {
     }
 
     fn packs(&self) -> Result<Vec<(u64, PackRecord)>> {
-        let mut out = Vec::new();
-        let mut failed = None;
-        self.scan(keys::CF_PACKS, &[], &[], |k, v| {
-            let item = be_u64(k)
-                .ok_or_else(|| MetaError::Corrupt {
-                    table: keys::CF_PACKS,
-                    what: format!("a pack key of {} bytes", k.len()),
-                })
-                .and_then(|n| Ok((n, PackRecord::decode(v).map_err(decode_err(format!("packs/{n}")))?)));
-            match item {
-                Ok(p) => {
-                    out.push(p);
-                    ControlFlow::Continue(())
-                }
-                Err(e) => {
-                    failed = Some(e);
-                    ControlFlow::Break(())
-                }
-            }
-        })?;
-        failed.map_or(Ok(out), Err)
+        self.collect(keys::CF_PACKS, (&[], &[]), usize::MAX, |k, v| {
+            let number = be_u64(k).ok_or_else(|| MetaError::Corrupt {
+                table: keys::CF_PACKS,
+                what: format!("a pack key of {} bytes", k.len()),
+            });
+            Some(number.and_then(|n| Ok((n, PackRecord::decode(v).map_err(decode_err(format!("packs/{n}")))?))))
+        })
     }
 
     fn pack(&self, number: u64) -> Result<Option<PackRecord>> {
@@ -503,49 +503,24 @@ impl MetaStore for RocksMeta {
 
     fn cursors(&self, account: &str) -> Result<Vec<(String, CursorRecord)>> {
         let prefix = keys::placement_prefix(account, None);
-        let mut out = Vec::new();
-        let mut failed = None;
-        self.scan(keys::CF_CURSORS, &prefix, &prefix, |k, v| {
-            let rest = &k[prefix.len()..];
+        self.collect(keys::CF_CURSORS, (&prefix, &prefix), usize::MAX, |k, v| {
             // Folder cursors are `mailbox NUL`; other entries (Gmail ids) start with NUL.
-            let Some(mailbox) = rest.strip_suffix(&[0u8]).filter(|m| !m.is_empty() && !m.contains(&0)) else {
-                return ControlFlow::Continue(());
-            };
+            let mailbox = k[prefix.len()..]
+                .strip_suffix(&[0u8])
+                .filter(|m| !m.is_empty() && !m.contains(&0))?;
             let mailbox = String::from_utf8_lossy(mailbox).into_owned();
-            match CursorRecord::decode(v) {
-                Ok(c) => {
-                    out.push((mailbox, c));
-                    ControlFlow::Continue(())
-                }
-                Err(e) => {
-                    failed = Some(decode_err(format!("cursor of {account}/{mailbox}"))(e));
-                    ControlFlow::Break(())
-                }
-            }
-        })?;
-        failed.map_or(Ok(out), Err)
+            let what = format!("cursor of {account}/{mailbox}");
+            Some(CursorRecord::decode(v).map(|c| (mailbox, c)).map_err(decode_err(what)))
+        })
     }
 
     fn too_large(&self, account: &str, mailbox: &str) -> Result<Vec<(SourceKey, TooLargeRecord)>> {
         let prefix = keys::too_large_prefix(account, mailbox);
-        let mut out = Vec::new();
-        let mut failed = None;
-        self.scan(keys::CF_CURSORS, &prefix, &prefix, |k, v| {
-            let Some(source) = keys::parse_too_large_source(&k[prefix.len()..]) else {
-                return ControlFlow::Continue(());
-            };
-            match TooLargeRecord::decode(v) {
-                Ok(r) => {
-                    out.push((source, r));
-                    ControlFlow::Continue(())
-                }
-                Err(e) => {
-                    failed = Some(decode_err(format!("too-large record of {account}/{mailbox}"))(e));
-                    ControlFlow::Break(())
-                }
-            }
-        })?;
-        failed.map_or(Ok(out), Err)
+        self.collect(keys::CF_CURSORS, (&prefix, &prefix), usize::MAX, |k, v| {
+            let source = keys::parse_too_large_source(&k[prefix.len()..])?;
+            let what = format!("too-large record of {account}/{mailbox}");
+            Some(TooLargeRecord::decode(v).map(|r| (source, r)).map_err(decode_err(what)))
+        })
     }
 
     fn gmail_messages(&self, account: &str, gm_msgids: &[u64]) -> Result<Vec<Option<MessageId>>> {
@@ -558,57 +533,31 @@ impl MetaStore for RocksMeta {
     }
 
     fn ingest_log(&self, from: u64, limit: usize) -> Result<Vec<(u64, IngestEntry)>> {
-        let mut out = Vec::new();
-        let mut failed = None;
-        self.scan(keys::CF_INGEST_LOG, &[], &keys::ingest_seq(from), |k, v| {
-            let item = be_u64(k)
-                .ok_or_else(|| MetaError::Corrupt {
-                    table: keys::CF_INGEST_LOG,
-                    what: format!("a key of {} bytes", k.len()),
-                })
-                .and_then(|seq| {
-                    Ok((
-                        seq,
-                        IngestEntry::decode(v).map_err(decode_err(format!("ingest_log/{seq}")))?,
-                    ))
-                });
-            match item {
-                Ok(e) => out.push(e),
-                Err(e) => failed = Some(e),
-            }
-            if failed.is_some() || out.len() >= limit {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })?;
-        failed.map_or(Ok(out), Err)
+        self.collect(keys::CF_INGEST_LOG, (&[], &keys::ingest_seq(from)), limit, |k, v| {
+            let seq = be_u64(k).ok_or_else(|| MetaError::Corrupt {
+                table: keys::CF_INGEST_LOG,
+                what: format!("a key of {} bytes", k.len()),
+            });
+            Some(seq.and_then(|seq| {
+                Ok((
+                    seq,
+                    IngestEntry::decode(v).map_err(decode_err(format!("ingest_log/{seq}")))?,
+                ))
+            }))
+        })
     }
 
     fn ledger(&self, target: &str, mailbox: &str) -> Result<HashMap<(MessageId, u32), LedgerRecord>> {
         let prefix = keys::ledger_prefix(target, mailbox);
-        let mut out = HashMap::new();
-        let mut failed = None;
         let what = || format!("replay_ledger/{target}/{mailbox}");
-        self.scan(keys::CF_REPLAY_LEDGER, &prefix, &prefix, |k, v| {
-            let item = keys::parse_ledger(&prefix, k)
-                .ok_or_else(|| MetaError::Corrupt {
-                    table: keys::CF_REPLAY_LEDGER,
-                    what: format!("{}: a key of {} bytes", what(), k.len()),
-                })
-                .and_then(|key| Ok((key, LedgerRecord::decode(v).map_err(decode_err(what()))?)));
-            match item {
-                Ok((key, rec)) => {
-                    out.insert(key, rec);
-                    ControlFlow::Continue(())
-                }
-                Err(e) => {
-                    failed = Some(e);
-                    ControlFlow::Break(())
-                }
-            }
+        let entries = self.collect(keys::CF_REPLAY_LEDGER, (&prefix, &prefix), usize::MAX, |k, v| {
+            let key = keys::parse_ledger(&prefix, k).ok_or_else(|| MetaError::Corrupt {
+                table: keys::CF_REPLAY_LEDGER,
+                what: format!("{}: a key of {} bytes", what(), k.len()),
+            });
+            Some(key.and_then(|key| Ok((key, LedgerRecord::decode(v).map_err(decode_err(what()))?))))
         })?;
-        failed.map_or(Ok(out), Err)
+        Ok(entries.into_iter().collect())
     }
 
     fn legacy_blob(&self, kind: PayloadKind, id: &Hash32) -> Result<Option<Vec<u8>>> {
