@@ -301,17 +301,20 @@ fn service_archives_new_mail_in_a_watched_folder_within_seconds() {
         });
         eprintln!("round {round}: delivered → found by search in {took:?}");
     }
-    // Per-account counters in the Prometheus text format on 127.0.0.1.
+    // Per-account counters in the Prometheus text format on 127.0.0.1. A run's
+    // counters are added when it ends, which can be just after its messages are
+    // searchable: wait for the last one.
+    let new_total = "mailvault_messages_new_total{job=\"watched\",account=\"ann\"} 6";
+    wait_until(Duration::from_secs(5), "the last run's counters", || {
+        http_get(metrics_port, "/metrics").contains(new_total)
+    });
     let metrics = http_get(metrics_port, "/metrics");
     assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
     assert!(
         metrics.contains("# TYPE mailvault_messages_new_total counter"),
         "{metrics}"
     );
-    assert!(
-        metrics.contains("mailvault_messages_new_total{job=\"watched\",account=\"ann\"} 6"),
-        "{metrics}"
-    );
+    assert!(metrics.contains(new_total), "{metrics}");
     assert!(http_get(metrics_port, "/other").starts_with("HTTP/1.1 404"));
     // Logs are JSON objects, one per line, with the account's span.
     let log = svc.log();
