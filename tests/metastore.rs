@@ -31,45 +31,26 @@ impl Stores {
     }
 }
 
-fn check(f: fn(contract::Fresh<'_>)) {
-    let stores = Stores::new();
-    f(&|| stores.fresh());
+/// One test per contract check, each on fresh RocksDB stores.
+macro_rules! contract_tests {
+    ($($check:ident),* $(,)?) => {$(
+        #[test]
+        fn $check() {
+            let stores = Stores::new();
+            contract::$check(&|| stores.fresh());
+        }
+    )*};
 }
 
-#[test]
-fn a_fresh_store_is_empty() {
-    check(contract::a_fresh_store_is_empty);
-}
-
-#[test]
-fn archive_records_read_back() {
-    check(contract::archive_records_read_back);
-}
-
-#[test]
-fn messages_parts_and_locations() {
-    check(contract::messages_parts_and_locations);
-}
-
-#[test]
-fn placements_by_identity_scope_and_message() {
-    check(contract::placements_by_identity_scope_and_message);
-}
-
-#[test]
-fn source_state_per_account_and_folder() {
-    check(contract::source_state_per_account_and_folder);
-}
-
-#[test]
-fn ingest_log_and_ledger() {
-    check(contract::ingest_log_and_ledger);
-}
-
-#[test]
-fn an_empty_batch_changes_nothing() {
-    check(contract::an_empty_batch_changes_nothing);
-}
+contract_tests!(
+    a_fresh_store_is_empty,
+    archive_records_read_back,
+    messages_parts_and_locations,
+    placements_by_identity_scope_and_message,
+    source_state_per_account_and_folder,
+    ingest_log_and_ledger,
+    an_empty_batch_changes_nothing,
+);
 
 #[test]
 fn one_writer_at_a_time_and_readers_beside_it_see_what_was_committed() {
