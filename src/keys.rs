@@ -26,8 +26,14 @@ pub const CF_REPLAY_LEDGER: &str = "replay_ledger";
 pub const CF_PACKS: &str = "packs";
 pub const CF_PACK_INDEX: &str = "pack_index";
 
-/// The column families of format version 3, in creation order.
-pub const ALL_CFS: [&str; 11] = [
+/// Format version 4: retention policies and legal holds, the hash-chained change
+/// log and its signed checkpoints.
+pub const CF_RULES: &str = "rules";
+pub const CF_CHANGE_LOG: &str = "change_log";
+pub const CF_CHECKPOINTS: &str = "checkpoints";
+
+/// The column families of format version 4, in creation order.
+pub const ALL_CFS: [&str; 14] = [
     CF_META,
     CF_MESSAGES,
     CF_PARTS,
@@ -39,7 +45,14 @@ pub const ALL_CFS: [&str; 11] = [
     CF_REPLAY_LEDGER,
     CF_PACKS,
     CF_PACK_INDEX,
+    CF_RULES,
+    CF_CHANGE_LOG,
+    CF_CHECKPOINTS,
 ];
+
+/// The column families of format version 3: version 4's without the compliance
+/// records.
+pub const V3_CFS: &[&str] = ALL_CFS.split_at(11).0;
 
 /// The column families of format version 2: version 1's and the replay ledger.
 pub const V2_CFS: &[&str] = &[
@@ -63,6 +76,20 @@ pub fn is_known_cf(name: &str) -> bool {
     name == "default" || name == CF_BLOBS || ALL_CFS.contains(&name)
 }
 
+/// `rules`: the kind byte (`r` retention policy, `h` legal hold), then the name.
+pub fn rule(kind: crate::evidence::RuleKind, name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + name.len());
+    k.push(kind.byte());
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// `change_log`: the record's sequence number (u64 BE, from 0); `checkpoints`: the
+/// number of records a checkpoint covers (u64 BE).
+pub fn log_seq(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
 /// `packs`: the pack number (u64 BE), in the order packs were written.
 pub fn pack(number: u64) -> [u8; 8] {
     number.to_be_bytes()
@@ -73,6 +100,8 @@ pub const META_FORMAT_VERSION: &[u8] = b"format_version";
 pub const META_COUNTERS: &[u8] = b"counters";
 /// Format 3: the number the next pack gets (u64 BE).
 pub const META_NEXT_PACK: &[u8] = b"next_pack";
+/// Format 4: the Ed25519 public key that signs the change log's checkpoints.
+pub const META_SIGNING_KEY: &[u8] = b"signing_public_key";
 
 /// Blob kinds: the first byte of a `blobs` key.
 pub const BLOB_SKELETON: u8 = b's';

@@ -5,25 +5,30 @@
 //! | layer | modules | rule |
 //! |---|---|---|
 //! | L4 interface | `cli` (binary `main.rs`) | clap; `anyhow` only here |
-//! | L3 orchestration | [`service`] (jobs on schedules, IDLE, metrics), [`import`], [`replay`]; [`output`] (the JSON report shapes and their schemas) | tokio tasks; storage only through [`writer`] or blocking threads |
+//! | L3 orchestration | [`service`] (jobs on schedules, IDLE, metrics), [`import`], [`replay`], [`retention`] (policies and holds over the index: what a purge removes and why); [`output`] (the JSON report shapes and their schemas) | tokio tasks; storage only through [`writer`] or blocking threads |
 //! | L2 adapters | [`imap`], [`pop3`] (network sources), [`source`] (mbox, maildir, eml), [`export`], [`net`] (TCP, TLS, secrets) | I/O; protocol parsing in [`pop3::proto`], [`net::guard`] and [`plan`] stays free of tokio |
 //! | L2 shared | [`remote`] (pull options and summaries), [`control`] (stop, pace, per-host slots), [`job`] (job files read and checked; schedule and backoff are pure) | types the sources and the service share |
-//! | L1 storage | [`archive`] (messages byte-exact: packs, compaction, format upgrades; knows no key layout), [`metastore`] (the metadata behind one typed interface; RocksDB), [`blobstore`] (where packs live: a local directory or S3), [`index`], [`writer`] (the archive's async front) | synchronous; RocksDB + zstd; tantivy; the S3 store runs its requests on a runtime of its own; `archive` reaches RocksDB only through `metastore` |
+//! | L1 storage | [`archive`] (messages byte-exact: packs, compaction, format upgrades, purge, the signed change log; knows no key layout), [`access`] (the hash-chained access log), [`metastore`] (the metadata behind one typed interface; RocksDB), [`blobstore`] (where packs live: a local directory or S3), [`index`], [`writer`] (the archive's async front) | synchronous; RocksDB + zstd; tantivy; the S3 store runs its requests on a runtime of its own; `archive` reaches RocksDB only through `metastore` |
 //! | L0 pure | [`model`], [`codec`], [`keys`], [`records`], [`mime`], [`query`], [`plan`], [`chain`] (hash chains and checkpoints, verified) | no I/O, table- and property-tested |
 //! | cross-cutting | [`private`] | files we create are the owner's alone |
 //! | checks | `fuzzing` | the fuzz targets' properties, over raw bytes (also run on kept inputs in CI) |
 //!
-//! The archive is append-only: no message once archived is removed by any command
-//! (`compact` rewrites packs, and deletes only what it has first rewritten).
+//! No message once archived is removed by any command but `purge`, which removes
+//! only what a retention policy let expire and no legal hold covers, and records
+//! it in the signed change log like every other change (`compact` rewrites packs,
+//! and deletes only what it has first rewritten or nothing references).
 
+pub mod access;
 pub mod archive;
 pub mod blobstore;
 pub mod chain;
 pub mod codec;
 pub mod control;
+pub mod evidence;
 pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod identity;
 pub mod imap;
 pub mod import;
 pub mod index;
@@ -41,6 +46,7 @@ pub mod query;
 pub mod records;
 pub mod remote;
 pub mod replay;
+pub mod retention;
 pub mod service;
 pub mod source;
 pub mod writer;

@@ -78,6 +78,26 @@ pub struct FolderList {
     pub folders: Vec<crate::imap::pull::ListedFolder>,
 }
 
+/// `purge --format json`: what retention let go, and (unless a dry run) what was
+/// removed.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct PurgeOutput {
+    pub dry_run: bool,
+    pub plan: crate::retention::PurgePlan,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<crate::archive::PurgeReport>,
+}
+
+/// `audit --format json`: the matching entries of the access log and its state.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct AuditOutput {
+    pub entries: Vec<crate::access::AccessEntry>,
+    /// Entries in the whole log.
+    pub total: u64,
+    /// What the hash chain says is wrong (empty: intact).
+    pub problems: Vec<String>,
+}
+
 /// Every output shape: (file name under `schemas/output/`, schema text).
 pub fn schemas() -> Vec<(&'static str, String)> {
     fn text<T: JsonSchema>() -> String {
@@ -103,5 +123,7 @@ pub fn schemas() -> Vec<(&'static str, String)> {
         ),
         ("compact.v1.schema.json", text::<crate::archive::CompactReport>()),
         ("error.v1.schema.json", text::<ErrorReport>()),
+        ("purge.v1.schema.json", text::<PurgeOutput>()),
+        ("audit.v1.schema.json", text::<AuditOutput>()),
     ]
 }

@@ -13,7 +13,8 @@
 //! `msgid: folder: account: mime: flag:` (whole values, case-insensitive);
 //! `date:A..B`, `after:`, `before:` (YYYY, YYYY-MM or YYYY-MM-DD; either side of
 //! `..` may be empty); `size:>1M`, `size:<10k`, `size:>=N`, `size:A..B` (k, M, G =
-//! 1024, 1024², 1024³); `has:attachment`; `is:unread|read|flagged|answered|draft|deleted`.
+//! 1024, 1024², 1024³); `has:attachment`; `is:unread|read|flagged|answered|draft|deleted`;
+//! `is:held`, `hold:NAME` (legal holds, expanded by [`expand_holds`]).
 //! Words without a field search subject, body, from, to, cc and attachment names.
 //! Dates are UTC; `after:X` is on or after the start of X, `before:X` strictly
 //! before the start of X, `date:X` anywhere within X.
@@ -71,6 +72,53 @@ pub enum Expr {
         min: Option<u64>,
         max: Option<u64>,
     },
+    /// Under a legal hold: `is:held` (any hold, `None`) or `hold:NAME`. Holds are
+    /// queries kept in the archive; [`expand_holds`] replaces this with theirs
+    /// before a search (unexpanded, it matches nothing).
+    Held(Option<String>),
+}
+
+impl Expr {
+    /// Whether the query refers to legal holds anywhere.
+    pub fn mentions_holds(&self) -> bool {
+        match self {
+            Expr::Held(_) => true,
+            Expr::And(v) | Expr::Or(v) => v.iter().any(Expr::mentions_holds),
+            Expr::Not(e) => e.mentions_holds(),
+            _ => false,
+        }
+    }
+}
+
+/// Replaces every [`Expr::Held`] with the queries of the holds it names (`holds`:
+/// name and parsed query). An unknown hold name is an error; `is:held` with no
+/// holds matches nothing.
+pub fn expand_holds(expr: Expr, holds: &[(String, Expr)]) -> Result<Expr, QueryError> {
+    Ok(match expr {
+        Expr::Held(None) if holds.is_empty() => Expr::Held(None),
+        Expr::Held(None) => Expr::Or(holds.iter().map(|(_, e)| e.clone()).collect()),
+        Expr::Held(Some(name)) => match holds.iter().find(|(n, _)| *n == name) {
+            Some((_, e)) => e.clone(),
+            None => {
+                return err(
+                    0,
+                    format!("hold:{name}: there is no legal hold named {name:?} (see `mailvault hold list`)"),
+                )
+            }
+        },
+        Expr::And(v) => Expr::And(
+            v.into_iter()
+                .map(|e| expand_holds(e, holds))
+                .collect::<Result<_, _>>()?,
+        ),
+        Expr::Or(v) => Expr::Or(
+            v.into_iter()
+                .map(|e| expand_holds(e, holds))
+                .collect::<Result<_, _>>()?,
+        ),
+        Expr::Not(e) => Expr::Not(Box::new(expand_holds(*e, holds)?)),
+        other => other,
+    })
 }
 
 /// A query that could not be parsed: what is wrong, and where (1-based column).
@@ -301,7 +349,7 @@ impl Parser {
 }
 
 const FIELDS: &str =
-    "from to cc bcc subject body list filename msgid folder account mime flag has is date after before size";
+    "from to cc bcc subject body list filename msgid folder account mime flag has is hold date after before size";
 
 fn field_expr(name: &str, pos: usize, v: &Value, today: NaiveDate) -> Result<Expr, QueryError> {
     let text = |field| {
@@ -330,6 +378,13 @@ fn field_expr(name: &str, pos: usize, v: &Value, today: NaiveDate) -> Result<Exp
         "account" => exact(ExactField::Account, &v.text),
         "mime" => exact(ExactField::Mime, &v.text),
         "flag" => exact(ExactField::Flag, v.text.trim_start_matches('\\')),
+        "hold" => {
+            if v.text.is_empty() {
+                err(v.pos, "hold: needs the name of a legal hold")
+            } else {
+                Ok(Expr::Held(Some(v.text.clone())))
+            }
+        }
         "has" => match v.text.to_lowercase().as_str() {
             "attachment" | "attachments" => exact(ExactField::Has, "attachment"),
             other => err(v.pos, format!("has:{other} is not known (has:attachment)")),
@@ -346,9 +401,10 @@ fn field_expr(name: &str, pos: usize, v: &Value, today: NaiveDate) -> Result<Exp
                 "answered" | "replied" => Ok(flag("answered")),
                 "draft" => Ok(flag("draft")),
                 "deleted" => Ok(flag("deleted")),
+                "held" => Ok(Expr::Held(None)),
                 other => err(
                     v.pos,
-                    format!("is:{other} is not known (unread, read, flagged, answered, draft, deleted)"),
+                    format!("is:{other} is not known (unread, read, flagged, answered, draft, deleted, held)"),
                 ),
             }
         }

@@ -517,6 +517,8 @@ pub enum IngestKind {
     Message = 1,
     /// A placement of the message was added or changed (flags, deletion).
     Placement = 2,
+    /// The message was removed (`purge`): the index forgets it.
+    Removed = 3,
 }
 
 /// An `ingest_log` value: `u8 kind, [32] message id`.
@@ -537,6 +539,7 @@ impl IngestEntry {
         let kind = match d.u8()? {
             1 => IngestKind::Message,
             2 => IngestKind::Placement,
+            3 => IngestKind::Removed,
             k => return Err(d.err(format!("unknown kind {k}"))),
         };
         let message = Hash32(d.hash()?);

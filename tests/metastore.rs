@@ -50,6 +50,8 @@ contract_tests!(
     source_state_per_account_and_folder,
     ingest_log_and_ledger,
     an_empty_batch_changes_nothing,
+    removals_take_records_and_reverse_entries_away,
+    rules_change_log_and_checkpoints,
 );
 
 #[test]

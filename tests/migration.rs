@@ -1,8 +1,9 @@
-//! Format upgrades: archives written by the last format-1 and format-2 builds
-//! (`tests/data/archive-v1.tar.zst`, `archive-v2.tar.zst`) are read as they are, and
-//! upgraded in place to the current format by the first writable open (blobs moved
-//! into packs), with every message still byte-exact; an upgrade killed midway is
-//! finished by the next open.
+//! Format upgrades: archives written by the last format-1, -2 and -3 builds
+//! (`tests/data/archive-v1.tar.zst`, `archive-v2.tar.zst`, `archive-v3.tar.zst`)
+//! are read as they are, and upgraded in place to the current format by the first
+//! writable open (blobs moved into packs; the change log begun with the messages
+//! already held), with every message still byte-exact; an upgrade killed midway
+//! is finished by the next open.
 
 mod common;
 
@@ -183,4 +184,63 @@ fn a_killed_upgrade_reads_throughout_and_finishes_on_the_next_open() {
     assert!(!column_families(&arch).contains(&"blobs".to_string()));
     let verify = ok(&arch, &["verify"]);
     assert!(verify.contains("502 messages") && verify.contains("clean"), "{verify}");
+}
+
+/// The format-3 fixture (`tests/data/ORIGIN.md`): its directory and message ids.
+fn v3_fixture(dir: &std::path::Path) -> (std::path::PathBuf, Vec<String>) {
+    let st = std::process::Command::new("tar")
+        .args(["-I", "zstd -d", "-xf"])
+        .arg(manifest_dir().join("tests/data/archive-v3.tar.zst"))
+        .arg("-C")
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let ids = fs::read_to_string(dir.join("archive-v3.ids")).unwrap();
+    let mut ids: Vec<String> = ids.lines().map(str::to_string).collect();
+    ids.sort();
+    (dir.join("archive-v3"), ids)
+}
+
+#[test]
+fn version_3_begins_its_change_log_with_every_message_it_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (arch, ids) = v3_fixture(tmp.path());
+    assert_eq!(ids.len(), 502);
+    assert_eq!(marker_version(&arch), 3);
+    {
+        let a = Archive::open_read_only(&arch).unwrap();
+        assert_eq!(a.format_version(), 3);
+        all_messages_read_back(&a, &ids);
+        assert!(
+            a.verify_chain(None, None).is_err(),
+            "a format-3 archive has no change log"
+        );
+    }
+    assert!(
+        !column_families(&arch).contains(&"change_log".to_string()),
+        "reading changed nothing"
+    );
+    assert!(!arch.join("keys").exists());
+    let a = Archive::open(&arch).unwrap();
+    assert_eq!(a.format_version(), FORMAT_VERSION);
+    all_messages_read_back(&a, &ids);
+    let r = a.verify_chain(None, None).unwrap();
+    assert!(r.is_clean(), "{:?}", r.problems);
+    assert_eq!(r.messages, 502);
+    assert_eq!(r.records, 1, "502 ids fit one baseline record");
+    drop(a);
+    assert_eq!(marker_version(&arch), FORMAT_VERSION);
+    use std::os::unix::fs::PermissionsExt;
+    let key = arch.join("keys/signing.key");
+    assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    let out = ok(&arch, &["verify", "--chain"]);
+    assert!(
+        out.contains("502 messages accounted for") && out.ends_with("clean\n"),
+        "{out}"
+    );
+    // Later work extends the log.
+    ok(&arch, &["retention", "set", "all", "--query", "*", "--keep", "forever"]);
+    let out = ok(&arch, &["verify", "--chain"]);
+    assert!(out.contains("change log: 2 records"), "{out}");
 }

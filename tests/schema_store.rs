@@ -1,10 +1,12 @@
-//! The storage layout in `schemas/store-v3.toml` is what the code writes: column
+//! The storage layout in `schemas/store-v4.toml` is what the code writes: column
 //! families in order, the pack magics, and the exact bytes of each example key and
-//! record; format 2 kept format 1 unchanged but for its addition, and format 3 kept
-//! every record of format 2 but the blobs it moved into packs.
+//! record; format 2 kept format 1 unchanged but for its addition, format 3 kept
+//! every record of format 2 but the blobs it moved into packs, and format 4 kept
+//! every record of format 3 and added the compliance records.
 //! `MAILVAULT_BLESS=1` prints the examples' current bytes (for a deliberate change,
 //! which is a format change: bump the version).
 
+use mailvault::evidence::{Cause, ChangeRecord, CheckpointRecord, Item, LogRecord, RuleKind, RuleRecord};
 use mailvault::keys;
 use mailvault::mime::{B64Layout, Splice, Transform};
 use mailvault::model::{Flags, Hash32, SourceKey};
@@ -85,6 +87,32 @@ fn examples() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("value.replay_ledger.intent", "intent, uidvalidity 7, uidnext 40, at 1700000000", LedgerRecord { state: Ledger::Intent { uidvalidity: 7, uidnext: 40 }, at: 1_700_000_000 }.encode()),
         ("value.replay_ledger.appended", "appended, uidvalidity 7, uid 42, at 1700000000", LedgerRecord { state: Ledger::Appended { uidvalidity: 7, uid: Some(42) }, at: 1_700_000_000 }.encode()),
         ("value.replay_ledger.present", "present, uidvalidity 7, no uid, at 1700000000", LedgerRecord { state: Ledger::Present { uidvalidity: 7, uid: None }, at: 1_700_000_000 }.encode()),
+        ("key.rules", "retention policy spam", keys::rule(RuleKind::Retention, "spam")),
+        (
+            "value.rules",
+            "query folder:Spam, keep 90d, from date, no reason, by alice, at 1700000000",
+            RuleRecord { query: "folder:Spam".into(), keep: "90d".into(), from_date: true, reason: String::new(), by: "alice".into(), at: 1_700_000_000 }.encode(),
+        ),
+        ("key.change_log", "record 5", keys::log_seq(5).to_vec()),
+        (
+            "value.change_log",
+            "hash id(\"p\"), body: ingest at 1700000000 by alice: added id(\"m\"); placed acct / Sent / uidvalidity 7, uid 42 -> id(\"m\"), not deleted",
+            LogRecord {
+                hash: p,
+                body: ChangeRecord {
+                    cause: Cause::Ingest,
+                    at: 1_700_000_000,
+                    by: "alice".into(),
+                    items: vec![
+                        Item::MessageAdded(m),
+                        Item::Placed { key: keys::placement("acct", "Sent", &SourceKey::Imap { uidvalidity: 7, uid: 42 }, &m), message: m, deleted: false },
+                    ],
+                }
+                .encode(),
+            }
+            .encode(),
+        ),
+        ("value.checkpoints", "count 6, head id(\"m\"), at 1700000000, signature 64 x 0xab", CheckpointRecord { count: 6, head: m, at: 1_700_000_000, signature: [0xab; 64] }.encode()),
     ]
 }
 
@@ -95,7 +123,7 @@ fn schema_file(name: &str) -> toml::Table {
 }
 
 fn schema() -> toml::Table {
-    schema_file("store-v3.toml")
+    schema_file("store-v4.toml")
 }
 
 fn declared_examples(s: &toml::Table) -> Vec<(String, String)> {
@@ -146,7 +174,7 @@ fn version_2_only_adds_to_version_1() {
 /// format-2 record byte for byte: the upgrade moves blobs and rewrites nothing else.
 #[test]
 fn version_3_keeps_every_version_2_record_but_the_blobs() {
-    let (v2, v3) = (schema_file("store-v2.toml"), schema());
+    let (v2, v3) = (schema_file("store-v2.toml"), schema_file("store-v3.toml"));
     let kept: Vec<String> = cf_names(&v2).into_iter().filter(|n| n != "blobs").collect();
     assert_eq!(cf_names(&v3)[..kept.len()], kept[..]);
     assert_eq!(keys::V2_CFS.to_vec(), cf_names(&v2));
@@ -162,6 +190,29 @@ fn version_3_keeps_every_version_2_record_but_the_blobs() {
         assert!(
             v3_examples.contains(&(name.clone(), hex)),
             "{name}: version 3 changed a version-2 layout"
+        );
+    }
+}
+
+/// Format 4 keeps every format-3 column family and record byte for byte and adds
+/// the rules, the change log and its checkpoints: the upgrade rewrites nothing.
+#[test]
+fn version_4_only_adds_to_version_3() {
+    let (v3, v4) = (schema_file("store-v3.toml"), schema());
+    assert_eq!(cf_names(&v3), keys::V3_CFS.to_vec());
+    assert_eq!(cf_names(&v4)[..keys::V3_CFS.len()], cf_names(&v3)[..]);
+    let upgrades: Vec<i64> = v4["upgrades_from"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_integer().unwrap())
+        .collect();
+    assert_eq!(upgrades, vec![1, 2, 3]);
+    let v4_examples = declared_examples(&v4);
+    for (name, hex) in declared_examples(&v3) {
+        assert!(
+            v4_examples.contains(&(name.clone(), hex)),
+            "{name}: version 4 changed a version-3 layout"
         );
     }
 }
@@ -216,6 +267,6 @@ fn example_bytes_match() {
     );
     for ((name, _, bytes), (dname, dhex)) in ex.iter().zip(&declared) {
         assert_eq!(name, dname, "example order");
-        assert_eq!(&hex(bytes), dhex, "{name}: code and schemas/store-v2.toml disagree");
+        assert_eq!(&hex(bytes), dhex, "{name}: code and schemas/store-v4.toml disagree");
     }
 }

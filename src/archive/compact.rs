@@ -2,8 +2,9 @@
 //! together, drops payloads nothing references any more, and removes orphan packs.
 //!
 //! Crash safety, in order (a kill -9 between any two steps loses nothing):
-//! 1. Choose the packs to rewrite: those written at ingest's fast level, and small
-//!    compacted ones when there are several.
+//! 1. Choose the packs to rewrite: those written at ingest's fast level, small
+//!    compacted ones when there are several, and those `purge` left sparse (less
+//!    than 80% of their bytes still referenced).
 //! 2. Read their live payloads' locations; drop index entries of payloads no message
 //!    or part record references (one batch).
 //! 3. Sort the live payloads by group (folder, then list or sender).
@@ -66,7 +67,8 @@ impl Archive {
             bytes_before: before.iter().map(|(_, r)| r.size).sum(),
             ..Default::default()
         };
-        let chosen = choose_packs(&before);
+        let mut chosen = choose_packs(&before);
+        chosen.extend(self.sparse_packs(&before)?);
         if !chosen.is_empty() {
             let live = self.live_payloads(&chosen, &mut report)?;
             self.rewrite(live, &mut progress, &mut report)?;
@@ -250,6 +252,38 @@ impl Archive {
 
 /// Step 1: packs written at a lower level than compaction's; and compacted packs
 /// under half the target size, when there are at least two to merge.
+impl Archive {
+    /// Packs of which less than [`SPARSE_LIVE`] of the bytes are still referenced
+    /// (`purge` left them so): rewritten whatever their level, to reclaim the rest.
+    fn sparse_packs(&self, packs: &[(u64, crate::records::PackRecord)]) -> Result<HashSet<u64>> {
+        let mut frames: HashSet<(u64, u64, u32)> = HashSet::new();
+        collect_all(
+            |visit| self.meta.scan_locations(visit),
+            |(_, _, l)| {
+                frames.insert((l.pack, l.frame_offset, l.frame_len));
+            },
+        )?;
+        let mut live: HashMap<u64, u64> = HashMap::new();
+        for (pack, _, len) in frames {
+            *live.entry(pack).or_default() += u64::from(len);
+        }
+        Ok(packs
+            .iter()
+            .filter(|(n, r)| {
+                // The magics and trailer count as live: only frames nothing
+                // references are dead.
+                let overhead = 28 + pack::ENTRY_LEN as u64 * u64::from(r.entries);
+                let l = live.get(n).copied().unwrap_or(0) + overhead;
+                (l as f64) < SPARSE_LIVE * r.size as f64
+            })
+            .map(|(n, _)| *n)
+            .collect())
+    }
+}
+
+/// A pack with less than this share of its bytes live is rewritten.
+const SPARSE_LIVE: f64 = 0.8;
+
 fn choose_packs(packs: &[(u64, crate::records::PackRecord)]) -> HashSet<u64> {
     let mut chosen: HashSet<u64> = packs
         .iter()

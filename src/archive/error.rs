@@ -40,6 +40,14 @@ pub enum ArchiveError {
     Ambiguous { prefix: String },
     #[error("id {0:?} is not a hex id prefix of at least 4 characters")]
     BadId(String),
+    #[error("signing key {path}: {reason}")]
+    SigningKey { path: PathBuf, reason: String },
+    #[error("archive {path}: {what}")]
+    Chain { path: PathBuf, what: String },
+    #[error("retention policy {name:?}: {what}")]
+    BadRule { name: String, what: String },
+    #[error("no {kind} named {name:?}")]
+    NoSuchRule { kind: &'static str, name: String },
     #[error("invalid {what} name {name:?}: names must be non-empty and contain no NUL byte")]
     InvalidName { what: &'static str, name: String },
 }

@@ -5,19 +5,24 @@
 //!
 //! ```text
 //! ARCHIVE/
-//!   mailvault-archive.toml   format = "mailvault-archive", format_version = 3,
+//!   mailvault-archive.toml   format = "mailvault-archive", format_version = 4,
+//!                            signing_key = "/path" (when not keys/signing.key),
 //!                            [blobs] kind = "local" | "s3" (bucket, prefix, endpoint, region)
-//!   db/                      RocksDB (column families: schemas/store-v3.toml)
+//!   db/                      RocksDB (column families: schemas/store-v4.toml)
 //!   packs/ab/ab….pack        packs, when they are kept locally
+//!   keys/signing.key         the Ed25519 key that signs the change log (0600)
+//!   access.log               who read what (hash-chained lines, 0600)
 //! ```
 //!
 //! Format 2 added the `replay_ledger` column family; format 3 moved every skeleton
-//! and part from the `blobs` column family into packs. Older archives are read as
+//! and part from the `blobs` column family into packs; format 4 added retention
+//! rules, the change log and its signed checkpoints. Older archives are read as
 //! they are, and upgraded in place by the first writable open: missing column
 //! families are created, blobs are moved into packs (a pack at a time, each durable
 //! before the batch that points to it and drops the blobs commits), the `blobs`
-//! column family is dropped, then `meta/format_version` is set, then the marker.
-//! A crash between any two steps is finished by the next writable open.
+//! column family is dropped, the change log begins with every message already
+//! held, then `meta/format_version` is set, then the marker. A crash between any
+//! two steps is finished by the next writable open.
 
 use std::fs;
 use std::io::Write;
@@ -28,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ArchiveError, Result};
 
 /// The format version this build writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest format version this build reads (and upgrades when writing).
 pub const OLDEST_READABLE: u32 = 1;
 pub const MARKER_FILE: &str = "mailvault-archive.toml";
@@ -42,6 +47,10 @@ struct Marker {
     /// Absent before format 3, and in archives that keep packs locally.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     blobs: Option<BlobsConfig>,
+    /// Format 4: where the key that signs checkpoints is, when `init
+    /// --signing-key` put it outside the archive (absent: `keys/signing.key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signing_key: Option<PathBuf>,
 }
 
 /// Where an archive keeps its packs.
@@ -89,6 +98,20 @@ impl BlobsConfig {
 pub struct MarkerInfo {
     pub format_version: u32,
     pub blobs: BlobsConfig,
+    /// The signing key's file, when it is not the archive's own.
+    pub signing_key: Option<PathBuf>,
+}
+
+/// The signing key of an archive whose marker names none.
+pub fn default_signing_key(dir: &Path) -> PathBuf {
+    dir.join("keys").join("signing.key")
+}
+
+impl MarkerInfo {
+    /// Where the key that signs this archive's checkpoints is.
+    pub fn signing_key_path(&self, dir: &Path) -> PathBuf {
+        self.signing_key.clone().unwrap_or_else(|| default_signing_key(dir))
+    }
 }
 
 /// A hint for readers: an upper bound of the ingest log's next sequence number,
@@ -147,6 +170,7 @@ pub fn read_marker(dir: &Path) -> Result<Option<MarkerInfo>> {
             Ok(Some(MarkerInfo {
                 format_version: m.format_version,
                 blobs: m.blobs.unwrap_or_default(),
+                signing_key: m.signing_key,
             }))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -183,7 +207,7 @@ pub fn unsupported(dir: &Path, found: u32) -> ArchiveError {
 }
 
 /// Writes the marker of a new archive durably (temp file, fsync, rename, fsync dir).
-pub fn write_marker(dir: &Path, blobs: &BlobsConfig) -> Result<()> {
+pub fn write_marker(dir: &Path, blobs: &BlobsConfig, signing_key: Option<&Path>) -> Result<()> {
     crate::private::create_dir_all(dir).map_err(io(dir))?;
     put_marker(
         dir,
@@ -192,6 +216,7 @@ pub fn write_marker(dir: &Path, blobs: &BlobsConfig) -> Result<()> {
             format_version: FORMAT_VERSION,
             created_by: format!("mailvault {}", env!("CARGO_PKG_VERSION")),
             blobs: (*blobs != BlobsConfig::Local).then(|| blobs.clone()),
+            signing_key: signing_key.map(Path::to_path_buf),
         },
     )
 }

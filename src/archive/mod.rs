@@ -10,10 +10,13 @@
 //! an archive at a time (the metadata store's lock). Writes happen in batches: the
 //! batch's pack is durable in the blob store first, then one metadata batch committed with sync
 //! points to it, so a crash leaves the archive at a batch boundary (and at most an
-//! orphan pack, which `compact` removes). Messages are never deleted: placements are
-//! marked deleted-at-source, messages stay.
+//! orphan pack, which `compact` removes). Messages leave only by `purge`
+//! (retention, never under a hold): a source's deletions mark placements
+//! deleted-at-source, and the messages stay. Every batch that changes what the
+//! archive holds carries its record in the signed change log ([`changelog`]).
 
 mod blob;
+pub mod changelog;
 mod compact;
 mod error;
 mod ingest;
@@ -21,7 +24,10 @@ pub mod layout;
 mod ledger;
 pub mod pack;
 mod packs;
+mod purge;
 mod read;
+mod rules;
+pub mod signing;
 mod sync;
 pub mod testing;
 mod verify;
@@ -30,10 +36,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
+pub use changelog::{Attested, ChainIssue, ChainSummary, ChainVerification};
 pub use compact::CompactReport;
 pub use error::{ArchiveError, Result};
 pub use ingest::IngestReport;
 pub use ledger::LedgerEntry;
+pub use purge::PurgeReport;
 pub use read::{PlacementEntry, PlacementFilter};
 pub use sync::{
     ImapPlacement, KnownPlacement, PlacementChange, PlacementUpdate, Pop3Placement, Pop3Placements, SourceChanges,
@@ -57,6 +65,9 @@ pub struct ArchiveConfig {
     pub blobs: BlobsConfig,
     /// Payload bytes per pack when the format-2 upgrade moves blobs into packs.
     pub upgrade_pack_bytes: usize,
+    /// Where a new archive's signing key is (`init --signing-key`; default
+    /// `ARCHIVE/keys/signing.key`). An existing archive's marker says.
+    pub signing_key: Option<PathBuf>,
     /// Tests of a killed upgrade: stop (with an error) after this many packs.
     #[doc(hidden)]
     pub upgrade_stop_after_packs: Option<usize>,
@@ -68,6 +79,7 @@ impl Default for ArchiveConfig {
             min_part: crate::mime::DEFAULT_MIN_PART,
             blobs: BlobsConfig::Local,
             upgrade_pack_bytes: 32 << 20,
+            signing_key: None,
             upgrade_stop_after_packs: None,
         }
     }
@@ -97,6 +109,8 @@ pub struct Archive {
     frames: FrameCache,
     /// Ranges of packs fetched from a remote store.
     ranges: packs::RangeCache,
+    /// The change log's end and signing key (writable opens of format 4).
+    chain: Mutex<Option<changelog::ChainState>>,
 }
 
 /// The blob store an archive's marker names.
@@ -148,10 +162,20 @@ impl Archive {
         let marker = match layout::read_marker(dir)? {
             Some(m) => m,
             None if create => {
-                layout::write_marker(dir, &config.blobs)?;
+                let key = config
+                    .signing_key
+                    .as_deref()
+                    .map(std::path::absolute)
+                    .transpose()
+                    .map_err(|source| ArchiveError::Io {
+                        path: config.signing_key.clone().unwrap_or_default(),
+                        source,
+                    })?;
+                layout::write_marker(dir, &config.blobs, key.as_deref())?;
                 layout::MarkerInfo {
                     format_version: layout::FORMAT_VERSION,
                     blobs: config.blobs.clone(),
+                    signing_key: key,
                 }
             }
             None => {
@@ -164,6 +188,7 @@ impl Archive {
         let meta = open_meta(dir, OpenMode::Write)?;
         let blobs = open_blob_store(dir, &marker.blobs)?;
         let mut archive = Archive::from_meta(dir, meta, blobs, config, false)?;
+        archive.start_chain(&marker.signing_key_path(dir))?;
         if archive.format_version < layout::FORMAT_VERSION {
             archive.upgrade()?;
         }
@@ -175,10 +200,12 @@ impl Archive {
     }
 
     /// Upgrades an older format in place (see [`layout`]): column families were
-    /// created by opening; blobs move into packs; then the database's version.
+    /// created by opening; blobs move into packs; the change log begins with the
+    /// messages already held; then the database's version.
     fn upgrade(&mut self) -> Result<()> {
         tracing::info!(archive = %self.dir.display(), from = self.format_version, "upgrading the archive to format version {}", layout::FORMAT_VERSION);
         self.move_blobs_into_packs(chrono::Utc::now().timestamp())?;
+        self.record_baseline()?;
         let mut batch = MetaBatch::default();
         batch.push(Change::FormatVersion(layout::FORMAT_VERSION));
         self.commit(batch)?;
@@ -208,6 +235,7 @@ impl Archive {
             next_pack: Mutex::new(1),
             frames: FrameCache::new(packs::FRAME_CACHE_BYTES),
             ranges: packs::RangeCache::default(),
+            chain: Mutex::new(None),
         };
         archive.load_meta()?;
         archive.load_packs()?;
@@ -249,14 +277,6 @@ impl Archive {
         *self.dicts.get_mut().unwrap_or_else(|p| p.into_inner()) = dicts;
         self.format_version = version;
         Ok(())
-    }
-
-    /// Commits one batch durably.
-    pub(crate) fn commit(&self, batch: MetaBatch) -> Result<()> {
-        if self.read_only {
-            return Err(ArchiveError::ReadOnly { path: self.dir.clone() });
-        }
-        Ok(self.meta.commit(batch)?)
     }
 
     /// The archive's format version ([`layout::FORMAT_VERSION`] once opened for

@@ -26,6 +26,9 @@ pub struct VerifyReport {
     /// problem: nothing is lost.
     pub unreferenced_packs: u64,
     pub problems: Vec<Problem>,
+    /// `verify --chain`: what the proof of the archive's history found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<super::changelog::ChainSummary>,
 }
 
 /// What kind of thing is damaged.

@@ -11,6 +11,8 @@ use mailvault::export;
 use mailvault::import::{import_paths, BatchLimits};
 use mailvault::source::LocalOptions;
 
+use mailvault::access::Action;
+
 use super::choices::{ExportFormatArg, MboxFormatArg};
 
 use super::{human_bytes, open_archive, Cli, Ui};
@@ -154,16 +156,20 @@ fn refuse_unknown_names(archive: &mailvault::archive::Archive, accounts: &[Strin
 
 pub fn export(cli: &Cli, ui: &Ui, a: &ExportArgs) -> Result<ExitCode> {
     let archive = super::open_archive_read_only(cli)?;
-    let messages = match &a.query {
-        Some(q) => Some(
-            super::search::updated_index(&archive, ui)?
-                .matching_ids(q)?
-                .into_iter()
-                .collect(),
-        ),
+    let matched = match &a.query {
+        Some(q) => {
+            let mut idx = super::search::updated_index(&archive, ui)?;
+            super::search::with_holds(&mut idx, &archive)?;
+            Some(idx.matching_ids(q)?)
+        }
         None => None,
     };
     refuse_unknown_names(&archive, &a.account, &a.folder)?;
+    let what = super::compliance::describe_selection(a.query.as_deref(), &a.account, &a.folder);
+    let ids = matched.as_deref().unwrap_or_default();
+    let count = matched.as_ref().map_or(archive.counters().messages, |m| m.len() as u64);
+    super::compliance::log_access(archive.dir(), Action::Export, Some(&what), ids, count)?;
+    let messages = matched.map(|m| m.into_iter().collect());
     let filter = PlacementFilter {
         accounts: a.account.clone(),
         mailboxes: a.folder.clone(),

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
+use mailvault::access::Action;
 use mailvault::mime;
 
 use super::{human_bytes, open_archive_read_only, Cli, Ui};
@@ -31,7 +32,9 @@ pub fn show(cli: &Cli, ui: &Ui, a: &ShowArgs) -> Result<ExitCode> {
     let id = match (&a.id, &a.query) {
         (Some(id), _) => archive.resolve(id)?,
         (None, Some(q)) => {
-            let ids = super::search::updated_index(&archive, ui)?.matching_ids(q)?;
+            let mut idx = super::search::updated_index(&archive, ui)?;
+            super::search::with_holds(&mut idx, &archive)?;
+            let ids = idx.matching_ids(q)?;
             match ids.as_slice() {
                 [one] => *one,
                 [] => anyhow::bail!("no message matches {q:?}"),
@@ -44,6 +47,7 @@ pub fn show(cli: &Cli, ui: &Ui, a: &ShowArgs) -> Result<ExitCode> {
         }
         (None, None) => anyhow::bail!("give a message id or --query"),
     };
+    super::compliance::log_access(archive.dir(), Action::Show, a.query.as_deref(), &[id], 1)?;
     let raw = archive.get_raw(&id)?;
     let mut out = std::io::stdout().lock();
     if a.raw || a.headers {
@@ -54,11 +58,15 @@ pub fn show(cli: &Cli, ui: &Ui, a: &ShowArgs) -> Result<ExitCode> {
         };
         out.write_all(&raw[..end])?;
     } else {
-        let folders: Vec<String> = archive
+        let mut folders: Vec<String> = archive
             .placements_of(&id)?
             .iter()
             .map(|p| format!("{}: {}", p.key.account, p.key.mailbox))
             .collect();
+        let held = holds_of(&archive, &id, ui)?;
+        if !held.is_empty() {
+            folders.push(format!("legal hold: {}", held.join(", ")));
+        }
         out.write_all(render_readable(&mime::readable::readable(&raw), &id.to_hex(), &folders, ui).as_bytes())?;
     }
     out.flush()?;
@@ -173,6 +181,14 @@ pub fn stats(cli: &Cli, a: &StatsArgs) -> Result<ExitCode> {
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
+    /// Also prove the history: the change log's hash chain, its signed
+    /// checkpoints, and that every message the archive holds was logged
+    #[arg(long)]
+    chain: bool,
+    /// With --chain: a checkpoint exported by `attest` that the archive must
+    /// still extend
+    #[arg(long, value_name = "FILE", requires = "chain")]
+    against: Option<std::path::PathBuf>,
     #[command(flatten)]
     output: super::Output,
 }
@@ -182,6 +198,9 @@ pub fn verify(cli: &Cli, ui: &Ui, a: &VerifyArgs) -> Result<ExitCode> {
     let pb = ui.progress(Some(archive.counters().messages), "verifying");
     let r = archive.verify(|n| pb.set_position(n))?;
     pb.finish_and_clear();
+    if a.chain {
+        return verify_with_chain(&archive, &r, a);
+    }
     if a.output.json() {
         println!("{}", serde_json::to_string(&r)?);
     } else {
@@ -205,4 +224,58 @@ pub fn verify(cli: &Cli, ui: &Ui, a: &VerifyArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(3)
     })
+}
+
+/// `verify --chain`: the bytes, then the history; one report.
+fn verify_with_chain(
+    archive: &mailvault::archive::Archive,
+    r: &mailvault::archive::VerifyReport,
+    a: &VerifyArgs,
+) -> Result<ExitCode> {
+    let json = a.output.json();
+    if !json {
+        for p in &r.problems {
+            println!("{p}");
+        }
+        println!(
+            "verified {} messages, {} parts, {} placements: {}",
+            r.messages_checked,
+            r.parts_checked,
+            r.placements_checked,
+            if r.is_clean() {
+                "clean".to_string()
+            } else {
+                super::plural(r.problems.len() as u64, "problem", "problems")
+            }
+        );
+    }
+    let chain = super::compliance::verify_chain(archive, a.against.as_deref(), json)?;
+    let chain_clean = chain.problems.is_empty();
+    if json {
+        let mut with_chain = r.clone();
+        with_chain.chain = Some(chain);
+        println!("{}", serde_json::to_string(&with_chain)?);
+    }
+    Ok(if r.is_clean() && chain_clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+/// The legal holds that cover message `id`.
+fn holds_of(archive: &mailvault::archive::Archive, id: &mailvault::model::MessageId, ui: &Ui) -> Result<Vec<String>> {
+    let holds = mailvault::retention::holds(archive)?;
+    if holds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let idx = super::search::updated_index(archive, ui)?;
+    let mut out = Vec::new();
+    for (name, expr) in holds {
+        let matched = idx.matching_expr(&expr)?;
+        if matched.binary_search_by(|(m, _)| m.cmp(id)).is_ok() {
+            out.push(name);
+        }
+    }
+    Ok(out)
 }

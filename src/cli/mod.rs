@@ -5,6 +5,7 @@
 
 mod choices;
 mod compare;
+mod compliance;
 mod import;
 mod inspect;
 mod jobs;
@@ -127,6 +128,33 @@ enum Command {
     /// Per job and account: last run, result, messages, errors, next run
     #[command(after_help = "Examples:\n  mailvault status\n  mailvault status --json")]
     Status(jobs::StatusArgs),
+    /// Retention policies: how long what a query matches is kept (nothing is ever
+    /// removed but by `purge`; with no policy, everything is kept forever)
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  mailvault retention set spam --query 'folder:Spam' --keep 90d\n  mailvault retention set all --query '*' --keep 10y --from date\n  mailvault retention list\n  mailvault retention remove spam"
+    )]
+    Retention(compliance::RetentionCommand),
+    /// Legal holds: what a query matches survives every purge until released
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  mailvault hold add case-42 --query 'from:x@example.org' --reason 'litigation 42'\n  mailvault hold list\n  mailvault hold release case-42"
+    )]
+    Hold(compliance::HoldCommand),
+    /// Remove what retention let expire (never anything held); `compact` then
+    /// reclaims the space
+    #[command(after_help = "Examples:\n  mailvault purge --dry-run\n  mailvault purge\n  mailvault purge --json")]
+    Purge(compliance::PurgeArgs),
+    /// Export the latest signed checkpoint of the change log, to keep elsewhere and
+    /// check later with `verify --chain --against FILE`
+    #[command(after_help = "Examples:\n  mailvault attest --out /safe/place/archive-2026-12.json")]
+    Attest(compliance::AttestArgs),
+    /// Who read what and when: the access log of searches, shows, exports and
+    /// replays, with its hash chain checked
+    #[command(
+        after_help = "Examples:\n  mailvault audit\n  mailvault audit --since 7d --user alice\n  mailvault audit --json"
+    )]
+    Audit(compliance::AuditArgs),
     /// Print a shell completion script (see the README for where to put it)
     #[command(
         after_help = "Examples:\n  mailvault completions bash > ~/.local/share/bash-completion/completions/mailvault\n  mailvault completions zsh > \"${fpath[1]}/_mailvault\""
@@ -403,6 +431,11 @@ pub fn main() -> ExitCode {
         Command::Run(a) => jobs::run(&cli, a),
         Command::Serve(a) => jobs::serve(&cli, a),
         Command::Status(a) => jobs::status(&cli, a),
+        Command::Retention(c) => compliance::retention_cmd(&cli, c),
+        Command::Hold(c) => compliance::hold_cmd(&cli, c),
+        Command::Purge(a) => compliance::purge(&cli, &ui, a),
+        Command::Attest(a) => compliance::attest(&cli, a),
+        Command::Audit(a) => compliance::audit(&cli, a),
         Command::Completions(a) => completions(a),
         Command::Man(a) => man(a),
     };
@@ -518,6 +551,12 @@ struct InitArgs {
     /// The S3 region [default: us-east-1]
     #[arg(long, value_name = "REGION", env = "MAILVAULT_S3_REGION")]
     s3_region: Option<String>,
+    /// The Ed25519 key that signs the change log's checkpoints: used when FILE
+    /// exists, made there when not [default: ARCHIVE/keys/signing.key]. A key kept
+    /// off the archive's disk means that whoever can change the archive's files
+    /// still cannot forge its history
+    #[arg(long, value_name = "FILE")]
+    signing_key: Option<PathBuf>,
 }
 
 fn init(cli: &Cli, args: &InitArgs) -> Result<ExitCode> {
@@ -534,6 +573,7 @@ fn init(cli: &Cli, args: &InitArgs) -> Result<ExitCode> {
     }
     let config = ArchiveConfig {
         blobs,
+        signing_key: args.signing_key.clone(),
         ..ArchiveConfig::default()
     };
     let a = Archive::open_with(&dir, true, config).with_context(|| format!("opening archive {}", dir.display()))?;

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use mailvault::access::Action;
+
 use super::pull::{print_summary, pull_into, Bars};
 use super::server_args::{FromServerArgs, ServerArgs, ToServerArgs};
 use super::{human_bytes, Cli, Ui};
@@ -142,6 +144,12 @@ pub fn replay(cli: &Cli, ui: &Ui, a: &ReplayArgs) -> Result<ExitCode> {
             Some(idx.matching_ids(q)?.into_iter().collect::<HashSet<_>>())
         }
     };
+    let what = super::compliance::describe_selection(a.query.as_deref(), &a.accounts, &a.folders);
+    let ids: Vec<_> = messages.iter().flatten().copied().collect();
+    let count = messages
+        .as_ref()
+        .map_or(archive.counters().messages, |m| m.len() as u64);
+    super::compliance::log_access(archive.dir(), Action::Replay, Some(&what), &ids, count)?;
     let filter = PlacementFilter {
         accounts: a.accounts.clone(),
         mailboxes: a.folders.clone(),
@@ -195,6 +203,14 @@ pub fn migrate(cli: &Cli, ui: &Ui, a: &MigrateArgs) -> Result<ExitCode> {
         control: Default::default(),
     });
     let summary = pull_into(&archive, ui, &pull, pop3.as_ref(), true, false)?;
+    let what = super::compliance::describe_selection(None, &filter.accounts, &[]);
+    super::compliance::log_access(
+        archive.dir(),
+        Action::Replay,
+        Some(&what),
+        &[],
+        archive.counters().messages,
+    )?;
     if summary.failed_folders() > 0 {
         print_summary(&summary, a.tuning.output.json())?;
         bail!(

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
+use mailvault::access::Action;
 use mailvault::archive::{layout, Archive};
 use mailvault::index::{IndexError, MessageIndex};
 
@@ -60,6 +61,12 @@ fn catch_up(mut idx: MessageIndex, archive: &Archive, ui: &Ui) -> Result<Message
     Ok(idx)
 }
 
+/// Gives `idx` the archive's legal holds, for `is:held` and `hold:NAME`.
+pub fn with_holds(idx: &mut MessageIndex, archive: &Archive) -> Result<()> {
+    idx.set_holds(mailvault::retention::holds(archive).context("reading the archive's legal holds")?);
+    Ok(())
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
     /// Aligned columns for people
@@ -76,6 +83,7 @@ Query language:
   from: to: cc: bcc:       names and addresses     subject: body: list: filename:
   msgid: folder: account:  mime:type/sub  flag:seen  has:attachment
   is:unread|read|flagged|answered|draft|deleted
+  is:held  hold:NAME       under any legal hold, under the hold NAME
   date:2020-01-01..2020-06-30  date:2020  date:2020-03  after:2020  before:2021-06
   date:today  date:yesterday  date:2w..  after:3d  before:6m  (d, w, m, y back)
   size:>1M  size:<10k  size:1M..5M (k, M, G = 1024-based)
@@ -148,11 +156,16 @@ pub fn search(cli: &Cli, ui: &Ui, a: &SearchArgs) -> Result<ExitCode> {
         Err(e) => return Ok(super::report_error(&e.to_string(), 2, format == Format::Json)),
     };
     let t = std::time::Instant::now();
-    let idx = fresh_index(cli, ui)?;
+    let mut idx = fresh_index(cli, ui)?;
+    let dir = super::archive_dir(cli)?;
+    if expr.mentions_holds() {
+        with_holds(&mut idx, &open_archive_read_only(cli)?)?;
+    }
     let t_index = t.elapsed();
     tracing::debug!(query = %q, limit = a.limit, "search");
     if a.count {
         let n = idx.count_expr(&expr)?;
+        super::compliance::log_access(&dir, Action::Search, Some(&q), &[], n as u64)?;
         match format {
             Format::Json => println!("{}", serde_json::json!({ "count": n })),
             _ => println!("{n}"),
@@ -165,6 +178,11 @@ pub fn search(cli: &Cli, ui: &Ui, a: &SearchArgs) -> Result<ExitCode> {
         a.limit
     };
     let hits = idx.search_expr(&expr, a.sort.into(), limit, a.offset)?;
+    let ids: Vec<mailvault::model::MessageId> = hits
+        .iter()
+        .filter_map(|h| mailvault::model::Hash32::from_hex(&h.id))
+        .collect();
+    super::compliance::log_access(&dir, Action::Search, Some(&q), &ids, ids.len() as u64)?;
     tracing::debug!(
         index_us = t_index.as_micros() as u64,
         search_us = (t.elapsed() - t_index).as_micros() as u64,

@@ -13,7 +13,7 @@ pub mod schema;
 mod search;
 mod tokenizer;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -26,6 +26,7 @@ pub use search::{Hit, Sort};
 use crate::archive::{Archive, ArchiveError};
 use crate::model::{Hash32, MessageId};
 use crate::query::{self, Expr, QueryError};
+use crate::records::IngestKind;
 use schema::Fields;
 
 /// Index directory inside an archive.
@@ -74,6 +75,8 @@ pub struct MessageIndex {
     index: Index,
     reader: IndexReader,
     fields: Fields,
+    /// The archive's legal holds, for `is:held` and `hold:NAME`.
+    holds: Vec<(String, Expr)>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -154,6 +157,7 @@ impl MessageIndex {
             index,
             reader,
             fields,
+            holds: Vec::new(),
         })
     }
 
@@ -231,12 +235,23 @@ impl MessageIndex {
         while next < end {
             let entries = archive.ingest_log(next, CHUNK)?;
             let Some(&(last, _)) = entries.last() else { break };
+            // The last entry of a message decides: re-read it, or forget it.
+            let mut last_kind = HashMap::new();
+            for (_, e) in &entries {
+                last_kind.insert(e.message, e.kind);
+            }
             let mut seen = HashSet::new();
             let ids: Vec<MessageId> = entries
                 .iter()
                 .map(|(_, e)| e.message)
                 .filter(|id| seen.insert(*id))
+                .filter(|id| last_kind.get(id) != Some(&IngestKind::Removed))
                 .collect();
+            for (id, kind) in &last_kind {
+                if *kind == IngestKind::Removed {
+                    writer.delete_term(Term::from_field_text(self.fields.id, &id.to_hex()));
+                }
+            }
             let f = self.fields;
             let t0 = std::time::Instant::now();
             let docs: Vec<Result<(MessageId, TantivyDocument)>> = ids
@@ -284,9 +299,24 @@ impl MessageIndex {
         self.search_expr(&expr, sort, limit, offset)
     }
 
+    /// The legal holds `is:held` and `hold:NAME` refer to (name and parsed query):
+    /// the archive's, set by whoever opened the index.
+    pub fn set_holds(&mut self, holds: Vec<(String, Expr)>) {
+        self.holds = holds;
+    }
+
+    /// `expr` with its hold terms replaced by the holds' queries.
+    fn resolve(&self, expr: &Expr) -> Result<Expr> {
+        if expr.mentions_holds() {
+            Ok(query::expand_holds(expr.clone(), &self.holds)?)
+        } else {
+            Ok(expr.clone())
+        }
+    }
+
     pub fn search_expr(&self, expr: &Expr, sort: Sort, limit: usize, offset: usize) -> Result<Vec<Hit>> {
         let searcher = self.reader.searcher();
-        let query = search::to_query(&self.fields, expr);
+        let query = search::to_query(&self.fields, &self.resolve(expr)?);
         let addrs = search::run(&searcher, query.as_ref(), sort, limit, offset).map_err(|e| self.tv(e))?;
         addrs
             .into_iter()
@@ -300,7 +330,7 @@ impl MessageIndex {
     /// How many messages match.
     pub fn count_expr(&self, expr: &Expr) -> Result<usize> {
         let searcher = self.reader.searcher();
-        let query = search::to_query(&self.fields, expr);
+        let query = search::to_query(&self.fields, &self.resolve(expr)?);
         searcher
             .search(query.as_ref(), &tantivy::collector::Count)
             .map_err(|e| self.tv(e))
@@ -309,16 +339,23 @@ impl MessageIndex {
     /// The ids of every matching message (for `export --query`, `show --query`).
     pub fn matching_ids(&self, q: &str) -> Result<Vec<MessageId>> {
         let expr = query::parse(q)?;
+        Ok(self.matching_expr(&expr)?.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// The id and date (the `Date:` header, else the internal date; 0 when
+    /// neither) of every message matching `expr`, by id.
+    pub fn matching_expr(&self, expr: &Expr) -> Result<Vec<(MessageId, i64)>> {
         let searcher = self.reader.searcher();
-        let query = search::to_query(&self.fields, &expr);
+        let query = search::to_query(&self.fields, &self.resolve(expr)?);
         let addrs = searcher
             .search(query.as_ref(), &DocSetCollector)
             .map_err(|e| self.tv(e))?;
         let mut ids = Vec::with_capacity(addrs.len());
         for a in addrs {
             let d: TantivyDocument = searcher.doc(a).map_err(|e| self.tv(e))?;
-            if let Some(id) = Hash32::from_hex(&search::hit(&self.fields, &d).id) {
-                ids.push(id);
+            let hit = search::hit(&self.fields, &d);
+            if let Some(id) = Hash32::from_hex(&hit.id) {
+                ids.push((id, hit.date));
             }
         }
         ids.sort();

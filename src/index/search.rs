@@ -101,6 +101,8 @@ fn words_query(field: Field, tokens: &[(usize, String)]) -> Box<dyn Query> {
 pub fn to_query(f: &Fields, e: &Expr) -> Box<dyn Query> {
     match e {
         Expr::All => Box::new(AllQuery),
+        // Expanded by the caller (`query::expand_holds`); unexpanded, nothing.
+        Expr::Held(_) => Box::new(tantivy::query::EmptyQuery),
         Expr::Text { field: Some(t), text } => words_query(text_field(f, *t), &analyze(text)),
         Expr::Text { field: None, text } => {
             // Analyzed once, looked up in each default field.

@@ -35,6 +35,37 @@ pub struct JobFile {
     /// The accounts, one `[[accounts]]` table each.
     #[schemars(with = "Vec<Account>", length(min = 1))]
     pub accounts: Vec<Spanned<Account>>,
+    /// Retention policies of the job's archive, one `[[retention]]` table each: set
+    /// when the job starts (replacing a policy of the same name). Policies the file
+    /// does not name are left as they are; `mailvault retention remove` removes one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<RetentionRule>")]
+    pub retention: Vec<Spanned<RetentionRule>>,
+}
+
+/// A retention policy declared in a job file (as `mailvault retention set`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRule {
+    /// The policy's name.
+    pub name: String,
+    /// The search query selecting what it covers, e.g. `"folder:Spam"` or `"*"`.
+    pub query: String,
+    /// How long to keep it: `"90d"`, `"6m"`, `"10y"` or `"forever"`.
+    pub keep: String,
+    /// Where the period starts: `"received"` (first archived, the default) or
+    /// `"date"` (the Date header).
+    #[serde(default)]
+    pub from: RetentionFrom,
+}
+
+/// Where a declared policy's period starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RetentionFrom {
+    #[default]
+    Received,
+    Date,
 }
 
 /// When to pull: every so often, or at the times of a cron pattern.
@@ -412,6 +443,8 @@ pub struct Job {
     pub limits: Limits,
     pub retry: RetryPolicy,
     pub accounts: Vec<JobAccount>,
+    /// Retention policies to set in the job's archive when the job starts.
+    pub retention: Vec<RetentionRule>,
 }
 
 /// A checked account: the file's table, its name and its parsed address.
@@ -574,6 +607,7 @@ impl Job {
                 return fail(0..0, format!("limits.{key}"), "must be at least 1");
             }
         }
+        let retention = check_retention(&file.retention)?;
         Ok(Job {
             name,
             archive: file.archive.as_deref().map(expand_home),
@@ -581,8 +615,36 @@ impl Job {
             limits: file.limits,
             retry: file.retry,
             accounts,
+            retention,
         })
     }
+}
+
+/// Each declared policy's period and query read, names given once.
+fn check_retention(rules: &[Spanned<RetentionRule>]) -> Result<Vec<RetentionRule>, CheckError> {
+    let mut out: Vec<RetentionRule> = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        let (span, rule) = (r.span(), r.get_ref());
+        let at = |f: &str| format!("retention[{i}].{f}");
+        if rule.name.is_empty() || rule.name.contains('\0') {
+            return fail(span, at("name"), "a policy needs a name (no NUL byte)");
+        }
+        if out.iter().any(|o| o.name == rule.name) {
+            return fail(span, at("name"), format!("policy {:?} is declared twice", rule.name));
+        }
+        if let Err(e) = rule.keep.parse::<crate::plan::retention::Keep>() {
+            return fail(span, at("keep"), e.to_string());
+        }
+        match crate::query::parse(&rule.query) {
+            Err(e) => return fail(span, at("query"), e.to_string()),
+            Ok(q) if q.mentions_holds() => {
+                return fail(span, at("query"), "a policy's query cannot refer to legal holds")
+            }
+            Ok(_) => {}
+        }
+        out.push(rule.clone());
+    }
+    Ok(out)
 }
 
 fn check_login(

@@ -220,6 +220,55 @@ fn checks_beyond_types_point_at_the_account() {
 }
 
 #[test]
+fn declared_retention_policies_are_read_and_checked() {
+    let with = |rules: &str| format!("{GOOD}\n{rules}");
+    let job = parse_str(&with(
+        "[[retention]]\nname = \"spam\"\nquery = \"folder:Spam\"\nkeep = \"90d\"\nfrom = \"date\"\n\n[[retention]]\nname = \"all\"\nquery = \"*\"\nkeep = \"10y\"\n",
+    ))
+    .unwrap();
+    assert_eq!(job.retention.len(), 2);
+    assert_eq!(job.retention[0].from, RetentionFrom::Date);
+    assert_eq!(
+        job.retention[1].from,
+        RetentionFrom::Received,
+        "received is the default"
+    );
+    let table: &[(&str, &str, &str)] = &[
+        (
+            "name = \"a\"\nquery = \"*\"\nkeep = \"0d\"",
+            "retention[0].keep",
+            "zero",
+        ),
+        (
+            "name = \"a\"\nquery = \"from:(\"\nkeep = \"1y\"",
+            "retention[0].query",
+            "query error",
+        ),
+        (
+            "name = \"a\"\nquery = \"is:held\"\nkeep = \"1y\"",
+            "retention[0].query",
+            "legal holds",
+        ),
+        (
+            "name = \"a\"\nquery = \"*\"\nkeep = \"1y\"\n\n[[retention]]\nname = \"a\"\nquery = \"*\"\nkeep = \"2y\"",
+            "retention[1].name",
+            "declared twice",
+        ),
+        (
+            "name = \"a\"\nquery = \"*\"\nkeep = \"1y\"\nfrom = \"sent\"",
+            "retention[0].from",
+            "unknown variant",
+        ),
+    ];
+    for (rule, field, words) in table {
+        let (line, _, got_field, message) = refusal(&with(&format!("[[retention]]\n{rule}\n")));
+        assert_eq!(got_field, *field, "{rule}: {message}");
+        assert!(message.contains(words), "{rule}: {message}");
+        assert!(line > 25, "{rule}: line {line}");
+    }
+}
+
+#[test]
 fn a_syntax_error_has_a_place_too() {
     let (line, column, field, _) = refusal("[schedule\nevery = \"1m\"\n");
     assert_eq!((line, field.as_str()), (1, ""));

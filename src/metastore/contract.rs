@@ -419,3 +419,120 @@ pub fn an_empty_batch_changes_nothing(fresh: Fresh<'_>) {
     s.commit(MetaBatch::default()).unwrap();
     assert_eq!(s.format_version().unwrap(), None);
 }
+
+/// Purge's removals: a message, a part and a placement are gone, and the
+/// placement no longer comes back by its message.
+pub fn removals_take_records_and_reverse_entries_away(fresh: Fresh<'_>) {
+    let s = fresh();
+    let (m, p) = (Hash32::of(b"m"), Hash32::of(b"p"));
+    let key = PlacementKey::new("a", "INBOX", &imap(1), &m);
+    let mut b = MetaBatch::default();
+    b.push(Change::Message {
+        id: m,
+        record: MessageRecord {
+            raw_len: 10,
+            seq: 0,
+            first_seen: 1,
+            parts: Vec::new(),
+        },
+    });
+    b.push(Change::Part {
+        id: p,
+        record: PartRecord {
+            payload_len: 3,
+            first_seen: 1,
+        },
+    });
+    b.push(Change::Placement {
+        key: key.clone(),
+        record: placement(m, 1),
+        replaces: None,
+    });
+    s.commit(b).unwrap();
+    assert_eq!(s.placements_of(&m).unwrap().len(), 1);
+    let mut b = MetaBatch::default();
+    b.push(Change::DropPlacement {
+        key: key.clone(),
+        message: m,
+    });
+    b.push(Change::DropMessage(m));
+    b.push(Change::DropPart(p));
+    s.commit(b).unwrap();
+    assert_eq!(s.message(&m).unwrap(), None);
+    assert_eq!(s.have(PayloadKind::Part, &[p]).unwrap(), vec![false]);
+    assert_eq!(s.placements_get(&[key]).unwrap(), vec![None]);
+    assert!(s.placements_of(&m).unwrap().is_empty());
+}
+
+/// Rules by kind and name; the change log in order from any record, its last
+/// record, the checkpoints and the signing key.
+pub fn rules_change_log_and_checkpoints(fresh: Fresh<'_>) {
+    use crate::evidence::{CheckpointRecord, LogRecord, RuleKind, RuleRecord};
+    let s = fresh();
+    assert!(s.rules(RuleKind::Hold).unwrap().is_empty());
+    assert_eq!(s.last_change().unwrap(), None);
+    assert_eq!(s.signing_key().unwrap(), None);
+    let rule = |q: &str| RuleRecord {
+        query: q.into(),
+        keep: "10y".into(),
+        from_date: true,
+        reason: String::new(),
+        by: "u".into(),
+        at: 1,
+    };
+    let mut b = MetaBatch::default();
+    b.push(Change::Rule {
+        kind: RuleKind::Retention,
+        name: "b".into(),
+        record: rule("*"),
+    });
+    b.push(Change::Rule {
+        kind: RuleKind::Retention,
+        name: "a".into(),
+        record: rule("folder:Spam"),
+    });
+    b.push(Change::Rule {
+        kind: RuleKind::Hold,
+        name: "a".into(),
+        record: rule("from:x"),
+    });
+    b.push(Change::SigningKey([7; 32]));
+    for seq in 0..5u64 {
+        b.push(Change::ChangeLog {
+            seq,
+            record: LogRecord {
+                hash: Hash32([seq as u8; 32]),
+                body: vec![seq as u8; 3],
+            },
+        });
+        b.push(Change::Checkpoint(CheckpointRecord {
+            count: seq + 1,
+            head: Hash32([seq as u8; 32]),
+            at: 5,
+            signature: [1; 64],
+        }));
+    }
+    s.commit(b).unwrap();
+    let names: Vec<String> = s
+        .rules(RuleKind::Retention)
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(s.rules(RuleKind::Hold).unwrap()[0].1.query, "from:x");
+    s.commit(one(Change::DropRule {
+        kind: RuleKind::Retention,
+        name: "a".into(),
+    }))
+    .unwrap();
+    assert_eq!(s.rules(RuleKind::Retention).unwrap().len(), 1);
+    assert_eq!(s.rules(RuleKind::Hold).unwrap().len(), 1, "kinds are apart");
+    let from2: Vec<u64> = s.change_log(2, 2).unwrap().into_iter().map(|(q, _)| q).collect();
+    assert_eq!(from2, [2, 3]);
+    let (last, r) = s.last_change().unwrap().unwrap();
+    assert_eq!((last, r.body), (4, vec![4; 3]));
+    let counts: Vec<u64> = s.checkpoints().unwrap().iter().map(|c| c.count).collect();
+    assert_eq!(counts, [1, 2, 3, 4, 5]);
+    assert_eq!(s.signing_key().unwrap(), Some([7; 32]));
+}

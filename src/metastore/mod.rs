@@ -26,6 +26,7 @@ use std::ops::ControlFlow;
 use thiserror::Error;
 
 use crate::codec::DecodeError;
+use crate::evidence::{CheckpointRecord, LogRecord, RuleKind, RuleRecord};
 use crate::keys::PlacementKeyParts;
 use crate::model::{Hash32, MessageId, PartId, SourceKey};
 use crate::records::{
@@ -216,6 +217,33 @@ pub enum Change {
         kind: PayloadKind,
         id: Hash32,
     },
+    /// `purge`: a message record, a part record, a placement (with its message,
+    /// for the reverse index).
+    DropMessage(MessageId),
+    DropPart(PartId),
+    DropPlacement {
+        key: PlacementKey,
+        message: MessageId,
+    },
+    /// A retention policy or legal hold set (replacing one of the same name) or
+    /// removed.
+    Rule {
+        kind: RuleKind,
+        name: String,
+        record: RuleRecord,
+    },
+    DropRule {
+        kind: RuleKind,
+        name: String,
+    },
+    /// The change log's record `seq`.
+    ChangeLog {
+        seq: u64,
+        record: LogRecord,
+    },
+    Checkpoint(CheckpointRecord),
+    /// The public key that verifies checkpoints (set once, when the log begins).
+    SigningKey([u8; 32]),
 }
 
 /// Changes committed together: all or none, durable when [`MetaStore::commit`]
@@ -287,6 +315,17 @@ pub trait MetaStore: Send + Sync {
     fn ingest_log(&self, from: u64, limit: usize) -> Result<Vec<(u64, IngestEntry)>>;
     /// The replay ledger of one target mailbox.
     fn ledger(&self, target: &str, mailbox: &str) -> Result<HashMap<(MessageId, u32), LedgerRecord>>;
+
+    // Compliance (format 4).
+    /// The rules of `kind`: (name, record), in name order.
+    fn rules(&self, kind: RuleKind) -> Result<Vec<(String, RuleRecord)>>;
+    /// Up to `limit` change-log records with sequence numbers from `from` on.
+    fn change_log(&self, from: u64, limit: usize) -> Result<Vec<(u64, LogRecord)>>;
+    /// The last change-log record.
+    fn last_change(&self) -> Result<Option<(u64, LogRecord)>>;
+    /// Every checkpoint, by count.
+    fn checkpoints(&self) -> Result<Vec<CheckpointRecord>>;
+    fn signing_key(&self) -> Result<Option<[u8; 32]>>;
 
     // Formats 1 and 2 kept payloads as blob records in the metadata; only a store
     // that was once of those formats has any.

@@ -13,6 +13,7 @@ use super::{
     Change, MetaBatch, MetaError, MetaStore, PlacementEntry, PlacementKey, PlacementScope, Result, SourceKind, Visit,
 };
 use crate::codec::DecodeError;
+use crate::evidence::{CheckpointRecord, LogRecord, RuleKind, RuleRecord};
 use crate::keys::{self, ALL_CFS};
 use crate::model::{Hash32, MessageId, SourceKey};
 use crate::records::{
@@ -107,6 +108,15 @@ fn kind_and_hash(table: &'static str, k: &[u8]) -> Result<(PayloadKind, Hash32)>
 
 fn be_u64(v: &[u8]) -> Option<u64> {
     <[u8; 8]>::try_from(v).ok().map(u64::from_be_bytes)
+}
+
+fn decode_log_record(k: &[u8], v: &[u8]) -> Result<(u64, LogRecord)> {
+    let seq = be_u64(k).ok_or_else(|| MetaError::Corrupt {
+        table: keys::CF_CHANGE_LOG,
+        what: format!("a key of {} bytes", k.len()),
+    })?;
+    let record = LogRecord::decode(v).map_err(decode_err(format!("change_log/{seq}")))?;
+    Ok((seq, record))
 }
 
 fn placement_key(k: &PlacementKey) -> Vec<u8> {
@@ -336,6 +346,25 @@ impl RocksMeta {
                 record.encode(),
             ),
             Change::DropLegacyBlob { kind, id } => wb.delete_cf(self.cf(keys::CF_BLOBS)?, keys::blob(kind, &id)),
+            Change::DropMessage(id) => wb.delete_cf(self.cf(keys::CF_MESSAGES)?, keys::by_hash(&id)),
+            Change::DropPart(id) => wb.delete_cf(self.cf(keys::CF_PARTS)?, keys::by_hash(&id)),
+            Change::DropPlacement { key, message } => {
+                let k = placement_key(&key);
+                wb.delete_cf(
+                    self.cf(keys::CF_PLACEMENTS_BY_MESSAGE)?,
+                    keys::placement_by_message(&message, &k),
+                );
+                wb.delete_cf(self.cf(keys::CF_PLACEMENTS)?, k);
+            }
+            Change::Rule { kind, name, record } => {
+                wb.put_cf(self.cf(keys::CF_RULES)?, keys::rule(kind, &name), record.encode())
+            }
+            Change::DropRule { kind, name } => wb.delete_cf(self.cf(keys::CF_RULES)?, keys::rule(kind, &name)),
+            Change::ChangeLog { seq, record } => {
+                wb.put_cf(self.cf(keys::CF_CHANGE_LOG)?, keys::log_seq(seq), record.encode())
+            }
+            Change::Checkpoint(c) => wb.put_cf(self.cf(keys::CF_CHECKPOINTS)?, keys::log_seq(c.count), c.encode()),
+            Change::SigningKey(k) => wb.put_cf(self.cf(keys::CF_META)?, keys::META_SIGNING_KEY, k),
         }
         Ok(())
     }
@@ -545,6 +574,56 @@ impl MetaStore for RocksMeta {
                 ))
             }))
         })
+    }
+
+    fn rules(&self, kind: RuleKind) -> Result<Vec<(String, RuleRecord)>> {
+        let prefix = [kind.byte()];
+        self.collect(keys::CF_RULES, (&prefix, &prefix), usize::MAX, |k, v| {
+            let name = String::from_utf8_lossy(&k[1..]).into_owned();
+            Some(
+                RuleRecord::decode(v)
+                    .map(|r| (name.clone(), r))
+                    .map_err(decode_err(format!("{} {name:?}", kind.name()))),
+            )
+        })
+    }
+
+    fn change_log(&self, from: u64, limit: usize) -> Result<Vec<(u64, LogRecord)>> {
+        self.collect(keys::CF_CHANGE_LOG, (&[], &keys::log_seq(from)), limit, |k, v| {
+            Some(decode_log_record(k, v))
+        })
+    }
+
+    fn last_change(&self) -> Result<Option<(u64, LogRecord)>> {
+        let Some(h) = self.cf_opt(keys::CF_CHANGE_LOG) else {
+            return Ok(None);
+        };
+        match self.db.iterator_cf(h, IteratorMode::End).next() {
+            None => Ok(None),
+            Some(item) => {
+                let (k, v) = item.map_err(self.err("scan"))?;
+                decode_log_record(&k, &v).map(Some)
+            }
+        }
+    }
+
+    fn checkpoints(&self) -> Result<Vec<CheckpointRecord>> {
+        self.collect(keys::CF_CHECKPOINTS, (&[], &[]), usize::MAX, |k, v| {
+            let count = be_u64(k).unwrap_or(u64::MAX);
+            Some(CheckpointRecord::decode(v).map_err(decode_err(format!("checkpoints/{count}"))))
+        })
+    }
+
+    fn signing_key(&self) -> Result<Option<[u8; 32]>> {
+        let Some(v) = self.get(keys::CF_META, keys::META_SIGNING_KEY)? else {
+            return Ok(None);
+        };
+        <[u8; 32]>::try_from(v.as_slice())
+            .map(Some)
+            .map_err(|_| MetaError::Corrupt {
+                table: keys::CF_META,
+                what: format!("signing_public_key has {} bytes, not 32", v.len()),
+            })
     }
 
     fn ledger(&self, target: &str, mailbox: &str) -> Result<HashMap<(MessageId, u32), LedgerRecord>> {

@@ -98,6 +98,45 @@ impl ArchiveContext {
     }
 }
 
+/// Sets the retention policies the jobs of archive `dir` declare, where the
+/// archive's differ (a policy the same as declared is not set again, so the
+/// change log only records changes).
+fn declare_policies(
+    archive: &Archive,
+    jobs: &[Arc<Job>],
+    dir: &Path,
+    default_archive: &Path,
+) -> Result<(), ArchiveError> {
+    use crate::evidence::RuleKind;
+    use crate::job::RetentionFrom;
+    let current = archive.rules(RuleKind::Retention)?;
+    for job in jobs.iter().filter(|j| archive_of(j, default_archive) == dir) {
+        for rule in &job.retention {
+            let from_date = rule.from == RetentionFrom::Date;
+            let same = current.iter().any(|(n, r)| {
+                *n == rule.name && r.query == rule.query && r.keep == rule.keep && r.from_date == from_date
+            });
+            if same {
+                continue;
+            }
+            let from = if from_date {
+                crate::plan::retention::KeepFrom::Date
+            } else {
+                crate::plan::retention::KeepFrom::Received
+            };
+            crate::retention::set_policy(archive, &rule.name, &rule.query, &rule.keep, from).map_err(|e| match e {
+                crate::retention::RetentionError::Archive(a) => a,
+                other => ArchiveError::BadRule {
+                    name: rule.name.clone(),
+                    what: format!("declared by job {}: {other}", job.name),
+                },
+            })?;
+            tracing::info!(job = %job.name, policy = %rule.name, keep = %rule.keep, "retention policy set from the job file");
+        }
+    }
+    Ok(())
+}
+
 /// The archives of a set of jobs, each opened once, and the limits they share.
 pub struct Service {
     envs: HashMap<PathBuf, Arc<ArchiveContext>>,
@@ -126,6 +165,7 @@ impl Service {
                     ..Default::default()
                 };
                 let archive = Arc::new(Archive::open_with(&dir, true, config)?);
+                declare_policies(&archive, jobs, &dir, default_archive)?;
                 let (writer, handle) = Writer::spawn(archive.clone());
                 s.writers.push(handle);
                 s.envs.insert(
