@@ -38,7 +38,9 @@ fn main() {
     let mut bare = import.clone();
     bare.push("--no-index");
     let (t_bare, _, _) = run_measured(&bare, &tmp.path().join("bare"));
-    let raw_total = json(&run_measured(&["stats", "--json"], &a).2)["raw_bytes"].as_u64().unwrap();
+    let raw_total = json(&run_measured(&["stats", "--json"], &a).2)["raw_bytes"]
+        .as_u64()
+        .unwrap();
 
     // verify and verify --chain, three times each, alternating.
     let mut plain = Vec::new();

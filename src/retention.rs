@@ -214,14 +214,37 @@ pub fn plan(archive: &Archive, index: &MessageIndex, now: i64) -> Result<PurgePl
 }
 
 /// The moment retention is weighed at: now, or `MAILVAULT_NOW` (Unix seconds or
-/// RFC 3339) — a clock for tests of ten-year periods that cannot wait for them.
+/// RFC 3339) when that is earlier — a clock for tests of ten-year periods, which
+/// can only keep more: a clock set ahead would let a purge remove what is not due,
+/// so it is ignored with a warning.
 pub fn now() -> i64 {
-    std::env::var("MAILVAULT_NOW")
-        .ok()
-        .and_then(|v| {
-            v.parse::<i64>()
-                .ok()
-                .or_else(|| chrono::DateTime::parse_from_rfc3339(&v).ok().map(|d| d.timestamp()))
-        })
-        .unwrap_or_else(|| chrono::Utc::now().timestamp())
+    let real = chrono::Utc::now().timestamp();
+    let Some(set) = std::env::var("MAILVAULT_NOW").ok().and_then(|v| {
+        v.parse::<i64>()
+            .ok()
+            .or_else(|| chrono::DateTime::parse_from_rfc3339(&v).ok().map(|d| d.timestamp()))
+    }) else {
+        return real;
+    };
+    if set > real {
+        tracing::warn!("MAILVAULT_NOW is ahead of the clock; retention is weighed now, never later");
+        return real;
+    }
+    set
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_test_clock_only_goes_back() {
+        let real = chrono::Utc::now().timestamp();
+        std::env::set_var("MAILVAULT_NOW", "2001-09-09T01:46:40Z");
+        assert_eq!(super::now(), 1_000_000_000);
+        std::env::set_var("MAILVAULT_NOW", (real + 10 * 365 * 86_400).to_string());
+        assert!(
+            super::now() <= chrono::Utc::now().timestamp(),
+            "a clock ahead is ignored"
+        );
+        std::env::remove_var("MAILVAULT_NOW");
+    }
 }
