@@ -171,21 +171,24 @@ fn oracle(msgs: &[Msg], held: impl Fn(&Msg) -> bool) -> BTreeSet<String> {
         .collect()
 }
 
+/// 90 days on Spam, from the Date header.
+fn spam_policy(archive: &Path) {
+    let args = [
+        "retention",
+        "set",
+        "spam",
+        "--query",
+        "folder:Spam",
+        "--keep",
+        "90d",
+        "--from",
+        "date",
+    ];
+    ok(archive, &args);
+}
+
 fn set_policies(archive: &Path) {
-    ok(
-        archive,
-        &[
-            "retention",
-            "set",
-            "spam",
-            "--query",
-            "folder:Spam",
-            "--keep",
-            "90d",
-            "--from",
-            "date",
-        ],
-    );
+    spam_policy(archive);
     ok(
         archive,
         &[
@@ -361,20 +364,7 @@ fn a_legal_hold_survives_purges_until_released() {
 fn a_policy_that_leaves_spam_out_lets_spam_go_after_ninety_days() {
     let tmp = tempfile::tempdir().unwrap();
     let (archive, msgs) = archive_with(tmp.path(), 80);
-    ok(
-        &archive,
-        &[
-            "retention",
-            "set",
-            "spam",
-            "--query",
-            "folder:Spam",
-            "--keep",
-            "90d",
-            "--from",
-            "date",
-        ],
-    );
+    spam_policy(&archive);
     ok(
         &archive,
         &[

@@ -11,7 +11,6 @@
 //! the archive holds must be exactly the messages it holds.
 
 use std::collections::{HashMap, HashSet};
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use super::error::{ArchiveError, Result};
@@ -19,7 +18,7 @@ use super::signing::{self, Signer};
 use super::Archive;
 use crate::chain::{self, ChainProblem, Checkpoint, Stored};
 use crate::evidence::{Cause, ChangeRecord, CheckpointRecord, Item, LogRecord};
-use crate::metastore::{Change, MetaBatch};
+use crate::metastore::{collect_all, ids_from, Change, MetaBatch};
 use crate::model::{Hash32, MessageId};
 use crate::records::PayloadKind;
 
@@ -34,6 +33,28 @@ pub(super) struct ChainState {
     head: Hash32,
     signer: Signer,
     by: String,
+}
+
+impl ChainState {
+    /// Adds `record`, chained after the log's end, and a checkpoint signing the
+    /// new end to `batch`; returns the end to [`ChainState::advance`] to once the
+    /// batch is committed.
+    fn stage(&self, batch: &mut MetaBatch, record: &ChangeRecord, at: i64) -> (u64, Hash32) {
+        let body = record.encode();
+        let seq = self.next;
+        let hash = chain::link(&self.head, seq, &body);
+        batch.push(Change::ChangeLog {
+            seq,
+            record: LogRecord { hash, body },
+        });
+        batch.push(Change::Checkpoint(self.signer.checkpoint(seq + 1, hash, at)));
+        (seq + 1, hash)
+    }
+
+    fn advance(&mut self, (next, head): (u64, Hash32)) {
+        self.next = next;
+        self.head = head;
+    }
 }
 
 /// What one batch changed in what the archive holds, or `None` when it changed
@@ -163,17 +184,9 @@ impl Archive {
         let (Some(state), Some(record)) = (guard.as_mut(), record) else {
             return Ok(self.meta.commit(batch)?);
         };
-        let body = record.encode();
-        let seq = state.next;
-        let hash = chain::link(&state.head, seq, &body);
-        batch.push(Change::ChangeLog {
-            seq,
-            record: LogRecord { hash, body },
-        });
-        batch.push(Change::Checkpoint(state.signer.checkpoint(seq + 1, hash, at)));
+        let end = state.stage(&mut batch, &record, at);
         self.meta.commit(batch)?;
-        state.next = seq + 1;
-        state.head = hash;
+        state.advance(end);
         Ok(())
     }
 
@@ -193,63 +206,31 @@ impl Archive {
             }
         }
         loop {
-            let mut ids = Vec::with_capacity(BASELINE_CHUNK);
-            let mut failed = None;
-            self.meta
-                .scan_ids(PayloadKind::Skeleton, &from, &mut |item| match item {
-                    Ok(id) => {
-                        ids.push(id);
-                        if ids.len() >= BASELINE_CHUNK {
-                            ControlFlow::Break(())
-                        } else {
-                            ControlFlow::Continue(())
-                        }
-                    }
-                    Err(e) => {
-                        failed = Some(e);
-                        ControlFlow::Break(())
-                    }
-                })?;
-            if let Some(e) = failed {
-                return Err(e.into());
-            }
+            let ids = ids_from(self.meta.as_ref(), PayloadKind::Skeleton, &from, BASELINE_CHUNK)?;
             let Some(last) = ids.last() else { return Ok(()) };
             from = last.0.to_vec();
             from.push(0);
             let full = ids.len() >= BASELINE_CHUNK;
+            // The messages are not new: their records are not rewritten, only logged.
+            let mut guard = self.chain.lock().unwrap_or_else(|p| p.into_inner());
+            let state = guard
+                .as_mut()
+                .ok_or_else(|| self.chain_error("the change log was not started".into()))?;
+            let at = chrono::Utc::now().timestamp();
+            let record = ChangeRecord {
+                cause: Cause::Baseline,
+                at,
+                by: state.by.clone(),
+                items: ids.into_iter().map(Item::MessageAdded).collect(),
+            };
             let mut batch = MetaBatch::default();
-            self.commit_baseline(&mut batch, ids)?;
+            let end = state.stage(&mut batch, &record, at);
+            self.meta.commit(batch)?;
+            state.advance(end);
             if !full {
                 return Ok(());
             }
         }
-    }
-
-    fn commit_baseline(&self, batch: &mut MetaBatch, ids: Vec<MessageId>) -> Result<()> {
-        // The messages are not new: their records are not rewritten, only logged.
-        let mut guard = self.chain.lock().unwrap_or_else(|p| p.into_inner());
-        let state = guard
-            .as_mut()
-            .ok_or_else(|| self.chain_error("the change log was not started".into()))?;
-        let at = chrono::Utc::now().timestamp();
-        let body = ChangeRecord {
-            cause: Cause::Baseline,
-            at,
-            by: state.by.clone(),
-            items: ids.into_iter().map(Item::MessageAdded).collect(),
-        }
-        .encode();
-        let seq = state.next;
-        let hash = chain::link(&state.head, seq, &body);
-        batch.push(Change::ChangeLog {
-            seq,
-            record: LogRecord { hash, body },
-        });
-        batch.push(Change::Checkpoint(state.signer.checkpoint(seq + 1, hash, at)));
-        self.meta.commit(std::mem::take(batch))?;
-        state.next = seq + 1;
-        state.head = hash;
-        Ok(())
     }
 
     fn chain_error(&self, what: String) -> ArchiveError {
@@ -359,26 +340,15 @@ impl Archive {
 
     /// The messages the log says the archive holds against those it holds.
     fn check_messages_logged(&self, mut live: HashSet<MessageId>, out: &mut ChainVerification) -> Result<()> {
-        let mut failed = None;
-        self.meta.scan_ids(PayloadKind::Skeleton, &[], &mut |item| {
-            match item {
-                Ok(id) => {
-                    out.messages += 1;
-                    if !live.remove(&id) {
-                        out.problems.push(ChainIssue::MessageNotLogged { id });
-                    }
+        collect_all(
+            |visit| self.meta.scan_ids(PayloadKind::Skeleton, &[], visit),
+            |id| {
+                out.messages += 1;
+                if !live.remove(&id) {
+                    out.problems.push(ChainIssue::MessageNotLogged { id });
                 }
-                Err(e) => failed = Some(e),
-            }
-            if failed.is_some() {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })?;
-        if let Some(e) = failed {
-            return Err(e.into());
-        }
+            },
+        )?;
         let mut gone: Vec<MessageId> = live.into_iter().collect();
         gone.sort();
         out.problems

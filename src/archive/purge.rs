@@ -16,11 +16,10 @@
 //!    sparse.
 
 use std::collections::{HashMap, HashSet};
-use std::ops::ControlFlow;
 
 use super::{Archive, Result};
 use crate::evidence::Cause;
-use crate::metastore::{Change, MetaBatch, PlacementKey};
+use crate::metastore::{collect_all, Change, MetaBatch, PlacementKey};
 use crate::model::{MessageId, PartId};
 use crate::records::{IngestEntry, IngestKind, MessageRecord, PayloadKind};
 
@@ -81,22 +80,14 @@ impl Archive {
             return Ok(staying);
         }
         let mut others = Vec::new();
-        let mut failed = None;
-        self.meta.scan_ids(PayloadKind::Skeleton, &[], &mut |item| match item {
-            Ok(id) => {
+        collect_all(
+            |visit| self.meta.scan_ids(PayloadKind::Skeleton, &[], visit),
+            |id| {
                 if !leaving.contains(&id) {
                     others.push(id);
                 }
-                ControlFlow::Continue(())
-            }
-            Err(e) => {
-                failed = Some(e);
-                ControlFlow::Break(())
-            }
-        })?;
-        if let Some(e) = failed {
-            return Err(e.into());
-        }
+            },
+        )?;
         for id in others {
             if let Some(r) = self.meta.message(&id)? {
                 staying.extend(r.parts.iter().map(|p| p.part).filter(|p| users.contains_key(p)));

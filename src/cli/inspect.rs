@@ -204,26 +204,31 @@ pub fn verify(cli: &Cli, ui: &Ui, a: &VerifyArgs) -> Result<ExitCode> {
     if a.output.json() {
         println!("{}", serde_json::to_string(&r)?);
     } else {
-        for p in &r.problems {
-            println!("{p}");
-        }
-        println!(
-            "verified {} messages, {} parts, {} placements: {}",
-            r.messages_checked,
-            r.parts_checked,
-            r.placements_checked,
-            if r.is_clean() {
-                "clean".to_string()
-            } else {
-                super::plural(r.problems.len() as u64, "problem", "problems")
-            }
-        );
+        print_verify(&r);
     }
     Ok(if r.is_clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(3)
     })
+}
+
+/// Each problem, then `verified N messages, …: clean` (or how many problems).
+fn print_verify(r: &mailvault::archive::VerifyReport) {
+    for p in &r.problems {
+        println!("{p}");
+    }
+    println!(
+        "verified {} messages, {} parts, {} placements: {}",
+        r.messages_checked,
+        r.parts_checked,
+        r.placements_checked,
+        if r.is_clean() {
+            "clean".to_string()
+        } else {
+            super::plural(r.problems.len() as u64, "problem", "problems")
+        }
+    );
 }
 
 /// `verify --chain`: the bytes, then the history; one report.
@@ -234,20 +239,7 @@ fn verify_with_chain(
 ) -> Result<ExitCode> {
     let json = a.output.json();
     if !json {
-        for p in &r.problems {
-            println!("{p}");
-        }
-        println!(
-            "verified {} messages, {} parts, {} placements: {}",
-            r.messages_checked,
-            r.parts_checked,
-            r.placements_checked,
-            if r.is_clean() {
-                "clean".to_string()
-            } else {
-                super::plural(r.problems.len() as u64, "problem", "problems")
-            }
-        );
+        print_verify(r);
     }
     let chain = super::compliance::verify_chain(archive, a.against.as_deref(), json)?;
     let chain_clean = chain.problems.is_empty();

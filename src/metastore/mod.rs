@@ -355,6 +355,25 @@ pub trait MetaStore: Send + Sync {
     }
 }
 
+/// Up to `limit` message or part ids in byte order from `from` (see
+/// [`MetaStore::scan_ids`]), stopping at the first error.
+pub fn ids_from(store: &dyn MetaStore, kind: PayloadKind, from: &[u8], limit: usize) -> Result<Vec<Hash32>> {
+    let mut ids = Vec::new();
+    let mut failed = None;
+    store.scan_ids(kind, from, &mut |item| {
+        match item {
+            Ok(id) => ids.push(id),
+            Err(e) => failed = Some(e),
+        }
+        if failed.is_some() || ids.len() >= limit {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
+    failed.map_or(Ok(ids), Err)
+}
+
 /// Stops a scan at the first error and returns it: for callers that do not go on
 /// past damage.
 pub fn collect_all<T>(scan: impl FnOnce(Visit<'_, T>) -> Result<()>, mut each: impl FnMut(T)) -> Result<()> {
