@@ -24,6 +24,7 @@ pub mod blobstore;
 pub mod chain;
 pub mod codec;
 pub mod control;
+pub mod crypt;
 pub mod evidence;
 pub mod export;
 #[doc(hidden)]
