@@ -148,13 +148,26 @@ impl Cause {
     }
 }
 
+/// Why `purge` removed a message: the matching policy that kept it longest, when
+/// its period ended, and the moment retention was weighed at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expiry {
+    pub policy: String,
+    pub since: i64,
+    pub weighed_at: i64,
+}
+
 /// One item of a change record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Item {
     /// A message stored for the first time.
     MessageAdded(MessageId),
-    /// A message removed (by `purge`).
+    /// A message removed (by `purge`), with why when retention let it go.
     MessageRemoved(MessageId),
+    MessageExpired {
+        message: MessageId,
+        why: Expiry,
+    },
     /// A part removed (by `purge`: nothing referenced it any more).
     PartRemoved(PartId),
     /// A placement written: its key (as the metadata spells it), its message, and
@@ -198,12 +211,14 @@ const ITEM_PLACED: u8 = 4;
 const ITEM_UNPLACED: u8 = 5;
 const ITEM_RULE_SET: u8 = 6;
 const ITEM_RULE_REMOVED: u8 = 7;
+const ITEM_EXPIRED: u8 = 8;
 
 impl ChangeRecord {
     /// `u8 version, u8 cause, i64 at, str by, u32 n, n × item`; item = `u8 tag`
     /// then: added / removed / part removed `[32] id`; placed `bytes key, [32]
     /// message, u8 deleted`; unplaced `bytes key, [32] message`; rule set `u8 kind,
-    /// str name, bytes rule record`; rule removed `u8 kind, str name`.
+    /// str name, bytes rule record`; rule removed `u8 kind, str name`; expired
+    /// `[32] message, str policy, i64 since, i64 weighed at`.
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Enc(Vec::with_capacity(32 + self.items.len() * 40));
         e.u8(RECORD_V1)
@@ -224,6 +239,12 @@ impl ChangeRecord {
                     e.u8(ITEM_RULE_SET).u8(kind.byte()).str(name).bytes(&record.encode())
                 }
                 Item::RuleRemoved { kind, name } => e.u8(ITEM_RULE_REMOVED).u8(kind.byte()).str(name),
+                Item::MessageExpired { message, why } => e
+                    .u8(ITEM_EXPIRED)
+                    .raw(&message.0)
+                    .str(&why.policy)
+                    .i64(why.since)
+                    .i64(why.weighed_at),
             };
         }
         e.finish()
@@ -276,6 +297,14 @@ fn decode_item(d: &mut Dec<'_>) -> Result<Item, DecodeError> {
         ITEM_RULE_REMOVED => Item::RuleRemoved {
             kind: rule_kind(d)?,
             name: d.string()?,
+        },
+        ITEM_EXPIRED => Item::MessageExpired {
+            message: Hash32(d.hash()?),
+            why: Expiry {
+                policy: d.string()?,
+                since: d.i64()?,
+                weighed_at: d.i64()?,
+            },
         },
         other => return Err(d.err(format!("unknown item {other}"))),
     })
@@ -403,6 +432,14 @@ mod tests {
                 Item::RuleRemoved {
                     kind: RuleKind::Hold,
                     name: "case-7".into(),
+                },
+                Item::MessageExpired {
+                    message: Hash32([6; 32]),
+                    why: Expiry {
+                        policy: "all".into(),
+                        since: 10,
+                        weighed_at: 20,
+                    },
                 },
             ],
         };

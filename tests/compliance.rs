@@ -278,6 +278,28 @@ fn purge_removes_exactly_what_retention_let_expire_and_compact_reclaims_it() {
     );
     assert_eq!(Hash32::of(raw.as_bytes()).to_hex(), kept_with_attachment.id);
 
+    // The change log says why each went: the policy, when its period ended, and
+    // the moment weighed.
+    let logged: HashMap<String, (String, i64)> = log_records(&db(&archive))
+        .iter()
+        .flat_map(|(_, v)| {
+            let r = mailvault::evidence::LogRecord::decode(v).unwrap();
+            mailvault::evidence::ChangeRecord::decode(&r.body).unwrap().items
+        })
+        .filter_map(|i| match i {
+            mailvault::evidence::Item::MessageExpired { message, why } => {
+                Some((message.to_hex(), (why.policy, why.weighed_at)))
+            }
+            _ => None,
+        })
+        .collect();
+    let weighed = NOW.parse::<DateTime<Utc>>().unwrap().timestamp();
+    assert_eq!(logged.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    assert!(
+        logged.values().all(|(p, at)| p == "all" && *at == weighed),
+        "{logged:?}"
+    );
+
     ok(&archive, &["compact"]);
     ok(&control, &["compact"]);
     let (after, without_purge) = (pack_bytes(&archive), pack_bytes(&control));

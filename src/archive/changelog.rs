@@ -69,7 +69,11 @@ fn change_record(batch: &MetaBatch, cause: Option<Cause>, at: i64, by: &str) -> 
                 message: record.message,
                 deleted: record.deleted_at.is_some(),
             },
-            Change::DropMessage(id) => Item::MessageRemoved(*id),
+            Change::DropMessage { id, why: None } => Item::MessageRemoved(*id),
+            Change::DropMessage { id, why: Some(why) } => Item::MessageExpired {
+                message: *id,
+                why: why.clone(),
+            },
             Change::DropPart(id) => Item::PartRemoved(*id),
             Change::DropPlacement { key, message } => Item::Unplaced {
                 key: placement_identity(key),
@@ -107,7 +111,7 @@ fn infer_cause(items: &[Item]) -> Cause {
     } else if any(|i| {
         matches!(
             i,
-            Item::MessageRemoved(_) | Item::PartRemoved(_) | Item::Unplaced { .. }
+            Item::MessageRemoved(_) | Item::MessageExpired { .. } | Item::PartRemoved(_) | Item::Unplaced { .. }
         )
     }) {
         Cause::Purge
@@ -424,7 +428,7 @@ impl<'a> Walk<'a> {
                         Item::MessageAdded(id) => {
                             self.live.insert(id);
                         }
-                        Item::MessageRemoved(id) => {
+                        Item::MessageRemoved(id) | Item::MessageExpired { message: id, .. } => {
                             self.live.remove(&id);
                         }
                         _ => {}
@@ -654,7 +658,10 @@ mod tests {
         let id = Hash32([1; 32]);
         let cases: Vec<(Vec<Change>, Cause)> = vec![
             (vec![placement(id, true)], Cause::Sync),
-            (vec![placement(id, false), Change::DropMessage(id)], Cause::Purge),
+            (
+                vec![placement(id, false), Change::DropMessage { id, why: None }],
+                Cause::Purge,
+            ),
             (
                 vec![Change::Rule {
                     kind: RuleKind::Hold,

@@ -18,7 +18,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{Archive, Result};
-use crate::evidence::Cause;
+use crate::evidence::{Cause, Expiry};
 use crate::metastore::{collect_all, Change, MetaBatch, PlacementKey};
 use crate::model::{MessageId, PartId};
 use crate::records::{IngestEntry, IngestKind, MessageRecord, PayloadKind};
@@ -40,26 +40,27 @@ pub struct PurgeReport {
 
 impl Archive {
     /// Removes `ids` and everything only they use (plan in the module doc).
-    /// `progress` gets messages removed so far.
-    pub fn purge(&self, ids: &[MessageId], mut progress: impl FnMut(u64)) -> Result<PurgeReport> {
+    /// Each message comes with why retention let it go, which its change record
+    /// keeps. `progress` gets messages removed so far.
+    pub fn purge(&self, expired: &[(MessageId, Expiry)], mut progress: impl FnMut(u64)) -> Result<PurgeReport> {
         let _writer = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut report = PurgeReport::default();
         // 1.
-        let mut going: Vec<(MessageId, MessageRecord)> = Vec::with_capacity(ids.len());
-        for id in ids {
+        let mut going: Vec<(MessageId, MessageRecord, Expiry)> = Vec::with_capacity(expired.len());
+        for (id, why) in expired {
             match self.meta.message(id)? {
-                Some(r) => going.push((*id, r)),
+                Some(r) => going.push((*id, r, why.clone())),
                 None => report.already_gone += 1,
             }
         }
         let mut users: HashMap<PartId, u32> = HashMap::new();
-        for (_, r) in &going {
+        for (_, r, _) in &going {
             for part in distinct_parts(r) {
                 *users.entry(part).or_default() += 1;
             }
         }
         // 2.
-        let leaving: HashSet<MessageId> = going.iter().map(|(id, _)| *id).collect();
+        let leaving: HashSet<MessageId> = going.iter().map(|(id, _, _)| *id).collect();
         let staying = self.parts_used_by_others(&leaving, &users)?;
         // 3.
         for chunk in going.chunks(PURGE_CHUNK) {
@@ -98,14 +99,14 @@ impl Archive {
 
     fn purge_chunk(
         &self,
-        chunk: &[(MessageId, MessageRecord)],
+        chunk: &[(MessageId, MessageRecord, Expiry)],
         users: &mut HashMap<PartId, u32>,
         staying: &HashSet<PartId>,
         report: &mut PurgeReport,
     ) -> Result<()> {
         let mut batch = MetaBatch::default();
         let mut counters = self.counters();
-        for (id, record) in chunk {
+        for (id, record, why) in chunk {
             for p in self.meta.placements_of(id)? {
                 let key = PlacementKey::new(&p.key.account, &p.key.mailbox, &p.key.source, id);
                 batch.push(Change::DropPlacement { key, message: *id });
@@ -116,7 +117,10 @@ impl Archive {
             if let Some(l) = self.meta.location(PayloadKind::Skeleton, id)? {
                 counters.unique_bytes = counters.unique_bytes.saturating_sub(l.len);
             }
-            batch.push(Change::DropMessage(*id));
+            batch.push(Change::DropMessage {
+                id: *id,
+                why: Some(why.clone()),
+            });
             batch.push(Change::DropLocation {
                 kind: PayloadKind::Skeleton,
                 id: *id,

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use mailvault::access::{self, Access, Action};
 use mailvault::archive::Archive;
-use mailvault::evidence::{RuleKind, RuleRecord};
+use mailvault::evidence::{Expiry, RuleKind, RuleRecord};
 use mailvault::model::{Hash32, MessageId};
 use mailvault::output::{AuditOutput, PurgeOutput};
 use mailvault::plan::retention::KeepFrom;
@@ -270,10 +270,21 @@ pub fn purge(cli: &Cli, ui: &Ui, a: &PurgeArgs) -> Result<ExitCode> {
     let removed = if a.dry_run {
         None
     } else {
-        let ids: Vec<MessageId> = plan.expired.iter().map(|e| e.id).collect();
-        let pb = ui.progress(Some(ids.len() as u64), "purging");
+        let expired: Vec<(MessageId, Expiry)> = plan
+            .expired
+            .iter()
+            .map(|e| {
+                let why = Expiry {
+                    policy: e.policy.clone(),
+                    since: e.since,
+                    weighed_at: now,
+                };
+                (e.id, why)
+            })
+            .collect();
+        let pb = ui.progress(Some(expired.len() as u64), "purging");
         let r = archive
-            .purge(&ids, |n| pb.set_position(n))
+            .purge(&expired, |n| pb.set_position(n))
             .with_context(|| format!("purging archive {}", archive.dir().display()))?;
         pb.finish_and_clear();
         // The index forgets the removed messages now, not at the next search.

@@ -455,7 +455,7 @@ pub fn removals_take_records_and_reverse_entries_away(fresh: Fresh<'_>) {
         key: key.clone(),
         message: m,
     });
-    b.push(Change::DropMessage(m));
+    b.push(Change::DropMessage { id: m, why: None });
     b.push(Change::DropPart(p));
     s.commit(b).unwrap();
     assert_eq!(s.message(&m).unwrap(), None);

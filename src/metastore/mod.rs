@@ -26,7 +26,7 @@ use std::ops::ControlFlow;
 use thiserror::Error;
 
 use crate::codec::DecodeError;
-use crate::evidence::{CheckpointRecord, LogRecord, RuleKind, RuleRecord};
+use crate::evidence::{CheckpointRecord, Expiry, LogRecord, RuleKind, RuleRecord};
 use crate::keys::PlacementKeyParts;
 use crate::model::{Hash32, MessageId, PartId, SourceKey};
 use crate::records::{
@@ -219,7 +219,11 @@ pub enum Change {
     },
     /// `purge`: a message record, a part record, a placement (with its message,
     /// for the reverse index).
-    DropMessage(MessageId),
+    DropMessage {
+        id: MessageId,
+        /// Why retention let it go (for the change log; stores ignore it).
+        why: Option<Expiry>,
+    },
     DropPart(PartId),
     DropPlacement {
         key: PlacementKey,

@@ -346,7 +346,7 @@ impl RocksMeta {
                 record.encode(),
             ),
             Change::DropLegacyBlob { kind, id } => wb.delete_cf(self.cf(keys::CF_BLOBS)?, keys::blob(kind, &id)),
-            Change::DropMessage(id) => wb.delete_cf(self.cf(keys::CF_MESSAGES)?, keys::by_hash(&id)),
+            Change::DropMessage { id, .. } => wb.delete_cf(self.cf(keys::CF_MESSAGES)?, keys::by_hash(&id)),
             Change::DropPart(id) => wb.delete_cf(self.cf(keys::CF_PARTS)?, keys::by_hash(&id)),
             Change::DropPlacement { key, message } => {
                 let k = placement_key(&key);
