@@ -701,6 +701,17 @@ fn a_job_with_a_replay_target_keeps_the_target_up_to_date() {
     assert_eq!(second["replay"]["total"]["already_present"], 7, "{second}");
     assert_eq!(count("INBOX"), "INBOX messages=5");
     assert_eq!(count("Archive/Work"), "Archive/Work messages=3");
+    // The service's replays are reads like any other: in the access log.
+    let audit = common::json_of(common::cmd(&archive, &["audit", "--json"]), "audit");
+    let replays: Vec<&serde_json::Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "replay")
+        .collect();
+    assert_eq!(replays.len(), 2, "{audit}");
+    assert!(replays[0]["query"].as_str().unwrap().starts_with("job move"), "{audit}");
+    assert_eq!(replays[1]["count"], 8, "{audit}");
 }
 
 /// `serve` compacts an archive once its accounts have been quiet for the set time

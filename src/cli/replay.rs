@@ -136,11 +136,12 @@ pub fn replay(cli: &Cli, ui: &Ui, a: &ReplayArgs) -> Result<ExitCode> {
     let messages = match &a.query {
         None => None,
         Some(q) => {
-            let idx = if a.tuning.dry_run {
+            let mut idx = if a.tuning.dry_run {
                 super::search::fresh_index(cli, ui)?
             } else {
                 super::search::updated_index(&archive, ui)?
             };
+            super::search::with_holds(&mut idx, &archive)?;
             Some(idx.matching_ids(q)?.into_iter().collect::<HashSet<_>>())
         }
     };

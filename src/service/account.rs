@@ -217,6 +217,27 @@ async fn pull_and_replay(
             .await
             .map_err(|e| RunFailure::of(false, format!("selecting placements to replay: {e}")))?
             .map_err(|e| RunFailure::of(false, e))?;
+        // The service reads these messages for the target: in the access log
+        // first, like every other read.
+        let dir = env.archive.dir().to_path_buf();
+        let what = format!("job {} account:{:?} replay to {ep}", job.name, acct.name);
+        let count = items.len() as u64;
+        tokio::task::spawn_blocking(move || {
+            let user = crate::identity::os_user();
+            crate::access::record(
+                &dir,
+                &crate::access::Access {
+                    user: &user,
+                    action: crate::access::Action::Replay,
+                    query: Some(&what),
+                    ids: &[],
+                    count,
+                },
+            )
+        })
+        .await
+        .map_err(|e| RunFailure::of(false, format!("recording the replay in the access log: {e}")))?
+        .map_err(|e| RunFailure::of(false, e))?;
         let report = crate::replay::run::replay(&env.archive, &o, &items, &NoProgress)
             .await
             .map_err(|e| {
