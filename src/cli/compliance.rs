@@ -264,6 +264,16 @@ pub struct PurgeArgs {
 pub fn purge(cli: &Cli, ui: &Ui, a: &PurgeArgs) -> Result<ExitCode> {
     let archive = open_archive(cli, false)?;
     let index = super::search::updated_index(&archive, ui)?;
+    // Holds and policies are weighed by the index's answers: every one of them
+    // must be current, or a message moved under a hold could look unheld.
+    let (covers, due) = (index.covers()?, archive.counters().next_seq);
+    if covers < due {
+        anyhow::bail!(
+            "the search index of {} is behind the archive ({covers} of {due} changes; another mailvault may be \
+             updating it): nothing purged; try again when it is done",
+            archive.dir().display()
+        );
+    }
     let now = retention::now();
     let plan = retention::plan(&archive, &index, now).context("weighing retention")?;
     drop(index);
