@@ -1,6 +1,6 @@
 //! Encryption at rest, the pure part: the archive's keys and the sealing of
-//! bytes (issue 18; not yet used by the archive — the next step wires it into
-//! packs, dictionaries, message ids, the search index and the access log).
+//! bytes. `archive::sealing` uses it for pack frames and dictionaries; message
+//! ids, the search index and the access log are the next steps.
 //!
 //! - A random 32-byte **master key** per archive. Everything is encrypted under
 //!   keys derived from it ([`ArchiveKeys`], BLAKE3 `derive_key` with a context

@@ -9,8 +9,8 @@
 //! | L2 adapters | [`imap`], [`pop3`] (network sources), [`source`] (mbox, maildir, eml), [`export`], [`net`] (TCP, TLS, secrets) | I/O; protocol parsing in [`pop3::proto`], [`net::guard`] and [`plan`] stays free of tokio |
 //! | L2 shared | [`remote`] (pull options and summaries), [`control`] (stop, pace, per-host slots), [`job`] (job files read and checked; schedule and backoff are pure) | types the sources and the service share |
 //! | L1 storage | [`archive`] (messages byte-exact: packs, compaction, format upgrades, purge, the signed change log; knows no key layout), [`access`] (the hash-chained access log), [`metastore`] (the metadata behind one typed interface; RocksDB), [`blobstore`] (where packs live: a local directory or S3), [`index`], [`writer`] (the archive's async front) | synchronous; RocksDB + zstd; tantivy; the S3 store runs its requests on a runtime of its own; `archive` reaches RocksDB only through `metastore` |
-//! | L0 pure | [`model`], [`codec`], [`keys`], [`records`], [`mime`], [`query`], [`plan`], [`chain`] (hash chains and checkpoints, verified) | no I/O, table- and property-tested |
-//! | cross-cutting | [`private`] | files we create are the owner's alone |
+//! | L0 pure | [`model`], [`codec`], [`keys`], [`records`], [`evidence`] (rules, change records, checkpoints), [`crypt`] (keys and sealing for encryption at rest), [`mime`], [`query`], [`plan`], [`chain`] (hash chains and checkpoints, verified) | no I/O, table- and property-tested |
+//! | cross-cutting | [`private`], [`identity`] | files we create are the owner's alone; who is acting |
 //! | checks | `fuzzing` | the fuzz targets' properties, over raw bytes (also run on kept inputs in CI) |
 //!
 //! No message once archived is removed by any command but `purge`, which removes

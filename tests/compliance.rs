@@ -79,7 +79,7 @@ fn corpus(dir: &Path, n: usize, salt: &str) -> Vec<Msg> {
         let body = words(i as u64, 120);
         let raw = if i % 10 == 5 {
             format!(
-                "From: {from}\r\nTo: me@example.com\r\nSubject: {salt} report {i}\r\nDate: {}\r\nMessage-ID: <{salt}-{i}@t>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n{body}\r\n--b\r\nContent-Type: application/octet-stream; name=\"r.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{att}--b--\r\n",
+                "From: {from}\r\nTo: me@example.com\r\nSubject: {salt} report {i}\r\nDate: {}\r\nMessage-ID: <{salt}-{i}@t>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n{body}\r\n--b\r\nContent-Type: application/octet-stream; name=\"r.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{att}\r\n--b--\r\n",
                 date.to_rfc2822()
             )
         } else {

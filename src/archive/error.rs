@@ -40,6 +40,12 @@ pub enum ArchiveError {
     Ambiguous { prefix: String },
     #[error("id {0:?} is not a hex id prefix of at least 4 characters")]
     BadId(String),
+    #[error("archive {path} is encrypted: give its passphrase or key file")]
+    SecretNeeded { path: PathBuf },
+    #[error("archive {path}: the passphrase or key file is not this archive's (nothing was opened or changed)")]
+    WrongSecret { path: PathBuf },
+    #[error("archive {path}: {what}")]
+    Encryption { path: PathBuf, what: String },
     #[error("signing key {path}: {reason}")]
     SigningKey { path: PathBuf, reason: String },
     #[error("archive {path}: {what}")]

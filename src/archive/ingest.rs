@@ -312,7 +312,16 @@ impl Archive {
             "trained zstd dictionary"
         );
         let dict = Arc::new(Dict::new(id, &bytes));
-        wb.push(Change::Dictionary { id, bytes });
+        // Trained on message content: sealed in an encrypted archive. Should that
+        // fail (the random source), the batch goes on without a dictionary.
+        let stored = match self.seal_dictionary(id, bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("not keeping a dictionary: {e}");
+                return None;
+            }
+        };
+        wb.push(Change::Dictionary { id, bytes: stored });
         counters.dictionaries += 1;
         Some(dict)
     }

@@ -51,6 +51,9 @@ struct Marker {
     /// --signing-key` put it outside the archive (absent: `keys/signing.key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     signing_key: Option<PathBuf>,
+    /// Whether message content is encrypted (the wrapped key is `keys/archive.key`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    encrypted: bool,
 }
 
 /// Where an archive keeps its packs.
@@ -100,6 +103,13 @@ pub struct MarkerInfo {
     pub blobs: BlobsConfig,
     /// The signing key's file, when it is not the archive's own.
     pub signing_key: Option<PathBuf>,
+    /// Message content is encrypted under the key in [`archive_key_path`].
+    pub encrypted: bool,
+}
+
+/// The wrapped master key of an encrypted archive.
+pub fn archive_key_path(dir: &Path) -> PathBuf {
+    dir.join("keys").join("archive.key")
 }
 
 /// The signing key of an archive whose marker names none.
@@ -171,6 +181,7 @@ pub fn read_marker(dir: &Path) -> Result<Option<MarkerInfo>> {
                 format_version: m.format_version,
                 blobs: m.blobs.unwrap_or_default(),
                 signing_key: m.signing_key,
+                encrypted: m.encrypted,
             }))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -207,7 +218,7 @@ pub fn unsupported(dir: &Path, found: u32) -> ArchiveError {
 }
 
 /// Writes the marker of a new archive durably (temp file, fsync, rename, fsync dir).
-pub fn write_marker(dir: &Path, blobs: &BlobsConfig, signing_key: Option<&Path>) -> Result<()> {
+pub fn write_marker(dir: &Path, blobs: &BlobsConfig, signing_key: Option<&Path>, encrypted: bool) -> Result<()> {
     crate::private::create_dir_all(dir).map_err(io(dir))?;
     put_marker(
         dir,
@@ -217,6 +228,7 @@ pub fn write_marker(dir: &Path, blobs: &BlobsConfig, signing_key: Option<&Path>)
             created_by: format!("mailvault {}", env!("CARGO_PKG_VERSION")),
             blobs: (*blobs != BlobsConfig::Local).then(|| blobs.clone()),
             signing_key: signing_key.map(Path::to_path_buf),
+            encrypted,
         },
     )
 }

@@ -27,6 +27,7 @@ mod packs;
 mod purge;
 mod read;
 mod rules;
+pub mod sealing;
 pub mod signing;
 mod sync;
 pub mod testing;
@@ -68,6 +69,11 @@ pub struct ArchiveConfig {
     /// Where a new archive's signing key is (`init --signing-key`; default
     /// `ARCHIVE/keys/signing.key`). An existing archive's marker says.
     pub signing_key: Option<PathBuf>,
+    /// A new archive is encrypted with this secret; an encrypted one needs it to
+    /// open (module [`sealing`]).
+    pub secret: Option<sealing::ArchiveSecret>,
+    /// Argon2id costs when a new archive's key is wrapped with a passphrase.
+    pub kdf_cost: crate::crypt::KdfCost,
     /// Tests of a killed upgrade: stop (with an error) after this many packs.
     #[doc(hidden)]
     pub upgrade_stop_after_packs: Option<usize>,
@@ -80,6 +86,8 @@ impl Default for ArchiveConfig {
             blobs: BlobsConfig::Local,
             upgrade_pack_bytes: 32 << 20,
             signing_key: None,
+            secret: None,
+            kdf_cost: crate::crypt::KdfCost::default(),
             upgrade_stop_after_packs: None,
         }
     }
@@ -111,6 +119,8 @@ pub struct Archive {
     ranges: packs::RangeCache,
     /// The change log's end and signing key (writable opens of format 4).
     chain: Mutex<Option<changelog::ChainState>>,
+    /// The keys of an encrypted archive.
+    keys: Option<Arc<crate::crypt::ArchiveKeys>>,
 }
 
 /// The blob store an archive's marker names.
@@ -150,9 +160,33 @@ impl Archive {
                 reason: "no archive there yet (run `mailvault init` or an import)".into(),
             });
         };
+        Self::open_read_only_with(dir, marker, ArchiveConfig::default())
+    }
+
+    /// [`Archive::open_read_only`] with `config`'s secret (for an encrypted archive).
+    pub fn open_read_only_secret(dir: &Path, secret: Option<sealing::ArchiveSecret>) -> Result<Archive> {
+        warn_if_exposed(dir);
+        let Some(marker) = layout::read_marker(dir)? else {
+            return Err(ArchiveError::NotAnArchive {
+                path: dir.to_path_buf(),
+                reason: "no archive there yet (run `mailvault init` or an import)".into(),
+            });
+        };
+        Self::open_read_only_with(
+            dir,
+            marker,
+            ArchiveConfig {
+                secret,
+                ..ArchiveConfig::default()
+            },
+        )
+    }
+
+    fn open_read_only_with(dir: &Path, marker: layout::MarkerInfo, config: ArchiveConfig) -> Result<Archive> {
+        let keys = sealing::open_keys(dir, marker.encrypted, config.secret.as_ref())?;
         let meta = open_meta(dir, OpenMode::ReadOnly)?;
         let blobs = open_blob_store(dir, &marker.blobs)?;
-        Archive::from_meta(dir, meta, blobs, ArchiveConfig::default(), true)
+        Archive::from_meta(dir, meta, blobs, config, keys, true)
     }
 
     /// Opens for writing; a version-1 archive is upgraded in place (module
@@ -171,11 +205,17 @@ impl Archive {
                         path: config.signing_key.clone().unwrap_or_default(),
                         source,
                     })?;
-                layout::write_marker(dir, &config.blobs, key.as_deref())?;
+                let encrypted = config.secret.is_some();
+                if let Some(secret) = &config.secret {
+                    // The key first: an archive marked encrypted always has one.
+                    sealing::create_keys(dir, secret, config.kdf_cost)?;
+                }
+                layout::write_marker(dir, &config.blobs, key.as_deref(), encrypted)?;
                 layout::MarkerInfo {
                     format_version: layout::FORMAT_VERSION,
                     blobs: config.blobs.clone(),
                     signing_key: key,
+                    encrypted,
                 }
             }
             None => {
@@ -185,9 +225,12 @@ impl Archive {
                 })
             }
         };
+        // The secret is checked before the metadata is opened: a wrong one changes
+        // nothing.
+        let keys = sealing::open_keys(dir, marker.encrypted, config.secret.as_ref())?;
         let meta = open_meta(dir, OpenMode::Write)?;
         let blobs = open_blob_store(dir, &marker.blobs)?;
-        let mut archive = Archive::from_meta(dir, meta, blobs, config, false)?;
+        let mut archive = Archive::from_meta(dir, meta, blobs, config, keys, false)?;
         archive.start_chain(&marker.signing_key_path(dir))?;
         if archive.format_version < layout::FORMAT_VERSION {
             archive.upgrade()?;
@@ -219,6 +262,7 @@ impl Archive {
         meta: Box<dyn MetaStore>,
         blobs: Box<dyn BlobStore>,
         config: ArchiveConfig,
+        keys: Option<crate::crypt::ArchiveKeys>,
         read_only: bool,
     ) -> Result<Archive> {
         let mut archive = Archive {
@@ -236,6 +280,7 @@ impl Archive {
             frames: FrameCache::new(packs::FRAME_CACHE_BYTES),
             ranges: packs::RangeCache::default(),
             chain: Mutex::new(None),
+            keys: keys.map(Arc::new),
         };
         archive.load_meta()?;
         archive.load_packs()?;
@@ -269,7 +314,8 @@ impl Archive {
             *self.counters.get_mut().unwrap_or_else(|p| p.into_inner()) = c;
         }
         let mut dicts = Dicts::default();
-        for (id, bytes) in self.meta.dictionaries()? {
+        for (id, stored) in self.meta.dictionaries()? {
+            let bytes = self.unseal_dictionary(id, stored)?;
             let d = Arc::new(Dict::new(id, &bytes));
             dicts.current = Some(d.clone());
             dicts.by_id.insert(id, d);
@@ -277,6 +323,40 @@ impl Archive {
         *self.dicts.get_mut().unwrap_or_else(|p| p.into_inner()) = dicts;
         self.format_version = version;
         Ok(())
+    }
+
+    /// Whether message content is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.keys.is_some()
+    }
+
+    /// A dictionary as stored: sealed in an encrypted archive.
+    pub(crate) fn seal_dictionary(&self, id: u32, bytes: Vec<u8>) -> Result<Vec<u8>> {
+        match &self.keys {
+            None => Ok(bytes),
+            Some(k) => crate::crypt::seal(&k.content, &sealing::dictionary_aad(id), &bytes).map_err(|e| {
+                ArchiveError::Encryption {
+                    path: self.dir.clone(),
+                    what: e.to_string(),
+                }
+            }),
+        }
+    }
+
+    fn unseal_dictionary(&self, id: u32, stored: Vec<u8>) -> Result<Vec<u8>> {
+        match &self.keys {
+            None => Ok(stored),
+            Some(k) => crate::crypt::open(
+                &k.content,
+                &sealing::dictionary_aad(id),
+                &stored,
+                &format!("dictionary {id}"),
+            )
+            .map_err(|e| ArchiveError::Encryption {
+                path: self.dir.clone(),
+                what: e.to_string(),
+            }),
+        }
     }
 
     /// The archive's format version ([`layout::FORMAT_VERSION`] once opened for

@@ -151,13 +151,23 @@ fn compress_frame<'a>(
     })
 }
 
+/// How an encrypted archive seals a pack's frames: the content key, and the
+/// pack's number (each seal is bound to it and the frame's offset).
+#[derive(Clone, Copy)]
+pub struct Seal<'k> {
+    pub key: &'k crate::crypt::Key,
+    pub pack: u64,
+}
+
 /// Packs `items` in their order: plans frames of about `frame_target` bytes,
-/// compresses them in parallel at `level` (with `dict`), and lays out the pack.
+/// compresses them in parallel at `level` (with `dict`), seals each (with
+/// `seal`), and lays out the pack.
 pub fn build(
     items: &[PackItem<'_>],
     dict: Option<FrameDict<'_>>,
     level: i32,
     frame_target: usize,
+    seal: Option<Seal<'_>>,
 ) -> std::io::Result<BuiltPack> {
     let lens: Vec<(usize, bool)> = items
         .par_iter()
@@ -175,8 +185,13 @@ pub fn build(
     bytes.extend_from_slice(MAGIC);
     let mut entries = Vec::with_capacity(items.len());
     for ((range, _), frame) in plan.into_iter().zip(frames) {
-        let frame = frame?;
+        let mut frame = frame?;
         let frame_offset = bytes.len() as u64;
+        if let Some(s) = seal {
+            let aad = crate::archive::sealing::frame_aad(s.pack, frame_offset);
+            let sealed = crate::crypt::seal(s.key, &aad, &frame.bytes).map_err(std::io::Error::other)?;
+            frame.bytes = std::borrow::Cow::Owned(sealed);
+        }
         let mut offset = 0u64;
         for item in &items[range] {
             entries.push(PackEntry {
@@ -350,7 +365,7 @@ mod tests {
                 group: 2,
             },
         ];
-        let built = build(&items, None, 3, 1 << 20).unwrap();
+        let built = build(&items, None, 3, 1 << 20, None).unwrap();
         assert_eq!(built.name, PackName::of(&built.bytes));
         assert_eq!(built.entries.len(), 3);
         assert_eq!(built.entries[1].location.codec, Codec::Stored);

@@ -181,7 +181,17 @@ impl Archive {
         }
         let rec = self.pack_record(loc.pack)?;
         let name = crate::blobstore::PackName(rec.name);
-        let bytes = self.frame_bytes(loc, &rec).map_err(|e| e.to_string())?;
+        let stored = self.frame_bytes(loc, &rec).map_err(|e| e.to_string())?;
+        let bytes = match &self.keys {
+            None => stored,
+            Some(k) => crate::crypt::open(
+                &k.content,
+                &super::sealing::frame_aad(loc.pack, loc.frame_offset),
+                &stored,
+                &format!("pack {name}, frame at {}", loc.frame_offset),
+            )
+            .map_err(|e| e.to_string())?,
+        };
         let dicts = self.dicts.read().unwrap_or_else(|p| p.into_inner());
         let dict = match loc.codec {
             Codec::ZstdDict => Some(
@@ -255,13 +265,20 @@ impl Archive {
         now: i64,
         wb: &mut MetaBatch,
     ) -> Result<WrittenPack> {
-        let built: BuiltPack = pack::build(items, dict, level, frame_target).map_err(|e| ArchiveError::Corrupt {
-            id: "a new pack".into(),
-            what: format!("zstd compression failed: {e}"),
-        })?;
+        // The number first: an encrypted frame's seal is bound to it. Writers hold
+        // the write lock, so it does not change before the batch commits.
+        let number = *self.next_pack.lock().unwrap_or_else(|p| p.into_inner());
+        let seal = self.keys.as_deref().map(|k| pack::Seal {
+            key: &k.content,
+            pack: number,
+        });
+        let built: BuiltPack =
+            pack::build(items, dict, level, frame_target, seal).map_err(|e| ArchiveError::Corrupt {
+                id: "a new pack".into(),
+                what: format!("compression or sealing failed: {e}"),
+            })?;
         let size = built.bytes.len() as u64;
         self.blobs.put(&built.name, built.bytes)?;
-        let number = *self.next_pack.lock().unwrap_or_else(|p| p.into_inner());
         let record = PackRecord {
             name: built.name.0,
             size,
