@@ -98,15 +98,7 @@ pub fn open_keys(dir: &Path, encrypted: bool, secret: Option<&ArchiveSecret>) ->
             path: dir.to_path_buf(),
         }),
         (true, Some(secret)) => {
-            let path = layout::archive_key_path(dir);
-            let text = std::fs::read_to_string(&path).map_err(|source| ArchiveError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let wrapped = crypt::parse_key_file(&text).map_err(|what| ArchiveError::Encryption {
-                path: path.clone(),
-                what,
-            })?;
+            let wrapped = read_wrapped(dir)?;
             let master = crypt::unwrap(&wrapped, &secret.as_secret()).map_err(|e| crypt_error(dir, e))?;
             Ok(Some(ArchiveKeys::derive(&master)))
         }
@@ -116,18 +108,20 @@ pub fn open_keys(dir: &Path, encrypted: bool, secret: Option<&ArchiveSecret>) ->
 /// `rekey`: the archive's master key wrapped with `new` instead of `old`; the data
 /// is not touched. The old secret no longer opens the archive.
 pub fn rekey(dir: &Path, old: &ArchiveSecret, new: &ArchiveSecret, cost: KdfCost) -> Result<()> {
+    let wrapped = read_wrapped(dir)?;
+    let rewrapped =
+        crypt::rewrap(&wrapped, &old.as_secret(), &new.as_secret(), cost).map_err(|e| crypt_error(dir, e))?;
+    write_key_file(dir, &crypt::key_file_text(&rewrapped))
+}
+
+/// The wrapped master key in `keys/archive.key`.
+fn read_wrapped(dir: &Path) -> Result<crypt::Wrapped> {
     let path = layout::archive_key_path(dir);
     let text = std::fs::read_to_string(&path).map_err(|source| ArchiveError::Io {
         path: path.clone(),
         source,
     })?;
-    let wrapped = crypt::parse_key_file(&text).map_err(|what| ArchiveError::Encryption {
-        path: path.clone(),
-        what,
-    })?;
-    let rewrapped =
-        crypt::rewrap(&wrapped, &old.as_secret(), &new.as_secret(), cost).map_err(|e| crypt_error(dir, e))?;
-    write_key_file(dir, &crypt::key_file_text(&rewrapped))
+    crypt::parse_key_file(&text).map_err(|what| ArchiveError::Encryption { path, what })
 }
 
 /// What a frame's seal is bound to: its pack and offset.
