@@ -824,3 +824,74 @@ fn a_job_file_declares_retention_and_sets_it_once() {
         records(&archive)
     );
 }
+
+/// Someone who has the signing key (it is in the archive's directory unless
+/// `init --signing-key` put it elsewhere) can re-sign a rewritten history; the
+/// log must still justify itself: a purge under a policy the log never set, or
+/// weighed at a moment after it ran, is named.
+#[test]
+fn a_purge_the_log_does_not_justify_is_named_even_when_re_signed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (archive, _) = archive_with(tmp.path(), 60);
+    set_policies(&archive);
+    ok_at_now(&archive, &["purge"]);
+    verify_chain_clean(&archive);
+    let signer = mailvault::archive::signing::Signer::load(&archive.join("keys/signing.key")).unwrap();
+    let forge = |dir: &Path, change: &dyn Fn(&mut mailvault::evidence::Expiry)| {
+        let d = db(dir);
+        let records = log_records(&d);
+        let (log, checkpoints) = (d.cf_handle("change_log").unwrap(), d.cf_handle("checkpoints").unwrap());
+        let first = records
+            .iter()
+            .position(|(_, v)| {
+                let r = mailvault::evidence::LogRecord::decode(v).unwrap();
+                mailvault::evidence::ChangeRecord::decode(&r.body).unwrap().cause == mailvault::evidence::Cause::Purge
+            })
+            .unwrap();
+        let mut prev = if first == 0 {
+            mailvault::chain::GENESIS
+        } else {
+            mailvault::evidence::LogRecord::decode(&records[first - 1].1)
+                .unwrap()
+                .hash
+        };
+        for (i, (k, v)) in records.iter().enumerate().skip(first) {
+            let mut r = mailvault::evidence::LogRecord::decode(v).unwrap();
+            if i == first {
+                let mut c = mailvault::evidence::ChangeRecord::decode(&r.body).unwrap();
+                for item in &mut c.items {
+                    if let mailvault::evidence::Item::MessageExpired { why, .. } = item {
+                        change(why);
+                    }
+                }
+                r.body = c.encode();
+            }
+            r.hash = mailvault::chain::link(&prev, i as u64, &r.body);
+            prev = r.hash;
+            d.put_cf(log, k, r.encode()).unwrap();
+            let cp = signer.checkpoint(i as u64 + 1, r.hash, 1_700_000_000);
+            d.put_cf(checkpoints, (i as u64 + 1).to_be_bytes(), cp.encode())
+                .unwrap();
+        }
+        first
+    };
+    let ghost = tmp.path().join("ghost");
+    common::copy_dir(&archive, &ghost);
+    let seq = forge(&ghost, &|why| why.policy = "ghost".into());
+    verify_chain_finds(
+        &ghost,
+        &[
+            &format!("record {seq} purged message"),
+            "under retention policy \"ghost\", which the archive did not have then",
+        ],
+    );
+    let text = String::from_utf8_lossy(&run(&ghost, &["verify", "--chain"]).stdout).to_string();
+    assert!(
+        !text.contains("signature") && !text.contains("not what was signed"),
+        "re-signed: {text}"
+    );
+    let ahead = tmp.path().join("ahead");
+    common::copy_dir(&archive, &ahead);
+    forge(&ahead, &|why| why.weighed_at += 400 * 86_400 * 365);
+    verify_chain_finds(&ahead, &["before its retention ended"]);
+}

@@ -17,7 +17,7 @@ use super::error::{ArchiveError, Result};
 use super::signing::{self, Signer};
 use super::Archive;
 use crate::chain::{self, ChainProblem, Checkpoint, Stored};
-use crate::evidence::{Cause, ChangeRecord, CheckpointRecord, Item, LogRecord};
+use crate::evidence::{Cause, ChangeRecord, CheckpointRecord, Expiry, Item, LogRecord, RuleKind};
 use crate::metastore::{collect_all, ids_from, Change, MetaBatch};
 use crate::model::{Hash32, MessageId};
 use crate::records::PayloadKind;
@@ -296,6 +296,7 @@ impl Archive {
                 seq: *seq,
                 why: why.clone(),
             }));
+        out.problems.append(&mut walk.unjustified);
         if let Some(a) = against {
             out.against_checked = true;
             match walk.at_attested {
@@ -396,6 +397,10 @@ struct Walk<'a> {
     failed: Option<ArchiveError>,
     unreadable: Vec<(u64, String)>,
     live: HashSet<MessageId>,
+    /// The retention policies in force at this point of the log, by name.
+    policies: HashSet<String>,
+    /// Purges the log itself does not justify.
+    unjustified: Vec<ChainIssue>,
     /// The recomputed hash after `attested` records, when asked for.
     attested: Option<u64>,
     recomputed: Hash32,
@@ -413,6 +418,8 @@ impl<'a> Walk<'a> {
             failed: None,
             unreadable: Vec::new(),
             live: HashSet::new(),
+            policies: HashSet::new(),
+            unjustified: Vec::new(),
             attested,
             recomputed: chain::GENESIS,
             count: 0,
@@ -421,21 +428,51 @@ impl<'a> Walk<'a> {
     }
 
     fn replay(&mut self, seq: u64, body: &[u8]) {
-        match ChangeRecord::decode(body) {
-            Ok(r) => {
-                for item in r.items {
-                    match item {
-                        Item::MessageAdded(id) => {
-                            self.live.insert(id);
-                        }
-                        Item::MessageRemoved(id) | Item::MessageExpired { message: id, .. } => {
-                            self.live.remove(&id);
-                        }
-                        _ => {}
-                    }
+        let r = match ChangeRecord::decode(body) {
+            Ok(r) => r,
+            Err(e) => return self.unreadable.push((seq, e.to_string())),
+        };
+        for item in r.items {
+            match item {
+                Item::MessageAdded(id) => {
+                    self.live.insert(id);
                 }
+                Item::MessageRemoved(id) => {
+                    self.live.remove(&id);
+                }
+                Item::MessageExpired { message, why } => {
+                    self.live.remove(&message);
+                    self.justify(seq, r.at, message, &why);
+                }
+                Item::RuleSet {
+                    kind: RuleKind::Retention,
+                    name,
+                    ..
+                } => {
+                    self.policies.insert(name);
+                }
+                Item::RuleRemoved {
+                    kind: RuleKind::Retention,
+                    name,
+                } => {
+                    self.policies.remove(&name);
+                }
+                _ => {}
             }
-            Err(e) => self.unreadable.push((seq, e.to_string())),
+        }
+    }
+
+    /// A purge must name a policy the log had set by then, and must not have
+    /// weighed retention at a moment after it ran (a clock set ahead).
+    fn justify(&mut self, seq: u64, at: i64, message: MessageId, why: &Expiry) {
+        if !self.policies.contains(&why.policy) {
+            self.unjustified.push(ChainIssue::PurgeWithoutPolicy {
+                seq,
+                message,
+                policy: why.policy.clone(),
+            });
+        } else if why.weighed_at > at || why.since > why.weighed_at {
+            self.unjustified.push(ChainIssue::PurgeAhead { seq, message });
         }
     }
 }
@@ -516,6 +553,18 @@ pub enum ChainIssue {
     KeyMismatch {
         what: String,
     },
+    /// A purge under a policy the log had not set at that point.
+    PurgeWithoutPolicy {
+        seq: u64,
+        message: MessageId,
+        policy: String,
+    },
+    /// A purge that weighed retention at a moment after it ran, or whose period
+    /// ended after that moment.
+    PurgeAhead {
+        seq: u64,
+        message: MessageId,
+    },
     AttestationSignature,
     AttestedMismatch {
         count: u64,
@@ -550,6 +599,16 @@ impl std::fmt::Display for ChainIssue {
             ChainIssue::KeyMismatch { what } => write!(
                 f,
                 "{what} is not the key the archive's metadata names (the metadata's key was replaced?)"
+            ),
+            ChainIssue::PurgeWithoutPolicy { seq, message, policy } => write!(
+                f,
+                "change log: record {seq} purged message {} under retention policy {policy:?}, which the archive did not have then",
+                message.to_hex()
+            ),
+            ChainIssue::PurgeAhead { seq, message } => write!(
+                f,
+                "change log: record {seq} purged message {} before its retention ended (weighed at a later moment than the purge ran)",
+                message.to_hex()
             ),
             ChainIssue::AttestationSignature => write!(f, "the attested checkpoint's signature does not verify"),
             ChainIssue::AttestedMismatch { count } => write!(
