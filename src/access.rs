@@ -137,13 +137,7 @@ pub fn record(dir: &Path, access: &Access<'_>) -> Result<AccessEntry> {
 /// the log is writable, or (when there is none yet) the directory is.
 pub fn may_record(dir: &Path) -> bool {
     let log = path(dir);
-    let target = if log.exists() { log } else { dir.to_path_buf() };
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(target.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: a valid NUL-terminated path; access(2) only reads it.
-    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+    crate::private::may_write(if log.exists() { &log } else { dir })
 }
 
 /// Takes an exclusive lock on the whole file (released when it is closed).

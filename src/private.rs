@@ -26,6 +26,17 @@ pub fn create_dir_all(dir: &Path) -> io::Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
+/// Whether this process may write `path` (create files in it, for a directory):
+/// the permission bits as the kernel judges them for this user.
+pub fn may_write(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a valid NUL-terminated path; access(2) only reads it.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
 /// The mode of `path` when group or others have any access to it; `None` when it is
 /// private (or cannot be read, which the caller's open will report).
 pub fn exposure(path: &Path) -> Option<u32> {

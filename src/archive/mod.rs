@@ -153,14 +153,7 @@ impl Archive {
     /// another process writes (it sees the archive as it was when opened).
     /// A version-1 archive is read as it is (its replay ledger is empty).
     pub fn open_read_only(dir: &Path) -> Result<Archive> {
-        warn_if_exposed(dir);
-        let Some(marker) = layout::read_marker(dir)? else {
-            return Err(ArchiveError::NotAnArchive {
-                path: dir.to_path_buf(),
-                reason: "no archive there yet (run `mailvault init` or an import)".into(),
-            });
-        };
-        Self::open_read_only_with(dir, marker, ArchiveConfig::default())
+        Self::open_read_only_secret(dir, None)
     }
 
     /// [`Archive::open_read_only`] with `config`'s secret (for an encrypted archive).

@@ -261,13 +261,7 @@ fn holds_of(archive: &mailvault::archive::Archive, id: &mailvault::model::Messag
     if holds.is_empty() {
         return Ok(Vec::new());
     }
-    let idx = super::search::updated_index(archive, ui)?;
-    let mut out = Vec::new();
-    for (name, expr) in holds {
-        let matched = idx.matching_expr(&expr)?;
-        if matched.binary_search_by(|(m, _)| m.cmp(id)).is_ok() {
-            out.push(name);
-        }
-    }
-    Ok(out)
+    let mut idx = super::search::updated_index(archive, ui)?;
+    idx.set_holds(holds);
+    Ok(idx.holds_of(id)?)
 }

@@ -19,24 +19,13 @@ pub fn updated_index(archive: &Archive, ui: &Ui) -> Result<MessageIndex> {
         if idx.covers()? >= archive.counters().next_seq {
             return Ok(idx);
         }
-        if !may_write(&archive.dir().join(mailvault::index::INDEX_DIR)) {
+        if !mailvault::private::may_write(&archive.dir().join(mailvault::index::INDEX_DIR)) {
             tracing::warn!("the search index is behind the archive and this user may not update it; results may miss the newest messages");
             return Ok(idx);
         }
     }
     let idx = MessageIndex::open(archive.dir()).context("opening the search index")?;
     catch_up(idx, archive, ui)
-}
-
-/// Whether this process may create files in `dir` (the permission bits, as the
-/// kernel judges them for this user).
-fn may_write(dir: &std::path::Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: a valid NUL-terminated path; access(2) only reads it.
-    unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
 }
 
 /// Indexes what `idx` does not cover yet.

@@ -306,17 +306,35 @@ impl MessageIndex {
     }
 
     /// `expr` with its hold terms replaced by the holds' queries.
-    fn resolve(&self, expr: &Expr) -> Result<Expr> {
+    fn resolve<'e>(&self, expr: &'e Expr) -> Result<std::borrow::Cow<'e, Expr>> {
         if expr.mentions_holds() {
-            Ok(query::expand_holds(expr.clone(), &self.holds)?)
+            Ok(std::borrow::Cow::Owned(query::expand_holds(expr.clone(), &self.holds)?))
         } else {
-            Ok(expr.clone())
+            Ok(std::borrow::Cow::Borrowed(expr))
         }
+    }
+
+    /// The names of the holds (of [`MessageIndex::set_holds`]) whose queries match
+    /// message `id`: each asked of the index together with the id, so only that
+    /// message's document is looked at.
+    pub fn holds_of(&self, id: &MessageId) -> Result<Vec<String>> {
+        let searcher = self.reader.searcher();
+        let mut out = Vec::new();
+        for (name, expr) in &self.holds {
+            let query = search::with_id(&self.fields, expr, id);
+            let n = searcher
+                .search(query.as_ref(), &tantivy::collector::Count)
+                .map_err(|e| self.tv(e))?;
+            if n > 0 {
+                out.push(name.clone());
+            }
+        }
+        Ok(out)
     }
 
     pub fn search_expr(&self, expr: &Expr, sort: Sort, limit: usize, offset: usize) -> Result<Vec<Hit>> {
         let searcher = self.reader.searcher();
-        let query = search::to_query(&self.fields, &self.resolve(expr)?);
+        let query = search::to_query(&self.fields, &*self.resolve(expr)?);
         let addrs = search::run(&searcher, query.as_ref(), sort, limit, offset).map_err(|e| self.tv(e))?;
         addrs
             .into_iter()
@@ -330,7 +348,7 @@ impl MessageIndex {
     /// How many messages match.
     pub fn count_expr(&self, expr: &Expr) -> Result<usize> {
         let searcher = self.reader.searcher();
-        let query = search::to_query(&self.fields, &self.resolve(expr)?);
+        let query = search::to_query(&self.fields, &*self.resolve(expr)?);
         searcher
             .search(query.as_ref(), &tantivy::collector::Count)
             .map_err(|e| self.tv(e))
@@ -346,7 +364,7 @@ impl MessageIndex {
     /// neither) of every message matching `expr`, by id.
     pub fn matching_expr(&self, expr: &Expr) -> Result<Vec<(MessageId, i64)>> {
         let searcher = self.reader.searcher();
-        let query = search::to_query(&self.fields, &self.resolve(expr)?);
+        let query = search::to_query(&self.fields, &*self.resolve(expr)?);
         let addrs = searcher
             .search(query.as_ref(), &DocSetCollector)
             .map_err(|e| self.tv(e))?;

@@ -98,6 +98,15 @@ fn words_query(field: Field, tokens: &[(usize, String)]) -> Box<dyn Query> {
 }
 
 /// The tantivy query for an expression.
+/// `e`, narrowed to the one message `id`.
+pub fn with_id(f: &Fields, e: &Expr, id: &crate::model::MessageId) -> Box<dyn Query> {
+    let this = TermQuery::new(Term::from_field_text(f.id, &id.to_hex()), IndexRecordOption::Basic);
+    Box::new(BooleanQuery::new(vec![
+        (Occur::Must, to_query(f, e)),
+        (Occur::Must, Box::new(this)),
+    ]))
+}
+
 pub fn to_query(f: &Fields, e: &Expr) -> Box<dyn Query> {
     match e {
         Expr::All => Box::new(AllQuery),
