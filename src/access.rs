@@ -13,6 +13,10 @@
 //! logged; the command line then reads with a warning ([`may_record`]).
 //! It is a separate file, not metadata, because readers open the metadata
 //! read-only.
+//!
+//! In an encrypted archive each entry's JSON is sealed with the access-log key
+//! ([`crate::crypt`]) and stored as `sealed:` and its hex; the chain covers the
+//! sealed bytes, and only the line count and lengths are in clear.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -24,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::chain::{self, ChainProblem, Stored};
+use crate::crypt::{self, Key};
 use crate::model::{Hash32, MessageId};
 
 pub const ACCESS_LOG_FILE: &str = "access.log";
@@ -31,6 +36,9 @@ pub const ACCESS_LOG_FILE: &str = "access.log";
 pub const MAX_IDS: usize = 1000;
 /// The longest line [`read`] and the append accept.
 const MAX_LINE: usize = 1 << 20;
+/// What an entry sealed in an encrypted archive starts with.
+const SEALED: &str = "sealed:";
+const SEAL_AAD: &[u8] = b"mailvault access log entry v1";
 
 #[derive(Debug, Error)]
 pub enum AccessError {
@@ -98,8 +106,8 @@ pub fn path(dir: &Path) -> PathBuf {
 }
 
 /// Appends `access` to the log of the archive at `dir`, durably, and returns the
-/// entry written.
-pub fn record(dir: &Path, access: &Access<'_>) -> Result<AccessEntry> {
+/// entry written. `key` is the access-log key of an encrypted archive.
+pub fn record(dir: &Path, key: Option<&Key>, access: &Access<'_>) -> Result<AccessEntry> {
     let path = path(dir);
     let mut file = OpenOptions::new()
         .read(true)
@@ -112,7 +120,7 @@ pub fn record(dir: &Path, access: &Access<'_>) -> Result<AccessEntry> {
     let (seq, prev) = match last_line(&mut file).map_err(io(&path))? {
         None => (0, chain::GENESIS),
         Some(line) => {
-            let (hash, entry) = parse_line(&path, 0, &line)?;
+            let (hash, entry) = parse_line(&path, 0, &line, key)?;
             (entry.seq + 1, hash)
         }
     };
@@ -125,7 +133,18 @@ pub fn record(dir: &Path, access: &Access<'_>) -> Result<AccessEntry> {
         ids: access.ids.iter().take(MAX_IDS).map(Hash32::to_hex).collect(),
         count: access.count,
     };
-    let body = serde_json::to_string(&entry).expect("an access entry serialises");
+    let json = serde_json::to_string(&entry).expect("an access entry serialises");
+    let body = match key {
+        None => json,
+        Some(k) => {
+            let sealed = crypt::seal(k, SEAL_AAD, json.as_bytes()).map_err(|e| AccessError::Malformed {
+                path: path.clone(),
+                line: seq + 1,
+                what: format!("sealing the entry: {e}"),
+            })?;
+            format!("{SEALED}{}", hex(&sealed))
+        }
+    };
     let hash = chain::link(&prev, seq, body.as_bytes());
     file.write_all(format!("{} {body}\n", hash.to_hex()).as_bytes())
         .and_then(|()| file.sync_data())
@@ -173,7 +192,11 @@ fn last_line(file: &mut File) -> std::io::Result<Option<Vec<u8>>> {
     }
 }
 
-fn parse_line(path: &Path, line_no: u64, line: &[u8]) -> Result<(Hash32, AccessEntry)> {
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_line(path: &Path, line_no: u64, line: &[u8], key: Option<&Key>) -> Result<(Hash32, AccessEntry)> {
     let bad = |what: String| AccessError::Malformed {
         path: path.to_path_buf(),
         line: line_no,
@@ -184,7 +207,19 @@ fn parse_line(path: &Path, line_no: u64, line: &[u8]) -> Result<(Hash32, AccessE
         .split_once(' ')
         .ok_or_else(|| bad("no hash before the entry".into()))?;
     let hash = Hash32::from_hex(hash).ok_or_else(|| bad("the hash is not 64 hex digits".into()))?;
-    let entry: AccessEntry = serde_json::from_str(body).map_err(|e| bad(format!("the entry: {e}")))?;
+    let json = match (body.strip_prefix(SEALED), key) {
+        (None, _) => body.as_bytes().to_vec(),
+        (Some(_), None) => {
+            return Err(bad(
+                "the entry is sealed: the archive's secret is needed to read it".into()
+            ))
+        }
+        (Some(h), Some(k)) => {
+            let sealed = crate::model::hex_to_bytes(h).ok_or_else(|| bad("the sealed entry is not hex".into()))?;
+            crypt::open(k, SEAL_AAD, &sealed, "the entry").map_err(|e| bad(e.to_string()))?
+        }
+    };
+    let entry: AccessEntry = serde_json::from_slice(&json).map_err(|e| bad(format!("the entry: {e}")))?;
     Ok((hash, entry))
 }
 
@@ -197,8 +232,8 @@ pub struct AccessLog {
 }
 
 /// Reads and checks the whole log of the archive at `dir` (empty when there is
-/// none yet).
-pub fn read(dir: &Path) -> Result<AccessLog> {
+/// none yet); `key` as for [`record`].
+pub fn read(dir: &Path, key: Option<&Key>) -> Result<AccessLog> {
     let path = path(dir);
     let mut text = Vec::new();
     match File::open(&path) {
@@ -214,7 +249,7 @@ pub fn read(dir: &Path) -> Result<AccessLog> {
         if line.is_empty() {
             continue;
         }
-        match parse_line(&path, n as u64 + 1, line) {
+        match parse_line(&path, n as u64 + 1, line, key) {
             Ok((hash, entry)) => {
                 let body = &line[65..];
                 stored.push(Stored {
@@ -249,6 +284,7 @@ mod tests {
     fn search(dir: &Path, q: &str) -> AccessEntry {
         record(
             dir,
+            None,
             &Access {
                 user: "alice",
                 action: Action::Search,
@@ -268,6 +304,7 @@ mod tests {
         }
         let shown = record(
             tmp.path(),
+            None,
             &Access {
                 user: "bob",
                 action: Action::Show,
@@ -278,7 +315,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(shown.seq, 3);
-        let log = read(tmp.path()).unwrap();
+        let log = read(tmp.path(), None).unwrap();
         assert!(log.problems.is_empty(), "{:?}", log.problems);
         assert_eq!(log.entries.len(), 4);
         assert_eq!(log.entries[3].ids, vec![Hash32([7; 32]).to_hex()]);
@@ -316,7 +353,7 @@ mod tests {
         ];
         for (content, expected) in cases {
             std::fs::write(&p, content.join("\n") + "\n").unwrap();
-            let log = read(tmp.path()).unwrap();
+            let log = read(tmp.path(), None).unwrap();
             assert!(
                 log.problems.iter().any(|x| x.contains(expected)),
                 "{expected}: {:?}",
@@ -331,6 +368,7 @@ mod tests {
         let ids: Vec<MessageId> = (0..900u32).map(|i| Hash32::of(&i.to_be_bytes())).collect();
         record(
             tmp.path(),
+            None,
             &Access {
                 user: "u",
                 action: Action::Export,
@@ -341,6 +379,39 @@ mod tests {
         )
         .unwrap();
         assert_eq!(search(tmp.path(), "after").seq, 1);
-        assert!(read(tmp.path()).unwrap().problems.is_empty());
+        assert!(read(tmp.path(), None).unwrap().problems.is_empty());
+    }
+
+    #[test]
+    fn sealed_entries_hide_their_content_and_need_the_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let key = Key::from_bytes([9; 32]);
+        let access = Access {
+            user: "carol",
+            action: Action::Search,
+            query: Some("subject:merger"),
+            ids: &[],
+            count: 2,
+        };
+        record(tmp.path(), Some(&key), &access).unwrap();
+        let second = record(tmp.path(), Some(&key), &access).unwrap();
+        assert_eq!(second.seq, 1);
+        let text = std::fs::read_to_string(path(tmp.path())).unwrap();
+        assert!(!text.contains("merger") && !text.contains("carol"), "{text}");
+        let log = read(tmp.path(), Some(&key)).unwrap();
+        assert!(log.problems.is_empty(), "{:?}", log.problems);
+        assert_eq!(log.entries[1].query.as_deref(), Some("subject:merger"));
+        let without = read(tmp.path(), None).unwrap();
+        assert!(
+            without.problems[0].contains("the archive's secret is needed"),
+            "{:?}",
+            without.problems
+        );
+        let wrong = read(tmp.path(), Some(&Key::from_bytes([8; 32]))).unwrap();
+        assert!(
+            wrong.entries.is_empty() && wrong.problems.len() >= 2,
+            "{:?}",
+            wrong.problems
+        );
     }
 }

@@ -142,9 +142,14 @@ impl ArchiveKeys {
         }
     }
 
-    /// A message's or part's id: BLAKE3 keyed with the archive's id key.
-    pub fn id_of(&self, bytes: &[u8]) -> [u8; 32] {
-        *blake3::keyed_hash(&self.ids.0, bytes).as_bytes()
+    /// The index key, shared with the search index's directory.
+    pub fn index_key(&self) -> std::sync::Arc<Key> {
+        std::sync::Arc::new(Key(self.index.0))
+    }
+
+    /// Makes message and part ids: BLAKE3 keyed with the archive's id key.
+    pub fn id_hasher(&self) -> crate::model::IdHasher {
+        crate::model::IdHasher::keyed(self.ids.0)
     }
 }
 
@@ -410,9 +415,10 @@ mod tests {
                 assert_ne!(x, y);
             }
         }
-        assert_eq!(a.id_of(b"m"), a.id_of(b"m"));
-        assert_ne!(a.id_of(b"m"), b.id_of(b"m"));
-        assert_ne!(a.id_of(b"m"), *blake3::hash(b"m").as_bytes(), "not the plain id");
+        let (ia, ib) = (a.id_hasher(), b.id_hasher());
+        assert_eq!(ia.id(b"m"), a.id_hasher().id(b"m"));
+        assert_ne!(ia.id(b"m"), ib.id(b"m"));
+        assert_ne!(ia.id(b"m").0, *blake3::hash(b"m").as_bytes(), "not the plain id");
     }
 
     #[test]

@@ -83,6 +83,11 @@ pub fn import_paths(
     let started = Instant::now();
     let mut summary = ImportSummary::default();
     let (tx, rx) = sync_channel::<Batch>(1);
+    // Ids are the archive's to make, whatever the caller's options say.
+    let opts = &LocalOptions {
+        ids: archive.ids().clone(),
+        ..opts.clone()
+    };
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
             let mut batch = Batch::default();

@@ -1,6 +1,7 @@
 //! Plain data shared by every layer: message ids, flags, where a message was found.
 //!
-//! Pure: no I/O. A message *is* its raw bytes; its id is BLAKE3 of those bytes.
+//! Pure: no I/O. A message *is* its raw bytes; its id is BLAKE3 of those bytes
+//! (keyed BLAKE3 in an encrypted archive: [`IdHasher`]).
 
 use std::fmt;
 
@@ -45,6 +46,66 @@ impl Hash32 {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// How an archive makes message and part ids: plain BLAKE3, or BLAKE3 keyed with
+/// the id key of an encrypted archive (so that ids and dedup reveal nothing about
+/// content to someone without the key). Every id the archive stores or compares is
+/// made by the archive's own `IdHasher`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct IdHasher {
+    key: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for IdHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.key.is_some() {
+            "IdHasher::Keyed(…)"
+        } else {
+            "IdHasher::Plain"
+        })
+    }
+}
+
+impl IdHasher {
+    /// Plain BLAKE3 (an archive without encryption).
+    pub fn plain() -> IdHasher {
+        IdHasher { key: None }
+    }
+
+    /// BLAKE3 keyed with `key`.
+    pub fn keyed(key: [u8; 32]) -> IdHasher {
+        IdHasher { key: Some(key) }
+    }
+
+    pub fn is_keyed(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// The id of `bytes`.
+    pub fn id(&self, bytes: &[u8]) -> Hash32 {
+        match &self.key {
+            None => Hash32::of(bytes),
+            Some(k) => Hash32(*blake3::keyed_hash(k, bytes).as_bytes()),
+        }
+    }
+
+    /// A streaming hasher that finishes to the same id as [`IdHasher::id`].
+    pub fn hasher(&self) -> blake3::Hasher {
+        match &self.key {
+            None => blake3::Hasher::new(),
+            Some(k) => blake3::Hasher::new_keyed(k),
+        }
+    }
+
+    /// A message as a source delivers it, with its id made by this hasher.
+    pub fn message(&self, raw: Vec<u8>, placements: Vec<PlacementSpec>) -> RawMessage {
+        RawMessage {
+            id: self.id(&raw),
+            raw,
+            placements,
+        }
+    }
+}
 
 /// Decodes an even-length hex string (either case).
 pub fn hex_to_bytes(s: &str) -> Option<Vec<u8>> {
@@ -194,19 +255,23 @@ pub struct RawMessage {
     pub placements: Vec<PlacementSpec>,
 }
 
-impl RawMessage {
-    pub fn new(raw: Vec<u8>, placements: Vec<PlacementSpec>) -> Self {
-        RawMessage {
-            id: MessageId::of(&raw),
-            raw,
-            placements,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyed_ids_differ_from_plain_and_by_key_and_stream_to_the_same_value() {
+        let plain = IdHasher::plain();
+        let a = IdHasher::keyed([1; 32]);
+        let b = IdHasher::keyed([2; 32]);
+        assert_eq!(plain.id(b"m"), Hash32::of(b"m"));
+        assert_ne!(a.id(b"m"), plain.id(b"m"));
+        assert_ne!(a.id(b"m"), b.id(b"m"));
+        let mut h = a.hasher();
+        h.update(b"m");
+        assert_eq!(Hash32(*h.finalize().as_bytes()), a.id(b"m"));
+        assert_eq!(format!("{a:?}"), "IdHasher::Keyed(…)", "the key is never printed");
+    }
 
     #[test]
     fn hex_roundtrip() {

@@ -29,6 +29,8 @@ type Task = Box<dyn FnOnce(&Archive) + Send>;
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Task>,
+    /// The archive's id maker, for sources that key placements by content.
+    ids: crate::model::IdHasher,
 }
 
 /// A task in flight: await it for its result.
@@ -56,6 +58,7 @@ impl Writer {
     pub fn spawn(archive: Arc<Archive>) -> (Writer, JoinHandle<()>) {
         // A few tasks per folder task in flight at most; the channel bounds memory.
         let (tx, mut rx) = mpsc::channel::<Task>(8);
+        let ids = archive.ids().clone();
         let handle = std::thread::Builder::new()
             .name("archive-writer".into())
             .spawn(move || {
@@ -64,7 +67,12 @@ impl Writer {
                 }
             })
             .expect("spawning the archive writer thread");
-        (Writer { tx }, handle)
+        (Writer { tx, ids }, handle)
+    }
+
+    /// How the archive makes message ids: sources build messages with it.
+    pub fn ids(&self) -> &crate::model::IdHasher {
+        &self.ids
     }
 
     /// Queues `f` to run on the writer thread.

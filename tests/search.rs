@@ -119,7 +119,7 @@ fn fixture() -> &'static Fixture {
                 "synthetic",
             ],
         );
-        let index = MessageIndex::open(&archive).unwrap();
+        let index = MessageIndex::open(&archive, None).unwrap();
         Fixture {
             _tmp: tmp,
             archive,
@@ -498,7 +498,7 @@ fn reindex_gives_the_same_results() {
     let copy = fixture()._tmp.path().join("reindexed");
     copy_dir(&fixture().archive, &copy);
     ok(&copy, &["reindex"]);
-    let idx = MessageIndex::open(&copy).unwrap();
+    let idx = MessageIndex::open(&copy, None).unwrap();
     for (q, want) in queries.iter().zip(before) {
         let got: HashSet<String> = idx
             .search(q, Sort::Relevance, 1_000_000, 0)

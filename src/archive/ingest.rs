@@ -16,7 +16,7 @@ use super::sync::SourceChanges;
 use super::{check_name, layout, Archive, ArchiveError, Result};
 use crate::metastore::{Change, MetaBatch, PlacementKey};
 use crate::mime::{self, Cut};
-use crate::model::{MessageId, PartId, PlacementSpec, RawMessage};
+use crate::model::{IdHasher, MessageId, PartId, PlacementSpec, RawMessage};
 use crate::records::{
     Counters, IngestEntry, IngestKind, MessageRecord, PartRecord, PartRef, PayloadKind, PlacementRecord,
 };
@@ -86,16 +86,16 @@ fn check_batch_names(batch: &[RawMessage]) -> Result<()> {
     Ok(())
 }
 
-fn prepare(m: &RawMessage, min_part: usize) -> Prepared {
-    let mut p = split_message(m.id, &m.raw, min_part);
+fn prepare(m: &RawMessage, ids: &IdHasher, min_part: usize) -> Result<Prepared> {
+    let mut p = split_message(m.id, &m.raw, ids, min_part)?;
     p.group = match m.placements.first() {
-        Some(spec) => pack::group_of(&spec.account, &spec.mailbox, &p.skeleton),
-        None => pack::group_of("", "", &p.skeleton),
+        Some(spec) => pack::group_of(ids, &spec.account, &spec.mailbox, &p.skeleton),
+        None => pack::group_of(ids, "", "", &p.skeleton),
     };
-    p
+    Ok(p)
 }
 
-fn split_message(id: MessageId, raw: &[u8], min_part: usize) -> Prepared {
+fn split_message(id: MessageId, raw: &[u8], ids: &IdHasher, min_part: usize) -> Result<Prepared> {
     let cuts: Vec<Cut> = mime::split(raw, min_part);
     let skeleton = mime::skeleton(raw, &cuts);
     let splices = mime::splices(&cuts);
@@ -103,16 +103,25 @@ fn split_message(id: MessageId, raw: &[u8], min_part: usize) -> Prepared {
     // The split must rebuild to the very bytes we were given; if it does not (a bug,
     // never expected), the message is stored whole.
     let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-    let rebuilt_ok = mime::splice_hash(&skeleton, &splices, &refs, raw.len() as u64).is_ok_and(|h| h == id.0);
+    let rebuilt_ok =
+        mime::splice_hash(ids.hasher(), &skeleton, &splices, &refs, raw.len() as u64).is_ok_and(|h| h == id.0);
     if !rebuilt_ok {
+        // Either the split is wrong (never expected) or the id was not made by this
+        // archive's hasher (a source's bug): the second must not be stored.
+        if ids.id(raw) != id {
+            return Err(ArchiveError::Corrupt {
+                id: id.to_hex(),
+                what: "the id handed in is not this archive's id of the message's bytes".into(),
+            });
+        }
         warn!(message = %id, "MIME split did not rebuild exactly; storing the message whole");
-        return Prepared {
+        return Ok(Prepared {
             id,
             raw_len: raw.len() as u64,
             skeleton: raw.to_vec(),
             parts: Vec::new(),
             group: 0,
-        };
+        });
     }
     let parts = splices
         .into_iter()
@@ -121,19 +130,19 @@ fn split_message(id: MessageId, raw: &[u8], min_part: usize) -> Prepared {
             (
                 PartRef {
                     splice,
-                    part: PartId::of(&payload),
+                    part: ids.id(&payload),
                 },
                 payload,
             )
         })
         .collect();
-    Prepared {
+    Ok(Prepared {
         id,
         raw_len: raw.len() as u64,
         skeleton,
         parts,
         group: 0,
-    }
+    })
 }
 
 /// The parts of a batch's new messages that the archive does not hold yet.
@@ -204,7 +213,10 @@ impl Archive {
         report.new_messages = new.len() as u64;
         report.duplicates = report.messages - report.new_messages;
         let min_part = self.config.min_part;
-        let prepared: Vec<Prepared> = new.par_iter().map(|m| prepare(m, min_part)).collect();
+        let prepared: Vec<Prepared> = new
+            .par_iter()
+            .map(|m| prepare(m, &self.ids, min_part))
+            .collect::<Result<_>>()?;
         let t_split = t0.elapsed();
 
         // 2. Train the dictionary on the first batch large enough.

@@ -121,6 +121,8 @@ pub struct Archive {
     chain: Mutex<Option<changelog::ChainState>>,
     /// The keys of an encrypted archive.
     keys: Option<Arc<crate::crypt::ArchiveKeys>>,
+    /// Makes message and part ids: keyed when the archive is encrypted.
+    ids: crate::model::IdHasher,
 }
 
 /// The blob store an archive's marker names.
@@ -255,7 +257,7 @@ impl Archive {
         meta: Box<dyn MetaStore>,
         blobs: Box<dyn BlobStore>,
         config: ArchiveConfig,
-        keys: Option<crate::crypt::ArchiveKeys>,
+        keys: Option<Arc<crate::crypt::ArchiveKeys>>,
         read_only: bool,
     ) -> Result<Archive> {
         let mut archive = Archive {
@@ -273,7 +275,10 @@ impl Archive {
             frames: FrameCache::new(packs::FRAME_CACHE_BYTES),
             ranges: packs::RangeCache::default(),
             chain: Mutex::new(None),
-            keys: keys.map(Arc::new),
+            ids: keys
+                .as_ref()
+                .map_or_else(crate::model::IdHasher::plain, |k| k.id_hasher()),
+            keys,
         };
         archive.load_meta()?;
         archive.load_packs()?;
@@ -321,6 +326,22 @@ impl Archive {
     /// Whether message content is encrypted.
     pub fn is_encrypted(&self) -> bool {
         self.keys.is_some()
+    }
+
+    /// The key that seals the access log's entries of an encrypted archive.
+    pub fn access_log_key(&self) -> Option<&crate::crypt::Key> {
+        self.keys.as_ref().map(|k| &k.log)
+    }
+
+    /// The key that seals the search index of an encrypted archive.
+    pub fn index_key(&self) -> Option<Arc<crate::crypt::Key>> {
+        self.keys.as_ref().map(|k| k.index_key())
+    }
+
+    /// How this archive makes message and part ids. Every source that hands
+    /// messages to the archive, and every check of bytes against an id, uses it.
+    pub fn ids(&self) -> &crate::model::IdHasher {
+        &self.ids
     }
 
     /// A dictionary as stored: sealed in an encrypted archive.

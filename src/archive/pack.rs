@@ -298,13 +298,15 @@ pub fn decode_frame(frame: &[u8], codec: Codec, dict: Option<&Dict>) -> Result<V
 
 /// The group of a message: its folder in the high half, its list (or else its
 /// sender) in the low half, so that sorting by group puts similar mail together.
-pub fn group_of(account: &str, mailbox: &str, skeleton: &[u8]) -> u64 {
-    let folder = blake3::hash(format!("{account}\0{mailbox}").as_bytes());
+/// Hashed with the archive's id maker, so that in an encrypted archive the stored
+/// group says nothing about the sender without the key.
+pub fn group_of(ids: &crate::model::IdHasher, account: &str, mailbox: &str, skeleton: &[u8]) -> u64 {
+    let folder = ids.id(format!("{account}\0{mailbox}").as_bytes());
     let who = crate::mime::header_value(skeleton, "List-Id")
         .or_else(|| crate::mime::header_value(skeleton, "From"))
         .unwrap_or_default();
-    let who = blake3::hash(who.to_ascii_lowercase().as_bytes());
-    let half = |h: &blake3::Hash| u32::from_be_bytes(h.as_bytes()[..4].try_into().expect("4 bytes")) as u64;
+    let who = ids.id(who.to_ascii_lowercase().as_bytes());
+    let half = |h: &crate::model::Hash32| u32::from_be_bytes([h.0[0], h.0[1], h.0[2], h.0[3]]) as u64;
     (half(&folder) << 32) | half(&who)
 }
 

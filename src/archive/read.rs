@@ -54,7 +54,7 @@ impl Archive {
     /// The part payload, checked against its id.
     pub(crate) fn part_payload(&self, part: &Hash32, owner: &MessageId) -> Result<Vec<u8>> {
         let p = self.blob_payload(PayloadKind::Part, part, owner)?;
-        if Hash32::of(&p) != *part {
+        if self.ids.id(&p) != *part {
             return Err(ArchiveError::Corrupt {
                 id: owner.to_hex(),
                 what: format!("part {part} does not hash to its id"),
@@ -85,7 +85,7 @@ impl Archive {
             id: id.to_hex(),
             what: format!("cannot rebuild: {e}"),
         })?;
-        if Hash32::of(&raw) != *id {
+        if self.ids.id(&raw) != *id {
             return Err(ArchiveError::Corrupt {
                 id: id.to_hex(),
                 what: "rebuilt bytes do not hash to the message id".into(),

@@ -5,11 +5,13 @@
 //! dictionary's to its id, so sealed bytes moved elsewhere do not open. What else
 //! an encrypted archive keeps in clear is listed in the README.
 //!
-//! Not yet covered (the next steps of issue 18): keyed message and part ids, the
-//! search index and the access log; the command line does not offer encryption
-//! until they are.
+//! The other keys derived here serve the rest of the archive: keyed message and
+//! part ids ([`crate::model::IdHasher`]), the search index's sealed blocks
+//! ([`crate::index::sealed`]) and the access log's sealed entries
+//! ([`crate::access`]).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::error::{ArchiveError, Result};
 use super::layout;
@@ -21,6 +23,23 @@ pub enum ArchiveSecret {
     Passphrase(Vec<u8>),
     /// The bytes of a key file.
     KeyFile(Vec<u8>),
+    /// The keys already unwrapped by [`unlock`] for one archive, so that a command
+    /// that opens the archive more than once (the index, then the metadata) pays
+    /// for Argon2id once.
+    Unlocked(Unlocked),
+}
+
+/// Keys [`unlock`] unwrapped, and the archive they are for.
+#[derive(Clone)]
+pub struct Unlocked {
+    dir: std::path::PathBuf,
+    keys: Arc<ArchiveKeys>,
+}
+
+impl Unlocked {
+    pub fn keys(&self) -> &Arc<ArchiveKeys> {
+        &self.keys
+    }
 }
 
 impl std::fmt::Debug for ArchiveSecret {
@@ -28,17 +47,37 @@ impl std::fmt::Debug for ArchiveSecret {
         f.write_str(match self {
             ArchiveSecret::Passphrase(_) => "Passphrase(…)",
             ArchiveSecret::KeyFile(_) => "KeyFile(…)",
+            ArchiveSecret::Unlocked(_) => "Unlocked(…)",
         })
     }
 }
 
 impl ArchiveSecret {
-    fn as_secret(&self) -> Secret<'_> {
+    /// What wraps or unwraps the master key (not unlocked keys: they cannot).
+    fn as_secret(&self, dir: &Path) -> Result<Secret<'_>> {
         match self {
-            ArchiveSecret::Passphrase(p) => Secret::Passphrase(p),
-            ArchiveSecret::KeyFile(b) => Secret::KeyFile(b),
+            ArchiveSecret::Passphrase(p) => Ok(Secret::Passphrase(p)),
+            ArchiveSecret::KeyFile(b) => Ok(Secret::KeyFile(b)),
+            ArchiveSecret::Unlocked(_) => Err(ArchiveError::Encryption {
+                path: dir.to_path_buf(),
+                what: "a passphrase or key file is needed here, not keys already unlocked".into(),
+            }),
         }
     }
+}
+
+/// The keys of the encrypted archive at `dir`, unwrapped with `secret` (refused,
+/// with nothing opened, when it is not the archive's).
+pub fn unlock(dir: &Path, secret: &ArchiveSecret) -> Result<Unlocked> {
+    let keys = open_keys(dir, true, Some(secret))?.expect("an encrypted archive's keys");
+    Ok(Unlocked {
+        dir: canonical(dir),
+        keys,
+    })
+}
+
+fn canonical(dir: &Path) -> std::path::PathBuf {
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
 fn crypt_error(dir: &Path, e: CryptError) -> ArchiveError {
@@ -57,7 +96,7 @@ fn crypt_error(dir: &Path, e: CryptError) -> ArchiveError {
 /// `keys/archive.key` (0600, durable). Returns the derived keys.
 pub fn create_keys(dir: &Path, secret: &ArchiveSecret, cost: KdfCost) -> Result<ArchiveKeys> {
     let master = Key::random().map_err(|e| crypt_error(dir, e))?;
-    let wrapped = crypt::wrap(&master, &secret.as_secret(), cost).map_err(|e| crypt_error(dir, e))?;
+    let wrapped = crypt::wrap(&master, &secret.as_secret(dir)?, cost).map_err(|e| crypt_error(dir, e))?;
     write_key_file(dir, &crypt::key_file_text(&wrapped))?;
     Ok(ArchiveKeys::derive(&master))
 }
@@ -87,7 +126,7 @@ fn write_key_file(dir: &Path, text: &str) -> Result<()> {
 
 /// The keys of the archive at `dir` (encrypted when its marker says so), checked
 /// before anything else is opened: a wrong or missing secret writes nothing.
-pub fn open_keys(dir: &Path, encrypted: bool, secret: Option<&ArchiveSecret>) -> Result<Option<ArchiveKeys>> {
+pub fn open_keys(dir: &Path, encrypted: bool, secret: Option<&ArchiveSecret>) -> Result<Option<Arc<ArchiveKeys>>> {
     match (encrypted, secret) {
         (false, None) => Ok(None),
         (false, Some(_)) => Err(ArchiveError::Encryption {
@@ -97,10 +136,11 @@ pub fn open_keys(dir: &Path, encrypted: bool, secret: Option<&ArchiveSecret>) ->
         (true, None) => Err(ArchiveError::SecretNeeded {
             path: dir.to_path_buf(),
         }),
+        (true, Some(ArchiveSecret::Unlocked(u))) if u.dir == canonical(dir) => Ok(Some(u.keys.clone())),
         (true, Some(secret)) => {
             let wrapped = read_wrapped(dir)?;
-            let master = crypt::unwrap(&wrapped, &secret.as_secret()).map_err(|e| crypt_error(dir, e))?;
-            Ok(Some(ArchiveKeys::derive(&master)))
+            let master = crypt::unwrap(&wrapped, &secret.as_secret(dir)?).map_err(|e| crypt_error(dir, e))?;
+            Ok(Some(Arc::new(ArchiveKeys::derive(&master))))
         }
     }
 }
@@ -110,7 +150,7 @@ pub fn open_keys(dir: &Path, encrypted: bool, secret: Option<&ArchiveSecret>) ->
 pub fn rekey(dir: &Path, old: &ArchiveSecret, new: &ArchiveSecret, cost: KdfCost) -> Result<()> {
     let wrapped = read_wrapped(dir)?;
     let rewrapped =
-        crypt::rewrap(&wrapped, &old.as_secret(), &new.as_secret(), cost).map_err(|e| crypt_error(dir, e))?;
+        crypt::rewrap(&wrapped, &old.as_secret(dir)?, &new.as_secret(dir)?, cost).map_err(|e| crypt_error(dir, e))?;
     write_key_file(dir, &crypt::key_file_text(&rewrapped))
 }
 

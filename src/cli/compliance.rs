@@ -21,7 +21,15 @@ use super::{human_bytes, open_archive, open_archive_read_only, plural, Cli, Outp
 /// when it cannot be written — except on an archive this user may not write at
 /// all (a read-only copy, an auditor's backup), where nothing could be recorded:
 /// the read goes on with a warning saying it is not logged.
-pub fn log_access(dir: &Path, action: Action, query: Option<&str>, ids: &[MessageId], count: u64) -> Result<()> {
+/// `key` is the access-log key of an encrypted archive.
+pub fn log_access(
+    dir: &Path,
+    key: Option<&mailvault::crypt::Key>,
+    action: Action,
+    query: Option<&str>,
+    ids: &[MessageId],
+    count: u64,
+) -> Result<()> {
     let user = mailvault::identity::os_user();
     let entry = Access {
         user: &user,
@@ -30,7 +38,7 @@ pub fn log_access(dir: &Path, action: Action, query: Option<&str>, ids: &[Messag
         ids,
         count,
     };
-    match access::record(dir, &entry) {
+    match access::record(dir, key, &entry) {
         Ok(_) => Ok(()),
         Err(e) if !access::may_record(dir) => {
             tracing::warn!(
@@ -511,7 +519,8 @@ pub fn audit(cli: &Cli, a: &AuditArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|s| parse_since(s, chrono::Utc::now()))
         .transpose()?;
-    let log = access::read(&dir)?;
+    let keys = super::secret::keys(&cli.secret, &dir)?;
+    let log = access::read(&dir, keys.as_deref().map(|k| &k.log))?;
     let total = log.entries.len() as u64;
     let entries: Vec<access::AccessEntry> = log
         .entries

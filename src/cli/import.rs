@@ -59,6 +59,7 @@ pub fn import(cli: &Cli, ui: &Ui, a: &ImportArgs) -> Result<ExitCode> {
         mbox_format: a.mbox_format.into(),
         follow_symlinks: a.follow_symlinks,
         force: a.force,
+        ..Default::default()
     };
     let pb = ui.progress(None, "importing");
     let summary = import_paths(&mut archive, &a.paths, &opts, BatchLimits::default(), &mut |r| {
@@ -168,7 +169,14 @@ pub fn export(cli: &Cli, ui: &Ui, a: &ExportArgs) -> Result<ExitCode> {
     let what = super::compliance::describe_selection(a.query.as_deref(), &a.account, &a.folder);
     let ids = matched.as_deref().unwrap_or_default();
     let count = matched.as_ref().map_or(archive.counters().messages, |m| m.len() as u64);
-    super::compliance::log_access(archive.dir(), Action::Export, Some(&what), ids, count)?;
+    super::compliance::log_access(
+        archive.dir(),
+        archive.access_log_key(),
+        Action::Export,
+        Some(&what),
+        ids,
+        count,
+    )?;
     let messages = matched.map(|m| m.into_iter().collect());
     let filter = PlacementFilter {
         accounts: a.account.clone(),

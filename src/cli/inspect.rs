@@ -47,7 +47,14 @@ pub fn show(cli: &Cli, ui: &Ui, a: &ShowArgs) -> Result<ExitCode> {
         }
         (None, None) => anyhow::bail!("give a message id or --query"),
     };
-    super::compliance::log_access(archive.dir(), Action::Show, a.query.as_deref(), &[id], 1)?;
+    super::compliance::log_access(
+        archive.dir(),
+        archive.access_log_key(),
+        Action::Show,
+        a.query.as_deref(),
+        &[id],
+        1,
+    )?;
     let raw = archive.get_raw(&id)?;
     let mut out = std::io::stdout().lock();
     if a.raw || a.headers {

@@ -110,7 +110,8 @@ pub fn run(cli: &Cli, a: &RunArgs) -> Result<ExitCode> {
         return serve_jobs(cli, &jobs, &a.service);
     }
     let default_archive = super::archive_dir(cli)?;
-    let service = Service::open(&jobs, &default_archive).context("opening the archive")?;
+    let service =
+        Service::open(&jobs, &default_archive, cli.secret.given()?.as_ref()).context("opening the archive")?;
     let rt = runtime()?;
     let signal = rt.block_on(async { on_signal(service.stop.clone()) })?;
     let runs = rt.block_on(async {
@@ -154,7 +155,7 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> Result<ExitCode> {
 fn serve_jobs(cli: &Cli, jobs: &[Arc<Job>], o: &ServiceArgs) -> Result<ExitCode> {
     check_watch_slots(jobs)?;
     let default_archive = super::archive_dir(cli)?;
-    let service = Service::open(jobs, &default_archive).context("opening the archive")?;
+    let service = Service::open(jobs, &default_archive, cli.secret.given()?.as_ref()).context("opening the archive")?;
     let rt = runtime()?;
     let signal = rt.block_on(async { on_signal(service.stop.clone()) })?;
     if let Some(addr) = &o.metrics {

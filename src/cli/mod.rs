@@ -12,6 +12,7 @@ mod jobs;
 mod pull;
 mod replay;
 mod search;
+mod secret;
 mod server_args;
 mod table;
 
@@ -47,6 +48,8 @@ pub struct Cli {
     /// Colour in logs and tables: auto means on a terminal unless NO_COLOR is set
     #[arg(long, global = true, value_enum, default_value = "auto", value_name = "WHEN")]
     color: ColorWhen,
+    #[command(flatten)]
+    secret: secret::SecretArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -155,6 +158,12 @@ enum Command {
         after_help = "Examples:\n  mailvault audit\n  mailvault audit --since 7d --user alice\n  mailvault audit --json"
     )]
     Audit(compliance::AuditArgs),
+    /// Wrap an encrypted archive's key with a new passphrase or key file; the data
+    /// is not rewritten, and the old secret no longer opens the archive
+    #[command(
+        after_help = "Examples:\n  mailvault rekey\n  mailvault rekey --passphrase-file old.txt --new-passphrase-file new.txt\n  mailvault rekey --passphrase-env OLD_PW --new-key-file /safe/archive.keyfile"
+    )]
+    Rekey(RekeyArgs),
     /// Print a shell completion script (see the README for where to put it)
     #[command(
         after_help = "Examples:\n  mailvault completions bash > ~/.local/share/bash-completion/completions/mailvault\n  mailvault completions zsh > \"${fpath[1]}/_mailvault\""
@@ -305,26 +314,29 @@ fn open_archive(cli: &Cli, create: bool) -> Result<Archive> {
     } else {
         existing_archive_dir(cli)?
     };
-    let a = if create {
-        let blobs = BlobsConfig::from_env().map_err(|e| UsageError(e.to_string()))?;
-        Archive::open_with(
-            &dir,
-            true,
-            ArchiveConfig {
-                blobs,
-                ..ArchiveConfig::default()
-            },
-        )
+    let secret = secret::for_archive(&cli.secret, &dir)?;
+    let blobs = if create {
+        BlobsConfig::from_env().map_err(|e| UsageError(e.to_string()))?
     } else {
-        Archive::open(&dir)
+        BlobsConfig::default()
     };
-    a.with_context(|| format!("opening archive {}", dir.display()))
+    Archive::open_with(
+        &dir,
+        create,
+        ArchiveConfig {
+            blobs,
+            secret,
+            ..ArchiveConfig::default()
+        },
+    )
+    .with_context(|| format!("opening archive {}", dir.display()))
 }
 
 /// Opens an existing archive without taking its lock (searching while importing).
 fn open_archive_read_only(cli: &Cli) -> Result<Archive> {
     let dir = existing_archive_dir(cli)?;
-    Archive::open_read_only(&dir).with_context(|| format!("opening archive {}", dir.display()))
+    let secret = secret::for_archive(&cli.secret, &dir)?;
+    Archive::open_read_only_secret(&dir, secret).with_context(|| format!("opening archive {}", dir.display()))
 }
 
 /// `mailvault search … | head -1`: when the reader of standard output goes away,
@@ -436,6 +448,7 @@ pub fn main() -> ExitCode {
         Command::Purge(a) => compliance::purge(&cli, &ui, a),
         Command::Attest(a) => compliance::attest(&cli, a),
         Command::Audit(a) => compliance::audit(&cli, a),
+        Command::Rekey(a) => rekey(&cli, a),
         Command::Completions(a) => completions(a),
         Command::Man(a) => man(a),
     };
@@ -557,13 +570,90 @@ struct InitArgs {
     /// still cannot forge its history
     #[arg(long, value_name = "FILE")]
     signing_key: Option<PathBuf>,
+    /// Encrypt message content, the search index and the access log at rest, with
+    /// a key wrapped by a passphrase (asked for, or --passphrase-env VAR,
+    /// --passphrase-file FILE) or by a key file (--key-file FILE; made with 32
+    /// random bytes when it does not exist). What stays in clear: see the README
+    #[arg(long)]
+    encrypt: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct RekeyArgs {
+    #[command(flatten)]
+    new: secret::NewSecretArgs,
+}
+
+/// `rekey`: the master key rewrapped; the old secret is checked first.
+fn rekey(cli: &Cli, args: &RekeyArgs) -> Result<ExitCode> {
+    let dir = existing_archive_dir(cli)?;
+    let marker = layout::read_marker(&dir).with_context(|| format!("opening archive {}", dir.display()))?;
+    if !marker.is_some_and(|m| m.encrypted) {
+        bail!("archive {} is not encrypted: there is no key to rewrap", dir.display());
+    }
+    let old = cli.secret.current(&dir)?;
+    // The old secret is proved before the new one is asked for.
+    mailvault::archive::sealing::unlock(&dir, &old).with_context(|| format!("opening archive {}", dir.display()))?;
+    let new = args.new.new_secret(&dir)?;
+    mailvault::archive::sealing::rekey(&dir, &old, &new, mailvault::crypt::KdfCost::default())
+        .with_context(|| format!("rewrapping the key of archive {}", dir.display()))?;
+    println!(
+        "the key of archive {} is now wrapped with the new secret; the old one no longer opens it",
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A new key file: 32 random bytes, private, never overwriting one.
+fn make_key_file(path: &std::path::Path) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let key = mailvault::crypt::Key::random()?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating the key file {}", path.display()))?;
+    f.write_all(key.bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing the key file {}", path.display()))?;
+    eprintln!(
+        "mailvault: made the key file {}: keep a copy apart from the archive; without it the archive cannot be read",
+        path.display()
+    );
+    Ok(())
+}
+
+/// The secret `init` encrypts a new archive with (none without `--encrypt`).
+fn init_secret(
+    cli: &Cli,
+    args: &InitArgs,
+    dir: &std::path::Path,
+    exists: Option<bool>,
+) -> Result<Option<mailvault::archive::sealing::ArchiveSecret>> {
+    match (exists, args.encrypt) {
+        (Some(false), true) => bail!(
+            "archive {} already exists without encryption; `init --encrypt` does not encrypt an existing archive (import it into a new encrypted one)",
+            dir.display()
+        ),
+        (Some(_), _) => secret::for_archive(&cli.secret, dir),
+        (None, false) => Ok(None),
+        (None, true) => {
+            if let Some(path) = cli.secret.key_file.as_deref().filter(|p| !p.exists()) {
+                make_key_file(path)?;
+            }
+            cli.secret.for_new(dir).map(Some)
+        }
+    }
 }
 
 fn init(cli: &Cli, args: &InitArgs) -> Result<ExitCode> {
     let blobs = BlobsConfig::parse(&args.blobs, args.s3_endpoint.clone(), args.s3_region.clone())
         .map_err(|e| UsageError(e.to_string()))?;
     let dir = archive_dir(cli)?;
-    if let Some(existing) = layout::read_marker(&dir).with_context(|| format!("opening archive {}", dir.display()))? {
+    let existing = layout::read_marker(&dir).with_context(|| format!("opening archive {}", dir.display()))?;
+    if let Some(existing) = &existing {
         if existing.blobs != blobs {
             bail!(
                 "archive {} already exists with its packs elsewhere; `init` does not move them",
@@ -571,16 +661,19 @@ fn init(cli: &Cli, args: &InitArgs) -> Result<ExitCode> {
             );
         }
     }
+    let secret = init_secret(cli, args, &dir, existing.as_ref().map(|m| m.encrypted))?;
     let config = ArchiveConfig {
         blobs,
         signing_key: args.signing_key.clone(),
+        secret,
         ..ArchiveConfig::default()
     };
     let a = Archive::open_with(&dir, true, config).with_context(|| format!("opening archive {}", dir.display()))?;
     println!(
-        "archive ready at {} (packs: {})",
+        "archive ready at {} (packs: {}{})",
         a.dir().display(),
-        a.blob_store().describe()
+        a.blob_store().describe(),
+        if a.is_encrypted() { "; encrypted" } else { "" }
     );
     Ok(ExitCode::SUCCESS)
 }

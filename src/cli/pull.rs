@@ -260,8 +260,12 @@ fn pop3_options(a: &PullArgs, opts: &PullOptions) -> Pop3PullOptions {
 /// (the archive is opened read-only, and not created when missing).
 fn pop3_dry_run(cli: &Cli, p: &Pop3PullOptions, json: bool) -> Result<ExitCode> {
     let dir = super::archive_dir(cli)?;
-    let archived = if dir.exists() {
-        super::open_archive_read_only(cli)?.pop3_placements(&p.account, mailvault::pop3::pull::MAILBOX)?
+    let (archived, ids) = if dir.exists() {
+        let a = super::open_archive_read_only(cli)?;
+        (
+            a.pop3_placements(&p.account, mailvault::pop3::pull::MAILBOX)?,
+            a.ids().clone(),
+        )
     } else {
         Default::default()
     };
@@ -269,7 +273,7 @@ fn pop3_dry_run(cli: &Cli, p: &Pop3PullOptions, json: bool) -> Result<ExitCode> 
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let d = rt.block_on(mailvault::pop3::dry_run(p, &archived))?;
+    let d = rt.block_on(mailvault::pop3::dry_run(p, &archived, &ids))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&d)?);
         return Ok(ExitCode::SUCCESS);

@@ -150,7 +150,14 @@ pub fn replay(cli: &Cli, ui: &Ui, a: &ReplayArgs) -> Result<ExitCode> {
     let count = messages
         .as_ref()
         .map_or(archive.counters().messages, |m| m.len() as u64);
-    super::compliance::log_access(archive.dir(), Action::Replay, Some(&what), &ids, count)?;
+    super::compliance::log_access(
+        archive.dir(),
+        archive.access_log_key(),
+        Action::Replay,
+        Some(&what),
+        &ids,
+        count,
+    )?;
     let filter = PlacementFilter {
         accounts: a.accounts.clone(),
         mailboxes: a.folders.clone(),
@@ -207,6 +214,7 @@ pub fn migrate(cli: &Cli, ui: &Ui, a: &MigrateArgs) -> Result<ExitCode> {
     let what = super::compliance::describe_selection(None, &filter.accounts, &[]);
     super::compliance::log_access(
         archive.dir(),
+        archive.access_log_key(),
         Action::Replay,
         Some(&what),
         &[],

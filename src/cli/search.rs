@@ -15,7 +15,7 @@ use super::{open_archive, open_archive_read_only, Cli, Ui};
 /// that is up to date is opened without writing anything; one that is behind on
 /// an archive the user cannot write is searched as it is, with a warning.
 pub fn updated_index(archive: &Archive, ui: &Ui) -> Result<MessageIndex> {
-    if let Ok(idx) = MessageIndex::open_read_only(archive.dir()) {
+    if let Ok(idx) = MessageIndex::open_read_only(archive.dir(), archive.index_key()) {
         if idx.covers()? >= archive.counters().next_seq {
             return Ok(idx);
         }
@@ -24,7 +24,7 @@ pub fn updated_index(archive: &Archive, ui: &Ui) -> Result<MessageIndex> {
             return Ok(idx);
         }
     }
-    let idx = MessageIndex::open(archive.dir()).context("opening the search index")?;
+    let idx = MessageIndex::open(archive.dir(), archive.index_key()).context("opening the search index")?;
     catch_up(idx, archive, ui)
 }
 
@@ -124,7 +124,7 @@ pub fn fresh_index(cli: &Cli, ui: &Ui) -> Result<MessageIndex> {
         .with_context(|| format!("opening archive {}", dir.display()))?
         .is_some()
     {
-        if let Ok(idx) = MessageIndex::open_read_only(&dir) {
+        if let Ok(idx) = MessageIndex::open_read_only(&dir, super::secret::index_key(&cli.secret, &dir)?) {
             if layout::read_seq_hint(&dir).is_some_and(|hint| idx.covers().is_ok_and(|c| c >= hint)) {
                 return Ok(idx);
             }
@@ -147,6 +147,8 @@ pub fn search(cli: &Cli, ui: &Ui, a: &SearchArgs) -> Result<ExitCode> {
     let t = std::time::Instant::now();
     let mut idx = fresh_index(cli, ui)?;
     let dir = super::archive_dir(cli)?;
+    let keys = super::secret::keys(&cli.secret, &dir)?;
+    let log_key = keys.as_deref().map(|k| &k.log);
     if expr.mentions_holds() {
         with_holds(&mut idx, &open_archive_read_only(cli)?)?;
     }
@@ -154,7 +156,7 @@ pub fn search(cli: &Cli, ui: &Ui, a: &SearchArgs) -> Result<ExitCode> {
     tracing::debug!(query = %q, limit = a.limit, "search");
     if a.count {
         let n = idx.count_expr(&expr)?;
-        super::compliance::log_access(&dir, Action::Search, Some(&q), &[], n as u64)?;
+        super::compliance::log_access(&dir, log_key, Action::Search, Some(&q), &[], n as u64)?;
         match format {
             Format::Json => println!("{}", serde_json::json!({ "count": n })),
             _ => println!("{n}"),
@@ -171,7 +173,7 @@ pub fn search(cli: &Cli, ui: &Ui, a: &SearchArgs) -> Result<ExitCode> {
         .iter()
         .filter_map(|h| mailvault::model::Hash32::from_hex(&h.id))
         .collect();
-    super::compliance::log_access(&dir, Action::Search, Some(&q), &ids, ids.len() as u64)?;
+    super::compliance::log_access(&dir, log_key, Action::Search, Some(&q), &ids, ids.len() as u64)?;
     tracing::debug!(
         index_us = t_index.as_micros() as u64,
         search_us = (t.elapsed() - t_index).as_micros() as u64,

@@ -707,7 +707,7 @@ async fn fetch_bodies(
             flags: flags_of(&item),
             internal_date: item.internal_date().map(|d| d.timestamp()),
         };
-        out.messages.push(RawMessage::new(body.to_vec(), vec![spec]));
+        out.messages.push(job.writer.ids().message(body.to_vec(), vec![spec]));
     }
     drop(st);
     drop_unsolicited(s);

@@ -5,16 +5,19 @@
 //! crash, or when another command stored messages, [`MessageIndex::catch_up`]
 //! indexes exactly the entries after it. A changed placement (new folder, flags)
 //! re-indexes that message. `reindex` rebuilds from the archive alone. An index whose
-//! schema is not this version's is rebuilt, never half-used.
+//! schema is not this version's is rebuilt, never half-used. In an encrypted
+//! archive every index file is sealed ([`sealed`]).
 
 mod doc;
 mod read_only;
 pub mod schema;
+pub mod sealed;
 mod search;
 mod tokenizer;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use tantivy::collector::DocSetCollector;
@@ -24,6 +27,7 @@ use thiserror::Error;
 pub use search::{Hit, Sort};
 
 use crate::archive::{Archive, ArchiveError};
+use crate::crypt::Key;
 use crate::model::{Hash32, MessageId};
 use crate::query::{self, Expr, QueryError};
 use crate::records::IngestKind;
@@ -79,6 +83,14 @@ pub struct MessageIndex {
     holds: Vec<(String, Expr)>,
 }
 
+/// `directory`, sealed with `key` when there is one.
+fn seal_with(directory: Box<dyn tantivy::Directory>, key: Option<Arc<Key>>) -> Box<dyn tantivy::Directory> {
+    match key {
+        Some(k) => Box::new(sealed::SealedDirectory::new(directory, k)),
+        None => directory,
+    }
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Payload {
     /// Every ingest-log entry with a sequence number below this is indexed.
@@ -86,8 +98,9 @@ struct Payload {
 }
 
 impl MessageIndex {
-    /// Opens (or creates) the index of the archive at `archive_dir`.
-    pub fn open(archive_dir: &Path) -> Result<MessageIndex> {
+    /// Opens (or creates) the index of the archive at `archive_dir`; `key` is the
+    /// index key of an encrypted archive ([`Archive::index_key`]).
+    pub fn open(archive_dir: &Path, key: Option<Arc<Key>>) -> Result<MessageIndex> {
         let dir = archive_dir.join(INDEX_DIR);
         let tv = |source| IndexError::Tantivy {
             path: dir.clone(),
@@ -98,8 +111,15 @@ impl MessageIndex {
             source,
         })?;
         let (schema, fields) = schema::build();
+        let directory = || -> Result<Box<dyn tantivy::Directory>> {
+            let plain = tantivy::directory::MmapDirectory::open(&dir)
+                .map_err(tantivy::TantivyError::from)
+                .map_err(tv)?;
+            Ok(seal_with(Box::new(plain), key.clone()))
+        };
+        let create = |schema| Index::create(directory()?, schema, tantivy::IndexSettings::default()).map_err(tv);
         let index = if dir.join("meta.json").exists() {
-            let existing = Index::open_in_dir(&dir).map_err(tv)?;
+            let existing = Index::open(directory()?).map_err(tv)?;
             if existing.schema() == schema {
                 existing
             } else {
@@ -113,10 +133,10 @@ impl MessageIndex {
                     path: dir.clone(),
                     source,
                 })?;
-                Index::create_in_dir(&dir, schema).map_err(tv)?
+                create(schema)?
             }
         } else {
-            Index::create_in_dir(&dir, schema).map_err(tv)?
+            create(schema)?
         };
         Self::with_reader(dir, index, fields)
     }
@@ -124,14 +144,14 @@ impl MessageIndex {
     /// Opens the index of the archive at `archive_dir` for searching only: nothing
     /// is created or written, so it works on an archive the user cannot write. The
     /// index must exist with this version's schema.
-    pub fn open_read_only(archive_dir: &Path) -> Result<MessageIndex> {
+    pub fn open_read_only(archive_dir: &Path, key: Option<Arc<Key>>) -> Result<MessageIndex> {
         let dir = archive_dir.join(INDEX_DIR);
         let tv = |source| IndexError::Tantivy {
             path: dir.clone(),
             source,
         };
         let directory = read_only::ReadOnlyDirectory::open(&dir).map_err(tv)?;
-        let index = Index::open(directory).map_err(tv)?;
+        let index = Index::open(seal_with(Box::new(directory), key)).map_err(tv)?;
         let (schema, fields) = schema::build();
         if index.schema() != schema {
             return Err(tv(tantivy::TantivyError::SchemaError(
@@ -170,7 +190,7 @@ impl MessageIndex {
                 source,
             })?;
         }
-        let mut idx = MessageIndex::open(archive.dir())?;
+        let mut idx = MessageIndex::open(archive.dir(), archive.index_key())?;
         let c = idx.catch_up(archive, progress)?;
         idx.merge_all()?;
         Ok((idx, c))

@@ -240,14 +240,15 @@ pub fn splice(skeleton: &[u8], splices: &[Splice], payloads: &[&[u8]], raw_len: 
     Ok(out)
 }
 
-/// BLAKE3 of the message [`splice`] would build, without building it.
+/// The hash (`hasher` finalised: plain or keyed BLAKE3) of the message [`splice`]
+/// would build, without building it.
 pub fn splice_hash(
+    mut h: blake3::Hasher,
     skeleton: &[u8],
     splices: &[Splice],
     payloads: &[&[u8]],
     raw_len: u64,
 ) -> Result<[u8; 32], SpliceError> {
-    let mut h = blake3::Hasher::new();
     splice_into(skeleton, splices, payloads, raw_len, &mut |b: &[u8]| {
         h.update(b);
     })?;

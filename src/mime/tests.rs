@@ -8,7 +8,7 @@ fn roundtrip(raw: &[u8], min_part: usize) -> Vec<Cut> {
     let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
     let back = splice(&sk, &splices(&cuts), &refs, raw.len() as u64).expect("splice");
     assert_eq!(back, raw, "rebuild differs");
-    let h = splice_hash(&sk, &splices(&cuts), &refs, raw.len() as u64).expect("splice_hash");
+    let h = splice_hash(blake3::Hasher::new(), &sk, &splices(&cuts), &refs, raw.len() as u64).expect("splice_hash");
     assert_eq!(h, *blake3::hash(raw).as_bytes(), "streamed hash differs");
     for w in cuts.windows(2) {
         assert!(w[0].end <= w[1].start, "overlap {cuts:?}");

@@ -255,9 +255,9 @@ pub fn apop_digest(timestamp: &str, password: &str) -> String {
 /// archived; the placement recorded for a message also carries its content hash
 /// ([`no_uidl_placement`]), so two messages that share header and size are both
 /// kept.
-pub fn no_uidl_id(header: &[u8], size: u64) -> String {
-    let h = blake3::hash(header).to_hex();
-    format!("hdr:{}:{size}", &h.as_str()[..32])
+pub fn no_uidl_id(ids: &crate::model::IdHasher, header: &[u8], size: u64) -> String {
+    let h = ids.id(header).to_hex();
+    format!("hdr:{}:{size}", &h[..32])
 }
 
 /// The placement key of a message pulled from a server without UIDL.
@@ -336,11 +336,12 @@ mod tests {
 
     #[test]
     fn no_uidl_ids() {
-        let id = no_uidl_id(b"Subject: x\r\n\r\n", 120);
+        let plain = crate::model::IdHasher::plain();
+        let id = no_uidl_id(&plain, b"Subject: x\r\n\r\n", 120);
         assert!(id.starts_with("hdr:") && id.ends_with(":120") && id.len() <= 70, "{id}");
         assert!(validate_uidl(1, &id).is_ok());
-        assert_ne!(id, no_uidl_id(b"Subject: y\r\n\r\n", 120));
-        assert_ne!(id, no_uidl_id(b"Subject: x\r\n\r\n", 121));
+        assert_ne!(id, no_uidl_id(&plain, b"Subject: y\r\n\r\n", 120));
+        assert_ne!(id, no_uidl_id(&plain, b"Subject: x\r\n\r\n", 121));
         let content = crate::model::Hash32::of(b"whole message");
         let key = no_uidl_placement(&id, &content);
         assert_eq!(no_uidl_id_of(&key), Some(id.as_str()));

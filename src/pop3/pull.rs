@@ -10,7 +10,7 @@ use tracing::{info, info_span, warn, Instrument};
 use super::client::{Pop3Client, Pop3Session};
 use super::{proto, Pop3Error};
 use crate::archive::{IngestReport, PlacementChange, PlacementUpdate, Pop3Placements, SourceChanges, TooLargeSource};
-use crate::model::{Flags, PlacementSpec, RawMessage, SourceKey};
+use crate::model::{Flags, IdHasher, MessageId, PlacementSpec, RawMessage, SourceKey};
 use crate::plan::pop3_sync::{self, DeletePolicy, Listed};
 use crate::records::TooLargeRecord;
 use crate::remote::{
@@ -88,6 +88,7 @@ async fn survey(
     o: &Pop3PullOptions,
     archived_all: &Pop3Placements,
     now: i64,
+    id_maker: &IdHasher,
 ) -> Result<Survey, Pop3Error> {
     let sizes: Vec<(u32, u64)> = c.list().await?;
     let size_of: HashMap<u32, u64> = sizes.iter().copied().collect();
@@ -99,7 +100,12 @@ async fn survey(
                 Some(h) => (
                     Identity::Header,
                     h.into_iter()
-                        .map(|(m, hdr)| (m, proto::no_uidl_id(&hdr, size_of.get(&m).copied().unwrap_or(0))))
+                        .map(|(m, hdr)| {
+                            (
+                                m,
+                                proto::no_uidl_id(id_maker, &hdr, size_of.get(&m).copied().unwrap_or(0)),
+                            )
+                        })
                         .collect(),
                 ),
                 None => (
@@ -164,15 +170,13 @@ async fn survey(
     })
 }
 
-/// The placement key of a retrieved message.
-/// The content hash is computed only where the key needs it (the archive hashes
-/// every message anyway; a trusted UIDL needs nothing more).
-fn source_of(identity: Identity, l: &Listed, trusted: bool, raw: &[u8]) -> SourceKey {
-    let content = || crate::model::Hash32::of(raw);
+/// The placement key of a retrieved message whose id is `content` (the
+/// archive's id of its bytes, keyed in an encrypted archive).
+fn source_of(identity: Identity, l: &Listed, trusted: bool, content: &MessageId) -> SourceKey {
     let uidl = match identity {
         Identity::Uidl if trusted => l.uidl.clone(),
-        Identity::Header if trusted => proto::no_uidl_placement(&l.uidl, &content()),
-        _ => format!("blake3:{}", content().to_hex()),
+        Identity::Header if trusted => proto::no_uidl_placement(&l.uidl, content),
+        _ => format!("blake3:{}", content.to_hex()),
     };
     SourceKey::Pop3 { uidl }
 }
@@ -237,7 +241,7 @@ async fn pull_once(
         plan,
         refetch_to_delete,
         gone,
-    } = survey(&mut c, o, &archived_all, now).await?;
+    } = survey(&mut c, o, &archived_all, now, writer.ids()).await?;
     summary.exists = listed.len() as u32;
     let mut updates: Vec<PlacementUpdate> = gone
         .into_iter()
@@ -325,14 +329,15 @@ async fn pull_once(
             .retr_many(chunk, max, bound, |msg, raw| {
                 let l = by_msg[&msg];
                 let raw = proto::strip_added_crlf(raw, l.size);
-                let spec = PlacementSpec {
+                let mut m = writer.ids().message(raw, Vec::with_capacity(1));
+                m.placements.push(PlacementSpec {
                     account: o.account.clone(),
                     mailbox: MAILBOX.into(),
-                    source: source_of(identity, l, !untrusted.contains(&msg), &raw),
+                    source: source_of(identity, l, !untrusted.contains(&msg), &m.id),
                     flags: Flags::default(),
                     internal_date: None,
-                };
-                batch.push(RawMessage::new(raw, vec![spec]));
+                });
+                batch.push(m);
             })
             .await?;
         for &(msg, n) in &got.too_large {
@@ -458,10 +463,11 @@ pub struct DryRun {
 /// Connects, lists and plans as a pull would, then QUITs with the mailbox and the
 /// archive untouched. `archived` is what the archive holds for the account (empty
 /// when there is no archive yet).
-pub async fn dry_run(o: &Pop3PullOptions, archived: &Pop3Placements) -> Result<DryRun, Pop3Error> {
+/// `ids` is the archive's id maker.
+pub async fn dry_run(o: &Pop3PullOptions, archived: &Pop3Placements, ids: &IdHasher) -> Result<DryRun, Pop3Error> {
     let mut c = Pop3Client::connect(&o.connect, o.session).await?;
     let now = chrono::Utc::now().timestamp();
-    let sv = survey(&mut c, o, archived, now).await?;
+    let sv = survey(&mut c, o, archived, now, ids).await?;
     c.quit().await?;
     let by_msg: HashMap<u32, &Listed> = sv.listed.iter().map(|l| (l.msg, l)).collect();
     let untrusted: HashMap<u32, &str> = sv.plan.untrusted.iter().copied().collect();

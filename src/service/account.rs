@@ -219,13 +219,14 @@ async fn pull_and_replay(
             .map_err(|e| RunFailure::of(false, e))?;
         // The service reads these messages for the target: in the access log
         // first, like every other read.
-        let dir = env.archive.dir().to_path_buf();
+        let archive = env.archive.clone();
         let what = format!("job {} account:{:?} replay to {ep}", job.name, acct.name);
         let count = items.len() as u64;
         tokio::task::spawn_blocking(move || {
             let user = crate::identity::os_user();
             crate::access::record(
-                &dir,
+                archive.dir(),
+                archive.access_log_key(),
                 &crate::access::Access {
                     user: &user,
                     action: crate::access::Action::Replay,

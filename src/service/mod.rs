@@ -49,7 +49,7 @@ impl ArchiveContext {
         let _one = self.index.lock().await;
         let archive = self.archive.clone();
         let r = tokio::task::spawn_blocking(move || {
-            let mut idx = crate::index::MessageIndex::open(archive.dir())?;
+            let mut idx = crate::index::MessageIndex::open(archive.dir(), archive.index_key())?;
             idx.catch_up(&archive, &mut |_| {})
         })
         .await;
@@ -148,8 +148,13 @@ pub struct Service {
 
 impl Service {
     /// Opens (creating when missing) the archive of every job; `default_archive`
-    /// serves jobs that name none. Sets the per-host connection limits.
-    pub fn open(jobs: &[Arc<Job>], default_archive: &Path) -> Result<Service, ArchiveError> {
+    /// serves jobs that name none. Sets the per-host connection limits. `secret`
+    /// opens the archives that are encrypted.
+    pub fn open(
+        jobs: &[Arc<Job>],
+        default_archive: &Path,
+        secret: Option<&crate::archive::sealing::ArchiveSecret>,
+    ) -> Result<Service, ArchiveError> {
         let mut s = Service {
             envs: HashMap::new(),
             writers: Vec::new(),
@@ -160,8 +165,10 @@ impl Service {
         for job in jobs {
             let dir = archive_of(job, default_archive);
             if !s.envs.contains_key(&dir) {
+                let encrypted = crate::archive::layout::read_marker(&dir)?.is_some_and(|m| m.encrypted);
                 let config = crate::archive::ArchiveConfig {
                     blobs: crate::archive::layout::BlobsConfig::from_env()?,
+                    secret: secret.filter(|_| encrypted).cloned(),
                     ..Default::default()
                 };
                 let archive = Arc::new(Archive::open_with(&dir, true, config)?);

@@ -29,6 +29,9 @@ pub struct LocalOptions {
     /// Import a file named by the user even when it has no header section (it
     /// does not look like mail); without it such a file is refused.
     pub force: bool,
+    /// The archive's id maker (keyed in an encrypted archive); importing into an
+    /// archive sets it from the archive.
+    pub ids: crate::model::IdHasher,
 }
 
 impl Default for LocalOptions {
@@ -39,6 +42,7 @@ impl Default for LocalOptions {
             mbox_format: MboxFormat::Mboxrd,
             follow_symlinks: false,
             force: false,
+            ids: crate::model::IdHasher::plain(),
         }
     }
 }

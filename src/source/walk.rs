@@ -157,7 +157,7 @@ impl Reader<'_, '_> {
     }
 
     fn emit(&mut self, raw: Vec<u8>, mailboxes: Vec<String>, flags: Flags, date: Option<i64>) -> Result<(), Stop> {
-        let id = MessageId::of(&raw);
+        let id = self.opts.ids.id(&raw);
         let placements = mailboxes
             .into_iter()
             .map(|mailbox| {
