@@ -315,6 +315,11 @@ fn an_encrypted_archive_reveals_no_body_subject_or_attachment_in_any_file_yet_se
     ];
     common::ok(&plain, &import);
     common::ok(&plain, &["search", "-q", "quokka"]);
+    // A passphrase given to a command on no archive does not make an encrypted
+    // one by the way: only `init --encrypt` does.
+    let o = with_pw(&sealed, &pw, &import).output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("init --encrypt"));
+    assert!(!sealed.exists());
     let init = ok_pw(&sealed, &pw, &["init", "--encrypt"]);
     assert!(init.contains("encrypted"), "{init}");
     ok_pw(&sealed, &pw, &import);

@@ -140,11 +140,17 @@ static UNLOCKED: Mutex<Vec<(PathBuf, Unlocked)>> = Mutex::new(Vec::new());
 /// (or not there yet) unless a secret was given (which the archive then refuses);
 /// for an encrypted one its keys, unwrapped once per command.
 pub fn for_archive(args: &SecretArgs, dir: &Path) -> Result<Option<ArchiveSecret>> {
-    let encrypted = layout::read_marker(dir)
-        .with_context(|| format!("opening archive {}", dir.display()))?
-        .is_some_and(|m| m.encrypted);
-    if !encrypted {
-        return args.given();
+    let marker = layout::read_marker(dir).with_context(|| format!("opening archive {}", dir.display()))?;
+    match marker {
+        Some(m) if m.encrypted => {}
+        // A plain archive refuses a secret given to it, with its own error.
+        Some(_) => return args.given(),
+        // An archive is encrypted only by asking for it.
+        None if args.given()?.is_some() => bail!(
+            "no archive at {} yet: create an encrypted one with `mailvault init --encrypt` first",
+            dir.display()
+        ),
+        None => return Ok(None),
     }
     let mut unlocked = UNLOCKED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, u)) = unlocked.iter().find(|(d, _)| d == dir) {
