@@ -486,4 +486,16 @@ fn an_encrypted_archive_replays_into_dovecot_and_refuses_a_wrong_passphrase_with
         .output()
         .unwrap();
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("is not this archive's"));
+
+    // Then to a key file that does not exist yet: made (0600), and it opens.
+    let key_file = tmp.path().join("archive.keyfile");
+    let mut c = with_pw(&archive, &new, &["rekey"]);
+    c.arg("--new-key-file").arg(&key_file);
+    common::stdout_of(c, "rekey to a key file");
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(&key_file).unwrap();
+    assert_eq!((meta.len(), meta.permissions().mode() & 0o777), (32, 0o600));
+    let mut c = common::cmd(&archive, &["search", "--count", "quokka"]);
+    c.arg("--key-file").arg(&key_file);
+    assert_eq!(common::stdout_of(c, "search with the key file").trim(), "300");
 }

@@ -163,7 +163,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  mailvault rekey\n  mailvault rekey --passphrase-file old.txt --new-passphrase-file new.txt\n  mailvault rekey --passphrase-env OLD_PW --new-key-file /safe/archive.keyfile"
     )]
-    Rekey(RekeyArgs),
+    Rekey(secret::RekeyArgs),
     /// Print a shell completion script (see the README for where to put it)
     #[command(
         after_help = "Examples:\n  mailvault completions bash > ~/.local/share/bash-completion/completions/mailvault\n  mailvault completions zsh > \"${fpath[1]}/_mailvault\""
@@ -448,7 +448,7 @@ pub fn main() -> ExitCode {
         Command::Purge(a) => compliance::purge(&cli, &ui, a),
         Command::Attest(a) => compliance::attest(&cli, a),
         Command::Audit(a) => compliance::audit(&cli, a),
-        Command::Rekey(a) => rekey(&cli, a),
+        Command::Rekey(a) => existing_archive_dir(&cli).and_then(|dir| secret::rekey(&cli.secret, &dir, a)),
         Command::Completions(a) => completions(a),
         Command::Man(a) => man(a),
     };
@@ -578,53 +578,6 @@ struct InitArgs {
     encrypt: bool,
 }
 
-#[derive(clap::Args, Debug)]
-struct RekeyArgs {
-    #[command(flatten)]
-    new: secret::NewSecretArgs,
-}
-
-/// `rekey`: the master key rewrapped; the old secret is checked first.
-fn rekey(cli: &Cli, args: &RekeyArgs) -> Result<ExitCode> {
-    let dir = existing_archive_dir(cli)?;
-    let marker = layout::read_marker(&dir).with_context(|| format!("opening archive {}", dir.display()))?;
-    if !marker.is_some_and(|m| m.encrypted) {
-        bail!("archive {} is not encrypted: there is no key to rewrap", dir.display());
-    }
-    let old = cli.secret.current(&dir)?;
-    // The old secret is proved before the new one is asked for.
-    mailvault::archive::sealing::unlock(&dir, &old).with_context(|| format!("opening archive {}", dir.display()))?;
-    let new = args.new.new_secret(&dir)?;
-    mailvault::archive::sealing::rekey(&dir, &old, &new, mailvault::crypt::KdfCost::default())
-        .with_context(|| format!("rewrapping the key of archive {}", dir.display()))?;
-    println!(
-        "the key of archive {} is now wrapped with the new secret; the old one no longer opens it",
-        dir.display()
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// A new key file: 32 random bytes, private, never overwriting one.
-fn make_key_file(path: &std::path::Path) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let key = mailvault::crypt::Key::random()?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating the key file {}", path.display()))?;
-    f.write_all(key.bytes())
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("writing the key file {}", path.display()))?;
-    eprintln!(
-        "mailvault: made the key file {}: keep a copy apart from the archive; without it the archive cannot be read",
-        path.display()
-    );
-    Ok(())
-}
-
 /// The secret `init` encrypts a new archive with (none without `--encrypt`).
 fn init_secret(
     cli: &Cli,
@@ -641,7 +594,7 @@ fn init_secret(
         (None, false) => Ok(None),
         (None, true) => {
             if let Some(path) = cli.secret.key_file.as_deref().filter(|p| !p.exists()) {
-                make_key_file(path)?;
+                secret::make_key_file(path)?;
             }
             cli.secret.for_new(dir).map(Some)
         }

@@ -133,6 +133,57 @@ impl NewSecretArgs {
     }
 }
 
+/// `rekey`'s arguments: the new secret (the old one comes as for any command).
+#[derive(Args, Debug)]
+pub struct RekeyArgs {
+    #[command(flatten)]
+    new: NewSecretArgs,
+}
+
+/// `rekey`: the master key of the archive at `dir` rewrapped; the old secret is
+/// proved before the new one is asked for. A new key file that does not exist yet
+/// is made.
+pub fn rekey(args: &SecretArgs, dir: &Path, r: &RekeyArgs) -> Result<std::process::ExitCode> {
+    let marker = layout::read_marker(dir).with_context(|| format!("opening archive {}", dir.display()))?;
+    if !marker.is_some_and(|m| m.encrypted) {
+        bail!("archive {} is not encrypted: there is no key to rewrap", dir.display());
+    }
+    let old = args.current(dir)?;
+    sealing::unlock(dir, &old).with_context(|| format!("opening archive {}", dir.display()))?;
+    if let Some(path) = r.new.new_key_file.as_deref().filter(|p| !p.exists()) {
+        make_key_file(path)?;
+    }
+    let new = r.new.new_secret(dir)?;
+    sealing::rekey(dir, &old, &new, mailvault::crypt::KdfCost::default())
+        .with_context(|| format!("rewrapping the key of archive {}", dir.display()))?;
+    println!(
+        "the key of archive {} is now wrapped with the new secret; the old one no longer opens it",
+        dir.display()
+    );
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// A new key file: 32 random bytes, private, never overwriting one.
+pub fn make_key_file(path: &Path) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let key = mailvault::crypt::Key::random()?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating the key file {}", path.display()))?;
+    f.write_all(key.bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing the key file {}", path.display()))?;
+    eprintln!(
+        "mailvault: made the key file {}: keep a copy apart from the archive; without it the archive cannot be read",
+        path.display()
+    );
+    Ok(())
+}
+
 /// Keys unlocked during this command, by archive directory.
 static UNLOCKED: Mutex<Vec<(PathBuf, Unlocked)>> = Mutex::new(Vec::new());
 
