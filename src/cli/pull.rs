@@ -43,9 +43,10 @@ pub struct PullArgs {
     account: Option<String>,
     #[command(flatten)]
     server: ServerArgs,
-    /// Connections to the server, each pulling one folder at a time
-    #[arg(long, default_value_t = 4, value_name = "N")]
-    connections: usize,
+    /// Connections to the server, each pulling one folder at a time [default: the
+    /// provider preset's, else 4]
+    #[arg(long, value_name = "N")]
+    connections: Option<usize>,
     /// Seconds to wait for any single network step
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     timeout: u64,
@@ -99,7 +100,11 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
         include: a.folders.clone(),
         exclude: a.exclude.clone(),
         namespaces: a.namespaces.iter().map(|&n| n.into()).collect(),
-        connections: a.connections.max(1),
+        connections: a
+            .connections
+            .or(a.server.options().preset()?.map(|p| p.connections as usize))
+            .unwrap_or(4)
+            .max(1),
         limits: BatchLimits::default(),
         max_retries: a.retries,
         backoff: Duration::from_millis(250),

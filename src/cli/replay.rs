@@ -194,7 +194,7 @@ pub fn migrate(cli: &Cli, ui: &Ui, a: &MigrateArgs) -> Result<ExitCode> {
         include: Vec::new(),
         exclude: Vec::new(),
         namespaces: Vec::new(),
-        connections: 4,
+        connections: a.source.options().preset()?.map_or(4, |p| p.connections as usize),
         limits: BatchLimits::default(),
         max_retries: a.tuning.retries,
         backoff: Duration::from_millis(250),

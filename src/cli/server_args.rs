@@ -10,10 +10,12 @@ use anyhow::Result;
 
 use mailvault::net::tls::{self, Pin};
 use mailvault::net::{Endpoint, SecretSource, TlsOptions};
+use mailvault::presets::{Preset, Presets, Protocol};
 use mailvault::remote::{Auth, ConnectOptions};
 
 /// The options' values, whichever spelling they came from.
 pub struct ServerOptions<'a> {
+    pub provider: &'a Option<String>,
     pub starttls: bool,
     pub insecure_plaintext: bool,
     pub password_env: &'a Option<String>,
@@ -26,9 +28,31 @@ pub struct ServerOptions<'a> {
 }
 
 impl ServerOptions<'_> {
-    /// Parses `url` and checks the options fit it.
+    /// The provider preset named by `--provider`, if any: from the presets file
+    /// `MAILVAULT_PRESETS` names (a site's own providers, or corrections) first,
+    /// then the built-in ones.
+    pub fn preset(&self) -> Result<Option<&'static Preset>> {
+        let Some(name) = self.provider.as_deref() else {
+            return Ok(None);
+        };
+        if let Some(own) = own_presets()? {
+            if let Ok(p) = own.find(name) {
+                return Ok(Some(p));
+            }
+        }
+        Presets::builtin()
+            .find(name)
+            .map(Some)
+            .map_err(|e| super::UsageError(e.to_string()).into())
+    }
+
+    /// Parses `url` and checks the options fit it. With `--provider`, `url` is the
+    /// user name (`pop3://USER` for the provider's POP3 server).
     pub fn endpoint(&self, url: &str) -> Result<Endpoint> {
-        let ep = Endpoint::parse(url).map_err(|e| super::UsageError(e.to_string()))?;
+        let ep = match self.preset()? {
+            None => Endpoint::parse(url).map_err(|e| super::UsageError(e.to_string()))?,
+            Some(p) => preset_endpoint(p, url)?,
+        };
         if ep.scheme.implicit_tls() && (self.starttls || self.insecure_plaintext) {
             return Err(super::UsageError(format!(
                 "--starttls and --insecure-plaintext apply to imap:// and pop3:// addresses; {}:// is TLS from the start",
@@ -73,10 +97,54 @@ impl ServerOptions<'_> {
     }
 }
 
+/// The presets file named by `MAILVAULT_PRESETS`, read once.
+fn own_presets() -> Result<Option<&'static Presets>> {
+    static OWN: std::sync::OnceLock<Option<Presets>> = std::sync::OnceLock::new();
+    let Some(path) = std::env::var_os("MAILVAULT_PRESETS") else {
+        return Ok(None);
+    };
+    if let Some(p) = OWN.get() {
+        return Ok(p.as_ref());
+    }
+    let path = PathBuf::from(path);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| super::UsageError(format!("MAILVAULT_PRESETS={}: {e}", path.display())))?;
+    let parsed = Presets::parse(&text).map_err(|e| super::UsageError(format!("{}: {e}", path.display())))?;
+    Ok(OWN.get_or_init(|| Some(parsed)).as_ref())
+}
+
+/// `USER`, `imap://USER` or `pop3://USER` (any of the four schemes) at a provider.
+fn preset_endpoint(p: &Preset, url: &str) -> Result<Endpoint> {
+    let (protocol, user) = match url.split_once("://") {
+        None => (Protocol::Imap, url),
+        Some((scheme, user)) => match scheme.to_ascii_lowercase().as_str() {
+            "imap" | "imaps" => (Protocol::Imap, user),
+            "pop3" | "pop3s" | "pop" => (Protocol::Pop3, user),
+            _ => {
+                return Err(super::UsageError(format!(
+                    "{url:?}: with --provider give the user name, or pop3://USER for the provider's POP3"
+                ))
+                .into())
+            }
+        },
+    };
+    if user.is_empty() || user.contains(':') {
+        return Err(super::UsageError(format!(
+            "{url:?}: with --provider give the user name only (no host, port or password)"
+        ))
+        .into());
+    }
+    p.endpoint(protocol, user)
+        .map_err(|e| super::UsageError(e.to_string()).into())
+}
+
 macro_rules! server_args {
     ($name:ident, $prefix:literal, $whose:literal) => {
         #[derive(clap::Args, Debug)]
         pub struct $name {
+            #[arg(help = concat!("A provider preset", $whose, " (gmail, microsoft365, outlook, yahoo, icloud, fastmail, gmx, webde, t-online, mailbox.org): the address is then just the user name"),
+                  long = concat!($prefix, "provider"), id = concat!($prefix, "provider"), value_name = "NAME")]
+            pub provider: Option<String>,
             #[arg(help = concat!("imap://: require STARTTLS", $whose, " (the default; abort if the server does not offer it)"),
                   long = concat!($prefix, "starttls"), id = concat!($prefix, "starttls"), conflicts_with = concat!($prefix, "insecure_plaintext"))]
             pub starttls: bool,
@@ -109,6 +177,7 @@ macro_rules! server_args {
         impl $name {
             pub fn options(&self) -> ServerOptions<'_> {
                 ServerOptions {
+                    provider: &self.provider,
                     starttls: self.starttls,
                     insecure_plaintext: self.insecure_plaintext,
                     password_env: &self.password_env,
