@@ -1,6 +1,8 @@
 //! Provider presets: the mail providers mailvault knows by name
 //! (`presets/providers.toml`, compiled in), and the server addresses they give for
-//! a user name (`--provider NAME`). Pure: parsing and look-up, no I/O.
+//! a user name (`--provider NAME`, `preset = "NAME"` in job files). Pure parsing
+//! and look-up, but for [`lookup`], which also reads the site's own presets file
+//! that `MAILVAULT_PRESETS` names.
 
 use serde::Deserialize;
 
@@ -9,7 +11,7 @@ use crate::net::{Endpoint, Scheme};
 /// The presets file, as shipped.
 pub const BUILTIN: &str = include_str!("../presets/providers.toml");
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PresetError {
     #[error("presets file: {0}")]
     Parse(String),
@@ -17,6 +19,10 @@ pub enum PresetError {
     Invalid { name: String, what: String },
     #[error("no provider preset {name:?}; known: {known}")]
     Unknown { name: String, known: String },
+    #[error("MAILVAULT_PRESETS={path}: {what}")]
+    SiteFile { path: String, what: String },
+    #[error("{address:?}: with a provider preset give the user name (pop3:USER for its POP3), or a whole imaps://USER@HOST address; never a password")]
+    BadAddress { address: String },
     #[error("provider {name:?} offers no {protocol} (only {offered})")]
     NoProtocol {
         name: String,
@@ -165,6 +171,29 @@ impl Preset {
         })
     }
 
+    /// The address `address` means at this provider: `USER` for its IMAP server,
+    /// `pop3:USER` for its POP3 server (`imap:USER` too). A full address
+    /// (`imaps://USER@HOST…`) is taken as it is, the preset then giving only its
+    /// limits (job files written that way keep their meaning).
+    pub fn endpoint_for(&self, address: &str) -> Result<Endpoint, PresetError> {
+        if address.contains("://") {
+            return Endpoint::parse(address).map_err(|e| PresetError::BadAddress {
+                address: format!("{address}: {e}"),
+            });
+        }
+        let (protocol, user) = match address.split_once(':') {
+            Some((p, user)) if p.eq_ignore_ascii_case("pop3") => (Protocol::Pop3, user),
+            Some((p, user)) if p.eq_ignore_ascii_case("imap") => (Protocol::Imap, user),
+            _ => (Protocol::Imap, address),
+        };
+        if user.is_empty() || user.contains(':') || user.contains('/') {
+            return Err(PresetError::BadAddress {
+                address: address.to_string(),
+            });
+        }
+        self.endpoint(protocol, user)
+    }
+
     fn names(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.name.as_str()).chain(self.aliases.iter().map(String::as_str))
     }
@@ -247,6 +276,35 @@ impl Presets {
     }
 }
 
+/// The preset named `name`: from the presets file `MAILVAULT_PRESETS` names (a
+/// site's own providers, or corrections; read once) first, then the shipped ones.
+pub fn lookup(name: &str) -> Result<&'static Preset, PresetError> {
+    static SITE: std::sync::OnceLock<Result<Option<Presets>, PresetError>> = std::sync::OnceLock::new();
+    let site = SITE.get_or_init(|| {
+        let Some(path) = std::env::var_os("MAILVAULT_PRESETS") else {
+            return Ok(None);
+        };
+        let shown = std::path::Path::new(&path).display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|e| PresetError::SiteFile {
+            path: shown.clone(),
+            what: e.to_string(),
+        })?;
+        Presets::parse(&text).map(Some).map_err(|e| PresetError::SiteFile {
+            path: shown,
+            what: e.to_string(),
+        })
+    });
+    if let Some(p) = site
+        .as_ref()
+        .map_err(Clone::clone)?
+        .as_ref()
+        .and_then(|s| s.find(name).ok())
+    {
+        return Ok(p);
+    }
+    Presets::builtin().find(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +331,24 @@ connections = 2
             x.endpoint(Protocol::Pop3, "ann"),
             Err(PresetError::NoProtocol { .. })
         ));
+        let at = |a: &str| x.endpoint_for(a).map(|e| e.to_string());
+        assert_eq!(at("ann@x").unwrap(), "imap://ann@x@imap.x:143");
+        assert_eq!(at("imap:ann@x").unwrap(), "imap://ann@x@imap.x:143");
+        assert_eq!(
+            at("imaps://ann@other.x:1993").unwrap(),
+            "imaps://ann@other.x:1993",
+            "a whole address: as given"
+        );
+        assert!(matches!(
+            x.endpoint_for("pop3:ann"),
+            Err(PresetError::NoProtocol { .. })
+        ));
+        for bad in ["ann:secret", "ftp://ann", "", "pop3:", "imap://"] {
+            assert!(
+                matches!(x.endpoint_for(bad), Err(PresetError::BadAddress { .. })),
+                "{bad:?}"
+            );
+        }
         let e = p.find("y").unwrap_err().to_string();
         assert_eq!(e, "no provider preset \"y\"; known: x");
     }

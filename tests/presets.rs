@@ -1,6 +1,6 @@
 //! Provider presets (`presets/providers.toml`): the shipped file parses, every
 //! provider has a source URL for its facts in a comment above it and gives usable
-//! addresses; `--provider NAME USER` pulls from the preset's server (a site preset
+//! addresses; `--provider NAME USER` (and `pop3:USER`) pulls from the preset's server (a site preset
 //! from `MAILVAULT_PRESETS` pointing at a real Dovecot here: the test network is
 //! loopback only), by IMAP and by POP3; bad names and addresses are usage errors.
 
@@ -116,12 +116,12 @@ fn a_provider_name_and_a_user_name_are_enough_to_pull_by_imap_and_pop3() {
 
     let mut c = pull_command(
         &archive,
-        "pop3://ann",
+        "pop3:ann",
         &d,
         &["--provider", "lab", "--account", "ann-pop", "--json", "-q"],
     );
     c.env("MAILVAULT_PRESETS", &presets);
-    let r = common::json_of(c, "pull --provider lab pop3://ann");
+    let r = common::json_of(c, "pull --provider lab pop3:ann");
     assert_eq!(r["total"]["fetched"], 1, "the INBOX over POP3: {r:#}");
     assert_eq!(r["server"], format!("pop3s://ann@127.0.0.1:{}", d.pop3s), "{r:#}");
     assert_eq!(
@@ -140,9 +140,9 @@ fn unknown_providers_missing_protocols_and_full_addresses_are_usage_errors() {
             &["pull", "--provider", "nope", "ann"][..],
             "no provider preset \"nope\"; known: gmail, microsoft365",
         ),
-        (&["pull", "--provider", "icloud", "pop3://ann"], "offers no POP3"),
-        (&["pull", "--provider", "gmail", "ann:pw"], "user name only"),
-        (&["pull", "--provider", "gmail", "ftp://ann"], "pop3://USER"),
+        (&["pull", "--provider", "icloud", "pop3:ann"], "offers no POP3"),
+        (&["pull", "--provider", "gmail", "ann:pw"], "never a password"),
+        (&["pull", "--provider", "gmail", "ftp://ann@x"], "unknown scheme"),
         (&["replay", "--provider", "nope", "--to", "ann"], "no provider preset"),
         (
             &[
@@ -150,11 +150,11 @@ fn unknown_providers_missing_protocols_and_full_addresses_are_usage_errors() {
                 "--from-provider",
                 "gmail",
                 "--from",
-                "pop3://ann",
+                "pop3:ann",
                 "--to-provider",
                 "icloud",
                 "--to",
-                "pop3://ann",
+                "pop3:ann",
             ],
             "offers no POP3",
         ),

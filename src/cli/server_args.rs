@@ -10,7 +10,7 @@ use anyhow::Result;
 
 use mailvault::net::tls::{self, Pin};
 use mailvault::net::{Endpoint, SecretSource, TlsOptions};
-use mailvault::presets::{Preset, Presets, Protocol};
+use mailvault::presets::Preset;
 use mailvault::remote::{Auth, ConnectOptions};
 
 /// The options' values, whichever spelling they came from.
@@ -28,22 +28,13 @@ pub struct ServerOptions<'a> {
 }
 
 impl ServerOptions<'_> {
-    /// The provider preset named by `--provider`, if any: from the presets file
-    /// `MAILVAULT_PRESETS` names (a site's own providers, or corrections) first,
-    /// then the built-in ones.
+    /// The provider preset named by `--provider`, if any (a site's own presets
+    /// file, `MAILVAULT_PRESETS`, first).
     pub fn preset(&self) -> Result<Option<&'static Preset>> {
-        let Some(name) = self.provider.as_deref() else {
-            return Ok(None);
-        };
-        if let Some(own) = own_presets()? {
-            if let Ok(p) = own.find(name) {
-                return Ok(Some(p));
-            }
-        }
-        Presets::builtin()
-            .find(name)
-            .map(Some)
-            .map_err(|e| super::UsageError(e.to_string()).into())
+        self.provider
+            .as_deref()
+            .map(|name| mailvault::presets::lookup(name).map_err(|e| super::UsageError(e.to_string()).into()))
+            .transpose()
     }
 
     /// Parses `url` and checks the options fit it. With `--provider`, `url` is the
@@ -51,7 +42,7 @@ impl ServerOptions<'_> {
     pub fn endpoint(&self, url: &str) -> Result<Endpoint> {
         let ep = match self.preset()? {
             None => Endpoint::parse(url).map_err(|e| super::UsageError(e.to_string()))?,
-            Some(p) => preset_endpoint(p, url)?,
+            Some(p) => p.endpoint_for(url).map_err(|e| super::UsageError(e.to_string()))?,
         };
         if ep.scheme.implicit_tls() && (self.starttls || self.insecure_plaintext) {
             return Err(super::UsageError(format!(
@@ -95,47 +86,6 @@ impl ServerOptions<'_> {
             max_message_size: mailvault::remote::DEFAULT_MAX_MESSAGE_SIZE,
         })
     }
-}
-
-/// The presets file named by `MAILVAULT_PRESETS`, read once.
-fn own_presets() -> Result<Option<&'static Presets>> {
-    static OWN: std::sync::OnceLock<Option<Presets>> = std::sync::OnceLock::new();
-    let Some(path) = std::env::var_os("MAILVAULT_PRESETS") else {
-        return Ok(None);
-    };
-    if let Some(p) = OWN.get() {
-        return Ok(p.as_ref());
-    }
-    let path = PathBuf::from(path);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| super::UsageError(format!("MAILVAULT_PRESETS={}: {e}", path.display())))?;
-    let parsed = Presets::parse(&text).map_err(|e| super::UsageError(format!("{}: {e}", path.display())))?;
-    Ok(OWN.get_or_init(|| Some(parsed)).as_ref())
-}
-
-/// `USER`, `imap://USER` or `pop3://USER` (any of the four schemes) at a provider.
-fn preset_endpoint(p: &Preset, url: &str) -> Result<Endpoint> {
-    let (protocol, user) = match url.split_once("://") {
-        None => (Protocol::Imap, url),
-        Some((scheme, user)) => match scheme.to_ascii_lowercase().as_str() {
-            "imap" | "imaps" => (Protocol::Imap, user),
-            "pop3" | "pop3s" | "pop" => (Protocol::Pop3, user),
-            _ => {
-                return Err(super::UsageError(format!(
-                    "{url:?}: with --provider give the user name, or pop3://USER for the provider's POP3"
-                ))
-                .into())
-            }
-        },
-    };
-    if user.is_empty() || user.contains(':') {
-        return Err(super::UsageError(format!(
-            "{url:?}: with --provider give the user name only (no host, port or password)"
-        ))
-        .into());
-    }
-    p.endpoint(protocol, user)
-        .map_err(|e| super::UsageError(e.to_string()).into())
 }
 
 macro_rules! server_args {

@@ -213,10 +213,14 @@ pub struct Account {
     /// Bound on each network wait.
     #[serde(default = "default_timeout")]
     pub timeout: Duration,
-    /// A provider's known limits: `gmail` (15 connections per account),
-    /// `microsoft365` (20).
+    /// A provider preset (`presets/providers.toml`: `gmail`, `microsoft365`,
+    /// `outlook`, `yahoo`, `icloud`, `fastmail`, `gmx`, `webde`, `t-online`,
+    /// `mailbox.org`, or a site's own from `MAILVAULT_PRESETS`): `url` may then be
+    /// just the user name (`pop3://USER` for its POP3), and `connections` stays
+    /// within the provider's limit (Gmail 15, Microsoft 365 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preset: Option<Preset>,
+    #[schemars(with = "Option<String>")]
+    pub preset: Option<Spanned<String>>,
     /// Connections this account uses at most (each pulls one folder at a time).
     /// Default: 4, or the preset's limit when smaller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -333,25 +337,6 @@ fn default_replay_connections() -> u32 {
     2
 }
 
-/// A provider whose limits are known.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Preset {
-    /// Gmail / Google Workspace: at most 15 IMAP connections per account.
-    Gmail,
-    /// Microsoft 365 / Exchange Online: at most 20 IMAP connections per mailbox.
-    Microsoft365,
-}
-
-impl Preset {
-    pub fn max_connections(self) -> u32 {
-        match self {
-            Preset::Gmail => 15,
-            Preset::Microsoft365 => 20,
-        }
-    }
-}
-
 /// POP3 deletion after archiving.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -455,6 +440,8 @@ pub struct JobAccount {
     pub spec: Account,
     /// The replay target's address, when there is one.
     pub replay_to: Option<Endpoint>,
+    /// The provider preset's limit on simultaneous connections, when it has one.
+    pub max_connections: Option<u32>,
 }
 
 impl JobAccount {
@@ -463,7 +450,7 @@ impl JobAccount {
     }
     /// Connections this account uses.
     pub fn connections(&self) -> u32 {
-        let limit = self.spec.preset.map_or(u32::MAX, Preset::max_connections);
+        let limit = self.max_connections.unwrap_or(u32::MAX);
         self.spec.connections.unwrap_or(4).min(limit).max(1)
     }
     /// `host:port`, the key of the per-host connection limit.
@@ -515,11 +502,24 @@ impl Job {
             let span = a.span();
             let at = |f: &str| format!("accounts[{i}].{f}");
             let spec = a.get_ref().clone();
-            let endpoint = Endpoint::parse(spec.url.get_ref()).map_err(|e| CheckError {
+            let preset = match &spec.preset {
+                None => None,
+                Some(name) => Some(crate::presets::lookup(name.get_ref()).map_err(|e| CheckError {
+                    span: Some(name.span()),
+                    field: at("preset"),
+                    message: e.to_string(),
+                })?),
+            };
+            let url_error = |e: &dyn std::fmt::Display| CheckError {
                 span: Some(spec.url.span()),
                 field: at("url"),
                 message: e.to_string(),
-            })?;
+            };
+            let endpoint = match preset {
+                None => Endpoint::parse(spec.url.get_ref()).map_err(|e| url_error(&e))?,
+                Some(p) => p.endpoint_for(spec.url.get_ref()).map_err(|e| url_error(&e))?,
+            };
+            let max_connections = preset.and_then(|p| p.max_connections);
             check_login(&spec.login(), &endpoint, span.clone(), &at)?;
             let imap = endpoint.scheme.is_imap();
             if !imap {
@@ -550,12 +550,12 @@ impl Job {
                     "give `delete = \"after-archive\"` or `delete_older_than_days`, not both",
                 );
             }
-            if let (Some(p), Some(n)) = (spec.preset, spec.connections) {
-                if n > p.max_connections() {
+            if let (Some(p), Some(max), Some(n)) = (preset, max_connections, spec.connections) {
+                if n > max {
                     return fail(
                         span,
                         at("connections"),
-                        format!("{n} is more than the {:?} preset allows ({})", p, p.max_connections()),
+                        format!("{n} is more than the {} preset allows ({max})", p.name),
                     );
                 }
             }
@@ -597,6 +597,7 @@ impl Job {
                 endpoint,
                 spec,
                 replay_to,
+                max_connections,
             });
         }
         for (key, v) in [

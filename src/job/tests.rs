@@ -78,6 +78,23 @@ fn a_good_job_is_read_with_defaults_filled_in() {
 }
 
 #[test]
+fn a_preset_needs_only_the_user_name_and_bounds_connections() {
+    let text = GOOD
+        .replace("url = \"imaps://alice@imap.example.com\"", "url = \"alice@gmail.com\"")
+        .replace(
+            "url = \"pop3s://shop@pop.example.com\"",
+            "url = \"pop3:shop@gmail.com\"\npreset = \"google\"",
+        )
+        .replace("preset = \"gmail\"", "preset = \"gmail\"\nconnections = 15");
+    let job = parse_str(&text).unwrap();
+    let (a, b) = (&job.accounts[0], &job.accounts[1]);
+    assert_eq!(a.endpoint.to_string(), "imaps://alice@gmail.com@imap.gmail.com:993");
+    assert_eq!((a.name.as_str(), a.connections()), ("alice", 15));
+    assert_eq!(b.endpoint.to_string(), "pop3s://shop@gmail.com@pop.gmail.com:995");
+    assert_eq!(b.name, "shop@gmail.com@pop.gmail.com");
+}
+
+#[test]
 fn an_unknown_key_is_an_error_at_its_place() {
     let text = GOOD.replace("preset = \"gmail\"", "preset = \"gmail\"\npasword = { env = \"X\" }");
     let (line, column, field, message) = refusal(&text);
@@ -132,11 +149,11 @@ fn refusals_name_line_column_and_field() {
         ),
         (
             "preset = \"gmail\"",
-            "preset = \"hotmail\"",
+            "preset = \"hotmial\"",
             20,
             10,
             "accounts[0].preset",
-            "unknown variant",
+            "no provider preset \"hotmial\"; known: gmail, microsoft365",
         ),
         (
             "imaps://alice@imap.example.com",
