@@ -22,7 +22,8 @@ use mailvault::writer::Writer;
 
 #[derive(clap::Args, Debug)]
 pub struct PullArgs {
-    /// Server and login: imaps://USER@HOST[:PORT], imap://… (STARTTLS), pop3s://…, pop3://… (STLS)
+    /// Server and login: imaps://USER@HOST[:PORT], imap://… (STARTTLS), pop3s://…, pop3://… (STLS);
+    /// with --provider, just USER (pop3:USER for its POP3)
     #[arg(value_name = "URL")]
     url: String,
     /// Only folders matching this glob (`*`, `?`); repeatable [default: all]

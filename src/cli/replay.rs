@@ -59,7 +59,8 @@ pub struct ReplayTuning {
 
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
-    /// The target: imaps://USER@HOST[:PORT] or imap://… (STARTTLS)
+    /// The target: imaps://USER@HOST[:PORT] or imap://… (STARTTLS); with --provider,
+    /// just USER
     #[arg(long, value_name = "URL")]
     to: String,
     /// Only messages matching this search (the query language of `search`)

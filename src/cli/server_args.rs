@@ -38,7 +38,7 @@ impl ServerOptions<'_> {
     }
 
     /// Parses `url` and checks the options fit it. With `--provider`, `url` is the
-    /// user name (`pop3://USER` for the provider's POP3 server).
+    /// user name (`pop3:USER` for the provider's POP3 server).
     pub fn endpoint(&self, url: &str) -> Result<Endpoint> {
         let ep = match self.preset()? {
             None => Endpoint::parse(url).map_err(|e| super::UsageError(e.to_string()))?,

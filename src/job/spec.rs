@@ -186,7 +186,8 @@ pub struct Account {
     /// Unique within the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// `imaps://USER@HOST[:PORT]`, `imap://…` (STARTTLS), `pop3s://…` or `pop3://…` (STLS).
+    /// `imaps://USER@HOST[:PORT]`, `imap://…` (STARTTLS), `pop3s://…` or `pop3://…` (STLS);
+    /// with a `preset`, just `USER` (or `pop3:USER`).
     #[schemars(with = "String")]
     pub url: Spanned<String>,
     /// Where the password comes from.
@@ -216,7 +217,7 @@ pub struct Account {
     /// A provider preset (`presets/providers.toml`: `gmail`, `microsoft365`,
     /// `outlook`, `yahoo`, `icloud`, `fastmail`, `gmx`, `webde`, `t-online`,
     /// `mailbox.org`, or a site's own from `MAILVAULT_PRESETS`): `url` may then be
-    /// just the user name (`pop3://USER` for its POP3), and `connections` stays
+    /// just the user name (`pop3:USER` for its POP3), and `connections` stays
     /// within the provider's limit (Gmail 15, Microsoft 365 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
