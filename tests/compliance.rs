@@ -797,7 +797,7 @@ fn a_job_file_declares_retention_and_sets_it_once() {
     std::fs::write(
         &job,
         format!(
-            "archive = {:?}\n\n[[accounts]]\nurl = \"imaps://u@127.0.0.1:{port}\"\npassword = {{ env = \"NOPE_PW\" }}\n\n[[retention]]\nname = \"everything\"\nquery = \"*\"\nkeep = \"7y\"\nfrom = \"date\"\n",
+            "archive = {:?}\n\n[[accounts]]\nurl = \"imaps://u@127.0.0.1:{port}\"\npassword = {{ env = \"NOPE_PW\" }}\n\n[[retention]]\nname = \"everything\"\nquery = \"*\"\nkeep = \"7Y\"\nfrom = \"date\"\n",
             archive.to_str().unwrap()
         ),
     )

@@ -113,9 +113,15 @@ fn declare_policies(
     for job in jobs.iter().filter(|j| archive_of(j, default_archive) == dir) {
         for rule in &job.retention {
             let from_date = rule.from == RetentionFrom::Date;
-            let same = current.iter().any(|(n, r)| {
-                *n == rule.name && r.query == rule.query && r.keep == rule.keep && r.from_date == from_date
-            });
+            // Compared as stored (`10Y` is kept as `10y`), so that an unchanged
+            // declaration is not set, and logged, again at every start.
+            let keep = rule
+                .keep
+                .parse::<crate::plan::retention::Keep>()
+                .map_or_else(|_| rule.keep.clone(), |k| k.to_string());
+            let same = current
+                .iter()
+                .any(|(n, r)| *n == rule.name && r.query == rule.query && r.keep == keep && r.from_date == from_date);
             if same {
                 continue;
             }
