@@ -142,7 +142,7 @@ pub fn record(dir: &Path, key: Option<&Key>, access: &Access<'_>) -> Result<Acce
                 line: seq + 1,
                 what: format!("sealing the entry: {e}"),
             })?;
-            format!("{SEALED}{}", hex(&sealed))
+            format!("{SEALED}{}", crate::model::bytes_to_hex(&sealed))
         }
     };
     let hash = chain::link(&prev, seq, body.as_bytes());
@@ -190,10 +190,6 @@ fn last_line(file: &mut File) -> std::io::Result<Option<Vec<u8>>> {
         }
         window *= 4;
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn parse_line(path: &Path, line_no: u64, line: &[u8], key: Option<&Key>) -> Result<(Hash32, AccessEntry)> {

@@ -259,7 +259,7 @@ pub fn rewrap(wrapped: &Wrapped, old: &Secret<'_>, new: &Secret<'_>, cost: KdfCo
 /// The text of `ARCHIVE/keys/archive.key`: the wrapped master key and how to
 /// unwrap it (nothing secret in it without the passphrase or key file).
 pub fn key_file_text(w: &Wrapped) -> String {
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    use crate::model::bytes_to_hex as hex;
     match w {
         Wrapped::Passphrase { salt, cost, sealed } => format!(
             "format = \"{KEY_FILE_FORMAT}\"\nwrapped_by = \"passphrase\"\nkdf = \"argon2id\"\nsalt = \"{}\"\nmemory_kib = {}\npasses = {}\nlanes = {}\nsealed = \"{}\"\n",

@@ -22,12 +22,7 @@ impl Hash32 {
 
     /// Lower-case hex, 64 characters.
     pub fn to_hex(&self) -> String {
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
-            s.push(char::from(HEX[(b >> 4) as usize]));
-            s.push(char::from(HEX[(b & 15) as usize]));
-        }
-        s
+        bytes_to_hex(&self.0)
     }
 
     /// The first `n` hex characters (for tables and `show`).
@@ -105,6 +100,16 @@ impl IdHasher {
             placements,
         }
     }
+}
+
+/// Lower-case hex of `bytes`.
+pub fn bytes_to_hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(char::from(HEX[(b >> 4) as usize]));
+        s.push(char::from(HEX[(b & 15) as usize]));
+    }
+    s
 }
 
 /// Decodes an even-length hex string (either case).

@@ -144,32 +144,48 @@ struct SealingWriter {
     inner: WritePtr,
     key: Arc<Key>,
     name: String,
-    /// Plaintext not sealed yet (less than a block, except transiently).
+    /// Plaintext not sealed yet (always less than a block).
     buf: Vec<u8>,
     /// The number of the next block.
     block: u64,
 }
 
 impl SealingWriter {
-    fn seal_block(&mut self, len: usize, last: bool) -> io::Result<()> {
+    /// Seals `plain` as the next block and writes it out.
+    fn seal_block(&mut self, plain: &[u8], last: bool) -> io::Result<()> {
         let aad = block_aad(&self.name, self.block, last);
-        let sealed = crypt::seal(&self.key, &aad, &self.buf[..len]).map_err(io::Error::other)?;
+        let sealed = crypt::seal(&self.key, &aad, plain).map_err(io::Error::other)?;
         self.inner.write_all(&sealed)?;
-        self.buf.drain(..len);
         self.block += 1;
         Ok(())
     }
 }
 
 impl Write for SealingWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        while self.buf.len() >= BLOCK {
-            // A full block is never the last: the last one is sealed at the end,
-            // even when empty, so that a file cut at a block boundary is caught.
-            self.seal_block(BLOCK, false)?;
+    /// Fills the pending block, then seals whole blocks straight from `data`,
+    /// keeping only the tail: no byte is copied more than once. A full block is
+    /// never the last: the last one is sealed at the end, even when empty, so
+    /// that a file cut at a block boundary is caught.
+    fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
+        let n = data.len();
+        if !self.buf.is_empty() {
+            let take = (BLOCK - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() < BLOCK {
+                return Ok(n);
+            }
+            let block = std::mem::take(&mut self.buf);
+            self.seal_block(&block, false)?;
+            self.buf = block;
+            self.buf.clear();
         }
-        Ok(data.len())
+        while data.len() >= BLOCK {
+            self.seal_block(&data[..BLOCK], false)?;
+            data = &data[BLOCK..];
+        }
+        self.buf.extend_from_slice(data);
+        Ok(n)
     }
 
     /// Only whole blocks are ever written, so a flush passes on what is sealed.
@@ -180,7 +196,8 @@ impl Write for SealingWriter {
 
 impl TerminatingWrite for SealingWriter {
     fn terminate_ref(&mut self, token: AntiCallToken) -> io::Result<()> {
-        self.seal_block(self.buf.len(), true)?;
+        let tail = std::mem::take(&mut self.buf);
+        self.seal_block(&tail, true)?;
         self.inner.terminate_ref(token)
     }
 }
@@ -283,8 +300,11 @@ mod tests {
 
     fn write(d: &SealedDirectory, name: &str, data: &[u8]) {
         let mut w = d.open_write(Path::new(name)).unwrap();
-        // Odd-sized writes, to cross block boundaries in the middle of a write.
-        for chunk in data.chunks(7777) {
+        // One large write (whole blocks sealed straight from it), then odd-sized
+        // ones, to cross block boundaries in the middle of a write.
+        let (head, rest) = data.split_at(data.len() / 2);
+        w.write_all(head).unwrap();
+        for chunk in rest.chunks(7777) {
             w.write_all(chunk).unwrap();
         }
         w.terminate().unwrap();
