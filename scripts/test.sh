@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs (libclang for RocksDB's bindings, Dovecot for the
-# protocol tests, openssl for their certificates, tar + zstd for the corpora), then
+# protocol tests, openssl for their certificates, tar + zstd for the corpora,
+# oidc-provider from npm for the OAuth2 tests), then
 # runs formatting and lint checks, the demo script, and every test. `.ci/run` calls
 # this script.
 #
@@ -25,6 +26,21 @@ if ! [ -x "$GARAGE_ROOT/bin/garage" ]; then
     --no-default-features --features lmdb,bundled-libs --root "$GARAGE_ROOT"
 fi
 export MAILVAULT_GARAGE="$GARAGE_ROOT/bin/garage"
+
+# oidc-provider, the OpenID provider of the OAuth2 tests (npm, Node.js 20+), from the
+# committed lockfile into a cache outside the clone; reinstalled when the lockfile changes.
+OIDC_ROOT="${MAILVAULT_OIDC_ROOT:-$HOME/.cache/mailvault-oidc}"
+if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
+  echo "Node.js 20 or later and npm are needed for the OAuth2 tests: apt-get install nodejs npm" >&2
+  exit 1
+fi
+if ! cmp -s tests/oidc/package-lock.json "$OIDC_ROOT/package-lock.json" || ! [ -f "$OIDC_ROOT/node_modules/oidc-provider/package.json" ]; then
+  echo "== installing oidc-provider (the OAuth2 tests' OpenID provider) into $OIDC_ROOT"
+  mkdir -p "$OIDC_ROOT"
+  cp tests/oidc/package.json tests/oidc/package-lock.json "$OIDC_ROOT/"
+  (cd "$OIDC_ROOT" && npm ci --no-audit --no-fund)
+fi
+export MAILVAULT_OIDC_MODULES="$OIDC_ROOT/node_modules"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -47,7 +47,8 @@ pub enum CryptError {
 
 pub type Result<T, E = CryptError> = std::result::Result<T, E>;
 
-fn random<const N: usize>() -> Result<[u8; N]> {
+/// `N` bytes from the system's random source.
+pub fn random<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
     SystemRandom::new().fill(&mut b).map_err(|_| CryptError::Random)?;
     Ok(b)
@@ -130,6 +131,8 @@ pub struct ArchiveKeys {
     pub log: Key,
     /// Keyed BLAKE3 for message and part ids.
     pub ids: Key,
+    /// The secret store (OAuth2 sign-ins).
+    pub secrets: Key,
 }
 
 impl ArchiveKeys {
@@ -139,12 +142,18 @@ impl ArchiveKeys {
             index: master.derive("mailvault 2026 index v1"),
             log: master.derive("mailvault 2026 access log v1"),
             ids: master.derive("mailvault 2026 ids v1"),
+            secrets: master.derive("mailvault 2026 secrets v1"),
         }
     }
 
     /// The index key, shared with the search index's directory.
     pub fn index_key(&self) -> std::sync::Arc<Key> {
         std::sync::Arc::new(Key(self.index.0))
+    }
+
+    /// The secret store's key.
+    pub fn secrets_key(&self) -> std::sync::Arc<Key> {
+        std::sync::Arc::new(Key(self.secrets.0))
     }
 
     /// Makes message and part ids: BLAKE3 keyed with the archive's id key.

@@ -39,6 +39,7 @@ pub mod metastore;
 pub mod mime;
 pub mod model;
 pub mod net;
+pub mod oauth;
 pub mod output;
 pub mod plan;
 pub mod pop3;

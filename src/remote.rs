@@ -11,8 +11,44 @@ use crate::net::{Endpoint, Secret};
 #[derive(Clone, Debug)]
 pub enum Auth {
     Password(Secret),
-    /// An OAuth2 access token (XOAUTH2 or OAUTHBEARER).
+    /// An OAuth2 access token (XOAUTH2 or OAUTHBEARER), as given.
     OAuth2(Secret),
+    /// The access token of a stored sign-in (`mailvault login`), refreshed before
+    /// it expires and once more when the server refuses it.
+    OAuth2SignIn(Arc<crate::oauth::TokenSource>),
+}
+
+impl Auth {
+    /// The access token to offer now (refreshed first when due).
+    pub async fn oauth2_token(&self) -> Result<Secret, crate::oauth::OAuthError> {
+        match self {
+            Auth::Password(_) => Err(crate::oauth::OAuthError::Config(
+                "a password login has no OAuth2 token".into(),
+            )),
+            Auth::OAuth2(t) => Ok(t.clone()),
+            Auth::OAuth2SignIn(s) => s.access_token().await,
+        }
+    }
+
+    /// After the server refused `token`: a new one to try once, when there is one.
+    pub async fn oauth2_retry(&self, token: &Secret) -> Result<Option<Secret>, crate::oauth::OAuthError> {
+        match self {
+            Auth::OAuth2SignIn(s) => s.after_refusal(token).await.map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Which SASL mechanism carries an OAuth2 token.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OAuthMechanism {
+    /// XOAUTH2 when offered, else OAUTHBEARER.
+    #[default]
+    Auto,
+    /// Google's and Microsoft's XOAUTH2.
+    XOAuth2,
+    /// RFC 7628's OAUTHBEARER.
+    OAuthBearer,
 }
 
 /// Everything needed to open sessions to one server.
@@ -23,6 +59,8 @@ pub struct ConnectOptions {
     /// `imap://` or `pop3://` without TLS at all. Never the default.
     pub insecure_plaintext: bool,
     pub auth: Auth,
+    /// The SASL mechanism of an OAuth2 token.
+    pub oauth2_mechanism: OAuthMechanism,
     /// Bound on each network wait (connect, a response line, a FETCH item).
     pub io_timeout: Duration,
     /// The server's connection slots, when a service limits connections per host.

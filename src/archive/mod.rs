@@ -338,6 +338,11 @@ impl Archive {
         self.keys.as_ref().map(|k| k.index_key())
     }
 
+    /// The key that seals the secret store (OAuth2 sign-ins) of an encrypted archive.
+    pub fn secrets_key(&self) -> Option<Arc<crate::crypt::Key>> {
+        self.keys.as_ref().map(|k| k.secrets_key())
+    }
+
     /// How this archive makes message and part ids. Every source that hands
     /// messages to the archive, and every check of bytes against an id, uses it.
     pub fn ids(&self) -> &crate::model::IdHasher {

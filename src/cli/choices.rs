@@ -84,3 +84,19 @@ impl From<SortArg> for Sort {
         }
     }
 }
+
+/// `--oauth2-mechanism`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OAuthMechanismArg {
+    Xoauth2,
+    Oauthbearer,
+}
+
+impl From<OAuthMechanismArg> for mailvault::remote::OAuthMechanism {
+    fn from(a: OAuthMechanismArg) -> Self {
+        match a {
+            OAuthMechanismArg::Xoauth2 => mailvault::remote::OAuthMechanism::XOAuth2,
+            OAuthMechanismArg::Oauthbearer => mailvault::remote::OAuthMechanism::OAuthBearer,
+        }
+    }
+}

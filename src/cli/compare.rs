@@ -48,8 +48,8 @@ pub fn compare(a: &CompareArgs) -> Result<ExitCode> {
         .collect::<Result<Vec<_>>>()?;
     let ea = a.source.options().endpoint(&a.a)?;
     let eb = a.target.options().endpoint(&a.b)?;
-    let oa = a.source.options().connect_options(ea, a.timeout)?;
-    let ob = a.target.options().connect_options(eb, a.timeout)?;
+    let oa = a.source.options().connect_options(ea, a.timeout, None)?;
+    let ob = a.target.options().connect_options(eb, a.timeout, None)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

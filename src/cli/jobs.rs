@@ -260,6 +260,7 @@ fn print_run(r: &AccountRun) {
         (Outcome::Ok, false) => "ok",
         (Outcome::Temporary, _) => "failed (temporary; retried)",
         (Outcome::Permanent, _) => "failed (login refused or credential unreadable)",
+        (Outcome::NeedsLogin, _) => "needs login (run `mailvault login` for this account)",
     };
     let secs = (r.ended - r.started).num_milliseconds() as f64 / 1000.0;
     println!(
@@ -372,11 +373,10 @@ fn dry_run(cli: &Cli, job: &Job) -> Result<ExitCode> {
 
 /// Reads the credential (it is not shown anywhere).
 fn credential_readable(login: &job::Login) -> Result<(), mailvault::net::SecretError> {
-    let cred = login
-        .password
-        .as_ref()
-        .or(login.oauth2_token.as_ref())
-        .expect("checked when read");
+    // A stored sign-in is read, and refreshed if need be, when the account runs.
+    let Some(cred) = login.password.as_ref().or(login.oauth2_token.as_ref()) else {
+        return Ok(());
+    };
     cred.source().read().map(drop)
 }
 

@@ -9,6 +9,7 @@ mod compliance;
 mod import;
 mod inspect;
 mod jobs;
+mod login;
 mod pull;
 mod replay;
 mod search;
@@ -164,6 +165,12 @@ enum Command {
         after_help = "Examples:\n  mailvault rekey\n  mailvault rekey --passphrase-file old.txt --new-passphrase-file new.txt\n  mailvault rekey --passphrase-env OLD_PW --new-key-file /safe/archive.keyfile"
     )]
     Rekey(secret::RekeyArgs),
+    /// Sign an account in with OAuth2 (Microsoft 365, Outlook.com, Google, any
+    /// OpenID provider) and keep the sign-in in the archive's secret store
+    #[command(
+        after_help = "Examples:\n  mailvault login --account alice --provider microsoft --client-id 00000000-0000-0000-0000-000000000000 --tenant contoso.com\n  mailvault login --account bob --provider google --client-id ID.apps.googleusercontent.com --client-secret-file google-secret.txt --browser\n  mailvault login --account sso --provider generic --issuer https://id.example.org --client-id mailvault --device\n  mailvault login --account tenant --provider microsoft --client-id ID --tenant contoso.com --client-credentials --client-secret-env APP_SECRET\n\nThen: mailvault pull --provider microsoft alice@contoso.com --oauth2-account alice"
+    )]
+    Login(login::LoginArgs),
     /// Print a shell completion script (see the README for where to put it)
     #[command(
         after_help = "Examples:\n  mailvault completions bash > ~/.local/share/bash-completion/completions/mailvault\n  mailvault completions zsh > \"${fpath[1]}/_mailvault\""
@@ -448,6 +455,7 @@ pub fn main() -> ExitCode {
         Command::Purge(a) => compliance::purge(&cli, &ui, a),
         Command::Attest(a) => compliance::attest(&cli, a),
         Command::Audit(a) => compliance::audit(&cli, a),
+        Command::Login(a) => login::login(&cli, a),
         Command::Rekey(a) => existing_archive_dir(&cli).and_then(|dir| secret::rekey(&cli.secret, &dir, a)),
         Command::Completions(a) => completions(a),
         Command::Man(a) => man(a),

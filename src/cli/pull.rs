@@ -54,6 +54,9 @@ pub struct PullArgs {
     /// Reconnect attempts per folder after a lost connection
     #[arg(long, default_value_t = 8, value_name = "N")]
     retries: u32,
+    /// Fetch at most N messages a second (a provider's download limit, a shared link)
+    #[arg(long, value_name = "N")]
+    messages_per_second: Option<u32>,
     /// POP3: delete each message from the server once it is durably archived
     #[arg(long)]
     delete_after_archive: bool,
@@ -65,7 +68,7 @@ pub struct PullArgs {
     dry_run: bool,
     /// POP3: log in with APOP only (by default APOP is used on plaintext connections
     /// when the server offers it)
-    #[arg(long, conflicts_with = "oauth2_token_command")]
+    #[arg(long, conflicts_with_all = ["oauth2_token_command", "oauth2_account"])]
     apop: bool,
     /// POP3: one command at a time even when the server offers PIPELINING
     #[arg(long)]
@@ -93,7 +96,11 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
         bail!("--dry-run, --apop and --no-pipelining apply to POP3 addresses");
     }
     let account = a.account.clone().unwrap_or_else(|| format!("{}@{}", ep.user, ep.host));
-    let mut connect = a.server.options().connect_options(ep.clone(), a.timeout)?;
+    let store = super::secret::token_store(&cli.secret, &super::archive_dir(cli)?)?;
+    let mut connect = a
+        .server
+        .options()
+        .connect_options(ep.clone(), a.timeout, Some(&store))?;
     connect.max_message_size = a.max_message_size.0;
     let opts = PullOptions {
         connect,
@@ -109,7 +116,10 @@ pub fn pull(cli: &Cli, ui: &Ui, a: &PullArgs) -> Result<ExitCode> {
         limits: BatchLimits::default(),
         max_retries: a.retries,
         backoff: Duration::from_millis(250),
-        control: Default::default(),
+        control: Control {
+            stop: Stop::default(),
+            pace: mailvault::control::Pace::new(a.messages_per_second, None),
+        },
     };
     if a.list_folders {
         if !opts.connect.endpoint.scheme.is_imap() {

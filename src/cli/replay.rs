@@ -53,6 +53,9 @@ pub struct ReplayTuning {
     /// Reconnect attempts per folder after a lost connection
     #[arg(long, default_value_t = 8, value_name = "N")]
     retries: u32,
+    /// Append at most N messages a second (a provider's upload limit, a shared link)
+    #[arg(long, value_name = "N")]
+    messages_per_second: Option<u32>,
     #[command(flatten)]
     output: super::Output,
 }
@@ -122,13 +125,18 @@ fn replay_options(connect: ConnectOptions, t: &ReplayTuning) -> Result<ReplayOpt
         max_retries: t.retries,
         backoff: Duration::from_millis(250),
         connections: t.connections.max(1),
+        pace: mailvault::control::Pace::new(t.messages_per_second, None),
         dry_run: t.dry_run,
     })
 }
 
 pub fn replay(cli: &Cli, ui: &Ui, a: &ReplayArgs) -> Result<ExitCode> {
     let ep = a.server.options().endpoint(&a.to)?;
-    let opts = replay_options(a.server.options().connect_options(ep, a.tuning.timeout)?, &a.tuning)?;
+    let store = super::secret::token_store(&cli.secret, &super::archive_dir(cli)?)?;
+    let opts = replay_options(
+        a.server.options().connect_options(ep, a.tuning.timeout, Some(&store))?,
+        &a.tuning,
+    )?;
     let archive = Arc::new(if a.tuning.dry_run {
         super::open_archive_read_only(cli)?
     } else {
@@ -180,8 +188,15 @@ pub fn migrate(cli: &Cli, ui: &Ui, a: &MigrateArgs) -> Result<ExitCode> {
         .account
         .clone()
         .unwrap_or_else(|| format!("{}@{}", from.user, from.host));
-    let source = a.source.options().connect_options(from, a.tuning.timeout)?;
-    let opts = replay_options(a.target.options().connect_options(to, a.tuning.timeout)?, &a.tuning)?;
+    let store = super::secret::token_store(&cli.secret, &super::archive_dir(cli)?)?;
+    let source = a
+        .source
+        .options()
+        .connect_options(from, a.tuning.timeout, Some(&store))?;
+    let opts = replay_options(
+        a.target.options().connect_options(to, a.tuning.timeout, Some(&store))?,
+        &a.tuning,
+    )?;
     let filter = PlacementFilter {
         accounts: vec![account.clone()],
         ..Default::default()

@@ -221,6 +221,13 @@ pub fn keys(args: &SecretArgs, dir: &Path) -> Result<Option<Arc<ArchiveKeys>>> {
     })
 }
 
+/// The secret store (OAuth2 sign-ins) of the archive at `dir`, sealed when the
+/// archive is encrypted.
+pub fn token_store(args: &SecretArgs, dir: &Path) -> Result<mailvault::oauth::TokenStore> {
+    let key = keys(args, dir)?.map(|k| k.secrets_key());
+    Ok(mailvault::oauth::TokenStore::for_archive(dir, key))
+}
+
 /// The index key of the archive at `dir` when it is encrypted.
 pub fn index_key(args: &SecretArgs, dir: &Path) -> Result<Option<Arc<mailvault::crypt::Key>>> {
     Ok(keys(args, dir)?.map(|k| k.index_key()))

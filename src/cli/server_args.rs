@@ -6,10 +6,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use mailvault::net::tls::{self, Pin};
 use mailvault::net::{Endpoint, SecretSource, TlsOptions};
+use mailvault::oauth::{TokenSource, TokenStore};
 use mailvault::presets::Preset;
 use mailvault::remote::{Auth, ConnectOptions};
 
@@ -22,6 +23,8 @@ pub struct ServerOptions<'a> {
     pub password_file: &'a Option<PathBuf>,
     pub password_command: &'a Option<String>,
     pub oauth2_token_command: &'a Option<String>,
+    pub oauth2_account: &'a Option<String>,
+    pub oauth2_mechanism: Option<super::choices::OAuthMechanismArg>,
     pub tls_ca: &'a Option<PathBuf>,
     pub tls_pin: &'a [Pin],
     pub danger_accept_invalid_certs: bool,
@@ -54,23 +57,15 @@ impl ServerOptions<'_> {
         Ok(ep)
     }
 
-    /// Reads the secret (this may prompt) and builds the TLS configuration.
-    pub fn connect_options(&self, ep: Endpoint, timeout_secs: u64) -> Result<ConnectOptions> {
-        let source = if let Some(v) = self.password_env {
-            SecretSource::Env(v.clone())
-        } else if let Some(f) = self.password_file {
-            SecretSource::File(f.clone())
-        } else if let Some(c) = self.password_command.as_ref().or(self.oauth2_token_command.as_ref()) {
-            SecretSource::Command(c.clone())
-        } else {
-            SecretSource::Prompt(format!("password for {ep}: "))
-        };
-        let secret = source.read()?;
-        let auth = if self.oauth2_token_command.is_some() {
-            Auth::OAuth2(secret)
-        } else {
-            Auth::Password(secret)
-        };
+    /// Reads the secret (this may prompt) and builds the TLS configuration. `store`
+    /// holds the sign-ins `--oauth2-account` names (the archive's).
+    pub fn connect_options(
+        &self,
+        ep: Endpoint,
+        timeout_secs: u64,
+        store: Option<&TokenStore>,
+    ) -> Result<ConnectOptions> {
+        let auth = self.auth(&ep, store)?;
         let tls = tls::client_config(&TlsOptions {
             ca_file: self.tls_ca.clone(),
             pins: self.tls_pin.to_vec(),
@@ -81,9 +76,32 @@ impl ServerOptions<'_> {
             tls,
             insecure_plaintext: self.insecure_plaintext,
             auth,
+            oauth2_mechanism: self.oauth2_mechanism.map(Into::into).unwrap_or_default(),
             io_timeout: Duration::from_secs(timeout_secs.max(1)),
             slots: None,
             max_message_size: mailvault::remote::DEFAULT_MAX_MESSAGE_SIZE,
+        })
+    }
+
+    fn auth(&self, ep: &Endpoint, store: Option<&TokenStore>) -> Result<Auth> {
+        if let Some(name) = self.oauth2_account {
+            let store = store.context("--oauth2-account needs an archive, whose secret store holds the sign-in")?;
+            return Ok(Auth::OAuth2SignIn(TokenSource::shared(store.clone(), name)?));
+        }
+        let source = if let Some(v) = self.password_env {
+            SecretSource::Env(v.clone())
+        } else if let Some(f) = self.password_file {
+            SecretSource::File(f.clone())
+        } else if let Some(c) = self.password_command.as_ref().or(self.oauth2_token_command.as_ref()) {
+            SecretSource::Command(c.clone())
+        } else {
+            SecretSource::Prompt(format!("password for {ep}: "))
+        };
+        let secret = source.read()?;
+        Ok(if self.oauth2_token_command.is_some() {
+            Auth::OAuth2(secret)
+        } else {
+            Auth::Password(secret)
         })
     }
 }
@@ -113,6 +131,12 @@ macro_rules! server_args {
             #[arg(help = concat!("Run this shell command for an OAuth2 access token", $whose, " (XOAUTH2/OAUTHBEARER)"),
                   long = concat!($prefix, "oauth2-token-command"), id = concat!($prefix, "oauth2_token_command"), value_name = "CMD", group = concat!($prefix, "secret"))]
             pub oauth2_token_command: Option<String>,
+            #[arg(help = concat!("Sign in", $whose, " with the OAuth2 sign-in stored under NAME by `mailvault login --account NAME`, refreshed as the work goes"),
+                  long = concat!($prefix, "oauth2-account"), id = concat!($prefix, "oauth2_account"), value_name = "NAME", group = concat!($prefix, "secret"))]
+            pub oauth2_account: Option<String>,
+            #[arg(help = concat!("The SASL mechanism", $whose, " for an OAuth2 token (default: XOAUTH2 when offered, else OAUTHBEARER)"),
+                  long = concat!($prefix, "oauth2-mechanism"), id = concat!($prefix, "oauth2_mechanism"), value_name = "MECH")]
+            pub oauth2_mechanism: Option<super::choices::OAuthMechanismArg>,
             #[arg(help = concat!("Also trust the CA certificate(s) in this PEM file", $whose),
                   long = concat!($prefix, "tls-ca"), id = concat!($prefix, "tls_ca"), value_name = "FILE")]
             pub tls_ca: Option<PathBuf>,
@@ -134,6 +158,8 @@ macro_rules! server_args {
                     password_file: &self.password_file,
                     password_command: &self.password_command,
                     oauth2_token_command: &self.oauth2_token_command,
+                    oauth2_account: &self.oauth2_account,
+                    oauth2_mechanism: self.oauth2_mechanism,
                     tls_ca: &self.tls_ca,
                     tls_pin: &self.tls_pin,
                     danger_accept_invalid_certs: self.danger_accept_invalid_certs,

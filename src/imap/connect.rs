@@ -14,9 +14,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::debug;
 
 use super::ImapError;
-use crate::net::{tls, Dropped, Guarded, MaybeTls, Scheme};
+use crate::net::{tls, Dropped, Guarded, MaybeTls, Scheme, Secret};
 use crate::plan::namespace::Namespaces;
-use crate::remote::{Auth, ConnectOptions};
+use crate::remote::{Auth, ConnectOptions, OAuthMechanism};
 
 /// What the server can do, as far as the sync cares.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,6 +41,17 @@ pub struct Connected {
     /// What NAMESPACE answered; `None` when the server does not offer it (or
     /// refused it): folders are then named from the top of the hierarchy.
     pub namespaces: Option<Namespaces>,
+    /// When the session should be closed at the next commit and a new one opened:
+    /// its OAuth2 token is then due for a refresh (providers such as Exchange
+    /// Online end sessions whose token has expired).
+    pub retire_at: Option<tokio::time::Instant>,
+}
+
+impl Connected {
+    /// Whether the session's token is due and it should make way for a new one.
+    pub fn retiring(&self) -> bool {
+        self.retire_at.is_some_and(|t| tokio::time::Instant::now() >= t)
+    }
 }
 
 const MAX_LINE: usize = 64 * 1024;
@@ -122,11 +133,16 @@ pub async fn connect(o: &ConnectOptions) -> Result<Connected, ImapError> {
         None
     };
     debug!(%server, ?caps, "logged in");
+    let retire_at = match &o.auth {
+        Auth::OAuth2SignIn(s) => Some(tokio::time::Instant::now() + Duration::from_secs(s.refresh_due_in().await)),
+        _ => None,
+    };
     Ok(Connected {
         session,
         caps,
         dropped,
         namespaces,
+        retire_at,
     })
 }
 
@@ -331,25 +347,44 @@ async fn login(
                 .await
                 .map_err(|(e, _)| auth_err(e)),
             Auth::Password(pw) => client.login(user, pw.expose()).await.map_err(|(e, _)| auth_err(e)),
-            Auth::OAuth2(token) => {
-                let bearer = !has("AUTH=XOAUTH2") && has("AUTH=OAUTHBEARER");
-                let mech = if bearer { "OAUTHBEARER" } else { "XOAUTH2" };
-                client
-                    .authenticate(
-                        mech,
-                        OAuth {
-                            user,
-                            token: token.expose(),
-                            bearer,
-                            answered: false,
-                        },
-                    )
-                    .await
-                    .map_err(|(e, _)| auth_err(e))
+            Auth::OAuth2(_) | Auth::OAuth2SignIn(_) => {
+                let bearer = match o.oauth2_mechanism {
+                    OAuthMechanism::Auto => !has("AUTH=XOAUTH2") && has("AUTH=OAUTHBEARER"),
+                    OAuthMechanism::XOAuth2 => false,
+                    OAuthMechanism::OAuthBearer => true,
+                };
+                let token = o.auth.oauth2_token().await?;
+                match oauth_login(client, user, &token, bearer).await {
+                    Ok(s) => Ok(s),
+                    // Refused: a token refreshed once, on the same connection.
+                    Err((e, client)) => match o.auth.oauth2_retry(&token).await? {
+                        Some(again) => oauth_login(client, user, &again, bearer)
+                            .await
+                            .map_err(|(e, _)| auth_err(e)),
+                        None => Err(auth_err(e)),
+                    },
+                }
             }
         }
     };
     timed(o.io_timeout, server, "logging in", fut).await
+}
+
+/// AUTHENTICATE XOAUTH2 (or OAUTHBEARER) with `token`; the client back when refused.
+async fn oauth_login(
+    client: Client<Guarded<MaybeTls>>,
+    user: &str,
+    token: &Secret,
+    bearer: bool,
+) -> Result<ImapSession, (async_imap::error::Error, Client<Guarded<MaybeTls>>)> {
+    let mech = if bearer { "OAUTHBEARER" } else { "XOAUTH2" };
+    let auth = OAuth {
+        user,
+        token: token.expose(),
+        bearer,
+        answered: false,
+    };
+    client.authenticate(mech, auth).await
 }
 
 #[cfg(test)]

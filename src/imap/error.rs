@@ -55,6 +55,12 @@ pub enum ImapError {
     Archive(#[from] ArchiveError),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    #[error(transparent)]
+    OAuth(#[from] crate::oauth::OAuthError),
+    /// Not a failure: the session's OAuth2 token is due, so the folder stopped at
+    /// a commit for a new session to resume it.
+    #[error("{server}: the session's access token is due for a refresh; resuming on a new session")]
+    SessionRetiring { server: String },
 }
 
 impl ImapError {
@@ -62,8 +68,16 @@ impl ImapError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            ImapError::Connect(_) | ImapError::Timeout { .. } | ImapError::Lost { .. }
+            ImapError::Connect(_)
+                | ImapError::Timeout { .. }
+                | ImapError::Lost { .. }
+                | ImapError::OAuth(crate::oauth::OAuthError::Http { .. })
         )
+    }
+
+    /// The account's sign-in is gone or refused for good: `mailvault login` mends it.
+    pub fn needs_login(&self) -> bool {
+        matches!(self, ImapError::OAuth(e) if e.needs_login())
     }
 
     /// The server could not be reached at all (refused, no route, unknown host):

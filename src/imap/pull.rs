@@ -314,6 +314,9 @@ async fn worker(
         };
         let mut attempts = 0u32;
         loop {
+            if conn.as_ref().is_some_and(Connected::retiring) {
+                retire(conn.take()).await;
+            }
             if conn.is_none() {
                 match connect_retrying(o, &mut attempts, false).await {
                     Ok(c) => {
@@ -344,9 +347,13 @@ async fn worker(
                 dropped: &c.dropped,
                 writer,
                 progress,
+                retire_at: c.retire_at,
             };
             match sync_folder(&mut c.session, &job, &mut summary).await {
                 Ok(()) => break,
+                // Its token is due: a new session (with a fresh token) resumes the
+                // folder from the last commit; not a failure, not counted.
+                Err(ImapError::SessionRetiring { .. }) => retire(conn.take()).await,
                 Err(e) if e.is_retryable() && attempts < o.max_retries => {
                     attempts += 1;
                     summary.retries += 1;
@@ -368,6 +375,11 @@ async fn worker(
         progress.folder_done(&folder.name);
         results.lock().expect("results").push(summary);
     }
+    retire(conn).await;
+}
+
+/// Logs a session out (bounded in time), if there is one.
+async fn retire(conn: Option<Connected>) {
     if let Some(mut c) = conn {
         let _ = tokio::time::timeout(Duration::from_secs(5), c.session.logout()).await;
     }

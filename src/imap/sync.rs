@@ -37,6 +37,9 @@ pub struct FolderJob<'a> {
     pub dropped: &'a Dropped,
     pub writer: &'a Writer,
     pub progress: &'a dyn PullProgress,
+    /// When the session should make way for a new one (see
+    /// [`super::connect::Connected::retire_at`]): checked between batches.
+    pub retire_at: Option<tokio::time::Instant>,
 }
 
 impl FolderJob<'_> {
@@ -403,6 +406,13 @@ async fn fetch_new(
     while start < todo.len() {
         if job.control.stop.requested() {
             break;
+        }
+        if start > 0 && job.retire_at.is_some_and(|t| tokio::time::Instant::now() >= t) {
+            // What is fetched is committed; a new session resumes from here.
+            if let Some(p) = pending.take() {
+                account_commit(summary, p.wait().await?);
+            }
+            return Err(ImapError::SessionRetiring { server: server.into() });
         }
         let mut end = start;
         let mut bytes = 0u64;

@@ -48,6 +48,9 @@ pub enum Outcome {
     /// Will fail the same way until someone acts: login refused, bad credential
     /// source, certificate not trusted.
     Permanent,
+    /// The account's OAuth2 sign-in was refused for good (a revoked refresh
+    /// token): nothing is tried until `mailvault login` signs in anew.
+    NeedsLogin,
 }
 
 impl Outcome {
@@ -57,6 +60,7 @@ impl Outcome {
             Outcome::Ok => "ok",
             Outcome::Temporary => "temporary",
             Outcome::Permanent => "permanent",
+            Outcome::NeedsLogin => "needs-login",
         }
     }
 }
@@ -90,7 +94,9 @@ pub fn next_attempt(
     match outcome {
         Outcome::Ok => scheduled,
         Outcome::Temporary => grown(retry.backoff.0),
-        Outcome::Permanent => grown(retry.auth_failure_backoff.0).max(scheduled),
+        // A needs-login run asks nobody (the sign-in is marked); it is retried as
+        // rarely as a refused password, to notice a new `mailvault login`.
+        Outcome::Permanent | Outcome::NeedsLogin => grown(retry.auth_failure_backoff.0).max(scheduled),
     }
 }
 

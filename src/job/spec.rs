@@ -196,6 +196,10 @@ pub struct Account {
     /// Where an OAuth2 access token comes from (XOAUTH2/OAUTHBEARER), instead of a password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth2_token: Option<Credential>,
+    /// Sign in with a stored OAuth2 sign-in (`mailvault login`), refreshed as the
+    /// work goes, instead of a password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<OAuth2Login>,
     /// Also trust the CA certificate(s) in this PEM file; a server certificate that
     /// is exactly one of them is trusted as it is (a self-signed one, say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -250,11 +254,32 @@ pub struct Account {
     pub replay: Option<ReplayTarget>,
 }
 
+/// `oauth2 = { provider = "…", client_id = "…", tenant = "…" }`: the account signs
+/// in with the sign-in `mailvault login --account NAME --provider …` stored.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Login {
+    /// As given to `mailvault login --provider`: `microsoft`, `google`, `generic` or
+    /// another preset with OAuth2.
+    pub provider: String,
+    /// The client id the sign-in must have been made with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The Microsoft tenant, as given to `mailvault login --tenant`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The name the sign-in is stored under (`login --account NAME`). Default: the
+    /// account's name; a replay target's USER@HOST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
 /// How to log in and trust a server (an account's or a replay target's keys).
 #[derive(Clone, Debug)]
 pub struct Login {
     pub password: Option<Credential>,
     pub oauth2_token: Option<Credential>,
+    pub oauth2: Option<OAuth2Login>,
     pub tls_ca: Option<PathBuf>,
     pub tls_pin: Vec<Pin>,
     pub danger_accept_invalid_certs: bool,
@@ -269,6 +294,7 @@ macro_rules! login_of {
                 Login {
                     password: self.password.clone(),
                     oauth2_token: self.oauth2_token.clone(),
+                    oauth2: self.oauth2.clone(),
                     tls_ca: self.tls_ca.as_deref().map(|p| expand_home(&p.to_string_lossy())),
                     tls_pin: self.tls_pin.clone(),
                     danger_accept_invalid_certs: self.danger_accept_invalid_certs,
@@ -304,6 +330,10 @@ pub struct ReplayTarget {
     /// Where an OAuth2 access token comes from (XOAUTH2/OAUTHBEARER), instead of a password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth2_token: Option<Credential>,
+    /// Sign in with a stored OAuth2 sign-in (`mailvault login`), refreshed as the
+    /// work goes, instead of a password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<OAuth2Login>,
     /// Also trust the CA certificate(s) in this PEM file; a server certificate that
     /// is exactly one of them is trusted as it is (a self-signed one, say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -655,12 +685,22 @@ fn check_login(
     span: Range<usize>,
     at: &dyn Fn(&str) -> String,
 ) -> Result<(), CheckError> {
-    match (&login.password, &login.oauth2_token) {
-        (Some(_), Some(_)) => fail(span, at("oauth2_token"), "give `password` or `oauth2_token`, not both"),
-        (None, None) => fail(
+    let given = [
+        login.password.is_some(),
+        login.oauth2_token.is_some(),
+        login.oauth2.is_some(),
+    ];
+    match given.iter().filter(|&&g| g).count() {
+        2.. => fail(
+            span,
+            at("oauth2"),
+            "give one of `password`, `oauth2_token` and `oauth2`",
+        ),
+        0 => fail(
             span,
             at("password"),
-            "no credential: give password = { env = \"VAR\" } (or file = / command =), or oauth2_token = { command = \"…\" }",
+            "no credential: give password = { env = \"VAR\" } (or file = / command =), oauth2 = { provider = \"…\" } \
+             (a sign-in made by `mailvault login`), or oauth2_token = { command = \"…\" }",
         ),
         _ if login.insecure_plaintext && ep.scheme.implicit_tls() => fail(
             span,

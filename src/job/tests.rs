@@ -95,6 +95,37 @@ fn a_preset_needs_only_the_user_name_and_bounds_connections() {
 }
 
 #[test]
+fn an_account_signs_in_with_a_stored_oauth2_sign_in() {
+    let text = GOOD.replace(
+        "password = { command = \"pass show shop\" }",
+        "oauth2 = { provider = \"microsoft\", client_id = \"c-1\", tenant = \"contoso.com\" }",
+    );
+    let job = parse_str(&text).unwrap();
+    let login = job.accounts[1].spec.login();
+    let o = login.oauth2.expect("an oauth2 sign-in");
+    assert_eq!(
+        (o.provider.as_str(), o.client_id.as_deref()),
+        ("microsoft", Some("c-1"))
+    );
+    assert_eq!((o.tenant.as_deref(), o.account.as_deref()), (Some("contoso.com"), None));
+    assert!(login.password.is_none() && login.oauth2_token.is_none());
+    // One credential only; the table's keys are checked.
+    let both = GOOD.replace(
+        "password = { command = \"pass show shop\" }",
+        "password = { command = \"pass show shop\" }\noauth2 = { provider = \"google\" }",
+    );
+    let (_, _, field, message) = refusal(&both);
+    assert_eq!(field, "accounts[1].oauth2");
+    assert!(message.contains("one of"), "{message}");
+    let typo = GOOD.replace(
+        "password = { command = \"pass show shop\" }",
+        "oauth2 = { provider = \"google\", clientid = \"x\" }",
+    );
+    let (_, _, _, message) = refusal(&typo);
+    assert!(message.contains("clientid"), "{message}");
+}
+
+#[test]
 fn an_unknown_key_is_an_error_at_its_place() {
     let text = GOOD.replace("preset = \"gmail\"", "preset = \"gmail\"\npasword = { env = \"X\" }");
     let (line, column, field, message) = refusal(&text);

@@ -10,8 +10,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::proto::{self, Capabilities, DotDecoder, Fed, Status};
 use super::Pop3Error;
-use crate::net::{tls, MaybeTls, Scheme};
-use crate::remote::{Auth, ConnectOptions};
+use crate::net::{tls, MaybeTls, Scheme, Secret};
+use crate::remote::{Auth, ConnectOptions, OAuthMechanism};
 
 /// POP3 choices beyond the connection settings IMAP shares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,10 +141,23 @@ impl Pop3Client {
         let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
         let plaintext = !self.s.get_ref().is_tls();
         let result = match &o.auth {
-            Auth::OAuth2(token) => {
-                let ir = b64(format!("user={user}\x01auth=Bearer {}\x01\x01", token.expose()));
-                self.send_secret("AUTH XOAUTH2 ", &ir).await?;
-                self.status("logging in").await?
+            Auth::OAuth2(_) | Auth::OAuth2SignIn(_) => {
+                let bearer = match o.oauth2_mechanism {
+                    OAuthMechanism::Auto => {
+                        let has = |m: &str| self.caps.sasl.iter().any(|x| x == m);
+                        !has("XOAUTH2") && has("OAUTHBEARER")
+                    }
+                    OAuthMechanism::XOAuth2 => false,
+                    OAuthMechanism::OAuthBearer => true,
+                };
+                let token = o.auth.oauth2_token().await?;
+                match self.oauth_login(user, &token, bearer).await? {
+                    Status::Err(detail) => match o.auth.oauth2_retry(&token).await? {
+                        Some(again) => self.oauth_login(user, &again, bearer).await?,
+                        None => Status::Err(detail),
+                    },
+                    ok => ok,
+                }
             }
             Auth::Password(_) if session.require_apop && apop.is_none() => {
                 return Err(Pop3Error::NoApop {
@@ -180,6 +193,31 @@ impl Pop3Client {
                 detail,
             }),
         }
+    }
+
+    /// AUTH XOAUTH2 (or OAUTHBEARER, RFC 7628) with `token` as the initial response.
+    async fn oauth_login(&mut self, user: &str, token: &Secret, bearer: bool) -> Result<Status, Pop3Error> {
+        let (mech, ir) = if bearer {
+            (
+                "OAUTHBEARER",
+                format!("n,a={user},\x01auth=Bearer {}\x01\x01", token.expose()),
+            )
+        } else {
+            (
+                "XOAUTH2",
+                format!("user={user}\x01auth=Bearer {}\x01\x01", token.expose()),
+            )
+        };
+        let ir = base64::engine::general_purpose::STANDARD.encode(ir);
+        self.send_secret(&format!("AUTH {mech} "), &ir).await?;
+        let line = self.read_line("logging in").await?;
+        // A failed exchange may first send a challenge carrying the error (RFC 7628
+        // §3.2.2, XOAUTH2 alike): an empty answer ends it with the -ERR.
+        if line == b"+" || line.starts_with(b"+ ") {
+            self.send("").await?;
+            return self.status("logging in").await;
+        }
+        proto::parse_status(&line).map_err(|e| self.proto("logging in", e))
     }
 
     fn lost(&self, what: &str, e: std::io::Error) -> Pop3Error {

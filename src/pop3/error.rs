@@ -49,14 +49,24 @@ pub enum Pop3Error {
     Archive(#[from] ArchiveError),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    #[error(transparent)]
+    OAuth(#[from] crate::oauth::OAuthError),
 }
 
 impl Pop3Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Pop3Error::Connect(_) | Pop3Error::Timeout { .. } | Pop3Error::Lost { .. }
+            Pop3Error::Connect(_)
+                | Pop3Error::Timeout { .. }
+                | Pop3Error::Lost { .. }
+                | Pop3Error::OAuth(crate::oauth::OAuthError::Http { .. })
         )
+    }
+
+    /// The account's sign-in is gone or refused for good: `mailvault login` mends it.
+    pub fn needs_login(&self) -> bool {
+        matches!(self, Pop3Error::OAuth(e) if e.needs_login())
     }
 
     /// The server could not be reached at all (refused, no route, unknown host):

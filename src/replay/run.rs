@@ -134,6 +134,9 @@ pub struct ReplayOptions {
     pub connections: usize,
     /// Plan and report only: the target and the archive are not changed.
     pub dry_run: bool,
+    /// At most so many messages/bytes appended per second (chunks shrink to a
+    /// second of work). Default: no limit.
+    pub pace: Option<std::sync::Arc<crate::control::Pace>>,
 }
 
 impl ReplayOptions {
@@ -322,7 +325,12 @@ async fn worker(
         let mut attempt = 0;
         loop {
             let mut c = match conn.take() {
-                Some(c) => c,
+                Some(c) if !c.retiring() => c,
+                Some(mut c) => {
+                    // Its token is due: a new session takes over.
+                    let _ = tokio::time::timeout(o.connect.io_timeout, c.session.logout()).await;
+                    continue;
+                }
                 None => match connect(&o.connect).await {
                     Ok(c) => c,
                     Err(e) if e.is_retryable() && attempt < o.max_retries => {
@@ -343,6 +351,10 @@ async fn worker(
                 Ok(()) => {
                     conn = Some(c);
                     break;
+                }
+                // Not a failure: the folder resumes from the ledger on a new session.
+                Err(ReplayError::Imap(ImapError::SessionRetiring { .. })) => {
+                    let _ = tokio::time::timeout(o.connect.io_timeout, c.session.logout()).await;
                 }
                 Err(e) if e.is_retryable() && attempt < o.max_retries => {
                     attempt += 1;
@@ -694,14 +706,20 @@ fn chunk_appends<'a>(
     items: &[SourceItem],
     o: &ReplayOptions,
 ) -> Vec<&'a [(usize, u32)]> {
+    let (max_messages, max_bytes) = match &o.pace {
+        Some(p) => {
+            let (m, b) = p.batch_cap();
+            (o.chunk_messages.min(m).max(1), o.chunk_bytes.min(b))
+        }
+        None => (o.chunk_messages, o.chunk_bytes),
+    };
     let mut start = 0;
     let mut chunks = Vec::new();
     while start < to_append.len() {
         let mut end = start;
         let mut bytes = 0;
         while end < to_append.len()
-            && (end == start
-                || (end - start < o.chunk_messages && bytes + items[to_append[end].0].size <= o.chunk_bytes))
+            && (end == start || (end - start < max_messages && bytes + items[to_append[end].0].size <= max_bytes))
         {
             bytes += items[to_append[end].0].size;
             end += 1;
@@ -730,6 +748,14 @@ async fn append_chunks(
     };
     let mut next = chunks.first().map(|c| read(c));
     for (k, chunk) in chunks.iter().enumerate() {
+        if k > 0 && c.retiring() {
+            // Every chunk so far has its outcomes in the ledger: a new session resumes.
+            return Err(ReplayError::Imap(ImapError::SessionRetiring { server }));
+        }
+        if let Some(p) = &env.o.pace {
+            p.take(chunk.len() as u64, chunk.iter().map(|&(i, _)| items[i].size).sum())
+                .await;
+        }
         let read_started = Instant::now();
         let raws = next
             .take()

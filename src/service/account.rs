@@ -13,6 +13,7 @@ use crate::control::{Control, Pace};
 use crate::imap::{ImapError, PullOptions};
 use crate::job::{DeleteMode, Job, JobAccount, Login, Outcome};
 use crate::net::{tls, Endpoint, TlsOptions};
+use crate::oauth::{OAuthError, TokenSource, TokenStore};
 use crate::plan::folder_map::{Mapping, Rule};
 use crate::plan::pop3_sync::DeletePolicy;
 use crate::pop3::{Pop3Error, Pop3PullOptions, Pop3Session};
@@ -60,16 +61,29 @@ impl RunFailure {
             message: e.to_string(),
         }
     }
+
+    fn needs_login(e: impl std::fmt::Display) -> RunFailure {
+        RunFailure {
+            outcome: Outcome::NeedsLogin,
+            message: e.to_string(),
+        }
+    }
 }
 
 impl From<ImapError> for RunFailure {
     fn from(e: ImapError) -> RunFailure {
+        if e.needs_login() {
+            return RunFailure::needs_login(e);
+        }
         RunFailure::of(matches!(e, ImapError::Auth { .. } | ImapError::Secret(_)), e)
     }
 }
 
 impl From<Pop3Error> for RunFailure {
     fn from(e: Pop3Error) -> RunFailure {
+        if e.needs_login() {
+            return RunFailure::needs_login(e);
+        }
         RunFailure::of(matches!(e, Pop3Error::Auth { .. } | Pop3Error::Secret(_)), e)
     }
 }
@@ -125,7 +139,7 @@ async fn pull_and_replay(
     scope: &Scope,
     run: &mut AccountRun,
 ) -> Result<(), RunFailure> {
-    let mut connect = connect_options(env, &acct.endpoint, &acct.spec.login()).await?;
+    let mut connect = connect_options(env, &acct.endpoint, &acct.spec.login(), &acct.name).await?;
     connect.max_message_size = job.limits.max_message_size.0;
     let control = Control {
         stop: env.stop.clone(),
@@ -185,7 +199,7 @@ async fn pull_and_replay(
         if !complete {
             return Ok(()); // an incomplete account is not replayed
         }
-        let connect = connect_options(env, ep, &target.login()).await?;
+        let connect = connect_options(env, ep, &target.login(), &format!("{}@{}", ep.user, ep.host)).await?;
         let o = ReplayOptions {
             connect,
             mapping: Mapping {
@@ -202,6 +216,7 @@ async fn pull_and_replay(
             pipeline: Default::default(),
             chunk_messages: 1000,
             chunk_bytes: 64 << 20,
+            pace: Pace::new(job.limits.messages_per_second, job.limits.bytes_per_second),
             max_retries: job.retry.attempts,
             backoff,
             connections: target.connections.max(1) as usize,
@@ -241,9 +256,14 @@ async fn pull_and_replay(
         .map_err(|e| RunFailure::of(false, e))?;
         let report = crate::replay::run::replay(&env.archive, &o, &items, &NoProgress)
             .await
-            .map_err(|e| {
-                let refused = matches!(e, crate::replay::run::ReplayError::Imap(ImapError::Auth { .. }));
-                RunFailure::of(refused, format!("replay to {ep}: {e}"))
+            .map_err(|e| match e {
+                crate::replay::run::ReplayError::Imap(i) if i.needs_login() => {
+                    RunFailure::needs_login(format!("replay to {ep}: {i}"))
+                }
+                e => {
+                    let refused = matches!(e, crate::replay::run::ReplayError::Imap(ImapError::Auth { .. }));
+                    RunFailure::of(refused, format!("replay to {ep}: {e}"))
+                }
             })?;
         if report.problems() > 0 {
             run.outcome = Outcome::Temporary;
@@ -257,9 +277,38 @@ async fn pull_and_replay(
     Ok(())
 }
 
-/// Reads the credential (a command may run: off the async threads) and builds the
-/// TLS configuration; the connection takes a slot of the server's limit.
-pub async fn connect_options(env: &ArchiveContext, ep: &Endpoint, login: &Login) -> Result<ConnectOptions, RunFailure> {
+/// How `login` signs in: a stored OAuth2 sign-in (checked against the job's
+/// provider and client id), else the credential read off the async threads.
+async fn auth(env: &ArchiveContext, ep: &Endpoint, login: &Login, sign_in: &str) -> Result<Auth, RunFailure> {
+    if let Some(o) = &login.oauth2 {
+        let name = o.account.clone().unwrap_or_else(|| sign_in.to_string());
+        let (store, want) = (TokenStore::of(&env.archive), o.clone());
+        let opened = tokio::task::spawn_blocking(move || {
+            let source = TokenSource::shared(store.clone(), &name)?;
+            let stored = store.load(&name)?;
+            let provider_ok = crate::oauth::same_provider(&stored.provider, &want.provider);
+            if !provider_ok || want.client_id.as_ref().is_some_and(|c| *c != stored.client_id) {
+                return Err(OAuthError::NeedsLogin {
+                    account: name,
+                    detail: format!(
+                        "the stored sign-in is for provider {} and client {}, the job says {} and {}",
+                        stored.provider,
+                        stored.client_id,
+                        want.provider,
+                        want.client_id.as_deref().unwrap_or("any")
+                    ),
+                });
+            }
+            Ok(source)
+        })
+        .await
+        .map_err(|e| RunFailure::of(false, format!("{ep}: reading the sign-in: {e}")))?;
+        return match opened {
+            Ok(s) => Ok(Auth::OAuth2SignIn(s)),
+            Err(e) if e.needs_login() => Err(RunFailure::needs_login(format!("{ep}: {e}"))),
+            Err(e) => Err(RunFailure::of(false, format!("{ep}: {e}"))),
+        };
+    }
     let (cred, oauth) = match (&login.password, &login.oauth2_token) {
         (Some(p), _) => (p.source(), false),
         (None, Some(t)) => (t.source(), true),
@@ -269,6 +318,23 @@ pub async fn connect_options(env: &ArchiveContext, ep: &Endpoint, login: &Login)
         .await
         .map_err(|e| RunFailure::of(false, format!("{ep}: reading the credential: {e}")))?
         .map_err(|e| RunFailure::of(true, format!("{ep}: {e}")))?;
+    Ok(if oauth {
+        Auth::OAuth2(secret)
+    } else {
+        Auth::Password(secret)
+    })
+}
+
+/// Reads the credential (a command may run: off the async threads) and builds the
+/// TLS configuration; the connection takes a slot of the server's limit. A stored
+/// OAuth2 sign-in is looked up under `sign_in` unless the job names another.
+pub async fn connect_options(
+    env: &ArchiveContext,
+    ep: &Endpoint,
+    login: &Login,
+    sign_in: &str,
+) -> Result<ConnectOptions, RunFailure> {
+    let auth = auth(env, ep, login, sign_in).await?;
     let tls = tls::client_config(&TlsOptions {
         ca_file: login.tls_ca.clone(),
         pins: login.tls_pin.clone(),
@@ -279,11 +345,8 @@ pub async fn connect_options(env: &ArchiveContext, ep: &Endpoint, login: &Login)
         endpoint: ep.clone(),
         tls,
         insecure_plaintext: login.insecure_plaintext,
-        auth: if oauth {
-            Auth::OAuth2(secret)
-        } else {
-            Auth::Password(secret)
-        },
+        auth,
+        oauth2_mechanism: Default::default(),
         io_timeout: login.timeout,
         slots: env.slots.of(&crate::job::host_key(ep)),
         max_message_size: crate::remote::DEFAULT_MAX_MESSAGE_SIZE,

@@ -37,7 +37,7 @@ impl Metrics {
         match run.outcome {
             Outcome::Ok => c.runs_ok += 1,
             Outcome::Temporary => c.runs_temporary += 1,
-            Outcome::Permanent => c.runs_permanent += 1,
+            Outcome::Permanent | Outcome::NeedsLogin => c.runs_permanent += 1,
         }
         c.new_messages += run.new_messages;
         c.fetched += run.fetched;

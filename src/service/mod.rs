@@ -89,9 +89,9 @@ impl ArchiveContext {
             Some(a) => (
                 a.consecutive_failures,
                 a.next_run,
-                a.last_run
-                    .as_ref()
-                    .is_some_and(|r| r.result == Outcome::Permanent.as_str()),
+                a.last_run.as_ref().is_some_and(|r| {
+                    r.result == Outcome::Permanent.as_str() || r.result == Outcome::NeedsLogin.as_str()
+                }),
             ),
             None => (0, None, false),
         }

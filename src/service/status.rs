@@ -49,7 +49,8 @@ pub struct LastRun {
     pub started: DateTime<Utc>,
     pub ended: DateTime<Utc>,
     /// `ok`, `temporary` (retried after a backoff), `permanent` (login refused:
-    /// retried after a long backoff), or `stopped`.
+    /// retried after a long backoff), `needs-login` (the OAuth2 sign-in was
+    /// refused for good: `mailvault login` again), or `stopped`.
     pub result: String,
     pub new_messages: u64,
     pub fetched: u64,

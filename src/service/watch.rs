@@ -80,7 +80,7 @@ async fn idle_session(
     failures: &mut u32,
 ) -> Result<(), WatchError> {
     let login = acct.spec.login();
-    let o = super::account::connect_options(env, &acct.endpoint, &login)
+    let o = super::account::connect_options(env, &acct.endpoint, &login, &acct.name)
         .await
         .map_err(|f| WatchError::Credential(f.message))?;
     let server = o.endpoint.to_string();

@@ -12,6 +12,7 @@ pub mod fake_imap;
 pub mod fake_pop3;
 pub mod fault_proxy;
 pub mod garage;
+pub mod oidc;
 pub mod scripted_imap;
 
 /// The `mailvault` binary built for these tests.
