@@ -125,5 +125,6 @@ pub fn schemas() -> Vec<(&'static str, String)> {
         ("error.v1.schema.json", text::<ErrorReport>()),
         ("purge.v1.schema.json", text::<PurgeOutput>()),
         ("audit.v1.schema.json", text::<AuditOutput>()),
+        ("probe.v1.schema.json", text::<crate::probe::report::ProbeReport>()),
     ]
 }

@@ -10,6 +10,7 @@ mod import;
 mod inspect;
 mod jobs;
 mod login;
+mod probe;
 mod pull;
 mod replay;
 mod search;
@@ -171,6 +172,13 @@ enum Command {
         after_help = "Examples:\n  mailvault login --account alice --provider microsoft --client-id 00000000-0000-0000-0000-000000000000 --tenant contoso.com\n  mailvault login --account bob --provider google --client-id ID.apps.googleusercontent.com --client-secret-file google-secret.txt --browser\n  mailvault login --account sso --provider generic --issuer https://id.example.org --client-id mailvault --device\n  mailvault login --account tenant --provider microsoft --client-id ID --tenant contoso.com --client-credentials --client-secret-env APP_SECRET\n\nThen: mailvault pull --provider microsoft alice@contoso.com --oauth2-account alice"
     )]
     Login(login::LoginArgs),
+    /// What a mail server offers (IMAP and POP3, TLS and certificate, capabilities,
+    /// sign-in methods; with --login, folders, sizes, quota and speed) and which
+    /// protocol and settings suit an archive or a migration
+    #[command(
+        after_help = "Examples:\n  mailvault probe mail.example.org\n  mailvault probe ann@example.org --password-env MAIL_PW\n  mailvault probe imap.example.org --login ann --tls-ca company-ca.pem --json\n  mailvault probe mail.example.org --imaps-port 10993 --imap-port 10143 --pop3s-port 10995 --pop3-port 10110"
+    )]
+    Probe(probe::ProbeArgs),
     /// Print a shell completion script (see the README for where to put it)
     #[command(
         after_help = "Examples:\n  mailvault completions bash > ~/.local/share/bash-completion/completions/mailvault\n  mailvault completions zsh > \"${fpath[1]}/_mailvault\""
@@ -456,6 +464,7 @@ pub fn main() -> ExitCode {
         Command::Attest(a) => compliance::attest(&cli, a),
         Command::Audit(a) => compliance::audit(&cli, a),
         Command::Login(a) => login::login(&cli, a),
+        Command::Probe(a) => probe::probe(&cli, a),
         Command::Rekey(a) => existing_archive_dir(&cli).and_then(|dir| secret::rekey(&cli.secret, &dir, a)),
         Command::Completions(a) => completions(a),
         Command::Man(a) => man(a),

@@ -3,6 +3,7 @@
 //! stream type both protocols run over, and the guard on what an IMAP server may
 //! make us hold.
 
+pub mod cert;
 pub mod endpoint;
 pub mod guard;
 pub mod secret;

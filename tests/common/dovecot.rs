@@ -124,6 +124,12 @@ fn ids_of(user: &str) -> Option<(u32, u32)> {
 
 /// Generates a CA and a server certificate for localhost/127.0.0.1 signed by it.
 pub fn make_certs(tls: &Path) {
+    make_certs_valid_for(tls, 3);
+}
+
+/// The same, the server certificate valid for `days` (negative: expired, for the
+/// tests of what an expired certificate does).
+pub fn make_certs_valid_for(tls: &Path, days: i32) {
     std::fs::create_dir_all(tls).unwrap();
     let ossl = |args: &[&str], what: &str| {
         run_ok(Command::new("openssl").args(args).current_dir(tls), what);
@@ -180,7 +186,7 @@ pub fn make_certs(tls: &Path) {
             "-out",
             "cert.pem",
             "-days",
-            "3",
+            &days.to_string(),
             "-extfile",
             "ext.cnf",
         ],
@@ -216,6 +222,18 @@ impl Dovecot {
     /// the source), with extra configuration lines appended. Only [`Storage::Maildir`]
     /// instances can be filled with [`Dovecot::load`].
     pub fn start_flavour(storage: Storage, extra_conf: &str) -> Dovecot {
+        Self::start_full(storage, extra_conf, 3, [true; 4])
+    }
+
+    /// An instance for `probe`: its server certificate valid for `cert_days`
+    /// (negative: expired), and only the listeners `listening` says
+    /// (`[imap, imaps, pop3, pop3s]`) waited for; the extra lines turn the others
+    /// off (`port = 0`, or `protocols`).
+    pub fn start_probe_target(extra_conf: &str, cert_days: i32, listening: [bool; 4]) -> Dovecot {
+        Self::start_full(Storage::Maildir, extra_conf, cert_days, listening)
+    }
+
+    fn start_full(storage: Storage, extra_conf: &str, cert_days: i32, listening: [bool; 4]) -> Dovecot {
         let dovecot = which("dovecot").unwrap_or_else(|| {
             panic!(
                 "Dovecot is not installed, and these tests need a real one. Install it with \
@@ -255,7 +273,7 @@ impl Dovecot {
         for d in ["mail", "home"] {
             chown(dir.join(d), Some(uid), Some(gid)).unwrap();
         }
-        make_certs(&dir.join("tls"));
+        make_certs_valid_for(&dir.join("tls"), cert_days);
         std::fs::write(dir.join("users"), "").unwrap();
         let [imap, imaps, pop3, pop3s] = free_ports::<4>();
         let template = include_str!("dovecot.conf.in");
@@ -304,7 +322,8 @@ impl Dovecot {
         };
         assert!(st.success(), "dovecot failed to start: {}", d.log());
         let deadline = Instant::now() + Duration::from_secs(20);
-        for port in [imap, imaps, pop3, pop3s] {
+        let waited = [imap, imaps, pop3, pop3s].into_iter().zip(listening);
+        for port in waited.filter(|w| w.1).map(|w| w.0) {
             while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
                 assert!(
                     Instant::now() < deadline,
