@@ -61,6 +61,8 @@ pub struct ConnectOptions {
     pub auth: Auth,
     /// The SASL mechanism of an OAuth2 token.
     pub oauth2_mechanism: OAuthMechanism,
+    /// IMAP: COMPRESS=DEFLATE (RFC 4978) when the server offers it.
+    pub compress: bool,
     /// Bound on each network wait (connect, a response line, a FETCH item).
     pub io_timeout: Duration,
     /// The server's connection slots, when a service limits connections per host.

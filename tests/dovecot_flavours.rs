@@ -81,6 +81,7 @@ fn replay_target_folders_are_listed_mapped_and_created() {
         insecure_plaintext: false,
         auth: Auth::Password(mailvault::net::Secret::new(PW)),
         oauth2_mechanism: Default::default(),
+        compress: true,
         io_timeout: Duration::from_secs(20),
         slots: None,
         max_message_size: mailvault::remote::DEFAULT_MAX_MESSAGE_SIZE,

@@ -549,6 +549,7 @@ fn resolution_considers_every_same_size_candidate() {
         insecure_plaintext: false,
         auth: Auth::Password(Secret::new(PW)),
         oauth2_mechanism: Default::default(),
+        compress: true,
         io_timeout: Duration::from_secs(30),
         slots: None,
         max_message_size: mailvault::remote::DEFAULT_MAX_MESSAGE_SIZE,

@@ -25,6 +25,7 @@ pub struct ServerOptions<'a> {
     pub oauth2_token_command: &'a Option<String>,
     pub oauth2_account: &'a Option<String>,
     pub oauth2_mechanism: Option<super::choices::OAuthMechanismArg>,
+    pub no_compress: bool,
     pub tls_ca: &'a Option<PathBuf>,
     pub tls_pin: &'a [Pin],
     pub danger_accept_invalid_certs: bool,
@@ -77,6 +78,7 @@ impl ServerOptions<'_> {
             insecure_plaintext: self.insecure_plaintext,
             auth,
             oauth2_mechanism: self.oauth2_mechanism.map(Into::into).unwrap_or_default(),
+            compress: !self.no_compress,
             io_timeout: Duration::from_secs(timeout_secs.max(1)),
             slots: None,
             max_message_size: mailvault::remote::DEFAULT_MAX_MESSAGE_SIZE,
@@ -137,6 +139,9 @@ macro_rules! server_args {
             #[arg(help = concat!("The SASL mechanism", $whose, " for an OAuth2 token (default: XOAUTH2 when offered, else OAUTHBEARER)"),
                   long = concat!($prefix, "oauth2-mechanism"), id = concat!($prefix, "oauth2_mechanism"), value_name = "MECH")]
             pub oauth2_mechanism: Option<super::choices::OAuthMechanismArg>,
+            #[arg(help = concat!("IMAP", $whose, ": do not use COMPRESS=DEFLATE even when the server offers it (it is used by default: less to send over a slow link)"),
+                  long = concat!($prefix, "no-compress"), id = concat!($prefix, "no_compress"))]
+            pub no_compress: bool,
             #[arg(help = concat!("Also trust the CA certificate(s) in this PEM file", $whose),
                   long = concat!($prefix, "tls-ca"), id = concat!($prefix, "tls_ca"), value_name = "FILE")]
             pub tls_ca: Option<PathBuf>,
@@ -160,6 +165,7 @@ macro_rules! server_args {
                     oauth2_token_command: &self.oauth2_token_command,
                     oauth2_account: &self.oauth2_account,
                     oauth2_mechanism: self.oauth2_mechanism,
+                    no_compress: self.no_compress,
                     tls_ca: &self.tls_ca,
                     tls_pin: &self.tls_pin,
                     danger_accept_invalid_certs: self.danger_accept_invalid_certs,

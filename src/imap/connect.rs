@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::debug;
 
 use super::ImapError;
+use crate::net::deflate::{DeflateSwitch, Deflating};
 use crate::net::{tls, Dropped, Guarded, MaybeTls, Scheme, Secret};
 use crate::plan::namespace::Namespaces;
 use crate::remote::{Auth, ConnectOptions, OAuthMechanism};
@@ -30,7 +31,7 @@ pub struct ServerCaps {
     pub append: crate::imap::caps::AppendCaps,
 }
 
-pub type ImapSession = Session<Guarded<MaybeTls>>;
+pub type ImapSession = Session<Guarded<Deflating<MaybeTls>>>;
 
 /// An authenticated session and what the server offers.
 pub struct Connected {
@@ -45,6 +46,8 @@ pub struct Connected {
     /// its OAuth2 token is then due for a refresh (providers such as Exchange
     /// Online end sessions whose token has expired).
     pub retire_at: Option<tokio::time::Instant>,
+    /// Whether the session runs COMPRESS=DEFLATE.
+    pub compressed: bool,
 }
 
 impl Connected {
@@ -91,6 +94,8 @@ pub async fn connect(o: &ConnectOptions) -> Result<Connected, ImapError> {
     };
     let pre_caps = capability(&mut stream, "M1", t, &server).await?;
     let dropped = Dropped::default();
+    let switch = DeflateSwitch::default();
+    let stream = Deflating::new(stream, switch.clone());
     let client = Client::new(Guarded::new(stream, o.max_message_size, dropped.clone()));
     let mut session = login(client, o, &pre_caps, &server).await?;
     let caps_list = timed(t, &server, "CAPABILITY", async {
@@ -111,6 +116,18 @@ pub async fn connect(o: &ConnectOptions) -> Result<Connected, ImapError> {
             _ => None,
         })),
     };
+    let compressed = o.compress && caps_list.has_str("COMPRESS=DEFLATE");
+    if compressed {
+        // RFC 4978: from the OK on, both ways are deflated.
+        timed(t, &server, "COMPRESS", async {
+            session
+                .run_command_and_check_ok("COMPRESS DEFLATE")
+                .await
+                .map_err(|e| ImapError::from_client(&server, "COMPRESS DEFLATE", e))
+        })
+        .await?;
+        switch.turn_on();
+    }
     let enable = if caps.qresync {
         Some("ENABLE QRESYNC")
     } else if caps.condstore {
@@ -132,7 +149,7 @@ pub async fn connect(o: &ConnectOptions) -> Result<Connected, ImapError> {
     } else {
         None
     };
-    debug!(%server, ?caps, "logged in");
+    debug!(%server, ?caps, compressed, "logged in");
     let retire_at = match &o.auth {
         Auth::OAuth2SignIn(s) => Some(tokio::time::Instant::now() + Duration::from_secs(s.refresh_due_in().await)),
         _ => None,
@@ -143,6 +160,7 @@ pub async fn connect(o: &ConnectOptions) -> Result<Connected, ImapError> {
         dropped,
         namespaces,
         retire_at,
+        compressed,
     })
 }
 
@@ -325,7 +343,7 @@ impl async_imap::Authenticator for OAuth<'_> {
 }
 
 async fn login(
-    client: Client<Guarded<MaybeTls>>,
+    client: Client<Guarded<Deflating<MaybeTls>>>,
     o: &ConnectOptions,
     caps: &[String],
     server: &str,
@@ -372,11 +390,11 @@ async fn login(
 
 /// AUTHENTICATE XOAUTH2 (or OAUTHBEARER) with `token`; the client back when refused.
 async fn oauth_login(
-    client: Client<Guarded<MaybeTls>>,
+    client: Client<Guarded<Deflating<MaybeTls>>>,
     user: &str,
     token: &Secret,
     bearer: bool,
-) -> Result<ImapSession, (async_imap::error::Error, Client<Guarded<MaybeTls>>)> {
+) -> Result<ImapSession, (async_imap::error::Error, Client<Guarded<Deflating<MaybeTls>>>)> {
     let mech = if bearer { "OAUTHBEARER" } else { "XOAUTH2" };
     let auth = OAuth {
         user,

@@ -4,6 +4,7 @@
 //! make us hold.
 
 pub mod cert;
+pub mod deflate;
 pub mod endpoint;
 pub mod guard;
 pub mod secret;

@@ -279,7 +279,12 @@ mod tests {
     #[test]
     fn the_protocol_and_address_follow_what_is_offered() {
         // (services, protocol, address, a warning containing)
-        type Case = (Vec<Service>, Option<Protocol>, Option<&'static str>, Option<&'static str>);
+        type Case = (
+            Vec<Service>,
+            Option<Protocol>,
+            Option<&'static str>,
+            Option<&'static str>,
+        );
         let cases: Vec<Case> = vec![
             (
                 vec![

@@ -409,6 +409,7 @@ async fn log_in(o: &ProbeOptions, l: &ProbeLogin, services: &[Service], c: &Conf
         insecure_plaintext: false,
         auth: l.auth.clone(),
         oauth2_mechanism: Default::default(),
+        compress: true,
         io_timeout: o.timeout,
         slots: None,
         max_message_size: crate::remote::DEFAULT_MAX_MESSAGE_SIZE,

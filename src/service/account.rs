@@ -347,6 +347,7 @@ pub async fn connect_options(
         insecure_plaintext: login.insecure_plaintext,
         auth,
         oauth2_mechanism: Default::default(),
+        compress: true,
         io_timeout: login.timeout,
         slots: env.slots.of(&crate::job::host_key(ep)),
         max_message_size: crate::remote::DEFAULT_MAX_MESSAGE_SIZE,

@@ -148,6 +148,8 @@ pub struct CountProxy {
     pub port: u16,
     pub total: Arc<AtomicU64>,
     pub peak: Arc<AtomicU64>,
+    /// Bytes the server sent, over every connection.
+    pub bytes_down: Arc<AtomicU64>,
 }
 
 impl CountProxy {
@@ -157,6 +159,8 @@ impl CountProxy {
         let (total, peak) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let active = Arc::new(AtomicU64::new(0));
         let (total2, peak2) = (total.clone(), peak.clone());
+        let bytes_down = Arc::new(AtomicU64::new(0));
+        let down = bytes_down.clone();
         std::thread::spawn(move || {
             for conn in l.incoming() {
                 let Ok(client) = conn else { continue };
@@ -169,12 +173,14 @@ impl CountProxy {
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                 std::thread::spawn(move || pump(c2, s2, None, None));
                 let active = active.clone();
+                let down = down.clone();
                 // The server's count: a connection is open until the server closes
                 // it, which the client learns only after.
                 std::thread::spawn(move || {
                     let (mut server, mut client) = (server, client);
                     let mut buf = [0u8; 16 * 1024];
                     while let Ok(n @ 1..) = server.read(&mut buf) {
+                        down.fetch_add(n as u64, Ordering::SeqCst);
                         if client.write_all(&buf[..n]).is_err() {
                             break;
                         }
@@ -184,7 +190,12 @@ impl CountProxy {
                 });
             }
         });
-        CountProxy { port, total, peak }
+        CountProxy {
+            port,
+            total,
+            peak,
+            bytes_down,
+        }
     }
 }
 
