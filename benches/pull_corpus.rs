@@ -23,18 +23,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn mbsync(d: &Dovecot, dir: &Path) -> Option<Duration> {
-    std::fs::create_dir_all(dir.join("mail")).unwrap();
-    let conf = format!(
-        "IMAPAccount bench\nHost localhost\nPort {port}\nUser mail\nPass {pw}\nSSLType IMAPS\nCertificateFile {ca}\n\n\
-         IMAPStore remote\nAccount bench\n\n\
-         MaildirStore local\nPath {dir}/mail/\nInbox {dir}/mail/INBOX\nSubFolders Verbatim\n\n\
-         Channel bench\nFar :remote:\nNear :local:\nPatterns *\nCreate Near\nSync Pull\nSyncState *\n",
-        port = d.imaps,
-        pw = TEST_PASSWORD,
-        ca = d.ca_pem().display(),
-        dir = dir.display()
-    );
-    common::mbsync(&conf, dir)
+    common::mbsync_mirror(d.imaps, TEST_PASSWORD, &d.ca_pem(), dir)
 }
 
 fn main() {

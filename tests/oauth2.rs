@@ -26,18 +26,6 @@ fn mv(archive: &Path, pass: Option<&str>, args: &[&str]) -> Command {
     c
 }
 
-fn succeed(c: &mut Command, what: &str) -> Output {
-    let out = c.output().expect("mailvault runs");
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// Waits for a child (bounded), returning its output with the stderr lines already read.
 fn finish(
     mut child: Child,
@@ -134,8 +122,7 @@ fn pull(archive: &Path, pass: Option<&str>, d: &Dovecot, user: &str, extra: &[&s
     let ca = d.ca_pem();
     let mut args = vec!["pull", &url, "--tls-ca", ca.to_str().unwrap(), "--json"];
     args.extend_from_slice(extra);
-    let out = succeed(&mut mv(archive, pass, &args), "pull");
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&common::stdout_of(mv(archive, pass, &args), "pull")).unwrap()
 }
 
 fn messages(n: usize) -> Vec<(Vec<u8>, &'static str, SystemTime)> {
@@ -197,7 +184,7 @@ fn device_and_browser_sign_ins_keep_a_refresh_token_and_pulls_log_in_with_xoauth
     // archive: the sign-in is sealed.
     let sealed = tmp.path().join("sealed");
     let pass = Some("correct horse battery staple");
-    succeed(&mut mv(&sealed, pass, &["init", "--encrypt"]), "init --encrypt");
+    common::stdout_of(mv(&sealed, pass, &["init", "--encrypt"]), "init --encrypt");
     let out = login_browser(&sealed, pass, &oidc, "alice-browser", "alice");
     assert!(
         out.status.success(),
@@ -266,7 +253,8 @@ fn twenty_second_tokens_are_refreshed_through_two_minute_paced_pulls_and_replays
             "MV_ALICE",
         ],
     );
-    succeed(c.env("MV_ALICE", "alice-password"), "pull with a password");
+    c.env("MV_ALICE", "alice-password");
+    common::stdout_of(c, "pull with a password");
 
     // The service's path: a job whose account signs in with the stored sign-in,
     // paced to 4 messages a second; and a paced replay from the command line.

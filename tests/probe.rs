@@ -177,6 +177,27 @@ const CASES: &[Case] = &[
     },
 ];
 
+/// `probe TARGET` with the four ports `ports` (imaps, imap, pop3s, pop3) and `extra`.
+fn probe_args(target: &str, ports: [u16; 4], extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["probe".to_string(), target.to_string()];
+    for (flag, port) in ["--imaps-port", "--imap-port", "--pop3s-port", "--pop3-port"]
+        .iter()
+        .zip(ports)
+    {
+        args.extend([flag.to_string(), port.to_string()]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn run_probe(archive: &std::path::Path, args: &[String]) -> std::process::Output {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    common::cmd(archive, &args)
+        .env("MV_TEST_PW", TEST_PASSWORD)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn probe_reports_seven_kinds_of_dovecot_as_they_are_and_advises_the_right_protocol() {
     let cases: Vec<_> = CASES.iter().collect();
@@ -203,28 +224,13 @@ fn run_case(c: &Case) {
         messages = 17;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let ports = [d.imaps, d.imap, d.pop3s, d.pop3].map(|p| p.to_string());
     let ca = d.ca_pem();
-    let mut args = vec![
-        "probe",
-        "127.0.0.1",
-        "--imaps-port",
-        &ports[0],
-        "--imap-port",
-        &ports[1],
-        "--pop3s-port",
-        &ports[2],
-        "--pop3-port",
-        &ports[3],
-        "--tls-ca",
-        ca.to_str().unwrap(),
-        "--json",
-    ];
+    let mut extra = vec!["--tls-ca", ca.to_str().unwrap(), "--json"];
     if c.login {
-        args.extend(["--login", "ann", "--password-env", "MV_TEST_PW"]);
+        extra.extend(["--login", "ann", "--password-env", "MV_TEST_PW"]);
     }
-    let mut cmd = common::cmd(&tmp.path().join("a"), &args);
-    let out = cmd.env("MV_TEST_PW", TEST_PASSWORD).output().unwrap();
+    let args = probe_args("127.0.0.1", [d.imaps, d.imap, d.pop3s, d.pop3], &extra);
+    let out = run_probe(&tmp.path().join("a"), &args);
     let text = String::from_utf8_lossy(&out.stdout);
     let r: serde_json::Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{}: {e}: {text} {}", c.name, String::from_utf8_lossy(&out.stderr)));
@@ -269,25 +275,15 @@ fn run_case(c: &Case) {
 fn probe_speaks_plainly_to_people() {
     let d = Dovecot::start();
     let tmp = tempfile::tempdir().unwrap();
-    let ports = [d.imaps, d.imap, d.pop3s, d.pop3].map(|p| p.to_string());
     let ca = d.ca_pem();
-    let out = common::ok(
-        &tmp.path().join("a"),
-        &[
-            "probe",
-            "ann@127.0.0.1",
-            "--imaps-port",
-            &ports[0],
-            "--imap-port",
-            &ports[1],
-            "--pop3s-port",
-            &ports[2],
-            "--pop3-port",
-            &ports[3],
-            "--tls-ca",
-            ca.to_str().unwrap(),
-        ],
+    let args = probe_args(
+        "ann@127.0.0.1",
+        [d.imaps, d.imap, d.pop3s, d.pop3],
+        &["--tls-ca", ca.to_str().unwrap()],
     );
+    let out = run_probe(&tmp.path().join("a"), &args);
+    assert!(out.status.success());
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.contains(&format!("Use IMAP: imaps://ann@127.0.0.1@127.0.0.1:{}", d.imaps)),
         "{out}"
@@ -296,20 +292,7 @@ fn probe_speaks_plainly_to_people() {
     assert!(out.contains("! Never use POP3 with deletion"), "{out}");
     // Nothing listening at all: exit 1, said plainly.
     let [free] = common::dovecot::free_ports::<1>();
-    let free = free.to_string();
-    let args = [
-        "probe",
-        "127.0.0.1",
-        "--imaps-port",
-        &free,
-        "--imap-port",
-        &free,
-        "--pop3s-port",
-        &free,
-        "--pop3-port",
-        &free,
-    ];
-    let out = common::cmd(&tmp.path().join("a"), &args).output().unwrap();
+    let out = run_probe(&tmp.path().join("a"), &probe_args("127.0.0.1", [free; 4], &[]));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Nothing usable answered"));
 }

@@ -90,6 +90,22 @@ pub fn time_run(archive: &Path, args: &[&str]) -> Duration {
     t.elapsed()
 }
 
+/// mbsync mirroring user `mail` (password `password`) of the IMAPS server at
+/// 127.0.0.1:`port` into a maildir under `dir`; its time, or `None` when mbsync is
+/// not installed.
+pub fn mbsync_mirror(port: u16, password: &str, ca: &Path, dir: &Path) -> Option<Duration> {
+    std::fs::create_dir_all(dir.join("mail")).unwrap();
+    let conf = format!(
+        "IMAPAccount bench\nHost localhost\nPort {port}\nUser mail\nPass {password}\nSSLType IMAPS\nCertificateFile {ca}\n\n\
+         IMAPStore remote\nAccount bench\n\n\
+         MaildirStore local\nPath {dir}/mail/\nInbox {dir}/mail/INBOX\nSubFolders Verbatim\n\n\
+         Channel bench\nFar :remote:\nNear :local:\nPatterns *\nCreate Near\nSync Pull\nSyncState *\n",
+        ca = ca.display(),
+        dir = dir.display()
+    );
+    mbsync(&conf, dir)
+}
+
 /// Runs `mbsync -q` with the configuration `conf` (written to `dir/mbsyncrc`) on its
 /// channel `bench`; wall time, or `None` when mbsync (Debian `isync`) is not
 /// installed. Panics when it fails.

@@ -49,6 +49,9 @@ struct Codec {
     output_at: usize,
     /// The inner stream ended.
     eof: bool,
+    /// The last inflate filled the reader's buffer: more output may be waiting
+    /// inside the inflater, with no input left to push it out.
+    more_out: bool,
 }
 
 impl<S> Deflating<S> {
@@ -77,6 +80,7 @@ impl<S> Deflating<S> {
                 output: Vec::new(),
                 output_at: 0,
                 eof: false,
+                more_out: false,
             }));
         }
         self.state.as_deref_mut()
@@ -98,7 +102,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Deflating<S> {
         }
         loop {
             let codec = this.state.as_deref_mut().expect("the codec is made above");
-            if codec.input_at < codec.input.len() {
+            if codec.input_at < codec.input.len() || codec.more_out {
+                let room = buf.remaining();
                 let before_in = codec.decompress.total_in();
                 let before_out = codec.decompress.total_out();
                 let status = codec
@@ -113,15 +118,15 @@ impl<S: AsyncRead + Unpin> AsyncRead for Deflating<S> {
                 let made = (codec.decompress.total_out() - before_out) as usize;
                 codec.input_at += used;
                 buf.advance(made);
-                if made > 0 {
-                    return Poll::Ready(Ok(()));
-                }
-                if status == Status::StreamEnd {
+                codec.more_out = made == room;
+                if made > 0 || status == Status::StreamEnd {
                     return Poll::Ready(Ok(()));
                 }
                 if used > 0 {
                     continue;
                 }
+                // Neither input taken nor output made: the rest of a block is
+                // still on its way.
             }
             if codec.eof {
                 return Poll::Ready(Ok(()));
@@ -261,6 +266,32 @@ mod tests {
         let mut back = [0u8; 12];
         a.read_exact(&mut back).await.unwrap();
         assert_eq!(&back, b"a1 OK done\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_reader_with_a_small_buffer_gets_everything_a_large_block_holds() {
+        // One flush of much text inflates to far more than a small read takes:
+        // what stays inside the inflater must come out without more input.
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let s = DeflateSwitch::default();
+        s.turn_on();
+        let (mut a, mut b) = (Deflating::new(a, s.clone()), Deflating::new(b, s));
+        let text: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| format!("line {}\r\n", i % 7).into_bytes())
+            .collect();
+        a.write_all(&text).await.unwrap();
+        a.flush().await.unwrap();
+        let mut got = Vec::new();
+        let mut small = [0u8; 97];
+        while got.len() < text.len() {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(5), b.read(&mut small))
+                .await
+                .expect("no stall")
+                .unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&small[..n]);
+        }
+        assert_eq!(got, text);
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ pub mod fault_proxy;
 pub mod garage;
 pub mod oidc;
 pub mod scripted_imap;
+pub mod shaping_proxy;
 
 /// The `mailvault` binary built for these tests.
 pub fn bin() -> PathBuf {
