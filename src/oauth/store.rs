@@ -50,6 +50,33 @@ pub struct SignIn {
     pub needs_login: Option<String>,
 }
 
+impl SignIn {
+    /// Whether this sign-in is the one a job asks for: the same provider (by any of
+    /// its names), and the client id and Microsoft tenant when the job names them
+    /// (the tenant is part of the token endpoint the sign-in was made with).
+    pub fn made_for(&self, provider: &str, client_id: Option<&str>, tenant: Option<&str>) -> Result<(), String> {
+        if !super::same_provider(&self.provider, provider) {
+            return Err(format!(
+                "the stored sign-in is for provider {}, the job says {provider}",
+                self.provider
+            ));
+        }
+        if let Some(c) = client_id.filter(|c| *c != self.client_id) {
+            return Err(format!(
+                "the stored sign-in is for client {}, the job says {c}",
+                self.client_id
+            ));
+        }
+        if let Some(t) = tenant.filter(|t| !self.endpoints.token.contains(&format!("/{t}/"))) {
+            return Err(format!(
+                "the stored sign-in's token endpoint {} is not tenant {t}'s",
+                self.endpoints.token
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for SignIn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SignIn")
@@ -283,6 +310,24 @@ mod tests {
         ));
         std::fs::copy(store.path("alice"), store.path("bob")).unwrap();
         assert!(matches!(store.load("bob"), Err(OAuthError::Store { .. })));
+    }
+
+    #[test]
+    fn a_sign_in_is_used_only_for_the_provider_client_and_tenant_it_was_made_for() {
+        let mut s = sign_in("alice");
+        s.provider = "microsoft365".into();
+        s.endpoints.token = "https://login.microsoftonline.com/contoso.com/oauth2/v2.0/token".into();
+        s.client_id = "c-1".into();
+        assert_eq!(s.made_for("microsoft", Some("c-1"), Some("contoso.com")), Ok(()));
+        assert_eq!(s.made_for("m365", None, None), Ok(()));
+        for (provider, client, tenant, words) in [
+            ("google", None, None, "provider"),
+            ("microsoft", Some("c-2"), None, "client c-1"),
+            ("microsoft", None, Some("fabrikam.com"), "tenant fabrikam.com"),
+        ] {
+            let e = s.made_for(provider, client, tenant).unwrap_err();
+            assert!(e.contains(words), "{e}");
+        }
     }
 
     #[test]

@@ -278,7 +278,7 @@ async fn pull_and_replay(
 }
 
 /// How `login` signs in: a stored OAuth2 sign-in (checked against the job's
-/// provider and client id), else the credential read off the async threads.
+/// provider, client id and tenant), else the credential read off the async threads.
 async fn auth(env: &ArchiveContext, ep: &Endpoint, login: &Login, sign_in: &str) -> Result<Auth, RunFailure> {
     if let Some(o) = &login.oauth2 {
         let name = o.account.clone().unwrap_or_else(|| sign_in.to_string());
@@ -286,20 +286,10 @@ async fn auth(env: &ArchiveContext, ep: &Endpoint, login: &Login, sign_in: &str)
         let opened = tokio::task::spawn_blocking(move || {
             let source = TokenSource::shared(store.clone(), &name)?;
             let stored = store.load(&name)?;
-            let provider_ok = crate::oauth::same_provider(&stored.provider, &want.provider);
-            if !provider_ok || want.client_id.as_ref().is_some_and(|c| *c != stored.client_id) {
-                return Err(OAuthError::NeedsLogin {
-                    account: name,
-                    detail: format!(
-                        "the stored sign-in is for provider {} and client {}, the job says {} and {}",
-                        stored.provider,
-                        stored.client_id,
-                        want.provider,
-                        want.client_id.as_deref().unwrap_or("any")
-                    ),
-                });
-            }
-            Ok(source)
+            stored
+                .made_for(&want.provider, want.client_id.as_deref(), want.tenant.as_deref())
+                .map_err(|detail| OAuthError::NeedsLogin { account: name, detail })?;
+            Ok::<_, OAuthError>(source)
         })
         .await
         .map_err(|e| RunFailure::of(false, format!("{ep}: reading the sign-in: {e}")))?;
