@@ -136,7 +136,12 @@ pub fn login(cli: &Cli, a: &LoginArgs) -> Result<ExitCode> {
     drop(archive);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let sign_in = rt.block_on(sign_in(a, client_id, secret))?;
-    store.save(&sign_in)?;
+    {
+        // Under the account's lock: a refresh running meanwhile (the service) saves
+        // before us, or rereads the store after us and takes this sign-in.
+        let _lock = store.lock(&sign_in.account)?;
+        store.save(&sign_in)?;
+    }
     let refresh = match (sign_in.grant, &sign_in.tokens.refresh_token) {
         (Grant::App, _) => "the client secret".to_string(),
         (Grant::User, Some(_)) => "a refresh token".to_string(),
