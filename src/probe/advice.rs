@@ -39,24 +39,6 @@ fn best(services: &[Service], protocol: Protocol) -> Option<&Service> {
     services.iter().filter(of).min_by_key(|s| rank(s))
 }
 
-fn scheme(s: &Service) -> &'static str {
-    match (s.protocol, s.tls_mode) {
-        (Protocol::Imap, TlsMode::Implicit) => "imaps",
-        (Protocol::Imap, TlsMode::Starttls) => "imap",
-        (Protocol::Pop3, TlsMode::Implicit) => "pop3s",
-        (Protocol::Pop3, TlsMode::Starttls) => "pop3",
-    }
-}
-
-fn default_port(s: &Service) -> u16 {
-    match (s.protocol, s.tls_mode) {
-        (Protocol::Imap, TlsMode::Implicit) => 993,
-        (Protocol::Imap, TlsMode::Starttls) => 143,
-        (Protocol::Pop3, TlsMode::Implicit) => 995,
-        (Protocol::Pop3, TlsMode::Starttls) => 110,
-    }
-}
-
 /// Advice for `f`.
 pub fn advise(f: &Facts<'_>) -> Advice {
     let mut a = Advice::default();
@@ -140,12 +122,13 @@ fn protocol_name(p: Protocol) -> &'static str {
 
 fn address_and_options(s: &Service, f: &Facts<'_>, a: &mut Advice) {
     let user = f.user.unwrap_or("USER");
-    let port = if s.port == default_port(s) {
+    let scheme = s.scheme();
+    let port = if s.port == scheme.default_port() {
         String::new()
     } else {
         format!(":{}", s.port)
     };
-    a.address = Some(format!("{}://{user}@{}{port}", scheme(s), f.host));
+    a.address = Some(format!("{}://{user}@{}{port}", scheme.as_str(), f.host));
     if s.protocol == Protocol::Imap {
         let n = f.preset_connections.unwrap_or(DEFAULT_CONNECTIONS);
         a.connections = Some(n);

@@ -21,7 +21,7 @@ use tokio::io::BufReader;
 
 use crate::net::cert::CertificateInfo;
 use crate::net::tls::{self, TlsError};
-use crate::net::{Endpoint, MaybeTls, Scheme, TlsOptions};
+use crate::net::{Endpoint, MaybeTls, TlsOptions};
 use crate::remote::{Auth, ConnectOptions};
 use report::{FolderStat, LoginReport, PortState, ProbeReport, Protocol, Quota, Rate, Service, TlsMode, TlsReport};
 use wire::WireError;
@@ -123,14 +123,8 @@ struct Configs {
 }
 
 fn endpoint(o: &ProbeOptions, protocol: Protocol, port: u16, mode: TlsMode, user: &str) -> Endpoint {
-    let scheme = match (protocol, mode) {
-        (Protocol::Imap, TlsMode::Implicit) => Scheme::Imaps,
-        (Protocol::Imap, TlsMode::Starttls) => Scheme::Imap,
-        (Protocol::Pop3, TlsMode::Implicit) => Scheme::Pop3s,
-        (Protocol::Pop3, TlsMode::Starttls) => Scheme::Pop3,
-    };
     Endpoint {
-        scheme,
+        scheme: report::scheme_of(protocol, mode),
         user: user.to_string(),
         host: o.host.clone(),
         port,

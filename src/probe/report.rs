@@ -55,6 +55,17 @@ pub struct TlsReport {
     pub days_left: Option<i64>,
 }
 
+/// The address scheme of `protocol` reached by `mode`.
+pub fn scheme_of(protocol: Protocol, mode: TlsMode) -> crate::net::Scheme {
+    use crate::net::Scheme;
+    match (protocol, mode) {
+        (Protocol::Imap, TlsMode::Implicit) => Scheme::Imaps,
+        (Protocol::Imap, TlsMode::Starttls) => Scheme::Imap,
+        (Protocol::Pop3, TlsMode::Implicit) => Scheme::Pop3s,
+        (Protocol::Pop3, TlsMode::Starttls) => Scheme::Pop3,
+    }
+}
+
 /// One port of one protocol.
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Service {
@@ -81,6 +92,11 @@ pub struct Service {
 }
 
 impl Service {
+    /// The address scheme of this port (`imaps`, `imap`, `pop3s`, `pop3`).
+    pub fn scheme(&self) -> crate::net::Scheme {
+        scheme_of(self.protocol, self.tls_mode)
+    }
+
     pub fn has(&self, cap: &str) -> bool {
         self.capabilities.iter().any(|c| c.eq_ignore_ascii_case(cap))
     }
