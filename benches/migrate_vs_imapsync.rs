@@ -18,10 +18,9 @@ mod common;
 mod tc;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
+use std::path::Path;
 
+use common::imapsync::Side;
 use tc::dovecot::{compare_views, load_enron, report_folder_map, Dovecot, ServerMessage, Storage, TEST_PASSWORD};
 
 type View = BTreeMap<(String, u32, u32), ServerMessage>;
@@ -29,29 +28,6 @@ type View = BTreeMap<(String, u32, u32), ServerMessage>;
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
-}
-
-/// The imapsync script, when it and its Perl modules are there; else why not.
-fn imapsync() -> Result<PathBuf, String> {
-    let path = std::env::var("IMAPSYNC")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/imapsync/imapsync"));
-    if !path.exists() {
-        return Err(format!("{} is missing (set IMAPSYNC)", path.display()));
-    }
-    let out = Command::new("perl")
-        .arg(&path)
-        .arg("--version")
-        .output()
-        .map_err(|e| format!("perl: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!(
-            "imapsync does not start ({}); install its Perl modules as the README says",
-            err.lines().next().unwrap_or("")
-        ));
-    }
-    Ok(path)
 }
 
 /// `mailvault migrate` of `ken` on `src` into `user` on `dst`, into a fresh
@@ -86,43 +62,6 @@ fn mailvault(src: &Dovecot, dst: &Dovecot, user: &str, work: &Path) -> (f64, ser
     c.env("MV_TEST_PW", TEST_PASSWORD);
     let (took, v) = common::timed_json(c, "migrate");
     (took, v["replay"].clone())
-}
-
-/// imapsync from `ken` on `src` to `user` on `dst`, passwords in files, the test
-/// CA checked; seconds.
-/// imapsync's exit status and error lines come back with the seconds.
-fn run_imapsync(
-    script: &Path,
-    src: &Dovecot,
-    dst: &Dovecot,
-    user: &str,
-    work: &Path,
-) -> (f64, Option<i32>, Vec<String>) {
-    let pass = work.join("imapsync-pass");
-    std::fs::write(&pass, TEST_PASSWORD).unwrap();
-    let ca_file = |d: &Dovecot| format!("SSL_ca_file={}", d.ca_pem().display());
-    let t = Instant::now();
-    let out = Command::new("perl")
-        .arg(script)
-        .args(["--host1", "127.0.0.1", "--port1", &src.imaps.to_string(), "--ssl1"])
-        .args(["--user1", "ken", "--passfile1", pass.to_str().unwrap()])
-        .args(["--sslargs1", "SSL_verify_mode=1", "--sslargs1", &ca_file(src)])
-        .args(["--host2", "127.0.0.1", "--port2", &dst.imaps.to_string(), "--ssl2"])
-        .args(["--user2", user, "--passfile2", pass.to_str().unwrap()])
-        .args(["--sslargs2", "SSL_verify_mode=1", "--sslargs2", &ca_file(dst)])
-        .args(["--nolog", "--noreleasecheck", "--tmpdir", work.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let took = t.elapsed().as_secs_f64();
-    // A non-zero exit is one of the results (its errors are listed), not the end
-    // of the benchmark: what it left is compared like the rest.
-    let text = String::from_utf8_lossy(&out.stdout);
-    let errors: Vec<String> = text
-        .lines()
-        .filter(|l| l.starts_with("Err ") || l.starts_with("Exiting with return value"))
-        .map(str::to_string)
-        .collect();
-    (took, out.status.code(), errors)
 }
 
 /// Differences by kind, as `compare_views` words them.
@@ -167,7 +106,7 @@ fn main() {
     let source: View = src.server_view("ken", TEST_PASSWORD);
     assert_eq!(source.len(), loaded);
     let dst = Dovecot::start_flavour(Storage::MaildirInboxDot, "");
-    let peer = imapsync();
+    let peer = common::imapsync::script();
     println!(
         "migrating {loaded} messages (Enron, 12 folders): Dovecot maildir '/' → Dovecot maildir 'INBOX.' '.', IMAPS on loopback; {runs} run(s) each"
     );
@@ -199,9 +138,24 @@ fn main() {
             for run in 0..runs {
                 let user = format!("is{run}");
                 dst.add_user(&user, TEST_PASSWORD);
-                let (t, code, errs) = run_imapsync(script, &src, &dst, &user, work.path());
-                times.push(t);
-                (exit, errors) = (code, errs);
+                let (ca1, ca2) = (src.ca_pem(), dst.ca_pem());
+                let ran = common::imapsync::run(
+                    script,
+                    &Side {
+                        port: src.imaps,
+                        user: "ken",
+                        ca: &ca1,
+                    },
+                    &Side {
+                        port: dst.imaps,
+                        user: &user,
+                        ca: &ca2,
+                    },
+                    TEST_PASSWORD,
+                    work.path(),
+                );
+                times.push(ran.seconds);
+                (exit, errors) = (ran.exit, ran.errors);
             }
             let target = dst.server_view(&format!("is{}", runs - 1), TEST_PASSWORD);
             rows.push(Row {

@@ -2,6 +2,8 @@
 //! binary and measure wall time and peak RSS.
 #![allow(dead_code)]
 
+pub mod imapsync;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -96,7 +98,7 @@ pub fn time_run(archive: &Path, args: &[&str]) -> Duration {
 pub fn mbsync_mirror(port: u16, password: &str, ca: &Path, dir: &Path) -> Option<Duration> {
     std::fs::create_dir_all(dir.join("mail")).unwrap();
     let conf = format!(
-        "IMAPAccount bench\nHost localhost\nPort {port}\nUser mail\nPass {password}\nSSLType IMAPS\nCertificateFile {ca}\n\n\
+        "IMAPAccount bench\nHost localhost\nPort {port}\nUser mail\nPass {password}\nSSLType IMAPS\nCertificateFile {ca}\nTimeout 120\n\n\
          IMAPStore remote\nAccount bench\n\n\
          MaildirStore local\nPath {dir}/mail/\nInbox {dir}/mail/INBOX\nSubFolders Verbatim\n\n\
          Channel bench\nFar :remote:\nNear :local:\nPatterns *\nCreate Near\nSync Pull\nSyncState *\n",
