@@ -75,6 +75,48 @@ pub struct ConnectOptions {
 /// The largest message a pull accepts unless told otherwise: 512 MiB.
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 512 << 20;
 
+/// A round trip from which a link counts as a WAN for [`Sessions`].
+pub const FAR_ROUND_TRIP: Duration = Duration::from_millis(20);
+
+/// How many sessions a pull opens in parallel (one folder each at a time): `near`
+/// on a short round trip, `far` when the first session's round trip is
+/// [`FAR_ROUND_TRIP`] or longer. Each folder costs a few round trips before its
+/// first byte (EXAMINE, sizes, bodies); over a WAN more sessions in flight hide
+/// more of them, while on a LAN they only compete for the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sessions {
+    pub near: usize,
+    pub far: usize,
+}
+
+impl Sessions {
+    /// The default without a provider preset: 4, and 8 over a WAN (Dovecot allows
+    /// 10 per user and address unless told otherwise).
+    pub const DEFAULT: Sessions = Sessions { near: 4, far: 8 };
+
+    /// Always `n` (the user said so).
+    pub fn exactly(n: usize) -> Sessions {
+        Sessions { near: n, far: n }
+    }
+
+    /// A provider preset's: its `connections`, and over a WAN up to 8 within its
+    /// published limit (none published: no more than `connections`).
+    pub fn of_preset(connections: u32, max_connections: Option<u32>) -> Sessions {
+        let near = connections.max(1) as usize;
+        let far = max_connections.map_or(near, |m| (m as usize).min(8).max(near));
+        Sessions { near, far }
+    }
+
+    /// The sessions for a measured round trip.
+    pub fn for_round_trip(&self, rtt: Duration) -> usize {
+        if rtt >= FAR_ROUND_TRIP {
+            self.far.max(self.near).max(1)
+        } else {
+            self.near.max(1)
+        }
+    }
+}
+
 /// Size bounds of one fetch/commit batch.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchLimits {
@@ -230,4 +272,45 @@ pub fn backoff(base: Duration, attempt: u32) -> Duration {
         .map_or(0, |d| d.subsec_nanos());
     let jitter = 0.75 + (nanos % 1000) as f64 / 2000.0; // 0.75 ..= 1.25
     capped.mul_f64(jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_grow_over_a_wan_within_the_limit() {
+        let ms = Duration::from_millis;
+        for (sessions, rtt, want) in [
+            (Sessions::DEFAULT, ms(0), 4),
+            (Sessions::DEFAULT, ms(19), 4),
+            (Sessions::DEFAULT, ms(20), 8),
+            (Sessions::DEFAULT, ms(300), 8),
+            (Sessions::exactly(3), ms(50), 3),
+            (Sessions::exactly(0), ms(50), 1),
+            // Gmail (15 allowed), Microsoft 365 (20): 4 near, 8 far.
+            (Sessions::of_preset(4, Some(15)), ms(1), 4),
+            (Sessions::of_preset(4, Some(15)), ms(50), 8),
+            (Sessions::of_preset(4, Some(20)), ms(50), 8),
+            // A limit below 8 is kept; no published limit: never more than advised.
+            (Sessions::of_preset(2, Some(5)), ms(50), 5),
+            (Sessions::of_preset(2, None), ms(50), 2),
+            (Sessions::of_preset(6, Some(5)), ms(50), 6),
+        ] {
+            assert_eq!(sessions.for_round_trip(rtt), want, "{sessions:?} at {rtt:?}");
+        }
+    }
+
+    /// A batch is one FETCH: the link idles for one round trip between batches
+    /// (parallel sessions fill it). A batch far larger than the bandwidth-delay
+    /// product keeps that idle share small: at 1 Gbit/s and 100 ms (12.5 MB in
+    /// flight) a full batch takes 200 ms, so under a third of one session's time idles.
+    #[test]
+    fn a_fetch_batch_exceeds_the_bandwidth_delay_product_of_a_fast_wan() {
+        let bdp = 1_000_000_000 / 8 / 10; // 1 Gbit/s × 100 ms
+        let b = BatchLimits::default();
+        assert!(b.max_bytes >= 2 * bdp, "{b:?}");
+        // Messages of 16 KB (the main corpus's mean) fill a batch to more than one BDP.
+        assert!(b.max_messages as u64 * 16_000 >= bdp, "{b:?}");
+    }
 }

@@ -19,7 +19,7 @@ use mailvault::imap::PullOptions;
 use mailvault::plan::folder_map::{parse_rule, Mapping, Rule};
 use mailvault::plan::pop3_sync::DeletePolicy;
 use mailvault::pop3::{Pop3PullOptions, Pop3Session};
-use mailvault::remote::{BatchLimits, ConnectOptions};
+use mailvault::remote::{BatchLimits, ConnectOptions, Sessions};
 use mailvault::replay::append::Pipeline;
 use mailvault::replay::run::{self, ReplayOptions, ReplayReport};
 
@@ -210,7 +210,9 @@ pub fn migrate(cli: &Cli, ui: &Ui, a: &MigrateArgs) -> Result<ExitCode> {
         include: Vec::new(),
         exclude: Vec::new(),
         namespaces: Vec::new(),
-        connections: a.source.options().preset()?.map_or(4, |p| p.connections as usize),
+        connections: a.source.options().preset()?.map_or(Sessions::DEFAULT, |p| {
+            Sessions::of_preset(p.connections, p.max_connections)
+        }),
         limits: BatchLimits::default(),
         max_retries: a.tuning.retries,
         backoff: Duration::from_millis(250),

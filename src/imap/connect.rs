@@ -39,18 +39,36 @@ pub struct Connected {
     pub caps: ServerCaps,
     /// Literals over the maximum message size the session's guard dropped.
     pub dropped: Dropped,
-    /// What NAMESPACE answered; `None` when the server does not offer it (or
-    /// refused it): folders are then named from the top of the hierarchy.
-    pub namespaces: Option<Namespaces>,
+    /// What NAMESPACE answered, asked the first time it is wanted
+    /// ([`Connected::namespaces`]): a connection that only fetches never asks.
+    namespaces: Option<Option<Namespaces>>,
     /// When the session should be closed at the next commit and a new one opened:
     /// its OAuth2 token is then due for a refresh (providers such as Exchange
     /// Online end sessions whose token has expired).
     pub retire_at: Option<tokio::time::Instant>,
     /// Whether the session runs COMPRESS=DEFLATE.
     pub compressed: bool,
+    /// The time the CAPABILITY after login took: one round trip and the server's
+    /// (tiny) work.
+    pub round_trip: Duration,
 }
 
 impl Connected {
+    /// The server's namespaces; `None` when it does not offer NAMESPACE (or refused
+    /// it): folders are then named from the top of the hierarchy. One round trip the
+    /// first time, none after.
+    pub async fn namespaces(&mut self, server: &str, t: Duration) -> Result<Option<Namespaces>, ImapError> {
+        if self.namespaces.is_none() {
+            let answer = if self.caps.namespace {
+                super::namespace::namespaces(&mut self.session, server, t).await?
+            } else {
+                None
+            };
+            self.namespaces = Some(answer);
+        }
+        Ok(self.namespaces.clone().flatten())
+    }
+
     /// Whether the session's token is due and it should make way for a new one.
     pub fn retiring(&self) -> bool {
         self.retire_at.is_some_and(|t| tokio::time::Instant::now() >= t)
@@ -65,23 +83,25 @@ pub async fn connect(o: &ConnectOptions) -> Result<Connected, ImapError> {
     let ep = &o.endpoint;
     let t = o.io_timeout;
     let tcp = crate::net::tcp_connect(ep, t, o.slots.as_ref()).await?;
-    let mut stream = match ep.scheme {
+    let (mut stream, greeted) = match ep.scheme {
         Scheme::Imaps => {
             let tls = timed(t, &server, "TLS handshake", async {
                 Ok(tls::handshake(tcp, &ep.host, o.tls.clone()).await?)
             })
             .await?;
             let mut s = MaybeTls::Tls(Box::new(tls));
-            check_greeting(&server, &read_line(&mut s, t, &server).await?)?;
-            s
+            let greeting = read_line(&mut s, t, &server).await?;
+            check_greeting(&server, &greeting)?;
+            (s, greeting_capabilities(&greeting))
         }
         Scheme::Imap => {
             let mut tcp = tcp;
             check_greeting(&server, &read_line(&mut tcp, t, &server).await?)?;
             if o.insecure_plaintext {
-                MaybeTls::Plain(tcp)
+                // The greeting's capabilities were sent in the clear: asked again.
+                (MaybeTls::Plain(tcp), None)
             } else {
-                starttls(tcp, o, &server).await?
+                (starttls(tcp, o, &server).await?, None)
             }
         }
         Scheme::Pop3s | Scheme::Pop3 => {
@@ -92,12 +112,17 @@ pub async fn connect(o: &ConnectOptions) -> Result<Connected, ImapError> {
             })
         }
     };
-    let pre_caps = capability(&mut stream, "M1", t, &server).await?;
+    // The greeting's `[CAPABILITY …]` saves a round trip (RFC 3501 7.1).
+    let pre_caps = match greeted {
+        Some(caps) => caps,
+        None => capability(&mut stream, "M1", t, &server).await?,
+    };
     let dropped = Dropped::default();
     let switch = DeflateSwitch::default();
     let stream = Deflating::new(stream, switch.clone());
     let client = Client::new(Guarded::new(stream, o.max_message_size, dropped.clone()));
     let mut session = login(client, o, &pre_caps, &server).await?;
+    let asked = std::time::Instant::now();
     let caps_list = timed(t, &server, "CAPABILITY", async {
         session
             .capabilities()
@@ -105,6 +130,7 @@ pub async fn connect(o: &ConnectOptions) -> Result<Connected, ImapError> {
             .map_err(|e| ImapError::from_client(&server, "CAPABILITY", e))
     })
     .await?;
+    let round_trip = asked.elapsed();
     let caps = ServerCaps {
         condstore: caps_list.has_str("CONDSTORE") || caps_list.has_str("QRESYNC"),
         qresync: caps_list.has_str("QRESYNC"),
@@ -144,11 +170,6 @@ pub async fn connect(o: &ConnectOptions) -> Result<Connected, ImapError> {
         })
         .await?;
     }
-    let namespaces = if caps.namespace {
-        super::namespace::namespaces(&mut session, &server, t).await?
-    } else {
-        None
-    };
     debug!(%server, ?caps, compressed, "logged in");
     let retire_at = match &o.auth {
         Auth::OAuth2SignIn(s) => Some(tokio::time::Instant::now() + Duration::from_secs(s.refresh_due_in().await)),
@@ -158,9 +179,10 @@ pub async fn connect(o: &ConnectOptions) -> Result<Connected, ImapError> {
         session,
         caps,
         dropped,
-        namespaces,
+        namespaces: None,
         retire_at,
         compressed,
+        round_trip,
     })
 }
 
@@ -193,6 +215,18 @@ pub(crate) fn check_greeting(server: &str, line: &str) -> Result<(), ImapError> 
             line: line.chars().take(200).collect(),
         })
     }
+}
+
+/// The capabilities a greeting names in its `[CAPABILITY …]` response code
+/// (upper-cased), when it has one that includes IMAP4rev1.
+fn greeting_capabilities(line: &str) -> Option<Vec<String>> {
+    let upper = line.to_ascii_uppercase();
+    let rest = upper.strip_prefix("* OK [CAPABILITY ")?;
+    let words: Vec<String> = rest[..rest.find(']')?]
+        .split_ascii_whitespace()
+        .map(str::to_string)
+        .collect();
+    words.iter().any(|w| w == "IMAP4REV1").then_some(words)
 }
 
 /// Reads one CRLF-terminated line, byte by byte so nothing beyond it is consumed.
@@ -421,6 +455,28 @@ mod tests {
             check_greeting("s", "* BYE go away"),
             Err(ImapError::Greeting { .. })
         ));
+    }
+
+    #[test]
+    fn a_greeting_names_its_capabilities_only_in_a_capability_code_with_imap4rev1() {
+        let words = |v: &[&str]| Some(v.iter().map(|w| w.to_string()).collect::<Vec<_>>());
+        for (line, want) in [
+            (
+                "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] Dovecot ready.",
+                words(&["IMAP4REV1", "SASL-IR", "AUTH=PLAIN"]),
+            ),
+            (
+                "* OK [CAPABILITY IMAP4rev1 LOGINDISABLED]",
+                words(&["IMAP4REV1", "LOGINDISABLED"]),
+            ),
+            ("* OK Gimap ready", None),
+            ("* OK [ALERT] CAPABILITY IMAP4rev1 here", None),
+            ("* OK [CAPABILITY AUTH=PLAIN] no version", None),
+            ("* OK [CAPABILITY IMAP4rev1 unterminated", None),
+            ("* BYE [CAPABILITY IMAP4rev1] busy", None),
+        ] {
+            assert_eq!(greeting_capabilities(line), want, "{line}");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::archive::{PlacementChange, PlacementUpdate, SourceChanges};
 use crate::control::Control;
 use crate::model::SourceKey;
 use crate::plan::namespace::{NamespaceKind, Namespaces};
-use crate::remote::{backoff, BatchLimits, ConnectOptions, FolderSummary, PullProgress, PullSummary};
+use crate::remote::{backoff, BatchLimits, ConnectOptions, FolderSummary, PullProgress, PullSummary, Sessions};
 use crate::writer::Writer;
 
 /// What to pull and how.
@@ -30,8 +30,8 @@ pub struct PullOptions {
     pub exclude: Vec<String>,
     /// Namespaces pulled besides the personal one (other users', shared).
     pub namespaces: Vec<NamespaceKind>,
-    /// Sessions opened in parallel (per-host limit).
-    pub connections: usize,
+    /// Sessions opened in parallel, by the first one's round trip.
+    pub connections: Sessions,
     pub limits: BatchLimits,
     /// Reconnect attempts per folder before giving up on it.
     pub max_retries: u32,
@@ -64,7 +64,7 @@ async fn connect_retrying(o: &PullOptions, attempt: &mut u32, first: bool) -> Re
 /// namespace, in every namespace.
 pub async fn list_all(c: &mut Connected, server: &str, t: Duration) -> Result<Vec<Folder>, ImapError> {
     let what = "LIST";
-    let namespaces = c.namespaces.clone();
+    let namespaces = c.namespaces(server, t).await?;
     timed(t, server, what, async {
         let mut st = c
             .session
@@ -113,7 +113,8 @@ pub async fn list_folders_only(o: &PullOptions) -> Result<(Option<Namespaces>, V
         })
         .collect();
     out.sort_by(|a, b| (a.namespace, &a.name).cmp(&(b.namespace, &b.name)));
-    Ok((c.namespaces, out))
+    let namespaces = c.namespaces(&server, o.connect.io_timeout).await?;
+    Ok((namespaces, out))
 }
 
 /// Whether a pull with `o` takes `f`: a personal folder or one of a namespace asked
@@ -195,11 +196,20 @@ pub async fn pull(o: &PullOptions, writer: &Writer, progress: Arc<dyn PullProgre
     let span = info_span!("pull", account = %o.account, server = %server);
     async {
         // The first connection also lists the folders; both retried when the
-        // connection drops.
+        // connection drops. Once it has logged in (a wrong password fails once, not
+        // once per connection), the others open while it lists: on a WAN their
+        // handshakes overlap the listing instead of following it.
         let mut attempts = 0;
+        let mut extras = Extras(Vec::new());
+        let mut sessions = 1;
         let (first, folders) = loop {
             let first = attempts == 0;
             let mut c = connect_retrying(o, &mut attempts, first).await?;
+            if extras.0.is_empty() {
+                sessions = o.connections.for_round_trip(c.round_trip);
+                info!(round_trip_ms = c.round_trip.as_millis() as u64, sessions, "connected");
+                extras = open_extras(o, sessions - 1);
+            }
             match list_folders(&mut c, o, &server).await {
                 Ok(f) => break (c, f),
                 Err(e) if e.is_retryable() && attempts < o.max_retries => {
@@ -216,11 +226,19 @@ pub async fn pull(o: &PullOptions, writer: &Writer, progress: Arc<dyn PullProgre
         info!(folders = folders.len(), "folders to pull");
         let queue = Arc::new(Mutex::new(folders.into_iter().collect::<VecDeque<Folder>>()));
         let results = Arc::new(Mutex::new(gone));
-        let n = o.connections.max(1).min(queue.lock().expect("queue").len().max(1));
+        let n = sessions.min(queue.lock().expect("queue").len().max(1));
+        let mut conns = vec![first];
+        for (i, extra) in std::mem::take(&mut extras.0).into_iter().enumerate() {
+            match extra.await {
+                Ok(Ok(c)) if conns.len() < n => conns.push(c),
+                Ok(Ok(c)) => retire(Some(c)).await, // more connections than folders
+                Ok(Err(e)) => warn!(error = %e, n = i + 1, "could not open an extra connection; continuing with fewer"),
+                Err(e) => warn!(error = %e, "a connection task failed"),
+            }
+        }
         let mut tasks = Vec::new();
-        let mut first = Some(first);
-        for i in 0..n {
-            let conn = first.take();
+        for (i, conn) in conns.into_iter().enumerate() {
+            let conn = Some(conn);
             let (o, writer, queue, results, progress, server) = (
                 o.clone(),
                 writer.clone(),
@@ -376,6 +394,33 @@ async fn worker(
         results.lock().expect("results").push(summary);
     }
     retire(conn).await;
+}
+
+/// Sessions opening in the background; aborted when the pull ends before taking
+/// them (the listing failed).
+struct Extras(Vec<tokio::task::JoinHandle<Result<Connected, ImapError>>>);
+
+impl Drop for Extras {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// Opens `n` more sessions in the background (each retrying as a worker would).
+fn open_extras(o: &PullOptions, n: usize) -> Extras {
+    Extras(
+        (0..n)
+            .map(|i| {
+                let o = o.clone();
+                tokio::spawn(
+                    async move { connect_retrying(&o, &mut 0, false).await }
+                        .instrument(info_span!("connection", n = i + 1)),
+                )
+            })
+            .collect(),
+    )
 }
 
 /// Logs a session out (bounded in time), if there is one.

@@ -298,6 +298,17 @@ mod tests {
     use super::*;
     use crate::model::Flags;
 
+    /// APPENDs in flight cover the bandwidth-delay product of 1 Gbit/s at 100 ms
+    /// (12.5 MB) with messages of 16 KB (the main corpus's mean), so the link does
+    /// not wait for answers.
+    #[test]
+    fn the_append_window_covers_the_bandwidth_delay_product_of_a_fast_wan() {
+        let p = Pipeline::default();
+        let bdp = 1_000_000_000 / 8 / 10;
+        assert!(p.window * p.per_command * 16_000 >= bdp, "{p:?}");
+        assert!(p.window * p.command_bytes >= 2 * bdp, "{p:?}");
+    }
+
     #[test]
     fn grouping_respects_count_and_bytes() {
         let f = Flags::default();

@@ -25,7 +25,10 @@ pub async fn of_listed(
     t: std::time::Duration,
     listed: Vec<Folder>,
 ) -> Result<Target, ImapError> {
-    let mut namespace = c.namespaces.as_ref().map_or(Namespace::root(None), |n| n.personal());
+    let mut namespace = c
+        .namespaces(server, t)
+        .await?
+        .map_or(Namespace::root(None), |n| n.personal());
     if namespace.separator.is_none() {
         namespace.separator = Some(list_separator(c, server, t).await?);
     }

@@ -17,7 +17,7 @@ use crate::oauth::{OAuthError, TokenSource, TokenStore};
 use crate::plan::folder_map::{Mapping, Rule};
 use crate::plan::pop3_sync::DeletePolicy;
 use crate::pop3::{Pop3Error, Pop3PullOptions, Pop3Session};
-use crate::remote::{Auth, BatchLimits, ConnectOptions, NoProgress, PullSummary};
+use crate::remote::{Auth, BatchLimits, ConnectOptions, NoProgress, PullSummary, Sessions};
 use crate::replay::run::{ReplayOptions, ReplayReport};
 
 /// What one run of an account did.
@@ -157,7 +157,8 @@ async fn pull_and_replay(
             },
             exclude: acct.spec.exclude.clone(),
             namespaces: Vec::new(),
-            connections: acct.connections() as usize,
+            // The job's number (its hosts' limits are shared by its accounts).
+            connections: Sessions::exactly(acct.connections() as usize),
             limits: BatchLimits::default(),
             max_retries: job.retry.attempts,
             backoff,

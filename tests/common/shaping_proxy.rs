@@ -7,6 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,11 +17,14 @@ struct Link {
     free_at: Mutex<Instant>,
     bytes_per_second: f64,
     delay: Duration,
+    /// Bytes carried so far.
+    carried: AtomicU64,
 }
 
 impl Link {
     /// When a chunk of `n` bytes read now arrives at the far end.
     fn arrival(&self, n: usize) -> Instant {
+        self.carried.fetch_add(n as u64, Ordering::Relaxed);
         let mut free = self.free_at.lock().unwrap();
         let start = (*free).max(Instant::now());
         *free = start + Duration::from_secs_f64(n as f64 / self.bytes_per_second);
@@ -30,6 +34,10 @@ impl Link {
 
 pub struct ShapingProxy {
     pub port: u16,
+    /// Client to server.
+    up: Arc<Link>,
+    /// Server to client.
+    down: Arc<Link>,
 }
 
 /// The largest chunk read at once (a few TCP segments).
@@ -49,9 +57,11 @@ impl ShapingProxy {
                 free_at: Mutex::new(Instant::now()),
                 bytes_per_second: bits_per_second as f64 / 8.0,
                 delay: rtt / 2,
+                carried: AtomicU64::new(0),
             })
         };
         let (up, down) = (link(), link());
+        let (up_, down_) = (up.clone(), down.clone());
         std::thread::spawn(move || {
             for conn in l.incoming() {
                 let Ok(client) = conn else { continue };
@@ -63,7 +73,20 @@ impl ShapingProxy {
                 pipe(server, client, down.clone());
             }
         });
-        ShapingProxy { port }
+        ShapingProxy {
+            port,
+            up: up_,
+            down: down_,
+        }
+    }
+
+    /// Bytes carried so far, (client to server, server to client), over every
+    /// connection.
+    pub fn carried(&self) -> (u64, u64) {
+        (
+            self.up.carried.load(Ordering::Relaxed),
+            self.down.carried.load(Ordering::Relaxed),
+        )
     }
 }
 
