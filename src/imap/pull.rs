@@ -202,13 +202,20 @@ pub async fn pull(o: &PullOptions, writer: &Writer, progress: Arc<dyn PullProgre
         let mut attempts = 0;
         let mut extras = Extras(Vec::new());
         let mut sessions = 1;
+        let known_folders = writer.cursors(&o.account).await?.len();
         let (first, folders) = loop {
             let first = attempts == 0;
             let mut c = connect_retrying(o, &mut attempts, first).await?;
             if extras.0.is_empty() {
                 sessions = o.connections.for_round_trip(c.round_trip);
                 info!(round_trip_ms = c.round_trip.as_millis() as u64, sessions, "connected");
-                extras = open_extras(o, sessions - 1);
+                // Folders pulled before bound what is opened before the listing: an
+                // account of one folder does not open four sessions each run.
+                let early = match known_folders {
+                    0 => sessions,
+                    k => sessions.min(k),
+                };
+                extras = open_extras(o, early - 1);
             }
             match list_folders(&mut c, o, &server).await {
                 Ok(f) => break (c, f),
@@ -227,18 +234,20 @@ pub async fn pull(o: &PullOptions, writer: &Writer, progress: Arc<dyn PullProgre
         let queue = Arc::new(Mutex::new(folders.into_iter().collect::<VecDeque<Folder>>()));
         let results = Arc::new(Mutex::new(gone));
         let n = sessions.min(queue.lock().expect("queue").len().max(1));
-        let mut conns = vec![first];
-        for (i, extra) in std::mem::take(&mut extras.0).into_iter().enumerate() {
-            match extra.await {
-                Ok(Ok(c)) if conns.len() < n => conns.push(c),
-                Ok(Ok(c)) => retire(Some(c)).await, // more connections than folders
-                Ok(Err(e)) => warn!(error = %e, n = i + 1, "could not open an extra connection; continuing with fewer"),
-                Err(e) => warn!(error = %e, "a connection task failed"),
-            }
+        // Sessions the folders don't need are closed; each needed one is awaited by
+        // its own worker, so a slow handshake holds back only that worker.
+        let mut pending = std::mem::take(&mut extras.0);
+        for surplus in pending.split_off((n - 1).min(pending.len())) {
+            close_surplus(surplus);
+        }
+        if pending.len() < n - 1 {
+            // More folders than the archive knew of: the rest open now.
+            pending.append(&mut open_extras(o, n - 1 - pending.len()).0);
         }
         let mut tasks = Vec::new();
-        for (i, conn) in conns.into_iter().enumerate() {
-            let conn = Some(conn);
+        let mut first = Some(first);
+        for (i, handle) in std::iter::once(None).chain(pending.into_iter().map(Some)).enumerate() {
+            let conn = first.take();
             let (o, writer, queue, results, progress, server) = (
                 o.clone(),
                 writer.clone(),
@@ -248,8 +257,17 @@ pub async fn pull(o: &PullOptions, writer: &Writer, progress: Arc<dyn PullProgre
                 server.clone(),
             );
             tasks.push(tokio::spawn(
-                async move { worker(conn, &o, &writer, &queue, &results, progress.as_ref(), &server).await }
-                    .instrument(info_span!("connection", n = i)),
+                async move {
+                    let conn = match handle {
+                        None => conn,
+                        Some(h) => match opened(h, &queue).await {
+                            Some(c) => Some(c),
+                            None => return,
+                        },
+                    };
+                    worker(conn, &o, &writer, &queue, &results, progress.as_ref(), &server).await
+                }
+                .instrument(info_span!("connection", n = i)),
             ));
         }
         for t in tasks {
@@ -421,6 +439,48 @@ fn open_extras(o: &PullOptions, n: usize) -> Extras {
             })
             .collect(),
     )
+}
+
+/// The session `h` opens, once open; `None` when it could not be opened or the
+/// other sessions took every folder first (the opening is then abandoned).
+async fn opened(
+    mut h: tokio::task::JoinHandle<Result<Connected, ImapError>>,
+    queue: &Mutex<VecDeque<Folder>>,
+) -> Option<Connected> {
+    loop {
+        tokio::select! {
+            r = &mut h => {
+                return match r {
+                    Ok(Ok(c)) => Some(c),
+                    Ok(Err(e)) => {
+                        warn!(error = %e, "could not open an extra connection; continuing with fewer");
+                        None
+                    }
+                    Err(_) => None, // aborted
+                };
+            }
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                if queue.lock().expect("queue").is_empty() {
+                    h.abort();
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// A session opening that the folders turned out not to need: logged out once
+/// open, or abandoned while it is still opening.
+fn close_surplus(t: tokio::task::JoinHandle<Result<Connected, ImapError>>) {
+    if t.is_finished() {
+        tokio::spawn(async move {
+            if let Ok(Ok(c)) = t.await {
+                retire(Some(c)).await;
+            }
+        });
+    } else {
+        t.abort();
+    }
 }
 
 /// Logs a session out (bounded in time), if there is one.
