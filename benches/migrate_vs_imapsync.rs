@@ -41,23 +41,7 @@ fn mailvault(src: &Dovecot, dst: &Dovecot, user: &str, work: &Path) -> (f64, ser
     let (ca1, ca2) = (src.ca_pem(), dst.ca_pem());
     let mut c = tc::cmd(
         &archive,
-        &[
-            "migrate",
-            "--from",
-            &from,
-            "--to",
-            &to,
-            "--from-password-env",
-            "MV_TEST_PW",
-            "--from-tls-ca",
-            ca1.to_str().unwrap(),
-            "--to-password-env",
-            "MV_TEST_PW",
-            "--to-tls-ca",
-            ca2.to_str().unwrap(),
-            "--json",
-            "-q",
-        ],
+        &common::migrate_args(&from, &to, ca1.to_str().unwrap(), ca2.to_str().unwrap()),
     );
     c.env("MV_TEST_PW", TEST_PASSWORD);
     let (took, v) = common::timed_json(c, "migrate");

@@ -200,23 +200,7 @@ fn migrate_enron(proxy: &ShapingProxy, rate: u64, ca: &Path, work: &Path, peer: 
     let side = |user: &'static str| format!("imaps://{user}@127.0.0.1:{}", proxy.port);
     let ca_s = ca.to_str().unwrap();
     let (from, to) = (side("ken"), side("mv"));
-    let args = [
-        "migrate",
-        "--from",
-        &from,
-        "--to",
-        &to,
-        "--from-password-env",
-        "MV_TEST_PW",
-        "--from-tls-ca",
-        ca_s,
-        "--to-password-env",
-        "MV_TEST_PW",
-        "--to-tls-ca",
-        ca_s,
-        "--json",
-        "-q",
-    ];
+    let args = common::migrate_args(&from, &to, ca_s, ca_s);
     let mut out: Vec<Run> = through(proxy, rate, "migrate", || {
         let (secs, j) = timed(mailvault(&work.join("migrate"), &args), "migrate");
         assert_eq!(j["replay"]["total"]["failed"], 0, "{j}");

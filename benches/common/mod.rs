@@ -169,3 +169,25 @@ pub fn solid_zstd19(root: &Path) -> Option<u64> {
     std::fs::write(&cache, n.to_string()).ok();
     Some(n)
 }
+
+/// `migrate --from FROM --to TO --json -q`, both passwords from `MV_TEST_PW`, each
+/// side's certificate checked with its CA.
+pub fn migrate_args<'a>(from: &'a str, to: &'a str, ca_from: &'a str, ca_to: &'a str) -> Vec<&'a str> {
+    vec![
+        "migrate",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--from-password-env",
+        "MV_TEST_PW",
+        "--from-tls-ca",
+        ca_from,
+        "--to-password-env",
+        "MV_TEST_PW",
+        "--to-tls-ca",
+        ca_to,
+        "--json",
+        "-q",
+    ]
+}
