@@ -1,6 +1,7 @@
 //! Who is acting: the identity the change log and the access log record. For the
-//! command line it is the operating-system user running mailvault; the web
-//! interface (issue 20) will pass its signed-in user instead.
+//! command line it is the operating-system user running mailvault; a web user or
+//! API token is a [`crate::readers::Principal`], recorded as `web:NAME` or
+//! `token:NAME`.
 
 /// The name of the user this process runs as (`uid 1234` when the system has no
 /// name for it).

@@ -126,5 +126,6 @@ pub fn schemas() -> Vec<(&'static str, String)> {
         ("purge.v1.schema.json", text::<PurgeOutput>()),
         ("audit.v1.schema.json", text::<AuditOutput>()),
         ("probe.v1.schema.json", text::<crate::probe::report::ProbeReport>()),
+        ("readers.v1.schema.json", text::<crate::readers::store::Listed>()),
     ]
 }

@@ -12,6 +12,7 @@ mod jobs;
 mod login;
 mod probe;
 mod pull;
+mod readers;
 mod replay;
 mod search;
 mod secret;
@@ -179,6 +180,19 @@ enum Command {
         after_help = "Examples:\n  mailvault probe mail.example.org\n  mailvault probe ann@example.org --password-env MAIL_PW\n  mailvault probe imap.example.org --login ann --tls-ca company-ca.pem --json\n  mailvault probe mail.example.org --imaps-port 10993 --imap-port 10143 --pop3s-port 10995 --pop3-port 10110"
     )]
     Probe(probe::ProbeArgs),
+    /// Users of the web interface: add (with a role, and accounts for role user),
+    /// list, remove, passwd
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  mailvault user add alice --role admin\n  mailvault user add bob --role user --accounts bob,sales --password-file bob.txt\n  mailvault user add carol --role auditor --password-env CAROL_PW\n  mailvault user list --json\n  mailvault user passwd bob\n  mailvault user remove bob"
+    )]
+    User(readers::UserCommand),
+    /// Bearer tokens for the JSON API: create (printed once), list, revoke
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  mailvault token create ediscovery --role auditor > token.txt\n  mailvault token create crm --role user --accounts sales\n  mailvault token revoke crm"
+    )]
+    Token(readers::TokenCommand),
     /// Print a shell completion script (see the README for where to put it)
     #[command(
         after_help = "Examples:\n  mailvault completions bash > ~/.local/share/bash-completion/completions/mailvault\n  mailvault completions zsh > \"${fpath[1]}/_mailvault\""
@@ -464,6 +478,8 @@ pub fn main() -> ExitCode {
         Command::Attest(a) => compliance::attest(&cli, a),
         Command::Audit(a) => compliance::audit(&cli, a),
         Command::Login(a) => login::login(&cli, a),
+        Command::User(c) => readers::user_cmd(&cli, c),
+        Command::Token(c) => readers::token_cmd(&cli, c),
         Command::Probe(a) => probe::probe(&cli, a),
         Command::Rekey(a) => existing_archive_dir(&cli).and_then(|dir| secret::rekey(&cli.secret, &dir, a)),
         Command::Completions(a) => completions(a),
