@@ -18,6 +18,7 @@ mod search;
 mod secret;
 mod server_args;
 mod table;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -193,6 +194,12 @@ enum Command {
         after_help = "Examples:\n  mailvault token create ediscovery --role auditor > token.txt\n  mailvault token create crm --role user --accounts sales\n  mailvault token revoke crm"
     )]
     Token(readers::TokenCommand),
+    /// Serve the archive over HTTP: the JSON API under /api/v1 (bearer tokens from
+    /// `mailvault token create`), every read in the access log
+    #[command(
+        after_help = "Examples:\n  mailvault web\n  mailvault web --listen 127.0.0.1:9000\n  curl -H \"Authorization: Bearer $(cat token.txt)\" 'http://127.0.0.1:8080/api/v1/search?q=from:alice'"
+    )]
+    Web(web::WebArgs),
     /// Print a shell completion script (see the README for where to put it)
     #[command(
         after_help = "Examples:\n  mailvault completions bash > ~/.local/share/bash-completion/completions/mailvault\n  mailvault completions zsh > \"${fpath[1]}/_mailvault\""
@@ -480,6 +487,7 @@ pub fn main() -> ExitCode {
         Command::Login(a) => login::login(&cli, a),
         Command::User(c) => readers::user_cmd(&cli, c),
         Command::Token(c) => readers::token_cmd(&cli, c),
+        Command::Web(a) => web::web(&cli, a),
         Command::Probe(a) => probe::probe(&cli, a),
         Command::Rekey(a) => existing_archive_dir(&cli).and_then(|dir| secret::rekey(&cli.secret, &dir, a)),
         Command::Completions(a) => completions(a),

@@ -162,6 +162,42 @@ impl Principal {
     }
 }
 
+/// `query` narrowed to what `p` may see: unchanged for readers of every account,
+/// else `(query') AND (account:A OR account:B …)`, where `query'` has every
+/// `account:` term naming an account outside the grant replaced by one matching
+/// nothing — so a message filed both in a granted account and another is not
+/// found by naming the other (which would tell where else it is filed).
+pub fn restrict(p: &Principal, query: crate::query::Expr) -> crate::query::Expr {
+    use crate::query::{ExactField, Expr};
+    fn hide(p: &Principal, e: Expr) -> Expr {
+        match e {
+            Expr::Exact {
+                field: ExactField::Account,
+                value,
+            } if !p.may_see(&value) => Expr::Or(Vec::new()),
+            Expr::And(v) => Expr::And(v.into_iter().map(|e| hide(p, e)).collect()),
+            Expr::Or(v) => Expr::Or(v.into_iter().map(|e| hide(p, e)).collect()),
+            Expr::Not(e) => Expr::Not(Box::new(hide(p, *e))),
+            other => other,
+        }
+    }
+    match &p.accounts {
+        None => query,
+        Some(accounts) => Expr::And(vec![
+            hide(p, query),
+            Expr::Or(
+                accounts
+                    .iter()
+                    .map(|a| Expr::Exact {
+                        field: ExactField::Account,
+                        value: a.clone(),
+                    })
+                    .collect(),
+            ),
+        ]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +228,39 @@ mod tests {
         assert_eq!(grant("aud", Role::Auditor, &[]).unwrap(), None);
         assert!(grant("root", Role::Admin, &accounts(&["a"])).is_err());
         assert!(grant("aud", Role::Auditor, &accounts(&["a"])).is_err());
+    }
+
+    #[test]
+    fn a_query_is_narrowed_to_the_accounts_granted() {
+        use crate::query::{parse, ExactField, Expr};
+        let q = parse("from:ann").unwrap();
+        let p = |accounts: Option<&[&str]>| Principal {
+            name: "n".into(),
+            via: Via::Token,
+            role: if accounts.is_some() { Role::User } else { Role::Auditor },
+            accounts: accounts.map(|a| a.iter().map(|s| s.to_string()).collect()),
+        };
+        assert_eq!(restrict(&p(None), q.clone()), q);
+        let account = |a: &str| Expr::Exact {
+            field: ExactField::Account,
+            value: a.into(),
+        };
+        assert_eq!(
+            restrict(&p(Some(&["b", "a"])), q.clone()),
+            Expr::And(vec![q.clone(), Expr::Or(vec![account("a"), account("b")])])
+        );
+        // Naming an account outside the grant matches nothing, however nested.
+        let other = parse("account:b OR (from:x AND NOT account:a)").unwrap();
+        assert_eq!(
+            restrict(&p(Some(&["a"])), other.clone()),
+            Expr::And(vec![
+                match other {
+                    Expr::Or(v) => Expr::Or(vec![Expr::Or(vec![]), v[1].clone()]),
+                    e => panic!("{e:?}"),
+                },
+                Expr::Or(vec![account("a")])
+            ])
+        );
     }
 
     #[test]

@@ -1,0 +1,101 @@
+//! What the web server reads: the archive and its search index, opened read-only
+//! and opened again when the archive's sequence hint moves (a pull or import ran
+//! meanwhile), so readers see new mail without a restart; the readers file, read
+//! at each request (a removed user or revoked token stops at once); and the access
+//! log every read is recorded in first. Everything here blocks: the handlers call
+//! it on tokio's blocking threads.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::access::{self, Access, Action};
+use crate::archive::sealing::ArchiveSecret;
+use crate::archive::{layout, Archive};
+use crate::index::MessageIndex;
+use crate::model::MessageId;
+use crate::readers::store::ReaderStore;
+use crate::readers::Principal;
+
+use super::error::WebError;
+
+/// The archive and index as of one sequence number.
+pub struct Snapshot {
+    pub archive: Archive,
+    pub index: MessageIndex,
+    seq: Option<u64>,
+}
+
+pub struct Library {
+    dir: PathBuf,
+    secret: Option<ArchiveSecret>,
+    readers: ReaderStore,
+    current: Mutex<Option<Arc<Snapshot>>>,
+}
+
+impl Library {
+    /// The archive at `dir`; `secret` unlocks it when it is encrypted (unlocked
+    /// once by the caller).
+    pub fn open(dir: &Path, secret: Option<ArchiveSecret>) -> Result<Library, WebError> {
+        let key = match &secret {
+            Some(ArchiveSecret::Unlocked(u)) => Some(u.keys().secrets_key()),
+            _ => None,
+        };
+        let lib = Library {
+            dir: dir.to_path_buf(),
+            secret,
+            readers: ReaderStore::for_archive(dir, key),
+            current: Mutex::new(None),
+        };
+        lib.snapshot()?;
+        Ok(lib)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn readers(&self) -> &ReaderStore {
+        &self.readers
+    }
+
+    /// The archive and index, opened again when the archive moved on since.
+    pub fn snapshot(&self) -> Result<Arc<Snapshot>, WebError> {
+        let seq = layout::read_seq_hint(&self.dir);
+        let mut cur = self.current.lock().expect("library lock");
+        if let Some(s) = cur.as_ref().filter(|s| s.seq == seq) {
+            return Ok(s.clone());
+        }
+        let archive = Archive::open_read_only_secret(&self.dir, self.secret.clone())?;
+        let mut index = MessageIndex::open_read_only(&self.dir, archive.index_key())?;
+        index.set_holds(crate::retention::holds(&archive)?);
+        let s = Arc::new(Snapshot { archive, index, seq });
+        *cur = Some(s.clone());
+        Ok(s)
+    }
+
+    /// Records a read by `who` before it is done; a read that cannot be recorded is
+    /// refused.
+    pub fn record(
+        &self,
+        snap: &Snapshot,
+        who: &Principal,
+        action: Action,
+        query: Option<&str>,
+        ids: &[MessageId],
+        count: u64,
+    ) -> Result<(), WebError> {
+        let user = who.logged_as();
+        access::record(
+            &self.dir,
+            snap.archive.access_log_key(),
+            &Access {
+                user: &user,
+                action,
+                query,
+                ids,
+                count,
+            },
+        )?;
+        Ok(())
+    }
+}
