@@ -85,6 +85,7 @@ pub struct UserAddArgs {
 
 #[derive(Args, Debug)]
 pub struct PasswdArgs {
+    /// The user whose password to set
     name: String,
     #[command(flatten)]
     password: PasswordSource,
@@ -100,6 +101,7 @@ pub struct TokenCreateArgs {
 
 #[derive(Args, Debug)]
 pub struct NameArg {
+    /// The user's or token's name
     name: String,
 }
 
