@@ -26,6 +26,25 @@ pub fn create_dir_all(dir: &Path) -> io::Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
+/// Writes `bytes` as `dir/name` whole: a temporary file (0600) beside it, fsync,
+/// rename over the old one, fsync of the directory — a reader sees the old file or
+/// the new one, never half of either, even across a crash.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// Whether this process may write `path` (create files in it, for a directory):
 /// the permission bits as the kernel judges them for this user.
 pub fn may_write(path: &Path) -> bool {

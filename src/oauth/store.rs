@@ -4,7 +4,6 @@
 //! In an encrypted archive the file is sealed with the archive's secrets key and
 //! bound to the account's name. Tokens are never printed: `Debug` hides them.
 
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -211,21 +210,8 @@ impl TokenStore {
             }
             None => json,
         };
-        let path = self.path(account);
-        let tmp = self.dir.join(format!(".{account}.json.tmp"));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(&self.dir)?.sync_all()
-        };
-        write().map_err(|e| self.store_err(account, e))
+        crate::private::write_atomic(&self.dir, &format!("{account}.json"), &bytes)
+            .map_err(|e| self.store_err(account, e))
     }
 
     /// Removes the sign-in of `account`; whether there was one.

@@ -8,7 +8,7 @@
 //! BLAKE3 hash of the token (a token is 32 random bytes: a fast hash is enough,
 //! and a stolen file gives no token). A token is shown once, when made.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -57,6 +57,28 @@ pub struct Token {
     /// BLAKE3 of the token, hex.
     pub hash: String,
     pub created_at: i64,
+}
+
+impl User {
+    fn principal(&self) -> Principal {
+        Principal {
+            name: self.name.clone(),
+            via: Via::Password,
+            role: self.role,
+            accounts: self.accounts.clone(),
+        }
+    }
+}
+
+impl Token {
+    fn principal(&self) -> Principal {
+        Principal {
+            name: self.name.clone(),
+            via: Via::Token,
+            role: self.role,
+            accounts: self.accounts.clone(),
+        }
+    }
 }
 
 /// The whole file.
@@ -194,20 +216,7 @@ impl ReaderStore {
             }
             None => json,
         };
-        let tmp = self.dir.join(".readers.json.tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, self.path())?;
-            std::fs::File::open(&self.dir)?.sync_all()
-        };
-        write().map_err(|e| self.err(e))
+        crate::private::write_atomic(&self.dir, "readers.json", &bytes).map_err(|e| self.err(e))
     }
 
     /// Reads, changes and writes the file under the store's lock.
@@ -327,12 +336,7 @@ impl Readers {
             let _ = password::verify(pw, DUMMY_HASH);
             return Ok(None);
         };
-        Ok(password::verify(pw, &u.password)?.then(|| Principal {
-            name: u.name.clone(),
-            via: Via::Password,
-            role: u.role,
-            accounts: u.accounts.clone(),
-        }))
+        Ok(password::verify(pw, &u.password)?.then(|| u.principal()))
     }
 
     /// The reader a bearer token stands for, if it is a live one.
@@ -348,22 +352,12 @@ impl Readers {
                 found = Some(t);
             }
         }
-        found.map(|t| Principal {
-            name: t.name.clone(),
-            via: Via::Token,
-            role: t.role,
-            accounts: t.accounts.clone(),
-        })
+        found.map(Token::principal)
     }
 
     /// The principal a web session's user stands for now (roles and grants change).
     pub fn user(&self, name: &str) -> Option<Principal> {
-        self.users.iter().find(|u| u.name == name).map(|u| Principal {
-            name: u.name.clone(),
-            via: Via::Password,
-            role: u.role,
-            accounts: u.accounts.clone(),
-        })
+        self.users.iter().find(|u| u.name == name).map(User::principal)
     }
 }
 
