@@ -260,7 +260,7 @@ pub async fn pull(o: &PullOptions, writer: &Writer, progress: Arc<dyn PullProgre
                 async move {
                     let conn = match handle {
                         None => conn,
-                        Some(h) => match opened(h, &queue).await {
+                        Some(h) => match opened(h, &queue, &o.control.stop).await {
                             Some(c) => Some(c),
                             None => return,
                         },
@@ -441,11 +441,13 @@ fn open_extras(o: &PullOptions, n: usize) -> Extras {
     )
 }
 
-/// The session `h` opens, once open; `None` when it could not be opened or the
-/// other sessions took every folder first (the opening is then abandoned).
+/// The session `h` opens, once open; `None` when it could not be opened, or the
+/// other sessions took every folder first, or a stop came (the opening is then
+/// abandoned: a server slow to greet does not hold the pull's end).
 async fn opened(
     mut h: tokio::task::JoinHandle<Result<Connected, ImapError>>,
     queue: &Mutex<VecDeque<Folder>>,
+    stop: &crate::control::Stop,
 ) -> Option<Connected> {
     loop {
         tokio::select! {
@@ -460,7 +462,7 @@ async fn opened(
                 };
             }
             _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                if queue.lock().expect("queue").is_empty() {
+                if stop.requested() || queue.lock().expect("queue").is_empty() {
                     h.abort();
                     return None;
                 }
