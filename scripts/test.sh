@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs (libclang for RocksDB's bindings, Dovecot for the
 # protocol tests, openssl for their certificates, tar + zstd for the corpora,
-# oidc-provider from npm for the OAuth2 tests), then
+# Chromium and chromedriver for the browser tests, oidc-provider from npm for the
+# OAuth2 tests), then
 # runs formatting and lint checks, the demo script, and every test. `.ci/run` calls
 # this script.
 #
@@ -15,7 +16,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 # shellcheck source=lib/packages.sh
 . scripts/lib/packages.sh
-ensure_packages libclang-dev dovecot-imapd dovecot-pop3d openssl tar zstd man-db
+ensure_packages libclang-dev dovecot-imapd dovecot-pop3d openssl tar zstd man-db chromium chromium-driver
 
 # Garage, the S3 server of the S3 tests: built once into a cache outside the clone
 # (about 7-14 minutes on 2 cores), like RocksDB's build in the target directory.

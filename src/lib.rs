@@ -4,7 +4,7 @@
 //!
 //! | layer | modules | rule |
 //! |---|---|---|
-//! | L4 interface | `cli` (binary `main.rs`), [`web`] (HTTP: the JSON API; axum handlers over blocking reads) | clap; `anyhow` only in `cli` |
+//! | L4 interface | `cli` (binary `main.rs`), [`web`] (HTTP: server-rendered pages with sessions, CSRF and sign-in throttling, mail HTML sanitised; the JSON API; axum handlers over blocking reads) | clap; `anyhow` only in `cli` |
 //! | L3 orchestration | [`service`] (jobs on schedules, IDLE, metrics), [`import`], [`replay`], [`retention`] (policies and holds over the index: what a purge removes and why); [`output`] (the JSON report shapes and their schemas) | tokio tasks; storage only through [`writer`] or blocking threads |
 //! | L2 adapters | [`imap`], [`pop3`] (network sources), [`source`] (mbox, maildir, eml), [`export`], [`net`] (TCP, TLS, secrets, certificates), [`oauth`] (OAuth2 sign-in, the secret store, refreshing tokens; its flows pure in `oauth::flow`), [`probe`] (what a server offers; its advice pure in `probe::advice`) | I/O; protocol parsing in [`pop3::proto`], [`net::guard`] and [`plan`] stays free of tokio |
 //! | L2 shared | [`remote`] (pull options and summaries), [`control`] (stop, pace, per-host slots), [`job`] (job files read and checked; schedule and backoff are pure), [`presets`] (mail providers by name: servers, sign-in, limits, folder quirks; data in `presets/providers.toml`) | types the sources and the service share |

@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -33,9 +32,7 @@ pub fn web(cli: &Cli, a: &WebArgs) -> Result<ExitCode> {
     let dir = super::existing_archive_dir(cli)?;
     let secret = super::secret::for_archive(&cli.secret, &dir)?;
     let library = Library::open(&dir, secret).with_context(|| format!("opening archive {}", dir.display()))?;
-    let state = AppState {
-        library: Arc::new(library),
-    };
+    let state = AppState::new(library, false);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(a.listen)

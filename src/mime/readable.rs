@@ -68,20 +68,7 @@ pub fn readable(raw: &[u8]) -> Readable {
         .map(|t| t.trim_end().to_string())
         .collect::<Vec<_>>()
         .join("\n\n");
-    let attachments = m
-        .attachments()
-        .map(|a| Attachment {
-            name: a.attachment_name().unwrap_or("(no name)").to_string(),
-            content_type: a
-                .content_type()
-                .map(|c| match c.subtype() {
-                    Some(sub) => format!("{}/{sub}", c.ctype()),
-                    None => c.ctype().to_string(),
-                })
-                .unwrap_or_else(|| "application/octet-stream".into()),
-            size: a.contents().len(),
-        })
-        .collect();
+    let attachments = m.attachments().map(describe).collect();
     Readable {
         headers,
         text,
@@ -89,9 +76,66 @@ pub fn readable(raw: &[u8]) -> Readable {
     }
 }
 
+/// The HTML body of `raw`, decoded, when it has a `text/html` part (a text-only
+/// message has none: it is shown as text).
+pub fn html_body(raw: &[u8]) -> Option<String> {
+    let m = MessageParser::default().parse(raw)?;
+    let part = m.html_body.iter().map(|&i| m.part(i)).find_map(|p| {
+        let p = p?;
+        let ct = p.content_type()?;
+        let html = ct.ctype().eq_ignore_ascii_case("text") && ct.subtype()?.eq_ignore_ascii_case("html");
+        html.then_some(p)
+    })?;
+    part.text_contents().map(str::to_string)
+}
+
+/// The `n`th attachment of `raw` (as [`Readable::attachments`] numbers them): its
+/// description and decoded bytes.
+pub fn attachment(raw: &[u8], n: usize) -> Option<(Attachment, Vec<u8>)> {
+    let m = MessageParser::default().parse(raw)?;
+    let a = m.attachments().nth(n)?;
+    let bytes = a.contents().to_vec();
+    Some((describe(a), bytes))
+}
+
+fn describe(a: &mail_parser::MessagePart<'_>) -> Attachment {
+    Attachment {
+        name: a.attachment_name().unwrap_or("(no name)").to_string(),
+        content_type: a
+            .content_type()
+            .map(|c| match c.subtype() {
+                Some(sub) => format!("{}/{sub}", c.ctype()),
+                None => c.ctype().to_string(),
+            })
+            .unwrap_or_else(|| "application/octet-stream".into()),
+        size: a.contents().len(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_html_body_is_found_only_in_an_html_part() {
+        let alt = b"Content-Type: multipart/alternative; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nplain\r\n\
+--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>rich</p>\r\n--b--\r\n";
+        assert_eq!(html_body(alt).as_deref().map(str::trim), Some("<p>rich</p>"));
+        assert_eq!(html_body(b"Content-Type: text/plain\r\n\r\nplain\r\n"), None);
+    }
+
+    #[test]
+    fn an_attachment_is_found_by_its_number() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nbody\r\n\
+--b\r\nContent-Type: image/png; name=a.png\r\nContent-Disposition: attachment; filename=a.png\r\n\
+Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--b--\r\n";
+        let (a, bytes) = attachment(raw, 0).expect("the first attachment");
+        assert_eq!((a.name.as_str(), a.content_type.as_str()), ("a.png", "image/png"));
+        assert_eq!(bytes, b"hello");
+        assert!(attachment(raw, 1).is_none());
+    }
 
     #[test]
     fn encoded_words_are_decoded_and_attachments_listed() {

@@ -162,6 +162,12 @@ impl Principal {
     }
 }
 
+/// Whether two secrets (token hashes, CSRF tokens) are equal, in time that does not
+/// tell where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// `query` narrowed to what `p` may see: unchanged for readers of every account,
 /// else `(query') AND (account:A OR account:B …)`, where `query'` has every
 /// `account:` term naming an account outside the grant replaced by one matching

@@ -147,10 +147,6 @@ fn token_hash(token: &str) -> String {
 }
 
 /// Equal strings, compared in time independent of where they differ.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl ReaderStore {
     /// The store of the archive at `archive`; `key` seals it (an encrypted archive's
     /// secrets key).
@@ -348,7 +344,7 @@ impl Readers {
         // Every token is compared, so the time does not tell which one came close.
         let mut found = None;
         for t in &self.tokens {
-            if same(&t.hash, &hash) {
+            if super::same_secret(&t.hash, &hash) {
                 found = Some(t);
             }
         }
@@ -358,6 +354,13 @@ impl Readers {
     /// The principal a web session's user stands for now (roles and grants change).
     pub fn user(&self, name: &str) -> Option<Principal> {
         self.users.iter().find(|u| u.name == name).map(User::principal)
+    }
+
+    /// A fingerprint of `name`'s password hash: a web session keeps the one it was
+    /// started with, and ends when it changes (a new password signs out everywhere).
+    pub fn password_stamp(&self, name: &str) -> Option<[u8; 32]> {
+        let u = self.users.iter().find(|u| u.name == name)?;
+        Some(*blake3::hash(u.password.as_bytes()).as_bytes())
     }
 }
 

@@ -100,7 +100,7 @@ pub struct SearchPage {
 }
 
 /// `hit` as `p` may see it: only the accounts and folders granted.
-fn visible(p: &Principal, mut hit: Hit) -> Option<Hit> {
+pub fn visible(p: &Principal, mut hit: Hit) -> Option<Hit> {
     if p.accounts.is_none() {
         return Some(hit);
     }
@@ -141,7 +141,7 @@ pub async fn search(
 
 /// A message's id from the path: 64 hex digits (no prefixes: a prefix would let a
 /// reader probe for ids outside their accounts).
-fn message_id(s: &str) -> Result<MessageId, WebError> {
+pub fn message_id(s: &str) -> Result<MessageId, WebError> {
     if s.len() != 64 {
         return Err(WebError::api(Code::BadRequest, "a message id is 64 hex digits"));
     }
@@ -175,7 +175,7 @@ pub struct MessageMeta {
 }
 
 /// The message and its placements the reader may see; not found otherwise.
-fn readable_message(
+pub fn readable_message(
     snap: &super::library::Snapshot,
     who: &Principal,
     id: &MessageId,

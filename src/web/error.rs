@@ -77,6 +77,8 @@ pub enum WebError {
     Access(#[from] crate::access::AccessError),
     #[error("a worker thread: {0}")]
     Join(String),
+    #[error("rendering a page: {0}")]
+    Render(#[from] askama::Error),
 }
 
 impl WebError {
@@ -113,10 +115,11 @@ struct Detail<'a> {
     message: &'a str,
 }
 
-impl IntoResponse for WebError {
-    fn into_response(self) -> Response {
-        let code = self.code();
-        let message = match &self {
+impl WebError {
+    /// What the reader is told (an internal failure is logged here in full and
+    /// told only by its kind).
+    pub fn public_message(&self) -> String {
+        match self {
             WebError::Api { message, .. } => message.clone(),
             WebError::Access(_) => {
                 tracing::error!(error = %self, "a read refused: the access log cannot record it");
@@ -126,7 +129,14 @@ impl IntoResponse for WebError {
                 tracing::error!(error = %other, "request failed");
                 "the server could not answer; its log says why".to_string()
             }
-        };
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        let message = self.public_message();
         let mut r = axum::Json(Body {
             error: Detail {
                 code,

@@ -1,5 +1,7 @@
-//! The web server: `mailvault web`. So far the JSON API under `/api/v1` ([`api`],
-//! described by [`openapi`]); the pages come next. Handlers are small functions
+//! The web server: `mailvault web`. Server-rendered pages for people ([`pages`],
+//! signed in by [`session`]s, throttled by [`throttle`], mail bodies made safe by
+//! [`sanitize`]) and the JSON API under `/api/v1` for scripts ([`api`], described
+//! by [`openapi`]). Handlers are small functions
 //! with their state and reader given by extractors (axum); everything that touches
 //! the archive runs on tokio's blocking threads ([`blocking`]) over a
 //! [`library::Library`]. Errors answer with a status and a stable code
@@ -12,11 +14,16 @@ pub mod api;
 pub mod error;
 pub mod library;
 pub mod openapi;
+pub mod pages;
+pub mod sanitize;
+pub mod session;
+pub mod throttle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::http::{header, HeaderValue};
+use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::{Code, WebError};
@@ -26,6 +33,43 @@ use library::Library;
 #[derive(Clone)]
 pub struct AppState {
     pub library: Arc<Library>,
+    pub sessions: Arc<session::Sessions>,
+    pub throttle: Arc<throttle::SignInThrottle>,
+    /// Served over TLS: cookies are marked `Secure`.
+    pub secure: bool,
+}
+
+impl AppState {
+    pub fn new(library: Library, secure: bool) -> AppState {
+        AppState {
+            library: Arc::new(library),
+            sessions: Arc::default(),
+            throttle: Arc::default(),
+            secure,
+        }
+    }
+}
+
+/// The policy of every page: its own style sheet, pictures and frames from this
+/// server only, no script at all, forms only to this server, never framed.
+pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-src 'self'; \
+     form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// Headers every answer carries unless its handler set its own.
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        if !h.contains_key(&name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    r
 }
 
 /// Runs `f` (which reads the archive) on a blocking thread.
@@ -45,7 +89,20 @@ pub fn router(state: AppState) -> Router {
         .route("/messages/{id}/raw", get(api::raw))
         .route("/openapi.json", get(api::openapi))
         .fallback(api::no_route);
-    Router::new().nest("/api/v1", api).with_state(state)
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/search", get(pages::search))
+        .route("/messages/{id}", get(pages::message))
+        .route("/messages/{id}/body", get(pages::message_body))
+        .route("/messages/{id}/eml", get(pages::message_eml))
+        .route("/messages/{id}/attachments/{n}", get(pages::attachment))
+        .route("/static/app.css", get(pages::app_css))
+        .nest("/api/v1", api)
+        .fallback(pages::no_page)
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
 }
 
 /// Whether the server may listen on `addr`: loopback only, until TLS is built.
@@ -69,9 +126,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ pub mod garage;
 pub mod oidc;
 pub mod scripted_imap;
 pub mod shaping_proxy;
+pub mod web;
+pub mod webdriver;
 
 /// The `mailvault` binary built for these tests.
 pub fn bin() -> PathBuf {

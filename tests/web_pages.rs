@@ -1,0 +1,290 @@
+//! The web pages' guards, over HTTP against the real `mailvault web` on a free
+//! loopback port: every page sends a signed-out visitor to sign in; a user granted
+//! one account gets "not found" for a message of another by every page that shows
+//! it; a state change without the session's CSRF token is refused, and so is a
+//! sign-in form that did not come from the server; wrong passwords are throttled; a
+//! new password ends the sessions of the old; the pages carry their security
+//! headers and the message frame its own, stricter policy.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::web::Server;
+use reqwest::blocking::Client;
+use reqwest::StatusCode;
+
+const PW: &str = "correct horse battery staple";
+
+fn client() -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::builder()
+        .timeout(Duration::from_secs(20))
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn message(subject: &str, body: &str) -> String {
+    format!(
+        "From: Ann <ann@example.com>\r\nTo: bob@example.com\r\nSubject: {subject}\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\n\
+         Message-ID: <{subject}@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+         --b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>{body}</p>\r\n\
+         --b\r\nContent-Type: application/pdf; name=x.pdf\r\nContent-Disposition: attachment; filename=x.pdf\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n"
+    )
+}
+
+/// `sales` holds the quarterly numbers; `hr` the salary review.
+fn archive(root: &Path) -> PathBuf {
+    let a = root.join("archive");
+    for (account, subject) in [("sales", "quarterly-numbers"), ("hr", "salary-review")] {
+        let dir = root.join(account);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("m.eml"), message(subject, "invoice")).unwrap();
+        common::ok(
+            &a,
+            &[
+                "import",
+                dir.to_str().unwrap(),
+                "--account",
+                account,
+                "--folder",
+                "INBOX",
+            ],
+        );
+    }
+    for (name, role, accounts) in [("ann", "user", Some("sales")), ("root", "admin", None)] {
+        let mut args = vec!["user", "add", name, "--role", role, "--password-env", "WEB_TEST_PW"];
+        if let Some(acc) = accounts {
+            args.extend(["--accounts", acc]);
+        }
+        let out = common::cmd(&a, &args).env("WEB_TEST_PW", PW).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    a
+}
+
+fn id_of(a: &Path, query: &str) -> String {
+    common::ok(a, &["search", "--format", "ids", query]).trim().to_string()
+}
+
+/// The value of hidden input `name` in a page.
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = page.find(&marker).unwrap_or_else(|| panic!("no {name} in {page}")) + marker.len();
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+/// Signs `c` in as `name`; the answer to the form.
+fn sign_in(c: &Client, s: &Server, name: &str, pw: &str) -> reqwest::blocking::Response {
+    let page = c.get(s.url("/login")).send().unwrap().text().unwrap();
+    let csrf = hidden(&page, "csrf");
+    c.post(s.url("/login"))
+        .form(&[("name", name), ("password", pw), ("csrf", &csrf), ("next", "/search")])
+        .send()
+        .unwrap()
+}
+
+fn signed_in(s: &Server, name: &str) -> Client {
+    let c = client();
+    let r = sign_in(&c, s, name, PW);
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{name} signs in");
+    assert_eq!(r.headers()["location"], "/search");
+    c
+}
+
+fn page_paths(id: &str) -> Vec<String> {
+    vec![
+        "/search?q=invoice".into(),
+        format!("/messages/{id}"),
+        format!("/messages/{id}/body"),
+        format!("/messages/{id}/eml"),
+        format!("/messages/{id}/attachments/0"),
+    ]
+}
+
+#[test]
+fn signed_out_visitors_are_sent_to_sign_in_and_users_see_only_their_accounts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = archive(tmp.path());
+    let (sales, hr) = (
+        id_of(&a, "subject:quarterly-numbers"),
+        id_of(&a, "subject:salary-review"),
+    );
+    let s = Server::start(&a);
+
+    let c = client();
+    for path in page_paths(&hr) {
+        let r = c.get(s.url(&path)).send().unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+        let to = r.headers()["location"].to_str().unwrap().to_string();
+        assert!(to.starts_with("/login?next="), "{path} → {to}");
+    }
+    // A cookie the server never made is no session.
+    let r = c
+        .get(s.url("/search?q=x"))
+        .header("cookie", "mailvault_session=forged")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+
+    let ann = signed_in(&s, "ann");
+    for path in page_paths(&sales).into_iter().skip(1) {
+        assert_eq!(ann.get(s.url(&path)).send().unwrap().status(), StatusCode::OK, "{path}");
+    }
+    for path in page_paths(&hr).into_iter().skip(1) {
+        let r = ann.get(s.url(&path)).send().unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path} of another account");
+        assert!(!r.text().unwrap().contains("salary"), "{path}");
+    }
+    let results = ann.get(s.url("/search?q=invoice")).send().unwrap().text().unwrap();
+    assert!(results.contains("quarterly-numbers") && !results.contains("salary-review"));
+    let results = ann.get(s.url("/search?q=account:hr")).send().unwrap().text().unwrap();
+    assert!(results.contains("0 messages"), "{results}");
+    let root = signed_in(&s, "root");
+    for path in page_paths(&hr).into_iter().skip(1) {
+        assert_eq!(
+            root.get(s.url(&path)).send().unwrap().status(),
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+
+    // The .eml is the archived bytes; every read is logged under the user's name.
+    let eml = ann.get(s.url(&format!("/messages/{sales}/eml"))).send().unwrap();
+    assert_eq!(eml.headers()["content-type"], "message/rfc822");
+    let shown = common::cmd(&a, &["show", "--raw", &sales]).output().unwrap().stdout;
+    assert_eq!(eml.bytes().unwrap().to_vec(), shown);
+    let audit: serde_json::Value =
+        serde_json::from_str(&common::ok(&a, &["audit", "--json", "--user", "web:ann"])).unwrap();
+    let entries = audit["entries"].as_array().unwrap();
+    let shows = entries
+        .iter()
+        .filter(|e| e["action"] == "show" && e["ids"][0] == sales.as_str())
+        .count();
+    assert_eq!(shows, 5, "page, frame, .eml, attachment and .eml again: {audit}");
+    assert_eq!(entries.iter().filter(|e| e["action"] == "search").count(), 2, "{audit}");
+    assert!(
+        !entries.iter().any(|e| e["ids"][0] == hr.as_str()),
+        "a refused read is not a read: {audit}"
+    );
+}
+
+#[test]
+fn state_changes_need_the_csrf_token_and_sign_ins_are_throttled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = archive(tmp.path());
+    let s = Server::start(&a);
+
+    // Signing out without the session's token is refused; with it, the session ends.
+    let ann = signed_in(&s, "ann");
+    let page = ann.get(s.url("/search")).send().unwrap().text().unwrap();
+    let csrf = hidden(&page, "csrf");
+    for token in ["", "not-the-token"] {
+        let r = ann.post(s.url("/logout")).form(&[("csrf", token)]).send().unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "token {token:?}");
+    }
+    assert_eq!(ann.get(s.url("/search")).send().unwrap().status(), StatusCode::OK);
+    let r = ann
+        .post(s.url("/logout"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        ann.get(s.url("/search")).send().unwrap().status(),
+        StatusCode::SEE_OTHER
+    );
+
+    // A sign-in form posted from elsewhere (without the token its page set) is refused.
+    let c = client();
+    let r = c
+        .post(s.url("/login"))
+        .form(&[("name", "ann"), ("password", PW), ("csrf", "made-up")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // Five wrong passwords, then even the right one waits.
+    for _ in 0..5 {
+        assert_eq!(
+            sign_in(&c, &s, "root", "wrong password!!").status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = sign_in(&c, &s, "root", PW);
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=12).contains(&wait), "{wait}");
+    // Another name is not held back by root's.
+    assert_eq!(sign_in(&c, &s, "ann", PW).status(), StatusCode::SEE_OTHER);
+
+    // A new password ends the sessions signed in with the old one.
+    let ann = signed_in(&s, "ann");
+    let out = common::cmd(&a, &["user", "passwd", "ann", "--password-env", "WEB_TEST_PW"])
+        .env("WEB_TEST_PW", "another long password")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        ann.get(s.url("/search")).send().unwrap().status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[test]
+fn pages_carry_security_headers_and_the_message_frame_a_stricter_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = archive(tmp.path());
+    let id = id_of(&a, "subject:quarterly-numbers");
+    let s = Server::start(&a);
+    let c = client();
+    let login = c.get(s.url("/login")).send().unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let r = sign_in(&c, &s, "ann", PW);
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with("mailvault_session="))
+        .expect("a session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Strict"),
+        "{session}"
+    );
+
+    let page = c.get(s.url(&format!("/messages/{id}"))).send().unwrap();
+    let h = page.headers();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["cache-control"], "no-store");
+    let html = page.text().unwrap();
+    assert!(
+        html.contains("sandbox=\"allow-popups allow-popups-to-escape-sandbox\""),
+        "{html}"
+    );
+
+    let frame = c.get(s.url(&format!("/messages/{id}/body"))).send().unwrap();
+    let csp = frame.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("sandbox") && csp.contains("img-src data:"), "{csp}");
+    assert_eq!(frame.headers()["x-frame-options"], "SAMEORIGIN");
+    let attachment = c.get(s.url(&format!("/messages/{id}/attachments/0"))).send().unwrap();
+    assert_eq!(attachment.headers()["content-type"], "application/octet-stream");
+    assert!(attachment.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment;"));
+}
