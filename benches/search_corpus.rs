@@ -11,12 +11,10 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{corpus_root, du, run_measured, time_run, FOLDERS};
-use mailvault::source::{read_paths, Event, LocalOptions};
+use common::{corpus_root, du, run_measured, time_run, write_copies, FOLDERS};
 
 const QUERIES: [&str; 44] = [
     "from:sherri.sera@enron.com",
@@ -343,33 +341,6 @@ fn report(name: &str, archive: &Path, messages: u64, raw: u64) {
         p99.as_secs_f64() * 1e3,
         QUERIES.len()
     );
-}
-
-/// Writes `copies` mbox files holding every main-set message with one added header
-/// (`X-Bench-Copy: k`), so that each copy is new to the archive.
-fn write_copies(root: &Path, dir: &Path, copies: usize) -> (u64, u64) {
-    let paths: Vec<PathBuf> = FOLDERS.iter().map(|f| root.join(f)).collect();
-    let mut msgs = Vec::new();
-    read_paths(&paths, &LocalOptions::default(), &mut |ev| {
-        if let Event::Message(m) = ev {
-            msgs.push(m.raw);
-        }
-        Ok(())
-    })
-    .unwrap();
-    let (mut n, mut bytes) = (0, 0);
-    for k in 1..=copies {
-        let mut f = std::io::BufWriter::new(fs::File::create(dir.join(format!("copy{k}.mbox"))).unwrap());
-        for raw in &msgs {
-            let mut m = format!("X-Bench-Copy: {k}\r\n").into_bytes();
-            m.extend_from_slice(raw);
-            mailvault::source::mbox::write_message(&mut f, &m, Some(1_600_000_000)).unwrap();
-            n += 1;
-            bytes += m.len() as u64;
-        }
-        f.flush().unwrap();
-    }
-    (n, bytes)
 }
 
 fn main() {

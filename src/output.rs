@@ -129,3 +129,19 @@ pub fn schemas() -> Vec<(&'static str, String)> {
         ("readers.v1.schema.json", text::<crate::readers::store::Listed>()),
     ]
 }
+
+/// `12.3 MB` style sizes (decimal units, as `du --si`).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

@@ -10,7 +10,7 @@
 //!
 //! Fields: `from: to: cc: bcc: subject: body: list: filename:` (words, matched
 //! like free text: case- and accent-insensitive, CJK by character pairs);
-//! `msgid: folder: account: mime: flag:` (whole values, case-insensitive);
+//! `msgid: refs: folder: account: mime: flag:` (whole values, case-insensitive);
 //! `date:A..B`, `after:`, `before:` (YYYY, YYYY-MM or YYYY-MM-DD; either side of
 //! `..` may be empty); `size:>1M`, `size:<10k`, `size:>=N`, `size:A..B` (k, M, G =
 //! 1024, 1024², 1024³); `has:attachment`; `is:unread|read|flagged|answered|draft|deleted`;
@@ -39,6 +39,8 @@ pub enum TextField {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExactField {
     MsgId,
+    /// A Message-ID named in In-Reply-To or References.
+    Refs,
     Folder,
     Account,
     Mime,
@@ -349,7 +351,7 @@ impl Parser {
 }
 
 const FIELDS: &str =
-    "from to cc bcc subject body list filename msgid folder account mime flag has is hold date after before size";
+    "from to cc bcc subject body list filename msgid refs folder account mime flag has is hold date after before size";
 
 fn field_expr(name: &str, pos: usize, v: &Value, today: NaiveDate) -> Result<Expr, QueryError> {
     let text = |field| {
@@ -374,6 +376,7 @@ fn field_expr(name: &str, pos: usize, v: &Value, today: NaiveDate) -> Result<Exp
         "list" => text(TextField::List),
         "filename" => text(TextField::Filename),
         "msgid" => exact(ExactField::MsgId, v.text.trim_start_matches('<').trim_end_matches('>')),
+        "refs" => exact(ExactField::Refs, v.text.trim_start_matches('<').trim_end_matches('>')),
         "folder" => exact(ExactField::Folder, &v.text),
         "account" => exact(ExactField::Account, &v.text),
         "mime" => exact(ExactField::Mime, &v.text),

@@ -78,8 +78,9 @@ pub fn set_policy(archive: &Archive, name: &str, q: &str, keep: &str, from: Keep
     Ok(())
 }
 
-/// Places legal hold `name` (or replaces its query and reason).
-pub fn add_hold(archive: &Archive, name: &str, q: &str, reason: &str) -> Result<()> {
+/// Places legal hold `name` (or replaces its query and reason), as placed by `by`
+/// (the OS user, or `web:NAME` / `token:NAME`).
+pub fn add_hold(archive: &Archive, name: &str, q: &str, reason: &str, by: &str) -> Result<()> {
     rule_query(RuleKind::Hold, name, q)?;
     archive.set_rule(
         RuleKind::Hold,
@@ -89,7 +90,7 @@ pub fn add_hold(archive: &Archive, name: &str, q: &str, reason: &str) -> Result<
             keep: String::new(),
             from_date: false,
             reason: reason.to_string(),
-            by: crate::identity::os_user(),
+            by: by.to_string(),
             at: chrono::Utc::now().timestamp(),
         },
     )?;

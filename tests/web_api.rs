@@ -183,23 +183,50 @@ fn without_a_valid_token_every_route_answers_401_and_errors_have_stable_codes() 
     // token, not the fallback's "no such route").
     let doc: serde_json::Value = get(&c, &s.url("/api/v1/openapi.json"), None).value();
     assert_eq!(doc["openapi"], "3.1.0");
-    let paths: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
-    assert_eq!(paths.len(), 4, "{paths:?}");
-    for p in &paths {
-        let url = s.url(&p.replace("{id}", &id)) + if p.ends_with("search") { "?q=x" } else { "" };
-        let r = get(&c, &url, None);
-        if p.ends_with("openapi.json") {
-            assert_eq!(r.status(), StatusCode::OK);
-            continue;
+    let paths = doc["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), 9, "{:?}", paths.keys());
+    // In the document's order (paths and methods sorted), so the hold placed by the
+    // POST is there for the DELETE.
+    let mut asked = 0;
+    for (p, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            let query = if p.ends_with("search") || p.ends_with("export") {
+                "?q=x"
+            } else {
+                ""
+            };
+            let url = s.url(&p.replace("{id}", &id).replace("{name}", "case-1")) + query;
+            let send = |token: Option<&str>| {
+                let mut r = match method.as_str() {
+                    "get" => c.get(&url),
+                    "post" => c
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(r#"{"name":"case-1","query":"subject:salary-review","reason":"test"}"#),
+                    "delete" => c.delete(&url),
+                    other => panic!("{other} {p}: a method the test does not know"),
+                };
+                if let Some(t) = token {
+                    r = r.bearer_auth(t);
+                }
+                r.send().unwrap()
+            };
+            asked += 1;
+            if p.ends_with("openapi.json") {
+                assert_eq!(send(None).status(), StatusCode::OK);
+                continue;
+            }
+            let r = send(None);
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{method} {p}");
+            assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+            assert_eq!(error_code(r), "unauthenticated", "{method} {p}");
+            let r = send(Some("mvt_not-a-real-token"));
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{method} {p}");
+            let r = send(Some(&token));
+            assert!(r.status().is_success(), "{method} {p}: {}", r.status());
         }
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{p}");
-        assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
-        assert_eq!(error_code(r), "unauthenticated", "{p}");
-        let r = get(&c, &url, Some("mvt_not-a-real-token"));
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{p}");
-        let r = get(&c, &url, Some(&token));
-        assert_eq!(r.status(), StatusCode::OK, "{p}");
     }
+    assert_eq!(asked, 10, "every operation of the document was asked");
     // A revoked token stops at once, without a restart.
     common::ok(&a, &["token", "revoke", "t"]);
     assert_eq!(
@@ -218,4 +245,197 @@ fn without_a_valid_token_every_route_answers_401_and_errors_have_stable_codes() 
         assert_eq!(r.status(), status, "{path}");
         assert_eq!(error_code(r), code, "{path}");
     }
+}
+
+/// A reply to `refs`, sent at `hour` on 3 November.
+fn reply(subject: &str, hour: u32, own: &str, refs: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: Ann <ann@example.com>\r\nTo: bob@example.com\r\nSubject: {subject}\r\nDate: Tue, 3 Nov 2026 {hour}:00:00 +0000\r\n\
+         Message-ID: <{own}>\r\nIn-Reply-To: <{refs}>\r\nReferences: <{refs}>\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+/// The messages of an mboxrd file.
+fn mbox_messages(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut r = mailvault::source::mbox::MboxReader::new(bytes, mailvault::source::mbox::MboxFormat::Mboxrd);
+    let mut out = Vec::new();
+    while let Some(m) = r.next_message().unwrap() {
+        out.push(m.raw);
+    }
+    out
+}
+
+#[test]
+fn conversations_exports_and_holds_keep_to_the_grant_and_the_role() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = archive(tmp.path());
+    // A conversation started in sales (quarterly-numbers), answered in sales and in hr.
+    for (account, name, text) in [
+        (
+            "sales",
+            "re1",
+            reply(
+                "re-numbers",
+                10,
+                "re1@example.com",
+                "quarterly-numbers@example.com",
+                "From the start, the invoice",
+            ),
+        ),
+        (
+            "hr",
+            "re2",
+            reply(
+                "re-numbers-hr",
+                13,
+                "re2@example.com",
+                "quarterly-numbers@example.com",
+                "hr's view",
+            ),
+        ),
+    ] {
+        let dir = tmp.path().join(format!("more-{account}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.eml")), text).unwrap();
+        common::ok(
+            &a,
+            &[
+                "import",
+                dir.to_str().unwrap(),
+                "--account",
+                account,
+                "--folder",
+                "INBOX",
+            ],
+        );
+    }
+    let numbers = id_of(&a, "subject:quarterly-numbers");
+    let salary = id_of(&a, "subject:salary-review");
+    let sales = common::ok(
+        &a,
+        &["token", "create", "sales-bot", "--role", "user", "--accounts", "sales"],
+    );
+    let auditor = common::ok(&a, &["token", "create", "audit", "--role", "auditor"]);
+    let admin = common::ok(&a, &["token", "create", "boss", "--role", "admin"]);
+    let (sales, auditor, admin) = (sales.trim(), auditor.trim(), admin.trim());
+    let s = Server::start(&a);
+    let c = client();
+
+    // The conversation: sales' token sees its two messages, the auditor all three.
+    let subjects = |token: &str| -> Vec<String> {
+        let t: serde_json::Value = get(&c, &s.url(&format!("/api/v1/messages/{numbers}/thread")), Some(token)).value();
+        assert_eq!(t["root"], "quarterly-numbers@example.com", "{t}");
+        t["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["subject"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(subjects(sales), ["quarterly-numbers", "re-numbers"]);
+    assert_eq!(subjects(auditor), ["quarterly-numbers", "re-numbers", "re-numbers-hr"]);
+    let r = get(&c, &s.url(&format!("/api/v1/messages/{salary}/thread")), Some(sales));
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // Export by query: sales' messages only, each byte for byte.
+    let r = get(&c, &s.url("/api/v1/export?q=invoice&format=mbox"), Some(sales));
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/mbox");
+    let got = mbox_messages(&r.bytes().unwrap());
+    let want_ids = common::ok(&a, &["search", "--format", "ids", "invoice account:sales"]);
+    let mut want: Vec<Vec<u8>> = want_ids
+        .lines()
+        .map(|id| common::cmd(&a, &["show", "--raw", id]).output().unwrap().stdout)
+        .collect();
+    let mut got_sorted = got.clone();
+    got_sorted.sort();
+    want.sort();
+    assert_eq!(got.len(), 3, "quarterly-numbers, all-hands, re-numbers");
+    assert_eq!(got_sorted, want);
+    // By ids: one outside the grant makes it not found; the auditor may.
+    let url = s.url(&format!("/api/v1/export?ids={numbers},{salary}"));
+    assert_eq!(get(&c, &url, Some(sales)).status(), StatusCode::NOT_FOUND);
+    let both = mbox_messages(&get(&c, &url, Some(auditor)).bytes().unwrap());
+    assert_eq!(both.len(), 2);
+
+    // Holds: only an admin places and releases; the change log names the token.
+    let place = |token: &str| {
+        c.post(s.url("/api/v1/holds"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(r#"{"name":"case-7","query":"subject:salary-review","reason":"counsel's letter"}"#)
+            .send()
+            .unwrap()
+    };
+    assert_eq!(place(sales).status(), StatusCode::FORBIDDEN);
+    assert_eq!(place(auditor).status(), StatusCode::FORBIDDEN);
+    assert_eq!(place(admin).status(), StatusCode::CREATED);
+    let holds: serde_json::Value = get(&c, &s.url("/api/v1/holds"), Some(auditor)).value();
+    assert_eq!(holds[0]["name"], "case-7", "{holds}");
+    assert_eq!(holds[0]["by"], "token:boss", "{holds}");
+    assert_eq!(
+        get(&c, &s.url("/api/v1/holds"), Some(sales)).status(),
+        StatusCode::FORBIDDEN
+    );
+    let held = common::ok(&a, &["search", "--format", "ids", "is:held"]);
+    assert_eq!(held.trim(), salary);
+    let bad = c
+        .post(s.url("/api/v1/holds"))
+        .bearer_auth(admin)
+        .header("content-type", "application/json")
+        .body(r#"{"name":"x","query":"subject:("}"#)
+        .send()
+        .unwrap();
+    assert_eq!(error_code(bad), "bad_request");
+    let release = |name: &str| {
+        c.delete(s.url(&format!("/api/v1/holds/{name}")))
+            .bearer_auth(admin)
+            .send()
+            .unwrap()
+    };
+    assert_eq!(release("case-7").status(), StatusCode::NO_CONTENT);
+    assert_eq!(error_code(release("case-7")), "not_found");
+    assert_eq!(common::ok(&a, &["search", "--format", "ids", "is:held"]).trim(), "");
+
+    // Facets: counted over every match, the other account's name never shown.
+    let page: serde_json::Value = get(&c, &s.url("/api/v1/search?q=invoice&facets=true"), Some(sales)).value();
+    let f = &page["facets"];
+    assert_eq!(f["accounts"], serde_json::json!([["sales", 3]]), "{page}");
+    assert_eq!(f["folders"], serde_json::json!([["sales", "INBOX", 3]]), "{page}");
+    assert_eq!(f["years"], serde_json::json!([[2026, 3]]), "{page}");
+    assert_eq!(f["domains"], serde_json::json!([["example.com", 3]]), "{page}");
+    let page: serde_json::Value = get(&c, &s.url("/api/v1/search?q=invoice&facets=true"), Some(auditor)).value();
+    assert_eq!(
+        page["facets"]["accounts"],
+        serde_json::json!([["sales", 3], ["hr", 2]]),
+        "{page}"
+    );
+
+    // The overview: sales' token sees sales' folder only, and no totals.
+    let o: serde_json::Value = get(&c, &s.url("/api/v1/stats"), Some(sales)).value();
+    assert_eq!(o["folders"].as_array().unwrap().len(), 1, "{o}");
+    assert_eq!(o["folders"][0]["account"], "sales");
+    assert_eq!(o["folders"][0]["messages"], 3, "{o}");
+    assert!(o["totals"].is_null(), "{o}");
+    let o: serde_json::Value = get(&c, &s.url("/api/v1/stats"), Some(auditor)).value();
+    assert_eq!(o["folders"].as_array().unwrap().len(), 2, "{o}");
+    assert_eq!(o["totals"]["messages"], 5, "{o}");
+
+    // The exports and conversations are in the access log with what they read.
+    let audit: serde_json::Value =
+        serde_json::from_str(&common::ok(&a, &["audit", "--json", "--user", "token:sales-bot"])).unwrap();
+    let entries = audit["entries"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "export" && e["query"] == "invoice" && e["count"] == 3),
+        "{audit}"
+    );
+    assert!(
+        entries.iter().any(|e| e["action"] == "search"
+            && e["count"] == 2
+            && e["query"].as_str().unwrap().starts_with("thread of")),
+        "{audit}"
+    );
 }

@@ -47,6 +47,15 @@ fn with_picture(from: &str, subject: &str) -> String {
     )
 }
 
+/// A reply to the message whose subject (and Message-ID) is `to`, a day after it.
+fn reply_to(to: &str, subject: &str) -> String {
+    format!(
+        "From: Bo <bo@example.com>\r\nTo: ann@example.com\r\nSubject: {subject}\r\nDate: Thu, 5 Nov 2026 09:00:00 +0000\r\n\
+         Message-ID: <{subject}@example.com>\r\nIn-Reply-To: <{to}@example.com>\r\nReferences: <{to}@example.com>\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\nLooks good.\r\n"
+    )
+}
+
 fn html_message(n: usize, name: &str, html: &str) -> String {
     format!(
         "From: Mallory <mallory@example.net>\r\nTo: team@example.com\r\nSubject: hostile-{n:02} {name}\r\n\
@@ -89,7 +98,7 @@ fn sign_in(b: &Browser, s: &Server, name: &str) {
     b.type_into(&b.find("#name"), name);
     b.type_into(&b.find("#password"), PW);
     b.click(&b.find("#sign-in"));
-    assert!(b.url().ends_with("/search"), "signed in, at {}", b.url());
+    wait_for("the search page after signing in", || b.url().ends_with("/search"));
 }
 
 /// Waits (10 s at most) until `cond` holds.
@@ -119,6 +128,7 @@ fn a_reader_signs_in_searches_opens_a_result_and_downloads_the_same_bytes() {
                 "other".into(),
                 plain("Bo <bo@example.com>", "numbers", "quarterly numbers"),
             ),
+            ("reply".into(), reply_to("floor-plan", "re-floor-plan")),
         ],
     );
     add_user(&a, "ann", "user", Some("sales"));
@@ -134,12 +144,14 @@ fn a_reader_signs_in_searches_opens_a_result_and_downloads_the_same_bytes() {
 
     b.type_into(&b.find("#q"), "from:ann has:attachment");
     b.click(&b.find("#search"));
+    wait_for("the results", || b.url().contains("/search?q="));
     assert_eq!(b.text(&b.find("#count")), "1 message, 1–1 shown");
     let rows = b.find_all("#results tbody tr");
     assert_eq!(rows.len(), 1);
     b.screenshot(&shots.join("search.png"));
 
     b.click(&b.find("#results a.open"));
+    wait_for("the message page", || b.url().contains("/messages/"));
     assert_eq!(b.text(&b.find("#subject")), "floor-plan");
     let id = b.url().rsplit('/').next().unwrap().to_string();
     assert_eq!(id.len(), 64, "{}", b.url());
@@ -164,6 +176,33 @@ fn a_reader_signs_in_searches_opens_a_result_and_downloads_the_same_bytes() {
     let file = b.downloaded(|n| n.ends_with(".eml"));
     let shown = common::cmd(&a, &["show", "--raw", &id]).output().unwrap().stdout;
     assert_eq!(std::fs::read(&file).unwrap(), shown, "the .eml is the archived bytes");
+
+    // Its conversation: the message and the reply to it, oldest first.
+    b.click(&b.find("#open-thread"));
+    wait_for("the conversation", || b.url().ends_with("/thread"));
+    assert_eq!(b.text(&b.find("#thread-count")), "2 messages, oldest first");
+    let subjects: Vec<String> = b.find_all("#thread td.subject a").iter().map(|e| b.text(e)).collect();
+    assert_eq!(subjects, ["floor-plan", "re-floor-plan"]);
+    b.screenshot(&shots.join("thread.png"));
+
+    // Export a query as mbox: every match, each byte for byte.
+    b.goto(&s.url("/search?q=from%3Aann"));
+    b.click(&b.find("#export-all"));
+    let mbox = b.downloaded(|n| n.ends_with(".mbox"));
+    let got = mbox_messages(&std::fs::read(&mbox).unwrap());
+    let ids = common::ok(&a, &["search", "--format", "ids", "--sort", "date", "from:ann"]);
+    let want: Vec<Vec<u8>> = ids
+        .lines()
+        .map(|id| common::cmd(&a, &["show", "--raw", id]).output().unwrap().stdout)
+        .collect();
+    assert_eq!(got.len(), 2, "floor-plan and lunch");
+    assert_eq!(got, want, "the mbox holds the archived bytes, oldest first");
+
+    // The overview: ann's account and folder, counted.
+    b.goto(&s.url("/overview"));
+    let cells: Vec<String> = b.find_all("#folders td").iter().map(|e| b.text(e)).collect();
+    assert_eq!(cells[..3], ["sales", "INBOX", "4"], "{cells:?}");
+    b.screenshot(&shots.join("overview.png"));
 
     // Every read was logged under the signed-in name.
     let log = common::ok(&a, &["audit", "--json", "--user", "web:ann"]);
@@ -267,6 +306,61 @@ fn hostile_bodies(port: u16) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The messages of an mboxrd file.
+fn mbox_messages(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut r = mailvault::source::mbox::MboxReader::new(bytes, mailvault::source::mbox::MboxFormat::Mboxrd);
+    let mut out = Vec::new();
+    while let Some(m) = r.next_message().unwrap() {
+        out.push(m.raw);
+    }
+    out
+}
+
+#[test]
+fn an_admin_places_a_legal_hold_on_a_query_from_its_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("archive");
+    import(
+        &a,
+        tmp.path(),
+        "sales",
+        &[
+            (
+                "contract".into(),
+                plain("Ann <ann@example.com>", "contract", "the signed contract"),
+            ),
+            (
+                "lunch".into(),
+                plain("Bo <bo@example.com>", "lunch", "no contract here"),
+            ),
+        ],
+    );
+    add_user(&a, "root", "admin", None);
+    let s = Server::start(&a);
+    let shots = screenshots();
+    let b = Browser::start(&tmp.path().join("downloads"));
+    sign_in(&b, &s, "root");
+    b.goto(&s.url("/search?q=subject%3Acontract"));
+    b.click(&b.find("#hold-this-query"));
+    wait_for("the holds page", || b.url().contains("/holds?q="));
+    assert_eq!(
+        b.attribute(&b.find("#hold-query"), "value").as_deref(),
+        Some("subject:contract")
+    );
+    b.type_into(&b.find("#hold-name"), "case-42");
+    b.type_into(&b.find("#hold-reason"), "counsel's letter");
+    b.click(&b.find("#place-hold"));
+    wait_for("the holds page after placing", || b.url().ends_with("/holds"));
+    assert_eq!(b.text(&b.find("#holds td.hold-name")), "case-42");
+    b.screenshot(&shots.join("holds.png"));
+    let list = common::ok(&a, &["hold", "list", "--json"]);
+    let hold: serde_json::Value = serde_json::from_str(list.lines().next().unwrap()).unwrap();
+    assert_eq!(hold["name"], "case-42", "{list}");
+    assert_eq!(hold["by"], "web:root", "{list}");
+    let held = common::ok(&a, &["search", "--format", "ids", "is:held"]);
+    assert_eq!(held.lines().count(), 1, "the contract only: {held}");
+}
+
 #[test]
 fn hostile_html_mail_runs_no_script_and_loads_nothing_in_a_real_browser() {
     let tmp = tempfile::tempdir().unwrap();
@@ -306,7 +400,7 @@ fn hostile_html_mail_runs_no_script_and_loads_nothing_in_a_real_browser() {
         // a scripted link or a form must not fire).
         let frame = b.find("#body-frame");
         b.enter_frame(&frame);
-        for el in b.find_all("a[href^='javascript'], button, input[type=submit]") {
+        for el in b.find_all_now("a[href^='javascript'], button, input[type=submit]") {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.click(&el)));
         }
         std::thread::sleep(Duration::from_millis(300));

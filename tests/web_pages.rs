@@ -152,6 +152,28 @@ fn signed_out_visitors_are_sent_to_sign_in_and_users_see_only_their_accounts() {
             "{path}"
         );
     }
+    // The overview: a user sees their accounts' folders and no archive-wide totals.
+    let mine = ann.get(s.url("/overview")).send().unwrap().text().unwrap();
+    assert!(
+        mine.contains(">sales<") && !mine.contains(">hr<") && !mine.contains("id=\"totals\""),
+        "{mine}"
+    );
+    let all = root.get(s.url("/overview")).send().unwrap().text().unwrap();
+    assert!(
+        all.contains(">sales<") && all.contains(">hr<") && all.contains("id=\"totals\""),
+        "{all}"
+    );
+    // Their conversation and export pages keep to the grant too.
+    let thread = ann.get(s.url(&format!("/messages/{hr}/thread"))).send().unwrap();
+    assert_eq!(thread.status(), StatusCode::NOT_FOUND);
+    let export = ann.get(s.url(&format!("/export?id={hr}"))).send().unwrap();
+    assert_eq!(export.status(), StatusCode::NOT_FOUND);
+    let mbox = ann.get(s.url("/export?q=account%3Ahr&format=mbox")).send().unwrap();
+    assert_eq!(mbox.status(), StatusCode::OK);
+    assert!(
+        mbox.bytes().unwrap().is_empty(),
+        "a query naming another account exports nothing"
+    );
 
     // The .eml is the archived bytes; every read is logged under the user's name.
     let eml = ann.get(s.url(&format!("/messages/{sales}/eml"))).send().unwrap();
@@ -166,6 +188,10 @@ fn signed_out_visitors_are_sent_to_sign_in_and_users_see_only_their_accounts() {
         .filter(|e| e["action"] == "show" && e["ids"][0] == sales.as_str())
         .count();
     assert_eq!(shows, 5, "page, frame, .eml, attachment and .eml again: {audit}");
+    assert!(
+        entries.iter().any(|e| e["action"] == "export" && e["count"] == 0),
+        "{audit}"
+    );
     assert_eq!(entries.iter().filter(|e| e["action"] == "search").count(), 2, "{audit}");
     assert!(
         !entries.iter().any(|e| e["ids"][0] == hr.as_str()),
@@ -287,4 +313,54 @@ fn pages_carry_security_headers_and_the_message_frame_a_stricter_policy() {
         .to_str()
         .unwrap()
         .starts_with("attachment;"));
+}
+
+#[test]
+fn over_tls_the_pages_are_served_with_secure_cookies_and_other_addresses_need_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = archive(tmp.path());
+    let tls = tmp.path().join("tls");
+    common::dovecot::make_certs(&tls);
+    let (cert, key) = (tls.join("cert.pem"), tls.join("key.pem"));
+    let s = Server::start_with(
+        &a,
+        &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
+    );
+    assert!(s.base.starts_with("https://127.0.0.1:"), "{}", s.base);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(tls.join("ca.pem")).unwrap()).unwrap();
+    let c = Client::builder()
+        .timeout(Duration::from_secs(20))
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_certs_only([ca])
+        .build()
+        .unwrap();
+    let r = sign_in(&c, &s, "ann", PW);
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert!(cookies.iter().all(|c| c.contains("; Secure")), "{cookies:?}");
+    assert_eq!(
+        c.get(s.url("/search?q=invoice")).send().unwrap().status(),
+        StatusCode::OK
+    );
+    // Plain HTTP to the TLS port gets no page.
+    let plain = client();
+    assert!(plain
+        .get(s.url("/login").replace("https://", "http://"))
+        .send()
+        .is_err());
+
+    // Another address than loopback, without TLS, is refused before anything starts.
+    let out = common::run(&a, &["web", "--listen", "0.0.0.0:0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--tls-cert") && err.contains("--insecure-http"), "{err}");
+    let out = common::run(&a, &["web", "--tls-cert", cert.to_str().unwrap()]);
+    assert!(!out.status.success(), "a certificate without its key");
 }

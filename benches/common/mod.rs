@@ -191,3 +191,33 @@ pub fn migrate_args<'a>(from: &'a str, to: &'a str, ca_from: &'a str, ca_to: &'a
         "-q",
     ]
 }
+
+/// Writes `copies` mbox files holding every main-set message with one added header
+/// (`X-Bench-Copy: k`), so that each copy is new to the archive (the ~114k-message
+/// archive of the search and web benchmarks). Returns messages and bytes written.
+pub fn write_copies(root: &Path, dir: &Path, copies: usize) -> (u64, u64) {
+    use mailvault::source::{read_paths, Event, LocalOptions};
+    use std::io::Write;
+    let paths: Vec<PathBuf> = FOLDERS.iter().map(|f| root.join(f)).collect();
+    let mut msgs = Vec::new();
+    read_paths(&paths, &LocalOptions::default(), &mut |ev| {
+        if let Event::Message(m) = ev {
+            msgs.push(m.raw);
+        }
+        Ok(())
+    })
+    .unwrap();
+    let (mut n, mut bytes) = (0, 0);
+    for k in 1..=copies {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join(format!("copy{k}.mbox"))).unwrap());
+        for raw in &msgs {
+            let mut m = format!("X-Bench-Copy: {k}\r\n").into_bytes();
+            m.extend_from_slice(raw);
+            mailvault::source::mbox::write_message(&mut f, &m, Some(1_600_000_000)).unwrap();
+            n += 1;
+            bytes += m.len() as u64;
+        }
+        f.flush().unwrap();
+    }
+    (n, bytes)
+}

@@ -243,7 +243,7 @@ pub fn hold_cmd(cli: &Cli, cmd: &HoldCommand) -> Result<ExitCode> {
     match cmd {
         HoldCommand::Add(a) => {
             let archive = open_archive(cli, false)?;
-            retention::add_hold(&archive, &a.name, &a.query, &a.reason)
+            retention::add_hold(&archive, &a.name, &a.query, &a.reason, &mailvault::identity::os_user())
                 .map_err(|e| super::UsageError(e.to_string()))?;
             println!("legal hold {} placed on what matches {:?}", a.name, a.query);
         }

@@ -50,6 +50,12 @@ pub struct ServiceArgs {
     /// After SIGTERM/SIGINT, how long pulls may take to commit their batch in hand
     #[arg(long, value_name = "SECS", default_value_t = 8)]
     grace: u64,
+    /// Also serve the web interface and JSON API (over the --archive archive) on
+    /// ADDR, in this process
+    #[arg(long, value_name = "ADDR")]
+    web: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    web_tls: super::web::TlsArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -174,6 +180,9 @@ fn serve_jobs(cli: &Cli, jobs: &[Arc<Job>], o: &ServiceArgs) -> Result<ExitCode>
             service.stop.clone(),
         ));
     }
+    if let Some(addr) = &o.web {
+        start_web(cli, &rt, &service, &default_archive, addr, &o.web_tls)?;
+    }
     tracing::info!(jobs = jobs.len(), accounts = job_accounts(jobs), "service started");
     rt.block_on(async {
         let all = service.serve(jobs, &default_archive);
@@ -185,6 +194,31 @@ fn serve_jobs(cli: &Cli, jobs: &[Arc<Job>], o: &ServiceArgs) -> Result<ExitCode>
         tracing::info!(signal = sig, "service stopped");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The web interface over `dir` on `addr`, on the service's runtime, writing its
+/// holds through the service's archive and stopping when the service stops.
+fn start_web(
+    cli: &Cli,
+    rt: &tokio::runtime::Runtime,
+    service: &Service,
+    dir: &Path,
+    addr: &std::net::SocketAddr,
+    tls: &super::web::TlsArgs,
+) -> Result<()> {
+    let (mut library, transport) = super::web::prepare(cli, dir, addr, tls)?;
+    if let Some(archive) = service.archive(dir) {
+        library.write_through(archive);
+    }
+    let state = mailvault::web::AppState::new(library, matches!(transport, mailvault::web::Transport::Tls(_)));
+    let listener = rt.block_on(super::web::bind(addr, &transport))?;
+    let stop = service.stop.clone();
+    rt.spawn(async move {
+        if let Err(e) = mailvault::web::serve(listener, state, transport, async move { stop.wait().await }).await {
+            tracing::error!(error = %e, "the web server stopped");
+        }
+    });
+    Ok(())
 }
 
 /// A watched folder holds one of its server's connections for good: at least one

@@ -719,21 +719,7 @@ pub fn rate_line(who: &str, messages: u64, bytes: u64, verb: &str, seconds: f64)
     )
 }
 
-/// `12.3 MB` style sizes (decimal units, as `du --si`).
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use mailvault::output::human_bytes;
 
 #[cfg(test)]
 mod tests {

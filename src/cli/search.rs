@@ -71,6 +71,7 @@ Query language:
   words, \"a phrase\"       subject, body, from, to, cc and attachment names
   from: to: cc: bcc:       names and addresses     subject: body: list: filename:
   msgid: folder: account:  mime:type/sub  flag:seen  has:attachment
+  refs:ID                  replies to ID (named in In-Reply-To or References)
   is:unread|read|flagged|answered|draft|deleted
   is:held  hold:NAME       under any legal hold, under the hold NAME
   date:2020-01-01..2020-06-30  date:2020  date:2020-03  after:2020  before:2021-06

@@ -1,4 +1,4 @@
-//! `mailvault web`: the web server (so far the JSON API) over the archive.
+//! `mailvault web`: the web interface and the JSON API over the archive.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -6,15 +6,33 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 use mailvault::web::library::Library;
-use mailvault::web::AppState;
+use mailvault::web::{AppState, Transport};
 
 use super::Cli;
 
 #[derive(Args, Debug)]
 pub struct WebArgs {
-    /// Address to listen on (loopback only for now; port 0 picks a free one)
+    /// Address to listen on (port 0 picks a free one); an address other than
+    /// loopback needs TLS or --insecure-http
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     listen: SocketAddr,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// How the web server speaks: TLS, or plain HTTP (`web` and `serve --web`).
+#[derive(Args, Debug)]
+pub struct TlsArgs {
+    /// Serve HTTPS with this PEM certificate chain
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Serve plain HTTP on a non-loopback address (only behind a TLS-terminating
+    /// proxy that is the only way in)
+    #[arg(long, conflicts_with = "tls_cert")]
+    insecure_http: bool,
 }
 
 /// Until SIGINT or SIGTERM.
@@ -27,20 +45,48 @@ async fn stopped() {
     }
 }
 
+impl TlsArgs {
+    /// How to serve on `addr`: refused when it is not loopback and neither TLS nor
+    /// plain HTTP was asked for.
+    pub fn transport(&self, addr: &SocketAddr) -> Result<Transport> {
+        mailvault::web::check_listen(addr, self.tls_cert.is_some(), self.insecure_http)?;
+        Ok(match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Transport::Tls(mailvault::web::tls::server_config(cert, key)?),
+            _ => Transport::Plain,
+        })
+    }
+}
+
+/// Opens the archive at `dir` for the web server and checks `addr` and TLS.
+pub fn prepare(cli: &Cli, dir: &std::path::Path, addr: &SocketAddr, tls: &TlsArgs) -> Result<(Library, Transport)> {
+    let transport = tls.transport(addr)?;
+    let secret = super::secret::for_archive(&cli.secret, dir)?;
+    let library = Library::open(dir, secret).with_context(|| format!("opening archive {}", dir.display()))?;
+    Ok((library, transport))
+}
+
+/// Binds `addr` and says where (the tests and people read the line).
+pub async fn bind(addr: &SocketAddr, transport: &Transport) -> Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
+    let at = listener.local_addr()?;
+    let scheme = match transport {
+        Transport::Tls(_) => "https",
+        Transport::Plain => "http",
+    };
+    eprintln!("mailvault web: listening on {scheme}://{at}/ (API at {scheme}://{at}/api/v1/openapi.json)");
+    Ok(listener)
+}
+
 pub fn web(cli: &Cli, a: &WebArgs) -> Result<ExitCode> {
-    mailvault::web::check_listen(&a.listen)?;
     let dir = super::existing_archive_dir(cli)?;
-    let secret = super::secret::for_archive(&cli.secret, &dir)?;
-    let library = Library::open(&dir, secret).with_context(|| format!("opening archive {}", dir.display()))?;
-    let state = AppState::new(library, false);
+    let (library, transport) = prepare(cli, &dir, &a.listen, &a.tls)?;
+    let state = AppState::new(library, matches!(transport, Transport::Tls(_)));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(a.listen)
-            .await
-            .with_context(|| format!("listening on {}", a.listen))?;
-        let addr = listener.local_addr()?;
-        eprintln!("mailvault web: listening on http://{addr}/ (API at http://{addr}/api/v1/openapi.json)");
-        mailvault::web::serve(listener, state, stopped()).await?;
+        let listener = bind(&a.listen, &transport).await?;
+        mailvault::web::serve(listener, state, transport, stopped()).await?;
         eprintln!("mailvault web: stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -4,6 +4,7 @@
 //! and flags.
 
 use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
+use tantivy::schema::Facet;
 use tantivy::TantivyDocument;
 
 use super::schema::Fields;
@@ -29,6 +30,51 @@ fn addresses(a: Option<&Address<'_>>) -> Vec<String> {
     .unwrap_or_default()
 }
 
+/// The domains of the addresses in `a`, lower-cased.
+fn domains(a: Option<&Address<'_>>) -> Vec<String> {
+    a.map(|a| {
+        a.iter()
+            .filter_map(|x| x.address.as_deref())
+            .filter_map(|ad| ad.rsplit_once('@').map(|(_, d)| d.trim().to_lowercase()))
+            .filter(|d| !d.is_empty())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// The facets of a message (module [`super::facets`] counts them): where it is
+/// filed, its year, its senders' domains, whether it has attachments.
+fn add_facets(
+    f: &Fields,
+    doc: &mut TantivyDocument,
+    date: i64,
+    senders: &[String],
+    attachments: bool,
+    placements: &[PlacementEntry],
+) {
+    let mut seen = std::collections::HashSet::new();
+    for p in placements {
+        if seen.insert((p.key.account.as_str(), p.key.mailbox.as_str())) {
+            doc.add_facet(f.facet, super::facets::place(&p.key.account, &p.key.mailbox));
+        }
+    }
+    if let Some(y) = chrono::DateTime::from_timestamp(date, 0).map(|d| chrono::Datelike::year(&d)) {
+        doc.add_facet(
+            f.facet,
+            Facet::from_path([super::facets::YEAR.to_string(), y.to_string()]),
+        );
+    }
+    let mut domains: Vec<&String> = senders.iter().collect();
+    domains.sort();
+    domains.dedup();
+    for d in domains {
+        doc.add_facet(f.facet, Facet::from_path([super::facets::DOMAIN, d.as_str()]));
+    }
+    if attachments {
+        doc.add_facet(f.facet, Facet::from_path([super::facets::HAS, "attachment"]));
+    }
+}
+
 fn id_list(v: &HeaderValue<'_>) -> Vec<String> {
     match v {
         HeaderValue::Text(t) => vec![t.to_string()],
@@ -45,7 +91,9 @@ pub fn build(f: &Fields, id: &MessageId, raw: &[u8], placements: &[PlacementEntr
     let parsed = MessageParser::default().parse(raw);
     let mut date = None;
     let mut attachments = 0;
+    let mut senders = Vec::new();
     if let Some(m) = &parsed {
+        senders = domains(m.from());
         for (field, list) in [(f.from, m.from()), (f.to, m.to()), (f.cc, m.cc()), (f.bcc, m.bcc())] {
             for a in addresses(list) {
                 doc.add_text(field, a);
@@ -103,6 +151,7 @@ pub fn build(f: &Fields, id: &MessageId, raw: &[u8], placements: &[PlacementEntr
         .or_else(|| placements.iter().filter_map(|p| p.record.internal_date).min())
         .unwrap_or(0);
     doc.add_i64(f.date, date);
+    add_facets(f, &mut doc, date, &senders, attachments > 0, placements);
     let mut seen = std::collections::HashSet::new();
     for p in placements {
         let placed = format!(

@@ -9,6 +9,7 @@
 //! archive every index file is sealed ([`sealed`]).
 
 mod doc;
+pub mod facets;
 mod read_only;
 pub mod schema;
 pub mod sealed;
@@ -352,6 +353,20 @@ impl MessageIndex {
         Ok(out)
     }
 
+    /// Message `id` as a search would list it (`None` when the index lacks it).
+    pub fn hit(&self, id: &MessageId) -> Result<Option<Hit>> {
+        let searcher = self.reader.searcher();
+        let query = search::with_id(&self.fields, &Expr::All, id);
+        let addrs = search::run(&searcher, query.as_ref(), Sort::DateAsc, 1, 0).map_err(|e| self.tv(e))?;
+        match addrs.first() {
+            Some(&a) => {
+                let d: TantivyDocument = searcher.doc(a).map_err(|e| self.tv(e))?;
+                Ok(Some(search::hit(&self.fields, &d)))
+            }
+            None => Ok(None),
+        }
+    }
+
     pub fn search_expr(&self, expr: &Expr, sort: Sort, limit: usize, offset: usize) -> Result<Vec<Hit>> {
         let searcher = self.reader.searcher();
         let query = search::to_query(&self.fields, &*self.resolve(expr)?);
@@ -363,6 +378,14 @@ impl MessageIndex {
                 Ok(search::hit(&self.fields, &d))
             })
             .collect()
+    }
+
+    /// The facets of the messages `expr` matches; folders only of the accounts
+    /// `want_folders` allows (a reader's own).
+    pub fn facets(&self, expr: &Expr, want_folders: &dyn Fn(&str) -> bool) -> Result<facets::Facets> {
+        let searcher = self.reader.searcher();
+        let query = search::to_query(&self.fields, &*self.resolve(expr)?);
+        facets::count(&searcher, query.as_ref(), want_folders).map_err(|e| self.tv(e))
     }
 
     /// How many messages match.
@@ -405,7 +428,7 @@ impl MessageIndex {
         self.reader.searcher().num_docs()
     }
 
-    /// The schema, as tantivy serialises it (`schemas/index-v2.json`).
+    /// The schema, as tantivy serialises it (`schemas/index-v3.json`).
     pub fn schema_json() -> serde_json::Value {
         serde_json::to_value(schema::build().0).expect("schema serialises")
     }

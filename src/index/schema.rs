@@ -1,4 +1,4 @@
-//! The index schema (declared in `schemas/index-v2.json`, checked by
+//! The index schema (declared in `schemas/index-v3.json`, checked by
 //! `tests/schema_index.rs`) and the analyzers its fields use.
 
 use tantivy::schema::{
@@ -38,6 +38,9 @@ pub struct Fields {
     /// Stored only: each placement's account and folder, joined by
     /// [`PLACEMENT_SEPARATOR`], so results tie folders to their accounts.
     pub placement: Field,
+    /// Facets counted for a result set (module `facets`): `/place/ACCOUNT/FOLDER`,
+    /// `/year/YYYY`, `/domain/SENDER-DOMAIN`, `/has/attachment`.
+    pub facet: Field,
 }
 
 /// Between account and folder in the stored `placement` field (a control
@@ -67,7 +70,8 @@ fn exact(stored: bool) -> TextOptions {
     text(EXACT, IndexRecordOption::Basic, stored)
 }
 
-/// Builds the v2 schema (v1 plus the stored `placement` field).
+/// Builds the v3 schema (v2 plus the `facet` field; v2 was v1 plus the stored
+/// `placement` field).
 pub fn build() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let num: NumericOptions = NumericOptions::from(INDEXED | FAST | STORED);
@@ -91,6 +95,7 @@ pub fn build() -> (Schema, Fields) {
         flag: b.add_text_field("flag", exact(true)),
         has: b.add_text_field("has", exact(false)),
         placement: b.add_text_field("placement", tantivy::schema::STORED),
+        facet: b.add_facet_field("facet", tantivy::schema::FacetOptions::default()),
     };
     (b.build(), fields)
 }

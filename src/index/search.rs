@@ -65,6 +65,7 @@ fn text_field(f: &Fields, t: TextField) -> Field {
 fn exact_field(f: &Fields, e: ExactField) -> Field {
     match e {
         ExactField::MsgId => f.msgid,
+        ExactField::Refs => f.refs,
         ExactField::Folder => f.folder,
         ExactField::Account => f.account,
         ExactField::Mime => f.mime,
@@ -97,7 +98,6 @@ fn words_query(field: Field, tokens: &[(usize, String)]) -> Box<dyn Query> {
     }
 }
 
-/// The tantivy query for an expression.
 /// `e`, narrowed to the one message `id`.
 pub fn with_id(f: &Fields, e: &Expr, id: &crate::model::MessageId) -> Box<dyn Query> {
     let this = TermQuery::new(Term::from_field_text(f.id, &id.to_hex()), IndexRecordOption::Basic);
@@ -107,6 +107,7 @@ pub fn with_id(f: &Fields, e: &Expr, id: &crate::model::MessageId) -> Box<dyn Qu
     ]))
 }
 
+/// The tantivy query for an expression.
 pub fn to_query(f: &Fields, e: &Expr) -> Box<dyn Query> {
     match e {
         Expr::All => Box::new(AllQuery),

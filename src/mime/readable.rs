@@ -98,6 +98,50 @@ pub fn attachment(raw: &[u8], n: usize) -> Option<(Attachment, Vec<u8>)> {
     Some((describe(a), bytes))
 }
 
+/// The Message-IDs that tie a message into its conversation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadIds {
+    /// Its own Message-ID.
+    pub own: Option<String>,
+    /// In-Reply-To, then References, in order, without repeats.
+    pub refs: Vec<String>,
+}
+
+impl ThreadIds {
+    /// The conversation's first message as this one names it: the first of its
+    /// References (RFC 5322 §3.6.4: the thread's root comes first), else what it
+    /// replies to, else itself.
+    pub fn root(&self) -> Option<&str> {
+        self.refs.first().or(self.own.as_ref()).map(String::as_str)
+    }
+}
+
+fn ids_of(v: &mail_parser::HeaderValue<'_>) -> Vec<String> {
+    match v {
+        mail_parser::HeaderValue::Text(t) => vec![t.to_string()],
+        mail_parser::HeaderValue::TextList(l) => l.iter().map(|t| t.to_string()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The Message-IDs of `raw`'s header.
+pub fn thread_ids(raw: &[u8]) -> ThreadIds {
+    let Some(m) = MessageParser::default().parse_headers(raw) else {
+        return ThreadIds::default();
+    };
+    let mut refs: Vec<String> = Vec::new();
+    // References first (its first entry is the root), then In-Reply-To.
+    for id in ids_of(m.references()).into_iter().chain(ids_of(m.in_reply_to())) {
+        if !refs.contains(&id) {
+            refs.push(id);
+        }
+    }
+    ThreadIds {
+        own: m.message_id().map(str::to_string),
+        refs,
+    }
+}
+
 fn describe(a: &mail_parser::MessagePart<'_>) -> Attachment {
     Attachment {
         name: a.attachment_name().unwrap_or("(no name)").to_string(),
@@ -123,6 +167,19 @@ mod tests {
 --b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>rich</p>\r\n--b--\r\n";
         assert_eq!(html_body(alt).as_deref().map(str::trim), Some("<p>rich</p>"));
         assert_eq!(html_body(b"Content-Type: text/plain\r\n\r\nplain\r\n"), None);
+    }
+
+    #[test]
+    fn a_reply_names_its_root_first() {
+        let t = thread_ids(b"Message-ID: <c@x>\r\nIn-Reply-To: <b@x>\r\nReferences: <a@x> <b@x>\r\n\r\nbody\r\n");
+        assert_eq!(t.own.as_deref(), Some("c@x"));
+        assert_eq!(t.refs, vec!["a@x".to_string(), "b@x".to_string()]);
+        assert_eq!(t.root(), Some("a@x"));
+        let only_reply = thread_ids(b"Message-ID: <c@x>\r\nIn-Reply-To: <b@x>\r\n\r\n");
+        assert_eq!(only_reply.root(), Some("b@x"));
+        let first = thread_ids(b"Message-ID: <a@x>\r\n\r\n");
+        assert_eq!(first.root(), Some("a@x"));
+        assert_eq!(thread_ids(b"Subject: none\r\n\r\n").root(), None);
     }
 
     #[test]

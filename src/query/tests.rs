@@ -44,6 +44,7 @@ fn parse_table() {
         ("list:usrp-users", t(Some(List), "usrp-users")),
         ("filename:report.pdf", t(Some(Filename), "report.pdf")),
         ("msgid:<A@B>", x(MsgId, "a@b")),
+        ("refs:<Root@B>", x(Refs, "root@b")),
         ("folder:INBOX", x(Folder, "inbox")),
         ("account:Work", x(Account, "work")),
         ("mime:application/PDF", x(Mime, "application/pdf")),

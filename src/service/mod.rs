@@ -213,6 +213,12 @@ impl Service {
 
     /// Runs every account of `job` once (at most `accounts_in_parallel` at a time)
     /// and returns the runs in the job's order.
+    /// The archive at `dir`, as the service holds it open for writing (the web
+    /// interface in the same process writes its holds through it).
+    pub fn archive(&self, dir: &Path) -> Option<Arc<Archive>> {
+        self.envs.get(dir).map(|e| e.archive.clone())
+    }
+
     pub async fn run_once(&self, job: &Arc<Job>, default_archive: &Path) -> Vec<AccountRun> {
         let env = self.env(job, default_archive);
         let gate = Arc::new(Semaphore::new(job.limits.accounts_in_parallel.max(1) as usize));

@@ -1,4 +1,5 @@
-//! The JSON API under `/api/v1`: search, a message's metadata, its bytes. Every
+//! The JSON API under `/api/v1`: search, a message's metadata, its bytes, its
+//! conversation, exports, legal holds. Every
 //! request names its reader with `Authorization: Bearer mvt_…` ([`Reader`]); every
 //! read is recorded in the access log (as `token:NAME`) before it is answered; a
 //! message outside the reader's accounts is answered exactly as one that does not
@@ -12,8 +13,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::error::{Code, WebError};
-use super::AppState;
-use crate::access::Action;
+use super::{reads, AppState};
 use crate::index::{Hit, Sort};
 use crate::model::{Hash32, MessageId};
 use crate::readers::Principal;
@@ -88,6 +88,9 @@ pub struct SearchParams {
     pub offset: usize,
     #[serde(default)]
     pub sort: SortParam,
+    /// Also count the facets of every match.
+    #[serde(default)]
+    pub facets: bool,
 }
 
 /// One page of results.
@@ -97,23 +100,10 @@ pub struct SearchPage {
     pub total: usize,
     pub offset: usize,
     pub hits: Vec<Hit>,
-}
-
-/// `hit` as `p` may see it: only the accounts and folders granted.
-pub fn visible(p: &Principal, mut hit: Hit) -> Option<Hit> {
-    if p.accounts.is_none() {
-        return Some(hit);
-    }
-    hit.placements.retain(|f| p.may_see(&f.account));
-    if hit.placements.is_empty() {
-        return None;
-    }
-    hit.accounts.retain(|a| p.may_see(a));
-    let mut folders: Vec<String> = hit.placements.iter().map(|f| f.folder.clone()).collect();
-    folders.sort();
-    folders.dedup();
-    hit.folders = folders;
-    Some(hit)
+    /// With `facets=true`: messages per account, folder, year, sender domain, and
+    /// with attachments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facets: Option<crate::index::facets::Facets>,
 }
 
 /// `GET /api/v1/search?q=…&limit=…&offset=…&sort=newest|oldest|relevance`
@@ -126,17 +116,24 @@ pub async fn search(
     let expr = crate::readers::restrict(&who, expr);
     let (limit, offset) = (p.limit.clamp(1, MAX_LIMIT), p.offset.min(MAX_OFFSET));
     let lib = state.library.clone();
-    let page = super::blocking(move || {
-        let snap = lib.snapshot()?;
-        let total = snap.index.count_expr(&expr)?;
-        let hits = snap.index.search_expr(&expr, p.sort.into(), limit, offset)?;
-        let hits: Vec<Hit> = hits.into_iter().filter_map(|h| visible(&who, h)).collect();
-        let ids: Vec<MessageId> = hits.iter().filter_map(|h| Hash32::from_hex(&h.id)).collect();
-        lib.record(&snap, &who, Action::Search, Some(&p.q), &ids, ids.len() as u64)?;
-        Ok(SearchPage { total, offset, hits })
+    let found = super::blocking(move || {
+        let ask = reads::Ask {
+            q: &p.q,
+            expr: &expr,
+            sort: p.sort.into(),
+            limit,
+            offset,
+            facets: p.facets,
+        };
+        reads::search(&lib, &who, &ask)
     })
     .await?;
-    Ok(Json(page))
+    Ok(Json(SearchPage {
+        total: found.total,
+        offset,
+        hits: found.hits,
+        facets: found.facets,
+    }))
 }
 
 /// A message's id from the path: 64 hex digits (no prefixes: a prefix would let a
@@ -174,29 +171,6 @@ pub struct MessageMeta {
     pub attachments: Vec<Attachment>,
 }
 
-/// The message and its placements the reader may see; not found otherwise.
-pub fn readable_message(
-    snap: &super::library::Snapshot,
-    who: &Principal,
-    id: &MessageId,
-) -> Result<Vec<Placement>, WebError> {
-    let placements: Vec<Placement> = snap
-        .archive
-        .placements_of(id)?
-        .into_iter()
-        .filter(|p| who.may_see(&p.key.account))
-        .map(|p| Placement {
-            account: p.key.account.clone(),
-            folder: p.key.mailbox.clone(),
-            flags: p.record.flags.names(),
-        })
-        .collect();
-    if placements.is_empty() {
-        return Err(WebError::not_found());
-    }
-    Ok(placements)
-}
-
 pub async fn message(
     State(state): State<AppState>,
     Reader(who): Reader,
@@ -205,10 +179,7 @@ pub async fn message(
     let id = message_id(&id)?;
     let lib = state.library.clone();
     let meta = super::blocking(move || {
-        let snap = lib.snapshot()?;
-        let placements = readable_message(&snap, &who, &id)?;
-        lib.record(&snap, &who, Action::Show, None, &[id], 1)?;
-        let raw = snap.archive.get_raw(&id)?;
+        let (placements, raw) = reads::message(&lib, &who, &id)?;
         let r = crate::mime::readable::readable(&raw);
         Ok(MessageMeta {
             id: id.to_hex(),
@@ -238,13 +209,7 @@ pub async fn raw(
 ) -> Result<Response, WebError> {
     let id = message_id(&id)?;
     let lib = state.library.clone();
-    let bytes = super::blocking(move || {
-        let snap = lib.snapshot()?;
-        readable_message(&snap, &who, &id)?;
-        lib.record(&snap, &who, Action::Show, None, &[id], 1)?;
-        Ok(snap.archive.get_raw(&id)?)
-    })
-    .await?;
+    let (_, bytes) = super::blocking(move || reads::message(&lib, &who, &id)).await?;
     let mut r = bytes.into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("message/rfc822"));
@@ -252,6 +217,89 @@ pub async fn raw(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(r)
+}
+
+/// `GET /api/v1/messages/{id}/thread`: the conversation the message is part of.
+#[derive(Debug, Serialize)]
+pub struct ThreadPage {
+    /// The Message-ID of its first message, as this one names it.
+    pub root: Option<String>,
+    /// Its messages the reader may see, oldest first.
+    pub messages: Vec<Hit>,
+}
+
+pub async fn thread(
+    State(state): State<AppState>,
+    Reader(who): Reader,
+    Path(id): Path<String>,
+) -> Result<Json<ThreadPage>, WebError> {
+    let id = message_id(&id)?;
+    let lib = state.library.clone();
+    let t = super::blocking(move || reads::thread(&lib, &who, &id)).await?;
+    Ok(Json(ThreadPage {
+        root: t.root,
+        messages: t.hits,
+    }))
+}
+
+/// `GET /api/v1/export?q=…|ids=…&format=mbox`: one mboxrd file, streamed.
+pub async fn export(
+    State(state): State<AppState>,
+    Reader(who): Reader,
+    Query(p): Query<super::export::ExportParams>,
+) -> Result<Response, WebError> {
+    let what = p.selection(&who)?;
+    let lib = state.library.clone();
+    let e = super::blocking(move || reads::export(&lib, &who, &what)).await?;
+    Ok(super::export::mbox_response(e.snap, e.items))
+}
+
+/// `GET /api/v1/holds` (admins and auditors): every legal hold.
+pub async fn holds(
+    State(state): State<AppState>,
+    Reader(who): Reader,
+) -> Result<Json<Vec<super::holds::Hold>>, WebError> {
+    if !who.may_audit() {
+        return Err(WebError::api(
+            Code::Forbidden,
+            "only admins and auditors list legal holds",
+        ));
+    }
+    let lib = state.library.clone();
+    Ok(Json(super::blocking(move || super::holds::list(&lib)).await?))
+}
+
+/// `POST /api/v1/holds` (admins): `{"name", "query", "reason"}`; 201 when placed.
+pub async fn place_hold(
+    State(state): State<AppState>,
+    Reader(who): Reader,
+    Json(h): Json<super::holds::NewHold>,
+) -> Result<Response, WebError> {
+    let lib = state.library.clone();
+    super::blocking(move || super::holds::place(&lib, &who, &h)).await?;
+    Ok(axum::http::StatusCode::CREATED.into_response())
+}
+
+/// `DELETE /api/v1/holds/{name}` (admins); 204 when released.
+pub async fn release_hold(
+    State(state): State<AppState>,
+    Reader(who): Reader,
+    Path(name): Path<String>,
+) -> Result<Response, WebError> {
+    let lib = state.library.clone();
+    super::blocking(move || super::holds::release(&lib, &who, &name)).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /api/v1/stats`: the overview — folders, totals (admins and auditors), jobs.
+pub async fn stats(
+    State(state): State<AppState>,
+    Reader(who): Reader,
+) -> Result<Json<super::overview::Overview>, WebError> {
+    let lib = state.library.clone();
+    Ok(Json(
+        super::blocking(move || super::overview::overview(&lib, &who)).await?,
+    ))
 }
 
 /// Any other path under `/api/v1`.

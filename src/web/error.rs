@@ -19,6 +19,9 @@ pub enum Code {
     NotFound,
     /// The request is malformed (a query that does not parse, a bad id).
     BadRequest,
+    /// Another mailvault process holds the archive for writing (a pull, an
+    /// import, the service); the change was not made. Try again.
+    Busy,
     /// The access log could not record the read, so it was not done.
     AccessLog,
     /// Anything else; the server's log has the details.
@@ -32,6 +35,7 @@ impl Code {
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::BadRequest => StatusCode::BAD_REQUEST,
+            Code::Busy => StatusCode::CONFLICT,
             Code::AccessLog => StatusCode::SERVICE_UNAVAILABLE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -43,17 +47,19 @@ impl Code {
             Code::Forbidden => "forbidden",
             Code::NotFound => "not_found",
             Code::BadRequest => "bad_request",
+            Code::Busy => "busy",
             Code::AccessLog => "access_log",
             Code::Internal => "internal",
         }
     }
 
     /// Every code, for the OpenAPI document.
-    pub const ALL: [Code; 6] = [
+    pub const ALL: [Code; 7] = [
         Code::Unauthenticated,
         Code::Forbidden,
         Code::NotFound,
         Code::BadRequest,
+        Code::Busy,
         Code::AccessLog,
         Code::Internal,
     ];
@@ -77,6 +83,8 @@ pub enum WebError {
     Access(#[from] crate::access::AccessError),
     #[error("a worker thread: {0}")]
     Join(String),
+    #[error("the jobs' status files: {0}")]
+    Status(String),
     #[error("rendering a page: {0}")]
     Render(#[from] askama::Error),
 }
@@ -98,6 +106,7 @@ impl WebError {
         match self {
             WebError::Api { code, .. } => *code,
             WebError::Access(_) => Code::AccessLog,
+            WebError::Archive(crate::archive::ArchiveError::Locked { .. }) => Code::Busy,
             _ => Code::Internal,
         }
     }
@@ -121,6 +130,11 @@ impl WebError {
     pub fn public_message(&self) -> String {
         match self {
             WebError::Api { message, .. } => message.clone(),
+            WebError::Archive(crate::archive::ArchiveError::Locked { .. }) => {
+                "another mailvault process (a pull, an import, the service) is writing to the archive; \
+                 try again when it is done"
+                    .to_string()
+            }
             WebError::Access(_) => {
                 tracing::error!(error = %self, "a read refused: the access log cannot record it");
                 "the access log cannot record this read, so it was not done".to_string()

@@ -2,7 +2,8 @@
 //! and opened again when the archive's sequence hint moves (a pull or import ran
 //! meanwhile), so readers see new mail without a restart; the readers file, read
 //! at each request (a removed user or revoked token stops at once); and the access
-//! log every read is recorded in first. Everything here blocks: the handlers call
+//! log every read is recorded in first; and, briefly, the archive for writing when an
+//! admin places or releases a hold. Everything here blocks: the handlers call
 //! it on tokio's blocking threads.
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,18 @@ pub struct Snapshot {
     pub archive: Archive,
     pub index: MessageIndex,
     seq: Option<u64>,
+    folders: std::sync::OnceLock<Vec<super::overview::FolderLine>>,
+}
+
+impl Snapshot {
+    /// Every folder counted, once for this snapshot (the overview's table).
+    pub fn folders(&self) -> Result<&[super::overview::FolderLine], WebError> {
+        if let Some(f) = self.folders.get() {
+            return Ok(f);
+        }
+        let counted = super::overview::count_folders(self)?;
+        Ok(self.folders.get_or_init(|| counted))
+    }
 }
 
 pub struct Library {
@@ -30,6 +43,8 @@ pub struct Library {
     secret: Option<ArchiveSecret>,
     readers: ReaderStore,
     current: Mutex<Option<Arc<Snapshot>>>,
+    /// The archive as this process already holds it for writing (`serve --web`).
+    writer: Option<Arc<Archive>>,
 }
 
 impl Library {
@@ -45,6 +60,7 @@ impl Library {
             secret,
             readers: ReaderStore::for_archive(dir, key),
             current: Mutex::new(None),
+            writer: None,
         };
         lib.snapshot()?;
         Ok(lib)
@@ -68,9 +84,44 @@ impl Library {
         let archive = Archive::open_read_only_secret(&self.dir, self.secret.clone())?;
         let mut index = MessageIndex::open_read_only(&self.dir, archive.index_key())?;
         index.set_holds(crate::retention::holds(&archive)?);
-        let s = Arc::new(Snapshot { archive, index, seq });
+        let s = Arc::new(Snapshot {
+            archive,
+            index,
+            seq,
+            folders: std::sync::OnceLock::new(),
+        });
         *cur = Some(s.clone());
         Ok(s)
+    }
+
+    /// Forgets the snapshot, so the next read opens the archive again (after a
+    /// change of its holds, which the index's `is:held` must see).
+    pub fn invalidate(&self) {
+        *self.current.lock().expect("library lock") = None;
+    }
+
+    /// Changes go through `archive`, which this process already holds open for
+    /// writing (the service of `serve --web`).
+    pub fn write_through(&mut self, archive: Arc<Archive>) {
+        self.writer = Some(archive);
+    }
+
+    /// The archive for writing, for one change (a hold placed or released): the
+    /// process's own when it has one; else opened for the change and let go at once,
+    /// so `mailvault` commands and pulls can write between requests (busy while
+    /// another process writes).
+    pub fn writable(&self) -> Result<Arc<Archive>, WebError> {
+        if let Some(w) = &self.writer {
+            return Ok(w.clone());
+        }
+        Ok(Arc::new(Archive::open_with(
+            &self.dir,
+            false,
+            crate::archive::ArchiveConfig {
+                secret: self.secret.clone(),
+                ..crate::archive::ArchiveConfig::default()
+            },
+        )?))
     }
 
     /// Records a read by `who` before it is done; a read that cannot be recorded is

@@ -7,12 +7,17 @@ use serde_json::{json, Value};
 use super::error::Code;
 
 /// The paths the document describes (and the router serves), with `{id}` for a
-/// message id.
-pub const PATHS: [&str; 4] = [
+/// message id and `{name}` for a hold's.
+pub const PATHS: [&str; 9] = [
     "/api/v1/search",
     "/api/v1/messages/{id}",
     "/api/v1/messages/{id}/raw",
     "/api/v1/openapi.json",
+    "/api/v1/messages/{id}/thread",
+    "/api/v1/export",
+    "/api/v1/holds",
+    "/api/v1/holds/{name}",
+    "/api/v1/stats",
 ];
 
 fn error_response(description: &str) -> Value {
@@ -81,7 +86,62 @@ pub fn document() -> Value {
                     "properties": {
                         "total": { "type": "integer", "description": "Messages matching, within the reader's accounts." },
                         "offset": { "type": "integer" },
-                        "hits": { "type": "array", "items": { "$ref": "#/components/schemas/Hit" } }
+                        "hits": { "type": "array", "items": { "$ref": "#/components/schemas/Hit" } },
+                        "facets": { "type": "object", "description": "With facets=true.", "properties": {
+                            "accounts": { "type": "array", "items": { "type": "array", "prefixItems": [{ "type": "string" }, { "type": "integer" }] } },
+                            "folders": { "type": "array", "items": { "type": "array", "prefixItems": [{ "type": "string" }, { "type": "string" }, { "type": "integer" }] } },
+                            "years": { "type": "array", "items": { "type": "array", "prefixItems": [{ "type": "integer" }, { "type": "integer" }] } },
+                            "domains": { "type": "array", "items": { "type": "array", "prefixItems": [{ "type": "string" }, { "type": "integer" }] } },
+                            "with_attachments": { "type": "integer" } } }
+                    }
+                },
+                "Thread": {
+                    "type": "object",
+                    "required": ["messages"],
+                    "properties": {
+                        "root": { "type": ["string", "null"], "description": "The Message-ID of the conversation's first message, as this one names it." },
+                        "messages": { "type": "array", "items": { "$ref": "#/components/schemas/Hit" } }
+                    }
+                },
+                "Hold": {
+                    "type": "object",
+                    "required": ["name", "query", "reason", "by", "at"],
+                    "properties": {
+                        "name": { "type": "string" },
+                        "query": { "type": "string" },
+                        "reason": { "type": "string" },
+                        "by": { "type": "string", "description": "Who placed it: the OS user, `web:NAME` or `token:NAME`." },
+                        "at": { "type": "string", "format": "date-time" }
+                    }
+                },
+                "NewHold": {
+                    "type": "object",
+                    "required": ["name", "query"],
+                    "properties": {
+                        "name": { "type": "string" },
+                        "query": { "type": "string", "description": "The query language of `mailvault search`; holds may not refer to holds." },
+                        "reason": { "type": "string" }
+                    }
+                },
+                "Overview": {
+                    "type": "object",
+                    "required": ["folders", "jobs"],
+                    "properties": {
+                        "folders": { "type": "array", "items": { "type": "object", "properties": {
+                            "account": { "type": "string" }, "folder": { "type": "string" },
+                            "messages": { "type": "integer" }, "bytes": { "type": "integer", "description": "As received, before deduplication and compression." } } } },
+                        "totals": { "type": ["object", "null"], "description": "Archive-wide (admins and auditors only).", "properties": {
+                            "messages": { "type": "integer" }, "placements": { "type": "integer" },
+                            "raw_bytes": { "type": "integer" }, "dedup_saved_bytes": { "type": "integer" },
+                            "stored_bytes": { "type": "integer" }, "ratio": { "type": "number" },
+                            "disk_bytes": { "type": "integer" } } },
+                        "jobs": { "type": "array", "items": { "type": "object", "properties": {
+                            "job": { "type": "string" }, "account": { "type": "string" }, "server": { "type": "string" },
+                            "last_run": { "type": ["string", "null"], "format": "date-time" },
+                            "result": { "type": ["string", "null"] }, "new_messages": { "type": "integer" },
+                            "consecutive_failures": { "type": "integer" },
+                            "next_run": { "type": ["string", "null"], "format": "date-time" },
+                            "error": { "type": ["string", "null"] } } } }
                     }
                 },
                 "Message": {
@@ -110,7 +170,8 @@ pub fn document() -> Value {
                     { "name": "q", "in": "query", "required": true, "schema": { "type": "string" } },
                     { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": super::api::MAX_LIMIT, "default": 50 } },
                     { "name": "offset", "in": "query", "schema": { "type": "integer", "minimum": 0, "maximum": super::api::MAX_OFFSET, "default": 0 } },
-                    { "name": "sort", "in": "query", "schema": { "type": "string", "enum": ["newest", "oldest", "relevance"], "default": "newest" } }
+                    { "name": "sort", "in": "query", "schema": { "type": "string", "enum": ["newest", "oldest", "relevance"], "default": "newest" } },
+                    { "name": "facets", "in": "query", "description": "Also count messages per account, folder, year, sender domain and with attachments, over every match.", "schema": { "type": "boolean", "default": false } }
                 ],
                 "responses": {
                     "200": { "description": "A page of results", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SearchPage" } } } },
@@ -144,6 +205,75 @@ pub fn document() -> Value {
             PATHS[3]: { "get": {
                 "summary": "This document",
                 "responses": { "200": { "description": "OpenAPI 3.1" } }
+            } },
+            PATHS[4]: { "get": {
+                "summary": "The conversation the message is part of (Message-ID, In-Reply-To, References), oldest first",
+                "security": secured,
+                "parameters": [id_parameter()],
+                "responses": {
+                    "200": { "description": "The conversation", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Thread" } } } },
+                    "400": error_response("Not a message id"),
+                    "401": error_response("No valid bearer token"),
+                    "404": error_response("No such message, or not in the reader's accounts")
+                }
+            } },
+            PATHS[5]: { "get": {
+                "summary": "Export what a query matches, or the messages named, as one mboxrd file (streamed, oldest first)",
+                "security": secured,
+                "parameters": [
+                    { "name": "q", "in": "query", "description": "A query (narrowed to the reader's accounts). Either q or ids.", "schema": { "type": "string" } },
+                    { "name": "ids", "in": "query", "description": "Message ids, comma-separated; one the reader may not see makes the export not found.", "schema": { "type": "string" } },
+                    { "name": "format", "in": "query", "schema": { "type": "string", "enum": ["mbox"], "default": "mbox" } }
+                ],
+                "responses": {
+                    "200": { "description": "The messages", "content": { "application/mbox": { "schema": { "type": "string", "format": "binary" } } } },
+                    "400": error_response("Neither q nor ids, a query that does not parse, or more than the web's export limit"),
+                    "401": error_response("No valid bearer token"),
+                    "404": error_response("A message named is not in the reader's accounts")
+                }
+            } },
+            PATHS[6]: {
+                "get": {
+                    "summary": "Every legal hold (admins and auditors)",
+                    "security": secured,
+                    "responses": {
+                        "200": { "description": "The holds", "content": { "application/json": { "schema": { "type": "array", "items": { "$ref": "#/components/schemas/Hold" } } } } },
+                        "401": error_response("No valid bearer token"),
+                        "403": error_response("Not an admin or auditor")
+                    }
+                },
+                "post": {
+                    "summary": "Place a legal hold on what a query matches (admins); replaces a hold of the same name",
+                    "security": secured,
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/NewHold" } } } },
+                    "responses": {
+                        "201": { "description": "Placed" },
+                        "400": error_response("A bad name or a query that does not parse"),
+                        "401": error_response("No valid bearer token"),
+                        "403": error_response("Not an admin"),
+                        "409": error_response("Another mailvault process is writing to the archive; try again")
+                    }
+                }
+            },
+            PATHS[8]: { "get": {
+                "summary": "The overview: messages and bytes per account and folder, savings, job accounts' runs",
+                "security": secured,
+                "responses": {
+                    "200": { "description": "The overview, narrowed to the reader's accounts", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Overview" } } } },
+                    "401": error_response("No valid bearer token")
+                }
+            } },
+            PATHS[7]: { "delete": {
+                "summary": "Release a legal hold (admins)",
+                "security": secured,
+                "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "responses": {
+                    "204": { "description": "Released" },
+                    "401": error_response("No valid bearer token"),
+                    "403": error_response("Not an admin"),
+                    "404": error_response("No such hold"),
+                    "409": error_response("Another mailvault process is writing to the archive; try again")
+                }
             } }
         }
     })

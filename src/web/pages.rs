@@ -7,8 +7,6 @@
 //! sign-in page. Every form that changes state carries the session's CSRF token.
 //! Every read is recorded in the access log (as `web:NAME`) before it is shown.
 
-use std::net::SocketAddr;
-
 use askama::Template;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -18,12 +16,10 @@ use axum::Form;
 use serde::Deserialize;
 
 use super::error::{Code, WebError};
-use super::sanitize;
 use super::session::{self, Session};
-use super::AppState;
-use crate::access::Action;
-use crate::index::{Hit, Sort};
-use crate::model::{Hash32, MessageId};
+use super::{reads, sanitize, AppState};
+use crate::index::Hit;
+use crate::model::MessageId;
 use crate::readers::Principal;
 
 /// Results on one search page.
@@ -73,6 +69,7 @@ impl IntoResponse for PageError {
                     Code::NotFound => "Not found",
                     Code::Forbidden => "Not allowed",
                     Code::BadRequest => "That did not work",
+                    Code::Busy => "Busy",
                     Code::Unauthenticated => "Sign in again",
                     Code::AccessLog | Code::Internal => "Something went wrong",
                 };
@@ -109,6 +106,8 @@ pub struct Nav {
     pub user: String,
     pub role: &'static str,
     pub csrf: String,
+    /// The legal holds page is offered (admins and auditors).
+    pub holds: bool,
 }
 
 /// The signed-in reader of a page request.
@@ -124,6 +123,7 @@ impl Viewer {
             user: self.who.name.clone(),
             role: self.who.role.as_str(),
             csrf: self.session.csrf.clone(),
+            holds: self.who.may_audit(),
         })
     }
 
@@ -243,7 +243,7 @@ pub struct LoginForm {
 /// one its page set in the sign-in cookie.
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    ConnectInfo(super::tls::ClientAddr(from)): ConnectInfo<super::tls::ClientAddr>,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Result<Response, PageError> {
@@ -378,6 +378,119 @@ struct SearchPage<'a> {
     rows: Vec<Row>,
     prev: Option<String>,
     next: Option<String>,
+    /// The query string exporting every result.
+    export: Option<String>,
+    /// Admins may place a hold on the results.
+    admin: bool,
+    facets: Option<FacetView>,
+}
+
+/// One facet value: what it narrows to, and how many match.
+pub struct FacetLink {
+    pub label: String,
+    pub count: u64,
+    /// The search narrowed to it (query string).
+    pub href: String,
+}
+
+/// One bar of the chart of matches over time.
+pub struct Bar {
+    pub x: u32,
+    pub y: u32,
+    pub height: u32,
+    pub label: String,
+    pub count: u64,
+    pub href: String,
+}
+
+/// The facets beside the results, and the chart above them.
+pub struct FacetView {
+    pub accounts: Vec<FacetLink>,
+    pub folders: Vec<FacetLink>,
+    pub years: Vec<FacetLink>,
+    pub domains: Vec<FacetLink>,
+    pub attachments: Option<FacetLink>,
+    pub bars: Vec<Bar>,
+    pub bar_width: u32,
+}
+
+/// The chart's drawing area, in SVG units.
+pub const CHART_WIDTH: u32 = 640;
+pub const CHART_HEIGHT: u32 = 80;
+/// Years before this are left off the chart (a message without any date sorts to 1970).
+const CHART_FROM_YEAR: i32 = 1980;
+
+fn narrowed(q: &str, sort: &str, term: &str) -> String {
+    page_link(&format!("{q} {term}"), sort, 0)
+}
+
+/// Bars for `years` (gaps filled with empty years), scaled to the chart.
+fn chart(q: &str, sort: &str, years: &[(i32, u64)]) -> (Vec<Bar>, u32) {
+    let shown: Vec<(i32, u64)> = years.iter().copied().filter(|(y, _)| *y >= CHART_FROM_YEAR).collect();
+    let (Some(first), Some(last)) = (shown.first(), shown.last()) else {
+        return (Vec::new(), 0);
+    };
+    let span = (last.0 - first.0 + 1) as u32;
+    let width = (CHART_WIDTH / span).max(2);
+    let most = shown.iter().map(|(_, n)| *n).max().unwrap_or(1).max(1);
+    let bars = (first.0..=last.0)
+        .enumerate()
+        .map(|(i, year)| {
+            let count = shown.iter().find(|(y, _)| *y == year).map_or(0, |(_, n)| *n);
+            let height = ((count as f64 / most as f64) * CHART_HEIGHT as f64).round() as u32;
+            Bar {
+                x: i as u32 * width,
+                y: CHART_HEIGHT - height,
+                height,
+                label: year.to_string(),
+                count,
+                href: narrowed(q, sort, &format!("date:{year}")),
+            }
+        })
+        .collect();
+    (bars, width.saturating_sub(1).max(1))
+}
+
+fn facet_view(q: &str, sort: &str, f: &crate::index::facets::Facets) -> FacetView {
+    let link = |label: String, count: u64, term: String| FacetLink {
+        label,
+        count,
+        href: narrowed(q, sort, &term),
+    };
+    let (bars, bar_width) = chart(q, sort, &f.years);
+    FacetView {
+        accounts: f
+            .accounts
+            .iter()
+            .map(|(a, n)| link(a.clone(), *n, term("account", a)))
+            .collect(),
+        folders: f
+            .folders
+            .iter()
+            .map(|(a, fo, n)| {
+                link(
+                    format!("{a}/{fo}"),
+                    *n,
+                    format!("{} {}", term("account", a), term("folder", fo)),
+                )
+            })
+            .collect(),
+        years: f
+            .years
+            .iter()
+            .rev()
+            .map(|(y, n)| link(y.to_string(), *n, format!("date:{y}")))
+            .collect(),
+        domains: f
+            .domains
+            .iter()
+            .map(|(d, n)| link(d.clone(), *n, term("from", d)))
+            .collect(),
+        attachments: (f.with_attachments > 0)
+            .then(|| link("has attachments".into(), f.with_attachments, "has:attachment".into())),
+        bars,
+        bar_width,
+    }
 }
 
 const SORTS: &[(&str, &str)] = &[
@@ -408,32 +521,6 @@ fn page_link(q: &str, sort: &str, page: usize) -> String {
     serde_urlencoded::to_string([("q", q), ("sort", sort), ("page", &page.to_string())]).unwrap_or_default()
 }
 
-/// One page of a search, as the reader may see it; recorded in the access log.
-struct Found {
-    total: usize,
-    rows: Vec<Row>,
-}
-
-fn run_search(
-    lib: &super::library::Library,
-    who: &Principal,
-    q: &str,
-    expr: crate::query::Expr,
-    sort: Sort,
-    offset: usize,
-) -> Result<Found, WebError> {
-    let snap = lib.snapshot()?;
-    let total = snap.index.count_expr(&expr)?;
-    let hits = snap.index.search_expr(&expr, sort, PAGE_SIZE, offset)?;
-    let hits: Vec<Hit> = hits.into_iter().filter_map(|h| super::api::visible(who, h)).collect();
-    let ids: Vec<MessageId> = hits.iter().filter_map(|h| Hash32::from_hex(&h.id)).collect();
-    lib.record(&snap, who, Action::Search, Some(q), &ids, ids.len() as u64)?;
-    Ok(Found {
-        total,
-        rows: hits.into_iter().map(Row::of).collect(),
-    })
-}
-
 /// `GET /search?q=…&sort=…&page=…`
 pub async fn search(
     State(state): State<AppState>,
@@ -454,6 +541,9 @@ pub async fn search(
         rows: Vec::new(),
         prev: None,
         next: None,
+        export: None,
+        admin: v.who.may_manage(),
+        facets: None,
     };
     if f.q.trim().is_empty() {
         return html(page);
@@ -467,11 +557,25 @@ pub async fn search(
     };
     let (lib, who, q) = (state.library.clone(), v.who.clone(), f.q.clone());
     let offset = page_no * PAGE_SIZE;
-    let found = super::blocking(move || run_search(&lib, &who, &q, expr, f.sort.into(), offset)).await?;
+    let sort_by = f.sort.into();
+    let found = super::blocking(move || {
+        let ask = reads::Ask {
+            q: &q,
+            expr: &expr,
+            sort: sort_by,
+            limit: PAGE_SIZE,
+            offset,
+            facets: true,
+        };
+        reads::search(&lib, &who, &ask)
+    })
+    .await?;
+    page.facets = found.facets.as_ref().map(|x| facet_view(&f.q, sort, x));
     page.total = found.total;
     page.first = offset + 1;
-    page.last = offset + found.rows.len();
-    page.rows = found.rows;
+    page.last = offset + found.hits.len();
+    page.rows = found.hits.into_iter().map(Row::of).collect();
+    page.export = Some(serde_urlencoded::to_string([("q", f.q.as_str()), ("format", "mbox")]).unwrap_or_default());
     page.prev = (page_no > 0).then(|| page_link(&f.q, sort, page_no - 1));
     page.next = (page.last < page.total && page_no < MAX_PAGE).then(|| page_link(&f.q, sort, page_no + 1));
     html(page)
@@ -507,19 +611,6 @@ struct MessagePage {
     html: bool,
     remote_blocked: usize,
     text: String,
-}
-
-/// Reads message `id` for `who` (not found when outside their accounts), recording
-/// the read first.
-fn read_message(
-    lib: &super::library::Library,
-    who: &Principal,
-    id: &MessageId,
-) -> Result<(Vec<super::api::Placement>, Vec<u8>), WebError> {
-    let snap = lib.snapshot()?;
-    let placements = super::api::readable_message(&snap, who, id)?;
-    lib.record(&snap, who, Action::Show, None, &[*id], 1)?;
-    Ok((placements, snap.archive.get_raw(id)?))
 }
 
 fn page_id(s: &str) -> Result<MessageId, PageError> {
@@ -568,7 +659,7 @@ fn message_page(nav: Option<Nav>, id: &MessageId, placements: Vec<super::api::Pl
 pub async fn message(State(state): State<AppState>, v: Viewer, Path(id): Path<String>) -> Result<Response, PageError> {
     let id = page_id(&id)?;
     let (lib, who) = (state.library.clone(), v.who.clone());
-    let (placements, raw) = super::blocking(move || read_message(&lib, &who, &id)).await?;
+    let (placements, raw) = super::blocking(move || reads::message(&lib, &who, &id)).await?;
     html(message_page(v.nav(), &id, placements, &raw))
 }
 
@@ -581,7 +672,7 @@ pub async fn message_body(
 ) -> Result<Response, PageError> {
     let id = page_id(&id)?;
     let (lib, who) = (state.library.clone(), v.who.clone());
-    let (_, raw) = super::blocking(move || read_message(&lib, &who, &id)).await?;
+    let (_, raw) = super::blocking(move || reads::message(&lib, &who, &id)).await?;
     let body = crate::mime::readable::html_body(&raw).unwrap_or_default();
     let doc = sanitize::frame_document(&sanitize::sanitise(&body));
     let mut r = (html_headers(), doc).into_response();
@@ -629,7 +720,7 @@ pub async fn message_eml(
 ) -> Result<Response, PageError> {
     let id = page_id(&id)?;
     let (lib, who) = (state.library.clone(), v.who.clone());
-    let (_, raw) = super::blocking(move || read_message(&lib, &who, &id)).await?;
+    let (_, raw) = super::blocking(move || reads::message(&lib, &who, &id)).await?;
     Ok(download(raw, "message/rfc822", &format!("{}.eml", id.to_hex()), false))
 }
 
@@ -649,7 +740,7 @@ pub async fn attachment(
 ) -> Result<Response, PageError> {
     let id = page_id(&id)?;
     let (lib, who) = (state.library.clone(), v.who.clone());
-    let (_, raw) = super::blocking(move || read_message(&lib, &who, &id)).await?;
+    let (_, raw) = super::blocking(move || reads::message(&lib, &who, &id)).await?;
     let (a, bytes) = crate::mime::readable::attachment(&raw, n)
         .ok_or_else(|| WebError::api(Code::NotFound, "no such attachment"))?;
     let picture = match a.content_type.to_ascii_lowercase().as_str() {
@@ -662,6 +753,237 @@ pub async fn attachment(
     Ok(match (picture, p.inline.is_some()) {
         (Some(t), true) => download(bytes, t, &a.name, true),
         _ => download(bytes, "application/octet-stream", &a.name, false),
+    })
+}
+
+/// One message of a conversation, as the thread page lists it.
+pub struct ThreadLine {
+    pub row: Row,
+    /// The message the page was opened from.
+    pub current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "thread.html")]
+struct ThreadPage {
+    nav: Option<Nav>,
+    id: String,
+    subject: String,
+    lines: Vec<ThreadLine>,
+    capped: bool,
+}
+
+/// `GET /messages/{id}/thread`: the conversation, oldest first.
+pub async fn thread(State(state): State<AppState>, v: Viewer, Path(id): Path<String>) -> Result<Response, PageError> {
+    let id = page_id(&id)?;
+    let (lib, who) = (state.library.clone(), v.who.clone());
+    let t = super::blocking(move || reads::thread(&lib, &who, &id)).await?;
+    let hex = id.to_hex();
+    let capped = t.hits.len() >= reads::MAX_THREAD;
+    let lines: Vec<ThreadLine> = t
+        .hits
+        .into_iter()
+        .map(|h| ThreadLine {
+            current: h.id == hex,
+            row: Row::of(h),
+        })
+        .collect();
+    let subject = lines
+        .iter()
+        .find(|l| l.current)
+        .or(lines.first())
+        .map(|l| l.row.subject.clone())
+        .unwrap_or_default();
+    html(ThreadPage {
+        nav: v.nav(),
+        id: hex,
+        subject,
+        lines,
+        capped,
+    })
+}
+
+/// `GET /export?q=…&format=mbox`, or `?id=…&id=…` (a selection from a results
+/// page): one mboxrd file, streamed.
+pub async fn export(
+    State(state): State<AppState>,
+    v: Viewer,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Result<Response, PageError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.as_deref().unwrap_or_default())
+        .map_err(|e| WebError::api(Code::BadRequest, format!("the export's parameters: {e}")))?;
+    let mut p = super::export::ExportParams::default();
+    let mut ids = Vec::new();
+    for (k, val) in pairs {
+        match k.as_str() {
+            "q" => p.q = Some(val),
+            "id" | "ids" => ids.push(val),
+            "format" if val == "mbox" => {}
+            "format" => {
+                return Err(WebError::api(Code::BadRequest, format!("format {val:?}: the web exports mbox")).into())
+            }
+            _ => {}
+        }
+    }
+    if !ids.is_empty() {
+        p.ids = Some(ids.join(","));
+    }
+    let what = p.selection(&v.who)?;
+    let (lib, who) = (state.library.clone(), v.who.clone());
+    let e = super::blocking(move || reads::export(&lib, &who, &what)).await?;
+    Ok(super::export::mbox_response(e.snap, e.items))
+}
+
+#[derive(Template)]
+#[template(path = "holds.html")]
+struct HoldsPage<'a> {
+    nav: Option<Nav>,
+    holds: Vec<super::holds::Hold>,
+    admin: bool,
+    csrf: &'a str,
+    query: &'a str,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct HoldsParams {
+    /// A query to place a hold on (from a results page).
+    #[serde(default)]
+    q: String,
+}
+
+/// `GET /holds`: every legal hold (admins and auditors); admins also place and
+/// release them here.
+pub async fn holds(
+    State(state): State<AppState>,
+    v: Viewer,
+    Query(p): Query<HoldsParams>,
+) -> Result<Response, PageError> {
+    if !v.who.may_audit() {
+        return Err(WebError::api(Code::Forbidden, "only admins and auditors see legal holds").into());
+    }
+    let lib = state.library.clone();
+    let holds = super::blocking(move || super::holds::list(&lib)).await?;
+    html(HoldsPage {
+        nav: v.nav(),
+        holds,
+        admin: v.who.may_manage(),
+        csrf: &v.session.csrf,
+        query: &p.q,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct HoldForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    query: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /holds`: place a hold (admins).
+pub async fn place_hold(
+    State(state): State<AppState>,
+    v: Viewer,
+    Form(f): Form<HoldForm>,
+) -> Result<Response, PageError> {
+    v.check_csrf(&f.csrf)?;
+    let h = super::holds::NewHold {
+        name: f.name,
+        query: f.query,
+        reason: f.reason,
+    };
+    let (lib, who) = (state.library.clone(), v.who.clone());
+    super::blocking(move || super::holds::place(&lib, &who, &h)).await?;
+    Ok(Redirect::to("/holds").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ReleaseForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+}
+
+/// `POST /holds/release`: release a hold (admins).
+pub async fn release_hold(
+    State(state): State<AppState>,
+    v: Viewer,
+    Form(f): Form<ReleaseForm>,
+) -> Result<Response, PageError> {
+    v.check_csrf(&f.csrf)?;
+    let (lib, who) = (state.library.clone(), v.who.clone());
+    super::blocking(move || super::holds::release(&lib, &who, &f.name)).await?;
+    Ok(Redirect::to("/holds").into_response())
+}
+
+/// Archive-wide figures, for people.
+pub struct TotalsView {
+    pub messages: u64,
+    pub placements: u64,
+    pub raw: String,
+    pub dedup: String,
+    pub stored: String,
+    pub percent: String,
+    pub disk: String,
+}
+
+/// A folder line, for people.
+pub struct FolderView {
+    pub account: String,
+    pub folder: String,
+    pub query: String,
+    pub messages: u64,
+    pub size: String,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage {
+    nav: Option<Nav>,
+    totals: Option<TotalsView>,
+    folders: Vec<FolderView>,
+    jobs: Vec<super::overview::JobLine>,
+}
+
+/// A query term for a value: quoted when it holds anything but plain characters.
+fn term(field: &str, value: &str) -> String {
+    if value.chars().all(|c| c.is_alphanumeric() || "._-@/".contains(c)) && !value.is_empty() {
+        format!("{field}:{value}")
+    } else {
+        format!("{field}:\"{}\"", value.replace('"', ""))
+    }
+}
+
+/// `GET /overview`
+pub async fn overview(State(state): State<AppState>, v: Viewer) -> Result<Response, PageError> {
+    let (lib, who) = (state.library.clone(), v.who.clone());
+    let o = super::blocking(move || super::overview::overview(&lib, &who)).await?;
+    let hb = crate::output::human_bytes;
+    html(OverviewPage {
+        nav: v.nav(),
+        totals: o.totals.map(|t| TotalsView {
+            messages: t.messages,
+            placements: t.placements,
+            raw: hb(t.raw_bytes),
+            dedup: hb(t.dedup_saved_bytes),
+            stored: hb(t.stored_bytes),
+            percent: format!("{:.1} %", t.ratio * 100.0),
+            disk: hb(t.disk_bytes),
+        }),
+        folders: o
+            .folders
+            .into_iter()
+            .map(|f| FolderView {
+                query: format!("{} {}", term("account", &f.account), term("folder", &f.folder)),
+                size: hb(f.bytes),
+                account: f.account,
+                folder: f.folder,
+                messages: f.messages,
+            })
+            .collect(),
+        jobs: o.jobs,
     })
 }
 
@@ -687,6 +1009,14 @@ mod tests {
         ] {
             assert_eq!(safe_next(bad), "/search", "{bad}");
         }
+    }
+
+    #[test]
+    fn overview_links_quote_values_that_need_it() {
+        assert_eq!(term("folder", "INBOX"), "folder:INBOX");
+        assert_eq!(term("folder", "Sent Items"), "folder:\"Sent Items\"");
+        assert_eq!(term("account", "a@b.org"), "account:a@b.org");
+        assert_eq!(term("folder", ""), "folder:\"\"");
     }
 
     #[test]

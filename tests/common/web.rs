@@ -21,7 +21,14 @@ impl Drop for Server {
 impl Server {
     /// `mailvault web` over `archive`, once it says where it listens (30 s at most).
     pub fn start(archive: &Path) -> Server {
-        let mut child = super::cmd(archive, &["web", "--listen", "127.0.0.1:0"])
+        Self::start_with(archive, &[])
+    }
+
+    /// The same with more arguments (`--tls-cert …`).
+    pub fn start_with(archive: &Path, extra: &[&str]) -> Server {
+        let mut args = vec!["web", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut child = super::cmd(archive, &args)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -30,18 +37,15 @@ impl Server {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(rest.split('/').next().unwrap_or_default().to_string());
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(rest.split('/').take(3).collect::<Vec<_>>().join("/"));
                 }
             }
         });
-        let addr = rx
+        let base = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("mailvault web says where it listens");
-        Server {
-            child,
-            base: format!("http://{addr}"),
-        }
+        Server { child, base }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -122,14 +122,21 @@ impl Browser {
             .expect("a WebDriver session");
         let v = body(r, "new session");
         let session = v["sessionId"].as_str().expect("a session id").to_string();
-        Browser {
+        let b = Browser {
             driver,
             base,
             session,
             http,
             downloads: downloads.to_path_buf(),
             _profile: profile,
-        }
+        };
+        // Finding an element waits up to 5 s for it (a page still loading after a
+        // click that navigates); `try_find` of something absent waits as long.
+        b.post(
+            "/timeouts",
+            json!({ "implicit": 5000, "pageLoad": 30000, "script": 10000 }),
+        );
+        b
     }
 
     fn post(&self, path: &str, data: Value) -> Value {
@@ -201,6 +208,14 @@ impl Browser {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Every element matching `css` now, without waiting for one to appear.
+    pub fn find_all_now(&self, css: &str) -> Vec<String> {
+        self.post("/timeouts", json!({ "implicit": 0 }));
+        let found = self.find_all(css);
+        self.post("/timeouts", json!({ "implicit": 5000 }));
+        found
     }
 
     pub fn type_into(&self, element: &str, text: &str) {
