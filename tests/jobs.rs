@@ -755,3 +755,92 @@ fn serve_compacts_the_archive_when_its_accounts_are_idle() {
     let verify = ok(&archive, &["verify"]);
     assert!(verify.contains("163 messages") && verify.contains("clean"), "{verify}");
 }
+
+/// The value of hidden input `name` in a page.
+fn hidden_field(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = page.find(&marker).unwrap_or_else(|| panic!("no {name} in {page}")) + marker.len();
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+#[test]
+fn serve_with_web_shows_what_it_pulls_and_places_holds_through_its_own_archive() {
+    let d = Dovecot::start();
+    d.add_users(&["ann"], TEST_PASSWORD);
+    d.load("ann", "INBOX", &messages(0, 3, "pulled by the service"));
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("archive");
+    ok(&archive, &["init"]);
+    let out = mailvault(
+        &archive,
+        &["user", "add", "root", "--role", "admin", "--password-env", "MV_TEST_PW"],
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let jobs = tmp.path().join("jobs");
+    std::fs::create_dir(&jobs).unwrap();
+    write_job(
+        &jobs,
+        "pulled",
+        &format!(
+            "[schedule]\nevery = \"1h\"\n\n{}",
+            account(&d, "ann", &imap_url(&d, "ann"), "MV_TEST_PW", "")
+        ),
+    );
+    let mut svc = Service::start(&archive, &jobs, &["--web", "127.0.0.1:0"]);
+    let mut base = String::new();
+    wait_until(Duration::from_secs(30), "the web server and the first run", || {
+        if let Some(rest) = svc.log().split("listening on ").nth(1) {
+            base = rest.split('/').take(3).collect::<Vec<_>>().join("/");
+        }
+        !base.is_empty() && account_status(&archive, "pulled", "ann").is_some_and(|s| s["last_run"]["result"] == "ok")
+    });
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let c = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let login = c.get(format!("{base}/login")).send().unwrap().text().unwrap();
+    let csrf = hidden_field(&login, "csrf");
+    let r = c
+        .post(format!("{base}/login"))
+        .form(&[("name", "root"), ("password", TEST_PASSWORD), ("csrf", csrf.as_str())])
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    // The pulled messages are searchable on the page (the index the service built).
+    let mut page = String::new();
+    wait_until(Duration::from_secs(20), "the pulled mail on the search page", || {
+        page = c
+            .get(format!("{base}/search?q=subject%3Apulled"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        page.contains("3 messages")
+    });
+    // A hold placed on the page goes through the service's own archive (never busy).
+    let csrf = hidden_field(&page, "csrf");
+    let r = c
+        .post(format!("{base}/holds"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("name", "case-1"),
+            ("query", "subject:pulled"),
+            ("reason", "test"),
+        ])
+        .send()
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "{}: {}",
+        r.status(),
+        r.text().unwrap_or_default()
+    );
+    let holds = ok(&archive, &["hold", "list", "--json"]);
+    assert!(holds.contains("\"case-1\"") && holds.contains("web:root"), "{holds}");
+    let (code, _) = svc.terminate();
+    assert_eq!(code, Some(0), "{}", svc.log());
+}

@@ -206,7 +206,7 @@ fn start_web(
     addr: &std::net::SocketAddr,
     tls: &super::web::TlsArgs,
 ) -> Result<()> {
-    let (mut library, transport) = super::web::prepare(cli, dir, addr, tls)?;
+    let (mut library, transport) = super::web::prepare(cli, dir, addr, tls, true)?;
     if let Some(archive) = service.archive(dir) {
         library.write_through(archive);
     }

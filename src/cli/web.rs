@@ -57,11 +57,22 @@ impl TlsArgs {
     }
 }
 
-/// Opens the archive at `dir` for the web server and checks `addr` and TLS.
-pub fn prepare(cli: &Cli, dir: &std::path::Path, addr: &SocketAddr, tls: &TlsArgs) -> Result<(Library, Transport)> {
+/// The archive at `dir` for the web server (opened now, or at the first request
+/// when `later`), and `addr` and TLS checked.
+pub fn prepare(
+    cli: &Cli,
+    dir: &std::path::Path,
+    addr: &SocketAddr,
+    tls: &TlsArgs,
+    later: bool,
+) -> Result<(Library, Transport)> {
     let transport = tls.transport(addr)?;
     let secret = super::secret::for_archive(&cli.secret, dir)?;
-    let library = Library::open(dir, secret).with_context(|| format!("opening archive {}", dir.display()))?;
+    let library = if later {
+        Library::later(dir, secret)
+    } else {
+        Library::open(dir, secret).with_context(|| format!("opening archive {}", dir.display()))?
+    };
     Ok((library, transport))
 }
 
@@ -81,7 +92,7 @@ pub async fn bind(addr: &SocketAddr, transport: &Transport) -> Result<tokio::net
 
 pub fn web(cli: &Cli, a: &WebArgs) -> Result<ExitCode> {
     let dir = super::existing_archive_dir(cli)?;
-    let (library, transport) = prepare(cli, &dir, &a.listen, &a.tls)?;
+    let (library, transport) = prepare(cli, &dir, &a.listen, &a.tls, false)?;
     let state = AppState::new(library, matches!(transport, Transport::Tls(_)));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {

@@ -48,22 +48,28 @@ pub struct Library {
 }
 
 impl Library {
-    /// The archive at `dir`; `secret` unlocks it when it is encrypted (unlocked
-    /// once by the caller).
+    /// The archive at `dir`, checked now (it and its index open); `secret` unlocks
+    /// it when it is encrypted (unlocked once by the caller).
     pub fn open(dir: &Path, secret: Option<ArchiveSecret>) -> Result<Library, WebError> {
+        let lib = Library::later(dir, secret);
+        lib.snapshot()?;
+        Ok(lib)
+    }
+
+    /// The archive at `dir`, opened at the first request (`serve --web`: the
+    /// service may not have built the index yet when the server starts).
+    pub fn later(dir: &Path, secret: Option<ArchiveSecret>) -> Library {
         let key = match &secret {
             Some(ArchiveSecret::Unlocked(u)) => Some(u.keys().secrets_key()),
             _ => None,
         };
-        let lib = Library {
+        Library {
             dir: dir.to_path_buf(),
             secret,
             readers: ReaderStore::for_archive(dir, key),
             current: Mutex::new(None),
             writer: None,
-        };
-        lib.snapshot()?;
-        Ok(lib)
+        }
     }
 
     pub fn dir(&self) -> &Path {
