@@ -123,6 +123,34 @@ fn signed_out_visitors_are_sent_to_sign_in_and_users_see_only_their_accounts() {
         let to = r.headers()["location"].to_str().unwrap().to_string();
         assert!(to.starts_with("/login?next="), "{path} → {to}");
     }
+    // Every other page, and every form, signed out.
+    for path in [
+        format!("/messages/{hr}/thread"),
+        "/export?q=invoice".to_string(),
+        "/holds".to_string(),
+        "/overview".to_string(),
+        "/".to_string(),
+    ] {
+        let r = c.get(s.url(&path)).send().unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+        let to = r.headers()["location"].to_str().unwrap();
+        assert!(
+            to.starts_with("/login") || (path == "/" && to == "/search"),
+            "{path} → {to}"
+        );
+    }
+    for path in ["/logout", "/holds", "/holds/release"] {
+        let r = c
+            .post(s.url(path))
+            .form(&[("csrf", "x"), ("name", "h"), ("query", "x")])
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "POST {path}");
+        assert!(
+            r.headers()["location"].to_str().unwrap().starts_with("/login"),
+            "POST {path}"
+        );
+    }
     // A cookie the server never made is no session.
     let r = c
         .get(s.url("/search?q=x"))
@@ -144,6 +172,19 @@ fn signed_out_visitors_are_sent_to_sign_in_and_users_see_only_their_accounts() {
     assert!(results.contains("quarterly-numbers") && !results.contains("salary-review"));
     let results = ann.get(s.url("/search?q=account:hr")).send().unwrap().text().unwrap();
     assert!(results.contains("0 messages"), "{results}");
+    // The simple filter fields become terms of the query shown in the box.
+    let results = ann
+        .get(s.url("/search?q=&from=ann%40example.com&attachment=on&after=2026-01-01"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        results.contains("value=\"from:ann@example.com after:2026-01-01 has:attachment\"")
+            && results.contains("quarterly-numbers")
+            && results.contains("1 message,"),
+        "{results}"
+    );
     let root = signed_in(&s, "root");
     for path in page_paths(&hr).into_iter().skip(1) {
         assert_eq!(
@@ -192,7 +233,7 @@ fn signed_out_visitors_are_sent_to_sign_in_and_users_see_only_their_accounts() {
         entries.iter().any(|e| e["action"] == "export" && e["count"] == 0),
         "{audit}"
     );
-    assert_eq!(entries.iter().filter(|e| e["action"] == "search").count(), 2, "{audit}");
+    assert_eq!(entries.iter().filter(|e| e["action"] == "search").count(), 3, "{audit}");
     assert!(
         !entries.iter().any(|e| e["ids"][0] == hr.as_str()),
         "a refused read is not a read: {audit}"
@@ -259,6 +300,46 @@ fn state_changes_need_the_csrf_token_and_sign_ins_are_throttled() {
         ann.get(s.url("/search")).send().unwrap().status(),
         StatusCode::SEE_OTHER
     );
+}
+
+#[test]
+fn a_hold_is_placed_only_by_an_admin_with_the_form_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = archive(tmp.path());
+    let s = Server::start(&a);
+    // An admin's hold form without the session's token places nothing; a user's
+    // with it is refused for the role.
+    let root = signed_in(&s, "root");
+    let page = root.get(s.url("/holds")).send().unwrap().text().unwrap();
+    let root_csrf = hidden(&page, "csrf");
+    for token in ["", "forged"] {
+        let r = root
+            .post(s.url("/holds"))
+            .form(&[("csrf", token), ("name", "h1"), ("query", "invoice")])
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "token {token:?}");
+    }
+    let ann = signed_in(&s, "ann");
+    let page = ann.get(s.url("/search")).send().unwrap().text().unwrap();
+    let r = ann
+        .post(s.url("/holds"))
+        .form(&[
+            ("csrf", hidden(&page, "csrf").as_str()),
+            ("name", "h1"),
+            ("query", "invoice"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "a user places no hold");
+    assert!(common::ok(&a, &["hold", "list", "--json"]).trim().is_empty());
+    let r = root
+        .post(s.url("/holds"))
+        .form(&[("csrf", root_csrf.as_str()), ("name", "h1"), ("query", "invoice")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(common::ok(&a, &["hold", "list", "--json"]).contains("\"h1\""));
 }
 
 #[test]

@@ -195,6 +195,71 @@ pub struct SearchForm {
     sort: crate::web::api::SortParam,
     #[serde(default)]
     page: usize,
+    // The simple filter fields (not flattened: a flattened struct makes the query
+    // string's numbers unreadable to serde_urlencoded).
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    after: String,
+    #[serde(default)]
+    before: String,
+    #[serde(default)]
+    attachment: Option<String>,
+}
+
+impl SearchForm {
+    fn filters(&self) -> Filters {
+        Filters {
+            from: self.from.clone(),
+            subject: self.subject.clone(),
+            after: self.after.clone(),
+            before: self.before.clone(),
+            attachment: self.attachment.clone(),
+        }
+    }
+}
+
+/// The search form's simple fields, for those who do not write the query language.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Filters {
+    from: String,
+    subject: String,
+    /// `YYYY-MM-DD`.
+    after: String,
+    /// `YYYY-MM-DD`.
+    before: String,
+    /// A checkbox: present when ticked.
+    attachment: Option<String>,
+}
+
+impl Filters {
+    /// `q` with a term for each field filled in (the query box then shows the
+    /// whole query, so the query language stays the one truth).
+    fn compose(&self, q: &str) -> String {
+        let mut terms: Vec<String> = Vec::new();
+        if !q.trim().is_empty() {
+            terms.push(q.trim().to_string());
+        }
+        for (field, value) in [("from", &self.from), ("subject", &self.subject)] {
+            if !value.trim().is_empty() {
+                terms.push(term(field, value.trim()));
+            }
+        }
+        for (op, value) in [("after", &self.after), ("before", &self.before)] {
+            let v = value.trim();
+            if !v.is_empty() {
+                // A date the form's date input gives; anything else goes to the
+                // parser as written, which names what is wrong with it.
+                terms.push(format!("{op}:{}", v.replace(char::is_whitespace, "")));
+            }
+        }
+        if self.attachment.is_some() {
+            terms.push("has:attachment".into());
+        }
+        terms.join(" ")
+    }
 }
 
 fn sort_name(s: crate::web::api::SortParam) -> &'static str {
@@ -217,9 +282,10 @@ pub async fn search(
 ) -> Result<Response, PageError> {
     let sort = sort_name(f.sort);
     let page_no = f.page.min(MAX_PAGE);
+    let composed = f.filters().compose(&f.q);
     let mut page = SearchPage {
         nav: v.nav(),
-        q: &f.q,
+        q: &composed,
         sort,
         sorts: SORTS,
         problem: None,
@@ -233,17 +299,17 @@ pub async fn search(
         admin: v.who.may_manage(),
         facets: None,
     };
-    if f.q.trim().is_empty() {
+    if composed.is_empty() {
         return html(page);
     }
-    let expr = match crate::query::parse(&f.q) {
+    let expr = match crate::query::parse(&composed) {
         Ok(e) => crate::readers::restrict(&v.who, e),
         Err(e) => {
             page.problem = Some(e.to_string());
             return html(page);
         }
     };
-    let (lib, who, q) = (state.library.clone(), v.who.clone(), f.q.clone());
+    let (lib, who, q) = (state.library.clone(), v.who.clone(), composed.clone());
     let offset = page_no * PAGE_SIZE;
     let sort_by = f.sort.into();
     let found = crate::web::blocking(move || {
@@ -258,14 +324,14 @@ pub async fn search(
         reads::search(&lib, &who, &ask)
     })
     .await?;
-    page.facets = found.facets.as_ref().map(|x| facet_view(&f.q, sort, x));
+    page.facets = found.facets.as_ref().map(|x| facet_view(&composed, sort, x));
     page.total = found.total;
     page.first = offset + 1;
     page.last = offset + found.hits.len();
     page.rows = found.hits.into_iter().map(Row::of).collect();
-    page.export = Some(serde_urlencoded::to_string([("q", f.q.as_str()), ("format", "mbox")]).unwrap_or_default());
-    page.prev = (page_no > 0).then(|| page_link(&f.q, sort, page_no - 1));
-    page.next = (page.last < page.total && page_no < MAX_PAGE).then(|| page_link(&f.q, sort, page_no + 1));
+    page.export = Some(serde_urlencoded::to_string([("q", composed.as_str()), ("format", "mbox")]).unwrap_or_default());
+    page.prev = (page_no > 0).then(|| page_link(&composed, sort, page_no - 1));
+    page.next = (page.last < page.total && page_no < MAX_PAGE).then(|| page_link(&composed, sort, page_no + 1));
     html(page)
 }
 
@@ -281,6 +347,26 @@ pub(super) fn term(field: &str, value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_filter_fields_become_terms_of_the_query() {
+        let f = Filters {
+            from: " ann@example.com ".into(),
+            subject: "quarterly report".into(),
+            after: "2020-01-01".into(),
+            before: "".into(),
+            attachment: Some("on".into()),
+        };
+        assert_eq!(
+            f.compose("invoice"),
+            "invoice from:ann@example.com subject:\"quarterly report\" after:2020-01-01 has:attachment"
+        );
+        assert_eq!(Filters::default().compose("  x  "), "x");
+        assert_eq!(Filters::default().compose(""), "");
+        for q in [f.compose(""), f.compose("invoice")] {
+            assert!(crate::query::parse(&q).is_ok(), "{q}");
+        }
+    }
 
     #[test]
     fn overview_links_quote_values_that_need_it() {
