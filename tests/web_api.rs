@@ -353,6 +353,22 @@ fn conversations_exports_and_holds_keep_to_the_grant_and_the_role() {
     want.sort();
     assert_eq!(got.len(), 3, "quarterly-numbers, all-hands, re-numbers");
     assert_eq!(got_sorted, want);
+    // The same as a zip of .eml files named by date and id.
+    let r = get(&c, &s.url("/api/v1/export?q=invoice&format=zip"), Some(sales));
+    assert_eq!(r.headers()["content-type"], "application/zip");
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(r.bytes().unwrap().to_vec())).unwrap();
+    let mut entries = Vec::new();
+    for i in 0..z.len() {
+        let mut f = z.by_index(i).unwrap();
+        let name = f.name().unwrap().to_string();
+        assert!(name.ends_with(".eml") && name.starts_with("2026-11-0"), "{name}");
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut bytes).unwrap();
+        entries.push(bytes);
+    }
+    entries.sort();
+    assert_eq!(entries, want, "the zip holds the archived bytes");
+
     // By ids: one outside the grant makes it not found; the auditor may.
     let url = s.url(&format!("/api/v1/export?ids={numbers},{salary}"));
     assert_eq!(get(&c, &url, Some(sales)).status(), StatusCode::NOT_FOUND);

@@ -242,7 +242,8 @@ pub async fn thread(
     }))
 }
 
-/// `GET /api/v1/export?q=…|ids=…&format=mbox`: one mboxrd file, streamed.
+/// `GET /api/v1/export?q=…|ids=…&format=mbox|zip`: one mboxrd file or one zip of
+/// `.eml` files, streamed.
 pub async fn export(
     State(state): State<AppState>,
     Reader(who): Reader,
@@ -251,7 +252,7 @@ pub async fn export(
     let what = p.selection(&who)?;
     let lib = state.library.clone();
     let e = super::blocking(move || reads::export(&lib, &who, &what)).await?;
-    Ok(super::export::mbox_response(e.snap, e.items))
+    Ok(super::export::response(p.format, e.snap, e.items))
 }
 
 /// `GET /api/v1/holds` (admins and auditors): every legal hold.

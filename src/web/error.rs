@@ -85,6 +85,8 @@ pub enum WebError {
     Join(String),
     #[error("the jobs' status files: {0}")]
     Status(String),
+    #[error("writing an export: {0}")]
+    Export(String),
     #[error("rendering a page: {0}")]
     Render(#[from] askama::Error),
 }

@@ -218,15 +218,17 @@ pub fn document() -> Value {
                 }
             } },
             PATHS[5]: { "get": {
-                "summary": "Export what a query matches, or the messages named, as one mboxrd file (streamed, oldest first)",
+                "summary": "Export what a query matches, or the messages named, as one mboxrd file or one zip (streamed, oldest first)",
                 "security": secured,
                 "parameters": [
                     { "name": "q", "in": "query", "description": "A query (narrowed to the reader's accounts). Either q or ids.", "schema": { "type": "string" } },
                     { "name": "ids", "in": "query", "description": "Message ids, comma-separated; one the reader may not see makes the export not found.", "schema": { "type": "string" } },
-                    { "name": "format", "in": "query", "schema": { "type": "string", "enum": ["mbox"], "default": "mbox" } }
+                    { "name": "format", "in": "query", "description": "One mboxrd file, or one zip of `.eml` files named by date and id.", "schema": { "type": "string", "enum": ["mbox", "zip"], "default": "mbox" } }
                 ],
                 "responses": {
-                    "200": { "description": "The messages", "content": { "application/mbox": { "schema": { "type": "string", "format": "binary" } } } },
+                    "200": { "description": "The messages", "content": {
+                        "application/mbox": { "schema": { "type": "string", "format": "binary" } },
+                        "application/zip": { "schema": { "type": "string", "format": "binary" } } } },
                     "400": error_response("Neither q nor ids, a query that does not parse, or more than the web's export limit"),
                     "401": error_response("No valid bearer token"),
                     "404": error_response("A message named is not in the reader's accounts")

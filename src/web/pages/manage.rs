@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::search::term;
 use super::{html, Nav, PageError, Viewer};
 use crate::web::error::{Code, WebError};
+use crate::web::export::WebExportFormat;
 use crate::web::{reads, AppState};
 
 /// `GET /export?q=…&format=mbox`, or `?id=…&id=…` (a selection from a results
@@ -23,12 +24,17 @@ pub async fn export(
     let mut p = crate::web::export::ExportParams::default();
     let mut ids = Vec::new();
     for (k, val) in pairs {
-        match k.as_str() {
-            "q" => p.q = Some(val),
-            "id" | "ids" => ids.push(val),
-            "format" if val == "mbox" => {}
-            "format" => {
-                return Err(WebError::api(Code::BadRequest, format!("format {val:?}: the web exports mbox")).into())
+        match (k.as_str(), val.as_str()) {
+            ("q", _) => p.q = Some(val),
+            ("id" | "ids", _) => ids.push(val),
+            ("format", "mbox") => p.format = WebExportFormat::Mbox,
+            ("format", "zip") => p.format = WebExportFormat::Zip,
+            ("format", other) => {
+                return Err(WebError::api(
+                    Code::BadRequest,
+                    format!("format {other:?}: the web exports mbox or zip"),
+                )
+                .into())
             }
             _ => {}
         }
@@ -39,7 +45,7 @@ pub async fn export(
     let what = p.selection(&v.who)?;
     let (lib, who) = (state.library.clone(), v.who.clone());
     let e = crate::web::blocking(move || reads::export(&lib, &who, &what)).await?;
-    Ok(crate::web::export::mbox_response(e.snap, e.items))
+    Ok(crate::web::export::response(p.format, e.snap, e.items))
 }
 
 #[derive(Template)]

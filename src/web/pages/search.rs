@@ -66,7 +66,7 @@ struct SearchPage<'a> {
     rows: Vec<Row>,
     prev: Option<String>,
     next: Option<String>,
-    /// The query string exporting every result.
+    /// The query string exporting every result (the format is added).
     export: Option<String>,
     /// Admins may place a hold on the results.
     admin: bool,
@@ -329,7 +329,7 @@ pub async fn search(
     page.first = offset + 1;
     page.last = offset + found.hits.len();
     page.rows = found.hits.into_iter().map(Row::of).collect();
-    page.export = Some(serde_urlencoded::to_string([("q", composed.as_str()), ("format", "mbox")]).unwrap_or_default());
+    page.export = Some(serde_urlencoded::to_string([("q", composed.as_str())]).unwrap_or_default());
     page.prev = (page_no > 0).then(|| page_link(&composed, sort, page_no - 1));
     page.next = (page.last < page.total && page_no < MAX_PAGE).then(|| page_link(&composed, sort, page_no + 1));
     html(page)
