@@ -14,54 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{corpus_root, du, run_measured, time_run, write_copies, FOLDERS};
-
-const QUERIES: [&str; 44] = [
-    "from:sherri.sera@enron.com",
-    "from:skilling",
-    "to:jeff",
-    "subject:meeting",
-    "subject:\"conference call\"",
-    "body:energy",
-    "enron",
-    "california power",
-    "\"natural gas\"",
-    "usrp",
-    "b210",
-    "uhd",
-    "rfnoc",
-    "fpga timing",
-    "linux",
-    "rpm",
-    "spamassassin",
-    "\"free money\"",
-    "mortgage",
-    "has:attachment",
-    "filename:pdf",
-    "mime:image/png",
-    "date:2001",
-    "date:2002-08",
-    "after:2020 before:2021",
-    "size:>1M",
-    "size:<2k",
-    "list:usrp-users",
-    "list:ilug.linux.ie",
-    "folder:inbox",
-    "x310 OR n210",
-    "(gps OR gpsdo) -spam",
-    "subject:re from:enron.com",
-    "python",
-    "gnuradio",
-    "dpdk",
-    "\"sample rate\"",
-    "ettus",
-    "\"time source\"",
-    "kernel AND driver",
-    "NOT linux date:2002",
-    "has:attachment date:2020",
-    "subject:help",
-    "overflow",
-];
+use common::{corpus_root, du, run_measured, time_run, write_copies, FOLDERS, QUERIES};
 
 /// Our query and its notmuch equivalent (notmuch has no size:, list: or msgid: on
 /// these terms; `to:` there also matches Cc, so it is left out).

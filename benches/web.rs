@@ -1,8 +1,9 @@
 //! Web interface benchmark on the ~114k-message archive of the search benchmark
 //! (the main set plus six altered copies): `mailvault web` on a loopback port, a
 //! signed-in session, then
-//! - the search page for each of 40 realistic queries, 5 rounds, warm: the server's
-//!   own time (its `Server-Timing` header) p50/p95/p99, and the client's round trip;
+//! - the search page for each of the search benchmark's 44 queries, 5 rounds,
+//!   warm: the server's own time (its `Server-Timing` header) p50/p95/p99, and the
+//!   client's round trip;
 //! - the message page of 300 messages from those results: the same figures;
 //! - the first load of the search page (HTML + CSS + JS, with headers): bytes.
 //!
@@ -15,50 +16,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{corpus_root, run_measured, write_copies, FOLDERS};
+use common::{corpus_root, run_measured, write_copies, FOLDERS, QUERIES};
 
-const QUERIES: [&str; 40] = [
-    "from:sherri.sera@enron.com",
-    "from:skilling",
-    "to:jeff",
-    "subject:meeting",
-    "subject:\"conference call\"",
-    "body:energy",
-    "enron",
-    "california power",
-    "\"natural gas\"",
-    "usrp",
-    "b210",
-    "uhd",
-    "rfnoc",
-    "fpga timing",
-    "linux",
-    "rpm",
-    "spamassassin",
-    "\"free money\"",
-    "mortgage",
-    "has:attachment",
-    "filename:pdf",
-    "mime:image/png",
-    "date:2001",
-    "date:2002-08",
-    "after:2020 before:2021",
-    "size:>1M",
-    "size:<2k",
-    "list:usrp-users",
-    "list:ilug.linux.ie",
-    "folder:inbox",
-    "x310 OR n210",
-    "(gps OR gpsdo) -spam",
-    "subject:re from:enron.com",
-    "python",
-    "gnuradio",
-    "dpdk",
-    "\"sample rate\"",
-    "ettus",
-    "\"time source\"",
-    "from:ann has:attachment",
-];
 const PW: &str = "a benchmark password";
 
 struct Web(Child);

@@ -756,13 +756,6 @@ fn serve_compacts_the_archive_when_its_accounts_are_idle() {
     assert!(verify.contains("163 messages") && verify.contains("clean"), "{verify}");
 }
 
-/// The value of hidden input `name` in a page.
-fn hidden_field(page: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let at = page.find(&marker).unwrap_or_else(|| panic!("no {name} in {page}")) + marker.len();
-    page[at..].split('"').next().unwrap().to_string()
-}
-
 #[test]
 fn serve_with_web_shows_what_it_pulls_and_places_holds_through_its_own_archive() {
     let d = Dovecot::start();
@@ -803,7 +796,7 @@ fn serve_with_web_shows_what_it_pulls_and_places_holds_through_its_own_archive()
         .build()
         .unwrap();
     let login = c.get(format!("{base}/login")).send().unwrap().text().unwrap();
-    let csrf = hidden_field(&login, "csrf");
+    let csrf = common::web::hidden_field(&login, "csrf");
     let r = c
         .post(format!("{base}/login"))
         .form(&[("name", "root"), ("password", TEST_PASSWORD), ("csrf", csrf.as_str())])
@@ -822,7 +815,7 @@ fn serve_with_web_shows_what_it_pulls_and_places_holds_through_its_own_archive()
         page.contains("3 messages")
     });
     // A hold placed on the page goes through the service's own archive (never busy).
-    let csrf = hidden_field(&page, "csrf");
+    let csrf = common::web::hidden_field(&page, "csrf");
     let r = c
         .post(format!("{base}/holds"))
         .form(&[

@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::web::Server;
+use common::web::{mbox_messages, Server};
 
 use reqwest::blocking::Client;
 use reqwest::StatusCode;
@@ -254,16 +254,6 @@ fn reply(subject: &str, hour: u32, own: &str, refs: &str, body: &str) -> Vec<u8>
          Message-ID: <{own}>\r\nIn-Reply-To: <{refs}>\r\nReferences: <{refs}>\r\n\r\n{body}\r\n"
     )
     .into_bytes()
-}
-
-/// The messages of an mboxrd file.
-fn mbox_messages(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut r = mailvault::source::mbox::MboxReader::new(bytes, mailvault::source::mbox::MboxFormat::Mboxrd);
-    let mut out = Vec::new();
-    while let Some(m) = r.next_message().unwrap() {
-        out.push(m.raw);
-    }
-    out
 }
 
 #[test]

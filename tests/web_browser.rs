@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::web::Server;
+use common::web::{mbox_messages, Server};
 use common::webdriver::Browser;
 
 const PW: &str = "correct horse battery staple";
@@ -84,15 +84,6 @@ fn import(archive: &Path, root: &Path, account: &str, messages: &[(String, Strin
     );
 }
 
-fn add_user(archive: &Path, name: &str, role: &str, accounts: Option<&str>) {
-    let mut args = vec!["user", "add", name, "--role", role, "--password-env", "WEB_TEST_PW"];
-    if let Some(a) = accounts {
-        args.extend(["--accounts", a]);
-    }
-    let out = common::cmd(archive, &args).env("WEB_TEST_PW", PW).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 fn sign_in(b: &Browser, s: &Server, name: &str) {
     b.goto(&s.url("/login"));
     b.type_into(&b.find("#name"), name);
@@ -131,7 +122,7 @@ fn a_reader_signs_in_searches_opens_a_result_and_downloads_the_same_bytes() {
             ("reply".into(), reply_to("floor-plan", "re-floor-plan")),
         ],
     );
-    add_user(&a, "ann", "user", Some("sales"));
+    common::web::add_user(&a, "ann", "user", Some("sales"), PW);
     let s = Server::start(&a);
     let shots = screenshots();
     let b = Browser::start(&tmp.path().join("downloads"));
@@ -306,16 +297,6 @@ fn hostile_bodies(port: u16) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The messages of an mboxrd file.
-fn mbox_messages(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut r = mailvault::source::mbox::MboxReader::new(bytes, mailvault::source::mbox::MboxFormat::Mboxrd);
-    let mut out = Vec::new();
-    while let Some(m) = r.next_message().unwrap() {
-        out.push(m.raw);
-    }
-    out
-}
-
 #[test]
 fn an_admin_places_a_legal_hold_on_a_query_from_its_results() {
     let tmp = tempfile::tempdir().unwrap();
@@ -335,7 +316,7 @@ fn an_admin_places_a_legal_hold_on_a_query_from_its_results() {
             ),
         ],
     );
-    add_user(&a, "root", "admin", None);
+    common::web::add_user(&a, "root", "admin", None, PW);
     let s = Server::start(&a);
     let shots = screenshots();
     let b = Browser::start(&tmp.path().join("downloads"));
@@ -374,7 +355,7 @@ fn hostile_html_mail_runs_no_script_and_loads_nothing_in_a_real_browser() {
         .map(|(i, (name, html))| (name.clone(), html_message(i + 1, name, html)))
         .collect();
     import(&a, tmp.path(), "inbox", &messages);
-    add_user(&a, "auditor", "auditor", None);
+    common::web::add_user(&a, "auditor", "auditor", None, PW);
     let s = Server::start(&a);
     let b = Browser::start(&tmp.path().join("downloads"));
     sign_in(&b, &s, "auditor");

@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::web::Server;
+use common::web::{hidden_field, Server};
 use reqwest::blocking::Client;
 use reqwest::StatusCode;
 
@@ -57,12 +57,7 @@ fn archive(root: &Path) -> PathBuf {
         );
     }
     for (name, role, accounts) in [("ann", "user", Some("sales")), ("root", "admin", None)] {
-        let mut args = vec!["user", "add", name, "--role", role, "--password-env", "WEB_TEST_PW"];
-        if let Some(acc) = accounts {
-            args.extend(["--accounts", acc]);
-        }
-        let out = common::cmd(&a, &args).env("WEB_TEST_PW", PW).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        common::web::add_user(&a, name, role, accounts, PW);
     }
     a
 }
@@ -71,17 +66,10 @@ fn id_of(a: &Path, query: &str) -> String {
     common::ok(a, &["search", "--format", "ids", query]).trim().to_string()
 }
 
-/// The value of hidden input `name` in a page.
-fn hidden(page: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let at = page.find(&marker).unwrap_or_else(|| panic!("no {name} in {page}")) + marker.len();
-    page[at..].split('"').next().unwrap().to_string()
-}
-
 /// Signs `c` in as `name`; the answer to the form.
 fn sign_in(c: &Client, s: &Server, name: &str, pw: &str) -> reqwest::blocking::Response {
     let page = c.get(s.url("/login")).send().unwrap().text().unwrap();
-    let csrf = hidden(&page, "csrf");
+    let csrf = hidden_field(&page, "csrf");
     c.post(s.url("/login"))
         .form(&[("name", name), ("password", pw), ("csrf", &csrf), ("next", "/search")])
         .send()
@@ -249,7 +237,7 @@ fn state_changes_need_the_csrf_token_and_sign_ins_are_throttled() {
     // Signing out without the session's token is refused; with it, the session ends.
     let ann = signed_in(&s, "ann");
     let page = ann.get(s.url("/search")).send().unwrap().text().unwrap();
-    let csrf = hidden(&page, "csrf");
+    let csrf = hidden_field(&page, "csrf");
     for token in ["", "not-the-token"] {
         let r = ann.post(s.url("/logout")).form(&[("csrf", token)]).send().unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "token {token:?}");
@@ -311,7 +299,7 @@ fn a_hold_is_placed_only_by_an_admin_with_the_form_token() {
     // with it is refused for the role.
     let root = signed_in(&s, "root");
     let page = root.get(s.url("/holds")).send().unwrap().text().unwrap();
-    let root_csrf = hidden(&page, "csrf");
+    let root_csrf = hidden_field(&page, "csrf");
     for token in ["", "forged"] {
         let r = root
             .post(s.url("/holds"))
@@ -325,7 +313,7 @@ fn a_hold_is_placed_only_by_an_admin_with_the_form_token() {
     let r = ann
         .post(s.url("/holds"))
         .form(&[
-            ("csrf", hidden(&page, "csrf").as_str()),
+            ("csrf", hidden_field(&page, "csrf").as_str()),
             ("name", "h1"),
             ("query", "invoice"),
         ])

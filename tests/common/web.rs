@@ -52,3 +52,30 @@ impl Server {
         format!("{}{path}", self.base)
     }
 }
+
+/// The value of hidden input `name` in a page (a form's CSRF token).
+pub fn hidden_field(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = page.find(&marker).unwrap_or_else(|| panic!("no {name} in {page}")) + marker.len();
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+/// Adds web user `name` with `role` (granted `accounts` when given) and password `pw`.
+pub fn add_user(archive: &Path, name: &str, role: &str, accounts: Option<&str>, pw: &str) {
+    let mut args = vec!["user", "add", name, "--role", role, "--password-env", "WEB_TEST_PW"];
+    if let Some(a) = accounts {
+        args.extend(["--accounts", a]);
+    }
+    let out = super::cmd(archive, &args).env("WEB_TEST_PW", pw).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The messages of an mboxrd file.
+pub fn mbox_messages(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut r = mailvault::source::mbox::MboxReader::new(bytes, mailvault::source::mbox::MboxFormat::Mboxrd);
+    let mut out = Vec::new();
+    while let Some(m) = r.next_message().unwrap() {
+        out.push(m.raw);
+    }
+    out
+}

@@ -88,12 +88,27 @@ fn message_page(
     }
 }
 
-/// `GET /messages/{id}`
-pub async fn message(State(state): State<AppState>, v: Viewer, Path(id): Path<String>) -> Result<Response, PageError> {
-    let id = page_id(&id)?;
+/// A message as one reader may read it.
+struct Read {
+    id: MessageId,
+    /// Where it is filed, in the reader's accounts.
+    placements: Vec<crate::web::api::Placement>,
+    raw: Vec<u8>,
+}
+
+/// Message `id` (from the path) as `v` may read it, the read recorded in the
+/// access log.
+async fn read(state: &AppState, v: &Viewer, id: &str) -> Result<Read, PageError> {
+    let id = page_id(id)?;
     let (lib, who) = (state.library.clone(), v.who.clone());
     let (placements, raw) = crate::web::blocking(move || reads::message(&lib, &who, &id)).await?;
-    html(message_page(v.nav(), &id, placements, &raw))
+    Ok(Read { id, placements, raw })
+}
+
+/// `GET /messages/{id}`
+pub async fn message(State(state): State<AppState>, v: Viewer, Path(id): Path<String>) -> Result<Response, PageError> {
+    let m = read(&state, &v, &id).await?;
+    html(message_page(v.nav(), &m.id, m.placements, &m.raw))
 }
 
 /// `GET /messages/{id}/body`: the HTML body, sanitised, as a document of its own
@@ -103,9 +118,7 @@ pub async fn message_body(
     v: Viewer,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let id = page_id(&id)?;
-    let (lib, who) = (state.library.clone(), v.who.clone());
-    let (_, raw) = crate::web::blocking(move || reads::message(&lib, &who, &id)).await?;
+    let raw = read(&state, &v, &id).await?.raw;
     let body = crate::mime::readable::html_body(&raw).unwrap_or_default();
     let doc = sanitize::frame_document(&sanitize::sanitise(&body));
     let mut r = (html_headers(), doc).into_response();
@@ -151,10 +164,13 @@ pub async fn message_eml(
     v: Viewer,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let id = page_id(&id)?;
-    let (lib, who) = (state.library.clone(), v.who.clone());
-    let (_, raw) = crate::web::blocking(move || reads::message(&lib, &who, &id)).await?;
-    Ok(download(raw, "message/rfc822", &format!("{}.eml", id.to_hex()), false))
+    let m = read(&state, &v, &id).await?;
+    Ok(download(
+        m.raw,
+        "message/rfc822",
+        &format!("{}.eml", m.id.to_hex()),
+        false,
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,9 +187,7 @@ pub async fn attachment(
     Path((id, n)): Path<(String, usize)>,
     Query(p): Query<InlineParam>,
 ) -> Result<Response, PageError> {
-    let id = page_id(&id)?;
-    let (lib, who) = (state.library.clone(), v.who.clone());
-    let (_, raw) = crate::web::blocking(move || reads::message(&lib, &who, &id)).await?;
+    let raw = read(&state, &v, &id).await?.raw;
     let (a, bytes) = crate::mime::readable::attachment(&raw, n)
         .ok_or_else(|| WebError::api(Code::NotFound, "no such attachment"))?;
     let picture = match a.content_type.to_ascii_lowercase().as_str() {
