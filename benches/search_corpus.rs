@@ -14,7 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{corpus_root, du, run_measured, time_run, write_copies, FOLDERS, QUERIES};
+use common::{bench_copies, corpus_root, du, import_copies, import_main_set, run_measured, time_run, FOLDERS, QUERIES};
 
 /// Our query and its notmuch equivalent (notmuch has no size:, list: or msgid: on
 /// these terms; `to:` there also matches Cc, so it is left out).
@@ -303,13 +303,7 @@ fn main() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let archive = tmp.path().join("archive");
-    let mut args = vec!["import", "-q", "--no-index"];
-    let folders: Vec<String> = FOLDERS
-        .iter()
-        .map(|f| root.join(f).to_string_lossy().into_owned())
-        .collect();
-    args.extend(folders.iter().map(String::as_str));
-    run_measured(&args, &archive);
+    import_main_set(&root, &archive);
     let raw: u64 = FOLDERS.iter().map(|f| du(&root.join(f))).sum();
     let messages = common::json(&run_measured(&["stats", "--json"], &archive).2)["messages"]
         .as_u64()
@@ -318,28 +312,9 @@ fn main() {
     compare_notmuch(&root, tmp.path(), &archive, messages);
     compare_mu(&root, tmp.path(), &archive, messages);
 
-    let copies: usize = std::env::var("MAILVAULT_BENCH_COPIES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(6);
+    let copies = bench_copies();
     if copies > 0 {
-        let dir = tmp.path().join("copies");
-        fs::create_dir_all(&dir).unwrap();
-        let t = Instant::now();
-        let (n, bytes) = write_copies(&root, &dir, copies);
-        eprintln!("wrote {n} copied messages in {:?}", t.elapsed());
-        run_measured(
-            &[
-                "import",
-                "-q",
-                "--no-index",
-                "--account",
-                "copies",
-                dir.to_str().unwrap(),
-            ],
-            &archive,
-        );
-        fs::remove_dir_all(&dir).ok();
+        let (_, bytes) = import_copies(&root, tmp.path(), &archive, copies);
         let messages = common::json(&run_measured(&["stats", "--json"], &archive).2)["messages"]
             .as_u64()
             .unwrap();

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{corpus_root, run_measured, write_copies, FOLDERS, QUERIES};
+use common::{bench_copies, corpus_root, import_copies, import_main_set, run_measured, QUERIES};
 
 const PW: &str = "a benchmark password";
 
@@ -112,33 +112,10 @@ fn result_ids(page: &str) -> Vec<String> {
 
 fn build_archive(root: &Path, work: &Path) -> std::path::PathBuf {
     let archive = work.join("archive");
-    let mut args = vec!["import", "-q", "--no-index"];
-    let folders: Vec<String> = FOLDERS
-        .iter()
-        .map(|f| root.join(f).to_string_lossy().into_owned())
-        .collect();
-    args.extend(folders.iter().map(String::as_str));
-    run_measured(&args, &archive);
-    let copies: usize = std::env::var("MAILVAULT_BENCH_COPIES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(6);
+    import_main_set(root, &archive);
+    let copies = bench_copies();
     if copies > 0 {
-        let dir = work.join("copies");
-        std::fs::create_dir_all(&dir).unwrap();
-        write_copies(root, &dir, copies);
-        run_measured(
-            &[
-                "import",
-                "-q",
-                "--no-index",
-                "--account",
-                "copies",
-                dir.to_str().unwrap(),
-            ],
-            &archive,
-        );
-        std::fs::remove_dir_all(&dir).ok();
+        import_copies(root, work, &archive, copies);
     }
     // Builds the index (every search first indexes what it does not cover yet).
     run_measured(&["search", "--count", "enron"], &archive);

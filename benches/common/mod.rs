@@ -269,3 +269,38 @@ pub fn write_copies(root: &Path, dir: &Path, copies: usize) -> (u64, u64) {
     }
     (n, bytes)
 }
+
+/// Imports the main set into `archive` (not indexed).
+pub fn import_main_set(root: &Path, archive: &Path) {
+    let mut args = vec!["import", "-q", "--no-index"];
+    let folders: Vec<String> = FOLDERS
+        .iter()
+        .map(|f| root.join(f).to_string_lossy().into_owned())
+        .collect();
+    args.extend(folders.iter().map(String::as_str));
+    run_measured(&args, archive);
+}
+
+/// How many altered copies of the main set the large archive holds
+/// (`MAILVAULT_BENCH_COPIES`, default 6; 0 skips it).
+pub fn bench_copies() -> usize {
+    std::env::var("MAILVAULT_BENCH_COPIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6)
+}
+
+/// Imports `copies` altered copies of the main set into `archive` as account
+/// `copies` (not indexed), written under `work` and removed after. Returns the
+/// messages and bytes added.
+pub fn import_copies(root: &Path, work: &Path, archive: &Path, copies: usize) -> (u64, u64) {
+    let dir = work.join("copies");
+    std::fs::create_dir_all(&dir).unwrap();
+    let t = Instant::now();
+    let (n, bytes) = write_copies(root, &dir, copies);
+    eprintln!("wrote {n} copied messages in {:?}", t.elapsed());
+    let d = dir.to_str().unwrap();
+    run_measured(&["import", "-q", "--no-index", "--account", "copies", d], archive);
+    std::fs::remove_dir_all(&dir).ok();
+    (n, bytes)
+}
