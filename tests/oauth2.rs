@@ -313,7 +313,12 @@ fn twenty_second_tokens_are_refreshed_through_two_minute_paced_pulls_and_replays
     for (what, log) in [("pull", &run_log), ("replay", &replay_log)] {
         let refreshes = log.matches("access token refreshed").count();
         assert!(refreshes >= 4, "{what}: {refreshes} refreshes in two minutes:\n{log}");
-        assert!(!log.contains("refused the access token"), "{what}:\n{log}");
+        assert!(
+            !log.contains("refused the access token"),
+            "{what}:\n{log}\ndovecot:\n{}\nprovider:\n{}",
+            d.log(),
+            oidc.log()
+        );
     }
     assert_eq!(oidc.count(" error "), 0, "{}", oidc.log());
     assert!(oidc.count("token refresh_token ok") >= 8, "{}", oidc.log());

@@ -406,20 +406,44 @@ async fn login(
                     OAuthMechanism::OAuthBearer => true,
                 };
                 let token = o.auth.oauth2_token().await?;
-                match oauth_login(client, user, &token, bearer).await {
-                    Ok(s) => Ok(s),
-                    // Refused: a token refreshed once, on the same connection.
-                    Err((e, client)) => match o.auth.oauth2_retry(&token).await? {
-                        Some(again) => oauth_login(client, user, &again, bearer)
-                            .await
-                            .map_err(|(e, _)| auth_err(e)),
-                        None => Err(auth_err(e)),
-                    },
+                let (e, client) = match oauth_login(client, user, &token, bearer).await {
+                    Ok(s) => return Ok(s),
+                    // The server could not check the token just now (its token
+                    // service did not answer): the same token once more, later.
+                    Err((e, client)) if temporary_failure(&e) => {
+                        tracing::info!(server, user, detail = %e, "the server could not check the access token; trying it again");
+                        tokio::time::sleep(TEMPORARY_FAILURE_PAUSE).await;
+                        match oauth_login(client, user, &token, bearer).await {
+                            Ok(s) => return Ok(s),
+                            Err(again) => again,
+                        }
+                    }
+                    Err(refused) => refused,
+                };
+                // Refused: a token refreshed once, on the same connection.
+                match o.auth.oauth2_retry(&token).await? {
+                    Some(again) => oauth_login(client, user, &again, bearer)
+                        .await
+                        .map_err(|(e, _)| auth_err(e)),
+                    None => Err(auth_err(e)),
                 }
             }
         }
     };
     timed(o.io_timeout, server, "logging in", fut).await
+}
+
+/// How long to wait before offering a token again after a temporary failure.
+const TEMPORARY_FAILURE_PAUSE: Duration = Duration::from_secs(1);
+
+/// A refusal that says nothing of the credentials: `NO [UNAVAILABLE]` (RFC 5530),
+/// which Dovecot answers when its token introspection failed. (imap-proto knows
+/// no such code, so async-imap reports it inside the response's text.)
+fn temporary_failure(e: &async_imap::error::Error) -> bool {
+    match e {
+        async_imap::error::Error::No(d) => d.to_ascii_uppercase().contains("[UNAVAILABLE]"),
+        _ => false,
+    }
 }
 
 /// AUTHENTICATE XOAUTH2 (or OAUTHBEARER) with `token`; the client back when refused.
@@ -443,6 +467,21 @@ async fn oauth_login(
 mod tests {
     use super::*;
     use base64::Engine;
+
+    #[test]
+    fn only_an_unavailable_refusal_is_temporary() {
+        use async_imap::error::Error;
+        let no = |info: &str| Error::No(format!("code: None, info: Some({info:?})"));
+        assert!(temporary_failure(&no(
+            "[UNAVAILABLE] Temporary authentication failure. [host:2026-12-02]"
+        )));
+        assert!(temporary_failure(&no("[unavailable] busy")));
+        assert!(!temporary_failure(&no("[AUTHENTICATIONFAILED] Authentication failed.")));
+        assert!(!temporary_failure(&no("Authentication failed")));
+        assert!(!temporary_failure(&Error::Bad(
+            "code: None, info: Some(\"[UNAVAILABLE] x\")".into()
+        )));
+    }
 
     #[test]
     fn greetings() {
