@@ -27,6 +27,7 @@ pub mod control;
 pub mod crypt;
 pub mod evidence;
 pub mod export;
+pub mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod identity;

@@ -33,6 +33,22 @@ pub struct StatsReport {
     /// Packs the archive references, and their bytes (objects in S3).
     pub packs: u64,
     pub pack_bytes: u64,
+    /// Messages by what text extraction made of their attachments (from the
+    /// search index; empty when there is none of this version).
+    pub extraction: Vec<ExtractionCount>,
+}
+
+/// How many messages had an attachment extracted, skipped or failed, by format,
+/// type or reason.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ExtractionCount {
+    /// `extracted`, `skipped` or `failed`.
+    pub outcome: String,
+    /// The format read (`pdf`, `docx`, …), the type skipped (`image-png`), or why
+    /// it failed (`corrupt`, `inflate-limit`, `ratio-limit`, `depth-limit`,
+    /// `member-limit`, `time-budget`, `encrypted`, `parser-panic`).
+    pub detail: String,
+    pub messages: u64,
 }
 
 /// Any command's error, when JSON output was asked for (printed on standard

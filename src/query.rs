@@ -8,14 +8,16 @@
 //! term     := [field ":"] (word | "quoted phrase")
 //! ```
 //!
-//! Fields: `from: to: cc: bcc: subject: body: list: filename:` (words, matched
+//! Fields: `from: to: cc: bcc: subject: body: list: filename:`, `att:` (text
+//! inside attachments; also `attachment:`) (words, matched
 //! like free text: case- and accent-insensitive, CJK by character pairs);
 //! `msgid: refs: folder: account: mime: flag:` (whole values, case-insensitive);
 //! `date:A..B`, `after:`, `before:` (YYYY, YYYY-MM or YYYY-MM-DD; either side of
 //! `..` may be empty); `size:>1M`, `size:<10k`, `size:>=N`, `size:A..B` (k, M, G =
 //! 1024, 1024², 1024³); `has:attachment`; `is:unread|read|flagged|answered|draft|deleted`;
 //! `is:held`, `hold:NAME` (legal holds, expanded by [`expand_holds`]).
-//! Words without a field search subject, body, from, to, cc and attachment names.
+//! Words without a field search subject, body, from, to, cc, attachment names
+//! and the text inside attachments.
 //! Dates are UTC; `after:X` is on or after the start of X, `before:X` strictly
 //! before the start of X, `date:X` anywhere within X.
 
@@ -33,6 +35,8 @@ pub enum TextField {
     Body,
     List,
     Filename,
+    /// Text inside attachments.
+    Attachment,
 }
 
 /// Fields matched as whole values.
@@ -375,6 +379,7 @@ fn field_expr(name: &str, pos: usize, v: &Value, today: NaiveDate) -> Result<Exp
         "body" => text(TextField::Body),
         "list" => text(TextField::List),
         "filename" => text(TextField::Filename),
+        "att" | "attachment" => text(TextField::Attachment),
         "msgid" => exact(ExactField::MsgId, v.text.trim_start_matches('<').trim_end_matches('>')),
         "refs" => exact(ExactField::Refs, v.text.trim_start_matches('<').trim_end_matches('>')),
         "folder" => exact(ExactField::Folder, &v.text),

@@ -25,6 +25,10 @@ pub struct ShowArgs {
     /// Only the header section, as archived
     #[arg(long, conflicts_with = "raw")]
     headers: bool,
+    /// What text extraction makes of each attachment: format, outcome, text
+    /// length, time, and why it failed
+    #[arg(long, conflicts_with_all = ["raw", "headers"])]
+    extraction: bool,
 }
 
 pub fn show(cli: &Cli, ui: &Ui, a: &ShowArgs) -> Result<ExitCode> {
@@ -57,7 +61,9 @@ pub fn show(cli: &Cli, ui: &Ui, a: &ShowArgs) -> Result<ExitCode> {
     )?;
     let raw = archive.get_raw(&id)?;
     let mut out = std::io::stdout().lock();
-    if a.raw || a.headers {
+    if a.extraction {
+        out.write_all(render_extraction(&raw).as_bytes())?;
+    } else if a.raw || a.headers {
         let end = if a.headers {
             mime::body_start(&raw).unwrap_or(raw.len())
         } else {
@@ -115,6 +121,38 @@ fn render_readable(r: &mime::readable::Readable, id: &str, folders: &[String], u
     s
 }
 
+/// One line per attachment (and member inside one): what extraction made of it.
+fn render_extraction(raw: &[u8]) -> String {
+    use mailvault::extract::{self, Budget, Outcome};
+    let Some(m) = mail_parser::MessageParser::default().parse(raw) else {
+        return "the message could not be parsed: nothing extracted\n".into();
+    };
+    let e = extract::message(&m, &Budget::default());
+    if e.parts.is_empty() {
+        return "no attachments\n".into();
+    }
+    let mut s = String::new();
+    for p in &e.parts {
+        let kind = p.kind.map_or("-", |k| k.as_str());
+        let what = match &p.outcome {
+            Outcome::Text { bytes, truncated } => format!(
+                "extracted {}{}",
+                human_bytes(*bytes as u64),
+                if *truncated { " (cut at the text budget)" } else { "" }
+            ),
+            Outcome::Skipped => "skipped: not a format we read".into(),
+            Outcome::Failed(f) => format!("failed ({}): {f}", f.code()),
+        };
+        let mime = if p.mime.is_empty() { "-" } else { &p.mime };
+        s.push_str(&format!(
+            "{}  [{mime}, read as {kind}]  {what}  in {:.1?}\n",
+            p.path, p.took
+        ));
+    }
+    s.push_str(&format!("{} of text in all\n", human_bytes(e.text.len() as u64)));
+    s
+}
+
 #[derive(Args, Debug)]
 pub struct StatsArgs {
     #[command(flatten)]
@@ -152,6 +190,7 @@ pub fn stats(cli: &Cli, a: &StatsArgs) -> Result<ExitCode> {
             blob_store: archive.blob_store().describe(),
             packs: packs.len() as u64,
             pack_bytes,
+            extraction: extraction_counts(&archive),
         };
         println!("{}", serde_json::to_string(&v)?);
     } else {
@@ -182,8 +221,45 @@ pub fn stats(cli: &Cli, a: &StatsArgs) -> Result<ExitCode> {
         for (k, v) in rows {
             println!("{k:<16}{v}");
         }
+        print_extraction(&extraction_counts(&archive));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Messages by what extraction made of their attachments, from the index (none
+/// when the archive has no index of this version).
+fn extraction_counts(archive: &mailvault::archive::Archive) -> Vec<mailvault::output::ExtractionCount> {
+    let Ok(idx) = mailvault::index::MessageIndex::open_read_only(archive.dir(), archive.index_key()) else {
+        return Vec::new();
+    };
+    idx.extraction_counts()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(outcome, detail, messages)| mailvault::output::ExtractionCount {
+            outcome,
+            detail,
+            messages,
+        })
+        .collect()
+}
+
+/// `attachments     extracted: pdf 12, docx 3; skipped: image-png 40; failed: corrupt 1`
+fn print_extraction(counts: &[mailvault::output::ExtractionCount]) {
+    if counts.is_empty() {
+        return;
+    }
+    let mut groups: Vec<String> = Vec::new();
+    for outcome in ["extracted", "skipped", "failed"] {
+        let of: Vec<String> = counts
+            .iter()
+            .filter(|c| c.outcome == outcome)
+            .map(|c| format!("{} {}", c.detail, c.messages))
+            .collect();
+        if !of.is_empty() {
+            groups.push(format!("{outcome}: {}", of.join(", ")));
+        }
+    }
+    println!("{:<16}{} (messages)", "attachments", groups.join("; "));
 }
 
 #[derive(Args, Debug)]

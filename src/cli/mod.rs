@@ -402,6 +402,11 @@ fn exit_quietly_on_closed_pipe() {
     }
 }
 
+/// Libraries whose warnings describe the documents they read, not our work: a
+/// PDF's unparsed font encoding is routine (and a failed extraction is reported
+/// by `stats` and `show --extraction`).
+const QUIET_LIBRARIES: &str = "lopdf=error";
+
 fn init_logging(cli: &Cli) {
     // A service's progress is its log: info unless asked otherwise.
     let service = matches!(cli.command, Command::Run(_) | Command::Serve(_));
@@ -414,7 +419,7 @@ fn init_logging(cli: &Cli) {
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("mailvault={level},warn")));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("mailvault={level},warn,{QUIET_LIBRARIES}")));
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);

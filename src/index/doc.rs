@@ -1,6 +1,7 @@
 //! One message → one index document: addresses, subject, decoded body text (HTML
 //! turned into text by mail-parser, every charset it knows decoded), attachment
-//! names and types, dates, size, ids, list, and its placements' folders, accounts
+//! names and types, the text inside attachments ([`crate::extract`]) and what
+//! became of each, dates, size, ids, list, and its placements' folders, accounts
 //! and flags.
 
 use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
@@ -9,6 +10,7 @@ use tantivy::TantivyDocument;
 
 use super::schema::Fields;
 use crate::archive::PlacementEntry;
+use crate::extract::Budget;
 use crate::model::MessageId;
 
 /// Body text beyond this many bytes is not indexed (bounds time and index size on
@@ -83,8 +85,28 @@ fn id_list(v: &HeaderValue<'_>) -> Vec<String> {
     }
 }
 
-/// Builds the document of message `id` from its raw bytes and placements.
-pub fn build(f: &Fields, id: &MessageId, raw: &[u8], placements: &[PlacementEntry]) -> TantivyDocument {
+/// The text inside `m`'s attachments, and a facet per part for what became of
+/// it: `/extraction/extracted/pdf`, `/extraction/skipped/image-png`,
+/// `/extraction/failed/corrupt`.
+fn add_attachment_text(f: &Fields, doc: &mut TantivyDocument, m: &mail_parser::Message<'_>, budget: &Budget) {
+    let e = crate::extract::message(m, budget);
+    if !e.text.is_empty() {
+        doc.add_text(f.attachment, e.text);
+    }
+    for p in &e.parts {
+        doc.add_facet(f.facet, super::facets::extraction(p));
+    }
+}
+
+/// Builds the document of message `id` from its raw bytes and placements;
+/// attachments' text is extracted within `extraction` (not at all when `None`).
+pub fn build(
+    f: &Fields,
+    id: &MessageId,
+    raw: &[u8],
+    placements: &[PlacementEntry],
+    extraction: Option<&Budget>,
+) -> TantivyDocument {
     let mut doc = TantivyDocument::default();
     doc.add_text(f.id, id.to_hex());
     doc.add_u64(f.size, raw.len() as u64);
@@ -130,6 +152,9 @@ pub fn build(f: &Fields, id: &MessageId, raw: &[u8], placements: &[PlacementEntr
                 };
                 doc.add_text(f.mime, t);
             }
+        }
+        if let Some(budget) = extraction {
+            add_attachment_text(f, &mut doc, m, budget);
         }
         if let Some(mid) = m.message_id() {
             doc.add_text(f.msgid, mid);

@@ -18,6 +18,9 @@ pub const PLACE: &str = "place";
 pub const YEAR: &str = "year";
 pub const DOMAIN: &str = "domain";
 pub const HAS: &str = "has";
+/// What text extraction made of the attachments (counted by `stats`, not shown
+/// among a search's facets).
+pub const EXTRACTION: &str = "extraction";
 
 /// The most sender domains and folders listed.
 pub const TOP: usize = 10;
@@ -25,6 +28,36 @@ pub const TOP: usize = 10;
 /// The facet of a placement.
 pub fn place(account: &str, folder: &str) -> Facet {
     Facet::from_path([PLACE, account, folder])
+}
+
+/// The facet of one extracted part: `/extraction/extracted/KIND`,
+/// `/extraction/skipped/TYPE-SUBTYPE`, `/extraction/failed/REASON`.
+pub fn extraction(p: &crate::extract::PartReport) -> Facet {
+    use crate::extract::Outcome;
+    let detail = match &p.outcome {
+        Outcome::Text { .. } => p.kind.map_or("unknown", |k| k.as_str()).to_string(),
+        Outcome::Skipped if p.mime.is_empty() => "unknown".to_string(),
+        Outcome::Skipped => p.mime.replace('/', "-"),
+        Outcome::Failed(f) => f.code().to_string(),
+    };
+    Facet::from_path([EXTRACTION, p.outcome.code(), detail.as_str()])
+}
+
+/// Messages by what extraction made of their attachments: (outcome, kind or
+/// type or reason, messages), for every message in the index.
+pub fn extraction_counts(searcher: &Searcher) -> tantivy::Result<Vec<(String, String, u64)>> {
+    let mut c = FacetCollector::for_field(FIELD);
+    for outcome in ["extracted", "skipped", "failed"] {
+        c.add_facet(Facet::from_path([EXTRACTION, outcome]));
+    }
+    let counts = searcher.search(&tantivy::query::AllQuery, &c)?;
+    let mut out = Vec::new();
+    for outcome in ["extracted", "skipped", "failed"] {
+        for (facet, n) in counts.get(&format!("/{EXTRACTION}/{outcome}")) {
+            out.push((outcome.to_string(), leaf(facet), n));
+        }
+    }
+    Ok(out)
 }
 
 /// Counts for one result set.

@@ -82,6 +82,8 @@ pub struct MessageIndex {
     fields: Fields,
     /// The archive's legal holds, for `is:held` and `hold:NAME`.
     holds: Vec<(String, Expr)>,
+    /// The limits of attachment text extraction; `None`: none extracted.
+    extraction: Option<crate::extract::Budget>,
 }
 
 /// `directory`, sealed with `key` when there is one.
@@ -179,7 +181,20 @@ impl MessageIndex {
             reader,
             fields,
             holds: Vec::new(),
+            extraction: Some(crate::extract::Budget::default()),
         })
+    }
+
+    /// Sets the limits of attachment text extraction for what is indexed from now
+    /// on (`None`: no attachment text; for measuring what extraction costs).
+    pub fn set_extraction(&mut self, budget: Option<crate::extract::Budget>) {
+        self.extraction = budget;
+    }
+
+    /// Messages by what extraction made of their attachments (see
+    /// [`facets::extraction_counts`]).
+    pub fn extraction_counts(&self) -> Result<Vec<(String, String, u64)>> {
+        facets::extraction_counts(&self.reader.searcher()).map_err(|e| self.tv(e))
     }
 
     /// Deletes the index and builds it again from the archive.
@@ -274,13 +289,14 @@ impl MessageIndex {
                 }
             }
             let f = self.fields;
+            let extraction = self.extraction.as_ref();
             let t0 = std::time::Instant::now();
             let docs: Vec<Result<(MessageId, TantivyDocument)>> = ids
                 .par_iter()
                 .map(|id| {
                     let raw = archive.get_raw(id)?;
                     let placements = archive.placements_of(id)?;
-                    Ok((*id, doc::build(&f, id, &raw, &placements)))
+                    Ok((*id, doc::build(&f, id, &raw, &placements, extraction)))
                 })
                 .collect();
             let t_docs = t0.elapsed();
@@ -428,7 +444,7 @@ impl MessageIndex {
         self.reader.searcher().num_docs()
     }
 
-    /// The schema, as tantivy serialises it (`schemas/index-v3.json`).
+    /// The schema, as tantivy serialises it (`schemas/index-v4.json`).
     pub fn schema_json() -> serde_json::Value {
         serde_json::to_value(schema::build().0).expect("schema serialises")
     }

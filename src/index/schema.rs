@@ -1,4 +1,4 @@
-//! The index schema (declared in `schemas/index-v3.json`, checked by
+//! The index schema (declared in `schemas/index-v4.json`, checked by
 //! `tests/schema_index.rs`) and the analyzers its fields use.
 
 use tantivy::schema::{
@@ -25,6 +25,9 @@ pub struct Fields {
     pub subject: Field,
     pub body: Field,
     pub filename: Field,
+    /// Text inside attachments (module `crate::extract`): searched by free
+    /// words and by `att:`.
+    pub attachment: Field,
     pub mime: Field,
     pub date: Field,
     pub size: Field,
@@ -39,7 +42,8 @@ pub struct Fields {
     /// [`PLACEMENT_SEPARATOR`], so results tie folders to their accounts.
     pub placement: Field,
     /// Facets counted for a result set (module `facets`): `/place/ACCOUNT/FOLDER`,
-    /// `/year/YYYY`, `/domain/SENDER-DOMAIN`, `/has/attachment`.
+    /// `/year/YYYY`, `/domain/SENDER-DOMAIN`, `/has/attachment`; and what text
+    /// extraction made of the attachments, `/extraction/OUTCOME/KIND-OR-REASON`.
     pub facet: Field,
 }
 
@@ -70,8 +74,8 @@ fn exact(stored: bool) -> TextOptions {
     text(EXACT, IndexRecordOption::Basic, stored)
 }
 
-/// Builds the v3 schema (v2 plus the `facet` field; v2 was v1 plus the stored
-/// `placement` field).
+/// Builds the v4 schema (v3 plus the `attachment` text field; v3 was v2 plus
+/// the `facet` field; v2 was v1 plus the stored `placement` field).
 pub fn build() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let num: NumericOptions = NumericOptions::from(INDEXED | FAST | STORED);
@@ -84,6 +88,7 @@ pub fn build() -> (Schema, Fields) {
         subject: b.add_text_field("subject", words(true)),
         body: b.add_text_field("body", words(false)),
         filename: b.add_text_field("filename", words(true)),
+        attachment: b.add_text_field("attachment", words(false)),
         mime: b.add_text_field("mime", exact(false)),
         date: b.add_i64_field("date", num.clone()),
         size: b.add_u64_field("size", num),

@@ -59,6 +59,7 @@ fn text_field(f: &Fields, t: TextField) -> Field {
         TextField::Body => f.body,
         TextField::List => f.list,
         TextField::Filename => f.filename,
+        TextField::Attachment => f.attachment,
     }
 }
 
@@ -117,7 +118,7 @@ pub fn to_query(f: &Fields, e: &Expr) -> Box<dyn Query> {
         Expr::Text { field: None, text } => {
             // Analyzed once, looked up in each default field.
             let tokens = analyze(text);
-            let defaults = [f.subject, f.body, f.from, f.to, f.cc, f.filename];
+            let defaults = [f.subject, f.body, f.from, f.to, f.cc, f.filename, f.attachment];
             Box::new(BooleanQuery::new(
                 defaults
                     .iter()
