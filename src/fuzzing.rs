@@ -23,6 +23,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("local_sources", local_sources),
     ("query_parse", query_parse),
     ("job_file", job_file),
+    ("extract_document", extract_document),
 ];
 
 /// Bytes from a server through the literal guard and into the IMAP parser we use:
@@ -185,6 +186,31 @@ pub fn local_sources(data: &[u8]) {
 /// a stack overflow.
 pub fn query_parse(data: &[u8]) {
     let _ = crate::query::parse(&String::from_utf8_lossy(data));
+}
+
+/// Attachment text extraction: any bytes, read as each format we know, give text
+/// within the budget and a report of every part, never an escaped panic (a
+/// parser library's panic is caught and reported; under the fuzzer, whose panic
+/// hook aborts, it is found).
+pub fn extract_document(data: &[u8]) {
+    use crate::extract::{document, Budget};
+    let budget = Budget {
+        text_bytes: 64 << 10,
+        time: std::time::Duration::from_millis(500),
+        inflated_bytes: 8 << 20,
+        ..Budget::default()
+    };
+    for name in [
+        "a.pdf", "a.docx", "a.xlsx", "a.pptx", "a.odt", "a.rtf", "a.html", "a.zip", "a.eml",
+    ] {
+        let e = document(data, name, "", &budget);
+        assert!(
+            e.text.len() <= budget.text_bytes,
+            "{name}: {} bytes of text",
+            e.text.len()
+        );
+        assert!(!e.parts.is_empty(), "{name}: no report");
+    }
 }
 
 /// Job files: any text is a job or an error naming where.

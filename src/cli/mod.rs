@@ -96,7 +96,7 @@ enum Command {
     Search(search::SearchArgs),
     /// Rebuild the search index from the archive
     #[command(after_help = "Examples:\n  mailvault reindex")]
-    Reindex,
+    Reindex(search::ReindexArgs),
     /// Pull an IMAP account (every folder) or a POP3 mailbox into the archive (incremental)
     #[command(
         after_help = "Examples:\n  mailvault pull imaps://ann@mail.example.com --password-command 'pass show mail'\n  mailvault pull imaps://ann@mail.example.com --list-folders\n  mailvault pull pop3s://ann@pop.example.com --delete-after-archive --password-env POP_PW"
@@ -476,7 +476,7 @@ pub fn main() -> ExitCode {
         Command::Stats(a) => inspect::stats(&cli, a),
         Command::Verify(a) => inspect::verify(&cli, &ui, a),
         Command::Search(a) => search::search(&cli, &ui, a),
-        Command::Reindex => search::reindex(&cli, &ui),
+        Command::Reindex(a) => search::reindex(&cli, &ui, a),
         Command::Pull(a) => pull::pull(&cli, &ui, a),
         Command::Replay(a) => replay::replay(&cli, &ui, a),
         Command::Migrate(a) => replay::migrate(&cli, &ui, a),

@@ -68,8 +68,9 @@ enum Format {
 
 pub const QUERY_HELP: &str = "\
 Query language:
-  words, \"a phrase\"       subject, body, from, to, cc and attachment names
+  words, \"a phrase\"       subject, body, from, to, cc, attachment names and text
   from: to: cc: bcc:       names and addresses     subject: body: list: filename:
+  att:word                 the text inside attachments (PDF, office files, ZIP, ...)
   msgid: folder: account:  mime:type/sub  flag:seen  has:attachment
   refs:ID                  replies to ID (named in In-Reply-To or References)
   is:unread|read|flagged|answered|draft|deleted
@@ -245,12 +246,21 @@ fn print_table(hits: &[mailvault::index::Hit], ui: &Ui) {
     }
 }
 
-pub fn reindex(cli: &Cli, ui: &Ui) -> Result<ExitCode> {
+#[derive(clap::Args, Debug)]
+pub struct ReindexArgs {
+    /// Leave out the text inside attachments (faster; `att:` and free words then
+    /// find nothing in attachments), also for what is indexed later, until a
+    /// reindex without this flag
+    #[arg(long)]
+    no_attachment_text: bool,
+}
+
+pub fn reindex(cli: &Cli, ui: &Ui, a: &ReindexArgs) -> Result<ExitCode> {
     let archive = open_archive(cli, false)?;
     let pb = ui.progress(Some(archive.counters().messages), "reindexing");
     let t = std::time::Instant::now();
-    let (idx, r) =
-        MessageIndex::rebuild(&archive, &mut |n| pb.set_position(n)).context("rebuilding the search index")?;
+    let (idx, r) = MessageIndex::rebuild(&archive, !a.no_attachment_text, &mut |n| pb.set_position(n))
+        .context("rebuilding the search index")?;
     pb.finish_and_clear();
     let secs = t.elapsed().as_secs_f64().max(1e-6);
     println!(

@@ -98,6 +98,14 @@ fn seal_with(directory: Box<dyn tantivy::Directory>, key: Option<Arc<Key>>) -> B
 struct Payload {
     /// Every ingest-log entry with a sequence number below this is indexed.
     next_seq: u64,
+    /// Whether the text inside attachments is indexed (`reindex
+    /// --no-attachment-text` turns it off until the next reindex).
+    #[serde(default = "yes")]
+    attachment_text: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl MessageIndex {
@@ -164,7 +172,8 @@ impl MessageIndex {
         Self::with_reader(dir, index, fields)
     }
 
-    /// The index with our analyzers and a reader, ready to search.
+    /// The index with our analyzers and a reader, ready to search; attachment text
+    /// extracted unless the last commit says it is left out.
     fn with_reader(dir: PathBuf, index: Index, fields: Fields) -> Result<MessageIndex> {
         schema::register_tokenizers(&index);
         let reader = index
@@ -175,14 +184,18 @@ impl MessageIndex {
                 path: dir.clone(),
                 source,
             })?;
-        Ok(MessageIndex {
+        let mut idx = MessageIndex {
             dir,
             index,
             reader,
             fields,
             holds: Vec::new(),
             extraction: Some(crate::extract::Budget::default()),
-        })
+        };
+        if idx.payload()?.is_some_and(|p| !p.attachment_text) {
+            idx.extraction = None;
+        }
+        Ok(idx)
     }
 
     /// Sets the limits of attachment text extraction for what is indexed from now
@@ -197,8 +210,13 @@ impl MessageIndex {
         facets::extraction_counts(&self.reader.searcher()).map_err(|e| self.tv(e))
     }
 
-    /// Deletes the index and builds it again from the archive.
-    pub fn rebuild(archive: &Archive, progress: &mut dyn FnMut(u64)) -> Result<(MessageIndex, CatchUp)> {
+    /// Deletes the index and builds it again from the archive, with the text
+    /// inside attachments or without.
+    pub fn rebuild(
+        archive: &Archive,
+        attachment_text: bool,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(MessageIndex, CatchUp)> {
         let dir = archive.dir().join(INDEX_DIR);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|source| IndexError::Io {
@@ -207,6 +225,9 @@ impl MessageIndex {
             })?;
         }
         let mut idx = MessageIndex::open(archive.dir(), archive.index_key())?;
+        if !attachment_text {
+            idx.set_extraction(None);
+        }
         let c = idx.catch_up(archive, progress)?;
         idx.merge_all()?;
         Ok((idx, c))
@@ -248,11 +269,13 @@ impl MessageIndex {
 
     /// The ingest sequence number the last commit covers (exclusive end).
     pub fn covers(&self) -> Result<u64> {
+        Ok(self.payload()?.map_or(0, |p| p.next_seq))
+    }
+
+    /// What the last commit recorded, if anything.
+    fn payload(&self) -> Result<Option<Payload>> {
         let metas = self.index.load_metas().map_err(|e| self.tv(e))?;
-        Ok(metas
-            .payload
-            .and_then(|p| serde_json::from_str::<Payload>(&p).ok())
-            .map_or(0, |p| p.next_seq))
+        Ok(metas.payload.and_then(|p| serde_json::from_str::<Payload>(&p).ok()))
     }
 
     /// Indexes every ingest-log entry the index does not cover yet.
@@ -310,7 +333,11 @@ impl MessageIndex {
             uncommitted += ids.len() as u64;
             if uncommitted >= COMMIT_EVERY || next >= end {
                 let mut prepared = writer.prepare_commit().map_err(|e| self.tv(e))?;
-                prepared.set_payload(&serde_json::to_string(&Payload { next_seq: next }).expect("payload serialises"));
+                let payload = Payload {
+                    next_seq: next,
+                    attachment_text: self.extraction.is_some(),
+                };
+                prepared.set_payload(&serde_json::to_string(&payload).expect("payload serialises"));
                 prepared.commit().map_err(|e| self.tv(e))?;
                 uncommitted = 0;
                 report.covers = next;
