@@ -11,50 +11,15 @@
 //! `cargo bench --bench attachment_text`.
 
 mod common;
+#[path = "../tests/common/documents.rs"]
+mod documents;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine;
-use common::{corpus_root, du, import_main_set, run_measured, time_run, QUERIES};
-
-/// The documents, their types, and a word each carries.
-const DOCUMENTS: &[(&str, &str, &str)] = &[
-    ("contract.pdf", "application/pdf", "quillorbit"),
-    ("invoice.pdf", "application/pdf", "emberlattice"),
-    (
-        "report.docx",
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "marbletusk",
-    ),
-    (
-        "budget.xlsx",
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "fennelgrid",
-    ),
-    (
-        "roadmap.pptx",
-        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        "copperlynx",
-    ),
-    ("minutes.odt", "application/vnd.oasis.opendocument.text", "saffronkite"),
-    (
-        "stock.ods",
-        "application/vnd.oasis.opendocument.spreadsheet",
-        "tundrabell",
-    ),
-    (
-        "review.odp",
-        "application/vnd.oasis.opendocument.presentation",
-        "velvetcomet",
-    ),
-    ("letter.rtf", "application/rtf", "amberquokka"),
-    ("page.html", "text/html", "cobaltheron"),
-    ("notes.txt", "text/plain", "juniperwick"),
-    ("contacts.csv", "text/csv", "lanternmoss"),
-    ("bundle.zip", "application/zip", "harborvinyl"),
-];
+use common::{corpus_root, du, import_main_set, run_measured, search_latencies, QUERIES};
 
 const HEAVY_MESSAGES: usize = 2_400;
 
@@ -75,8 +40,8 @@ const HEAVY_QUERIES: &[&str] = &[
 
 /// Writes the attachment-heavy mbox; returns its path and size.
 fn heavy_set(dir: &Path) -> (PathBuf, u64) {
-    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/documents");
-    let bodies: Vec<(String, String, String)> = DOCUMENTS
+    let docs = documents::dir();
+    let bodies: Vec<(String, String, String)> = documents::DOCUMENTS
         .iter()
         .map(|(name, mime, _)| {
             let b = std::fs::read(docs.join(name)).unwrap();
@@ -138,28 +103,6 @@ fn build(archive: &Path, attachment_text: bool) -> Build {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// Whole-process `mailvault search` p50 and p99, warm, each query 5 times.
-fn latencies(archive: &Path, queries: &[&str]) -> (Duration, Duration) {
-    for q in queries {
-        time_run(archive, &["search", "-q", "--format", "ids", q]);
-    }
-    let mut times = Vec::new();
-    for _ in 0..5 {
-        for q in queries {
-            times.push(time_run(
-                archive,
-                &["search", "-q", "--format", "ids", "--limit", "20", q],
-            ));
-        }
-    }
-    times.sort();
-    (percentile(&times, 0.5), percentile(&times, 0.99))
-}
-
 fn report(name: &str, archive: &Path, messages: u64, raw: u64, queries: &[&str]) -> (f64, f64) {
     println!(
         "\nattachment_text: {name}: {messages} messages, {:.1} MB raw",
@@ -168,7 +111,7 @@ fn report(name: &str, archive: &Path, messages: u64, raw: u64, queries: &[&str])
     let mut rates = Vec::new();
     for on in [false, true] {
         let b = build(archive, on);
-        let (p50, p99) = latencies(archive, queries);
+        let (p50, p99) = search_latencies(archive, queries);
         let rate = messages as f64 / b.took.as_secs_f64();
         rates.push(rate);
         println!(

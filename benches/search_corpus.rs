@@ -14,7 +14,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{bench_copies, corpus_root, du, import_copies, import_main_set, run_measured, time_run, FOLDERS, QUERIES};
+use common::{
+    bench_copies, corpus_root, du, import_copies, import_main_set, percentile, run_measured, search_latencies,
+    time_run, FOLDERS, QUERIES,
+};
 
 /// Our query and its notmuch equivalent (notmuch has no size:, list: or msgid: on
 /// these terms; `to:` there also matches Cc, so it is left out).
@@ -250,31 +253,10 @@ fn compare_mu(root: &Path, work: &Path, archive: &Path, messages: u64) {
     fs::remove_dir_all(&md).ok();
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn latencies(archive: &Path) -> (Duration, Duration) {
-    for q in QUERIES {
-        time_run(archive, &["search", "-q", "--format", "ids", q]); // warm up
-    }
-    let mut times = Vec::new();
-    for _ in 0..5 {
-        for q in QUERIES {
-            times.push(time_run(
-                archive,
-                &["search", "-q", "--format", "ids", "--limit", "20", q],
-            ));
-        }
-    }
-    times.sort();
-    (percentile(&times, 0.5), percentile(&times, 0.99))
-}
-
 fn report(name: &str, archive: &Path, messages: u64, raw: u64) {
     let (t, rss, _) = run_measured(&["reindex", "-q"], archive);
     let index = du(&archive.join("index"));
-    let (p50, p99) = latencies(archive);
+    let (p50, p99) = search_latencies(archive, &QUERIES);
     println!("\nsearch_corpus: {name}");
     println!("  messages            {messages} ({:.1} MB raw)", raw as f64 / 1e6);
     println!(

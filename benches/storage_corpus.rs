@@ -17,7 +17,7 @@ mod tc;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{corpus_root, json, run_measured, solid_zstd19, FOLDERS};
+use common::{corpus_root, json, percentile, run_measured, solid_zstd19, FOLDERS};
 use mailvault::archive::Archive;
 use tc::dovecot::{pull_command, Dovecot, TEST_PASSWORD};
 use tc::garage::{self, Garage};
@@ -31,10 +31,6 @@ fn archive_bytes(dir: &Path) -> u64 {
         .filter(|e| e.file_type().is_file())
         .map(|e| e.metadata().unwrap().len())
         .sum()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// p50 and p99 of reading `n` messages picked evenly over the id space, each

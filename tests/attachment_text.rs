@@ -3,50 +3,13 @@
 //! word, found by search in its own message only; hostile documents
 //! (`tests/data/hostile-documents/make.py`) fail alone, counted and explained.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use mailvault::extract::{self, Budget, Outcome};
 
-/// Each test document, its declared type, and the word its body text carries.
-const DOCUMENTS: &[(&str, &str, &str)] = &[
-    ("contract.pdf", "application/pdf", "quillorbit"),
-    ("invoice.pdf", "application/pdf", "emberlattice"),
-    (
-        "report.docx",
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "marbletusk",
-    ),
-    (
-        "budget.xlsx",
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "fennelgrid",
-    ),
-    (
-        "roadmap.pptx",
-        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        "copperlynx",
-    ),
-    ("minutes.odt", "application/vnd.oasis.opendocument.text", "saffronkite"),
-    (
-        "stock.ods",
-        "application/vnd.oasis.opendocument.spreadsheet",
-        "tundrabell",
-    ),
-    (
-        "review.odp",
-        "application/vnd.oasis.opendocument.presentation",
-        "velvetcomet",
-    ),
-    ("letter.rtf", "application/rtf", "amberquokka"),
-    ("page.html", "text/html", "cobaltheron"),
-    ("notes.txt", "text/plain", "juniperwick"),
-    ("contacts.csv", "text/csv", "lanternmoss"),
-    ("bundle.zip", "application/zip", "harborvinyl"),
-];
+mod common;
 
-fn documents() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/documents")
-}
+use common::documents::{dir as documents, DOCUMENTS};
 
 #[test]
 fn every_format_gives_the_word_of_its_body_text() {
@@ -116,8 +79,6 @@ fn hostile_documents_fail_alone_with_a_reason() {
         );
     }
 }
-
-mod common;
 
 /// Subjects of the messages a search finds (`search --format json`).
 fn subjects(archive: &Path, query: &str) -> Vec<String> {

@@ -125,6 +125,30 @@ pub fn du(p: &Path) -> u64 {
         .sum()
 }
 
+/// The value at fraction `p` (0..=1) of `sorted`.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Whole-process `mailvault search` p50 and p99 over `queries`, warm (each run
+/// once first), each query 5 times, 20 results.
+pub fn search_latencies(archive: &Path, queries: &[&str]) -> (Duration, Duration) {
+    for q in queries {
+        time_run(archive, &["search", "-q", "--format", "ids", q]);
+    }
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        for q in queries {
+            times.push(time_run(
+                archive,
+                &["search", "-q", "--format", "ids", "--limit", "20", q],
+            ));
+        }
+    }
+    times.sort();
+    (percentile(&times, 0.5), percentile(&times, 0.99))
+}
+
 /// Runs the binary and returns wall time only (for latency samples).
 pub fn time_run(archive: &Path, args: &[&str]) -> Duration {
     let t = Instant::now();

@@ -69,6 +69,16 @@ const BY_TYPE: &[(&str, Kind)] = &[
     ("message/rfc822", Kind::Message),
     ("application/zip", Kind::Zip),
     ("application/x-zip-compressed", Kind::Zip),
+    // Text under other names: patches, data and configuration files, bounces.
+    ("application/x-patch", Kind::Text),
+    ("application/x-diff", Kind::Text),
+    ("application/json", Kind::Text),
+    ("application/xml", Kind::Text),
+    ("application/x-yaml", Kind::Text),
+    ("application/yaml", Kind::Text),
+    ("application/x-sh", Kind::Text),
+    ("application/javascript", Kind::Text),
+    ("message/delivery-status", Kind::Text),
 ];
 
 const BY_EXTENSION: &[(&str, Kind)] = &[
@@ -88,6 +98,12 @@ const BY_EXTENSION: &[(&str, Kind)] = &[
     ("text", Kind::Text),
     ("md", Kind::Text),
     ("log", Kind::Text),
+    ("patch", Kind::Text),
+    ("diff", Kind::Text),
+    ("json", Kind::Text),
+    ("xml", Kind::Text),
+    ("yaml", Kind::Text),
+    ("yml", Kind::Text),
     ("csv", Kind::Csv),
     ("eml", Kind::Message),
     ("zip", Kind::Zip),
@@ -114,7 +130,7 @@ pub fn kind(bytes: &[u8], name: &str, mime: &str) -> Option<Kind> {
         // Said to be a ZIP, PDF or office file but not one by its bytes: damaged
         // or mislabelled; its reader says which.
         Some(k) => Some(k),
-        None if mime.starts_with("text/") => Some(Kind::Text),
+        None if mime.starts_with("text/") || mime.ends_with("+xml") || mime.ends_with("+json") => Some(Kind::Text),
         None => None,
     }
 }
@@ -186,6 +202,25 @@ mod tests {
             (b"\x00\x01", "x.bin", "application/octet-stream", None),
             (b"not a pdf", "x.pdf", "application/pdf", Some(Kind::Pdf)),
             (b"From: a\r\n\r\nb", "x", "message/rfc822", Some(Kind::Message)),
+            (b"--- a\n+++ b\n", "fix", "application/x-patch", Some(Kind::Text)),
+            (
+                b"--- a\n+++ b\n",
+                "fix.patch",
+                "application/octet-stream",
+                Some(Kind::Text),
+            ),
+            (
+                b"<flow_graph/>",
+                "radio.grc",
+                "application/gnuradio-grc+xml",
+                Some(Kind::Text),
+            ),
+            (
+                b"Reporting-MTA: dns; x",
+                "",
+                "message/delivery-status",
+                Some(Kind::Text),
+            ),
         ];
         for (bytes, name, mime, want) in cases {
             assert_eq!(kind(bytes, name, mime), *want, "{name} {mime}");

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
+pub mod documents;
 pub mod dovecot;
 pub mod fake_imap;
 pub mod fake_pop3;
