@@ -213,7 +213,11 @@ fn nesting(b: &[u8]) -> usize {
                 depth = depth.saturating_sub(1);
                 i += 1;
             }
-            b's' if b[i..].starts_with(b"stream") && !b[i..].starts_with(b"streams") => {
+            // The keyword `stream` (not the end of `endstream`, nor part of a name).
+            b's' if b[i..].starts_with(b"stream")
+                && !b[i..].starts_with(b"streams")
+                && (i == 0 || !b[i - 1].is_ascii_alphanumeric()) =>
+            {
                 i = find(&b[i..], b"endstream").map_or(b.len(), |e| i + e + b"endstream".len());
                 continue;
             }
@@ -262,6 +266,8 @@ mod tests {
             (b"% [[[[ comment\n[1]", 1),
             (b"<< /Length 3 >>\nstream\n[[[[[\nendstream [", 1),
             (b"<hex> [<abc>]", 1),
+            // A stray `endstream` does not hide what follows it.
+            (b"endstream [[[[ ]]]] endstream", 4),
         ];
         for (pdf, want) in cases {
             assert_eq!(nesting(pdf), *want, "{}", String::from_utf8_lossy(pdf));

@@ -41,6 +41,8 @@ const CHUNK: usize = 2000;
 /// Documents added between commits: tantivy indexes one chunk while the next is
 /// parsed, and each commit (a segment flush) is paid once per this many.
 const COMMIT_EVERY: u64 = 10_000;
+/// Documents built at once (in parallel): bounds the memory of their text.
+const BUILD_BATCH: usize = 32;
 /// Indexing memory budget (split across tantivy's indexing threads).
 const WRITER_BYTES: usize = 128 << 20;
 
@@ -314,21 +316,29 @@ impl MessageIndex {
             let f = self.fields;
             let extraction = self.extraction.as_ref();
             let t0 = std::time::Instant::now();
-            let docs: Vec<Result<(MessageId, TantivyDocument)>> = ids
-                .par_iter()
-                .map(|id| {
-                    let raw = archive.get_raw(id)?;
-                    let placements = archive.placements_of(id)?;
-                    Ok((*id, doc::build(&f, id, &raw, &placements, extraction)))
-                })
-                .collect();
-            let t_docs = t0.elapsed();
-            for d in docs {
-                let (id, doc) = d?;
-                writer.delete_term(Term::from_field_text(f.id, &id.to_hex()));
-                writer.add_document(doc).map_err(|e| self.tv(e))?;
+            let (mut t_docs, mut t_add) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+            // Built a few at a time: a document may hold up to the extraction
+            // budget's text, and a chunk's worth at once could be gigabytes.
+            for batch in ids.chunks(BUILD_BATCH) {
+                let t = std::time::Instant::now();
+                let docs: Vec<Result<(MessageId, TantivyDocument)>> = batch
+                    .par_iter()
+                    .map(|id| {
+                        let raw = archive.get_raw(id)?;
+                        let placements = archive.placements_of(id)?;
+                        Ok((*id, doc::build(&f, id, &raw, &placements, extraction)))
+                    })
+                    .collect();
+                t_docs += t.elapsed();
+                let t = std::time::Instant::now();
+                for d in docs {
+                    let (id, doc) = d?;
+                    writer.delete_term(Term::from_field_text(f.id, &id.to_hex()));
+                    writer.add_document(doc).map_err(|e| self.tv(e))?;
+                }
+                t_add += t.elapsed();
             }
-            let t_add = t0.elapsed();
+            let t_add = t_docs + t_add;
             next = last + 1;
             uncommitted += ids.len() as u64;
             if uncommitted >= COMMIT_EVERY || next >= end {

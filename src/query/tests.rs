@@ -43,6 +43,8 @@ fn parse_table() {
         ("body:café", t(Some(Body), "café")),
         ("list:usrp-users", t(Some(List), "usrp-users")),
         ("filename:report.pdf", t(Some(Filename), "report.pdf")),
+        ("att:invoice", t(Some(Attachment), "invoice")),
+        ("attachment:\"net 30\"", t(Some(Attachment), "net 30")),
         ("msgid:<A@B>", x(MsgId, "a@b")),
         ("refs:<Root@B>", x(Refs, "root@b")),
         ("folder:INBOX", x(Folder, "inbox")),
