@@ -28,7 +28,7 @@ fn every_format_gives_the_word_of_its_body_text() {
             e.parts
         );
     }
-    // The ZIP's members: a DOCX inside it, and a ZIP inside that.
+    // The ZIP's members: a text file, a DOCX and another ZIP, each read in turn.
     let bundle = std::fs::read(documents().join("bundle.zip")).unwrap();
     let e = extract::document(&bundle, "bundle.zip", "application/zip", &Budget::default());
     for word in [
