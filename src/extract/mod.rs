@@ -275,12 +275,7 @@ impl<'b> Walk<'b> {
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("part {}", i + 1));
             let path = format!("{prefix}{name}");
-            let mime = part
-                .content_type()
-                .map(|ct| match ct.subtype() {
-                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                    None => ct.ctype().to_string(),
-                })
+            let mime = crate::mime::readable::content_type(part)
                 .unwrap_or_default()
                 .to_ascii_lowercase();
             self.part(part, &path, &mime, depth);
@@ -422,6 +417,11 @@ impl<'b> Walk<'b> {
             took: started.elapsed(),
         });
     }
+}
+
+/// Where `needle` first occurs in `hay`.
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    memchr::memmem::find(hay, needle)
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {

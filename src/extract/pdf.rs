@@ -15,7 +15,7 @@ use std::io::Read;
 use lopdf::content::Content;
 use lopdf::{Document, Encoding, Object};
 
-use super::{Failure, Stop, Walk};
+use super::{find, Failure, Stop, Walk};
 
 /// Deepest nesting of arrays and dictionaries accepted (real files nest a few
 /// levels; lopdf overflows an 8 MiB stack near 100,000).
@@ -247,10 +247,6 @@ fn skip_string(b: &[u8], mut i: usize) -> usize {
         i += 1;
     }
     i
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]

@@ -175,7 +175,7 @@ fn zip_kind(bytes: &[u8]) -> Option<Kind> {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    super::find(hay, needle).is_some()
 }
 
 #[cfg(test)]

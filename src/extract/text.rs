@@ -1,5 +1,5 @@
 //! Plain text, CSV and HTML attachments. Text is read as UTF-8 when it is, else
-//! as Windows-1252 (mail-parser has already decoded a declared charset for parts
+//! as Latin-1 (mail-parser has already decoded a declared charset for parts
 //! it knows are text); HTML through mail-parser's HTML-to-text conversion.
 
 use super::{Stop, Walk};

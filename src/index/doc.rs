@@ -145,11 +145,7 @@ pub fn build(
                 doc.add_text(f.filename, name);
                 attachments += 1;
             }
-            if let Some(ct) = part.content_type() {
-                let t = match ct.subtype() {
-                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                    None => ct.ctype().to_string(),
-                };
+            if let Some(t) = crate::mime::readable::content_type(part) {
                 doc.add_text(f.mime, t);
             }
         }

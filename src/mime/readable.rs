@@ -142,16 +142,18 @@ pub fn thread_ids(raw: &[u8]) -> ThreadIds {
     }
 }
 
+/// A part's declared `type/subtype` as written (`None`: no Content-Type).
+pub fn content_type(part: &mail_parser::MessagePart<'_>) -> Option<String> {
+    part.content_type().map(|c| match c.subtype() {
+        Some(sub) => format!("{}/{sub}", c.ctype()),
+        None => c.ctype().to_string(),
+    })
+}
+
 fn describe(a: &mail_parser::MessagePart<'_>) -> Attachment {
     Attachment {
         name: a.attachment_name().unwrap_or("(no name)").to_string(),
-        content_type: a
-            .content_type()
-            .map(|c| match c.subtype() {
-                Some(sub) => format!("{}/{sub}", c.ctype()),
-                None => c.ctype().to_string(),
-            })
-            .unwrap_or_else(|| "application/octet-stream".into()),
+        content_type: content_type(a).unwrap_or_else(|| "application/octet-stream".into()),
         size: a.contents().len(),
     }
 }
