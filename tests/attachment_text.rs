@@ -209,3 +209,36 @@ fn hostile_attachments_are_counted_and_explained_and_nothing_else_is_lost() {
         assert!(shown.contains(says), "{marker}: {shown}");
     }
 }
+
+#[test]
+fn attachment_text_left_out_stays_out_until_the_next_reindex() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("a");
+    let mbox = documents().join("messages.mbox");
+    common::ok(&archive, &["-q", "import", "--account", "docs", mbox.to_str().unwrap()]);
+    let found = |q: &str| common::ok(&archive, &["search", "--format", "ids", q]).lines().count();
+    assert_eq!(found("att:quillorbit"), 1);
+    common::ok(&archive, &["-q", "reindex", "--no-attachment-text"]);
+    assert_eq!(found("att:quillorbit"), 0);
+    assert_eq!(found("quillorbit"), 0);
+    assert_eq!(found("subject:contract"), 1, "the rest is indexed");
+    // Mail indexed later is indexed the same way.
+    let later = dir.path().join("later.eml");
+    std::fs::write(
+        &later,
+        "From: c@example.org\r\nSubject: later\r\nMessage-ID: <later@x>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n\
+         --b\r\nContent-Type: text/plain; name=n.txt\r\nContent-Disposition: attachment; filename=n.txt\r\n\r\n\
+         latecomerword\r\n--b--\r\n",
+    )
+    .unwrap();
+    common::ok(
+        &archive,
+        &["-q", "import", "--account", "docs", later.to_str().unwrap()],
+    );
+    assert_eq!(found("subject:later"), 1);
+    assert_eq!(found("att:latecomerword"), 0);
+    common::ok(&archive, &["-q", "reindex"]);
+    assert_eq!(found("att:quillorbit"), 1);
+    assert_eq!(found("att:latecomerword"), 1);
+}
