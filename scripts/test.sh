@@ -16,7 +16,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 # shellcheck source=lib/packages.sh
 . scripts/lib/packages.sh
-ensure_packages libclang-dev dovecot-imapd dovecot-pop3d openssl tar zstd man-db chromium chromium-driver
+ensure_packages libclang-dev dovecot-imapd dovecot-pop3d openssl tar zstd man-db chromium chromium-driver python3
 
 # Garage, the S3 server of the S3 tests: built once into a cache outside the clone
 # (about 7-14 minutes on 2 cores), like RocksDB's build in the target directory.

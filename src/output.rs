@@ -123,6 +123,10 @@ pub fn schemas() -> Vec<(&'static str, String)> {
     }
     vec![
         ("search-hit.v1.schema.json", text::<crate::index::Hit>()),
+        (
+            "search-thread.v1.schema.json",
+            text::<crate::index::conversations::ThreadSummary>(),
+        ),
         ("stats.v1.schema.json", text::<StatsReport>()),
         ("verify.v1.schema.json", text::<crate::archive::VerifyReport>()),
         ("import.v1.schema.json", text::<crate::import::ImportSummary>()),

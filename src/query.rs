@@ -45,6 +45,8 @@ pub enum ExactField {
     MsgId,
     /// A Message-ID named in In-Reply-To or References.
     Refs,
+    /// A thread's key (`crate::thread::key`).
+    Thread,
     Folder,
     Account,
     Mime,
@@ -382,6 +384,19 @@ fn field_expr(name: &str, pos: usize, v: &Value, today: NaiveDate) -> Result<Exp
         "att" | "attachment" => text(TextField::Attachment),
         "msgid" => exact(ExactField::MsgId, v.text.trim_start_matches('<').trim_end_matches('>')),
         "refs" => exact(ExactField::Refs, v.text.trim_start_matches('<').trim_end_matches('>')),
+        "thread" => {
+            if crate::thread::is_key(&v.text) {
+                exact(ExactField::Thread, &v.text)
+            } else {
+                err(
+                    v.pos,
+                    format!(
+                        "thread:{} is not a thread id (16 hex digits, as `search --threads` shows)",
+                        v.text
+                    ),
+                )
+            }
+        }
         "folder" => exact(ExactField::Folder, &v.text),
         "account" => exact(ExactField::Account, &v.text),
         "mime" => exact(ExactField::Mime, &v.text),

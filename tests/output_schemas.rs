@@ -48,10 +48,14 @@ fn json_lines(archive: &Path, args: &[&str]) -> Vec<serde_json::Value> {
 fn every_reporting_command_takes_format_json_and_its_alias_json() {
     let tmp = tempfile::tempdir().unwrap();
     let archive = common::demo_archive(tmp.path());
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 4] = [
         (&["stats"], "stats.v1.schema.json"),
         (&["verify"], "verify.v1.schema.json"),
         (&["search", "--limit", "5", "the"], "search-hit.v1.schema.json"),
+        (
+            &["search", "--threads", "--limit", "5", "the"],
+            "search-thread.v1.schema.json",
+        ),
     ];
     for (args, schema) in cases {
         let with = |extra: &[&str]| json_lines(&archive, &[args, extra].concat());

@@ -1,5 +1,6 @@
-//! The index schema is exactly `schemas/index-v4.json` (tantivy's own serialised
-//! form; `index-v3.json` is the one before, without `attachment`, `index-v2.json`
+//! The index schema is exactly `schemas/index-v5.json` (tantivy's own serialised
+//! form; `index-v4.json` is the one before, without `thread`, `ancestry` and
+//! `base_subject`; `index-v3.json` without `attachment`, `index-v2.json`
 //! the one before that, without `facet`, and `index-v1.json` without
 //! `placement`). `MAILVAULT_BLESS=1` prints the
 //! current one. An index of an older version is rebuilt when opened for writing.
@@ -12,15 +13,28 @@ fn index_schema_matches_declaration() {
     if std::env::var("MAILVAULT_BLESS").is_ok() {
         println!("{}", serde_json::to_string_pretty(&built).unwrap());
     }
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/index-v4.json")).unwrap();
-    let declared: serde_json::Value = serde_json::from_str(&text).expect("index-v4.json parses");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/index-v5.json")).unwrap();
+    let declared: serde_json::Value = serde_json::from_str(&text).expect("index-v5.json parses");
     assert_eq!(
         built, declared,
-        "schema changed: that is index format v5 (MAILVAULT_BLESS=1 prints it)"
+        "schema changed: that is index format v6 (MAILVAULT_BLESS=1 prints it)"
     );
 }
 
 mod common;
+
+/// Unpacks a fixture archive (`tests/data/ORIGIN.md`) into `dir`; its path.
+fn unpack(fixture: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    let st = std::process::Command::new("tar")
+        .args(["-I", "zstd -d", "-xf"])
+        .arg(common::manifest_dir().join("tests/data").join(fixture))
+        .arg("-C")
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    dir.join("archive")
+}
 
 /// `tests/data/index-v3.tar.zst` (`tests/data/ORIGIN.md`): an archive of
 /// `tests/data/documents/messages.mbox` whose index a v3 build made, before
@@ -28,15 +42,7 @@ mod common;
 #[test]
 fn an_index_of_version_3_is_rebuilt_and_then_finds_attachment_text() {
     let dir = tempfile::tempdir().unwrap();
-    let st = std::process::Command::new("tar")
-        .args(["-I", "zstd -d", "-xf"])
-        .arg(common::manifest_dir().join("tests/data/index-v3.tar.zst"))
-        .arg("-C")
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let archive = dir.path().join("archive");
+    let archive = unpack("index-v3.tar.zst", dir.path());
     let out = common::run(&archive, &["search", "--format", "ids", "quillorbit"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -52,4 +58,29 @@ fn an_index_of_version_3_is_rebuilt_and_then_finds_attachment_text() {
     let again = common::run(&archive, &["search", "--format", "ids", "att:marbletusk"]);
     assert!(!String::from_utf8_lossy(&again.stderr).contains("rebuilding"));
     assert_eq!(String::from_utf8_lossy(&again.stdout).lines().count(), 1);
+}
+
+/// `tests/data/index-v4.tar.zst`: the same messages, indexed by a v4 build
+/// (before threads): rebuilt, and then every message has its thread.
+#[test]
+fn an_index_of_version_4_is_rebuilt_and_then_has_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = unpack("index-v4.tar.zst", dir.path());
+    let out = common::run(
+        &archive,
+        &["search", "--threads", "--format", "ids", "--limit", "0", "*"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("rebuilding the index"), "{stderr}");
+    // Fourteen messages, none a reply: fourteen threads of one.
+    let threads: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(threads.len(), 14);
+    for t in &threads {
+        let n = common::ok(&archive, &["search", "--count", &format!("thread:{t}")]);
+        assert_eq!(n.trim(), "1", "thread:{t}");
+    }
 }

@@ -72,6 +72,30 @@ impl Archive {
         self.rebuild(id, &rec)
     }
 
+    /// The message's header section (through the blank line that ends it, or all
+    /// of it when there is none), from its skeleton alone: no part is read. Not
+    /// checked against the id as [`Archive::get_raw`] is (the skeleton's own frame
+    /// checksum still is): for work that reads headers only, such as threading.
+    pub fn get_header(&self, id: &MessageId) -> Result<Vec<u8>> {
+        let rec = self
+            .message_record(id)?
+            .ok_or_else(|| ArchiveError::NotFound(id.to_hex()))?;
+        let mut skeleton = self.blob_payload(PayloadKind::Skeleton, id, id)?;
+        // Before the first part's body, the skeleton holds the message's bytes
+        // as they are; every body (the first included) starts after the header.
+        if let Some(first) = rec.parts.first() {
+            skeleton.truncate(
+                usize::try_from(first.splice.offset)
+                    .unwrap_or(usize::MAX)
+                    .min(skeleton.len()),
+            );
+        }
+        if let Some(end) = mime::body_start(&skeleton) {
+            skeleton.truncate(end);
+        }
+        Ok(skeleton)
+    }
+
     pub(crate) fn rebuild(&self, id: &MessageId, rec: &MessageRecord) -> Result<Vec<u8>> {
         let skeleton = self.blob_payload(PayloadKind::Skeleton, id, id)?;
         let payloads = rec

@@ -14,8 +14,12 @@ use super::{human_bytes, open_archive_read_only, Cli, Ui};
 #[derive(Args, Debug)]
 pub struct ShowArgs {
     /// Message id, or an unambiguous prefix of at least 4 hex characters
-    #[arg(required_unless_present = "query")]
+    #[arg(required_unless_present_any = ["query", "thread"])]
     id: Option<String>,
+    /// Show every message of this thread (its id, as `search --threads` and
+    /// search results show it), oldest first
+    #[arg(long, value_name = "THREAD", conflicts_with_all = ["id", "query", "raw", "headers", "extraction"])]
+    thread: Option<String>,
     /// Show the one message matching this search query instead
     #[arg(long, value_name = "QUERY", conflicts_with = "id")]
     query: Option<String>,
@@ -33,6 +37,9 @@ pub struct ShowArgs {
 
 pub fn show(cli: &Cli, ui: &Ui, a: &ShowArgs) -> Result<ExitCode> {
     let archive = open_archive_read_only(cli)?;
+    if let Some(thread) = &a.thread {
+        return show_thread(&archive, ui, thread);
+    }
     let id = match (&a.id, &a.query) {
         (Some(id), _) => archive.resolve(id)?,
         (None, Some(q)) => {
@@ -81,6 +88,47 @@ pub fn show(cli: &Cli, ui: &Ui, a: &ShowArgs) -> Result<ExitCode> {
             folders.push(format!("legal hold: {}", held.join(", ")));
         }
         out.write_all(render_readable(&mime::readable::readable(&raw), &id.to_hex(), &folders, ui).as_bytes())?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `show --thread`: each message of the thread in its readable form, oldest
+/// first, under a line saying which of how many it is.
+fn show_thread(archive: &mailvault::archive::Archive, ui: &Ui, thread: &str) -> Result<ExitCode> {
+    if !mailvault::thread::is_key(thread) {
+        anyhow::bail!("{thread:?} is not a thread id (16 hex digits, as `search --threads` shows)");
+    }
+    let idx = super::search::updated_index(archive, ui)?;
+    let hits = idx.thread_messages(thread)?;
+    if hits.is_empty() {
+        anyhow::bail!("no thread {thread} in this archive");
+    }
+    let ids: Vec<_> = hits
+        .iter()
+        .filter_map(|h| mailvault::model::Hash32::from_hex(&h.id))
+        .collect();
+    let query = format!("thread:{thread}");
+    super::compliance::log_access(
+        archive.dir(),
+        archive.access_log_key(),
+        Action::Show,
+        Some(&query),
+        &ids,
+        ids.len() as u64,
+    )?;
+    let mut out = std::io::stdout().lock();
+    for (n, id) in ids.iter().enumerate() {
+        let rule = format!("── message {} of {} in thread {thread} ──", n + 1, ids.len());
+        writeln!(out, "{}", ui.bold(&rule))?;
+        let raw = archive.get_raw(id)?;
+        let folders: Vec<String> = archive
+            .placements_of(id)?
+            .iter()
+            .map(|p| format!("{}: {}", p.key.account, p.key.mailbox))
+            .collect();
+        out.write_all(render_readable(&mime::readable::readable(&raw), &id.to_hex(), &folders, ui).as_bytes())?;
+        writeln!(out)?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

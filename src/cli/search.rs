@@ -73,6 +73,7 @@ Query language:
   att:word                 the text inside attachments (PDF, office files, ZIP, ...)
   msgid: folder: account:  mime:type/sub  flag:seen  has:attachment
   refs:ID                  replies to ID (named in In-Reply-To or References)
+  thread:ID                every message of a thread (ID from search --threads)
   is:unread|read|flagged|answered|draft|deleted
   is:held  hold:NAME       under any legal hold, under the hold NAME
   date:2020-01-01..2020-06-30  date:2020  date:2020-03  after:2020  before:2021-06
@@ -86,6 +87,7 @@ every message.
 Examples:
   mailvault search from:alice subject:invoice date:2021
   mailvault search --count '*'
+  mailvault search --threads 'subject:budget'   then   mailvault show --thread ID
   mailvault search --format ids has:attachment size:>5M | xargs -n1 mailvault show
   mailvault search -- -press release";
 
@@ -115,6 +117,12 @@ pub struct SearchArgs {
     /// Same as --format json
     #[arg(long)]
     json: bool,
+    /// One line per thread instead of per message: its dates, matching and
+    /// total messages, participants, subject and thread id (`thread:ID`,
+    /// `show --thread ID`); most recently active first. --limit and --offset
+    /// count threads
+    #[arg(long, conflicts_with_all = ["count", "sort"])]
+    threads: bool,
 }
 
 /// The index of the archive named on the command line, brought up to date. When the
@@ -170,6 +178,17 @@ pub fn search(cli: &Cli, ui: &Ui, a: &SearchArgs) -> Result<ExitCode> {
     } else {
         a.limit
     };
+    if a.threads {
+        let (threads, total) = idx.threads(&expr, limit, a.offset)?;
+        let ids: Vec<mailvault::model::MessageId> = threads
+            .iter()
+            .flat_map(|t| &t.ids)
+            .filter_map(|id| mailvault::model::Hash32::from_hex(id))
+            .collect();
+        super::compliance::log_access(&dir, log_key, Action::Search, Some(&q), &ids, ids.len() as u64)?;
+        print_threads(&threads, total, a.offset, format, ui)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let hits = idx.search_expr(&expr, a.sort.into(), limit, a.offset)?;
     let ids: Vec<mailvault::model::MessageId> = hits
         .iter()
@@ -216,6 +235,85 @@ pub fn search(cli: &Cli, ui: &Ui, a: &SearchArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `search --threads`: a line (or JSON object, or id) per thread, and on
+/// standard error how many more there are.
+fn print_threads(
+    threads: &[mailvault::index::conversations::ThreadSummary],
+    total: usize,
+    offset: usize,
+    format: Format,
+    ui: &Ui,
+) -> Result<()> {
+    use super::table::{columns, fit_end, output_width};
+    match format {
+        Format::Json => {
+            for t in threads {
+                println!("{}", serde_json::to_string(t)?);
+            }
+        }
+        Format::Ids => {
+            for t in threads {
+                println!("{}", t.thread);
+            }
+        }
+        Format::Table => {
+            if threads.is_empty() {
+                eprintln!("no messages match");
+                return Ok(());
+            }
+            // DATES (23), COUNT (7), THREAD (16) and four gaps take 54 cells.
+            let c = columns(output_width().saturating_sub(24));
+            let header = format!(
+                "{}  {}  {}  {}  THREAD",
+                fit_end("DATES", 23),
+                fit_end("COUNT", 7),
+                fit_end("PARTICIPANTS", c.from + c.folder / 2),
+                fit_end("SUBJECT", c.subject + c.folder - c.folder / 2)
+            );
+            println!("{}", ui.bold(&header));
+            let day = |t: i64| {
+                chrono::DateTime::from_timestamp(t, 0)
+                    .map(|d| d.format("%Y-%m-%d").to_string())
+                    .unwrap_or_default()
+            };
+            for t in threads {
+                let dates = if day(t.first) == day(t.last) {
+                    day(t.first)
+                } else {
+                    format!("{}..{}", day(t.first), day(t.last))
+                };
+                let mut people: Vec<String> = t.participants.iter().map(|p| short_name(p)).collect();
+                if t.more_participants > 0 {
+                    people.push(format!("+{}", t.more_participants));
+                }
+                println!(
+                    "{}  {}  {}  {}  {}",
+                    fit_end(&dates, 23),
+                    fit_end(&format!("{}/{}", t.matched, t.messages), 7),
+                    fit_end(&people.join(", "), c.from + c.folder / 2),
+                    fit_end(
+                        &t.subject.replace(['\r', '\n', '\t'], " "),
+                        c.subject + c.folder - c.folder / 2
+                    ),
+                    t.thread
+                );
+            }
+            if offset + threads.len() < total || offset > 0 {
+                eprintln!("{} of {total} threads shown (from {})", threads.len(), offset + 1);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A participant as a table shows them: the name, else the address.
+fn short_name(from: &str) -> String {
+    match from.rsplit_once(" <") {
+        Some((name, _)) if !name.trim().is_empty() => name.trim_matches('"').to_string(),
+        _ => from.to_string(),
+    }
 }
 
 /// DATE, FROM, SUBJECT, FOLDER (the first, ` +N` for more) and a short ID,

@@ -12,6 +12,16 @@ use super::schema::Fields;
 use crate::archive::PlacementEntry;
 use crate::extract::Budget;
 use crate::model::MessageId;
+use crate::thread::Headers;
+
+/// A message's place in its thread, as the document records it.
+#[derive(Clone, Debug)]
+pub struct Threaded {
+    /// What threading read of the message.
+    pub headers: Headers,
+    /// Its thread's key ([`crate::thread::key`]).
+    pub key: String,
+}
 
 /// Body text beyond this many bytes is not indexed (bounds time and index size on
 /// huge text parts such as logs pasted into a message).
@@ -98,20 +108,58 @@ fn add_attachment_text(f: &Fields, doc: &mut TantivyDocument, m: &mail_parser::M
     }
 }
 
-/// Builds the document of message `id` from its raw bytes and placements;
-/// attachments' text is extracted within `extraction` (not at all when `None`).
+/// The date a message is indexed and threaded under: its `Date:` header, else
+/// the earliest internal date of its placements, else 0.
+fn date_of(parsed: Option<&mail_parser::Message<'_>>, placements: &[PlacementEntry]) -> i64 {
+    parsed
+        .and_then(|m| m.date())
+        .map(|d| d.to_timestamp())
+        .or_else(|| placements.iter().filter_map(|p| p.record.internal_date).min())
+        .unwrap_or(0)
+}
+
+/// What threading needs of message `id`, read from its header section alone.
+pub fn thread_headers(id: &MessageId, raw: &[u8], placements: &[PlacementEntry]) -> Headers {
+    let parsed = MessageParser::default().parse_headers(raw);
+    let m = parsed.as_ref();
+    Headers {
+        message_id: m.and_then(|m| m.message_id()).map(str::to_string),
+        in_reply_to: m.map(|m| id_list(m.in_reply_to())).unwrap_or_default(),
+        references: m.map(|m| id_list(m.references())).unwrap_or_default(),
+        subject: m.and_then(|m| m.subject()).unwrap_or_default().to_string(),
+        date: date_of(m, placements),
+        fallback: id.to_hex(),
+    }
+}
+
+/// The thread fields: the key, the ancestry (stored, in order) and, for a
+/// message without reference headers, the subject threading compares.
+fn add_thread(f: &Fields, doc: &mut TantivyDocument, t: &Threaded) {
+    doc.add_text(f.thread, &t.key);
+    let ancestry = t.headers.ancestry();
+    if ancestry.is_empty() {
+        doc.add_text(f.base_subject, crate::thread::base_subject(&t.headers.subject));
+    }
+    for a in ancestry {
+        doc.add_text(f.ancestry, a);
+    }
+}
+
+/// Builds the document of message `id` from its raw bytes and placements, in
+/// the thread `thread`; attachments' text is extracted within `extraction`
+/// (not at all when `None`).
 pub fn build(
     f: &Fields,
     id: &MessageId,
     raw: &[u8],
     placements: &[PlacementEntry],
+    thread: &Threaded,
     extraction: Option<&Budget>,
 ) -> TantivyDocument {
     let mut doc = TantivyDocument::default();
     doc.add_text(f.id, id.to_hex());
     doc.add_u64(f.size, raw.len() as u64);
     let parsed = MessageParser::default().parse(raw);
-    let mut date = None;
     let mut attachments = 0;
     let mut senders = Vec::new();
     if let Some(m) = &parsed {
@@ -162,15 +210,12 @@ pub fn build(
         if let Some(l) = m.header_raw("List-Id") {
             doc.add_text(f.list, l.trim());
         }
-        date = m.date().map(|d| d.to_timestamp());
     }
     if attachments > 0 {
         doc.add_text(f.has, "attachment");
     }
-    // No parseable Date: fall back to the earliest internal date.
-    let date = date
-        .or_else(|| placements.iter().filter_map(|p| p.record.internal_date).min())
-        .unwrap_or(0);
+    add_thread(f, &mut doc, thread);
+    let date = date_of(parsed.as_ref(), placements);
     doc.add_i64(f.date, date);
     add_facets(f, &mut doc, date, &senders, attachments > 0, placements);
     let mut seen = std::collections::HashSet::new();

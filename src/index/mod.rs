@@ -8,12 +8,14 @@
 //! schema is not this version's is rebuilt, never half-used. In an encrypted
 //! archive every index file is sealed ([`sealed`]).
 
+pub mod conversations;
 mod doc;
 pub mod facets;
 mod read_only;
 pub mod schema;
 pub mod sealed;
 mod search;
+mod threads;
 mod tokenizer;
 
 use std::collections::{HashMap, HashSet};
@@ -86,6 +88,28 @@ pub struct MessageIndex {
     holds: Vec<(String, Expr)>,
     /// The limits of attachment text extraction; `None`: none extracted.
     extraction: Option<crate::extract::Budget>,
+}
+
+/// The messages a chunk of the ingest log (re)indexes, in log order, and those
+/// it removes: the last entry of a message decides.
+fn arrivals(entries: &[(u64, crate::records::IngestEntry)]) -> (Vec<MessageId>, Vec<MessageId>) {
+    let mut last_kind = HashMap::new();
+    for (_, e) in entries {
+        last_kind.insert(e.message, e.kind);
+    }
+    let mut seen = HashSet::new();
+    let arrived = entries
+        .iter()
+        .map(|(_, e)| e.message)
+        .filter(|id| seen.insert(*id))
+        .filter(|id| last_kind.get(id) != Some(&IngestKind::Removed))
+        .collect();
+    let removed = last_kind
+        .into_iter()
+        .filter(|(_, kind)| *kind == IngestKind::Removed)
+        .map(|(id, _)| id)
+        .collect();
+    (arrived, removed)
 }
 
 /// `directory`, sealed with `key` when there is one.
@@ -280,7 +304,8 @@ impl MessageIndex {
         Ok(metas.payload.and_then(|p| serde_json::from_str::<Payload>(&p).ok()))
     }
 
-    /// Indexes every ingest-log entry the index does not cover yet.
+    /// Indexes every ingest-log entry the index does not cover yet, threading
+    /// what arrives with what is indexed (module [`threads`]).
     pub fn catch_up(&mut self, archive: &Archive, progress: &mut dyn FnMut(u64)) -> Result<CatchUp> {
         let mut next = self.covers()?;
         let end = archive.counters().next_seq;
@@ -292,79 +317,100 @@ impl MessageIndex {
             return Ok(report);
         }
         let mut writer = self.writer()?;
+        let mut pending = threads::Pending::default();
         let mut uncommitted = 0u64;
         while next < end {
             let entries = archive.ingest_log(next, CHUNK)?;
             let Some(&(last, _)) = entries.last() else { break };
-            // The last entry of a message decides: re-read it, or forget it.
-            let mut last_kind = HashMap::new();
-            for (_, e) in &entries {
-                last_kind.insert(e.message, e.kind);
+            let (arrived, removed) = arrivals(&entries);
+            for id in &removed {
+                writer.delete_term(Term::from_field_text(self.fields.id, &id.to_hex()));
+                pending.remove(id);
             }
-            let mut seen = HashSet::new();
-            let ids: Vec<MessageId> = entries
-                .iter()
-                .map(|(_, e)| e.message)
-                .filter(|id| seen.insert(*id))
-                .filter(|id| last_kind.get(id) != Some(&IngestKind::Removed))
-                .collect();
-            for (id, kind) in &last_kind {
-                if *kind == IngestKind::Removed {
-                    writer.delete_term(Term::from_field_text(self.fields.id, &id.to_hex()));
-                }
-            }
-            let f = self.fields;
-            let extraction = self.extraction.as_ref();
             let t0 = std::time::Instant::now();
-            let (mut t_docs, mut t_add) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
-            // Built a few at a time: a document may hold up to the extraction
-            // budget's text, and a chunk's worth at once could be gigabytes.
-            for batch in ids.chunks(BUILD_BATCH) {
-                let t = std::time::Instant::now();
-                let docs: Vec<Result<(MessageId, TantivyDocument)>> = batch
-                    .par_iter()
-                    .map(|id| {
-                        let raw = archive.get_raw(id)?;
-                        let placements = archive.placements_of(id)?;
-                        Ok((*id, doc::build(&f, id, &raw, &placements, extraction)))
-                    })
-                    .collect();
-                t_docs += t.elapsed();
-                let t = std::time::Instant::now();
-                for d in docs {
-                    let (id, doc) = d?;
-                    writer.delete_term(Term::from_field_text(f.id, &id.to_hex()));
-                    writer.add_document(doc).map_err(|e| self.tv(e))?;
-                }
-                t_add += t.elapsed();
-            }
-            let t_add = t_docs + t_add;
+            let plan = self.thread_chunk(archive, &pending, &arrived)?;
+            let t_thread = t0.elapsed();
+            self.write_docs(archive, &mut writer, &mut pending, plan.write)?;
+            let t_docs = t0.elapsed() - t_thread;
             next = last + 1;
-            uncommitted += ids.len() as u64;
+            uncommitted += arrived.len() as u64;
             if uncommitted >= COMMIT_EVERY || next >= end {
-                let mut prepared = writer.prepare_commit().map_err(|e| self.tv(e))?;
-                let payload = Payload {
-                    next_seq: next,
-                    attachment_text: self.extraction.is_some(),
-                };
-                prepared.set_payload(&serde_json::to_string(&payload).expect("payload serialises"));
-                prepared.commit().map_err(|e| self.tv(e))?;
+                self.commit(&mut writer, next)?;
+                pending.clear();
                 uncommitted = 0;
                 report.covers = next;
             }
             tracing::debug!(
-                docs = ids.len(),
-                build_ms = t_docs.as_millis() as u64,
-                add_ms = (t_add - t_docs).as_millis() as u64,
-                commit_ms = (t0.elapsed() - t_add).as_millis() as u64,
+                docs = arrived.len(),
+                moved_thread = plan.moved,
+                thread_ms = t_thread.as_millis() as u64,
+                docs_ms = t_docs.as_millis() as u64,
+                commit_ms = (t0.elapsed() - t_thread - t_docs).as_millis() as u64,
                 "index chunk"
             );
-            report.indexed += ids.len() as u64;
+            report.indexed += arrived.len() as u64;
             progress(report.indexed);
         }
         writer.wait_merging_threads().map_err(|e| self.tv(e))?;
         self.reader.reload().map_err(|e| self.tv(e))?;
         Ok(report)
+    }
+
+    /// Threads the messages of a chunk with the indexed threads they touch:
+    /// their headers are read in parallel, then [`threads::plan`].
+    fn thread_chunk(&self, archive: &Archive, pending: &threads::Pending, ids: &[MessageId]) -> Result<threads::Plan> {
+        let arriving = ids
+            .par_iter()
+            .map(|id| {
+                let header = archive.get_header(id)?;
+                let placements = archive.placements_of(id)?;
+                Ok((*id, doc::thread_headers(id, &header, &placements)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        threads::plan(&self.reader.searcher(), &self.fields, pending, arriving).map_err(|e| self.tv(e))
+    }
+
+    /// (Re)writes the documents of `write`, built a few at a time in parallel: a
+    /// document may hold up to the extraction budget's text, and a chunk's worth
+    /// at once could be gigabytes.
+    fn write_docs(
+        &self,
+        archive: &Archive,
+        writer: &mut tantivy::IndexWriter<TantivyDocument>,
+        pending: &mut threads::Pending,
+        write: Vec<(MessageId, doc::Threaded)>,
+    ) -> Result<()> {
+        let f = self.fields;
+        let extraction = self.extraction.as_ref();
+        for batch in write.chunks(BUILD_BATCH) {
+            let docs: Vec<Result<TantivyDocument>> = batch
+                .par_iter()
+                .map(|(id, threaded)| {
+                    let raw = archive.get_raw(id)?;
+                    let placements = archive.placements_of(id)?;
+                    Ok(doc::build(&f, id, &raw, &placements, threaded, extraction))
+                })
+                .collect();
+            for ((id, threaded), d) in batch.iter().zip(docs) {
+                writer.delete_term(Term::from_field_text(f.id, &id.to_hex()));
+                writer.add_document(d?).map_err(|e| self.tv(e))?;
+                pending.insert(*id, threaded.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits what the writer holds as covering the ingest log below `next`,
+    /// and lets the searcher see it.
+    fn commit(&mut self, writer: &mut tantivy::IndexWriter<TantivyDocument>, next: u64) -> Result<()> {
+        let mut prepared = writer.prepare_commit().map_err(|e| self.tv(e))?;
+        let payload = Payload {
+            next_seq: next,
+            attachment_text: self.extraction.is_some(),
+        };
+        prepared.set_payload(&serde_json::to_string(&payload).expect("payload serialises"));
+        prepared.commit().map_err(|e| self.tv(e))?;
+        self.reader.reload().map_err(|e| self.tv(e))
     }
 
     /// Parses and runs a query.
@@ -441,6 +487,32 @@ impl MessageIndex {
         facets::count(&searcher, query.as_ref(), want_folders).map_err(|e| self.tv(e))
     }
 
+    /// The threads of the messages `expr` matches, most recently active match
+    /// first: up to `limit` from `offset` on, summarised over all their
+    /// messages; and how many threads match in all.
+    pub fn threads(
+        &self,
+        expr: &Expr,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(Vec<conversations::ThreadSummary>, usize)> {
+        let searcher = self.reader.searcher();
+        let query = search::to_query(&self.fields, &*self.resolve(expr)?);
+        let all = conversations::matching_threads(&searcher, query.as_ref()).map_err(|e| self.tv(e))?;
+        let total = all.len();
+        let mut shown = Vec::new();
+        for (key, matched, _) in all.into_iter().skip(offset).take(limit) {
+            let messages = conversations::members(&searcher, &self.fields, &key).map_err(|e| self.tv(e))?;
+            shown.push(conversations::summary(&key, matched, &messages));
+        }
+        Ok((shown, total))
+    }
+
+    /// Every message of the thread `key`, oldest first.
+    pub fn thread_messages(&self, key: &str) -> Result<Vec<Hit>> {
+        conversations::members(&self.reader.searcher(), &self.fields, &key.to_lowercase()).map_err(|e| self.tv(e))
+    }
+
     /// How many messages match.
     pub fn count_expr(&self, expr: &Expr) -> Result<usize> {
         let searcher = self.reader.searcher();
@@ -481,7 +553,7 @@ impl MessageIndex {
         self.reader.searcher().num_docs()
     }
 
-    /// The schema, as tantivy serialises it (`schemas/index-v4.json`).
+    /// The schema, as tantivy serialises it (`schemas/index-v5.json`).
     pub fn schema_json() -> serde_json::Value {
         serde_json::to_value(schema::build().0).expect("schema serialises")
     }

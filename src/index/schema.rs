@@ -1,4 +1,4 @@
-//! The index schema (declared in `schemas/index-v4.json`, checked by
+//! The index schema (declared in `schemas/index-v5.json`, checked by
 //! `tests/schema_index.rs`) and the analyzers its fields use.
 
 use tantivy::schema::{
@@ -31,8 +31,18 @@ pub struct Fields {
     pub mime: Field,
     pub date: Field,
     pub size: Field,
+    /// The Message-ID (stored: threading reads it back).
     pub msgid: Field,
+    /// In-Reply-To's and References' ids.
     pub refs: Field,
+    /// The thread's key ([`crate::thread::key`]): `thread:KEY`.
+    pub thread: Field,
+    /// Stored only: the ids the message names as its ancestors, oldest first
+    /// (what threading needs of it, read back when its thread changes).
+    pub ancestry: Field,
+    /// Indexed only, and only for a message without reference headers: its
+    /// subject as threading compares it ([`crate::thread::base_subject`]).
+    pub base_subject: Field,
     pub list: Field,
     pub folder: Field,
     pub account: Field,
@@ -74,7 +84,8 @@ fn exact(stored: bool) -> TextOptions {
     text(EXACT, IndexRecordOption::Basic, stored)
 }
 
-/// Builds the v4 schema (v3 plus the `attachment` text field; v3 was v2 plus
+/// Builds the v5 schema (v4 plus `thread`, `ancestry` and `base_subject`, and
+/// `msgid` stored; v4 was v3 plus the `attachment` text field; v3 was v2 plus
 /// the `facet` field; v2 was v1 plus the stored `placement` field).
 pub fn build() -> (Schema, Fields) {
     let mut b = Schema::builder();
@@ -92,8 +103,12 @@ pub fn build() -> (Schema, Fields) {
         mime: b.add_text_field("mime", exact(false)),
         date: b.add_i64_field("date", num.clone()),
         size: b.add_u64_field("size", num),
-        msgid: b.add_text_field("msgid", exact(false)),
+        msgid: b.add_text_field("msgid", exact(true)),
         refs: b.add_text_field("refs", exact(false)),
+        // Fast too: `search --threads` groups every match by it.
+        thread: b.add_text_field("thread", exact(true).set_fast(None)),
+        ancestry: b.add_text_field("ancestry", tantivy::schema::STORED),
+        base_subject: b.add_text_field("base_subject", exact(false)),
         list: b.add_text_field("list", words(false)),
         folder: b.add_text_field("folder", exact(true)),
         account: b.add_text_field("account", exact(true)),

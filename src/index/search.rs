@@ -40,9 +40,11 @@ pub struct Hit {
     pub flags: Vec<String>,
     pub size: u64,
     pub attachments: Vec<String>,
+    /// The message's thread (`thread:ID` finds all of it).
+    pub thread: String,
 }
 
-fn rfc3339<S: serde::Serializer>(secs: &i64, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn rfc3339<S: serde::Serializer>(secs: &i64, s: S) -> Result<S::Ok, S::Error> {
     match chrono::DateTime::from_timestamp(*secs, 0) {
         Some(d) => s.collect_str(&d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         None => s.serialize_none(),
@@ -67,6 +69,7 @@ fn exact_field(f: &Fields, e: ExactField) -> Field {
     match e {
         ExactField::MsgId => f.msgid,
         ExactField::Refs => f.refs,
+        ExactField::Thread => f.thread,
         ExactField::Folder => f.folder,
         ExactField::Account => f.account,
         ExactField::Mime => f.mime,
@@ -191,6 +194,7 @@ pub(super) fn hit(f: &Fields, doc: &TantivyDocument) -> Hit {
         flags: strings(doc, f.flag),
         size: doc.get_first(f.size).and_then(|v| v.as_u64()).unwrap_or(0),
         attachments: strings(doc, f.filename),
+        thread: strings(doc, f.thread).pop().unwrap_or_default(),
     }
 }
 

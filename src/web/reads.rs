@@ -116,40 +116,22 @@ pub struct Thread {
     pub hits: Vec<Hit>,
 }
 
-fn exact(field: ExactField, value: &str) -> Expr {
-    Expr::Exact {
-        field,
-        value: value.to_lowercase(),
-    }
-}
-
-/// What finds a conversation from one of its messages: the messages it names, the
-/// root it names, and every message naming that root or it.
-fn thread_expr(t: &crate::mime::readable::ThreadIds) -> Option<Expr> {
-    let mut terms = Vec::new();
-    for id in t.own.iter().chain(t.refs.iter()) {
-        terms.push(exact(ExactField::MsgId, id));
-    }
-    if let Some(root) = t.root() {
-        terms.push(exact(ExactField::Refs, root));
-    }
-    if let Some(own) = &t.own {
-        terms.push(exact(ExactField::Refs, own));
-    }
-    (!terms.is_empty()).then_some(Expr::Or(terms))
-}
-
-/// The conversation of message `id`, as `who` may see it, from the Message-ID,
-/// In-Reply-To and References headers (a message without them is a conversation of
-/// one).
+/// The conversation of message `id`, as `who` may see it: its thread as the
+/// index keeps it (module `crate::thread`).
 pub fn thread(lib: &Library, who: &Principal, id: &MessageId) -> Result<Thread, WebError> {
     let snap = lib.snapshot()?;
     placements(&snap, who, id)?;
     let raw = snap.archive.get_raw(id)?;
     let ids = crate::mime::readable::thread_ids(&raw);
-    let mut hits = match thread_expr(&ids) {
-        Some(e) => {
-            let e = crate::readers::restrict(who, e);
+    let mut hits = match snap.index.hit(id)?.map(|h| h.thread).filter(|t| !t.is_empty()) {
+        Some(key) => {
+            let e = crate::readers::restrict(
+                who,
+                Expr::Exact {
+                    field: ExactField::Thread,
+                    value: key,
+                },
+            );
             snap.index.search_expr(&e, Sort::DateAsc, MAX_THREAD, 0)?
         }
         None => Vec::new(),
@@ -215,32 +197,4 @@ pub fn export(lib: &Library, who: &Principal, what: &Selection) -> Result<Export
     let ids: Vec<MessageId> = items.iter().map(|&(id, _)| id).collect();
     lib.record(&snap, who, Action::Export, q, &ids, ids.len() as u64)?;
     Ok(Exported { snap, items })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::mime::readable::ThreadIds;
-
-    #[test]
-    fn a_conversation_is_asked_for_by_its_root_and_the_message_itself() {
-        let t = ThreadIds {
-            own: Some("C@x".into()),
-            refs: vec!["a@x".into(), "b@x".into()],
-        };
-        let Some(Expr::Or(terms)) = thread_expr(&t) else {
-            panic!("an OR of terms")
-        };
-        assert_eq!(
-            terms,
-            vec![
-                exact(ExactField::MsgId, "c@x"),
-                exact(ExactField::MsgId, "a@x"),
-                exact(ExactField::MsgId, "b@x"),
-                exact(ExactField::Refs, "a@x"),
-                exact(ExactField::Refs, "c@x"),
-            ]
-        );
-        assert!(thread_expr(&ThreadIds::default()).is_none());
-    }
 }
