@@ -177,7 +177,7 @@ pub fn local_sources(data: &[u8]) {
     }
     let text = String::from_utf8_lossy(data);
     for name in text.lines() {
-        let _ = crate::source::maildir::flags_from_name(name, false);
+        let _ = crate::source::maildir::flags_from_name(name, false, &[]);
         let _ = crate::source::maildir::subfolder_name(name);
     }
 }

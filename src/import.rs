@@ -71,6 +71,35 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Tags from the keywords the messages' files carried (maildir keyword letters):
+/// each keyword that is a valid tag ([`crate::tags`]) is added to the message's
+/// tags; others (`$Junk`) stay placement keywords only.
+fn keywords_as_tags(
+    archive: &Archive,
+    messages: &[crate::model::RawMessage],
+) -> Result<(), crate::archive::ArchiveError> {
+    let mut by_tags: std::collections::BTreeMap<Vec<crate::tags::Tag>, Vec<crate::model::MessageId>> =
+        Default::default();
+    for m in messages {
+        let mut tags: Vec<crate::tags::Tag> = m
+            .placements
+            .iter()
+            .flat_map(|p| &p.flags.keywords)
+            .filter_map(|k| crate::tags::Tag::parse(k).ok())
+            .collect();
+        tags.sort();
+        tags.dedup();
+        if !tags.is_empty() {
+            by_tags.entry(tags).or_default().push(m.id);
+        }
+    }
+    for (tags, ids) in by_tags {
+        let changes: Vec<crate::tags::Change> = tags.into_iter().map(crate::tags::Change::Add).collect();
+        archive.change_tags(&ids, &changes)?;
+    }
+    Ok(())
+}
+
 /// Imports every message under `paths`. `progress` sees the running totals after
 /// every batch.
 pub fn import_paths(
@@ -131,7 +160,10 @@ pub fn import_paths(
             if batch.messages.is_empty() {
                 continue;
             }
-            match archive.ingest(&batch.messages, now()) {
+            match archive
+                .ingest(&batch.messages, now())
+                .and_then(|r| keywords_as_tags(archive, &batch.messages).map(|()| r))
+            {
                 Ok(r) => {
                     summary.report.add(&r);
                     summary.batches += 1;

@@ -31,9 +31,11 @@ pub const CF_PACK_INDEX: &str = "pack_index";
 pub const CF_RULES: &str = "rules";
 pub const CF_CHANGE_LOG: &str = "change_log";
 pub const CF_CHECKPOINTS: &str = "checkpoints";
+/// Format 5: user tags (module `crate::tags`), by message and by tag.
+pub const CF_TAGS: &str = "tags";
 
-/// The column families of format version 4, in creation order.
-pub const ALL_CFS: [&str; 14] = [
+/// The column families of format version 5, in creation order.
+pub const ALL_CFS: [&str; 15] = [
     CF_META,
     CF_MESSAGES,
     CF_PARTS,
@@ -48,7 +50,11 @@ pub const ALL_CFS: [&str; 14] = [
     CF_RULES,
     CF_CHANGE_LOG,
     CF_CHECKPOINTS,
+    CF_TAGS,
 ];
+
+/// The column families of format version 4: version 5's without the tags.
+pub const V4_CFS: &[&str] = ALL_CFS.split_at(14).0;
 
 /// The column families of format version 3: version 4's without the compliance
 /// records.
@@ -81,6 +87,30 @@ pub fn rule(kind: crate::evidence::RuleKind, name: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + name.len());
     k.push(kind.byte());
     k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// `tags`, a message's tags: `m` and the message id.
+pub fn tags_of(message: &Hash32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.push(b'm');
+    k.extend_from_slice(&message.0);
+    k
+}
+
+/// `tags`, the messages with a tag: `t`, the tag, NUL, and the message id.
+pub fn tagged(tag: &str, message: &Hash32) -> Vec<u8> {
+    let mut k = tagged_prefix(tag);
+    k.extend_from_slice(&message.0);
+    k
+}
+
+/// The start of every [`tagged`] key of `tag`.
+pub fn tagged_prefix(tag: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + tag.len() + 32);
+    k.push(b't');
+    k.extend_from_slice(tag.as_bytes());
+    k.push(0);
     k
 }
 

@@ -9,7 +9,7 @@
 //! | L2 adapters | [`imap`], [`pop3`] (network sources), [`source`] (mbox, maildir, eml), [`export`], [`net`] (TCP, TLS, secrets, certificates), [`oauth`] (OAuth2 sign-in, the secret store, refreshing tokens; its flows pure in `oauth::flow`), [`probe`] (what a server offers; its advice pure in `probe::advice`) | I/O; protocol parsing in [`pop3::proto`], [`net::guard`] and [`plan`] stays free of tokio |
 //! | L2 shared | [`remote`] (pull options and summaries), [`control`] (stop, pace, per-host slots), [`job`] (job files read and checked; schedule and backoff are pure), [`presets`] (mail providers by name: servers, sign-in, limits, folder quirks; data in `presets/providers.toml`) | types the sources and the service share |
 //! | L1 storage | [`archive`] (messages byte-exact: packs, compaction, format upgrades, purge, the signed change log; knows no key layout), [`access`] (the hash-chained access log; entries sealed in an encrypted archive), [`metastore`] (the metadata behind one typed interface; RocksDB), [`blobstore`] (where packs live: a local directory or S3), [`index`] (sealed in fixed-size blocks when the archive is encrypted), [`writer`] (the archive's async front) | synchronous; RocksDB + zstd; tantivy; the S3 store runs its requests on a runtime of its own; `archive` reaches RocksDB only through `metastore` |
-//! | L0 pure | [`model`], [`codec`], [`keys`], [`records`], [`evidence`] (rules, change records, checkpoints), [`crypt`] (keys and sealing for encryption at rest), [`mime`], [`query`], [`plan`], [`thread`] (conversation threads from Message-ID, In-Reply-To and References), [`chain`] (hash chains and checkpoints, verified) | no I/O, table- and property-tested |
+//! | L0 pure | [`model`], [`codec`], [`keys`], [`records`], [`evidence`] (rules, change records, checkpoints), [`crypt`] (keys and sealing for encryption at rest), [`mime`], [`query`], [`plan`], [`thread`] (conversation threads from Message-ID, In-Reply-To and References), [`tags`] (user tags: what a tag may be, `+tag -tag` changes, the stored record), [`chain`] (hash chains and checkpoints, verified) | no I/O, table- and property-tested |
 //! | cross-cutting | [`private`], [`identity`], [`readers`] (web users and API tokens: roles, grants, Argon2id passwords; the rules pure, the store in the archive's secret store) | files we create are the owner's alone; who is acting and what they may read |
 //! | checks | `fuzzing` | the fuzz targets' properties, over raw bytes (also run on kept inputs in CI) |
 //!
@@ -55,6 +55,7 @@ pub mod replay;
 pub mod retention;
 pub mod service;
 pub mod source;
+pub mod tags;
 pub mod thread;
 pub mod web;
 pub mod writer;

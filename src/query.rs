@@ -84,9 +84,30 @@ pub enum Expr {
     /// queries kept in the archive; [`expand_holds`] replaces this with theirs
     /// before a search (unexpanded, it matches nothing).
     Held(Option<String>),
+    /// `tag:NAME` (lower-cased). Tags are kept in the archive's metadata;
+    /// [`expand_tags`] replaces this with the tagged messages before a search
+    /// (unexpanded, it matches nothing).
+    Tagged(String),
+    /// These messages (what [`expand_tags`] puts in place of a tag; never parsed).
+    Ids(Vec<crate::model::MessageId>),
 }
 
 impl Expr {
+    /// The tags the query names, each once, in order of first mention.
+    pub fn tag_names(&self) -> Vec<String> {
+        fn walk(e: &Expr, out: &mut Vec<String>) {
+            match e {
+                Expr::Tagged(t) if !out.contains(t) => out.push(t.clone()),
+                Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| walk(e, out)),
+                Expr::Not(e) => walk(e, out),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
+
     /// Whether the query refers to legal holds anywhere.
     pub fn mentions_holds(&self) -> bool {
         match self {
@@ -125,6 +146,27 @@ pub fn expand_holds(expr: Expr, holds: &[(String, Expr)]) -> Result<Expr, QueryE
                 .collect::<Result<_, _>>()?,
         ),
         Expr::Not(e) => Expr::Not(Box::new(expand_holds(*e, holds)?)),
+        other => other,
+    })
+}
+
+/// Replaces every [`Expr::Tagged`] with the messages `tagged` lists for it; a
+/// tag it does not list is an error (so a query is never run with a tag left
+/// unresolved, which would match nothing).
+pub fn expand_tags(
+    expr: Expr,
+    tagged: &std::collections::HashMap<String, Vec<crate::model::MessageId>>,
+) -> Result<Expr, QueryError> {
+    let each =
+        |v: Vec<Expr>| -> Result<Vec<Expr>, QueryError> { v.into_iter().map(|e| expand_tags(e, tagged)).collect() };
+    Ok(match expr {
+        Expr::Tagged(t) => match tagged.get(&t) {
+            Some(ids) => Expr::Ids(ids.clone()),
+            None => return err(0, format!("tag:{t}: the archive's tags were not read for this search")),
+        },
+        Expr::And(v) => Expr::And(each(v)?),
+        Expr::Or(v) => Expr::Or(each(v)?),
+        Expr::Not(e) => Expr::Not(Box::new(expand_tags(*e, tagged)?)),
         other => other,
     })
 }
@@ -401,6 +443,10 @@ fn field_expr(name: &str, pos: usize, v: &Value, today: NaiveDate) -> Result<Exp
         "account" => exact(ExactField::Account, &v.text),
         "mime" => exact(ExactField::Mime, &v.text),
         "flag" => exact(ExactField::Flag, v.text.trim_start_matches('\\')),
+        "tag" => match crate::tags::Tag::parse(&v.text) {
+            Ok(t) => Ok(Expr::Tagged(t.as_str().to_string())),
+            Err(e) => err(v.pos, format!("tag:{}: {e}", v.text)),
+        },
         "hold" => {
             if v.text.is_empty() {
                 err(v.pos, "hold: needs the name of a legal hold")

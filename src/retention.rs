@@ -106,6 +106,53 @@ pub fn holds(archive: &Archive) -> Result<Vec<(String, Expr)>> {
         .collect()
 }
 
+/// Which tags [`prepare_index`] reads.
+pub enum TagScope<'a> {
+    /// Those these queries, the holds and the policies name.
+    Named(&'a [&'a Expr]),
+    /// Every tag in use (for a server that runs queries not known yet).
+    All,
+}
+
+/// Gives `index` what queries may name besides what the index holds: the
+/// archive's legal holds (`is:held`, `hold:NAME`), and the messages of the tags
+/// (`tag:NAME`) in `scope`.
+pub fn prepare_index(archive: &Archive, index: &mut MessageIndex, scope: TagScope<'_>) -> Result<()> {
+    let holds = holds(archive)?;
+    let names: Vec<String> = match scope {
+        TagScope::All => archive
+            .tag_counts()?
+            .into_iter()
+            .map(|(t, _)| t.as_str().to_string())
+            .collect(),
+        TagScope::Named(queries) => {
+            let mut names = Vec::new();
+            let policies = policies(archive)?;
+            let rules = holds.iter().map(|(_, e)| e).chain(policies.iter().map(|(_, e)| e));
+            for e in queries.iter().copied().chain(rules) {
+                for t in e.tag_names() {
+                    if !names.contains(&t) {
+                        names.push(t);
+                    }
+                }
+            }
+            names
+        }
+    };
+    let mut tagged = HashMap::new();
+    for name in names {
+        // Names come from parsed queries: valid tags.
+        let ids = match crate::tags::Tag::parse(&name) {
+            Ok(t) => archive.tagged(&t)?,
+            Err(_) => Vec::new(),
+        };
+        tagged.insert(name, ids);
+    }
+    index.set_holds(holds);
+    index.set_tags(tagged);
+    Ok(())
+}
+
 /// The archive's policies, parsed.
 fn policies(archive: &Archive) -> Result<Vec<(Policy, Expr)>> {
     archive

@@ -1,8 +1,9 @@
-//! The storage layout in `schemas/store-v4.toml` is what the code writes: column
+//! The storage layout in `schemas/store-v5.toml` is what the code writes: column
 //! families in order, the pack magics, and the exact bytes of each example key and
 //! record; format 2 kept format 1 unchanged but for its addition, format 3 kept
-//! every record of format 2 but the blobs it moved into packs, and format 4 kept
-//! every record of format 3 and added the compliance records.
+//! every record of format 2 but the blobs it moved into packs, format 4 kept
+//! every record of format 3 and added the compliance records, and format 5 kept
+//! every record of format 4 and added tags.
 //! `MAILVAULT_BLESS=1` prints the examples' current bytes (for a deliberate change,
 //! which is a format change: bump the version).
 
@@ -113,6 +114,13 @@ fn examples() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             .encode(),
         ),
         ("value.checkpoints", "count 6, head id(\"m\"), at 1700000000, signature 64 x 0xab", CheckpointRecord { count: 6, head: m, at: 1_700_000_000, signature: [0xab; 64] }.encode()),
+        ("key.tags.message", "tags of id(\"m\")", keys::tags_of(&m)),
+        ("key.tags.tagged", "case-42 on id(\"m\")", keys::tagged("case-42", &m)),
+        (
+            "value.tags",
+            "case-42, todo",
+            mailvault::tags::encode(&["case-42", "todo"].iter().map(|t| mailvault::tags::Tag::parse(t).unwrap()).collect()),
+        ),
     ]
 }
 
@@ -123,7 +131,7 @@ fn schema_file(name: &str) -> toml::Table {
 }
 
 fn schema() -> toml::Table {
-    schema_file("store-v4.toml")
+    schema_file("store-v5.toml")
 }
 
 fn declared_examples(s: &toml::Table) -> Vec<(String, String)> {
@@ -194,11 +202,34 @@ fn version_3_keeps_every_version_2_record_but_the_blobs() {
     }
 }
 
+/// Format 5 keeps every format-4 column family and record byte for byte and adds
+/// the tags: the upgrade rewrites nothing.
+#[test]
+fn version_5_only_adds_to_version_4() {
+    let (v4, v5) = (schema_file("store-v4.toml"), schema());
+    assert_eq!(cf_names(&v4), keys::V4_CFS.to_vec());
+    assert_eq!(cf_names(&v5)[..keys::V4_CFS.len()], cf_names(&v4)[..]);
+    let upgrades: Vec<i64> = v5["upgrades_from"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_integer().unwrap())
+        .collect();
+    assert_eq!(upgrades, vec![1, 2, 3, 4]);
+    let v5_examples = declared_examples(&v5);
+    for (name, hex) in declared_examples(&v4) {
+        assert!(
+            v5_examples.contains(&(name.clone(), hex)),
+            "{name}: version 5 changed a version-4 layout"
+        );
+    }
+}
+
 /// Format 4 keeps every format-3 column family and record byte for byte and adds
 /// the rules, the change log and its checkpoints: the upgrade rewrites nothing.
 #[test]
 fn version_4_only_adds_to_version_3() {
-    let (v3, v4) = (schema_file("store-v3.toml"), schema());
+    let (v3, v4) = (schema_file("store-v3.toml"), schema_file("store-v4.toml"));
     assert_eq!(cf_names(&v3), keys::V3_CFS.to_vec());
     assert_eq!(cf_names(&v4)[..keys::V3_CFS.len()], cf_names(&v3)[..]);
     let upgrades: Vec<i64> = v4["upgrades_from"]
@@ -267,6 +298,6 @@ fn example_bytes_match() {
     );
     for ((name, _, bytes), (dname, dhex)) in ex.iter().zip(&declared) {
         assert_eq!(name, dname, "example order");
-        assert_eq!(&hex(bytes), dhex, "{name}: code and schemas/store-v4.toml disagree");
+        assert_eq!(&hex(bytes), dhex, "{name}: code and schemas/store-v5.toml disagree");
     }
 }

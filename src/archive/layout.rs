@@ -5,10 +5,10 @@
 //!
 //! ```text
 //! ARCHIVE/
-//!   mailvault-archive.toml   format = "mailvault-archive", format_version = 4,
+//!   mailvault-archive.toml   format = "mailvault-archive", format_version = 5,
 //!                            signing_key = "/path" (when not keys/signing.key),
 //!                            [blobs] kind = "local" | "s3" (bucket, prefix, endpoint, region)
-//!   db/                      RocksDB (column families: schemas/store-v4.toml)
+//!   db/                      RocksDB (column families: schemas/store-v5.toml)
 //!   packs/ab/ab….pack        packs, when they are kept locally
 //!   keys/signing.key         the Ed25519 key that signs the change log (0600)
 //!   access.log               who read what (hash-chained lines, 0600)
@@ -16,7 +16,8 @@
 //!
 //! Format 2 added the `replay_ledger` column family; format 3 moved every skeleton
 //! and part from the `blobs` column family into packs; format 4 added retention
-//! rules, the change log and its signed checkpoints. Older archives are read as
+//! rules, the change log and its signed checkpoints; format 5 added user tags (the
+//! `tags` column family). Older archives are read as
 //! they are, and upgraded in place by the first writable open: missing column
 //! families are created, blobs are moved into packs (a pack at a time, each durable
 //! before the batch that points to it and drops the blobs commits), the `blobs`
@@ -33,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ArchiveError, Result};
 
 /// The format version this build writes.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// The oldest format version this build reads (and upgrades when writing).
 pub const OLDEST_READABLE: u32 = 1;
 pub const MARKER_FILE: &str = "mailvault-archive.toml";

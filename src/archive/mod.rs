@@ -30,6 +30,7 @@ mod rules;
 pub mod sealing;
 pub mod signing;
 mod sync;
+mod tags;
 pub mod testing;
 mod verify;
 

@@ -121,6 +121,19 @@ impl Archive {
                 id: *id,
                 why: Some(why.clone()),
             });
+            // Its tags go with it.
+            if let Some(was) = self
+                .meta
+                .tags_of(std::slice::from_ref(id))?
+                .pop()
+                .filter(|t| !t.is_empty())
+            {
+                batch.push(Change::Tags {
+                    message: *id,
+                    tags: Default::default(),
+                    was,
+                });
+            }
             batch.push(Change::DropLocation {
                 kind: PayloadKind::Skeleton,
                 id: *id,

@@ -160,8 +160,7 @@ pub fn export(cli: &Cli, ui: &Ui, a: &ExportArgs) -> Result<ExitCode> {
     let matched = match &a.query {
         Some(q) => {
             let mut idx = super::search::updated_index(&archive, ui)?;
-            super::search::with_holds(&mut idx, &archive)?;
-            Some(idx.matching_ids(q)?)
+            Some(super::search::matching(&mut idx, &archive, q)?)
         }
         None => None,
     };

@@ -44,8 +44,7 @@ pub fn show(cli: &Cli, ui: &Ui, a: &ShowArgs) -> Result<ExitCode> {
         (Some(id), _) => archive.resolve(id)?,
         (None, Some(q)) => {
             let mut idx = super::search::updated_index(&archive, ui)?;
-            super::search::with_holds(&mut idx, &archive)?;
-            let ids = idx.matching_ids(q)?;
+            let ids = super::search::matching(&mut idx, &archive, q)?;
             match ids.as_slice() {
                 [one] => *one,
                 [] => anyhow::bail!("no message matches {q:?}"),
@@ -86,6 +85,13 @@ pub fn show(cli: &Cli, ui: &Ui, a: &ShowArgs) -> Result<ExitCode> {
         let held = holds_of(&archive, &id, ui)?;
         if !held.is_empty() {
             folders.push(format!("legal hold: {}", held.join(", ")));
+        }
+        let tags = archive.tags_of(&id)?;
+        if !tags.is_empty() {
+            folders.push(format!(
+                "tags: {}",
+                tags.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+            ));
         }
         out.write_all(render_readable(&mime::readable::readable(&raw), &id.to_hex(), &folders, ui).as_bytes())?;
     }
@@ -388,11 +394,10 @@ fn verify_with_chain(
 
 /// The legal holds that cover message `id`.
 fn holds_of(archive: &mailvault::archive::Archive, id: &mailvault::model::MessageId, ui: &Ui) -> Result<Vec<String>> {
-    let holds = mailvault::retention::holds(archive)?;
-    if holds.is_empty() {
+    if mailvault::retention::holds(archive)?.is_empty() {
         return Ok(Vec::new());
     }
     let mut idx = super::search::updated_index(archive, ui)?;
-    idx.set_holds(holds);
+    super::search::with_holds(&mut idx, archive, &[])?;
     Ok(idx.holds_of(id)?)
 }

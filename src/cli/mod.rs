@@ -18,6 +18,7 @@ mod search;
 mod secret;
 mod server_args;
 mod table;
+mod tags;
 mod web;
 
 use std::path::PathBuf;
@@ -86,6 +87,12 @@ enum Command {
         after_help = "Examples:\n  mailvault show 3f2a9c\n  mailvault show --raw 3f2a9c > message.eml\n  mailvault show --query 'msgid:abc@example.org'"
     )]
     Show(inspect::ShowArgs),
+    /// Add and remove tags on the messages a query matches (kept in the archive's
+    /// metadata, never in the messages); `tag:NAME` finds them
+    #[command(
+        after_help = "Examples:\n  mailvault tag +case-42 -todo -- 'from:bob subject:contract'\n  mailvault search tag:case-42\n  mailvault tag --list"
+    )]
+    Tag(tags::TagArgs),
     /// Counts and sizes of the archive
     #[command(after_help = "Examples:\n  mailvault stats\n  mailvault stats --json | jq .messages")]
     Stats(inspect::StatsArgs),
@@ -473,6 +480,7 @@ pub fn main() -> ExitCode {
         Command::Import(a) => import::import(&cli, &ui, a),
         Command::Export(a) => import::export(&cli, &ui, a),
         Command::Show(a) => inspect::show(&cli, &ui, a),
+        Command::Tag(a) => tags::tag(&cli, &ui, a),
         Command::Stats(a) => inspect::stats(&cli, a),
         Command::Verify(a) => inspect::verify(&cli, &ui, a),
         Command::Search(a) => search::search(&cli, &ui, a),

@@ -41,6 +41,10 @@ pub struct ReplayTuning {
     /// Also replay messages that were deleted at the source after being archived
     #[arg(long)]
     include_deleted: bool,
+    /// Also set each message's tags (`mailvault tag`) as IMAP keywords on the
+    /// target
+    #[arg(long)]
+    tags_as_keywords: bool,
     /// Messages per APPEND when the target offers MULTIAPPEND (1: one per command)
     #[arg(long, default_value_t = 50, value_name = "N")]
     per_append: usize,
@@ -150,8 +154,11 @@ pub fn replay(cli: &Cli, ui: &Ui, a: &ReplayArgs) -> Result<ExitCode> {
             } else {
                 super::search::updated_index(&archive, ui)?
             };
-            super::search::with_holds(&mut idx, &archive)?;
-            Some(idx.matching_ids(q)?.into_iter().collect::<HashSet<_>>())
+            Some(
+                super::search::matching(&mut idx, &archive, q)?
+                    .into_iter()
+                    .collect::<HashSet<_>>(),
+            )
         }
     };
     let what = super::compliance::describe_selection(a.query.as_deref(), &a.accounts, &a.folders);
@@ -278,7 +285,10 @@ fn run_replay(
     filter: &PlacementFilter,
     t: &ReplayTuning,
 ) -> Result<ReplayReport> {
-    let items = run::select(archive, filter, t.include_deleted)?;
+    let mut items = run::select(archive, filter, t.include_deleted)?;
+    if t.tags_as_keywords {
+        run::add_tags_as_keywords(archive, &mut items)?;
+    }
     tracing::debug!(placements = items.len(), "selected");
     let progress = Bars::new(ui);
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -5,7 +5,9 @@
 //! Layout under `--out DIR`, per account:
 //! - eml: `DIR/ACCOUNT/FOLDER/ID.eml` (`ID-2.eml`… for further identical copies)
 //! - maildir: `DIR/ACCOUNT/` is a Maildir++ root: `INBOX` in `cur/`, folder `A/B` in
-//!   `.A.B/cur/`; file names carry the flags, mtime is the internal date
+//!   `.A.B/cur/`; file names carry the flags, and the message's tags as keyword
+//!   letters (`a`…`z`, named by the maildir's `dovecot-keywords` file, as Dovecot
+//!   keeps keywords; at most 26 per maildir); mtime is the internal date
 //! - mbox: `DIR/ACCOUNT/FOLDER.mbox` (mboxrd, see `source::mbox`)
 //!
 //! Below `DIR`, nothing is followed or overwritten that is not ours: a symbolic link
@@ -13,7 +15,7 @@
 //! that is not a regular file or has other hard links. New directories are 0700 and
 //! files 0600.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -26,6 +28,7 @@ use crate::archive::{Archive, ArchiveError, PlacementEntry, PlacementFilter};
 use crate::keys::PlacementKeyParts;
 use crate::model::SourceKey;
 use crate::source::mbox;
+use crate::tags::Tag;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -99,6 +102,11 @@ struct Writer {
     current_mbox: Option<(PathBuf, BufWriter<File>)>,
     created: HashSet<PathBuf>,
     counter: u64,
+    /// Each maildir's keywords, in letter order (`a` first): the tags its
+    /// messages carry, as Dovecot keeps keywords.
+    keywords: HashMap<PathBuf, Vec<String>>,
+    /// Tags left out because their maildir had 26 keywords already.
+    keywords_left_out: u64,
 }
 
 impl Writer {
@@ -147,7 +155,51 @@ impl Writer {
         Ok(())
     }
 
-    fn put(&mut self, p: &PlacementEntry, raw: &[u8]) -> Result<(), ExportError> {
+    /// The info letters of `tags` in maildir `dir` (a new tag takes the next free
+    /// letter; past `z` it is left out and counted).
+    fn keyword_letters(&mut self, dir: &Path, tags: &BTreeSet<Tag>) -> String {
+        let table = self.keywords.entry(dir.to_path_buf()).or_default();
+        let mut letters = String::new();
+        for t in tags {
+            let n = match table.iter().position(|k| k == t.as_str()) {
+                Some(n) => n,
+                None if table.len() < 26 => {
+                    table.push(t.as_str().to_string());
+                    table.len() - 1
+                }
+                None => {
+                    self.keywords_left_out += 1;
+                    continue;
+                }
+            };
+            letters.push(char::from(b'a' + n as u8));
+        }
+        let mut sorted: Vec<char> = letters.chars().collect();
+        sorted.sort_unstable();
+        sorted.into_iter().collect()
+    }
+
+    /// Writes each maildir's keyword file.
+    fn finish_keywords(&mut self) -> Result<(), ExportError> {
+        for (dir, keywords) in std::mem::take(&mut self.keywords) {
+            if keywords.is_empty() {
+                continue;
+            }
+            let path = dir.join(crate::source::maildir::KEYWORDS_FILE);
+            let mut f = open_ours(&path, true)?;
+            f.write_all(crate::source::maildir::keywords_file(&keywords).as_bytes())
+                .map_err(Self::io(&path))?;
+        }
+        if self.keywords_left_out > 0 {
+            tracing::warn!(
+                left_out = self.keywords_left_out,
+                "a maildir holds at most 26 keywords: some messages' tags were left out of the export"
+            );
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, p: &PlacementEntry, raw: &[u8], tags: &BTreeSet<Tag>) -> Result<(), ExportError> {
         let account_dir = self.out.join(safe_components(&p.key.account));
         let id = p.record.message.to_hex();
         let date = p.record.internal_date;
@@ -164,13 +216,18 @@ impl Writer {
                     self.mkdir(&dir.join(sub))?;
                 }
                 self.counter += 1;
+                // Upper-case flag letters, then lower-case keywords: ASCII order.
+                let letters = format!(
+                    "{}{}",
+                    p.record.flags.to_maildir_letters(),
+                    self.keyword_letters(&dir, tags)
+                );
                 let name = format!(
-                    "{}.M{}P{}.mailvault,S={}:2,{}",
+                    "{}.M{}P{}.mailvault,S={}:2,{letters}",
                     date.unwrap_or(0),
                     self.counter,
                     &id[..16],
                     raw.len(),
-                    p.record.flags.to_maildir_letters()
                 );
                 let tmp = dir.join("tmp").join(&name);
                 self.write_file(&tmp, raw, date)?;
@@ -255,20 +312,30 @@ pub fn export(
         current_mbox: None,
         created: HashSet::new(),
         counter: 0,
+        keywords: HashMap::new(),
+        keywords_left_out: 0,
     };
     let mut summary = ExportSummary::default();
     for chunk in placements.chunks(256) {
         let raws: Vec<Result<Vec<u8>, ArchiveError>> =
             chunk.par_iter().map(|p| archive.get_raw(&p.record.message)).collect();
-        for (p, raw) in chunk.iter().zip(raws) {
+        // Tags travel as maildir keywords; the other formats have no place for them.
+        let tags = if format == ExportFormat::Maildir {
+            let ids: Vec<_> = chunk.iter().map(|p| p.record.message).collect();
+            archive.tags_of_many(&ids)?
+        } else {
+            vec![BTreeSet::new(); chunk.len()]
+        };
+        for ((p, raw), tags) in chunk.iter().zip(raws).zip(&tags) {
             let raw = raw?;
-            w.put(p, &raw)?;
+            w.put(p, &raw, tags)?;
             summary.messages += 1;
             summary.bytes += raw.len() as u64;
         }
         progress(summary.messages);
     }
     w.finish_mbox()?;
+    w.finish_keywords()?;
     Ok(summary)
 }
 

@@ -86,6 +86,8 @@ pub struct MessageIndex {
     fields: Fields,
     /// The archive's legal holds, for `is:held` and `hold:NAME`.
     holds: Vec<(String, Expr)>,
+    /// The tagged messages, for `tag:NAME` (see [`MessageIndex::set_tags`]).
+    tags: HashMap<String, Vec<MessageId>>,
     /// The limits of attachment text extraction; `None`: none extracted.
     extraction: Option<crate::extract::Budget>,
 }
@@ -216,6 +218,7 @@ impl MessageIndex {
             reader,
             fields,
             holds: Vec::new(),
+            tags: HashMap::new(),
             extraction: Some(crate::extract::Budget::default()),
         };
         if idx.payload()?.is_some_and(|p| !p.attachment_text) {
@@ -427,11 +430,21 @@ impl MessageIndex {
 
     /// `expr` with its hold terms replaced by the holds' queries.
     fn resolve<'e>(&self, expr: &'e Expr) -> Result<std::borrow::Cow<'e, Expr>> {
-        if expr.mentions_holds() {
-            Ok(std::borrow::Cow::Owned(query::expand_holds(expr.clone(), &self.holds)?))
-        } else {
-            Ok(std::borrow::Cow::Borrowed(expr))
+        let mut e = std::borrow::Cow::Borrowed(expr);
+        if e.mentions_holds() {
+            e = std::borrow::Cow::Owned(query::expand_holds(e.into_owned(), &self.holds)?);
         }
+        if !e.tag_names().is_empty() {
+            e = std::borrow::Cow::Owned(query::expand_tags(e.into_owned(), &self.tags)?);
+        }
+        Ok(e)
+    }
+
+    /// The messages of each tag `tag:` may name (the archive's; set by whoever
+    /// opened the index, with [`MessageIndex::set_holds`]'s holds in mind: a
+    /// hold's query may name tags too).
+    pub fn set_tags(&mut self, tags: HashMap<String, Vec<MessageId>>) {
+        self.tags = tags;
     }
 
     /// The names of the holds (of [`MessageIndex::set_holds`]) whose queries match
@@ -441,7 +454,7 @@ impl MessageIndex {
         let searcher = self.reader.searcher();
         let mut out = Vec::new();
         for (name, expr) in &self.holds {
-            let query = search::with_id(&self.fields, expr, id);
+            let query = search::with_id(&self.fields, &*self.resolve(expr)?, id);
             let n = searcher
                 .search(query.as_ref(), &tantivy::collector::Count)
                 .map_err(|e| self.tv(e))?;

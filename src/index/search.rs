@@ -116,7 +116,10 @@ pub fn to_query(f: &Fields, e: &Expr) -> Box<dyn Query> {
     match e {
         Expr::All => Box::new(AllQuery),
         // Expanded by the caller (`query::expand_holds`); unexpanded, nothing.
-        Expr::Held(_) => Box::new(tantivy::query::EmptyQuery),
+        Expr::Held(_) | Expr::Tagged(_) => Box::new(tantivy::query::EmptyQuery),
+        Expr::Ids(ids) => Box::new(tantivy::query::TermSetQuery::new(
+            ids.iter().map(|id| Term::from_field_text(f.id, &id.to_hex())),
+        )),
         Expr::Text { field: Some(t), text } => words_query(text_field(f, *t), &analyze(text)),
         Expr::Text { field: None, text } => {
             // Analyzed once, looked up in each default field.

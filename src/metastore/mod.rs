@@ -20,7 +20,7 @@
 pub mod contract;
 mod rocks;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 
 use thiserror::Error;
@@ -33,6 +33,7 @@ use crate::records::{
     BlobLocation, Counters, CursorRecord, IngestEntry, LedgerRecord, MessageRecord, PackRecord, PartRecord,
     PayloadKind, PlacementRecord, TooLargeRecord,
 };
+use crate::tags::Tag;
 
 pub use rocks::{OpenMode, RocksMeta};
 
@@ -248,6 +249,13 @@ pub enum Change {
     Checkpoint(CheckpointRecord),
     /// The public key that verifies checkpoints (set once, when the log begins).
     SigningKey([u8; 32]),
+    /// A message's tags become `tags` (none: the record goes); `was` is what it
+    /// had, for the by-tag entries to drop.
+    Tags {
+        message: MessageId,
+        tags: BTreeSet<Tag>,
+        was: BTreeSet<Tag>,
+    },
 }
 
 /// Changes committed together: all or none, durable when [`MetaStore::commit`]
@@ -330,6 +338,14 @@ pub trait MetaStore: Send + Sync {
     /// Every checkpoint, by count.
     fn checkpoints(&self) -> Result<Vec<CheckpointRecord>>;
     fn signing_key(&self) -> Result<Option<[u8; 32]>>;
+
+    // Tags (format 5).
+    /// Each message's tags (none when it has none, or the store predates tags).
+    fn tags_of(&self, ids: &[MessageId]) -> Result<Vec<BTreeSet<Tag>>>;
+    /// The messages with `tag`, in id order.
+    fn tagged(&self, tag: &Tag) -> Result<Vec<MessageId>>;
+    /// Every tag in use and how many messages carry it, in tag order.
+    fn tag_counts(&self) -> Result<Vec<(Tag, u64)>>;
 
     // Formats 1 and 2 kept payloads as blob records in the metadata; only a store
     // that was once of those formats has any.

@@ -3,7 +3,7 @@
 //! [`crate::records`] encodes them (`schemas/store-v3.toml`). A commit is one
 //! `WriteBatch` written with sync.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
@@ -20,6 +20,7 @@ use crate::records::{
     BlobLocation, Counters, CursorRecord, IngestEntry, LedgerRecord, MessageRecord, PackRecord, PayloadKind,
     PlacementRecord, TooLargeRecord,
 };
+use crate::tags::Tag;
 
 /// How to open the database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -365,6 +366,20 @@ impl RocksMeta {
             }
             Change::Checkpoint(c) => wb.put_cf(self.cf(keys::CF_CHECKPOINTS)?, keys::log_seq(c.count), c.encode()),
             Change::SigningKey(k) => wb.put_cf(self.cf(keys::CF_META)?, keys::META_SIGNING_KEY, k),
+            Change::Tags { message, tags, was } => {
+                let cf = self.cf(keys::CF_TAGS)?;
+                for gone in was.difference(&tags) {
+                    wb.delete_cf(cf, keys::tagged(gone.as_str(), &message));
+                }
+                for new in tags.difference(&was) {
+                    wb.put_cf(cf, keys::tagged(new.as_str(), &message), b"");
+                }
+                if tags.is_empty() {
+                    wb.delete_cf(cf, keys::tags_of(&message));
+                } else {
+                    wb.put_cf(cf, keys::tags_of(&message), crate::tags::encode(&tags));
+                }
+            }
         }
         Ok(())
     }
@@ -624,6 +639,51 @@ impl MetaStore for RocksMeta {
                 table: keys::CF_META,
                 what: format!("signing_public_key has {} bytes, not 32", v.len()),
             })
+    }
+
+    fn tags_of(&self, ids: &[MessageId]) -> Result<Vec<BTreeSet<Tag>>> {
+        if self.cf_opt(keys::CF_TAGS).is_none() {
+            return Ok(vec![BTreeSet::new(); ids.len()]);
+        }
+        let ks: Vec<Vec<u8>> = ids.iter().map(keys::tags_of).collect();
+        self.multi_get(keys::CF_TAGS, &ks)?
+            .into_iter()
+            .zip(ids)
+            .map(|(v, id)| match v {
+                Some(v) => crate::tags::decode(&v).map_err(decode_err(format!("tags of {id}"))),
+                None => Ok(BTreeSet::new()),
+            })
+            .collect()
+    }
+
+    fn tagged(&self, tag: &Tag) -> Result<Vec<MessageId>> {
+        let prefix = keys::tagged_prefix(tag.as_str());
+        self.collect(keys::CF_TAGS, (&prefix, &prefix), usize::MAX, |k, _| {
+            Some(hash_key(keys::CF_TAGS, &k[prefix.len()..]))
+        })
+    }
+
+    fn tag_counts(&self) -> Result<Vec<(Tag, u64)>> {
+        let mut counts: Vec<(Tag, u64)> = Vec::new();
+        let mut failed = None;
+        self.scan(keys::CF_TAGS, b"t", b"t", |k, _| {
+            let name = k.get(1..k.len().saturating_sub(33)).unwrap_or_default();
+            match std::str::from_utf8(name).ok().and_then(|n| Tag::parse(n).ok()) {
+                Some(t) => match counts.last_mut() {
+                    Some((last, n)) if *last == t => *n += 1,
+                    _ => counts.push((t, 1)),
+                },
+                None => {
+                    failed = Some(MetaError::Corrupt {
+                        table: keys::CF_TAGS,
+                        what: format!("a by-tag key of {} bytes names no tag", k.len()),
+                    });
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
+        failed.map_or(Ok(counts), Err)
     }
 
     fn ledger(&self, target: &str, mailbox: &str) -> Result<HashMap<(MessageId, u32), LedgerRecord>> {

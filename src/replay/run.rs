@@ -56,6 +56,20 @@ impl ReplayError {
 }
 
 /// One archived placement to replay.
+/// `replay --tags-as-keywords`: each item's flags gain its message's tags as
+/// keywords (a tag is an IMAP atom by construction, `crate::tags`).
+pub fn add_tags_as_keywords(archive: &Archive, items: &mut [SourceItem]) -> Result<(), ArchiveError> {
+    for chunk in items.chunks_mut(10_000) {
+        let ids: Vec<MessageId> = chunk.iter().map(|i| i.message).collect();
+        for (item, tags) in chunk.iter_mut().zip(archive.tags_of_many(&ids)?) {
+            for t in tags {
+                item.flags.add_keyword(t.as_str());
+            }
+        }
+    }
+    Ok(())
+}
+
 #[derive(Clone, Debug)]
 pub struct SourceItem {
     pub account: String,

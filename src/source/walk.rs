@@ -345,6 +345,10 @@ impl Reader<'_, '_> {
         }
         for (path, folder) in folders {
             let folder = self.folder(&folder);
+            let keywords = match fs::read_to_string(path.join(super::maildir::KEYWORDS_FILE)) {
+                Ok(text) => super::maildir::parse_keywords(&text),
+                Err(_) => Vec::new(),
+            };
             for sub in ["cur", "new"] {
                 let d = path.join(sub);
                 let mut files: Vec<_> = fs::read_dir(&d).map_err(io_err(&d))?.filter_map(|e| e.ok()).collect();
@@ -363,7 +367,7 @@ impl Reader<'_, '_> {
                         self.skip(&p, "empty file")?;
                         continue;
                     }
-                    let flags = flags_from_name(&f.file_name().to_string_lossy(), sub == "new");
+                    let flags = flags_from_name(&f.file_name().to_string_lossy(), sub == "new", &keywords);
                     self.emit(raw, vec![folder.clone()], flags, mtime(&p))?;
                 }
             }

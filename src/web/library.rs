@@ -89,7 +89,7 @@ impl Library {
         }
         let archive = Archive::open_read_only_secret(&self.dir, self.secret.clone())?;
         let mut index = MessageIndex::open_read_only(&self.dir, archive.index_key())?;
-        index.set_holds(crate::retention::holds(&archive)?);
+        crate::retention::prepare_index(&archive, &mut index, crate::retention::TagScope::All)?;
         let s = Arc::new(Snapshot {
             archive,
             index,
