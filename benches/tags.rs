@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{corpus_root, import_main_set, percentile, run_measured, time_run};
+use common::{corpus_root, import_main_set, latencies, ms, run_measured};
 
 fn timed(archive: &Path, args: &[&str]) -> (Duration, String) {
     let t = Instant::now();
@@ -28,16 +28,7 @@ fn count(archive: &Path, q: &str) -> u64 {
 
 /// Whole-process p50 and p99 of `search -q --format ids QUERY`, warm, 20 rounds.
 fn latency(archive: &Path, q: &str) -> (Duration, Duration) {
-    time_run(archive, &["search", "-q", "--format", "ids", q]);
-    let mut t: Vec<Duration> = (0..20)
-        .map(|_| time_run(archive, &["search", "-q", "--format", "ids", q]))
-        .collect();
-    t.sort();
-    (percentile(&t, 0.5), percentile(&t, 0.99))
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+    latencies(archive, &["search", "-q", "--format", "ids"], &[q], 20)
 }
 
 fn main() {

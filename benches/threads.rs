@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{corpus_root, import_main_set, percentile, run_measured, time_run, QUERIES};
+use common::{corpus_root, import_main_set, latencies, ms, run_measured, QUERIES};
 
 /// Reindexes with the index's debug log on: wall time, and the summed
 /// milliseconds of threading, document building and commits.
@@ -45,21 +45,6 @@ fn timed_reindex(archive: &Path) -> (Duration, u64, u64, u64) {
     (wall, sum("thread_ms"), sum("docs_ms"), sum("commit_ms"))
 }
 
-/// Whole-process p50 and p99 of `args` + each query, warm, 5 rounds.
-fn latencies(archive: &Path, args: &[&str], queries: &[String]) -> (Duration, Duration) {
-    let run = |q: &str| time_run(archive, &[args, &[q]].concat());
-    for q in queries {
-        run(q);
-    }
-    let mut times: Vec<Duration> = (0..5).flat_map(|_| queries.iter().map(|q| run(q))).collect();
-    times.sort();
-    (percentile(&times, 0.5), percentile(&times, 0.99))
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 fn measure(name: &str, archive: &Path) {
     let (_, _, out) = run_measured(&["stats", "--format", "json"], archive);
     let messages = common::json(&out)["messages"].as_u64().unwrap();
@@ -76,12 +61,18 @@ fn measure(name: &str, archive: &Path) {
         messages as f64 / wall.as_secs_f64(),
         100.0 * thread_ms as f64 / (thread_ms + docs_ms + commit_ms).max(1) as f64
     );
-    let queries: Vec<String> = QUERIES.iter().map(|q| q.to_string()).collect();
-    let plain = latencies(archive, &["search", "-q", "--format", "ids", "--limit", "20"], &queries);
+    let queries = &QUERIES[..];
+    let plain = latencies(
+        archive,
+        &["search", "-q", "--format", "ids", "--limit", "20"],
+        queries,
+        5,
+    );
     let grouped = latencies(
         archive,
         &["search", "-q", "--threads", "--format", "ids", "--limit", "20"],
-        &queries,
+        queries,
+        5,
     );
     println!(
         "  search p50 / p99 {:.1} / {:.1} ms; search --threads {:.1} / {:.1} ms ({:.2}x / {:.2}x) ({} queries x 5, whole process)",
@@ -95,8 +86,8 @@ fn measure(name: &str, archive: &Path) {
     );
     // show --thread on 20 threads spread over the list (most recent first).
     let step = (threads.len() / 20).max(1);
-    let picked: Vec<String> = threads.iter().step_by(step).take(20).map(|t| t.to_string()).collect();
-    let show = latencies(archive, &["show", "--thread"], &picked);
+    let picked: Vec<&str> = threads.iter().step_by(step).take(20).copied().collect();
+    let show = latencies(archive, &["show", "--thread"], &picked, 5);
     println!(
         "  show --thread p50 / p99 {:.1} / {:.1} ms ({} threads x 5)",
         ms(show.0),

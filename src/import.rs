@@ -2,6 +2,7 @@
 //! batches bounded by count and bytes; this thread stores each batch atomically.
 //! At most three batches exist at once, so memory stays bounded on any input.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
@@ -9,8 +10,9 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use crate::archive::{Archive, ArchiveError, IngestReport};
-use crate::model::RawMessage;
+use crate::model::{MessageId, RawMessage};
 use crate::source::{self, Event, LocalOptions, SourceError, Stop};
+use crate::tags::{self, Tag};
 
 /// Limits of one atomic batch.
 #[derive(Clone, Copy, Debug)]
@@ -74,18 +76,14 @@ fn now() -> i64 {
 /// Tags from the keywords the messages' files carried (maildir keyword letters):
 /// each keyword that is a valid tag ([`crate::tags`]) is added to the message's
 /// tags; others (`$Junk`) stay placement keywords only.
-fn keywords_as_tags(
-    archive: &Archive,
-    messages: &[crate::model::RawMessage],
-) -> Result<(), crate::archive::ArchiveError> {
-    let mut by_tags: std::collections::BTreeMap<Vec<crate::tags::Tag>, Vec<crate::model::MessageId>> =
-        Default::default();
+fn keywords_as_tags(archive: &Archive, messages: &[RawMessage]) -> Result<(), ArchiveError> {
+    let mut by_tags: BTreeMap<Vec<Tag>, Vec<MessageId>> = BTreeMap::new();
     for m in messages {
-        let mut tags: Vec<crate::tags::Tag> = m
+        let mut tags: Vec<Tag> = m
             .placements
             .iter()
             .flat_map(|p| &p.flags.keywords)
-            .filter_map(|k| crate::tags::Tag::parse(k).ok())
+            .filter_map(|k| Tag::parse(k).ok())
             .collect();
         tags.sort();
         tags.dedup();
@@ -94,7 +92,7 @@ fn keywords_as_tags(
         }
     }
     for (tags, ids) in by_tags {
-        let changes: Vec<crate::tags::Change> = tags.into_iter().map(crate::tags::Change::Add).collect();
+        let changes: Vec<tags::Change> = tags.into_iter().map(tags::Change::Add).collect();
         archive.change_tags(&ids, &changes)?;
     }
     Ok(())

@@ -52,6 +52,7 @@ contract_tests!(
     an_empty_batch_changes_nothing,
     removals_take_records_and_reverse_entries_away,
     rules_change_log_and_checkpoints,
+    tags_by_message_and_by_tag,
 );
 
 #[test]

@@ -133,20 +133,29 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// Whole-process `mailvault search` p50 and p99 over `queries`, warm (each run
 /// once first), each query 5 times, 20 results.
 pub fn search_latencies(archive: &Path, queries: &[&str]) -> (Duration, Duration) {
-    for q in queries {
-        time_run(archive, &["search", "-q", "--format", "ids", q]);
+    latencies(
+        archive,
+        &["search", "-q", "--format", "ids", "--limit", "20"],
+        queries,
+        5,
+    )
+}
+
+/// Whole-process p50 and p99 of `mailvault ARGS LAST` for each of `lasts`, warm
+/// (each run once first), `rounds` rounds.
+pub fn latencies(archive: &Path, args: &[&str], lasts: &[&str], rounds: usize) -> (Duration, Duration) {
+    let run = |last: &str| time_run(archive, &[args, &[last]].concat());
+    for last in lasts {
+        run(last);
     }
-    let mut times = Vec::new();
-    for _ in 0..5 {
-        for q in queries {
-            times.push(time_run(
-                archive,
-                &["search", "-q", "--format", "ids", "--limit", "20", q],
-            ));
-        }
-    }
+    let mut times: Vec<Duration> = (0..rounds).flat_map(|_| lasts.iter().map(|l| run(l))).collect();
     times.sort();
     (percentile(&times, 0.5), percentile(&times, 0.99))
+}
+
+/// Milliseconds, for printing.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 /// Runs the binary and returns wall time only (for latency samples).

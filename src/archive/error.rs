@@ -56,6 +56,12 @@ pub enum ArchiveError {
     NoSuchRule { kind: &'static str, name: String },
     #[error("invalid {what} name {name:?}: names must be non-empty and contain no NUL byte")]
     InvalidName { what: &'static str, name: String },
+    #[error("tags of message {message}: {source}")]
+    Tags {
+        message: String,
+        #[source]
+        source: crate::tags::TagError,
+    },
 }
 
 pub type Result<T, E = ArchiveError> = std::result::Result<T, E>;

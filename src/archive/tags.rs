@@ -44,9 +44,9 @@ impl Archive {
         for chunk in ids.chunks(BATCH) {
             let mut batch = MetaBatch::default();
             for (id, was) in chunk.iter().zip(self.meta.tags_of(chunk)?) {
-                let tags = tags::apply(&was, changes).map_err(|e| ArchiveError::InvalidName {
-                    what: "tags",
-                    name: format!("{id}: {e}"),
+                let tags = tags::apply(&was, changes).map_err(|source| ArchiveError::Tags {
+                    message: id.to_hex(),
+                    source,
                 })?;
                 if tags != was {
                     if self.meta.message(id)?.is_none() {

@@ -90,7 +90,7 @@ enum Command {
     /// Add and remove tags on the messages a query matches (kept in the archive's
     /// metadata, never in the messages); `tag:NAME` finds them
     #[command(
-        after_help = "Examples:\n  mailvault tag +case-42 -todo -- 'from:bob subject:contract'\n  mailvault search tag:case-42\n  mailvault tag --list"
+        after_help = "Examples:\n  mailvault tag +case-42 -todo -- 'from:bob subject:contract'\n  mailvault tag +reviewed -- 'tag:case-42 date:2024'\n  mailvault tag --list"
     )]
     Tag(tags::TagArgs),
     /// Counts and sizes of the archive

@@ -536,3 +536,54 @@ pub fn rules_change_log_and_checkpoints(fresh: Fresh<'_>) {
     assert_eq!(counts, [1, 2, 3, 4, 5]);
     assert_eq!(s.signing_key().unwrap(), Some([7; 32]));
 }
+
+/// Tags by message and by tag: set, changed (the by-tag entries follow), counted
+/// in tag order, and gone with an empty set.
+pub fn tags_by_message_and_by_tag(fresh: Fresh<'_>) {
+    use crate::tags::Tag;
+    use std::collections::BTreeSet;
+    let s = fresh();
+    let (m, n) = (Hash32::of(b"m"), Hash32::of(b"n"));
+    let set = |names: &[&str]| -> BTreeSet<Tag> { names.iter().map(|t| Tag::parse(t).unwrap()).collect() };
+    let tag = |t: &str| Tag::parse(t).unwrap();
+    assert_eq!(s.tags_of(&[m]).unwrap(), vec![BTreeSet::new()]);
+    assert!(s.tag_counts().unwrap().is_empty());
+    let mut b = MetaBatch::default();
+    b.push(Change::Tags {
+        message: m,
+        tags: set(&["case-42", "todo"]),
+        was: BTreeSet::new(),
+    });
+    b.push(Change::Tags {
+        message: n,
+        tags: set(&["case-42"]),
+        was: BTreeSet::new(),
+    });
+    s.commit(b).unwrap();
+    assert_eq!(
+        s.tags_of(&[m, n]).unwrap(),
+        vec![set(&["case-42", "todo"]), set(&["case-42"])]
+    );
+    let mut both = vec![m, n];
+    both.sort();
+    assert_eq!(s.tagged(&tag("case-42")).unwrap(), both);
+    assert_eq!(s.tagged(&tag("case-4")).unwrap(), Vec::<Hash32>::new());
+    assert_eq!(s.tag_counts().unwrap(), vec![(tag("case-42"), 2), (tag("todo"), 1)]);
+    s.commit(one(Change::Tags {
+        message: m,
+        tags: set(&["done"]),
+        was: set(&["case-42", "todo"]),
+    }))
+    .unwrap();
+    assert_eq!(s.tagged(&tag("case-42")).unwrap(), vec![n]);
+    assert!(s.tagged(&tag("todo")).unwrap().is_empty());
+    assert_eq!(s.tagged(&tag("done")).unwrap(), vec![m]);
+    s.commit(one(Change::Tags {
+        message: m,
+        tags: BTreeSet::new(),
+        was: set(&["done"]),
+    }))
+    .unwrap();
+    assert_eq!(s.tags_of(&[m]).unwrap(), vec![BTreeSet::new()]);
+    assert_eq!(s.tag_counts().unwrap(), vec![(tag("case-42"), 1)]);
+}
