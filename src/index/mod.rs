@@ -428,7 +428,8 @@ impl MessageIndex {
         self.holds = holds;
     }
 
-    /// `expr` with its hold terms replaced by the holds' queries.
+    /// `expr` with its hold terms replaced by the holds' queries, and its tags by
+    /// the messages carrying them.
     fn resolve<'e>(&self, expr: &'e Expr) -> Result<std::borrow::Cow<'e, Expr>> {
         let mut e = std::borrow::Cow::Borrowed(expr);
         if e.mentions_holds() {
