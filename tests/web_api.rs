@@ -184,7 +184,7 @@ fn without_a_valid_token_every_route_answers_401_and_errors_have_stable_codes() 
     let doc: serde_json::Value = get(&c, &s.url("/api/v1/openapi.json"), None).value();
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 9, "{:?}", paths.keys());
+    assert_eq!(paths.len(), 10, "{:?}", paths.keys());
     // In the document's order (paths and methods sorted), so the hold placed by the
     // POST is there for the DELETE.
     let mut asked = 0;
@@ -199,6 +199,10 @@ fn without_a_valid_token_every_route_answers_401_and_errors_have_stable_codes() 
             let send = |token: Option<&str>| {
                 let mut r = match method.as_str() {
                     "get" => c.get(&url),
+                    "post" if p.ends_with("tags") => c
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(r#"{"query":"subject:salary-review","add":["case-1"]}"#),
                     "post" => c
                         .post(&url)
                         .header("content-type", "application/json")
@@ -226,7 +230,7 @@ fn without_a_valid_token_every_route_answers_401_and_errors_have_stable_codes() 
             assert!(r.status().is_success(), "{method} {p}: {}", r.status());
         }
     }
-    assert_eq!(asked, 10, "every operation of the document was asked");
+    assert_eq!(asked, 12, "every operation of the document was asked");
     // A revoked token stops at once, without a restart.
     common::ok(&a, &["token", "revoke", "t"]);
     assert_eq!(
@@ -444,4 +448,103 @@ fn conversations_exports_and_holds_keep_to_the_grant_and_the_role() {
             && e["query"].as_str().unwrap().starts_with("thread of")),
         "{audit}"
     );
+}
+
+fn post_json(c: &Client, url: &str, token: &str, body: serde_json::Value) -> reqwest::blocking::Response {
+    c.post(url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .unwrap()
+}
+
+#[test]
+fn tags_from_the_api_keep_to_the_grant_and_the_role() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = archive(tmp.path());
+    let salary = id_of(&a, "subject:salary-review");
+    let numbers = id_of(&a, "subject:quarterly-numbers");
+    let token = |name: &str, args: &[&str]| {
+        let mut all = vec!["token", "create", name];
+        all.extend_from_slice(args);
+        common::ok(&a, &all).trim().to_string()
+    };
+    let sales = token("sales-bot", &["--role", "user", "--accounts", "sales"]);
+    let auditor = token("audit", &["--role", "auditor"]);
+    let admin = token("boss", &["--role", "admin"]);
+    let s = Server::start(&a);
+    let c = client();
+    let url = s.url("/api/v1/tags");
+
+    // A user tags by query: only its accounts' messages (invoice is in all three).
+    let r = post_json(
+        &c,
+        &url,
+        &sales,
+        serde_json::json!({ "query": "invoice", "add": ["Case-42"] }),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    let done = r.value();
+    assert_eq!(
+        (done["matched"].as_u64(), done["changed"].as_u64()),
+        (Some(2), Some(2)),
+        "{done}"
+    );
+    let found: serde_json::Value = get(&c, &s.url("/api/v1/search?q=tag:case-42"), Some(&admin)).value();
+    assert_eq!(found["total"], 2, "{found}");
+    assert_eq!(
+        common::ok(&a, &["search", "--count", "tag:case-42 account:hr -account:sales"]).trim(),
+        "0"
+    );
+    // An hr message by id: not found for sales, nothing changed; the admin may.
+    let r = post_json(&c, &url, &sales, serde_json::json!({ "ids": [salary], "add": ["x"] }));
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(common::ok(&a, &["search", "--count", "tag:x"]).trim(), "0");
+    let r = post_json(
+        &c,
+        &url,
+        &admin,
+        serde_json::json!({ "ids": [salary], "add": ["hr-only"] }),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    // The auditor reads only.
+    let r = post_json(
+        &c,
+        &url,
+        &auditor,
+        serde_json::json!({ "ids": [numbers], "add": ["y"] }),
+    );
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(r), "forbidden");
+    // Listing: counted over what the reader sees; hr's tag not named to sales.
+    let listed = |t: &str| -> Vec<(String, u64)> {
+        get(&c, &url, Some(t))
+            .value()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| (x["tag"].as_str().unwrap().to_string(), x["messages"].as_u64().unwrap()))
+            .collect()
+    };
+    assert_eq!(listed(&sales), [("case-42".to_string(), 2)]);
+    assert_eq!(listed(&admin), [("case-42".to_string(), 2), ("hr-only".to_string(), 1)]);
+    // Removing by tag; bad requests say why.
+    let r = post_json(
+        &c,
+        &url,
+        &sales,
+        serde_json::json!({ "query": "tag:case-42", "remove": ["case-42"] }),
+    );
+    assert_eq!(r.value()["changed"], 2);
+    for body in [
+        serde_json::json!({ "query": "*", "add": ["two words"] }),
+        serde_json::json!({ "query": "*" }),
+        serde_json::json!({ "add": ["z"] }),
+        serde_json::json!({ "query": "subject:(", "add": ["z"] }),
+    ] {
+        let r = post_json(&c, &url, &admin, body.clone());
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+    }
+    assert_eq!(listed(&admin), [("hr-only".to_string(), 1)]);
 }

@@ -127,7 +127,12 @@ fn signed_out_visitors_are_sent_to_sign_in_and_users_see_only_their_accounts() {
             "{path} → {to}"
         );
     }
-    for path in ["/logout", "/holds", "/holds/release"] {
+    for path in [
+        "/logout",
+        "/holds",
+        "/holds/release",
+        &format!("/messages/{sales}/tags"),
+    ] {
         let r = c
             .post(s.url(path))
             .form(&[("csrf", "x"), ("name", "h"), ("query", "x")])
@@ -432,4 +437,57 @@ fn over_tls_the_pages_are_served_with_secure_cookies_and_other_addresses_need_it
     assert!(err.contains("--tls-cert") && err.contains("--insecure-http"), "{err}");
     let out = common::run(&a, &["web", "--tls-cert", cert.to_str().unwrap()]);
     assert!(!out.status.success(), "a certificate without its key");
+}
+
+/// The message page shows its tags and, to those who may tag, a form that needs
+/// the session's token; a user tags only within the grant.
+#[test]
+fn a_message_is_tagged_from_its_page_with_the_form_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = archive(tmp.path());
+    let (numbers, salary) = (
+        id_of(&a, "subject:quarterly-numbers"),
+        id_of(&a, "subject:salary-review"),
+    );
+    let s = Server::start(&a);
+    let ann = signed_in(&s, "ann");
+    let page = ann
+        .get(s.url(&format!("/messages/{numbers}")))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(page.contains("id=\"tag-form\""), "{page}");
+    let csrf = hidden_field(&page, "csrf");
+    let tag = |c: &Client, id: &str, token: &str, add: &str| {
+        c.post(s.url(&format!("/messages/{id}/tags")))
+            .form(&[("csrf", token), ("add", add), ("remove", "")])
+            .send()
+            .unwrap()
+    };
+    for token in ["", "forged"] {
+        assert_eq!(
+            tag(&ann, &numbers, token, "case-42").status(),
+            StatusCode::FORBIDDEN,
+            "{token:?}"
+        );
+    }
+    assert_eq!(common::ok(&a, &["search", "--count", "tag:case-42"]).trim(), "0");
+    let r = tag(&ann, &numbers, &csrf, "case-42, review");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], format!("/messages/{numbers}").as_str());
+    assert_eq!(
+        common::ok(&a, &["search", "--format", "ids", "tag:review"]).trim(),
+        numbers
+    );
+    let page = ann
+        .get(s.url(&format!("/messages/{numbers}")))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(page.contains(">case-42</a>") && page.contains(">review</a>"), "{page}");
+    // hr's message is not ann's to see, nor to tag.
+    assert_eq!(tag(&ann, &salary, &csrf, "x").status(), StatusCode::NOT_FOUND);
+    assert_eq!(common::ok(&a, &["search", "--count", "tag:x"]).trim(), "0");
 }

@@ -45,7 +45,7 @@ pub enum Role {
     Admin,
     /// Reads everything, changes nothing; reads the access log.
     Auditor,
-    /// Reads only the accounts granted.
+    /// Reads only the accounts granted, and tags messages there.
     User,
 }
 
@@ -149,6 +149,11 @@ impl Principal {
     }
 
     /// The access log.
+    /// Adds and removes tags (admins everywhere, users within their grant).
+    pub fn may_tag(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::User)
+    }
+
     pub fn may_audit(&self) -> bool {
         matches!(self.role, Role::Admin | Role::Auditor)
     }

@@ -292,6 +292,28 @@ pub async fn release_hold(
     Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }
 
+/// `GET /api/v1/tags`: the tags in use, counted over the reader's messages.
+pub async fn tags(
+    State(state): State<AppState>,
+    Reader(who): Reader,
+) -> Result<Json<Vec<super::tags::TagCount>>, WebError> {
+    let lib = state.library.clone();
+    Ok(Json(super::blocking(move || super::tags::list(&lib, &who)).await?))
+}
+
+/// `POST /api/v1/tags`: add and remove tags on what a query matches, or on
+/// messages by id (admins and users).
+pub async fn change_tags(
+    State(state): State<AppState>,
+    Reader(who): Reader,
+    Json(c): Json<super::tags::TagChange>,
+) -> Result<Json<super::tags::Tagged>, WebError> {
+    let lib = state.library.clone();
+    Ok(Json(
+        super::blocking(move || super::tags::change(&lib, &who, &c)).await?,
+    ))
+}
+
 /// `GET /api/v1/stats`: the overview — folders, totals (admins and auditors), jobs.
 pub async fn stats(
     State(state): State<AppState>,

@@ -22,6 +22,7 @@ pub mod pages;
 pub mod reads;
 pub mod sanitize;
 pub mod session;
+pub mod tags;
 pub mod throttle;
 pub mod tls;
 
@@ -105,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .route("/holds", get(api::holds).post(api::place_hold))
         .route("/holds/{name}", axum::routing::delete(api::release_hold))
         .route("/stats", get(api::stats))
+        .route("/tags", get(api::tags).post(api::change_tags))
         .route("/openapi.json", get(api::openapi))
         .fallback(api::no_route);
     Router::new()
@@ -117,6 +119,7 @@ pub fn router(state: AppState) -> Router {
         .route("/messages/{id}/eml", get(pages::message_eml))
         .route("/messages/{id}/attachments/{n}", get(pages::attachment))
         .route("/messages/{id}/thread", get(pages::thread))
+        .route("/messages/{id}/tags", post(pages::change_tags))
         .route("/export", get(pages::export))
         .route("/holds", get(pages::holds).post(pages::place_hold))
         .route("/holds/release", post(pages::release_hold))

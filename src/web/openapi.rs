@@ -8,7 +8,7 @@ use super::error::Code;
 
 /// The paths the document describes (and the router serves), with `{id}` for a
 /// message id and `{name}` for a hold's.
-pub const PATHS: [&str; 9] = [
+pub const PATHS: [&str; 10] = [
     "/api/v1/search",
     "/api/v1/messages/{id}",
     "/api/v1/messages/{id}/raw",
@@ -18,6 +18,7 @@ pub const PATHS: [&str; 9] = [
     "/api/v1/holds",
     "/api/v1/holds/{name}",
     "/api/v1/stats",
+    "/api/v1/tags",
 ];
 
 fn error_response(description: &str) -> Value {
@@ -112,6 +113,32 @@ pub fn document() -> Value {
                         "reason": { "type": "string" },
                         "by": { "type": "string", "description": "Who placed it: the OS user, `web:NAME` or `token:NAME`." },
                         "at": { "type": "string", "format": "date-time" }
+                    }
+                },
+                "TagCount": {
+                    "type": "object",
+                    "required": ["tag", "messages"],
+                    "properties": {
+                        "tag": { "type": "string" },
+                        "messages": { "type": "integer", "description": "Messages carrying it that the reader may see." }
+                    }
+                },
+                "TagChange": {
+                    "type": "object",
+                    "description": "Either `query` or `ids`; at least one tag to add or remove. A tag: 1 to 64 letters, digits and - _ . : / @ +, kept in lower case.",
+                    "properties": {
+                        "query": { "type": "string", "description": "The query language of `mailvault search`, narrowed to the reader's accounts." },
+                        "ids": { "type": "array", "items": { "type": "string", "pattern": "^[0-9a-f]{64}$" } },
+                        "add": { "type": "array", "items": { "type": "string" } },
+                        "remove": { "type": "array", "items": { "type": "string" } }
+                    }
+                },
+                "Tagged": {
+                    "type": "object",
+                    "required": ["matched", "changed"],
+                    "properties": {
+                        "matched": { "type": "integer" },
+                        "changed": { "type": "integer", "description": "Messages whose tags changed." }
                     }
                 },
                 "NewHold": {
@@ -265,6 +292,29 @@ pub fn document() -> Value {
                     "401": error_response("No valid bearer token")
                 }
             } },
+            PATHS[9]: {
+                "get": {
+                    "summary": "The tags in use, with how many of the reader's messages carry each (`tag:NAME` in a search finds them)",
+                    "security": secured,
+                    "responses": {
+                        "200": { "description": "The tags", "content": { "application/json": { "schema": { "type": "array", "items": { "$ref": "#/components/schemas/TagCount" } } } } },
+                        "401": error_response("No valid bearer token")
+                    }
+                },
+                "post": {
+                    "summary": "Add and remove tags on what a query matches or on messages by id (admins, and users within their accounts)",
+                    "security": secured,
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/TagChange" } } } },
+                    "responses": {
+                        "200": { "description": "Done", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Tagged" } } } },
+                        "400": error_response("Not a tag, nothing to change, neither query nor ids, or a query that does not parse"),
+                        "401": error_response("No valid bearer token"),
+                        "403": error_response("An auditor"),
+                        "404": error_response("A message named is not in the reader's accounts"),
+                        "409": error_response("Another mailvault process is writing to the archive; try again")
+                    }
+                }
+            },
             PATHS[7]: { "delete": {
                 "summary": "Release a legal hold (admins)",
                 "security": secured,

@@ -2,9 +2,9 @@
 //! attachments, its conversation.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::search::Row;
@@ -35,6 +35,9 @@ fn previewable(content_type: &str) -> bool {
 struct MessagePage {
     nav: Option<Nav>,
     id: String,
+    tags: Vec<String>,
+    /// The reader may tag (the tag form is shown).
+    may_tag: bool,
     subject: String,
     headers: Vec<(String, String)>,
     placements: Vec<String>,
@@ -50,6 +53,7 @@ fn message_page(
     id: &MessageId,
     placements: Vec<crate::web::api::Placement>,
     raw: &[u8],
+    (tags, may_tag): (Vec<String>, bool),
 ) -> MessagePage {
     let r = crate::mime::readable::readable(raw);
     let body = crate::mime::readable::html_body(raw).map(|h| sanitize::sanitise(&h));
@@ -63,6 +67,8 @@ fn message_page(
     MessagePage {
         nav,
         id: id.to_hex(),
+        tags,
+        may_tag,
         subject,
         headers: r.headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         placements: placements
@@ -108,7 +114,54 @@ async fn read(state: &AppState, v: &Viewer, id: &str) -> Result<Read, PageError>
 /// `GET /messages/{id}`
 pub async fn message(State(state): State<AppState>, v: Viewer, Path(id): Path<String>) -> Result<Response, PageError> {
     let m = read(&state, &v, &id).await?;
-    html(message_page(v.nav(), &m.id, m.placements, &m.raw))
+    let (lib, mid) = (state.library.clone(), m.id);
+    let tags = crate::web::blocking(move || crate::web::tags::of(&lib, &mid)).await?;
+    html(message_page(
+        v.nav(),
+        &m.id,
+        m.placements,
+        &m.raw,
+        (tags, v.who.may_tag()),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct TagForm {
+    #[serde(default)]
+    csrf: String,
+    /// Tags to add, separated by spaces or commas.
+    #[serde(default)]
+    add: String,
+    /// Tags to remove, the same way.
+    #[serde(default)]
+    remove: String,
+}
+
+/// `POST /messages/{id}/tags`: add and remove this message's tags (admins and
+/// users), then back to the message.
+pub async fn change_tags(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path(id): Path<String>,
+    Form(f): Form<TagForm>,
+) -> Result<Response, PageError> {
+    v.check_csrf(&f.csrf)?;
+    let id = page_id(&id)?;
+    let split = |s: &str| -> Vec<String> {
+        s.split([' ', ','])
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let change = crate::web::tags::TagChange {
+        query: None,
+        ids: vec![id.to_hex()],
+        add: split(&f.add),
+        remove: split(&f.remove),
+    };
+    let (lib, who) = (state.library.clone(), v.who.clone());
+    crate::web::blocking(move || crate::web::tags::change(&lib, &who, &change)).await?;
+    Ok(Redirect::to(&format!("/messages/{}", id.to_hex())).into_response())
 }
 
 /// `GET /messages/{id}/body`: the HTML body, sanitised, as a document of its own

@@ -28,7 +28,7 @@ mod search;
 mod sign_in;
 
 pub use manage::{export, holds, overview, place_hold, release_hold};
-pub use message::{attachment, message, message_body, message_eml, thread};
+pub use message::{attachment, change_tags, message, message_body, message_eml, thread};
 pub use search::search;
 pub use sign_in::{login, login_form, logout};
 
