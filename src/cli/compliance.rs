@@ -273,7 +273,7 @@ pub fn purge(cli: &Cli, ui: &Ui, a: &PurgeArgs) -> Result<ExitCode> {
     let archive = open_archive(cli, false)?;
     let mut index = super::search::updated_index(&archive, ui)?;
     // The tags the holds and policies name.
-    super::search::with_holds(&mut index, &archive, &[])?;
+    super::search::with_holds_and_tags(&mut index, &archive, &[])?;
     // Holds and policies are weighed by the index's answers: every one of them
     // must be current, or a message moved under a hold could look unheld.
     let (covers, due) = (index.covers()?, archive.counters().next_seq);

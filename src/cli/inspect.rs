@@ -398,6 +398,6 @@ fn holds_of(archive: &mailvault::archive::Archive, id: &mailvault::model::Messag
         return Ok(Vec::new());
     }
     let mut idx = super::search::updated_index(archive, ui)?;
-    super::search::with_holds(&mut idx, archive, &[])?;
+    super::search::with_holds_and_tags(&mut idx, archive, &[])?;
     Ok(idx.holds_of(id)?)
 }

@@ -53,13 +53,17 @@ fn catch_up(mut idx: MessageIndex, archive: &Archive, ui: &Ui) -> Result<Message
 /// The ids of every message query `q` matches, holds and tags resolved.
 pub fn matching(idx: &mut MessageIndex, archive: &Archive, q: &str) -> Result<Vec<mailvault::model::MessageId>> {
     let expr = mailvault::query::parse(q)?;
-    with_holds(idx, archive, &[&expr])?;
+    with_holds_and_tags(idx, archive, &[&expr])?;
     Ok(idx.matching_expr(&expr)?.into_iter().map(|(id, _)| id).collect())
 }
 
 /// Gives `idx` the archive's legal holds (`is:held`, `hold:NAME`) and the
 /// messages of the tags `queries`, the holds and the policies name (`tag:NAME`).
-pub fn with_holds(idx: &mut MessageIndex, archive: &Archive, queries: &[&mailvault::query::Expr]) -> Result<()> {
+pub fn with_holds_and_tags(
+    idx: &mut MessageIndex,
+    archive: &Archive,
+    queries: &[&mailvault::query::Expr],
+) -> Result<()> {
     mailvault::retention::prepare_index(archive, idx, mailvault::retention::TagScope::Named(queries))
         .context("reading the archive's legal holds and tags")
 }
@@ -168,7 +172,7 @@ pub fn search(cli: &Cli, ui: &Ui, a: &SearchArgs) -> Result<ExitCode> {
     let keys = super::secret::keys(&cli.secret, &dir)?;
     let log_key = keys.as_deref().map(|k| &k.log);
     if expr.mentions_holds() || !expr.tag_names().is_empty() {
-        with_holds(&mut idx, &open_archive_read_only(cli)?, &[&expr])?;
+        with_holds_and_tags(&mut idx, &open_archive_read_only(cli)?, &[&expr])?;
     }
     let t_index = t.elapsed();
     tracing::debug!(query = %q, limit = a.limit, "search");
