@@ -345,10 +345,7 @@ impl Reader<'_, '_> {
         }
         for (path, folder) in folders {
             let folder = self.folder(&folder);
-            let keywords = match fs::read_to_string(path.join(super::maildir::KEYWORDS_FILE)) {
-                Ok(text) => super::maildir::parse_keywords(&text),
-                Err(_) => Vec::new(),
-            };
+            let keywords = read_keywords(&path.join(super::maildir::KEYWORDS_FILE));
             for sub in ["cur", "new"] {
                 let d = path.join(sub);
                 let mut files: Vec<_> = fs::read_dir(&d).map_err(io_err(&d))?.filter_map(|e| e.ok()).collect();
@@ -373,6 +370,18 @@ impl Reader<'_, '_> {
             }
         }
         Ok(())
+    }
+}
+
+/// A maildir's keyword file, when it is a regular file (not a link) of at most
+/// 64 KiB (26 keywords need far less); otherwise no keywords.
+fn read_keywords(path: &Path) -> Vec<Option<String>> {
+    const MAX: u64 = 64 << 10;
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() && m.len() <= MAX => fs::read(path)
+            .map(|b| super::maildir::parse_keywords(&String::from_utf8_lossy(&b)))
+            .unwrap_or_default(),
+        _ => Vec::new(),
     }
 }
 
