@@ -43,23 +43,25 @@ impl Stop {
 /// Connection slots per server (`host:port`), shared by every account and job of
 /// a process. A connection holds its slot until it is closed.
 #[derive(Clone, Debug, Default)]
-pub struct HostSlots(Arc<Mutex<HashMap<String, Arc<Semaphore>>>>);
+pub struct HostSlots(Arc<Mutex<HashMap<String, (usize, Arc<Semaphore>)>>>);
 
 impl HostSlots {
     /// Sets the number of slots for `host`, keeping the smaller when asked twice.
+    /// Called while the service is set up, before any slot is taken: a smaller
+    /// limit replaces the semaphore, which slots already taken would not see.
     pub fn limit(&self, host: &str, slots: u32) {
         let mut m = self.0.lock().expect("host slots");
         let slots = slots.max(1) as usize;
         match m.get(host) {
-            Some(s) if s.available_permits() <= slots => {}
+            Some((capacity, _)) if *capacity <= slots => {}
             _ => {
-                m.insert(host.to_string(), Arc::new(Semaphore::new(slots)));
+                m.insert(host.to_string(), (slots, Arc::new(Semaphore::new(slots))));
             }
         }
     }
     /// The slots of `host`, if it is limited.
     pub fn of(&self, host: &str) -> Option<Arc<Semaphore>> {
-        self.0.lock().expect("host slots").get(host).cloned()
+        self.0.lock().expect("host slots").get(host).map(|(_, s)| s.clone())
     }
 }
 
@@ -173,6 +175,11 @@ mod tests {
         h.limit("a:993", 4);
         h.limit("a:993", 2);
         h.limit("a:993", 9);
+        assert_eq!(h.of("a:993").unwrap().available_permits(), 2);
+        // A slot taken does not make a larger limit look smaller.
+        let taken = h.of("a:993").unwrap().try_acquire_owned().unwrap();
+        h.limit("a:993", 3);
+        drop(taken);
         assert_eq!(h.of("a:993").unwrap().available_permits(), 2);
         assert!(h.of("b:993").is_none());
     }

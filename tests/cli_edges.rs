@@ -106,11 +106,7 @@ fn assert_pipe_free(archive: &Path) {
 fn an_unreachable_server_fails_a_pull_at_once() {
     let tmp = tempfile::tempdir().unwrap();
     // A port nobody listens on: bound, then let go.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let [port] = common::dovecot::free_ports::<1>();
     for scheme in ["imaps", "pop3s"] {
         let url = format!("{scheme}://alice@127.0.0.1:{port}");
         let mut c = common::cmd(&tmp.path().join("a"), &["pull", &url, "--password-env", "MV_TEST_PW"]);

@@ -788,11 +788,7 @@ fn a_job_file_declares_retention_and_sets_it_once() {
     let tmp = tempfile::tempdir().unwrap();
     let archive = tmp.path().join("archive");
     // An account nobody answers for: the run fails, after the archive is opened.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let [port] = common::dovecot::free_ports::<1>();
     let job = tmp.path().join("keep.toml");
     std::fs::write(
         &job,

@@ -277,11 +277,7 @@ fn service_archives_new_mail_in_a_watched_folder_within_seconds() {
             account(&d, "ann", &imap_url(&d, "ann"), "MV_TEST_PW", "watch = [\"INBOX\"]")
         ),
     );
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let [metrics_port] = common::dovecot::free_ports::<1>();
     let mut svc = Service::start(
         &archive,
         &jobs,
@@ -636,7 +632,7 @@ fn the_per_host_connection_limit_holds_across_jobs() {
     let peak = proxy.peak.load(std::sync::atomic::Ordering::SeqCst);
     let total = proxy.total.load(std::sync::atomic::Ordering::SeqCst);
     eprintln!("connections: {total} opened, at most {peak} at once");
-    assert!(peak <= 2, "{peak} connections at once");
+    assert!(peak <= 2, "{peak} connections at once; service log:\n{}", svc.log());
     assert!(total >= 4, "{total}");
     assert_eq!(common::stat_u64(&archive, "messages"), 4 * 6 * 40);
 

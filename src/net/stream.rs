@@ -33,8 +33,13 @@ impl MaybeTls {
     }
 }
 
+/// How long a closed connection keeps its server slot waiting for the server to
+/// close its side: a loaded server (or machine) can take seconds to reap a
+/// session, and it counts the connection until then.
+const SERVER_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A connection that holds a server slot gives it back only once the server has
-/// closed its side too (or 2 s passed): until then the server still counts it, and
+/// closed its side too (or [`SERVER_CLOSE_WAIT`] passed): until then the server still counts it, and
 /// a new connection in that slot would go over the server's limit.
 impl Drop for Tcp {
     fn drop(&mut self) {
@@ -52,7 +57,7 @@ impl Drop for Tcp {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let _ = dup.shutdown().await;
             let mut buf = [0u8; 4096];
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            let closed = tokio::time::timeout(SERVER_CLOSE_WAIT, async {
                 while let Ok(n) = dup.read(&mut buf).await {
                     if n == 0 {
                         break;
@@ -60,6 +65,11 @@ impl Drop for Tcp {
                 }
             })
             .await;
+            if closed.is_err() {
+                tracing::info!(
+                    "the server kept a connection open {SERVER_CLOSE_WAIT:?} after ours closed; its slot is given back"
+                );
+            }
             drop(dup);
             drop(slot);
         });

@@ -74,12 +74,31 @@ impl Storage {
     }
 }
 
-/// `N` distinct free ports: every listener is held until all are chosen, so the
-/// kernel cannot hand out one port twice (seen once as Dovecot's "duplicate
-/// listener").
-/// `N` distinct free ports on 127.0.0.1 (held until all are picked).
+/// `N` distinct free ports on 127.0.0.1 for a server another process will bind.
+///
+/// They are taken below Linux's ephemeral range (32768–60999), from a sequence
+/// that starts at a place of this process's own: a port handed out here and not
+/// yet bound by its server can then not be taken by a `bind(0)` of another test
+/// thread (a proxy's listener) or by an outgoing connection, nor handed out here
+/// twice (seen as Dovecot's "duplicate listener" and as a Garage node answering
+/// another cluster's `node connect`). Each is checked free by binding it.
 pub fn free_ports<const N: usize>() -> [u16; N] {
-    let held: Vec<TcpListener> = (0..N).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(2_654_435_761) % SPAN;
+    let mut held = Vec::with_capacity(N);
+    for _ in 0..SPAN {
+        if held.len() == N {
+            break;
+        }
+        let port = LOW + (start + NEXT.fetch_add(1, Ordering::SeqCst)) % SPAN;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port as u16)) {
+            held.push(l);
+        }
+    }
+    assert_eq!(held.len(), N, "no {N} free ports in {LOW}..{}", LOW + SPAN);
     std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 

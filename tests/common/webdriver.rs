@@ -3,7 +3,6 @@
 //! browser session in a fresh profile with downloads into a directory of the test,
 //! and the few commands the tests use. Every wait is bounded.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,7 +46,8 @@ impl Drop for Browser {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    let [port] = super::dovecot::free_ports::<1>();
+    port
 }
 
 fn body(r: reqwest::blocking::Response, what: &str) -> Value {
