@@ -18,6 +18,7 @@
 
 #[doc(hidden)]
 pub mod contract;
+mod kv;
 mod rocks;
 
 use std::collections::{BTreeSet, HashMap};
@@ -35,7 +36,8 @@ use crate::records::{
 };
 use crate::tags::Tag;
 
-pub use rocks::{OpenMode, RocksMeta};
+pub use kv::{KvEngine, KvMeta, KvOp, KvOps, RawVisit};
+pub use rocks::{OpenMode, RocksKv, RocksMeta};
 
 /// Errors of a metadata store. Each names the store (and the record, where one is
 /// at fault).
