@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs (libclang for RocksDB's bindings, Dovecot for the
 # protocol tests, openssl for their certificates, tar + zstd for the corpora,
-# Chromium and chromedriver for the browser tests, oidc-provider from npm for the
-# OAuth2 tests), then
+# Chromium and chromedriver for the browser tests, PostgreSQL 15 for the shared
+# metadata store, oidc-provider from npm for the OAuth2 tests), then
 # runs formatting and lint checks, the demo script, and every test. `.ci/run` calls
 # this script.
 #
@@ -16,7 +16,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 # shellcheck source=lib/packages.sh
 . scripts/lib/packages.sh
-ensure_packages libclang-dev dovecot-imapd dovecot-pop3d openssl tar zstd man-db chromium chromium-driver python3
+ensure_packages libclang-dev dovecot-imapd dovecot-pop3d openssl tar zstd man-db chromium chromium-driver python3 postgresql-15
 
 # Garage, the S3 server of the S3 tests: built once into a cache outside the clone
 # (about 7-14 minutes on 2 cores), like RocksDB's build in the target directory.
@@ -68,6 +68,13 @@ status=${PIPESTATUS[0]}
 if [ "$status" -eq 0 ] && [ $# -eq 0 ]; then
   echo "== the archive tests again, packs in S3 (Garage)"
   MAILVAULT_TEST_BLOBS=s3 MAILVAULT_CRASH_ROUNDS=8 cargo test --release --no-fail-fast $S3_AGAIN 2>&1 | tee -a "$log"
+  status=${PIPESTATUS[0]}
+fi
+# And again with every archive's metadata in PostgreSQL (a server per test binary,
+# a database per archive), packs local.
+if [ "$status" -eq 0 ] && [ $# -eq 0 ]; then
+  echo "== the archive tests again, metadata in PostgreSQL"
+  MAILVAULT_TEST_META=postgres MAILVAULT_CRASH_ROUNDS=8 cargo test --release --no-fail-fast $S3_AGAIN 2>&1 | tee -a "$log"
   status=${PIPESTATUS[0]}
 fi
 set -e

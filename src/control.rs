@@ -43,7 +43,10 @@ impl Stop {
 /// Connection slots per server (`host:port`), shared by every account and job of
 /// a process. A connection holds its slot until it is closed.
 #[derive(Clone, Debug, Default)]
-pub struct HostSlots(Arc<Mutex<HashMap<String, (usize, Arc<Semaphore>)>>>);
+pub struct HostSlots(Arc<Mutex<HashMap<String, Limited>>>);
+
+/// A host's limit and the semaphore that keeps it.
+type Limited = (usize, Arc<Semaphore>);
 
 impl HostSlots {
     /// Sets the number of slots for `host`, keeping the smaller when asked twice.

@@ -335,4 +335,20 @@ fn archives_keep_their_packs_where_the_suite_runs_them() {
         s["packs"].as_u64().unwrap() >= 1 && s["pack_bytes"] == s["stored_bytes"],
         "{s}"
     );
+    // And its metadata: in PostgreSQL when the suite runs with it, where `db` is a
+    // file that stops an older mailvault from opening an empty RocksDB there.
+    let messages = s["messages"].as_u64().unwrap();
+    if let Some(pg) = common::shared_postgres() {
+        assert!(a.join("db").is_file());
+        let db = pg.database_for(&a);
+        let rows = pg.query(&db, "SELECT count(*)::text FROM mailvault.messages");
+        assert_eq!(rows, [messages.to_string()]);
+        let marker = std::fs::read_to_string(a.join("mailvault-archive.toml")).unwrap();
+        assert!(
+            marker.contains(&pg.url(&db)) && !marker.contains(common::postgres::PASSWORD),
+            "{marker}"
+        );
+    } else {
+        assert!(a.join("db").is_dir());
+    }
 }

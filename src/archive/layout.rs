@@ -55,6 +55,42 @@ struct Marker {
     /// Whether message content is encrypted (the wrapped key is `keys/archive.key`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     encrypted: bool,
+    /// Where the metadata is, when not in `db/` (absent: embedded RocksDB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    meta: Option<MetaConfig>,
+}
+
+/// Where an archive keeps its metadata.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum MetaConfig {
+    /// RocksDB in `ARCHIVE/db/`.
+    #[default]
+    Embedded,
+    /// A PostgreSQL database: its URL without a password (which comes from
+    /// `PGPASSWORD` or the password file when the archive is opened).
+    Postgres { url: String },
+}
+
+impl MetaConfig {
+    /// `embedded`, or a `postgres://` URL (which must hold no password: the
+    /// marker records it, and the command line shows it to every user).
+    pub fn parse(text: &str) -> std::result::Result<MetaConfig, crate::metastore::MetaError> {
+        if text == "embedded" || text.is_empty() {
+            return Ok(MetaConfig::Embedded);
+        }
+        let (_, url) = crate::metastore::parse_postgres_url(text, false)?;
+        Ok(MetaConfig::Postgres { url })
+    }
+
+    /// Where new archives keep their metadata when `init --meta` is not given:
+    /// the environment's `MAILVAULT_META`, else embedded.
+    pub fn from_env() -> std::result::Result<MetaConfig, crate::metastore::MetaError> {
+        match std::env::var("MAILVAULT_META").ok().filter(|v| !v.is_empty()) {
+            None => Ok(MetaConfig::Embedded),
+            Some(v) => MetaConfig::parse(&v),
+        }
+    }
 }
 
 /// Where an archive keeps its packs.
@@ -106,6 +142,7 @@ pub struct MarkerInfo {
     pub signing_key: Option<PathBuf>,
     /// Message content is encrypted under the key in [`archive_key_path`].
     pub encrypted: bool,
+    pub meta: MetaConfig,
 }
 
 /// The wrapped master key of an encrypted archive.
@@ -183,6 +220,7 @@ pub fn read_marker(dir: &Path) -> Result<Option<MarkerInfo>> {
                 blobs: m.blobs.unwrap_or_default(),
                 signing_key: m.signing_key,
                 encrypted: m.encrypted,
+                meta: m.meta.unwrap_or_default(),
             }))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -218,9 +256,24 @@ pub fn unsupported(dir: &Path, found: u32) -> ArchiveError {
     }
 }
 
+/// What stands at `db` in an archive whose metadata is elsewhere: a file, so that
+/// a mailvault older than the marker's `meta` (which would open an empty RocksDB
+/// there and see no messages) fails to open it instead.
+const DB_ELSEWHERE: &str = "This archive's metadata is not here: mailvault-archive.toml says where.\n";
+
 /// Writes the marker of a new archive durably (temp file, fsync, rename, fsync dir).
-pub fn write_marker(dir: &Path, blobs: &BlobsConfig, signing_key: Option<&Path>, encrypted: bool) -> Result<()> {
+pub fn write_marker(
+    dir: &Path,
+    blobs: &BlobsConfig,
+    meta: &MetaConfig,
+    signing_key: Option<&Path>,
+    encrypted: bool,
+) -> Result<()> {
     crate::private::create_dir_all(dir).map_err(io(dir))?;
+    if *meta != MetaConfig::Embedded {
+        let db = db_dir(dir);
+        fs::write(&db, DB_ELSEWHERE).map_err(io(&db))?;
+    }
     put_marker(
         dir,
         &Marker {
@@ -230,6 +283,7 @@ pub fn write_marker(dir: &Path, blobs: &BlobsConfig, signing_key: Option<&Path>,
             blobs: (*blobs != BlobsConfig::Local).then(|| blobs.clone()),
             signing_key: signing_key.map(Path::to_path_buf),
             encrypted,
+            meta: (*meta != MetaConfig::Embedded).then(|| meta.clone()),
         },
     )
 }

@@ -65,6 +65,8 @@ pub struct ArchiveConfig {
     pub min_part: usize,
     /// Where a new archive keeps its packs (an existing one says in its marker).
     pub blobs: BlobsConfig,
+    /// Where a new archive keeps its metadata (an existing one says in its marker).
+    pub meta: layout::MetaConfig,
     /// Payload bytes per pack when the format-2 upgrade moves blobs into packs.
     pub upgrade_pack_bytes: usize,
     /// Where a new archive's signing key is (`init --signing-key`; default
@@ -85,6 +87,7 @@ impl Default for ArchiveConfig {
         ArchiveConfig {
             min_part: crate::mime::DEFAULT_MIN_PART,
             blobs: BlobsConfig::Local,
+            meta: layout::MetaConfig::Embedded,
             upgrade_pack_bytes: 32 << 20,
             signing_key: None,
             secret: None,
@@ -180,7 +183,7 @@ impl Archive {
 
     fn open_read_only_with(dir: &Path, marker: layout::MarkerInfo, config: ArchiveConfig) -> Result<Archive> {
         let keys = sealing::open_keys(dir, marker.encrypted, config.secret.as_ref())?;
-        let meta = open_meta(dir, OpenMode::ReadOnly)?;
+        let meta = open_meta(dir, &marker.meta, OpenMode::ReadOnly)?;
         let blobs = open_blob_store(dir, &marker.blobs)?;
         Archive::from_meta(dir, meta, blobs, config, keys, true)
     }
@@ -206,12 +209,13 @@ impl Archive {
                     // The key first: an archive marked encrypted always has one.
                     sealing::create_keys(dir, secret, config.kdf_cost)?;
                 }
-                layout::write_marker(dir, &config.blobs, key.as_deref(), encrypted)?;
+                layout::write_marker(dir, &config.blobs, &config.meta, key.as_deref(), encrypted)?;
                 layout::MarkerInfo {
                     format_version: layout::FORMAT_VERSION,
                     blobs: config.blobs.clone(),
                     signing_key: key,
                     encrypted,
+                    meta: config.meta.clone(),
                 }
             }
             None => {
@@ -224,7 +228,7 @@ impl Archive {
         // The secret is checked before the metadata is opened: a wrong one changes
         // nothing.
         let keys = sealing::open_keys(dir, marker.encrypted, config.secret.as_ref())?;
-        let meta = open_meta(dir, OpenMode::Write)?;
+        let meta = open_meta(dir, &marker.meta, OpenMode::Write)?;
         let blobs = open_blob_store(dir, &marker.blobs)?;
         let mut archive = Archive::from_meta(dir, meta, blobs, config, keys, false)?;
         archive.start_chain(&marker.signing_key_path(dir))?;
@@ -412,15 +416,27 @@ impl Archive {
 }
 
 /// Opens the archive's metadata, naming the archive in the errors people act on.
-fn open_meta(dir: &Path, mode: OpenMode) -> Result<Box<dyn MetaStore>> {
-    match RocksMeta::open(&layout::db_dir(dir), mode) {
-        Ok(m) => Ok(Box::new(m)),
+fn open_meta(dir: &Path, config: &layout::MetaConfig, mode: OpenMode) -> Result<Box<dyn MetaStore>> {
+    let opened = match config {
+        layout::MetaConfig::Embedded => {
+            RocksMeta::open(&layout::db_dir(dir), mode).map(|m| Box::new(m) as Box<dyn MetaStore>)
+        }
+        layout::MetaConfig::Postgres { url } => {
+            crate::metastore::PgMeta::open(url, false, mode).map(|m| Box::new(m) as Box<dyn MetaStore>)
+        }
+    };
+    match opened {
+        Ok(m) => Ok(m),
         Err(MetaError::Locked { .. }) => Err(ArchiveError::Locked {
             path: dir.to_path_buf(),
         }),
         Err(MetaError::UnknownTable { name, .. }) => Err(ArchiveError::NotAnArchive {
             path: dir.to_path_buf(),
             reason: format!("unknown column family {name:?} (written by a newer mailvault?)"),
+        }),
+        Err(MetaError::NewerSchema { found, known, .. }) => Err(ArchiveError::NotAnArchive {
+            path: dir.to_path_buf(),
+            reason: format!("its metadata has schema version {found}, this mailvault knows up to {known} (written by a newer mailvault?)"),
         }),
         Err(e) => Err(e.into()),
     }

@@ -352,6 +352,11 @@ impl Archive {
     }
 
     /// Where the packs are kept, for messages.
+    /// Where the metadata is (e.g. `metadata (PostgreSQL) at postgres://…`).
+    pub fn meta_describe(&self) -> String {
+        self.meta.describe()
+    }
+
     pub fn blob_store(&self) -> &dyn crate::blobstore::BlobStore {
         self.blobs.as_ref()
     }

@@ -28,7 +28,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::prelude::*;
 
-use mailvault::archive::layout::{self, BlobsConfig};
+use mailvault::archive::layout::{self, BlobsConfig, MetaConfig};
 use mailvault::archive::{Archive, ArchiveConfig};
 
 #[derive(Parser, Debug)]
@@ -358,16 +358,20 @@ fn open_archive(cli: &Cli, create: bool) -> Result<Archive> {
         existing_archive_dir(cli)?
     };
     let secret = secret::for_archive(&cli.secret, &dir)?;
-    let blobs = if create {
-        BlobsConfig::from_env().map_err(|e| UsageError(e.to_string()))?
+    let (blobs, meta) = if create {
+        (
+            BlobsConfig::from_env().map_err(|e| UsageError(e.to_string()))?,
+            MetaConfig::from_env().map_err(|e| UsageError(e.to_string()))?,
+        )
     } else {
-        BlobsConfig::default()
+        Default::default()
     };
     Archive::open_with(
         &dir,
         create,
         ArchiveConfig {
             blobs,
+            meta,
             secret,
             ..ArchiveConfig::default()
         },
@@ -611,6 +615,12 @@ struct InitArgs {
     /// s3://BUCKET/PREFIX
     #[arg(long, value_name = "WHERE", env = "MAILVAULT_BLOBS", default_value = "local")]
     blobs: String,
+    /// Where the metadata is kept: `embedded` (RocksDB in ARCHIVE/db, the default)
+    /// or postgres://USER@HOST:PORT/DATABASE, shared by several workers. The
+    /// password never goes in the URL: PGPASSWORD or a password file (PGPASSFILE,
+    /// ~/.pgpass)
+    #[arg(long, value_name = "WHERE", env = "MAILVAULT_META", default_value = "embedded")]
+    meta: String,
     /// The S3 service's URL (path-style requests), e.g. http://127.0.0.1:3900;
     /// omit for AWS
     #[arg(long, value_name = "URL", env = "MAILVAULT_S3_ENDPOINT")]
@@ -658,6 +668,7 @@ fn init_secret(
 fn init(cli: &Cli, args: &InitArgs) -> Result<ExitCode> {
     let blobs = BlobsConfig::parse(&args.blobs, args.s3_endpoint.clone(), args.s3_region.clone())
         .map_err(|e| UsageError(e.to_string()))?;
+    let meta = MetaConfig::parse(&args.meta).map_err(|e| UsageError(e.to_string()))?;
     let dir = archive_dir(cli)?;
     let existing = layout::read_marker(&dir).with_context(|| format!("opening archive {}", dir.display()))?;
     if let Some(existing) = &existing {
@@ -667,19 +678,27 @@ fn init(cli: &Cli, args: &InitArgs) -> Result<ExitCode> {
                 dir.display()
             );
         }
+        if existing.meta != meta {
+            bail!(
+                "archive {} already exists with its metadata elsewhere; `init` does not move it",
+                dir.display()
+            );
+        }
     }
     let secret = init_secret(cli, args, &dir, existing.as_ref().map(|m| m.encrypted))?;
     let config = ArchiveConfig {
         blobs,
+        meta,
         signing_key: args.signing_key.clone(),
         secret,
         ..ArchiveConfig::default()
     };
     let a = Archive::open_with(&dir, true, config).with_context(|| format!("opening archive {}", dir.display()))?;
     println!(
-        "archive ready at {} (packs: {}{})",
+        "archive ready at {} (packs: {}; {}{})",
         a.dir().display(),
         a.blob_store().describe(),
+        a.meta_describe(),
         if a.is_encrypted() { "; encrypted" } else { "" }
     );
     Ok(ExitCode::SUCCESS)

@@ -19,6 +19,9 @@
 #[doc(hidden)]
 pub mod contract;
 mod kv;
+mod pg_tls;
+mod pgpass;
+mod postgres;
 mod rocks;
 
 use std::collections::{BTreeSet, HashMap};
@@ -37,6 +40,7 @@ use crate::records::{
 use crate::tags::Tag;
 
 pub use kv::{KvEngine, KvMeta, KvOp, KvOps, RawVisit};
+pub use postgres::{is_postgres_url, parse_url as parse_postgres_url, PgKv, PgMeta};
 pub use rocks::{OpenMode, RocksKv, RocksMeta};
 
 /// Errors of a metadata store. Each names the store (and the record, where one is
@@ -56,6 +60,8 @@ pub enum MetaError {
     ReadOnly { store: String },
     #[error("{store} has a table this mailvault does not know, {name:?} (written by a newer mailvault?)")]
     UnknownTable { store: String, name: String },
+    #[error("{store} has schema version {found}; this mailvault knows up to {known} (written by a newer mailvault?)")]
+    NewerSchema { store: String, found: usize, known: usize },
     #[error("stored record {key}: {source}")]
     Decode {
         key: String,

@@ -174,6 +174,7 @@ impl Service {
                 let encrypted = crate::archive::layout::read_marker(&dir)?.is_some_and(|m| m.encrypted);
                 let config = crate::archive::ArchiveConfig {
                     blobs: crate::archive::layout::BlobsConfig::from_env()?,
+                    meta: crate::archive::layout::MetaConfig::from_env()?,
                     secret: secret.filter(|_| encrypted).cloned(),
                     ..Default::default()
                 };

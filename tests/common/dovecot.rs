@@ -133,6 +133,25 @@ fn which(prog: &str) -> Option<PathBuf> {
     None
 }
 
+/// The uid and gid of the unprivileged system user that servers the tests start
+/// as root run as (made when missing).
+pub fn test_user_ids() -> (u32, u32) {
+    if ids_of(MAIL_USER).is_none() {
+        run_ok(
+            Command::new("useradd").args([
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                MAIL_USER,
+            ]),
+            "useradd",
+        );
+    }
+    ids_of(MAIL_USER).expect("the test user exists")
+}
+
 fn ids_of(user: &str) -> Option<(u32, u32)> {
     let out = Command::new("id").arg("-u").arg(user).output().ok()?;
     let uid = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
@@ -261,20 +280,7 @@ impl Dovecot {
         });
         let root = unsafe { libc::geteuid() } == 0;
         let (uid, gid, internal) = if root {
-            if ids_of(MAIL_USER).is_none() {
-                run_ok(
-                    Command::new("useradd").args([
-                        "--system",
-                        "--user-group",
-                        "--no-create-home",
-                        "--shell",
-                        "/usr/sbin/nologin",
-                        MAIL_USER,
-                    ]),
-                    "useradd",
-                );
-            }
-            let (u, g) = ids_of(MAIL_USER).expect("mail user exists");
+            let (u, g) = test_user_ids();
             (u, g, None)
         } else {
             let name = std::env::var("USER")

@@ -14,6 +14,7 @@ pub mod fake_pop3;
 pub mod fault_proxy;
 pub mod garage;
 pub mod oidc;
+pub mod postgres;
 pub mod scripted_imap;
 pub mod shaping_proxy;
 pub mod web;
@@ -32,7 +33,11 @@ pub fn cmd(archive: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(bin());
     c.arg("--archive").arg(archive).args(args);
     c.env_remove("MAILVAULT_ARCHIVE").env_remove("RUST_LOG");
-    c.env_remove("MAILVAULT_BLOBS");
+    c.env_remove("MAILVAULT_BLOBS").env_remove("MAILVAULT_META");
+    if let Some(pg) = shared_postgres() {
+        c.env("MAILVAULT_META", pg.url(&pg.database_for(archive)))
+            .envs(pg.env());
+    }
     if let Some(g) = shared_garage() {
         let prefix = mailvault::model::Hash32::of(archive.as_os_str().as_encoded_bytes()).to_hex();
         c.env("MAILVAULT_BLOBS", format!("s3://{}/{}", garage::BUCKET, &prefix[..16]))
@@ -43,6 +48,22 @@ pub fn cmd(archive: &Path, args: &[&str]) -> Command {
     }
     c.stdin(Stdio::null());
     c
+}
+
+/// The PostgreSQL of this test process when `MAILVAULT_TEST_META=postgres`: then
+/// every archive a test makes keeps its metadata there, in a database of its own.
+pub fn shared_postgres() -> Option<&'static postgres::Postgres> {
+    static WANTED: OnceLock<bool> = OnceLock::new();
+    let wanted = *WANTED.get_or_init(|| {
+        let wanted = std::env::var("MAILVAULT_TEST_META").as_deref() == Ok("postgres");
+        if wanted {
+            // Archives the tests open in-process find the password as a
+            // mailvault process does (the test server's, on loopback).
+            std::env::set_var("PGPASSWORD", postgres::PASSWORD);
+        }
+        wanted
+    });
+    wanted.then(postgres::Postgres::shared)
 }
 
 /// The Garage of this test process when `MAILVAULT_TEST_BLOBS=s3` (started on
