@@ -19,6 +19,7 @@
 #[doc(hidden)]
 pub mod contract;
 mod kv;
+pub mod leases;
 mod pg_tls;
 mod pgpass;
 mod postgres;

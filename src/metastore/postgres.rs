@@ -39,7 +39,10 @@ use crate::keys::ALL_CFS;
 pub type PgMeta = KvMeta<PgKv>;
 
 /// The schema files, in the order they apply; the schema's version is how many ran.
-const MIGRATIONS: [&str; 1] = [include_str!("../../schemas/postgres/0001-tables.sql")];
+const MIGRATIONS: [&str; 2] = [
+    include_str!("../../schemas/postgres/0001-tables.sql"),
+    include_str!("../../schemas/postgres/0002-leases.sql"),
+];
 
 /// Advisory lock keys: the writer's (the first eight letters of "mailvault" in
 /// ASCII), and the one migrations run under (the next).
@@ -278,37 +281,20 @@ impl PgMeta {
     /// Opens the store `url` names (see [`parse_url`]); for writing, its schema is
     /// created or brought up to date, and the one-writer lock taken.
     pub fn open(url: &str, allow_password: bool, mode: OpenMode) -> Result<PgMeta> {
-        let (mut config, shown) = parse_url(url, allow_password)?;
-        add_password(&mut config);
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
-        }
-        config.application_name("mailvault");
-        if mode == OpenMode::ReadOnly {
-            config.options("-c default_transaction_read_only=on");
-        }
-        let store = format!("metadata (PostgreSQL) at {shown}");
+        let Session {
+            config,
+            tls,
+            store,
+            client: mut first,
+        } = Session::open(url, allow_password, mode)?;
         let err = |op: &'static str| {
             let store = store.clone();
-            move |e: postgres::Error| MetaError::Backend {
-                store,
-                op,
-                source: Box::new(e),
-            }
+            move |e: postgres::Error| backend(&store, op, e)
         };
-        let tls = match config.get_ssl_mode() {
-            SslMode::Disable => None,
-            _ => Some(MakeRustls::from_env().map_err(|e| MetaError::Backend {
-                store: store.clone(),
-                op: "set up TLS",
-                source: Box::new(e),
-            })?),
-        };
-        let mut first = connect(&config, tls.as_ref()).map_err(err("connect"))?;
         let writer = match mode {
             OpenMode::Write => {
                 take_writer_lock(&mut first, &store)?;
-                migrate(&mut first, &store)?;
+                migrate_schema(&mut first, &store)?;
                 Some(first)
             }
             OpenMode::ReadOnly => {
@@ -365,6 +351,52 @@ fn take_writer_lock(client: &mut Client, store: &str) -> Result<()> {
         .map_err(|e| backend(store, "lock", e))
 }
 
+/// A first session to the store `url` names, and how to open more.
+struct Session {
+    config: postgres::Config,
+    tls: Option<MakeRustls>,
+    /// Names the store in messages.
+    store: String,
+    client: Client,
+}
+
+impl Session {
+    fn open(url: &str, allow_password: bool, mode: OpenMode) -> Result<Session> {
+        let (mut config, shown) = parse_url(url, allow_password)?;
+        add_password(&mut config);
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        config.application_name("mailvault");
+        if mode == OpenMode::ReadOnly {
+            config.options("-c default_transaction_read_only=on");
+        }
+        let store = format!("metadata (PostgreSQL) at {shown}");
+        let tls = match config.get_ssl_mode() {
+            SslMode::Disable => None,
+            _ => Some(MakeRustls::from_env().map_err(|e| MetaError::Backend {
+                store: store.clone(),
+                op: "set up TLS",
+                source: Box::new(e),
+            })?),
+        };
+        let client = connect(&config, tls.as_ref()).map_err(|e| backend(&store, "connect", e))?;
+        Ok(Session {
+            config,
+            tls,
+            store,
+            client,
+        })
+    }
+}
+
+/// A session for coordination ([`super::leases`]) to the store `url` names, and
+/// the store's name for messages.
+pub(super) fn connect_for(url: &str, allow_password: bool) -> Result<(Client, String)> {
+    let s = Session::open(url, allow_password, OpenMode::Write)?;
+    Ok((s.client, s.store))
+}
+
 /// The schema version recorded in the database (0: none yet).
 fn schema_version(client: &mut impl postgres::GenericClient) -> std::result::Result<usize, postgres::Error> {
     let exists: bool = client
@@ -405,7 +437,7 @@ fn check_version(client: &mut Client, store: &str) -> Result<()> {
 }
 
 /// Applies the schema files the database has not had, in one transaction.
-fn migrate(client: &mut Client, store: &str) -> Result<()> {
+pub(super) fn migrate_schema(client: &mut Client, store: &str) -> Result<()> {
     let err = |op| move |e| backend(store, op, e);
     let mut tx = client.transaction().map_err(err("begin the schema upgrade"))?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
