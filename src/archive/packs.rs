@@ -351,12 +351,12 @@ impl Archive {
         v
     }
 
-    /// Where the packs are kept, for messages.
     /// Where the metadata is (e.g. `metadata (PostgreSQL) at postgres://…`).
     pub fn meta_describe(&self) -> String {
         self.meta.describe()
     }
 
+    /// Where the packs are kept, for messages.
     pub fn blob_store(&self) -> &dyn crate::blobstore::BlobStore {
         self.blobs.as_ref()
     }
