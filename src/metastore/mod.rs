@@ -12,9 +12,11 @@
 //! implementation (one table per record kind, one transaction per batch) fits the
 //! same trait, and pull, replay, import and search code never see which one runs.
 //!
-//! Implementations: [`RocksMeta`] (RocksDB, embedded; layout in
-//! `schemas/store-v3.toml`). What any implementation must do is written down as
-//! the checks of [`contract`], which each implementation's tests run.
+//! Implementations: [`KvMeta`] over a [`KvEngine`] — [`RocksMeta`] (RocksDB,
+//! embedded; layout in `schemas/store-v5.toml`) and [`PgMeta`] (PostgreSQL,
+//! shared; `schemas/postgres/`), the same records in both. What any
+//! implementation must do is written down as the checks of [`contract`], which
+//! each implementation's tests run. [`leases`]: accounts leased to workers.
 
 #[doc(hidden)]
 pub mod contract;
