@@ -147,7 +147,7 @@ fn postgres_schema_is_versioned_and_a_newer_one_is_refused() {
     drop(PgMeta::open(&url, true, OpenMode::Write).unwrap());
     assert_eq!(
         pg.query(&db, "SELECT max(version)::text FROM mailvault.schema_version"),
-        ["1"]
+        ["2"]
     );
     let tables = pg.query(
         &db,
@@ -162,10 +162,10 @@ fn postgres_schema_is_versioned_and_a_newer_one_is_refused() {
     drop(PgMeta::open(&url, true, OpenMode::Write).unwrap());
     assert_eq!(
         pg.query(&db, "SELECT count(*)::text FROM mailvault.schema_version"),
-        ["1"]
+        ["2"]
     );
 
-    pg.query(&db, "INSERT INTO mailvault.schema_version (version) VALUES (2)");
+    pg.query(&db, "INSERT INTO mailvault.schema_version (version) VALUES (3)");
     for mode in [OpenMode::Write, OpenMode::ReadOnly] {
         let e = PgMeta::open(&url, true, mode).err().expect("a newer schema is refused");
         assert!(matches!(e, MetaError::NewerSchema { found: 3, known: 2, .. }), "{e}");
