@@ -181,25 +181,25 @@ struct Pool {
 
 /// A connection taken from the pool, given back when dropped (or closed, when
 /// its session broke).
-struct Lease<'p> {
+struct Pooled<'p> {
     pool: &'p Pool,
     conn: Option<Conn>,
 }
 
-impl std::ops::Deref for Lease<'_> {
+impl std::ops::Deref for Pooled<'_> {
     type Target = Conn;
     fn deref(&self) -> &Conn {
         self.conn.as_ref().expect("leased")
     }
 }
 
-impl std::ops::DerefMut for Lease<'_> {
+impl std::ops::DerefMut for Pooled<'_> {
     fn deref_mut(&mut self) -> &mut Conn {
         self.conn.as_mut().expect("leased")
     }
 }
 
-impl Drop for Lease<'_> {
+impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else { return };
         let mut state = self.pool.state.lock().expect("pool");
@@ -213,12 +213,12 @@ impl Drop for Lease<'_> {
 }
 
 impl Pool {
-    fn get(&self) -> std::result::Result<Lease<'_>, postgres::Error> {
+    fn get(&self) -> std::result::Result<Pooled<'_>, postgres::Error> {
         let mut state = self.state.lock().expect("pool");
         let deadline = std::time::Instant::now() + CONNECTION_WAIT;
         loop {
             if let Some(conn) = state.idle.pop() {
-                return Ok(Lease {
+                return Ok(Pooled {
                     pool: self,
                     conn: Some(conn),
                 });
@@ -227,7 +227,7 @@ impl Pool {
                 state.open += 1;
                 drop(state);
                 return match self.connect() {
-                    Ok(conn) => Ok(Lease {
+                    Ok(conn) => Ok(Pooled {
                         pool: self,
                         conn: Some(conn),
                     }),
@@ -242,7 +242,7 @@ impl Pool {
                 // Every connection busy for a minute: open one more rather than fail.
                 state.open += 1;
                 drop(state);
-                return self.connect().map(|conn| Lease {
+                return self.connect().map(|conn| Pooled {
                     pool: self,
                     conn: Some(conn),
                 });
