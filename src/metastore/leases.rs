@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use postgres::Client;
 
-use super::postgres::{connect_for, migrate_schema};
+use super::postgres::{backend, connect_for, migrate_schema};
 use super::{MetaError, Result};
 
 /// One account held by this worker.
@@ -260,11 +260,7 @@ impl Leases {
 }
 
 fn err<'s>(store: &'s str, op: &'static str) -> impl Fn(postgres::Error) -> MetaError + 's {
-    move |e| MetaError::Backend {
-        store: store.to_string(),
-        op,
-        source: Box::new(e),
-    }
+    move |e| backend(store, op, e)
 }
 
 #[cfg(test)]

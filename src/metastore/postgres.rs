@@ -465,7 +465,7 @@ pub(super) fn migrate_schema(client: &mut Client, store: &str) -> Result<()> {
     tx.commit().map_err(err("commit the schema upgrade"))
 }
 
-fn backend(store: &str, op: &'static str, e: postgres::Error) -> MetaError {
+pub(super) fn backend(store: &str, op: &'static str, e: postgres::Error) -> MetaError {
     MetaError::Backend {
         store: store.to_string(),
         op,

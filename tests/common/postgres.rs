@@ -63,6 +63,14 @@ fn as_test_user(program: &Path) -> Command {
     c
 }
 
+/// Makes `path` the test user's when this process is root (the server runs as it).
+fn give_to_test_user(path: &Path) {
+    if unsafe { libc::geteuid() } == 0 {
+        let (uid, gid) = super::dovecot::test_user_ids();
+        std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    }
+}
+
 impl Postgres {
     /// The server of this test process.
     pub fn shared() -> &'static Postgres {
@@ -85,17 +93,11 @@ impl Postgres {
     pub fn start_with(settings: &[&str], tls: bool) -> Postgres {
         let bin = bin_dir();
         let tmp = tempfile::Builder::new().prefix("mv-pg").tempdir().unwrap();
-        if unsafe { libc::geteuid() } == 0 {
-            let (uid, gid) = super::dovecot::test_user_ids();
-            std::os::unix::fs::chown(tmp.path(), Some(uid), Some(gid)).unwrap();
-        }
+        give_to_test_user(tmp.path());
         let data = tmp.path().join("data");
         let pwfile = tmp.path().join("pw");
         std::fs::write(&pwfile, PASSWORD).unwrap();
-        if unsafe { libc::geteuid() } == 0 {
-            let (uid, gid) = super::dovecot::test_user_ids();
-            std::os::unix::fs::chown(&pwfile, Some(uid), Some(gid)).unwrap();
-        }
+        give_to_test_user(&pwfile);
         let out = as_test_user(&bin.join("initdb"))
             .arg("-D")
             .arg(&data)
@@ -119,10 +121,7 @@ impl Postgres {
                 let (from, to) = (tmp.path().join(f), data.join(f));
                 std::fs::copy(&from, &to).unwrap();
                 std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-                if unsafe { libc::geteuid() } == 0 {
-                    let (uid, gid) = super::dovecot::test_user_ids();
-                    std::os::unix::fs::chown(&to, Some(uid), Some(gid)).unwrap();
-                }
+                give_to_test_user(&to);
             }
             settings.extend([
                 "ssl=on".into(),
@@ -134,10 +133,7 @@ impl Postgres {
         let [port] = super::dovecot::free_ports::<1>();
         let log = tmp.path().join("server.log");
         let log_file = std::fs::File::create(&log).unwrap();
-        if unsafe { libc::geteuid() } == 0 {
-            let (uid, gid) = super::dovecot::test_user_ids();
-            std::os::unix::fs::chown(&log, Some(uid), Some(gid)).unwrap();
-        }
+        give_to_test_user(&log);
         // In its own process group, with a watchdog that stops it when this test
         // process is gone (a server shared by a whole test binary is never dropped).
         let child = as_test_user(Path::new("sh"))
