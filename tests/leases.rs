@@ -60,7 +60,7 @@ fn a_lease_is_one_workers_until_given_back_or_lapsed() {
     // w2 stops renewing: once its claim lapses, w1 takes both over, and w2's
     // tokens are stale — its renewal keeps nothing, its checks fail.
     let held: Vec<Lease> = b.iter().chain(&a2).cloned().collect();
-    assert_eq!(w2.renew(&held, Duration::from_millis(200)).unwrap(), held);
+    assert_eq!(w2.renew(&held, &[], Duration::from_millis(200)).unwrap(), held);
     assert!(w1.take(5, long).unwrap().is_empty(), "not lapsed yet");
     std::thread::sleep(Duration::from_millis(400));
     let over = w1.take(5, long).unwrap();
@@ -77,7 +77,7 @@ fn a_lease_is_one_workers_until_given_back_or_lapsed() {
             },
         ]
     );
-    assert!(w2.renew(&held, long).unwrap().is_empty());
+    assert!(w2.renew(&held, &[], long).unwrap().is_empty());
     for l in &held {
         assert!(!w2.holds(l).unwrap());
         assert!(!w2.release(l, "done").unwrap());
@@ -139,7 +139,7 @@ fn three_workers_competing_never_hold_an_account_at_once() {
                     }
                     // "Work": a few ms, a heartbeat, the fencing check.
                     std::thread::sleep(Duration::from_millis(rng.below(20)));
-                    let kept = me.renew(&held, ttl).unwrap();
+                    let kept = me.renew(&held, &[], ttl).unwrap();
                     assert_eq!(kept, held, "renewed within the ttl, nothing is lost");
                     for l in &kept {
                         assert!(me.holds(l).unwrap());
@@ -148,7 +148,7 @@ fn three_workers_competing_never_hold_an_account_at_once() {
                         // A stall past the expiry (a worker paused or cut off):
                         // the others take over; this one must find out.
                         std::thread::sleep(ttl + Duration::from_millis(150));
-                        let still = me.renew(&kept, ttl).unwrap();
+                        let still = me.renew(&kept, &[], ttl).unwrap();
                         lost += (kept.len() - still.len()) as u64;
                         for l in &still {
                             me.release(l, "done").unwrap();
@@ -178,4 +178,37 @@ fn three_workers_competing_never_hold_an_account_at_once() {
     assert!(results.iter().all(|(runs, _)| *runs > 0), "{results:?}");
     let taken_over = results.iter().map(|(_, lost)| lost).sum::<u64>();
     assert!(taken_over > 0, "no stall was ever taken over: {results:?}");
+}
+
+#[test]
+fn connection_slots_are_counted_across_workers_and_lapse_with_a_dead_one() {
+    let url = store();
+    let w1 = Leases::open(&url, true, "w1").unwrap();
+    let w2 = Leases::open(&url, true, "w2").unwrap();
+    let host = "imap.example:993";
+    w1.offer_slots(host, 3).unwrap();
+    w2.offer_slots(host, 3).unwrap(); // offering again changes nothing
+    let short = Duration::from_millis(400);
+    let long = Duration::from_secs(30);
+    let mine = w1.take_slots(host, 2, short).unwrap();
+    assert_eq!(mine.numbers.len(), 2);
+    let theirs = w2.take_slots(host, 5, long).unwrap();
+    assert_eq!(theirs.numbers.len(), 1, "only 3 slots in all");
+    assert!(w2.take_slots(host, 1, long).unwrap().numbers.is_empty());
+
+    // w1 dies; a new process under the same name heartbeats (holding no slots of
+    // its own): its predecessor's slots still lapse.
+    drop(w1);
+    let again = Leases::open(&url, true, "w1").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut taken = Vec::new();
+    while taken.len() < 2 && Instant::now() < deadline {
+        again.renew(&[], &[], long).unwrap();
+        taken.extend(w2.take_slots(host, 2, long).unwrap().numbers);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(taken.len(), 2, "the dead worker's slots lapsed");
+    // Given back, a slot is free at once.
+    w2.release_slots(&theirs).unwrap();
+    assert_eq!(again.take_slots(host, 3, long).unwrap().numbers, theirs.numbers);
 }

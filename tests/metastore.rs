@@ -147,7 +147,7 @@ fn postgres_schema_is_versioned_and_a_newer_one_is_refused() {
     drop(PgMeta::open(&url, true, OpenMode::Write).unwrap());
     assert_eq!(
         pg.query(&db, "SELECT max(version)::text FROM mailvault.schema_version"),
-        ["2"]
+        ["3"]
     );
     let tables = pg.query(
         &db,
@@ -155,21 +155,21 @@ fn postgres_schema_is_versioned_and_a_newer_one_is_refused() {
     );
     assert_eq!(
         tables,
-        ["19"],
-        "15 record tables, 3 of workers and leases, and schema_version"
+        ["20"],
+        "15 record tables, 4 of workers, leases and connection slots, and schema_version"
     );
     // Opening again applies nothing twice.
     drop(PgMeta::open(&url, true, OpenMode::Write).unwrap());
     assert_eq!(
         pg.query(&db, "SELECT count(*)::text FROM mailvault.schema_version"),
-        ["2"]
+        ["3"]
     );
 
-    pg.query(&db, "INSERT INTO mailvault.schema_version (version) VALUES (3)");
+    pg.query(&db, "INSERT INTO mailvault.schema_version (version) VALUES (4)");
     for mode in [OpenMode::Write, OpenMode::ReadOnly] {
         let e = PgMeta::open(&url, true, mode).err().expect("a newer schema is refused");
-        assert!(matches!(e, MetaError::NewerSchema { found: 3, known: 2, .. }), "{e}");
-        assert!(e.to_string().contains("schema version 3"), "{e}");
+        assert!(matches!(e, MetaError::NewerSchema { found: 4, known: 3, .. }), "{e}");
+        assert!(e.to_string().contains("schema version 4"), "{e}");
     }
 }
 

@@ -79,6 +79,10 @@ pub trait KvEngine: Send + Sync {
         Ok(())
     }
     fn drop_table(&mut self, table: &'static str) -> Result<()>;
+    /// See [`MetaStore::turn`].
+    fn turn(&self) -> Result<Option<super::Turn<'_>>> {
+        Ok(None)
+    }
 }
 
 /// The archive's metadata over `E`.
@@ -617,6 +621,10 @@ impl<E: KvEngine> MetaStore for KvMeta<E> {
             stage(&mut ops, change);
         }
         self.engine.write(ops)
+    }
+
+    fn turn(&self) -> Result<Option<super::Turn<'_>>> {
+        self.engine.turn()
     }
 
     fn flush(&self) -> Result<()> {

@@ -10,13 +10,19 @@
 //! ([`Leases::holds`]); a worker that stalled past its expiry finds its token
 //! stale and stops. All times are the database's clock, so workers' clocks may
 //! disagree. Every holding is kept in `lease_history`; [`overlapping`] checks
-//! from it that no account was leased twice at once.
+//! from it that no account was leased twice at once. A lease given back carries
+//! the account's next due time (`schemas/postgres/0003-workers.sql`).
+//!
+//! Connection slots work the same way: each server has `connections_per_host`
+//! rows, claimed with `FOR UPDATE SKIP LOCKED` before connecting, renewed with
+//! the leases, given back when the connections are closed, lapsing with a dead
+//! worker.
 
 use std::time::Duration;
 
 use postgres::Client;
 
-use super::postgres::{backend, connect_for, migrate_schema};
+use super::postgres::{backend, check_version, connect_for, migrate_schema};
 use super::{MetaError, Result};
 
 /// One account held by this worker.
@@ -62,25 +68,32 @@ pub fn overlapping(history: &[Holding]) -> Vec<(Holding, Holding)> {
         .collect()
 }
 
-/// One worker's view of the leases.
+/// One worker's view of the leases (or an observer's: `status`).
 pub struct Leases {
     client: std::sync::Mutex<Client>,
     worker: String,
     store: String,
 }
 
+/// Connection slots of one server held by a worker (numbers of `connection_slots`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slots {
+    pub host: String,
+    pub numbers: Vec<i32>,
+}
+
 const TAKE: &str = "
 WITH free AS (
     SELECT account, worker AS old_worker, expires AS old_expires, generation AS old_generation
     FROM mailvault.leases
-    WHERE worker IS NULL OR expires < now()
+    WHERE (worker IS NULL OR expires < now()) AND (due IS NULL OR due <= now())
     ORDER BY last_taken NULLS FIRST, account
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), taken AS (
     UPDATE mailvault.leases l
     SET worker = $1, expires = now() + $3::float8 * interval '1 millisecond', generation = l.generation + 1,
-        last_taken = now()
+        last_taken = now(), due = NULL
     FROM free WHERE l.account = free.account
     RETURNING l.account, l.generation, free.old_worker, free.old_expires, free.old_generation
 ), lapsed AS (
@@ -98,6 +111,32 @@ UPDATE mailvault.leases l SET expires = now() + $4::float8 * interval '1 millise
 FROM unnest($2::text[], $3::int8[]) AS h(account, generation)
 WHERE l.account = h.account AND l.generation = h.generation AND l.worker = $1
 RETURNING l.account, l.generation";
+
+const TAKE_SLOTS: &str = "
+WITH free AS (
+    SELECT host, slot FROM mailvault.connection_slots
+    WHERE host = $2 AND (worker IS NULL OR expires < now())
+    ORDER BY slot
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE mailvault.connection_slots s SET worker = $1, expires = now() + $4::float8 * interval '1 millisecond'
+FROM free WHERE s.host = free.host AND s.slot = free.slot
+RETURNING s.slot";
+
+/// A worker as `status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerState {
+    pub id: String,
+    pub host: String,
+    pub pid: i32,
+    /// Microseconds since its last heartbeat.
+    pub silent_us: i64,
+    /// Accounts it holds now.
+    pub leases: i64,
+    /// Connection slots it holds now.
+    pub slots: i64,
+}
 
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -124,6 +163,22 @@ impl Leases {
             worker: worker.to_string(),
             store,
         })
+    }
+
+    /// Reads the leases and workers of the store `url` names without being a
+    /// worker (`status`).
+    pub fn observe(url: &str, allow_password: bool) -> Result<Leases> {
+        let (mut client, store) = connect_for(url, allow_password)?;
+        check_version(&mut client, &store)?;
+        Ok(Leases {
+            client: std::sync::Mutex::new(client),
+            worker: String::new(),
+            store,
+        })
+    }
+
+    pub fn worker(&self) -> &str {
+        &self.worker
     }
 
     fn client(&self) -> std::sync::MutexGuard<'_, Client> {
@@ -156,9 +211,10 @@ impl Leases {
             .collect())
     }
 
-    /// Extends `held` by `ttl`; returns those still this worker's (the others were
-    /// taken over after they lapsed: their work must stop).
-    pub fn renew(&self, held: &[Lease], ttl: Duration) -> Result<Vec<Lease>> {
+    /// Extends `held` and the connection `slots` this worker holds by `ttl`;
+    /// returns the leases still this worker's (the others were taken over after
+    /// they lapsed: their work must stop).
+    pub fn renew(&self, held: &[Lease], slots: &[Slots], ttl: Duration) -> Result<Vec<Lease>> {
         let accounts: Vec<&str> = held.iter().map(|l| l.account.as_str()).collect();
         let generations: Vec<i64> = held.iter().map(|l| l.generation).collect();
         let mut c = self.client();
@@ -167,6 +223,19 @@ impl Leases {
             &[&self.worker],
         )
         .map_err(err(&self.store, "heartbeat"))?;
+        // The slots by number, not by worker: a worker restarted under the same
+        // name must not keep alive the slots its killed predecessor held.
+        let (hosts, numbers): (Vec<&str>, Vec<i32>) = slots
+            .iter()
+            .flat_map(|s| s.numbers.iter().map(move |n| (s.host.as_str(), *n)))
+            .unzip();
+        c.execute(
+            "UPDATE mailvault.connection_slots s SET expires = now() + $4::float8 * interval '1 millisecond'
+             FROM unnest($2::text[], $3::int4[]) AS h(host, slot)
+             WHERE s.host = h.host AND s.slot = h.slot AND s.worker = $1",
+            &[&self.worker, &hosts, &numbers, &millis(ttl)],
+        )
+        .map_err(err(&self.store, "renew connection slots"))?;
         let rows = c
             .query(RENEW, &[&self.worker, &accounts, &generations, &millis(ttl)])
             .map_err(err(&self.store, "renew leases"))?;
@@ -181,13 +250,20 @@ impl Leases {
     /// Gives `lease` back (`how`: why, for the history); false when it was no
     /// longer this worker's.
     pub fn release(&self, lease: &Lease, how: &str) -> Result<bool> {
+        self.release_until(lease, how, Duration::ZERO)
+    }
+
+    /// Gives `lease` back, not to be taken again for `due_in` (the account's next
+    /// run: its schedule, or a backoff).
+    pub fn release_until(&self, lease: &Lease, how: &str, due_in: Duration) -> Result<bool> {
         let mut c = self.client();
         let mut tx = c.transaction().map_err(err(&self.store, "release a lease"))?;
         let n = tx
             .execute(
-                "UPDATE mailvault.leases SET worker = NULL, expires = NULL
+                "UPDATE mailvault.leases SET worker = NULL, expires = NULL,
+                        due = now() + $4::float8 * interval '1 millisecond'
                  WHERE account = $1 AND worker = $2 AND generation = $3",
-                &[&lease.account, &self.worker, &lease.generation],
+                &[&lease.account, &self.worker, &lease.generation, &millis(due_in)],
             )
             .map_err(err(&self.store, "release a lease"))?;
         if n == 1 {
@@ -212,6 +288,76 @@ impl Leases {
             )
             .map_err(err(&self.store, "check a lease"))?;
         Ok(row.is_some())
+    }
+
+    /// Makes `limit` connection slots for `host` (a job's
+    /// `limits.connections_per_host`); a smaller limit than before drops the
+    /// slots above it once they are free.
+    pub fn offer_slots(&self, host: &str, limit: u32) -> Result<()> {
+        let limit = limit.max(1) as i32;
+        let mut c = self.client();
+        c.execute(
+            "INSERT INTO mailvault.connection_slots (host, slot) SELECT $1, generate_series(1, $2)
+             ON CONFLICT DO NOTHING",
+            &[&host, &limit],
+        )
+        .map_err(err(&self.store, "offer connection slots"))?;
+        c.execute(
+            "DELETE FROM mailvault.connection_slots
+             WHERE host = $1 AND slot > $2 AND (worker IS NULL OR expires < now())",
+            &[&host, &limit],
+        )
+        .map_err(err(&self.store, "offer connection slots"))?;
+        Ok(())
+    }
+
+    /// Claims up to `max` free (or lapsed) connection slots of `host` for `ttl`.
+    pub fn take_slots(&self, host: &str, max: u32, ttl: Duration) -> Result<Slots> {
+        let rows = self
+            .client()
+            .query(TAKE_SLOTS, &[&self.worker, &host, &i64::from(max), &millis(ttl)])
+            .map_err(err(&self.store, "take connection slots"))?;
+        Ok(Slots {
+            host: host.to_string(),
+            numbers: rows.iter().map(|r| r.get(0)).collect(),
+        })
+    }
+
+    /// Gives `slots` back (their connections are closed).
+    pub fn release_slots(&self, slots: &Slots) -> Result<()> {
+        self.client()
+            .execute(
+                "UPDATE mailvault.connection_slots SET worker = NULL, expires = NULL
+                 WHERE host = $1 AND slot = ANY($2) AND worker = $3",
+                &[&slots.host, &slots.numbers, &self.worker],
+            )
+            .map_err(err(&self.store, "release connection slots"))?;
+        Ok(())
+    }
+
+    /// Every worker that has registered, with what it holds now.
+    pub fn workers(&self) -> Result<Vec<WorkerState>> {
+        let rows = self
+            .client()
+            .query(
+                "SELECT w.id, w.host, w.pid, (extract(epoch FROM now() - w.heartbeat) * 1000000)::int8,
+                        (SELECT count(*) FROM mailvault.leases l WHERE l.worker = w.id AND l.expires > now()),
+                        (SELECT count(*) FROM mailvault.connection_slots s WHERE s.worker = w.id AND s.expires > now())
+                 FROM mailvault.workers w ORDER BY w.id",
+                &[],
+            )
+            .map_err(err(&self.store, "read the workers"))?;
+        Ok(rows
+            .iter()
+            .map(|r| WorkerState {
+                id: r.get(0),
+                host: r.get(1),
+                pid: r.get(2),
+                silent_us: r.get(3),
+                leases: r.get(4),
+                slots: r.get(5),
+            })
+            .collect())
     }
 
     /// Every account's lease, in account order.

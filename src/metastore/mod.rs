@@ -59,6 +59,11 @@ pub enum MetaError {
     },
     #[error("{store} is in use by another mailvault process")]
     Locked { store: String },
+    #[error(
+        "{store} has one writer: several writers (workers) need the metadata in PostgreSQL \
+         (`mailvault init --meta postgres://…`)"
+    )]
+    OneWriter { store: String },
     #[error("{store} was opened read-only")]
     ReadOnly { store: String },
     #[error("{store} has a table this mailvault does not know, {name:?} (written by a newer mailvault?)")]
@@ -380,9 +385,30 @@ pub trait MetaStore: Send + Sync {
 
     /// Applies `batch` atomically and durably.
     fn commit(&self, batch: MetaBatch) -> Result<()>;
+    /// A store opened [`OpenMode::Shared`]: waits for this writer's turn among all
+    /// writers of the store and holds it until the [`Turn`] is dropped (no other
+    /// writer commits meanwhile, so what the writer reads in its turn stays the
+    /// newest). `None` for a store with one writer, which needs no turns.
+    fn turn(&self) -> Result<Option<Turn<'_>>> {
+        Ok(None)
+    }
     /// Writes buffered data out, so that the size on disk is the data's.
     fn flush(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+/// One writer's turn among the writers of a shared store ([`MetaStore::turn`]),
+/// given back when dropped.
+pub struct Turn<'a>(#[allow(dead_code)] Box<dyn Held + 'a>);
+
+/// Anything a [`Turn`] keeps until it is dropped.
+pub trait Held {}
+impl<T> Held for T {}
+
+impl<'a> Turn<'a> {
+    pub fn new(held: impl Held + 'a) -> Self {
+        Turn(Box::new(held))
     }
 }
 

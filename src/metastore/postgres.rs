@@ -39,9 +39,10 @@ use crate::keys::ALL_CFS;
 pub type PgMeta = KvMeta<PgKv>;
 
 /// The schema files, in the order they apply; the schema's version is how many ran.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("../../schemas/postgres/0001-tables.sql"),
     include_str!("../../schemas/postgres/0002-leases.sql"),
+    include_str!("../../schemas/postgres/0003-workers.sql"),
 ];
 
 /// Advisory lock keys: the writer's (the first eight letters of "mailvault" in
@@ -275,6 +276,9 @@ pub struct PgKv {
     read_only: bool,
     /// The writer's session, holding [`WRITER_LOCK`] while it lives.
     _writer: Mutex<Option<Client>>,
+    /// A shared writer's session for its turns (opened at the first), which takes
+    /// [`WRITER_LOCK`] for each turn. `None` inside unless [`OpenMode::Shared`].
+    turns: Option<Mutex<Option<Client>>>,
 }
 
 impl PgMeta {
@@ -291,15 +295,19 @@ impl PgMeta {
             let store = store.clone();
             move |e: postgres::Error| backend(&store, op, e)
         };
-        let writer = match mode {
+        let (writer, turn_session) = match mode {
             OpenMode::Write => {
                 take_writer_lock(&mut first, &store)?;
                 migrate_schema(&mut first, &store)?;
-                Some(first)
+                (Some(first), None)
+            }
+            OpenMode::Shared => {
+                migrate_schema(&mut first, &store)?;
+                (None, Some(first))
             }
             OpenMode::ReadOnly => {
                 check_version(&mut first, &store)?;
-                None
+                (None, None)
             }
         };
         let pool = Pool {
@@ -326,6 +334,7 @@ impl PgMeta {
             tables,
             read_only: mode == OpenMode::ReadOnly,
             _writer: Mutex::new(writer),
+            turns: (mode == OpenMode::Shared).then(|| Mutex::new(turn_session)),
         }))
     }
 }
@@ -349,6 +358,56 @@ fn take_writer_lock(client: &mut Client, store: &str) -> Result<()> {
     client
         .batch_execute("SET lock_timeout = 0")
         .map_err(|e| backend(store, "lock", e))
+}
+
+/// How long a shared writer waits for its turn before giving up (another writer's
+/// batch takes well under a second; a one-writer process such as `import` holds
+/// the lock for as long as it runs).
+const TURN_WAIT: Duration = Duration::from_secs(60);
+
+/// A shared writer's turn: [`WRITER_LOCK`] held by its turn session until dropped.
+struct TurnGuard<'a> {
+    session: std::sync::MutexGuard<'a, Option<Client>>,
+}
+
+impl Drop for TurnGuard<'_> {
+    fn drop(&mut self) {
+        let Some(client) = self.session.as_mut() else { return };
+        if let Err(e) = client.execute("SELECT pg_advisory_unlock($1)", &[&WRITER_LOCK]) {
+            // The session goes, and the lock with it.
+            tracing::warn!("giving back the writers' turn failed ({e}); closing its session");
+            *self.session = None;
+        }
+    }
+}
+
+impl PgKv {
+    /// Waits up to [`TURN_WAIT`] for [`WRITER_LOCK`] on the turn session (opened
+    /// again when it broke).
+    fn take_turn<'a>(&'a self, turns: &'a Mutex<Option<Client>>) -> Result<super::Turn<'a>> {
+        let mut session = turns.lock().unwrap_or_else(|p| p.into_inner());
+        if session.as_ref().is_none_or(Client::is_closed) {
+            let conn = self.pool.connect().map_err(|e| backend(&self.shown, "connect", e))?;
+            *session = Some(conn.client);
+        }
+        let client = session.as_mut().expect("a turn session");
+        // One round trip: the wait's limit and the lock.
+        let take = format!(
+            "SET lock_timeout = '{}ms'; SELECT pg_advisory_lock({WRITER_LOCK})",
+            TURN_WAIT.as_millis()
+        );
+        let taken = client.batch_execute(&take);
+        match taken {
+            Ok(_) => Ok(super::Turn::new(TurnGuard { session })),
+            Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => Err(MetaError::Locked {
+                store: self.shown.clone(),
+            }),
+            Err(e) => {
+                *session = None;
+                Err(backend(&self.shown, "wait for the writers' turn", e))
+            }
+        }
+    }
 }
 
 /// A first session to the store `url` names, and how to open more.
@@ -419,7 +478,7 @@ fn newer(store: &str, found: usize) -> MetaError {
     }
 }
 
-fn check_version(client: &mut Client, store: &str) -> Result<()> {
+pub(super) fn check_version(client: &mut Client, store: &str) -> Result<()> {
     let v = schema_version(client).map_err(|e| backend(store, "read the schema version", e))?;
     if v > MIGRATIONS.len() {
         return Err(newer(store, v));
@@ -599,6 +658,10 @@ impl KvEngine for PgKv {
             .map_err(self.err("read"))?;
         let row = c.client.query_opt(&s, &[]).map_err(self.err("read"))?;
         Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    fn turn(&self) -> Result<Option<super::Turn<'_>>> {
+        self.turns.as_ref().map(|t| self.take_turn(t)).transpose()
     }
 
     fn write(&self, ops: KvOps) -> Result<()> {

@@ -19,6 +19,10 @@ pub enum OpenMode {
     /// The one writer: takes RocksDB's lock; creates the database and the current
     /// format's column families when missing.
     Write,
+    /// One of several writers (workers sharing a PostgreSQL store): takes no lock
+    /// at open; each write is made in a turn ([`super::MetaStore::turn`]). An
+    /// embedded store refuses it.
+    Shared,
 }
 
 /// The metadata in a RocksDB database.
@@ -75,6 +79,11 @@ impl RocksMeta {
         let db = match mode {
             OpenMode::ReadOnly => RocksKv::open_read_only(path)?,
             OpenMode::Write => RocksKv::open_writable(path)?,
+            OpenMode::Shared => {
+                return Err(MetaError::OneWriter {
+                    store: store_name(path),
+                })
+            }
         };
         Ok(KvMeta::new(RocksKv {
             path: path.to_path_buf(),
