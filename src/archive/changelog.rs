@@ -169,17 +169,38 @@ impl Archive {
         Ok(())
     }
 
+    /// The chain's end as the store has it now (a shared writer's turn: another
+    /// writer may have added records).
+    pub(super) fn refresh_chain(&self) -> Result<()> {
+        let mut guard = self.chain.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(state) = guard.as_mut() {
+            state.advance(match self.meta.last_change()? {
+                Some((seq, r)) => (seq + 1, r.hash),
+                None => (0, chain::GENESIS),
+            });
+        }
+        Ok(())
+    }
+
     /// Commits one batch durably, with its change record and a signed checkpoint
     /// when it changes what the archive holds.
     pub(crate) fn commit(&self, batch: MetaBatch) -> Result<()> {
         self.commit_as(batch, None)
     }
 
-    /// [`Archive::commit`], saying why (otherwise inferred from the changes).
-    pub(crate) fn commit_as(&self, mut batch: MetaBatch, cause: Option<Cause>) -> Result<()> {
+    /// [`Archive::commit`], saying why (otherwise inferred from the changes). A
+    /// shared writer commits in its turn, for accounts it still holds.
+    pub(crate) fn commit_as(&self, batch: MetaBatch, cause: Option<Cause>) -> Result<()> {
         if self.read_only {
             return Err(ArchiveError::ReadOnly { path: self.dir.clone() });
         }
+        self.in_turn(|| {
+            self.check_fence(&batch)?;
+            self.commit_chained(batch, cause)
+        })
+    }
+
+    fn commit_chained(&self, mut batch: MetaBatch, cause: Option<Cause>) -> Result<()> {
         let mut guard = self.chain.lock().unwrap_or_else(|p| p.into_inner());
         let at = chrono::Utc::now().timestamp();
         let record = guard

@@ -60,6 +60,7 @@ struct Live {
 impl Archive {
     /// Compacts the archive (see the module). `progress` gets payloads moved so far.
     pub fn compact(&self, mut progress: impl FnMut(u64, u64)) -> Result<CompactReport> {
+        self.refuse_shared("compact")?;
         let _writer = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         let before = self.pack_records();
         let mut report = CompactReport {

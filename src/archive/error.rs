@@ -54,6 +54,10 @@ pub enum ArchiveError {
     BadRule { name: String, what: String },
     #[error("no {kind} named {name:?}")]
     NoSuchRule { kind: &'static str, name: String },
+    #[error("account {account}: batch not written: {why}")]
+    NotHeld { account: String, why: String },
+    #[error("archive {path}: {what} needs the archive's one writer, not a worker sharing it (stop the workers, then run it)")]
+    NeedsOneWriter { path: PathBuf, what: &'static str },
     #[error("invalid {what} name {name:?}: names must be non-empty and contain no NUL byte")]
     InvalidName { what: &'static str, name: String },
     #[error("tags of message {message}: {source}")]

@@ -198,12 +198,17 @@ impl Archive {
     /// metadata batch with their index entries, records, placements, log entries and
     /// counters.
     pub fn ingest_with(&self, batch: &[RawMessage], changes: &SourceChanges, now: i64) -> Result<IngestReport> {
+        let _writer = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.in_turn(|| self.ingest_locked(batch, changes, now))
+    }
+
+    /// [`Archive::ingest_with`], with the write lock (and a shared writer's turn) held.
+    fn ingest_locked(&self, batch: &[RawMessage], changes: &SourceChanges, now: i64) -> Result<IngestReport> {
         let mut report = IngestReport {
             messages: batch.len() as u64,
             bytes_in: batch.iter().map(|m| m.raw.len() as u64).sum(),
             ..Default::default()
         };
-        let _writer = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         let before_seq = self.counters().next_seq;
         check_batch_names(batch)?;
         let t0 = std::time::Instant::now();

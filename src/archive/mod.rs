@@ -28,6 +28,7 @@ mod purge;
 mod read;
 mod rules;
 pub mod sealing;
+mod shared;
 pub mod signing;
 mod sync;
 mod tags;
@@ -45,6 +46,7 @@ pub use ingest::IngestReport;
 pub use ledger::LedgerEntry;
 pub use purge::PurgeReport;
 pub use read::{PlacementEntry, PlacementFilter};
+pub use shared::Fence;
 pub use sync::{
     ImapPlacement, KnownPlacement, PlacementChange, PlacementUpdate, Pop3Placement, Pop3Placements, SourceChanges,
     TooLargeSource,
@@ -77,6 +79,9 @@ pub struct ArchiveConfig {
     pub secret: Option<sealing::ArchiveSecret>,
     /// Argon2id costs when a new archive's key is wrapped with a passphrase.
     pub kdf_cost: crate::crypt::KdfCost,
+    /// Open as one of several writers of the archive's store (workers; module
+    /// [`shared`]): the archive must exist, with its metadata in PostgreSQL.
+    pub shared: bool,
     /// Tests of a killed upgrade: stop (with an error) after this many packs.
     #[doc(hidden)]
     pub upgrade_stop_after_packs: Option<usize>,
@@ -92,6 +97,7 @@ impl Default for ArchiveConfig {
             signing_key: None,
             secret: None,
             kdf_cost: crate::crypt::KdfCost::default(),
+            shared: false,
             upgrade_stop_after_packs: None,
         }
     }
@@ -125,6 +131,8 @@ pub struct Archive {
     chain: Mutex<Option<changelog::ChainState>>,
     /// The keys of an encrypted archive.
     keys: Option<Arc<crate::crypt::ArchiveKeys>>,
+    /// Set when the archive is one of several writers of its store.
+    shared: Option<shared::Shared>,
     /// Makes message and part ids: keyed when the archive is encrypted.
     ids: crate::model::IdHasher,
 }
@@ -228,11 +236,17 @@ impl Archive {
         // The secret is checked before the metadata is opened: a wrong one changes
         // nothing.
         let keys = sealing::open_keys(dir, marker.encrypted, config.secret.as_ref())?;
-        let meta = open_meta(dir, &marker.meta, OpenMode::Write)?;
+        let mode = if config.shared {
+            OpenMode::Shared
+        } else {
+            OpenMode::Write
+        };
+        let meta = open_meta(dir, &marker.meta, mode)?;
         let blobs = open_blob_store(dir, &marker.blobs)?;
         let mut archive = Archive::from_meta(dir, meta, blobs, config, keys, false)?;
         archive.start_chain(&marker.signing_key_path(dir))?;
         if archive.format_version < layout::FORMAT_VERSION {
+            archive.refuse_shared("the upgrade of its format")?;
             archive.upgrade()?;
         }
         if marker.format_version < layout::FORMAT_VERSION {
@@ -265,6 +279,7 @@ impl Archive {
         keys: Option<Arc<crate::crypt::ArchiveKeys>>,
         read_only: bool,
     ) -> Result<Archive> {
+        let shared = config.shared.then(shared::Shared::default);
         let mut archive = Archive {
             dir: dir.to_path_buf(),
             meta,
@@ -280,13 +295,14 @@ impl Archive {
             frames: FrameCache::new(packs::FRAME_CACHE_BYTES),
             ranges: packs::RangeCache::default(),
             chain: Mutex::new(None),
+            shared,
             ids: keys
                 .as_ref()
                 .map_or_else(crate::model::IdHasher::plain, |k| k.id_hasher()),
             keys,
         };
         archive.load_meta()?;
-        archive.load_packs()?;
+        archive.reload_packs()?;
         Ok(archive)
     }
 
@@ -300,7 +316,7 @@ impl Archive {
                 // An older version is upgraded by `open_with`, after loading.
                 version = found;
             }
-            None if self.read_only => {
+            None if self.read_only || self.shared.is_some() => {
                 return Err(ArchiveError::NotAnArchive {
                     path: self.dir.clone(),
                     reason: "the database has no format version (an interrupted `init`?)".into(),
@@ -316,6 +332,13 @@ impl Archive {
         if let Some(c) = self.meta.counters()? {
             *self.counters.get_mut().unwrap_or_else(|p| p.into_inner()) = c;
         }
+        self.reload_dictionaries()?;
+        self.format_version = version;
+        Ok(())
+    }
+
+    /// Every dictionary, as stored.
+    fn reload_dictionaries(&self) -> Result<()> {
         let mut dicts = Dicts::default();
         for (id, stored) in self.meta.dictionaries()? {
             let bytes = self.unseal_dictionary(id, stored)?;
@@ -323,8 +346,7 @@ impl Archive {
             dicts.current = Some(d.clone());
             dicts.by_id.insert(id, d);
         }
-        *self.dicts.get_mut().unwrap_or_else(|p| p.into_inner()) = dicts;
-        self.format_version = version;
+        *self.dicts.write().unwrap_or_else(|p| p.into_inner()) = dicts;
         Ok(())
     }
 

@@ -314,12 +314,12 @@ impl Archive {
     }
 
     /// Loads the pack records and the next pack number (format 3).
-    pub(super) fn load_packs(&mut self) -> Result<()> {
+    pub(super) fn reload_packs(&self) -> Result<()> {
         let packs: HashMap<u64, PackRecord> = self.meta.packs()?.into_iter().collect();
         let next = self.meta.next_pack()?.unwrap_or(1);
         let next = next.max(packs.keys().max().map_or(1, |m| m + 1));
-        *self.packs.get_mut().unwrap_or_else(|p| p.into_inner()) = packs;
-        *self.next_pack.get_mut().unwrap_or_else(|p| p.into_inner()) = next;
+        *self.packs.write().unwrap_or_else(|p| p.into_inner()) = packs;
+        *self.next_pack.lock().unwrap_or_else(|p| p.into_inner()) = next;
         Ok(())
     }
 

@@ -43,6 +43,7 @@ impl Archive {
     /// Each message comes with why retention let it go, which its change record
     /// keeps. `progress` gets messages removed so far.
     pub fn purge(&self, expired: &[(MessageId, Expiry)], mut progress: impl FnMut(u64)) -> Result<PurgeReport> {
+        self.refuse_shared("purge")?;
         let _writer = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut report = PurgeReport::default();
         // 1.
