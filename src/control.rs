@@ -62,6 +62,13 @@ impl HostSlots {
             }
         }
     }
+    /// Makes `host`'s slots those a worker claims in the shared store: none until
+    /// it adds the permits of the slots it claimed (`service::worker`).
+    pub fn limit_shared(&self, host: &str, slots: u32) {
+        let mut m = self.0.lock().expect("host slots");
+        m.insert(host.to_string(), (slots.max(1) as usize, Arc::new(Semaphore::new(0))));
+    }
+
     /// The slots of `host`, if it is limited.
     pub fn of(&self, host: &str) -> Option<Arc<Semaphore>> {
         self.0.lock().expect("host slots").get(host).map(|(_, s)| s.clone())

@@ -37,6 +37,15 @@ pub struct ServeArgs {
     /// Directory of job files (*.toml); every one is run
     #[arg(long, value_name = "DIR", default_value = "jobs")]
     jobs: PathBuf,
+    /// Run as worker W, one of several processes (or machines) sharing the
+    /// archive: its metadata in PostgreSQL (`init --meta`), each account's run
+    /// leased to one worker at a time, connection limits counted across all
+    #[arg(long, value_name = "W")]
+    worker_id: Option<String>,
+    /// With --worker-id: how long a worker's leases and connection slots outlive
+    /// its last heartbeat (a worker that dies loses its accounts after this)
+    #[arg(long, value_name = "SECS", default_value_t = 30, requires = "worker_id")]
+    lease_ttl: u64,
     #[command(flatten)]
     service: ServiceArgs,
 }
@@ -113,7 +122,7 @@ pub fn run(cli: &Cli, a: &RunArgs) -> Result<ExitCode> {
     }
     let jobs = vec![Arc::new(job)];
     if !a.once {
-        return serve_jobs(cli, &jobs, &a.service);
+        return serve_jobs(cli, &jobs, &a.service, None);
     }
     let default_archive = super::archive_dir(cli)?;
     let service =
@@ -155,13 +164,36 @@ fn job_accounts(jobs: &[Arc<Job>]) -> usize {
 
 pub fn serve(cli: &Cli, a: &ServeArgs) -> Result<ExitCode> {
     let jobs: Vec<Arc<Job>> = load_dir(&a.jobs)?.into_iter().map(Arc::new).collect();
-    serve_jobs(cli, &jobs, &a.service)
+    let worker = match &a.worker_id {
+        Some(id) => {
+            service::worker::check_worker_id(id).map_err(|e| anyhow::anyhow!(e))?;
+            if a.lease_ttl < 3 {
+                bail!(
+                    "--lease-ttl {}: at least 3 seconds (heartbeats go every third of it)",
+                    a.lease_ttl
+                );
+            }
+            Some(service::worker::WorkerOptions {
+                id: id.clone(),
+                lease_ttl: Duration::from_secs(a.lease_ttl),
+            })
+        }
+        None => None,
+    };
+    serve_jobs(cli, &jobs, &a.service, worker.as_ref())
 }
 
-fn serve_jobs(cli: &Cli, jobs: &[Arc<Job>], o: &ServiceArgs) -> Result<ExitCode> {
+fn serve_jobs(
+    cli: &Cli,
+    jobs: &[Arc<Job>],
+    o: &ServiceArgs,
+    worker: Option<&service::worker::WorkerOptions>,
+) -> Result<ExitCode> {
     check_watch_slots(jobs)?;
     let default_archive = super::archive_dir(cli)?;
-    let service = Service::open(jobs, &default_archive, cli.secret.given()?.as_ref()).context("opening the archive")?;
+    let secret = cli.secret.given()?;
+    let service = Service::open_as(jobs, &default_archive, secret.as_ref(), worker.map(|w| w.id.as_str()))
+        .context("opening the archive")?;
     let rt = runtime()?;
     let signal = rt.block_on(async { on_signal(service.stop.clone()) })?;
     if let Some(addr) = &o.metrics {
@@ -184,10 +216,26 @@ fn serve_jobs(cli: &Cli, jobs: &[Arc<Job>], o: &ServiceArgs) -> Result<ExitCode>
         start_web(cli, &rt, &service, &default_archive, addr, &o.web_tls)?;
     }
     tracing::info!(jobs = jobs.len(), accounts = job_accounts(jobs), "service started");
-    rt.block_on(async {
-        let all = service.serve(jobs, &default_archive);
-        with_grace(all, &service.stop, o.grace).await
+    let failed = rt.block_on(async {
+        match worker {
+            None => {
+                with_grace(service.serve(jobs, &default_archive), &service.stop, o.grace).await;
+                None
+            }
+            Some(w) => with_grace(
+                service.serve_as_worker(jobs, &default_archive, w),
+                &service.stop,
+                o.grace,
+            )
+            .await
+            .and_then(Result::err),
+        }
     });
+    if let Some(e) = failed {
+        rt.shutdown_timeout(Duration::from_secs(1));
+        service.close();
+        return Err(anyhow::Error::new(e).context("running as a worker"));
+    }
     rt.shutdown_timeout(Duration::from_secs(1));
     service.close();
     if let Some(sig) = signal.get() {
@@ -460,6 +508,9 @@ pub fn status(cli: &Cli, a: &StatusArgs) -> Result<ExitCode> {
     }
     if all.is_empty() {
         println!("no job has run with this archive yet");
+        for dir in &archives {
+            print_workers(dir)?;
+        }
         return Ok(ExitCode::SUCCESS);
     }
     println!(
@@ -501,5 +552,51 @@ pub fn status(cli: &Cli, a: &StatusArgs) -> Result<ExitCode> {
             }
         }
     }
+    for dir in &archives {
+        print_workers(dir)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The workers sharing the archive at `dir` and the leases of its accounts, when
+/// its metadata is in PostgreSQL and workers have run.
+fn print_workers(dir: &Path) -> Result<()> {
+    let Some(marker) = mailvault::archive::layout::read_marker(dir)? else {
+        return Ok(());
+    };
+    let mailvault::archive::layout::MetaConfig::Postgres { url } = marker.meta else {
+        return Ok(());
+    };
+    let leases = mailvault::metastore::leases::Leases::observe(&url, false).context("reading the workers")?;
+    let workers = leases.workers()?;
+    if workers.is_empty() {
+        return Ok(());
+    }
+    println!(
+        "\n{:<20} {:<20} {:>8} {:>16} {:>7} {:>6}",
+        "worker", "host", "pid", "last heartbeat", "leases", "slots"
+    );
+    for w in &workers {
+        println!(
+            "{:<20} {:<20} {:>8} {:>14.1}s {:>7} {:>6}",
+            w.id,
+            w.host,
+            w.pid,
+            w.silent_us as f64 / 1e6,
+            w.leases,
+            w.slots
+        );
+    }
+    println!(
+        "\n{:<28} {:<20} {:>12} {:>10}",
+        "account", "leased to", "expires in", "generation"
+    );
+    for l in leases.states()? {
+        let expires = l
+            .expires_in_us
+            .map_or("-".into(), |us| format!("{:.1}s", us as f64 / 1e6));
+        let worker = l.worker.as_deref().unwrap_or("-");
+        println!("{:<28} {:<20} {:>12} {:>10}", l.account, worker, expires, l.generation);
+    }
+    Ok(())
 }

@@ -10,6 +10,7 @@ pub mod compaction;
 pub mod metrics;
 pub mod status;
 pub mod watch;
+pub mod worker;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,8 @@ pub struct ArchiveContext {
     status: std::sync::Mutex<HashMap<String, status::JobStatus>>,
     /// Accounts running now, and when one last ran (for idle compaction).
     pub activity: compaction::Activity,
+    /// This process's worker name, when it is one of several (`--worker-id`).
+    worker: Option<String>,
 }
 
 impl ArchiveContext {
@@ -66,7 +69,7 @@ impl ArchiveContext {
         let mut all = self.status.lock().expect("status");
         let s = self.job_status(&mut all, &run.job);
         s.record(run, failures, next);
-        let p = status::path(self.archive.dir(), &run.job);
+        let p = status::path_of(self.archive.dir(), &run.job, self.worker.as_deref());
         if let Err(e) = s.save(&p) {
             warn!(error = %e, path = %p.display(), "cannot write the status file");
         }
@@ -75,7 +78,8 @@ impl ArchiveContext {
     /// `job`'s status, read from its file the first time.
     fn job_status<'a>(&self, all: &'a mut HashMap<String, status::JobStatus>, job: &str) -> &'a mut status::JobStatus {
         all.entry(job.to_string()).or_insert_with(|| {
-            let mut s = status::read(&status::path(self.archive.dir(), job)).unwrap_or_default();
+            let p = status::path_of(self.archive.dir(), job, self.worker.as_deref());
+            let mut s = status::read(&p).unwrap_or_default();
             s.job = job.to_string();
             s
         })
@@ -161,6 +165,18 @@ impl Service {
         default_archive: &Path,
         secret: Option<&crate::archive::sealing::ArchiveSecret>,
     ) -> Result<Service, ArchiveError> {
+        Self::open_as(jobs, default_archive, secret, None)
+    }
+
+    /// [`Service::open`]; with `worker`, as that worker of archives shared with
+    /// others ([`worker`]): each archive opened as one of its writers, the
+    /// status kept per worker.
+    pub fn open_as(
+        jobs: &[Arc<Job>],
+        default_archive: &Path,
+        secret: Option<&crate::archive::sealing::ArchiveSecret>,
+        worker: Option<&str>,
+    ) -> Result<Service, ArchiveError> {
         let mut s = Service {
             envs: HashMap::new(),
             writers: Vec::new(),
@@ -176,9 +192,11 @@ impl Service {
                     blobs: crate::archive::layout::BlobsConfig::from_env()?,
                     meta: crate::archive::layout::MetaConfig::from_env()?,
                     secret: secret.filter(|_| encrypted).cloned(),
+                    shared: worker.is_some(),
                     ..Default::default()
                 };
-                let archive = Arc::new(Archive::open_with(&dir, true, config)?);
+                // Workers share an archive made once (`init --meta`), never make one.
+                let archive = Arc::new(Archive::open_with(&dir, worker.is_none(), config)?);
                 declare_policies(&archive, jobs, &dir, default_archive)?;
                 let (writer, handle) = Writer::spawn(archive.clone());
                 s.writers.push(handle);
@@ -193,6 +211,7 @@ impl Service {
                         index: tokio::sync::Mutex::new(()),
                         status: std::sync::Mutex::new(HashMap::new()),
                         activity: compaction::Activity::default(),
+                        worker: worker.map(str::to_string),
                     }),
                 );
             }

@@ -61,7 +61,17 @@ pub struct LastRun {
 
 /// Where job `job`'s status lives in the archive at `archive_dir`.
 pub fn path(archive_dir: &Path, job: &str) -> PathBuf {
-    archive_dir.join("status").join(format!("{job}.json"))
+    path_of(archive_dir, job, None)
+}
+
+/// Where `worker`'s status of job `job` lives (workers sharing an archive keep
+/// one file each, `status/JOB@WORKER.json`; [`read_all`] merges them).
+pub fn path_of(archive_dir: &Path, job: &str, worker: Option<&str>) -> PathBuf {
+    let name = match worker {
+        Some(w) => format!("{job}@{w}.json"),
+        None => format!("{job}.json"),
+    };
+    archive_dir.join("status").join(name)
 }
 
 /// Every job status kept in the archive at `archive_dir` (none when it has none).
@@ -79,9 +89,32 @@ pub fn read_all(archive_dir: &Path) -> std::io::Result<Vec<JobStatus>> {
         .collect();
     paths.sort();
     for p in paths {
-        out.push(read(&p)?);
+        merge(&mut out, read(&p)?);
     }
     Ok(out)
+}
+
+/// Adds `status` to `all`; a job already there (kept by other workers) gets its
+/// accounts, the record of the latest run winning.
+fn merge(all: &mut Vec<JobStatus>, status: JobStatus) {
+    let Some(have) = all.iter_mut().find(|j| j.job == status.job) else {
+        all.push(status);
+        return;
+    };
+    for (name, mut a) in status.accounts {
+        let ended = |s: &AccountStatus| s.last_run.as_ref().map(|r| r.ended);
+        if let Some(old) = have.accounts.get_mut(&name) {
+            // Each worker counted its own runs and messages.
+            a.runs += old.runs;
+            a.messages_total += old.messages_total;
+            if ended(old) >= ended(&a) {
+                old.runs = a.runs;
+                old.messages_total = a.messages_total;
+                continue;
+            }
+        }
+        have.accounts.insert(name, a);
+    }
 }
 
 /// Reads one status file; a missing file is an empty status.
