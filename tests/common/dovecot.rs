@@ -896,3 +896,68 @@ pub fn compare_views(
     }
     diffs
 }
+
+/// The main set's message files (enron + spamassassin + usrp-users), in path order.
+pub fn main_set() -> Vec<PathBuf> {
+    let root = super::corpus_root().expect("the shared corpus is needed (../shared/corpus or MAILVAULT_CORPUS)");
+    let mut files: Vec<PathBuf> = [
+        "enron-skilling-j",
+        "spamassassin-public-corpus",
+        "usrp-users-list-2019-2021",
+    ]
+    .iter()
+    .flat_map(|f| walkdir::WalkDir::new(root.join(f)))
+    .filter_map(Result::ok)
+    .filter(|e| e.file_type().is_file())
+    .map(|e| e.into_path())
+    .filter(|p| !p.to_string_lossy().ends_with(".txt"))
+    .collect();
+    files.sort();
+    files
+}
+
+/// The name (and login) of the `i`th account [`deal_main_set`] makes.
+pub fn user(i: usize) -> String {
+    format!("w{i:02}")
+}
+
+/// What was dealt: messages in all, and distinct message contents.
+pub struct Dealt {
+    pub messages: u64,
+    pub distinct: u64,
+}
+
+/// Deals the main set out to `accounts` users (`w00`, `w01`, …; password
+/// [`TEST_PASSWORD`]), each file into a folder named
+/// after its corpus.
+pub fn deal_main_set(d: &Dovecot, accounts: usize) -> Dealt {
+    let users: Vec<String> = (0..accounts).map(user).collect();
+    let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+    d.add_users(&refs, TEST_PASSWORD);
+    // (account, folder) → its messages, in order.
+    type Folders<'a> = BTreeMap<(usize, &'a str), Vec<(Vec<u8>, &'a str, SystemTime)>>;
+    let mut per: Folders = BTreeMap::new();
+    let mut ids = std::collections::HashSet::new();
+    let files = main_set();
+    for (i, f) in files.iter().enumerate() {
+        let raw = std::fs::read(f).unwrap();
+        let s = f.to_string_lossy();
+        let folder = if s.contains("enron") {
+            "Enron"
+        } else if s.contains("spamassassin") {
+            "INBOX"
+        } else {
+            "Lists"
+        };
+        ids.insert(mailvault::model::MessageId::of(&raw));
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000 + i as u64 * 60);
+        per.entry((i % accounts, folder)).or_default().push((raw, "", at));
+    }
+    for ((u, folder), msgs) in &per {
+        d.load(&user(*u), folder, msgs);
+    }
+    Dealt {
+        messages: files.len() as u64,
+        distinct: ids.len() as u64,
+    }
+}
