@@ -209,14 +209,22 @@ impl S3Store {
         }
     }
 
-    /// Runs `fut` on the store's runtime and waits for it from this thread.
-    fn run<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> T {
+    /// Runs `fut` on the store's runtime and waits for it from this thread; a
+    /// task that ended without an answer (a panic in the client) is an error.
+    fn run<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T, object_store::Error>> + Send + 'static,
+    ) -> Result<T, object_store::Error> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.runtime.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        rx.recv()
-            .expect("the S3 runtime runs every task it is given to the end")
+        rx.recv().unwrap_or_else(|_| {
+            Err(object_store::Error::Generic {
+                store: "S3",
+                source: "the S3 client's task ended without an answer".into(),
+            })
+        })
     }
 
     fn remote(&self, op: &'static str, name: impl ToString, e: object_store::Error) -> BlobStoreError {

@@ -215,7 +215,9 @@ impl Service {
                     }),
                 );
             }
-            for a in &job.accounts {
+            // A worker's limits are the slots it claims in the shared store
+            // (`worker::serve_as_worker` sets them).
+            for a in job.accounts.iter().filter(|_| worker.is_none()) {
                 s.slots.limit(&a.host_key(), job.limits.connections_per_host);
                 if let Some(ep) = &a.replay_to {
                     s.slots

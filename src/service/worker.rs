@@ -15,10 +15,11 @@
 //!    servers in the database (a job's `connections_per_host` holds across every
 //!    worker), pull, record, give the slots back once its connections are closed,
 //!    give the lease back with the account's next due time (its schedule, or a
-//!    backoff after a failure).
+//!    backoff after a failure), then catch the search index up.
 //!
 //! On a stop, running pulls commit their batch in hand and the leases are given
-//! back. A worker killed outright loses its leases and slots at their expiry;
+//! back, due at once (the index is caught up by the next run instead). A run
+//! that panics is logged and its lease, no longer renewed, lapses. A worker killed outright loses its leases and slots at their expiry;
 //! another takes its accounts over from their last committed batch.
 //!
 //! Not under workers: watched folders (IDLE) are pulled on the schedule only,
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::task::JoinSet;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{error, info, info_span, warn, Instrument};
 
 use super::{account, after_run, ArchiveContext, Scope, Service};
 use crate::archive::{layout, ArchiveError, Fence};
@@ -80,8 +81,12 @@ impl Held {
             .expect("held")
             .insert(lease.account.clone(), lease.generation);
     }
-    fn remove(&self, account: &str) {
-        self.0.lock().expect("held").remove(account);
+    /// Removes `lease` if it is still the account's held one.
+    fn remove_lease(&self, lease: &Lease) {
+        let mut held = self.0.lock().expect("held");
+        if held.get(&lease.account) == Some(&lease.generation) {
+            held.remove(&lease.account);
+        }
     }
     fn leases(&self) -> Vec<Lease> {
         let held = self.0.lock().expect("held");
@@ -302,15 +307,37 @@ async fn work(shared: &Arc<Shared>, capacity: usize) {
             .min(Duration::from_secs(1));
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
-            Some(_) = running.join_next(), if !running.is_empty() => {}
+            Some(r) = running.join_next(), if !running.is_empty() => report_failed(r),
             _ = stop.wait() => {}
         }
     }
     // A stop: the pulls commit their batch in hand (the service's grace bounds
     // this), and their leases go back as each ends.
-    while running.join_next().await.is_some() {}
+    while let Some(r) = running.join_next().await {
+        report_failed(r);
+    }
     for lease in shared.held.leases() {
         let _ = blocking(&shared.leases, move |l| l.release(&lease, "stopped")).await;
+    }
+}
+
+/// A leased run that failed (a panic): its lease is no longer renewed
+/// ([`Holding`]), so it lapses and the account runs again.
+fn report_failed(r: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = r {
+        error!(error = %e, "a leased run failed; its lease lapses");
+    }
+}
+
+/// A lease in [`Held`] for as long as its run lasts, however the run ends.
+struct Holding {
+    shared: Arc<Shared>,
+    lease: Lease,
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        self.shared.held.remove_lease(&self.lease);
     }
 }
 
@@ -322,9 +349,11 @@ async fn renew(shared: &Arc<Shared>) {
     let slots = shared.slots.lock().expect("slots").clone();
     match blocking(&shared.leases, move |l| l.renew(&asked, &slots, ttl)).await {
         Ok(kept) => {
-            for lost in held.iter().filter(|l| !kept.contains(l)) {
+            // A lease given back meanwhile (its run ended) is not one lost.
+            let still_held = |l: &&Lease| shared.held.get(&l.account) == Some(l.generation);
+            for lost in held.iter().filter(|l| !kept.contains(l)).filter(still_held) {
                 warn!(account = %lost.account, generation = lost.generation, "lease taken over by another worker; its pull stops at the next commit");
-                shared.held.remove(&lost.account);
+                shared.held.remove_lease(lost);
             }
         }
         Err(e) => warn!(error = %e, "renewing the leases failed; trying again"),
@@ -333,9 +362,13 @@ async fn renew(shared: &Arc<Shared>) {
 
 /// Step 3: one account's run under its lease.
 async fn run_leased(shared: Arc<Shared>, lease: Lease) {
+    let _holding = Holding {
+        shared: shared.clone(),
+        lease: lease.clone(),
+    };
     let Some((job, acct)) = shared.accounts.get(&lease.account).cloned() else {
         // Offered by a worker with other job files: not ours to run.
-        shared.held.remove(&lease.account);
+        shared.held.remove_lease(&lease);
         let _ = blocking(&shared.leases, move |l| {
             l.release_until(&lease, "unknown here", Duration::from_secs(5))
         })
@@ -347,7 +380,7 @@ async fn run_leased(shared: Arc<Shared>, lease: Lease) {
         let env = &shared.env;
         let Some(slots) = claim_slots(&shared, &job, &acct).await else {
             info!("no connection slot free; the account goes back for a moment");
-            shared.held.remove(&lease.account);
+            shared.held.remove_lease(&lease);
             let _ = blocking(&shared.leases, move |l| {
                 l.release_until(&lease, "no slot", Duration::from_secs(1))
             })
@@ -362,10 +395,7 @@ async fn run_leased(shared: Arc<Shared>, lease: Lease) {
         for s in slots {
             tokio::spawn(give_back_slots(shared.clone(), s));
         }
-        if run.new_messages > 0 {
-            env.catch_up_index().await;
-        }
-        shared.held.remove(&lease.account);
+        shared.held.remove_lease(&lease);
         // A run cut short by a stop goes on elsewhere at once; any other is next
         // due on its schedule (or after its backoff).
         let due_in = if run.stopped {
@@ -377,6 +407,11 @@ async fn run_leased(shared: Arc<Shared>, lease: Lease) {
         let how = how.to_string();
         if let Err(e) = blocking(&shared.leases, move |l| l.release_until(&lease, &how, due_in)).await {
             warn!(error = %e, "giving the lease back failed; it lapses at its expiry");
+        }
+        // The index is the archive's, not the account's: caught up after the
+        // lease is back; on a stop, by the next run (of any worker) instead.
+        if run.new_messages > 0 && !run.stopped {
+            env.catch_up_index().await;
         }
     }
     .instrument(span)
