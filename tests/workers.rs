@@ -147,14 +147,7 @@ impl Shared {
 
     /// Accounts whose last run (in any worker's status) ended well.
     fn accounts_done(&self) -> usize {
-        let out = common::cmd(&self.archive, &["status", "--json"]).output().unwrap();
-        let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        all.as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|j| j["accounts"].as_object().into_iter().flatten())
-            .filter(|(_, a)| a["last_run"]["result"] == "ok")
-            .count()
+        common::accounts_ok(&self.archive)
     }
 
     /// Every account's placements equal its server's; every message once; the
@@ -212,7 +205,18 @@ fn wait_for(limit: Duration, what: &str, s: &Shared, mut f: impl FnMut() -> bool
     }
 }
 
-fn terminate(children: &mut [Child]) {
+/// Every worker still runs: one that stopped on its own (a panic, an error)
+/// fails the test with its log.
+fn assert_alive(workers: &mut [Child], s: &Shared) {
+    for c in workers.iter_mut() {
+        if let Some(st) = c.try_wait().unwrap() {
+            panic!("a worker stopped on its own with {st}\n{}", s.logs());
+        }
+    }
+}
+
+/// Stops workers with SIGTERM; each must stop, and well, within 30 s.
+fn terminate(children: &mut [Child], s: &Shared) {
     for c in children.iter() {
         unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
     }
@@ -220,12 +224,13 @@ fn terminate(children: &mut [Child]) {
         let t = Instant::now();
         loop {
             if let Some(st) = c.try_wait().unwrap() {
-                assert!(st.success(), "a worker stopped with {st}");
+                assert!(st.success(), "a worker stopped with {st}\n{}", s.logs());
                 break;
             }
             assert!(
                 t.elapsed() < Duration::from_secs(30),
-                "a worker did not stop on SIGTERM"
+                "a worker did not stop on SIGTERM\n{}",
+                s.logs()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -249,11 +254,12 @@ fn three_workers_archive_sixty_accounts_once_within_the_connection_limit() {
     let t = Instant::now();
     let mut workers: Vec<Child> = (1..=3).map(|i| s.worker(&format!("worker{i}"), 10)).collect();
     wait_for(Duration::from_secs(600), "every account pulled", &s, || {
+        assert_alive(&mut workers, &s);
         s.accounts_done() == s.accounts
     });
     let took = t.elapsed();
     let status = String::from_utf8_lossy(&common::run(&s.archive, &["status"]).stdout).to_string();
-    terminate(&mut workers);
+    terminate(&mut workers, &s);
     let peak = proxy.peak.load(std::sync::atomic::Ordering::SeqCst);
     let total = proxy.total.load(std::sync::atomic::Ordering::SeqCst);
     eprintln!(
@@ -316,6 +322,7 @@ fn a_worker_killed_mid_pull_loses_nothing_and_its_accounts_are_taken_over() {
             &format!("round {round}: a worker holds leases"),
             &s,
             || {
+                assert_alive(&mut workers, &s);
                 let states = leases.states().unwrap();
                 for k in 0..3 {
                     let c = (round + k) % 3;
@@ -347,6 +354,7 @@ fn a_worker_killed_mid_pull_loses_nothing_and_its_accounts_are_taken_over() {
             &format!("round {round}: {id}'s accounts taken over"),
             &s,
             || {
+                assert_alive(&mut workers, &s);
                 let now = leases.states().unwrap();
                 held.iter().all(|h| {
                     now.iter()
@@ -386,10 +394,11 @@ fn a_worker_killed_mid_pull_loses_nothing_and_its_accounts_are_taken_over() {
                 .iter()
                 .any(|l| l.worker.as_deref() == Some(ids[c].as_str()) && l.expires_in_us.is_some_and(|e| e > 0))
     }) {
-        terminate(&mut workers[other..=other]);
+        terminate(&mut workers[other..=other], &s);
         workers[other] = s.worker(&ids[other], ttl);
     }
     wait_for(Duration::from_secs(60), "every restarted worker rejoined", &s, || {
+        assert_alive(&mut workers, &s);
         let history = leases.history().unwrap();
         restarts
             .iter()
@@ -399,9 +408,12 @@ fn a_worker_killed_mid_pull_loses_nothing_and_its_accounts_are_taken_over() {
         Duration::from_secs(900),
         "every account pulled after the kills",
         &s,
-        || s.accounts_done() == s.accounts,
+        || {
+            assert_alive(&mut workers, &s);
+            s.accounts_done() == s.accounts
+        },
     );
-    terminate(&mut workers);
+    terminate(&mut workers, &s);
     s.check_archive(&d, &dealt);
     s.check_history();
     eprintln!(
