@@ -35,13 +35,7 @@ fn main() {
         return;
     };
     std::env::set_var("PGPASSWORD", tc::postgres::PASSWORD);
-    let pg = Postgres::start_with(
-        &[
-            "shared_preload_libraries=pg_stat_statements",
-            "pg_stat_statements.track_utility=on",
-        ],
-        false,
-    );
+    let pg = Postgres::start_counting(&[]);
     let tmp = tempfile::tempdir().unwrap();
 
     let embedded = tmp.path().join("embedded");
@@ -51,37 +45,22 @@ fn main() {
     let n = messages(&embedded);
 
     let db = pg.database();
-    pg.query(&db, "CREATE EXTENSION pg_stat_statements");
+    pg.count_statements(&db);
     let shared = tmp.path().join("postgres");
     run_measured(&["init", "--meta", &pg.url(&db)], &shared);
-    pg.query(&db, "SELECT pg_stat_statements_reset()::text");
+    pg.reset_statements(&db);
     let t = Instant::now();
     import_main_set(&root, &shared);
     let pg_secs = t.elapsed().as_secs_f64();
     assert_eq!(messages(&shared), n, "the same messages in both");
 
-    let ours = "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()";
-    let commits = number(
-        &pg,
-        &db,
-        &format!("SELECT coalesce(sum(calls), 0)::text {ours} AND query = 'COMMIT'"),
-    );
-    let writes = format!(
-        "{ours} AND (query LIKE 'INSERT INTO mailvault.%' OR query LIKE 'DELETE FROM mailvault.%' OR query = 'COMMIT')"
-    );
-    let write_ms = number(
-        &pg,
-        &db,
-        &format!("SELECT coalesce(sum(total_exec_time), 0)::text {writes}"),
-    );
-    let rows_written = number(&pg, &db, &format!("SELECT coalesce(sum(rows), 0)::text {writes}"));
-    let reads = format!("{ours} AND query LIKE 'SELECT %mailvault.%'");
-    let read_ms = number(
-        &pg,
-        &db,
-        &format!("SELECT coalesce(sum(total_exec_time), 0)::text {reads}"),
-    );
-    let read_calls = number(&pg, &db, &format!("SELECT coalesce(sum(calls), 0)::text {reads}"));
+    let commits = pg.statements_sum(&db, "calls", "query = 'COMMIT'");
+    let writes = "query LIKE 'INSERT INTO mailvault.%' OR query LIKE 'DELETE FROM mailvault.%' OR query = 'COMMIT'";
+    let write_ms = pg.statements_sum(&db, "total_exec_time", writes);
+    let rows_written = pg.statements_sum(&db, "rows", writes);
+    let reads = "query LIKE 'SELECT %mailvault.%'";
+    let read_ms = pg.statements_sum(&db, "total_exec_time", reads);
+    let read_calls = pg.statements_sum(&db, "calls", reads);
     let tables = "FROM pg_stat_user_tables WHERE schemaname = 'mailvault'";
     pg.query(&db, "ANALYZE");
     let rows = number(&pg, &db, &format!("SELECT sum(n_live_tup)::text {tables}"));

@@ -50,28 +50,13 @@ fn ok(mut c: Command, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn accounts_done(archive: &Path) -> usize {
-    let out = ok(mailvault(archive, &["status", "--json"]), "status");
-    let all: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
-    all.as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|j| j["accounts"].as_object().into_iter().flatten())
-        .filter(|(_, a)| a["last_run"]["result"] == "ok")
-        .count()
-}
-
-fn number(pg: &Postgres, db: &str, sql: &str) -> f64 {
-    pg.query(db, sql).first().and_then(|v| v.parse().ok()).unwrap_or(0.0)
-}
-
 /// One measured pull by `n` workers into a new archive; prints its line.
 fn workers(pg: &Postgres, jobs: &Path, tmp: &Path, n: usize, messages: u64, reference: f64) {
     let db = pg.database();
-    pg.query(&db, "CREATE EXTENSION pg_stat_statements");
+    pg.count_statements(&db);
     let archive = tmp.join(format!("workers{n}"));
     ok(mailvault(&archive, &["init", "--meta", &pg.url(&db)]), "init");
-    pg.query(&db, "SELECT pg_stat_statements_reset()::text");
+    pg.reset_statements(&db);
     let t = Instant::now();
     let mut children: Vec<Child> = (1..=n)
         .map(|i| {
@@ -86,7 +71,7 @@ fn workers(pg: &Postgres, jobs: &Path, tmp: &Path, n: usize, messages: u64, refe
             .unwrap()
         })
         .collect();
-    while accounts_done(&archive) < ACCOUNTS {
+    while tc::accounts_ok(&archive) < ACCOUNTS {
         assert!(t.elapsed() < Duration::from_secs(1800), "{n} workers did not finish");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -102,30 +87,14 @@ fn workers(pg: &Postgres, jobs: &Path, tmp: &Path, n: usize, messages: u64, refe
         .as_u64()
         .unwrap();
     assert_eq!(stored, messages, "{n} workers stored every message once");
-    let ours = "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()";
-    let commits = number(
-        pg,
+    let commits = pg.statements_sum(&db, "calls", "query = 'COMMIT'");
+    let write_ms = pg.statements_sum(
         &db,
-        &format!("SELECT coalesce(sum(calls), 0)::text {ours} AND query = 'COMMIT'"),
+        "total_exec_time",
+        "query LIKE 'INSERT INTO mailvault.%' OR query LIKE 'DELETE FROM mailvault.%' OR query = 'COMMIT'",
     );
-    let write_ms = number(
-        pg,
-        &db,
-        &format!(
-            "SELECT coalesce(sum(total_exec_time), 0)::text {ours} AND (query LIKE 'INSERT INTO mailvault.%' \
-             OR query LIKE 'DELETE FROM mailvault.%' OR query = 'COMMIT')"
-        ),
-    );
-    let turns = number(
-        pg,
-        &db,
-        &format!("SELECT coalesce(sum(calls), 0)::text {ours} AND query LIKE '%pg_advisory_lock(%'"),
-    );
-    let all_ms = number(
-        pg,
-        &db,
-        &format!("SELECT coalesce(sum(total_exec_time), 0)::text {ours}"),
-    );
+    let turns = pg.statements_sum(&db, "calls", "query LIKE '%pg_advisory_lock(%'");
+    let all_ms = pg.statements_sum(&db, "total_exec_time", "true");
     println!(
         "  {n} worker(s): {secs:.1} s, {:.0} msg/s ({:.2}x one process); {commits:.0} commits, server time {:.2} ms per batch \
          (writes + commit), {turns:.0} turns, all statements {:.1} s",
@@ -142,13 +111,7 @@ fn main() {
         return;
     }
     std::env::set_var("PGPASSWORD", tc::postgres::PASSWORD);
-    let pg = Postgres::start_with(
-        &[
-            "shared_preload_libraries=pg_stat_statements",
-            "pg_stat_statements.track_utility=on",
-        ],
-        false,
-    );
+    let pg = Postgres::start_counting(&[]);
     let d = Dovecot::start();
     let dealt = deal_main_set(&d, ACCOUNTS);
     let tmp = tempfile::tempdir().unwrap();

@@ -119,6 +119,19 @@ pub fn stat_u64(archive: &Path, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("stats has {key}"))
 }
 
+/// How many accounts' last runs ended well, by `status --json` (every job, every
+/// worker's status merged); 0 while there is no status yet.
+pub fn accounts_ok(archive: &Path) -> usize {
+    let out = run(archive, &["status", "--json"]);
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    all.as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|j| j["accounts"].as_object().into_iter().flatten())
+        .filter(|(_, a)| a["last_run"]["result"] == "ok")
+        .count()
+}
+
 pub fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

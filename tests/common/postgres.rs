@@ -221,6 +221,39 @@ impl Postgres {
         db
     }
 
+    /// A server of its own that counts every statement (`pg_stat_statements`),
+    /// with `settings`: the benchmarks' figures from the server's side.
+    pub fn start_counting(settings: &[&str]) -> Postgres {
+        let mut all = vec![
+            "shared_preload_libraries=pg_stat_statements",
+            "pg_stat_statements.track_utility=on",
+        ];
+        all.extend_from_slice(settings);
+        Postgres::start_with(&all, false)
+    }
+
+    /// Makes the statement statistics readable in `db` (a server of
+    /// [`Postgres::start_counting`]).
+    pub fn count_statements(&self, db: &str) {
+        self.query(db, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+    }
+
+    /// Zeroes the statement counts: what follows is measured alone.
+    pub fn reset_statements(&self, db: &str) {
+        self.query(db, "SELECT pg_stat_statements_reset()::text");
+    }
+
+    /// The sum of `column` (`calls`, `total_exec_time` in ms, `rows`) over the
+    /// statements run in `db` whose text matches the SQL condition `matching` on
+    /// `query` (e.g. `query = 'COMMIT'`).
+    pub fn statements_sum(&self, db: &str, column: &str, matching: &str) -> f64 {
+        let sql = format!(
+            "SELECT coalesce(sum(s.{column}), 0)::text FROM pg_stat_statements s \
+             JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database() AND ({matching})"
+        );
+        self.query(db, &sql).first().and_then(|v| v.parse().ok()).unwrap_or(0.0)
+    }
+
     /// Runs `sql` in database `db`, as the test role; the rows' first columns as text.
     pub fn query(&self, db: &str, sql: &str) -> Vec<String> {
         let mut c = ::postgres::Client::connect(&self.url_with_password(db), ::postgres::NoTls).unwrap();
