@@ -95,6 +95,13 @@ fn workers(pg: &Postgres, jobs: &Path, tmp: &Path, n: usize, messages: u64, refe
     );
     let turns = pg.statements_sum(&db, "calls", "query LIKE '%pg_advisory_lock(%'");
     let all_ms = pg.statements_sum(&db, "total_exec_time", "true");
+    let top = pg.query(
+        &db,
+        "SELECT format('%s calls, %s ms: %s', s.calls, round(s.total_exec_time::numeric), \
+         left(regexp_replace(s.query, '\\s+', ' ', 'g'), 70)) FROM pg_stat_statements s \
+         JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database() \
+         ORDER BY s.total_exec_time DESC LIMIT 4",
+    );
     println!(
         "  {n} worker(s): {secs:.1} s, {:.0} msg/s ({:.2}x one process); {commits:.0} commits, server time {:.2} ms per batch \
          (writes + commit), {turns:.0} turns, all statements {:.1} s",
@@ -103,6 +110,9 @@ fn workers(pg: &Postgres, jobs: &Path, tmp: &Path, n: usize, messages: u64, refe
         write_ms / commits.max(1.0),
         all_ms / 1000.0
     );
+    for t in top {
+        println!("      {t}");
+    }
 }
 
 fn main() {

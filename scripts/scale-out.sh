@@ -40,6 +40,9 @@ PGBIN=/usr/lib/postgresql/15/bin
 
 umask 077
 mkdir -p "$STATE/logs"
+# The servers and workers run in sessions of their own (setsid): a Ctrl-C reaches
+# this script alone, which stops the workers first (one SIGTERM each: a second
+# would stop them at once) and the servers after them.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 SERVERS=()
 WORKER_PIDS=()
@@ -74,7 +77,7 @@ else
   PGPASSWORD="$(cat "$STATE/pgpw")"
 fi
 echo "== PostgreSQL on 127.0.0.1:$PGPORT (data in $STATE/pg)"
-"${AS[@]}" "$PGBIN/postgres" -D "$STATE/pg" -p "$PGPORT" -k "$STATE" -c listen_addresses=127.0.0.1 \
+setsid "${AS[@]}" "$PGBIN/postgres" -D "$STATE/pg" -p "$PGPORT" -k "$STATE" -c listen_addresses=127.0.0.1 \
   > "$STATE/logs/postgres.log" 2>&1 &
 SERVERS+=($!)
 
@@ -97,7 +100,7 @@ root_domain = ".s3.garage.localhost"
 api_bind_addr = "127.0.0.1:$ADMINPORT"
 EOF
 echo "== Garage on 127.0.0.1:$S3PORT (data in $STATE/garage)"
-RUST_LOG=warn "$GARAGE" -c "$STATE/garage/garage.toml" server > "$STATE/logs/garage.log" 2>&1 &
+RUST_LOG=warn setsid "$GARAGE" -c "$STATE/garage/garage.toml" server > "$STATE/logs/garage.log" 2>&1 &
 SERVERS+=($!)
 g() { RUST_LOG=warn "$GARAGE" -c "$STATE/garage/garage.toml" "$@"; }
 for _ in $(seq 1 100); do g status > /dev/null 2>&1 && break; sleep 0.2; done
@@ -124,7 +127,7 @@ fi
 
 # 4. The workers.
 for i in $(seq 1 "$WORKERS"); do
-  "$BIN" --archive "$ARCHIVE" serve --jobs "$JOBS" --worker-id "worker$i" > "$STATE/logs/worker$i.log" 2>&1 &
+  setsid "$BIN" --archive "$ARCHIVE" serve --jobs "$JOBS" --worker-id "worker$i" > "$STATE/logs/worker$i.log" 2>&1 &
   WORKER_PIDS+=($!)
   echo "== worker$i started (log: $STATE/logs/worker$i.log)"
 done

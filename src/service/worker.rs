@@ -15,7 +15,9 @@
 //!    servers in the database (a job's `connections_per_host` holds across every
 //!    worker), pull, record, give the slots back once its connections are closed,
 //!    give the lease back with the account's next due time (its schedule, or a
-//!    backoff after a failure), then catch the search index up.
+//!    backoff after a failure);
+//! 4. apart from the runs: catch the search index up after runs that stored new
+//!    messages, at most every few seconds ([`keep_index`]).
 //!
 //! On a stop, running pulls commit their batch in hand and the leases are given
 //! back, due at once (the index is caught up by the next run instead). A run
@@ -55,6 +57,9 @@ const SLOT_WAIT: Duration = Duration::from_secs(30);
 const SLOT_POLL: Duration = Duration::from_millis(200);
 /// How long a run's slots wait for its connections to close before they go back.
 const SLOT_RETURN_WAIT: Duration = Duration::from_secs(60);
+/// At most one search index catch-up per this long (each is a tantivy commit;
+/// one covers every run that ended before it).
+const INDEX_EVERY: Duration = Duration::from_secs(5);
 
 /// Errors of a worker's set-up.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +156,8 @@ struct Shared {
     /// The connection slots this process holds (renewed by number).
     slots: Mutex<Vec<Slots>>,
     ttl: Duration,
+    /// Poked by a run that stored new messages ([`keep_index`]).
+    index_due: tokio::sync::Notify,
 }
 
 /// Checks a worker's name: it goes into the database and the status file's name.
@@ -264,11 +271,13 @@ impl Service {
             accounts,
             slots: Mutex::new(Vec::new()),
             ttl: o.lease_ttl,
+            index_due: tokio::sync::Notify::new(),
         });
         info!(worker = %o.id, capacity, lease_ttl_s = o.lease_ttl.as_secs_f64(), "worker started");
-        work(&shared, capacity)
-            .instrument(info_span!("worker", id = %o.id))
-            .await;
+        let span = info_span!("worker", id = %o.id);
+        let indexer = tokio::spawn(keep_index(shared.clone()).instrument(span.clone()));
+        work(&shared, capacity).instrument(span).await;
+        let _ = indexer.await;
         Ok(())
     }
 }
@@ -318,6 +327,23 @@ async fn work(shared: &Arc<Shared>, capacity: usize) {
     }
     for lease in shared.held.leases() {
         let _ = blocking(&shared.leases, move |l| l.release(&lease, "stopped")).await;
+    }
+}
+
+/// Step 4: the search index caught up after runs that stored new messages, at
+/// most every [`INDEX_EVERY`], until a stop.
+async fn keep_index(shared: Arc<Shared>) {
+    let stop = shared.env.stop.clone();
+    loop {
+        tokio::select! {
+            _ = shared.index_due.notified() => {}
+            _ = stop.wait() => return,
+        }
+        shared.env.catch_up_index().await;
+        tokio::select! {
+            _ = tokio::time::sleep(INDEX_EVERY) => {}
+            _ = stop.wait() => return,
+        }
     }
 }
 
@@ -391,27 +417,24 @@ async fn run_leased(shared: Arc<Shared>, lease: Lease) {
         let run = account::run(env, &job, &acct, &Scope::default()).await;
         drop(running);
         let (failures, next) = after_run(&job, &run, env.remembered(&job.name, &acct.name).0);
+        // A run cut short by a stop goes on elsewhere at once; any other is next
+        // due on its schedule (or after its backoff). The status says the same.
+        let next = if run.stopped { Utc::now() } else { next };
         env.record(&run, failures, Some(next));
         for s in slots {
             tokio::spawn(give_back_slots(shared.clone(), s));
         }
         shared.held.remove_lease(&lease);
-        // A run cut short by a stop goes on elsewhere at once; any other is next
-        // due on its schedule (or after its backoff).
-        let due_in = if run.stopped {
-            Duration::ZERO
-        } else {
-            (next - Utc::now()).to_std().unwrap_or(Duration::ZERO)
-        };
+        let due_in = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         let how = if run.stopped { "stopped" } else { run.outcome.as_str() };
         let how = how.to_string();
         if let Err(e) = blocking(&shared.leases, move |l| l.release_until(&lease, &how, due_in)).await {
             warn!(error = %e, "giving the lease back failed; it lapses at its expiry");
         }
-        // The index is the archive's, not the account's: caught up after the
-        // lease is back; on a stop, by the next run (of any worker) instead.
+        // The index is the archive's, not the account's: caught up apart from
+        // the runs; on a stop, by the next run (of any worker) instead.
         if run.new_messages > 0 && !run.stopped {
-            env.catch_up_index().await;
+            shared.index_due.notify_one();
         }
     }
     .instrument(span)
