@@ -35,7 +35,7 @@ fn main() {
         return;
     };
     std::env::set_var("PGPASSWORD", tc::postgres::PASSWORD);
-    let pg = Postgres::start_counting(&[]);
+    let pg = Postgres::start_counting();
     let tmp = tempfile::tempdir().unwrap();
 
     let embedded = tmp.path().join("embedded");

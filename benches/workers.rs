@@ -121,7 +121,7 @@ fn main() {
         return;
     }
     std::env::set_var("PGPASSWORD", tc::postgres::PASSWORD);
-    let pg = Postgres::start_counting(&[]);
+    let pg = Postgres::start_counting();
     let d = Dovecot::start();
     let dealt = deal_main_set(&d, ACCOUNTS);
     let tmp = tempfile::tempdir().unwrap();

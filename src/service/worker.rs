@@ -21,8 +21,9 @@
 //!
 //! On a stop, running pulls commit their batch in hand and the leases are given
 //! back, due at once (the index is caught up by the next run instead). A run
-//! that panics is logged and its lease, no longer renewed, lapses. A worker killed outright loses its leases and slots at their expiry;
-//! another takes its accounts over from their last committed batch.
+//! that panics is logged and its lease, no longer renewed, lapses. A worker
+//! killed outright loses its leases and slots at their expiry; another takes
+//! its accounts over from their last committed batch.
 //!
 //! Not under workers: watched folders (IDLE) are pulled on the schedule only,
 //! and idle compaction does not run (`compact` needs the one writer).

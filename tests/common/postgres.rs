@@ -221,15 +221,17 @@ impl Postgres {
         db
     }
 
-    /// A server of its own that counts every statement (`pg_stat_statements`),
-    /// with `settings`: the benchmarks' figures from the server's side.
-    pub fn start_counting(settings: &[&str]) -> Postgres {
-        let mut all = vec![
-            "shared_preload_libraries=pg_stat_statements",
-            "pg_stat_statements.track_utility=on",
-        ];
-        all.extend_from_slice(settings);
-        Postgres::start_with(&all, false)
+    /// A server of its own, durable (`fsync` on, as in production), that counts
+    /// every statement (`pg_stat_statements`): the benchmarks' figures from the
+    /// server's side.
+    pub fn start_counting() -> Postgres {
+        Postgres::start_with(
+            &[
+                "shared_preload_libraries=pg_stat_statements",
+                "pg_stat_statements.track_utility=on",
+            ],
+            false,
+        )
     }
 
     /// Makes the statement statistics readable in `db` (a server of
