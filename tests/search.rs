@@ -509,3 +509,49 @@ fn reindex_gives_the_same_results() {
         assert_eq!(got, want, "{q}");
     }
 }
+
+/// Messages that sort equal (the same date; the same score) come in the order of
+/// their ids, whatever the order they arrived in: one order for one index, and
+/// for any split of it into shards.
+#[test]
+fn equal_dates_and_scores_are_ordered_by_id_whatever_the_order_of_arrival() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = (0..8)
+        .map(|i| {
+            let p = tmp.path().join(format!("m{i}.eml"));
+            let text = format!(
+                "From: ann@example.org\r\nTo: bob@example.org\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\n\
+                 Subject: lantern report {i}\r\nMessage-ID: <tie{i}@example.org>\r\n\r\nthe lantern is lit\r\n"
+            );
+            fs::write(&p, text).unwrap();
+            p
+        })
+        .collect();
+    let mut expected: Vec<String> = files.iter().map(|f| file_id(f)).collect();
+    expected.sort();
+    for (name, order) in [
+        ("forward", files.clone()),
+        ("backward", files.iter().rev().cloned().collect()),
+    ] {
+        let archive = tmp.path().join(name);
+        for f in &order {
+            ok(&archive, &["import", "-q", f.to_str().unwrap(), "--account", "a"]);
+        }
+        let index = MessageIndex::open(&archive, None).unwrap();
+        for sort in [Sort::DateDesc, Sort::DateAsc, Sort::Relevance] {
+            let got: Vec<String> = index
+                .search("lantern", sort, 20, 0)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.id)
+                .collect();
+            assert_eq!(got, expected, "{name} arrival, {sort:?}");
+            let paged: Vec<String> = [0, 3, 6]
+                .iter()
+                .flat_map(|&o| index.search("lantern", sort, 3, o).unwrap())
+                .map(|h| h.id)
+                .collect();
+            assert_eq!(paged, expected, "{name} arrival, {sort:?}, pages of 3");
+        }
+    }
+}

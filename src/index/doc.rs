@@ -158,6 +158,7 @@ pub fn build(
 ) -> TantivyDocument {
     let mut doc = TantivyDocument::default();
     doc.add_text(f.id, id.to_hex());
+    doc.add_u64(f.order, super::schema::order_key(id));
     doc.add_u64(f.size, raw.len() as u64);
     let parsed = MessageParser::default().parse(raw);
     let mut attachments = 0;

@@ -472,7 +472,7 @@ impl MessageIndex {
         let query = search::with_id(&self.fields, &Expr::All, id);
         let addrs = search::run(&searcher, query.as_ref(), Sort::DateAsc, 1, 0).map_err(|e| self.tv(e))?;
         match addrs.first() {
-            Some(&a) => {
+            Some(&(_, a)) => {
                 let d: TantivyDocument = searcher.doc(a).map_err(|e| self.tv(e))?;
                 Ok(Some(search::hit(&self.fields, &d)))
             }
@@ -486,7 +486,7 @@ impl MessageIndex {
         let addrs = search::run(&searcher, query.as_ref(), sort, limit, offset).map_err(|e| self.tv(e))?;
         addrs
             .into_iter()
-            .map(|a| {
+            .map(|(_, a)| {
                 let d: TantivyDocument = searcher.doc(a).map_err(|e| self.tv(e))?;
                 Ok(search::hit(&self.fields, &d))
             })
@@ -567,7 +567,7 @@ impl MessageIndex {
         self.reader.searcher().num_docs()
     }
 
-    /// The schema, as tantivy serialises it (`schemas/index-v5.json`).
+    /// The schema, as tantivy serialises it (`schemas/index-v6.json`).
     pub fn schema_json() -> serde_json::Value {
         serde_json::to_value(schema::build().0).expect("schema serialises")
     }

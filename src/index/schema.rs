@@ -1,4 +1,4 @@
-//! The index schema (declared in `schemas/index-v5.json`, checked by
+//! The index schema (declared in `schemas/index-v6.json`, checked by
 //! `tests/schema_index.rs`) and the analyzers its fields use.
 
 use tantivy::schema::{
@@ -55,6 +55,17 @@ pub struct Fields {
     /// `/year/YYYY`, `/domain/SENDER-DOMAIN`, `/has/attachment`; and what text
     /// extraction made of the attachments, `/extraction/OUTCOME/KIND-OR-REASON`.
     pub facet: Field,
+    /// Fast only: the first 8 bytes of the id, big-endian — the tie-break of
+    /// every sort ([`order_key`]), so that results have one order wherever the
+    /// message is indexed (one index or any shard of several).
+    pub order: Field,
+}
+
+/// The [`Fields::order`] value of a message.
+pub fn order_key(id: &crate::model::MessageId) -> u64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&id.0[..8]);
+    u64::from_be_bytes(first)
 }
 
 /// Between account and folder in the stored `placement` field (a control
@@ -84,8 +95,8 @@ fn exact(stored: bool) -> TextOptions {
     text(EXACT, IndexRecordOption::Basic, stored)
 }
 
-/// Builds the v5 schema (v4 plus `thread`, `ancestry` and `base_subject`, and
-/// `msgid` stored; v4 was v3 plus the `attachment` text field; v3 was v2 plus
+/// Builds the v6 schema (v5 plus the fast `order` field; v5 was v4 plus
+/// `thread`, `ancestry` and `base_subject`, and `msgid` stored; v4 was v3 plus the `attachment` text field; v3 was v2 plus
 /// the `facet` field; v2 was v1 plus the stored `placement` field).
 pub fn build() -> (Schema, Fields) {
     let mut b = Schema::builder();
@@ -116,6 +127,7 @@ pub fn build() -> (Schema, Fields) {
         has: b.add_text_field("has", exact(false)),
         placement: b.add_text_field("placement", tantivy::schema::STORED),
         facet: b.add_facet_field("facet", tantivy::schema::FacetOptions::default()),
+        order: b.add_u64_field("order", NumericOptions::default().set_fast()),
     };
     (b.build(), fields)
 }

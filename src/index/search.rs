@@ -5,7 +5,7 @@ use std::ops::Bound;
 use tantivy::collector::TopDocs;
 use tantivy::query::{AllQuery, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Value};
-use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
+use tantivy::{DocAddress, DocId, Score, Searcher, SegmentReader, TantivyDocument, Term};
 
 use super::schema::{words_analyzer, Fields};
 use crate::archive::Filed;
@@ -201,26 +201,48 @@ pub(super) fn hit(f: &Fields, doc: &TantivyDocument) -> Hit {
     }
 }
 
-/// Runs `query`, returning the addresses of the hits in the requested order.
+/// Where a hit sorts, larger first, the same whichever index (or shard) holds
+/// it: the sort's key (relevance; the date, negated for oldest first), then the
+/// message's [`order_key`](super::schema::order_key), smaller first — a total
+/// order, so that merging shards gives what one index gives.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+pub struct Rank(pub f64, pub std::cmp::Reverse<u64>);
+
+/// Runs `query`: the hits in the requested order with their ranks.
 pub(super) fn run(
     searcher: &Searcher,
     query: &dyn Query,
     sort: Sort,
     limit: usize,
     offset: usize,
-) -> tantivy::Result<Vec<DocAddress>> {
+) -> tantivy::Result<Vec<(Rank, DocAddress)>> {
     let top = TopDocs::with_limit(limit.max(1)).and_offset(offset);
-    Ok(match sort {
-        Sort::Relevance => searcher.search(query, &top)?.into_iter().map(|(_, a)| a).collect(),
-        Sort::DateDesc => searcher
-            .search(query, &top.order_by_fast_field::<i64>("date", Order::Desc))?
-            .into_iter()
-            .map(|(_, a)| a)
-            .collect(),
-        Sort::DateAsc => searcher
-            .search(query, &top.order_by_fast_field::<i64>("date", Order::Asc))?
-            .into_iter()
-            .map(|(_, a)| a)
-            .collect(),
-    })
+    let order_of = |reader: &SegmentReader| reader.fast_fields().u64("order").ok();
+    match sort {
+        Sort::Relevance => searcher.search(
+            query,
+            &top.tweak_score(move |reader: &SegmentReader| {
+                let order = order_of(reader);
+                move |doc: DocId, score: Score| {
+                    let key = order.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
+                    Rank(f64::from(score), std::cmp::Reverse(key))
+                }
+            }),
+        ),
+        Sort::DateDesc | Sort::DateAsc => {
+            let sign = if sort == Sort::DateDesc { 1.0 } else { -1.0 };
+            searcher.search(
+                query,
+                &top.custom_score(move |reader: &SegmentReader| {
+                    let order = order_of(reader);
+                    let date = reader.fast_fields().i64("date").ok();
+                    move |doc: DocId| {
+                        let key = order.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
+                        let d = date.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
+                        Rank(sign * d as f64, std::cmp::Reverse(key))
+                    }
+                }),
+            )
+        }
+    }
 }
