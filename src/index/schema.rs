@@ -96,8 +96,9 @@ fn exact(stored: bool) -> TextOptions {
 }
 
 /// Builds the v6 schema (v5 plus the fast `order` field; v5 was v4 plus
-/// `thread`, `ancestry` and `base_subject`, and `msgid` stored; v4 was v3 plus the `attachment` text field; v3 was v2 plus
-/// the `facet` field; v2 was v1 plus the stored `placement` field).
+/// `thread`, `ancestry` and `base_subject`, and `msgid` stored; v4 was v3 plus
+/// the `attachment` text field; v3 was v2 plus the `facet` field; v2 was v1 plus
+/// the stored `placement` field).
 pub fn build() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let num: NumericOptions = NumericOptions::from(INDEXED | FAST | STORED);
