@@ -386,24 +386,34 @@ fn a_worker_killed_mid_pull_loses_nothing_and_its_accounts_are_taken_over() {
     // Every restarted worker rejoins: it takes leases after its restart — the
     // next victim's, as a rule. The last one's: a holder stops gracefully (its
     // leases go back at once, due now), and the restarted workers take them.
+    // The holder starts again only once they have: started at once, it could
+    // take its own leases back before the others' next look (every second).
     let last = restarts.last().map(|r| r.0);
     let states = leases.states().unwrap();
-    if let Some(other) = (0..3).find(|&c| {
+    let stopped = (0..3).find(|&c| {
         Some(c) != last
             && states
                 .iter()
                 .any(|l| l.worker.as_deref() == Some(ids[c].as_str()) && l.expires_in_us.is_some_and(|e| e > 0))
-    }) {
-        terminate(&mut workers[other..=other], &s);
-        workers[other] = s.worker(&ids[other], ttl);
+    });
+    let mut running: Vec<&mut Child> = Vec::new();
+    for (c, w) in workers.iter_mut().enumerate() {
+        if Some(c) == stopped {
+            terminate(std::slice::from_mut(w), &s);
+        } else {
+            running.push(w);
+        }
     }
     wait_for(Duration::from_secs(60), "every restarted worker rejoined", &s, || {
-        assert_alive(&mut workers, &s);
+        running.iter_mut().for_each(|w| assert_alive(std::slice::from_mut(*w), &s));
         let history = leases.history().unwrap();
         restarts
             .iter()
             .all(|(w, at)| history.iter().any(|h| h.worker == ids[*w] && h.taken > *at))
     });
+    if let Some(c) = stopped {
+        workers[c] = s.worker(&ids[c], ttl);
+    }
     wait_for(
         Duration::from_secs(900),
         "every account pulled after the kills",
