@@ -405,7 +405,9 @@ fn a_worker_killed_mid_pull_loses_nothing_and_its_accounts_are_taken_over() {
         }
     }
     wait_for(Duration::from_secs(60), "every restarted worker rejoined", &s, || {
-        running.iter_mut().for_each(|w| assert_alive(std::slice::from_mut(*w), &s));
+        running
+            .iter_mut()
+            .for_each(|w| assert_alive(std::slice::from_mut(*w), &s));
         let history = leases.history().unwrap();
         restarts
             .iter()
