@@ -21,6 +21,9 @@ use common::{
 
 /// Our query and its notmuch equivalent (notmuch has no size:, list: or msgid: on
 /// these terms; `to:` there also matches Cc, so it is left out).
+/// Shards the sharded index is measured with.
+const SHARDS: usize = 4;
+
 const NOTMUCH_QUERIES: [(&str, &str); 28] = [
     ("from:sherri.sera@enron.com", "from:sherri.sera@enron.com"),
     ("from:skilling", "from:skilling"),
@@ -276,6 +279,29 @@ fn report(name: &str, archive: &Path, messages: u64, raw: u64) {
         p99.as_secs_f64() * 1e3,
         QUERIES.len()
     );
+    report_shards(archive, messages, p50, p99);
+}
+
+/// The same archive's index in [`SHARDS`] shards: build time and latency, and
+/// the latency against one index's (measured just before).
+fn report_shards(archive: &Path, messages: u64, p50_one: Duration, p99_one: Duration) {
+    let shards = SHARDS.to_string();
+    let (t, rss, _) = run_measured(&["reindex", "-q", "--shards", &shards], archive);
+    let (p50, p99) = search_latencies(archive, &QUERIES);
+    println!(
+        "  {SHARDS} shards: build   {:.2} s  {:.0} msg/s  peak RSS {:.0} MB",
+        t.as_secs_f64(),
+        messages as f64 / t.as_secs_f64(),
+        rss as f64 / 1e6
+    );
+    println!(
+        "  {SHARDS} shards: search  p50 {:.1} ms  p99 {:.1} ms  = {:.2}x / {:.2}x one index's",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        p50.as_secs_f64() / p50_one.as_secs_f64(),
+        p99.as_secs_f64() / p99_one.as_secs_f64()
+    );
+    run_measured(&["reindex", "-q", "--shards", "1"], archive);
 }
 
 fn main() {

@@ -15,53 +15,10 @@ pub const FOLDERS: [&str; 3] = [
     "usrp-users-list-2019-2021",
 ];
 
-/// Realistic queries over the main set (the search and web benchmarks).
-pub const QUERIES: [&str; 44] = [
-    "from:sherri.sera@enron.com",
-    "from:skilling",
-    "to:jeff",
-    "subject:meeting",
-    "subject:\"conference call\"",
-    "body:energy",
-    "enron",
-    "california power",
-    "\"natural gas\"",
-    "usrp",
-    "b210",
-    "uhd",
-    "rfnoc",
-    "fpga timing",
-    "linux",
-    "rpm",
-    "spamassassin",
-    "\"free money\"",
-    "mortgage",
-    "has:attachment",
-    "filename:pdf",
-    "mime:image/png",
-    "date:2001",
-    "date:2002-08",
-    "after:2020 before:2021",
-    "size:>1M",
-    "size:<2k",
-    "list:usrp-users",
-    "list:ilug.linux.ie",
-    "folder:inbox",
-    "x310 OR n210",
-    "(gps OR gpsdo) -spam",
-    "subject:re from:enron.com",
-    "python",
-    "gnuradio",
-    "dpdk",
-    "\"sample rate\"",
-    "ettus",
-    "\"time source\"",
-    "kernel AND driver",
-    "NOT linux date:2002",
-    "has:attachment date:2020",
-    "subject:help",
-    "overflow",
-];
+#[path = "../../tests/common/queries.rs"]
+pub mod queries;
+#[allow(unused_imports)]
+pub use queries::QUERIES;
 
 pub fn target_dir() -> PathBuf {
     std::env::var("CARGO_TARGET_DIR")

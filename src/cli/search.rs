@@ -363,18 +363,40 @@ pub struct ReindexArgs {
     /// reindex without this flag
     #[arg(long)]
     no_attachment_text: bool,
+    /// Split the index into N shards (each message in one, by its id; searches
+    /// ask every shard and merge); kept by later reindexes. Default: as many as
+    /// the index has (one for a new index)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=mailvault::index::shard::MAX_SHARDS as i64))]
+    shards: Option<u16>,
+    /// Rebuild only shard K (from 0) of a split index; the others stay
+    #[arg(long, value_name = "K", conflicts_with_all = ["shards", "no_attachment_text"])]
+    shard: Option<usize>,
 }
 
 pub fn reindex(cli: &Cli, ui: &Ui, a: &ReindexArgs) -> Result<ExitCode> {
     let archive = open_archive(cli, false)?;
     let pb = ui.progress(Some(archive.counters().messages), "reindexing");
     let t = std::time::Instant::now();
-    let (idx, r) = MessageIndex::rebuild(&archive, !a.no_attachment_text, &mut |n| pb.set_position(n))
-        .context("rebuilding the search index")?;
+    let mut progress = |n| pb.set_position(n);
+    let (idx, r) = match a.shard {
+        Some(k) => MessageIndex::rebuild_shard(&archive, k, &mut progress)
+            .with_context(|| format!("rebuilding shard {k} of the search index"))?,
+        None => MessageIndex::rebuild(
+            &archive,
+            !a.no_attachment_text,
+            a.shards.map(usize::from),
+            &mut progress,
+        )
+        .context("rebuilding the search index")?,
+    };
     pb.finish_and_clear();
     let secs = t.elapsed().as_secs_f64().max(1e-6);
+    let shards = match idx.shard_count() {
+        1 => String::new(),
+        n => format!(", {n} shards"),
+    };
     println!(
-        "reindexed {} messages ({} documents) in {:.2} s, {:.0} msg/s",
+        "reindexed {} messages ({} documents{shards}) in {:.2} s, {:.0} msg/s",
         r.indexed,
         idx.num_docs(),
         secs,

@@ -41,15 +41,33 @@ pub struct ThreadSummary {
     pub ids: Vec<String>,
 }
 
-/// The threads of the documents `query` matches, most recently active match
-/// first (ties by id): (thread, matches, latest matching date).
-pub(super) fn matching_threads(searcher: &Searcher, query: &dyn Query) -> tantivy::Result<Vec<(String, usize, i64)>> {
+/// The threads of the documents `query` matches in any shard, most recently
+/// active match first (ties by id): (thread, matches, latest matching date).
+pub(super) fn matching_threads(
+    searchers: &[Searcher],
+    query: &dyn Query,
+) -> tantivy::Result<Vec<(String, usize, i64)>> {
+    let mut threads: HashMap<String, (usize, i64)> = HashMap::new();
+    for searcher in searchers {
+        count_threads(searcher, query, &mut threads)?;
+    }
+    let mut out: Vec<(String, usize, i64)> = threads.into_iter().map(|(k, (n, d))| (k, n, d)).collect();
+    out.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    Ok(out)
+}
+
+/// Adds the matches of `query` in one shard to `threads`: thread → (matches,
+/// latest matching date).
+fn count_threads(
+    searcher: &Searcher,
+    query: &dyn Query,
+    threads: &mut HashMap<String, (usize, i64)>,
+) -> tantivy::Result<()> {
     let addrs = searcher.search(query, &DocSetCollector)?;
     let mut by_segment: HashMap<u32, Vec<u32>> = HashMap::new();
     for DocAddress { segment_ord, doc_id } in addrs {
         by_segment.entry(segment_ord).or_default().push(doc_id);
     }
-    let mut threads: HashMap<String, (usize, i64)> = HashMap::new();
     for (segment, docs) in by_segment {
         let fast = searcher.segment_reader(segment).fast_fields();
         let Some(keys) = fast.str("thread")? else { continue };
@@ -80,18 +98,18 @@ pub(super) fn matching_threads(searcher: &Searcher, query: &dyn Query) -> tantiv
                 Ok(())
             })?;
     }
-    let mut out: Vec<(String, usize, i64)> = threads.into_iter().map(|(k, (n, d))| (k, n, d)).collect();
-    out.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
-    Ok(out)
+    Ok(())
 }
 
-/// Every message of thread `key`, oldest first (ties by id).
-pub(super) fn members(searcher: &Searcher, f: &Fields, key: &str) -> tantivy::Result<Vec<Hit>> {
+/// Every message of thread `key` in any shard, oldest first (ties by id).
+pub(super) fn members(searchers: &[Searcher], f: &Fields, key: &str) -> tantivy::Result<Vec<Hit>> {
     let q = TermQuery::new(Term::from_field_text(f.thread, key), IndexRecordOption::Basic);
     let mut hits = Vec::new();
-    for a in searcher.search(&q, &DocSetCollector)? {
-        let d: TantivyDocument = searcher.doc(a)?;
-        hits.push(hit(f, &d));
+    for searcher in searchers {
+        for a in searcher.search(&q, &DocSetCollector)? {
+            let d: TantivyDocument = searcher.doc(a)?;
+            hits.push(hit(f, &d));
+        }
     }
     hits.sort_by(|a, b| (a.date, &a.id).cmp(&(b.date, &b.id)));
     Ok(hits)

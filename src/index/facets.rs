@@ -3,7 +3,7 @@
 //! tantivy's facet collector over the `facet` field, one pass over the matches for
 //! the top level and one more for the folders of the accounts shown.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use tantivy::collector::FacetCollector;
 use tantivy::query::Query;
@@ -44,20 +44,50 @@ pub fn extraction(p: &crate::extract::PartReport) -> Facet {
 }
 
 /// Messages by what extraction made of their attachments: (outcome, kind or
-/// type or reason, messages), for every message in the index.
-pub fn extraction_counts(searcher: &Searcher) -> tantivy::Result<Vec<(String, String, u64)>> {
-    let mut c = FacetCollector::for_field(FIELD);
-    for outcome in ["extracted", "skipped", "failed"] {
-        c.add_facet(Facet::from_path([EXTRACTION, outcome]));
-    }
-    let counts = searcher.search(&tantivy::query::AllQuery, &c)?;
+/// type or reason, messages), for every message in every shard.
+pub fn extraction_counts(searchers: &[Searcher]) -> tantivy::Result<Vec<(String, String, u64)>> {
+    let outcomes = ["extracted", "skipped", "failed"];
+    let roots: Vec<Facet> = outcomes.iter().map(|o| Facet::from_path([EXTRACTION, o])).collect();
+    let counts = counted(searchers, &tantivy::query::AllQuery, &roots)?;
     let mut out = Vec::new();
-    for outcome in ["extracted", "skipped", "failed"] {
-        for (facet, n) in counts.get(&format!("/{EXTRACTION}/{outcome}")) {
-            out.push((outcome.to_string(), leaf(facet), n));
+    for (outcome, root) in outcomes.iter().zip(&roots) {
+        for (leaf, n) in &counts[root] {
+            out.push((outcome.to_string(), leaf.clone(), *n));
         }
     }
     Ok(out)
+}
+
+/// Under each of `roots`, the messages `query` matches in every shard per child
+/// facet (by its last segment, in facet order).
+fn counted(
+    searchers: &[Searcher],
+    query: &dyn Query,
+    roots: &[Facet],
+) -> tantivy::Result<HashMap<Facet, BTreeMap<String, u64>>> {
+    let mut out: HashMap<Facet, BTreeMap<String, u64>> = roots.iter().map(|r| (r.clone(), BTreeMap::new())).collect();
+    for searcher in searchers {
+        let mut c = FacetCollector::for_field(FIELD);
+        for r in roots {
+            c.add_facet(r.clone());
+        }
+        let counts = searcher.search(query, &c)?;
+        for r in roots {
+            let children = out.get_mut(r).expect("every root has a map");
+            for (facet, n) in counts.get(r.clone()) {
+                *children.entry(leaf(facet)).or_default() += n;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The `k` largest of `counts`, the largest first (equal counts by name).
+fn top_k(counts: &BTreeMap<String, u64>, k: usize) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = counts.iter().map(|(name, n)| (name.clone(), *n)).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v.truncate(k);
+    v
 }
 
 /// Counts for one result set.
@@ -81,53 +111,42 @@ fn leaf(f: &Facet) -> String {
     f.to_path().last().map(|s| s.to_string()).unwrap_or_default()
 }
 
-/// Counts the facets of the messages `query` matches, folders only for the
-/// accounts `want_folders` allows.
-pub fn count(searcher: &Searcher, query: &dyn Query, want_folders: &dyn Fn(&str) -> bool) -> tantivy::Result<Facets> {
+/// Counts the facets of the messages `query` matches in every shard, folders
+/// only for the accounts `want_folders` allows.
+pub fn count(
+    searchers: &[Searcher],
+    query: &dyn Query,
+    want_folders: &dyn Fn(&str) -> bool,
+) -> tantivy::Result<Facets> {
     let root = |r: &str| Facet::from_path([r]);
-    let mut top = FacetCollector::for_field(FIELD);
-    for r in [PLACE, YEAR, DOMAIN, HAS] {
-        top.add_facet(root(r));
-    }
-    let counts = searcher.search(query, &top)?;
-    let mut f = Facets::default();
-    for (facet, n) in counts.get(root(PLACE)) {
-        f.accounts.push((leaf(facet), n));
-    }
-    f.accounts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let mut years: BTreeMap<i32, u64> = BTreeMap::new();
-    for (facet, n) in counts.get(root(YEAR)) {
-        if let Ok(y) = leaf(facet).parse() {
-            years.insert(y, n);
-        }
-    }
-    f.years = years.into_iter().collect();
-    f.domains = counts
-        .top_k(root(DOMAIN), TOP)
-        .into_iter()
-        .map(|(facet, n)| (leaf(facet), n))
+    let roots: Vec<Facet> = [PLACE, YEAR, DOMAIN, HAS].into_iter().map(root).collect();
+    let counts = counted(searchers, query, &roots)?;
+    let mut f = Facets {
+        accounts: top_k(&counts[&root(PLACE)], usize::MAX),
+        domains: top_k(&counts[&root(DOMAIN)], TOP),
+        ..Facets::default()
+    };
+    let years: BTreeMap<i32, u64> = counts[&root(YEAR)]
+        .iter()
+        .filter_map(|(y, n)| Some((y.parse().ok()?, *n)))
         .collect();
-    f.with_attachments = counts
-        .get(root(HAS))
-        .find(|(facet, _)| leaf(facet) == "attachment")
-        .map_or(0, |(_, n)| n);
+    f.years = years.into_iter().collect();
+    f.with_attachments = counts[&root(HAS)].get("attachment").copied().unwrap_or(0);
 
-    let shown: Vec<&String> = f
+    let shown: Vec<Facet> = f
         .accounts
         .iter()
         .map(|(a, _)| a)
         .filter(|a| want_folders(a))
         .take(TOP)
+        .map(|a| Facet::from_path([PLACE, a.as_str()]))
         .collect();
     if !shown.is_empty() {
-        let mut per = FacetCollector::for_field(FIELD);
-        for a in &shown {
-            per.add_facet(Facet::from_path([PLACE, a.as_str()]));
-        }
-        let counts = searcher.search(query, &per)?;
-        for a in shown {
-            for (facet, n) in counts.top_k(Facet::from_path([PLACE, a.as_str()]), TOP) {
-                f.folders.push((a.clone(), leaf(facet), n));
+        let per = counted(searchers, query, &shown)?;
+        for facet in &shown {
+            let account = leaf(facet);
+            for (folder, n) in top_k(&per[facet], TOP) {
+                f.folders.push((account.clone(), folder, n));
             }
         }
     }

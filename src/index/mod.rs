@@ -1,12 +1,14 @@
 //! The search index: tantivy, one document per message, derived from the archive.
 //!
 //! The archive's ingest log is the source of truth. Each index commit carries the
-//! highest ingest sequence number it covers (commit payload `{"seq": N}`), so after a
+//! highest ingest sequence number it covers (commit payload `{"next_seq": N}`), so after a
 //! crash, or when another command stored messages, [`MessageIndex::catch_up`]
 //! indexes exactly the entries after it. A changed placement (new folder, flags)
 //! re-indexes that message. `reindex` rebuilds from the archive alone. An index whose
 //! schema is not this version's is rebuilt, never half-used. In an encrypted
-//! archive every index file is sealed ([`sealed`]).
+//! archive every index file is sealed ([`sealed`]). The index may be split into
+//! shards by message ([`shard`]); every search asks each and merges, ranked as
+//! one index ranks.
 
 pub mod conversations;
 mod doc;
@@ -15,6 +17,8 @@ mod read_only;
 pub mod schema;
 pub mod sealed;
 mod search;
+pub mod shard;
+mod sum;
 mod threads;
 mod tokenizer;
 
@@ -24,7 +28,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 use tantivy::collector::DocSetCollector;
-use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
 use thiserror::Error;
 
 pub use search::{Hit, Sort};
@@ -35,6 +39,7 @@ use crate::model::{Hash32, MessageId};
 use crate::query::{self, Expr, QueryError};
 use crate::records::IngestKind;
 use schema::Fields;
+use shard::{AllShards, Payload, Shard};
 
 /// Index directory inside an archive.
 pub const INDEX_DIR: &str = "index";
@@ -45,8 +50,6 @@ const CHUNK: usize = 2000;
 const COMMIT_EVERY: u64 = 10_000;
 /// Documents built at once (in parallel): bounds the memory of their text.
 const BUILD_BATCH: usize = 32;
-/// Indexing memory budget (split across tantivy's indexing threads).
-const WRITER_BYTES: usize = 128 << 20;
 
 #[derive(Debug, Error)]
 pub enum IndexError {
@@ -62,6 +65,8 @@ pub enum IndexError {
         #[source]
         source: std::io::Error,
     },
+    #[error("search index {path}: {reason}")]
+    Layout { path: PathBuf, reason: String },
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     #[error(transparent)]
@@ -80,9 +85,9 @@ pub struct CatchUp {
 }
 
 pub struct MessageIndex {
+    /// The index directory (module [`shard`]: one shard is this directory).
     dir: PathBuf,
-    index: Index,
-    reader: IndexReader,
+    shards: Vec<Shard>,
     fields: Fields,
     /// The archive's legal holds, for `is:held` and `hold:NAME`.
     holds: Vec<(String, Expr)>,
@@ -94,7 +99,7 @@ pub struct MessageIndex {
 
 /// The messages a chunk of the ingest log (re)indexes, in log order, and those
 /// it removes: the last entry of a message decides.
-fn arrivals(entries: &[(u64, crate::records::IngestEntry)]) -> (Vec<MessageId>, Vec<MessageId>) {
+fn arrivals(entries: &[&(u64, crate::records::IngestEntry)]) -> (Vec<MessageId>, Vec<MessageId>) {
     let mut last_kind = HashMap::new();
     for (_, e) in entries {
         last_kind.insert(e.message, e.kind);
@@ -114,70 +119,24 @@ fn arrivals(entries: &[(u64, crate::records::IngestEntry)]) -> (Vec<MessageId>, 
     (arrived, removed)
 }
 
-/// `directory`, sealed with `key` when there is one.
-fn seal_with(directory: Box<dyn tantivy::Directory>, key: Option<Arc<Key>>) -> Box<dyn tantivy::Directory> {
-    match key {
-        Some(k) => Box::new(sealed::SealedDirectory::new(directory, k)),
-        None => directory,
-    }
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Payload {
-    /// Every ingest-log entry with a sequence number below this is indexed.
-    next_seq: u64,
-    /// Whether the text inside attachments is indexed (`reindex
-    /// --no-attachment-text` turns it off until the next reindex).
-    #[serde(default = "yes")]
-    attachment_text: bool,
-}
-
-fn yes() -> bool {
-    true
-}
+/// The writers of a catch-up: one per shard that is behind, `None` for a shard
+/// that already covers the whole ingest log.
+type Writers = Vec<Option<tantivy::IndexWriter<TantivyDocument>>>;
 
 impl MessageIndex {
     /// Opens (or creates) the index of the archive at `archive_dir`; `key` is the
     /// index key of an encrypted archive ([`Archive::index_key`]).
     pub fn open(archive_dir: &Path, key: Option<Arc<Key>>) -> Result<MessageIndex> {
         let dir = archive_dir.join(INDEX_DIR);
-        let tv = |source| IndexError::Tantivy {
-            path: dir.clone(),
-            source,
-        };
         crate::private::create_dir_all(&dir).map_err(|source| IndexError::Io {
             path: dir.clone(),
             source,
         })?;
-        let (schema, fields) = schema::build();
-        let directory = || -> Result<Box<dyn tantivy::Directory>> {
-            let plain = tantivy::directory::MmapDirectory::open(&dir)
-                .map_err(tantivy::TantivyError::from)
-                .map_err(tv)?;
-            Ok(seal_with(Box::new(plain), key.clone()))
-        };
-        let create = |schema| Index::create(directory()?, schema, tantivy::IndexSettings::default()).map_err(tv);
-        let index = if dir.join("meta.json").exists() {
-            let existing = Index::open(directory()?).map_err(tv)?;
-            if existing.schema() == schema {
-                existing
-            } else {
-                tracing::warn!(path = %dir.display(), "index schema differs from this version's; rebuilding the index");
-                drop(existing);
-                std::fs::remove_dir_all(&dir).map_err(|source| IndexError::Io {
-                    path: dir.clone(),
-                    source,
-                })?;
-                crate::private::create_dir_all(&dir).map_err(|source| IndexError::Io {
-                    path: dir.clone(),
-                    source,
-                })?;
-                create(schema)?
-            }
-        } else {
-            create(schema)?
-        };
-        Self::with_reader(dir, index, fields)
+        let n = shard::count(&dir)?;
+        let shards = (0..n)
+            .map(|k| Shard::open(shard::dir_of(&dir, k, n), key.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        Self::with_shards(dir, shards)
     }
 
     /// Opens the index of the archive at `archive_dir` for searching only: nothing
@@ -185,44 +144,29 @@ impl MessageIndex {
     /// index must exist with this version's schema.
     pub fn open_read_only(archive_dir: &Path, key: Option<Arc<Key>>) -> Result<MessageIndex> {
         let dir = archive_dir.join(INDEX_DIR);
-        let tv = |source| IndexError::Tantivy {
-            path: dir.clone(),
-            source,
-        };
-        let directory = read_only::ReadOnlyDirectory::open(&dir).map_err(tv)?;
-        let index = Index::open(seal_with(Box::new(directory), key)).map_err(tv)?;
-        let (schema, fields) = schema::build();
-        if index.schema() != schema {
-            return Err(tv(tantivy::TantivyError::SchemaError(
-                "the index was made by another version; run `mailvault reindex`".into(),
-            )));
-        }
-        Self::with_reader(dir, index, fields)
+        let n = shard::count(&dir)?;
+        let shards = (0..n)
+            .map(|k| Shard::open_read_only(shard::dir_of(&dir, k, n), key.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        Self::with_shards(dir, shards)
     }
 
-    /// The index with our analyzers and a reader, ready to search; attachment text
-    /// extracted unless the last commit says it is left out.
-    fn with_reader(dir: PathBuf, index: Index, fields: Fields) -> Result<MessageIndex> {
-        schema::register_tokenizers(&index);
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()
-            .map_err(|source| IndexError::Tantivy {
-                path: dir.clone(),
-                source,
-            })?;
+    /// The index over its shards, ready to search; attachment text extracted
+    /// unless the last commit says it is left out.
+    fn with_shards(dir: PathBuf, shards: Vec<Shard>) -> Result<MessageIndex> {
+        let (_, fields) = schema::build();
         let mut idx = MessageIndex {
             dir,
-            index,
-            reader,
+            shards,
             fields,
             holds: Vec::new(),
             tags: HashMap::new(),
             extraction: Some(crate::extract::Budget::default()),
         };
-        if idx.payload()?.is_some_and(|p| !p.attachment_text) {
-            idx.extraction = None;
+        for s in &idx.shards {
+            if s.payload()?.is_some_and(|p| !p.attachment_text) {
+                idx.extraction = None;
+            }
         }
         Ok(idx)
     }
@@ -233,26 +177,54 @@ impl MessageIndex {
         self.extraction = budget;
     }
 
+    /// The number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// A searcher of every shard, in shard order.
+    fn searchers(&self) -> Vec<Searcher> {
+        self.shards.iter().map(|s| s.reader.searcher()).collect()
+    }
+
+    /// An error of the index as a whole (of its one shard, or its directory).
+    fn tv(&self, source: tantivy::TantivyError) -> IndexError {
+        IndexError::Tantivy {
+            path: self.dir.clone(),
+            source,
+        }
+    }
+
     /// Messages by what extraction made of their attachments (see
-    /// [`facets::extraction_counts`]).
+    /// [`facets::extraction_counts`]), over every shard.
     pub fn extraction_counts(&self) -> Result<Vec<(String, String, u64)>> {
-        facets::extraction_counts(&self.reader.searcher()).map_err(|e| self.tv(e))
+        facets::extraction_counts(&self.searchers()).map_err(|e| self.tv(e))
     }
 
     /// Deletes the index and builds it again from the archive, with the text
-    /// inside attachments or without.
+    /// inside attachments or without, in `shards` shards (`None`: as many as it
+    /// had).
     pub fn rebuild(
         archive: &Archive,
         attachment_text: bool,
+        shards: Option<usize>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(MessageIndex, CatchUp)> {
         let dir = archive.dir().join(INDEX_DIR);
+        let n = match shards {
+            Some(n) => n,
+            None if dir.exists() => shard::count(&dir)?,
+            None => 1,
+        };
+        let io = |source| IndexError::Io {
+            path: dir.clone(),
+            source,
+        };
         if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|source| IndexError::Io {
-                path: dir.clone(),
-                source,
-            })?;
+            std::fs::remove_dir_all(&dir).map_err(io)?;
         }
+        crate::private::create_dir_all(&dir).map_err(io)?;
+        shard::set_count(&dir, n)?;
         let mut idx = MessageIndex::open(archive.dir(), archive.index_key())?;
         if !attachment_text {
             idx.set_extraction(None);
@@ -262,55 +234,54 @@ impl MessageIndex {
         Ok((idx, c))
     }
 
-    /// Merges every segment into one when a rebuild left many (fewer segments make
-    /// every later search cheaper; a handful cost less to search than to merge).
+    /// Deletes shard `k` and builds it again from the archive (the others stay
+    /// as they are; what they cover, it covers after).
+    pub fn rebuild_shard(
+        archive: &Archive,
+        k: usize,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(MessageIndex, CatchUp)> {
+        let dir = archive.dir().join(INDEX_DIR);
+        let n = shard::count(&dir)?;
+        if k >= n {
+            return Err(IndexError::Layout {
+                path: dir,
+                reason: format!("there is no shard {k}: the index has {n} (0 to {})", n - 1),
+            });
+        }
+        let one = shard::dir_of(&dir, k, n);
+        if n == 1 {
+            return Self::rebuild(archive, true, Some(1), progress);
+        }
+        if one.exists() {
+            std::fs::remove_dir_all(&one).map_err(|source| IndexError::Io { path: one, source })?;
+        }
+        let mut idx = MessageIndex::open(archive.dir(), archive.index_key())?;
+        let c = idx.catch_up(archive, progress)?;
+        idx.shards[k].merge_all()?;
+        Ok((idx, c))
+    }
+
+    /// Merges each shard's segments (see [`Shard::merge_all`]).
     pub fn merge_all(&mut self) -> Result<()> {
-        const MANY_SEGMENTS: usize = 6;
-        let ids = self.index.searchable_segment_ids().map_err(|e| self.tv(e))?;
-        if ids.len() > MANY_SEGMENTS {
-            let mut writer = self.writer()?;
-            writer.merge(&ids).wait().map_err(|e| self.tv(e))?;
-            writer.wait_merging_threads().map_err(|e| self.tv(e))?;
-            self.reader.reload().map_err(|e| self.tv(e))?;
-        }
-        Ok(())
+        self.shards.iter().try_for_each(Shard::merge_all)
     }
 
-    /// An index writer, after removing the files a killed writer left behind: they
-    /// are not part of the last commit, and one of them (a `.del` file, named after
-    /// its segment and the next commit's opstamp) would otherwise collide with the
-    /// file the next commit writes ("FileAlreadyExists").
-    fn writer(&self) -> Result<tantivy::IndexWriter<TantivyDocument>> {
-        let writer = self
-            .index
-            .writer::<TantivyDocument>(WRITER_BYTES)
-            .map_err(|e| self.tv(e))?;
-        writer.garbage_collect_files().wait().map_err(|e| self.tv(e))?;
-        Ok(writer)
-    }
-
-    fn tv(&self, source: tantivy::TantivyError) -> IndexError {
-        IndexError::Tantivy {
-            path: self.dir.clone(),
-            source,
-        }
-    }
-
-    /// The ingest sequence number the last commit covers (exclusive end).
+    /// The ingest sequence number every shard covers (exclusive end).
     pub fn covers(&self) -> Result<u64> {
-        Ok(self.payload()?.map_or(0, |p| p.next_seq))
-    }
-
-    /// What the last commit recorded, if anything.
-    fn payload(&self) -> Result<Option<Payload>> {
-        let metas = self.index.load_metas().map_err(|e| self.tv(e))?;
-        Ok(metas.payload.and_then(|p| serde_json::from_str::<Payload>(&p).ok()))
+        let mut least = u64::MAX;
+        for s in &self.shards {
+            least = least.min(s.covers()?);
+        }
+        Ok(least)
     }
 
     /// Indexes every ingest-log entry the index does not cover yet, threading
-    /// what arrives with what is indexed (module [`threads`]).
+    /// what arrives with what is indexed (module [`threads`]); each shard takes
+    /// the entries of its messages it does not cover.
     pub fn catch_up(&mut self, archive: &Archive, progress: &mut dyn FnMut(u64)) -> Result<CatchUp> {
-        let mut next = self.covers()?;
+        let covers = self.shards.iter().map(Shard::covers).collect::<Result<Vec<u64>>>()?;
+        let mut next = covers.iter().copied().min().unwrap_or(0);
         let end = archive.counters().next_seq;
         let mut report = CatchUp {
             indexed: 0,
@@ -319,26 +290,36 @@ impl MessageIndex {
         if next >= end {
             return Ok(report);
         }
-        let mut writer = self.writer()?;
+        let n = self.shards.len();
+        let mut writers = self.writers(&covers, end)?;
+        if writers.iter().all(Option::is_none) {
+            return Ok(report);
+        }
         let mut pending = threads::Pending::default();
         let mut uncommitted = 0u64;
         while next < end {
             let entries = archive.ingest_log(next, CHUNK)?;
             let Some(&(last, _)) = entries.last() else { break };
-            let (arrived, removed) = arrivals(&entries);
+            let due: Vec<_> = entries
+                .iter()
+                .filter(|(seq, e)| *seq >= covers[shard::shard_of(&e.message, n)])
+                .collect();
+            let (arrived, removed) = arrivals(&due);
             for id in &removed {
-                writer.delete_term(Term::from_field_text(self.fields.id, &id.to_hex()));
+                if let Some(w) = &writers[shard::shard_of(id, n)] {
+                    w.delete_term(Term::from_field_text(self.fields.id, &id.to_hex()));
+                }
                 pending.remove(id);
             }
             let t0 = std::time::Instant::now();
             let plan = self.thread_chunk(archive, &pending, &arrived)?;
             let t_thread = t0.elapsed();
-            self.write_docs(archive, &mut writer, &mut pending, plan.write)?;
+            self.write_docs(archive, &mut writers, &mut pending, plan.write)?;
             let t_docs = t0.elapsed() - t_thread;
             next = last + 1;
             uncommitted += arrived.len() as u64;
             if uncommitted >= COMMIT_EVERY || next >= end {
-                self.commit(&mut writer, next)?;
+                self.commit(&mut writers, &covers, next)?;
                 pending.clear();
                 uncommitted = 0;
                 report.covers = next;
@@ -354,13 +335,44 @@ impl MessageIndex {
             report.indexed += arrived.len() as u64;
             progress(report.indexed);
         }
-        writer.wait_merging_threads().map_err(|e| self.tv(e))?;
-        self.reader.reload().map_err(|e| self.tv(e))?;
+        for (s, w) in self.shards.iter().zip(writers) {
+            if let Some(w) = w {
+                w.wait_merging_threads().map_err(|e| s.tv(e))?;
+                s.reader.reload().map_err(|e| s.tv(e))?;
+            }
+        }
         Ok(report)
     }
 
-    /// Threads the messages of a chunk with the indexed threads they touch:
-    /// their headers are read in parallel, then [`threads::plan`].
+    /// A writer for each shard behind `end` whose lock is free: a shard another
+    /// process is writing (a worker sharing the directory) is left to it — this
+    /// catch-up still threads that shard's arrivals with the rest, and writes
+    /// only its own shards.
+    fn writers(&self, covers: &[u64], end: u64) -> Result<Writers> {
+        let n = self.shards.len();
+        let mut writers: Writers = Vec::with_capacity(n);
+        for (s, &c) in self.shards.iter().zip(covers) {
+            if c >= end {
+                writers.push(None);
+                continue;
+            }
+            writers.push(match s.writer(n) {
+                Ok(w) => Some(w),
+                Err(IndexError::Tantivy {
+                    source: tantivy::TantivyError::LockFailure(..),
+                    ..
+                }) if n > 1 => {
+                    tracing::debug!(shard = %s.dir.display(), "shard being written by another process; left to it");
+                    None
+                }
+                Err(e) => return Err(e),
+            });
+        }
+        Ok(writers)
+    }
+
+    /// Threads the messages of a chunk with the indexed threads they touch, in
+    /// every shard: their headers are read in parallel, then [`threads::plan`].
     fn thread_chunk(&self, archive: &Archive, pending: &threads::Pending, ids: &[MessageId]) -> Result<threads::Plan> {
         let arriving = ids
             .par_iter()
@@ -370,21 +382,27 @@ impl MessageIndex {
                 Ok((*id, doc::thread_headers(id, &header, &placements)))
             })
             .collect::<Result<Vec<_>>>()?;
-        threads::plan(&self.reader.searcher(), &self.fields, pending, arriving).map_err(|e| self.tv(e))
+        threads::plan(&self.searchers(), &self.fields, pending, arriving).map_err(|e| self.tv(e))
     }
 
-    /// (Re)writes the documents of `write`, built a few at a time in parallel: a
-    /// document may hold up to the extraction budget's text, and a chunk's worth
-    /// at once could be gigabytes.
+    /// (Re)writes the documents of `write` into their shards (those behind; a
+    /// shard that covers the whole log has every thread change already), built
+    /// a few at a time in parallel: a document may hold up to the extraction
+    /// budget's text, and a chunk's worth at once could be gigabytes.
     fn write_docs(
         &self,
         archive: &Archive,
-        writer: &mut tantivy::IndexWriter<TantivyDocument>,
+        writers: &mut Writers,
         pending: &mut threads::Pending,
         write: Vec<(MessageId, doc::Threaded)>,
     ) -> Result<()> {
         let f = self.fields;
+        let n = self.shards.len();
         let extraction = self.extraction.as_ref();
+        let write: Vec<_> = write
+            .into_iter()
+            .filter(|(id, _)| writers[shard::shard_of(id, n)].is_some())
+            .collect();
         for batch in write.chunks(BUILD_BATCH) {
             let docs: Vec<Result<TantivyDocument>> = batch
                 .par_iter()
@@ -395,25 +413,30 @@ impl MessageIndex {
                 })
                 .collect();
             for ((id, threaded), d) in batch.iter().zip(docs) {
+                let k = shard::shard_of(id, n);
+                let Some(writer) = &mut writers[k] else { continue };
                 writer.delete_term(Term::from_field_text(f.id, &id.to_hex()));
-                writer.add_document(d?).map_err(|e| self.tv(e))?;
+                writer.add_document(d?).map_err(|e| self.shards[k].tv(e))?;
                 pending.insert(*id, threaded.clone());
             }
         }
         Ok(())
     }
 
-    /// Commits what the writer holds as covering the ingest log below `next`,
-    /// and lets the searcher see it.
-    fn commit(&mut self, writer: &mut tantivy::IndexWriter<TantivyDocument>, next: u64) -> Result<()> {
-        let mut prepared = writer.prepare_commit().map_err(|e| self.tv(e))?;
-        let payload = Payload {
-            next_seq: next,
-            attachment_text: self.extraction.is_some(),
-        };
-        prepared.set_payload(&serde_json::to_string(&payload).expect("payload serialises"));
-        prepared.commit().map_err(|e| self.tv(e))?;
-        self.reader.reload().map_err(|e| self.tv(e))
+    /// Commits what each writer holds as covering the ingest log below `next`
+    /// (a shard that covered more before keeps its mark), and lets the
+    /// searchers see it.
+    fn commit(&self, writers: &mut Writers, covers: &[u64], next: u64) -> Result<()> {
+        for ((s, w), &c) in self.shards.iter().zip(writers.iter_mut()).zip(covers) {
+            if let Some(w) = w {
+                let payload = Payload {
+                    next_seq: next.max(c),
+                    attachment_text: self.extraction.is_some(),
+                };
+                s.commit(w, &payload)?;
+            }
+        }
+        Ok(())
     }
 
     /// Parses and runs a query.
@@ -448,17 +471,23 @@ impl MessageIndex {
         self.tags = tags;
     }
 
+    /// The shard that holds message `id`, with a searcher of it.
+    fn shard_of(&self, id: &MessageId) -> (&Shard, Searcher) {
+        let s = &self.shards[shard::shard_of(id, self.shards.len())];
+        (s, s.reader.searcher())
+    }
+
     /// The names of the holds (of [`MessageIndex::set_holds`]) whose queries match
     /// message `id`: each asked of the index together with the id, so only that
     /// message's document is looked at.
     pub fn holds_of(&self, id: &MessageId) -> Result<Vec<String>> {
-        let searcher = self.reader.searcher();
+        let (shard, searcher) = self.shard_of(id);
         let mut out = Vec::new();
         for (name, expr) in &self.holds {
             let query = search::with_id(&self.fields, &*self.resolve(expr)?, id);
             let n = searcher
                 .search(query.as_ref(), &tantivy::collector::Count)
-                .map_err(|e| self.tv(e))?;
+                .map_err(|e| shard.tv(e))?;
             if n > 0 {
                 out.push(name.clone());
             }
@@ -468,26 +497,44 @@ impl MessageIndex {
 
     /// Message `id` as a search would list it (`None` when the index lacks it).
     pub fn hit(&self, id: &MessageId) -> Result<Option<Hit>> {
-        let searcher = self.reader.searcher();
+        let (shard, searcher) = self.shard_of(id);
         let query = search::with_id(&self.fields, &Expr::All, id);
-        let addrs = search::run(&searcher, query.as_ref(), Sort::DateAsc, 1, 0).map_err(|e| self.tv(e))?;
+        let addrs = search::run(&searcher, &searcher, query.as_ref(), Sort::DateAsc, 1, 0).map_err(|e| shard.tv(e))?;
         match addrs.first() {
             Some(&(_, a)) => {
-                let d: TantivyDocument = searcher.doc(a).map_err(|e| self.tv(e))?;
+                let d: TantivyDocument = searcher.doc(a).map_err(|e| shard.tv(e))?;
                 Ok(Some(search::hit(&self.fields, &d)))
             }
             None => Ok(None),
         }
     }
 
+    /// The matches of `expr` in `sort` order, `limit` from `offset` on. Over
+    /// shards: each shard's first `offset + limit`, ranked as one index would
+    /// rank them (relevance with every shard's statistics, [`AllShards`]; ties
+    /// by id), merged.
     pub fn search_expr(&self, expr: &Expr, sort: Sort, limit: usize, offset: usize) -> Result<Vec<Hit>> {
-        let searcher = self.reader.searcher();
         let query = search::to_query(&self.fields, &*self.resolve(expr)?);
-        let addrs = search::run(&searcher, query.as_ref(), sort, limit, offset).map_err(|e| self.tv(e))?;
-        addrs
+        let searchers = self.searchers();
+        let mut ranked: Vec<(search::Rank, usize, DocAddress)> = Vec::new();
+        if let [one] = searchers.as_slice() {
+            let addrs = search::run(one, &AllShards(&searchers), query.as_ref(), sort, limit, offset)
+                .map_err(|e| self.tv(e))?;
+            ranked.extend(addrs.into_iter().map(|(r, a)| (r, 0, a)));
+        } else {
+            let all = AllShards(&searchers);
+            for (k, s) in searchers.iter().enumerate() {
+                let addrs =
+                    search::run(s, &all, query.as_ref(), sort, offset + limit, 0).map_err(|e| self.shards[k].tv(e))?;
+                ranked.extend(addrs.into_iter().map(|(r, a)| (r, k, a)));
+            }
+            ranked.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
+            ranked = ranked.into_iter().skip(offset).take(limit).collect();
+        }
+        ranked
             .into_iter()
-            .map(|(_, a)| {
-                let d: TantivyDocument = searcher.doc(a).map_err(|e| self.tv(e))?;
+            .map(|(_, k, a)| {
+                let d: TantivyDocument = searchers[k].doc(a).map_err(|e| self.shards[k].tv(e))?;
                 Ok(search::hit(&self.fields, &d))
             })
             .collect()
@@ -496,9 +543,8 @@ impl MessageIndex {
     /// The facets of the messages `expr` matches; folders only of the accounts
     /// `want_folders` allows (a reader's own).
     pub fn facets(&self, expr: &Expr, want_folders: &dyn Fn(&str) -> bool) -> Result<facets::Facets> {
-        let searcher = self.reader.searcher();
         let query = search::to_query(&self.fields, &*self.resolve(expr)?);
-        facets::count(&searcher, query.as_ref(), want_folders).map_err(|e| self.tv(e))
+        facets::count(&self.searchers(), query.as_ref(), want_folders).map_err(|e| self.tv(e))
     }
 
     /// The threads of the messages `expr` matches, most recently active match
@@ -510,13 +556,13 @@ impl MessageIndex {
         limit: usize,
         offset: usize,
     ) -> Result<(Vec<conversations::ThreadSummary>, usize)> {
-        let searcher = self.reader.searcher();
+        let searchers = self.searchers();
         let query = search::to_query(&self.fields, &*self.resolve(expr)?);
-        let all = conversations::matching_threads(&searcher, query.as_ref()).map_err(|e| self.tv(e))?;
+        let all = conversations::matching_threads(&searchers, query.as_ref()).map_err(|e| self.tv(e))?;
         let total = all.len();
         let mut shown = Vec::new();
         for (key, matched, _) in all.into_iter().skip(offset).take(limit) {
-            let messages = conversations::members(&searcher, &self.fields, &key).map_err(|e| self.tv(e))?;
+            let messages = conversations::members(&searchers, &self.fields, &key).map_err(|e| self.tv(e))?;
             shown.push(conversations::summary(&key, matched, &messages));
         }
         Ok((shown, total))
@@ -524,16 +570,19 @@ impl MessageIndex {
 
     /// Every message of the thread `key`, oldest first.
     pub fn thread_messages(&self, key: &str) -> Result<Vec<Hit>> {
-        conversations::members(&self.reader.searcher(), &self.fields, &key.to_lowercase()).map_err(|e| self.tv(e))
+        conversations::members(&self.searchers(), &self.fields, &key.to_lowercase()).map_err(|e| self.tv(e))
     }
 
     /// How many messages match.
     pub fn count_expr(&self, expr: &Expr) -> Result<usize> {
-        let searcher = self.reader.searcher();
         let query = search::to_query(&self.fields, &*self.resolve(expr)?);
-        searcher
-            .search(query.as_ref(), &tantivy::collector::Count)
-            .map_err(|e| self.tv(e))
+        let mut n = 0;
+        for (s, searcher) in self.shards.iter().zip(self.searchers()) {
+            n += searcher
+                .search(query.as_ref(), &tantivy::collector::Count)
+                .map_err(|e| s.tv(e))?;
+        }
+        Ok(n)
     }
 
     /// The ids of every matching message (for `export --query`, `show --query`).
@@ -545,17 +594,17 @@ impl MessageIndex {
     /// The id and date (the `Date:` header, else the internal date; 0 when
     /// neither) of every message matching `expr`, by id.
     pub fn matching_expr(&self, expr: &Expr) -> Result<Vec<(MessageId, i64)>> {
-        let searcher = self.reader.searcher();
         let query = search::to_query(&self.fields, &*self.resolve(expr)?);
-        let addrs = searcher
-            .search(query.as_ref(), &DocSetCollector)
-            .map_err(|e| self.tv(e))?;
-        let mut ids = Vec::with_capacity(addrs.len());
-        for a in addrs {
-            let d: TantivyDocument = searcher.doc(a).map_err(|e| self.tv(e))?;
-            let hit = search::hit(&self.fields, &d);
-            if let Some(id) = Hash32::from_hex(&hit.id) {
-                ids.push((id, hit.date));
+        let mut ids = Vec::new();
+        for (s, searcher) in self.shards.iter().zip(self.searchers()) {
+            let addrs = searcher.search(query.as_ref(), &DocSetCollector).map_err(|e| s.tv(e))?;
+            ids.reserve(addrs.len());
+            for a in addrs {
+                let d: TantivyDocument = searcher.doc(a).map_err(|e| s.tv(e))?;
+                let hit = search::hit(&self.fields, &d);
+                if let Some(id) = Hash32::from_hex(&hit.id) {
+                    ids.push((id, hit.date));
+                }
             }
         }
         ids.sort();
@@ -564,7 +613,7 @@ impl MessageIndex {
 
     /// Number of documents in the index.
     pub fn num_docs(&self) -> u64 {
-        self.reader.searcher().num_docs()
+        self.searchers().iter().map(Searcher::num_docs).sum()
     }
 
     /// The schema, as tantivy serialises it (`schemas/index-v6.json`).

@@ -3,11 +3,14 @@
 use std::ops::Bound;
 
 use tantivy::collector::TopDocs;
-use tantivy::query::{AllQuery, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery};
+use tantivy::query::{
+    AllQuery, Bm25StatisticsProvider, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
+};
 use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::{DocAddress, DocId, Score, Searcher, SegmentReader, TantivyDocument, Term};
 
 use super::schema::{words_analyzer, Fields};
+use super::sum::SumOf;
 use crate::archive::Filed;
 use crate::query::{ExactField, Expr, TextField};
 
@@ -125,12 +128,7 @@ pub fn to_query(f: &Fields, e: &Expr) -> Box<dyn Query> {
             // Analyzed once, looked up in each default field.
             let tokens = analyze(text);
             let defaults = [f.subject, f.body, f.from, f.to, f.cc, f.filename, f.attachment];
-            Box::new(BooleanQuery::new(
-                defaults
-                    .iter()
-                    .map(|&fl| (Occur::Should, words_query(fl, &tokens)))
-                    .collect(),
-            ))
+            Box::new(SumOf(defaults.iter().map(|&fl| words_query(fl, &tokens)).collect()))
         }
         Expr::Exact { field, value } => Box::new(TermQuery::new(
             Term::from_field_text(exact_field(f, *field), value),
@@ -163,9 +161,7 @@ pub fn to_query(f: &Fields, e: &Expr) -> Box<dyn Query> {
             }
             Box::new(BooleanQuery::new(clauses))
         }
-        Expr::Or(parts) => Box::new(BooleanQuery::new(
-            parts.iter().map(|p| (Occur::Should, to_query(f, p))).collect(),
-        )),
+        Expr::Or(parts) => Box::new(SumOf(parts.iter().map(|p| to_query(f, p)).collect())),
     }
 }
 
@@ -208,9 +204,11 @@ pub(super) fn hit(f: &Fields, doc: &TantivyDocument) -> Hit {
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
 pub struct Rank(pub f64, pub std::cmp::Reverse<u64>);
 
-/// Runs `query`: the hits in the requested order with their ranks.
+/// Runs `query` on `searcher`, scoring relevance with `stats` (the searcher's
+/// own, or every shard's): the hits in the requested order with their ranks.
 pub(super) fn run(
     searcher: &Searcher,
+    stats: &dyn Bm25StatisticsProvider,
     query: &dyn Query,
     sort: Sort,
     limit: usize,
@@ -219,7 +217,7 @@ pub(super) fn run(
     let top = TopDocs::with_limit(limit.max(1)).and_offset(offset);
     let order_of = |reader: &SegmentReader| reader.fast_fields().u64("order").ok();
     match sort {
-        Sort::Relevance => searcher.search(
+        Sort::Relevance => searcher.search_with_statistics_provider(
             query,
             &top.tweak_score(move |reader: &SegmentReader| {
                 let order = order_of(reader);
@@ -228,6 +226,7 @@ pub(super) fn run(
                     Rank(f64::from(score), std::cmp::Reverse(key))
                 }
             }),
+            stats,
         ),
         Sort::DateDesc | Sort::DateAsc => {
             let sign = if sort == Sort::DateDesc { 1.0 } else { -1.0 };

@@ -149,10 +149,10 @@ fn stored(f: &Fields, d: &TantivyDocument) -> Option<(MessageId, Threaded)> {
     ))
 }
 
-/// The indexed (committed or pending) messages matching `terms`, each with its
-/// thread; pending wins over the searcher's older copy.
+/// The indexed (committed or pending) messages matching `terms` in any shard,
+/// each with its thread; pending wins over the searchers' older copy.
 fn find(
-    searcher: &Searcher,
+    searchers: &[Searcher],
     f: &Fields,
     pending: &Pending,
     terms: Vec<Term>,
@@ -160,12 +160,14 @@ fn find(
 ) -> tantivy::Result<Vec<(MessageId, Threaded)>> {
     let mut found = Vec::new();
     if !terms.is_empty() {
-        let addrs = searcher.search(&TermSetQuery::new(terms), &DocSetCollector)?;
-        for a in addrs {
-            let d: TantivyDocument = searcher.doc(a)?;
-            if let Some((id, t)) = stored(f, &d) {
-                if !pending.hides(&id) {
-                    found.push((id, t));
+        let query = TermSetQuery::new(terms);
+        for searcher in searchers {
+            for a in searcher.search(&query, &DocSetCollector)? {
+                let d: TantivyDocument = searcher.doc(a)?;
+                if let Some((id, t)) = stored(f, &d) {
+                    if !pending.hides(&id) {
+                        found.push((id, t));
+                    }
                 }
             }
         }
@@ -180,9 +182,10 @@ fn find(
     Ok(found)
 }
 
-/// Threads `arriving` with the indexed threads they touch (see the module doc).
+/// Threads `arriving` with the indexed threads they touch, in every shard (see
+/// the module doc).
 pub fn plan(
-    searcher: &Searcher,
+    searchers: &[Searcher],
     f: &Fields,
     pending: &Pending,
     arriving: Vec<(MessageId, Headers)>,
@@ -202,14 +205,14 @@ pub fn plan(
         if wanted.is_empty() || set.len() >= MAX_MEMBERS {
             break;
         }
-        let linked = find(searcher, f, pending, wanted.terms(f), |t| wanted.matches(&t.headers))?;
+        let linked = find(searchers, f, pending, wanted.terms(f), |t| wanted.matches(&t.headers))?;
         let keys: HashSet<String> = linked
             .into_iter()
             .map(|(_, t)| t.key)
             .filter(|k| threads_seen.insert(k.clone()))
             .collect();
         let key_terms = keys.iter().map(|k| Term::from_field_text(f.thread, k)).collect();
-        let members = find(searcher, f, pending, key_terms, |t| keys.contains(&t.key))?;
+        let members = find(searchers, f, pending, key_terms, |t| keys.contains(&t.key))?;
         wanted = Wanted::default();
         for (id, t) in members {
             if let std::collections::hash_map::Entry::Vacant(e) = set.entry(id) {
