@@ -132,6 +132,24 @@ fn new_mail_reaches_every_shard_and_counts_facets_and_threads_add_up() {
     assert_eq!(ok(&a, &["search", "--count", "word3"]).trim(), "6");
     let ids = ok(&a, &["search", "--format", "ids", "--limit", "100", "common"]);
     assert_eq!(ids.lines().count(), 40);
+    let huge = u64::MAX.to_string();
+    let none = ok(
+        &a,
+        &[
+            "search", "--format", "ids", "--offset", &huge, "--limit", &huge, "common",
+        ],
+    );
+    assert_eq!(
+        none, "",
+        "an offset past the end finds nothing, and sizes nothing by it"
+    );
+    let last = ok(
+        &a,
+        &[
+            "search", "--format", "ids", "--offset", "39", "--limit", &huge, "common",
+        ],
+    );
+    assert_eq!(last.lines().count(), 1);
     // Every shard holds some of them (40 hashed ids over 4 shards).
     let per: Vec<usize> = (0..4)
         .map(|k| {
@@ -156,34 +174,14 @@ fn new_mail_reaches_every_shard_and_counts_facets_and_threads_add_up() {
     assert_eq!(facets.domains.iter().map(|(_, n)| n).sum::<u64>(), 40, "{facets:?}");
     assert_eq!(facets.years, vec![(2000, 40)]);
     // The same after the four are merged into one index.
-    let before = ok(
-        &a,
-        &[
-            "search",
-            "--format",
-            "ids",
-            "--limit",
-            "100",
-            "--sort",
-            "relevance",
-            "word1 OR common",
-        ],
-    );
+    let ranked = || {
+        let args = ["search", "--format", "ids", "--limit", "100", "--sort", "relevance"];
+        ok(&a, &[&args[..], &["word1 OR common"]].concat())
+    };
+    let before = ranked();
     ok(&a, &["reindex", "-q", "--shards", "1"]);
     assert!(!a.join("index/shards").exists());
-    let after = ok(
-        &a,
-        &[
-            "search",
-            "--format",
-            "ids",
-            "--limit",
-            "100",
-            "--sort",
-            "relevance",
-            "word1 OR common",
-        ],
-    );
+    let after = ranked();
     assert_eq!(before, after);
     assert_eq!(facets_of(&a), facets, "the facets of one index");
 }

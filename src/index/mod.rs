@@ -251,7 +251,10 @@ impl MessageIndex {
         }
         let one = shard::dir_of(&dir, k, n);
         if n == 1 {
-            return Self::rebuild(archive, true, Some(1), progress);
+            let attachment_text = MessageIndex::open(archive.dir(), archive.index_key())?
+                .extraction
+                .is_some();
+            return Self::rebuild(archive, attachment_text, Some(1), progress);
         }
         if one.exists() {
             std::fs::remove_dir_all(&one).map_err(|source| IndexError::Io { path: one, source })?;
@@ -341,6 +344,8 @@ impl MessageIndex {
                 s.reader.reload().map_err(|e| s.tv(e))?;
             }
         }
+        // Less than `next` when a shard was left to another process.
+        report.covers = self.covers()?;
         Ok(report)
     }
 
@@ -516,6 +521,13 @@ impl MessageIndex {
     pub fn search_expr(&self, expr: &Expr, sort: Sort, limit: usize, offset: usize) -> Result<Vec<Hit>> {
         let query = search::to_query(&self.fields, &*self.resolve(expr)?);
         let searchers = self.searchers();
+        // No more than there are: a huge offset or limit must not size the
+        // collectors' buffers.
+        let docs = searchers.iter().map(Searcher::num_docs).sum::<u64>() as usize;
+        if offset >= docs || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = limit.min(docs - offset);
         let mut ranked: Vec<(search::Rank, usize, DocAddress)> = Vec::new();
         if let [one] = searchers.as_slice() {
             let addrs = search::run(one, &AllShards(&searchers), query.as_ref(), sort, limit, offset)
