@@ -103,13 +103,10 @@ fn four_shards_answer_the_benchmark_queries_as_one_index_does() {
     assert_eq!(std::fs::read_to_string(a.join("index/shards")).unwrap().trim(), "4");
 }
 
-#[test]
-fn new_mail_reaches_every_shard_and_counts_facets_and_threads_add_up() {
-    let tmp = tempfile::tempdir().unwrap();
-    let a = tmp.path().join("a");
-    let mbox = tmp.path().join("m.mbox");
+/// An mbox of `n` messages in threads of four, all with the word `common`.
+fn threads_mbox(path: &Path, n: usize) {
     let mut text = String::new();
-    for i in 0..40 {
+    for i in 0..n {
         let parent = if i % 4 == 0 {
             String::new()
         } else {
@@ -124,7 +121,15 @@ fn new_mail_reaches_every_shard_and_counts_facets_and_threads_add_up() {
             i % 7
         ));
     }
-    std::fs::write(&mbox, &text).unwrap();
+    std::fs::write(path, &text).unwrap();
+}
+
+#[test]
+fn new_mail_reaches_every_shard_and_counts_facets_and_threads_add_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let mbox = tmp.path().join("m.mbox");
+    threads_mbox(&mbox, 40);
     ok(&a, &["init"]);
     ok(&a, &["reindex", "-q", "--shards", "4"]);
     ok(&a, &["import", "-q", mbox.to_str().unwrap()]);
@@ -203,4 +208,33 @@ fn a_shard_that_does_not_exist_is_refused_by_number() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("index/shards") && err.contains("\"many\""), "{err}");
+}
+
+#[test]
+fn a_shard_another_process_is_writing_is_left_to_it_and_caught_up_after() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let mbox = tmp.path().join("m.mbox");
+    threads_mbox(&mbox, 40);
+    ok(&a, &["init"]);
+    ok(&a, &["reindex", "-q", "--shards", "2"]);
+    // This process writes shard 1 (holds its writer lock) while mail arrives.
+    let other = tantivy::Index::open_in_dir(a.join("index/shard-1")).unwrap();
+    let writer = other.writer::<tantivy::TantivyDocument>(15_000_000).unwrap();
+    ok(&a, &["import", "-q", mbox.to_str().unwrap()]);
+    let count = || {
+        ok(&a, &["search", "--count", "common"])
+            .trim()
+            .parse::<usize>()
+            .unwrap()
+    };
+    let in_shard_0 = count();
+    assert!(
+        in_shard_0 > 5 && in_shard_0 < 35,
+        "only shard 0's messages are found while shard 1 is being written: {in_shard_0}"
+    );
+    drop(writer);
+    assert_eq!(count(), 40, "shard 1 caught up once free");
+    let threads = ok(&a, &["search", "--threads", "--format", "json", "common"]);
+    assert_eq!(threads.lines().count(), 10, "{threads}");
 }
