@@ -232,9 +232,8 @@ impl Shard {
     }
 
     /// Merges the segments into one when there are many, or when some hold
-    /// deleted documents (fewer segments make every later search cheaper, and
-    /// relevance counts deleted documents until a merge drops them, so a merged
-    /// index scores as any other layout of the same messages does).
+    /// deleted documents (fewer segments and no deleted documents make every
+    /// later search cheaper; scores do not depend on it, see [`AllShards`]).
     pub fn merge_all(&self) -> Result<()> {
         const MANY_SEGMENTS: usize = 6;
         let searcher = self.reader.searcher();
