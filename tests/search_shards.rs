@@ -124,14 +124,21 @@ fn threads_mbox(path: &Path, n: usize) {
     std::fs::write(path, &text).unwrap();
 }
 
+/// An empty archive in `dir` whose index has `shards` shards, and beside it an
+/// mbox of 40 messages ([`threads_mbox`]) not imported yet.
+fn sharded_archive(dir: &Path, shards: usize) -> (std::path::PathBuf, std::path::PathBuf) {
+    let a = dir.join("a");
+    let mbox = dir.join("m.mbox");
+    threads_mbox(&mbox, 40);
+    ok(&a, &["init"]);
+    ok(&a, &["reindex", "-q", "--shards", &shards.to_string()]);
+    (a, mbox)
+}
+
 #[test]
 fn new_mail_reaches_every_shard_and_counts_facets_and_threads_add_up() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = tmp.path().join("a");
-    let mbox = tmp.path().join("m.mbox");
-    threads_mbox(&mbox, 40);
-    ok(&a, &["init"]);
-    ok(&a, &["reindex", "-q", "--shards", "4"]);
+    let (a, mbox) = sharded_archive(tmp.path(), 4);
     ok(&a, &["import", "-q", mbox.to_str().unwrap()]);
     assert_eq!(ok(&a, &["search", "--count", "common"]).trim(), "40");
     assert_eq!(ok(&a, &["search", "--count", "word3"]).trim(), "6");
@@ -213,11 +220,7 @@ fn a_shard_that_does_not_exist_is_refused_by_number() {
 #[test]
 fn a_shard_another_process_is_writing_is_left_to_it_and_caught_up_after() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = tmp.path().join("a");
-    let mbox = tmp.path().join("m.mbox");
-    threads_mbox(&mbox, 40);
-    ok(&a, &["init"]);
-    ok(&a, &["reindex", "-q", "--shards", "2"]);
+    let (a, mbox) = sharded_archive(tmp.path(), 2);
     // This process writes shard 1 (holds its writer lock) while mail arrives.
     let other = tantivy::Index::open_in_dir(a.join("index/shard-1")).unwrap();
     let writer = other.writer::<tantivy::TantivyDocument>(15_000_000).unwrap();
